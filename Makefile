@@ -1,0 +1,42 @@
+# Two commands for users: `make run` and `make test`. Both build .venv from scratch if needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit conformance bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ondo needs Python >= 3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/ondo up --app examples/hello
+
+test: $(STAMP) lint typecheck unit conformance
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q
+
+conformance: $(STAMP)
+	@if [ -f ../shared/conformance/eventbridge.py ]; then \
+		$(BIN)/python ../shared/conformance/eventbridge.py; \
+	else echo "../shared/conformance not found: skipping EventBridge conformance"; fi
+
+bench: $(STAMP)
+	$(BIN)/python bench/matcher.py
+	$(BIN)/python bench/invoke.py
+	$(BIN)/python bench/rules.py
+
+clean:
+	rm -rf $(VENV) .ondo .mypy_cache .ruff_cache .pytest_cache

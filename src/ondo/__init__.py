@@ -1,0 +1,7 @@
+"""ondo: a self-hosted, event-driven serverless platform."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]
