@@ -1,0 +1,141 @@
+"""Every error ondo raises on purpose. Each is "Raised when …"; messages say what, where and how to fix.
+
+Modules add their classes here, grouped under their heading, rather than defining errors locally.
+"""
+
+from __future__ import annotations
+
+
+class OndoError(Exception):
+    """Base of every error ondo raises on purpose."""
+
+    code: str = "error"
+    status: int = 500
+
+
+# --- configuration and input -------------------------------------------------------------
+
+
+class ConfigError(OndoError):
+    """Raised when ondo.yaml or a setting is invalid; the message names file, line and field."""
+
+    code = "invalid_config"
+    status = 400
+
+
+class ValidationError(OndoError):
+    """Raised when a request or argument is malformed; the message names the field."""
+
+    code = "invalid_request"
+    status = 400
+
+
+class NotFound(OndoError):
+    """Raised when a named resource (function, rule, invocation, event) does not exist."""
+
+    code = "not_found"
+    status = 404
+
+
+class Conflict(OndoError):
+    """Raised when a request conflicts with the current state of a resource."""
+
+    code = "conflict"
+    status = 409
+
+
+class PayloadTooLarge(OndoError):
+    """Raised when a request body or event exceeds its size limit."""
+
+    code = "payload_too_large"
+    status = 413
+
+
+class Unauthorized(OndoError):
+    """Raised when a request carries no valid bearer token."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(OndoError):
+    """Raised when a principal may not do what it asked."""
+
+    code = "forbidden"
+    status = 403
+
+
+# --- patterns ---------------------------------------------------------------------------
+
+
+class PatternError(OndoError, ValueError):
+    """Raised when an event pattern is invalid; the message names the path and the reason."""
+
+    code = "invalid_pattern"
+    status = 400
+
+
+# --- functions and runtime --------------------------------------------------------------
+
+
+class DeployError(OndoError):
+    """Raised when a function cannot be deployed (import failure, bad requirements, size)."""
+
+    code = "deploy_failed"
+    status = 400
+
+
+class HandlerImportError(DeployError):
+    """Raised when a handler module fails to import or the handler is missing; carries the traceback."""
+
+    code = "handler_import_failed"
+
+
+class RequirementsError(DeployError):
+    """Raised when installing a function's requirements fails; names the package and pip's reason."""
+
+    code = "requirements_failed"
+
+
+class ConcurrencyExhausted(OndoError):
+    """Raised when a function already runs as many invocations as its concurrency allows."""
+
+    code = "concurrency_exhausted"
+    status = 429
+
+
+class RuntimeUnavailable(OndoError):
+    """Raised when the runtime cannot start a worker for a function."""
+
+    code = "runtime_unavailable"
+    status = 503
+
+
+# --- events and bus ---------------------------------------------------------------------
+
+
+class EventError(ValidationError):
+    """Raised when a CloudEvent is malformed; the message names the attribute (and batch index)."""
+
+    code = "invalid_event"
+
+
+# --- rules ------------------------------------------------------------------------------
+
+
+class RuleSyntaxError(ValidationError):
+    """Raised when rule text does not parse; the message gives the column and a hint."""
+
+    code = "rule_syntax"
+
+
+class RuleError(ValidationError):
+    """Raised when a rule parses but cannot be accepted (unknown function, bad window, types)."""
+
+    code = "invalid_rule"
+
+
+class ActionNotAvailable(RuleError):
+    """Raised when a rule uses an action word that this version of ondo cannot carry out yet."""
+
+    code = "action_not_available"
