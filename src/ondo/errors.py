@@ -1,4 +1,4 @@
-"""Every error ondo raises on purpose. Each is "Raised when …"; messages say what, where and how to fix.
+"""Every error ondo raises on purpose, each "Raised when …"; messages say what, where, how to fix.
 
 Modules add their classes here, grouped under their heading, rather than defining errors locally.
 """
@@ -86,13 +86,13 @@ class DeployError(OndoError):
 
 
 class HandlerImportError(DeployError):
-    """Raised when a handler module fails to import or the handler is missing; carries the traceback."""
+    """Raised when a handler fails to import or is missing; the message carries the traceback."""
 
     code = "handler_import_failed"
 
 
 class RequirementsError(DeployError):
-    """Raised when installing a function's requirements fails; names the package and pip's reason."""
+    """Raised when installing requirements fails; names the package and pip's reason."""
 
     code = "requirements_failed"
 

@@ -1,0 +1,80 @@
+"""Helpers every routes module uses: JSON bodies with limits, JSON answers, the caller."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from ondo.errors import PayloadTooLarge, ValidationError
+from ondo.platform import Platform
+from ondo.security.tokens import Principal
+
+
+def platform_of(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+def principal_of(request: Request) -> Principal:
+    principal: Principal = request.scope["ondo.principal"]
+    return principal
+
+
+def namespace_of(request: Request) -> str:
+    """The namespace asked for (`?namespace=`), defaulting to the caller's own."""
+    principal = principal_of(request)
+    return request.query_params.get("namespace") or principal.namespace
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes, what: str = "request body") -> Any:
+    if not body.strip():
+        raise ValidationError(f"{what} is empty; send a JSON document")
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except UnicodeDecodeError:
+        raise ValidationError(f"{what} is not UTF-8 text") from None
+
+
+async def json_body(request: Request, limit: int = 1024 * 1024) -> Any:
+    return parse_json(await read_body(request, limit))
+
+
+def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(
+            f"query parameter {name!r} must be a whole number, got {raw!r}"
+        ) from None
+    if not low <= value <= high:
+        raise ValidationError(f"query parameter {name!r} must be between {low} and {high}")
+    return value
+
+
+def answer(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(data, status_code=status, headers=headers)

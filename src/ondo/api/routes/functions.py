@@ -1,0 +1,159 @@
+"""Functions: list, show, versions, rollback, delete, invoke, and their invocation records."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ondo.api.http import (
+    answer,
+    int_param,
+    json_body,
+    namespace_of,
+    parse_json,
+    platform_of,
+    read_body,
+)
+from ondo.errors import ConcurrencyExhausted, NotFound, ValidationError
+from ondo.functions.model import InvocationRecord
+from ondo.platform import Platform
+
+
+async def list_functions(request: Request) -> JSONResponse:
+    platform = platform_of(request)
+    found = platform.functions.repo.list_current(namespace_of(request))
+    return answer({"functions": [fv.to_json() for fv in found]})
+
+
+async def show_function(request: Request) -> JSONResponse:
+    fv = platform_of(request).functions.get(request.path_params["name"], namespace_of(request))
+    return answer(fv.to_json())
+
+
+async def delete_function(request: Request) -> JSONResponse:
+    name = request.path_params["name"]
+    await platform_of(request).functions.delete(name, namespace_of(request))
+    return answer({"deleted": name})
+
+
+async def list_versions(request: Request) -> JSONResponse:
+    platform = platform_of(request)
+    name, namespace = request.path_params["name"], namespace_of(request)
+    current = platform.functions.get(name, namespace)
+    versions = platform.functions.repo.versions(namespace, name)
+    return answer({"current": current.version, "versions": [v.to_json() for v in versions]})
+
+
+async def rollback(request: Request) -> JSONResponse:
+    body = await json_body(request)
+    version = body.get("version") if isinstance(body, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValidationError('body must be {"version": N} with N a version number ≥ 1')
+    platform = platform_of(request)
+    fv = await platform.functions.rollback(
+        request.path_params["name"], version, namespace_of(request)
+    )
+    return answer({"name": fv.name, "current": fv.version})
+
+
+def _version_param(request: Request) -> int | None:
+    raw = request.query_params.get("version")
+    if raw is None or raw in ("", "$LATEST", "current"):
+        return None
+    if not raw.isdigit():
+        raise ValidationError(f"query parameter 'version' must be a version number, got {raw!r}")
+    return int(raw)
+
+
+async def invoke(request: Request) -> Response:
+    platform = platform_of(request)
+    mode = request.query_params.get("mode", "sync")
+    if mode not in ("sync", "async"):
+        raise ValidationError(f"query parameter 'mode' must be sync or async, got {mode!r}")
+    body = await read_body(request, platform.config.max_body_bytes)
+    payload = body if body.strip() else b"null"
+    parse_json(payload, "event (request body)")
+    name, namespace = request.path_params["name"], namespace_of(request)
+    version = _version_param(request)
+    if mode == "async":
+        record = await platform.functions.submit(
+            name, payload, namespace=namespace, version=version, trigger="api"
+        )
+        return answer(
+            {"id": record.id, "status": record.status}, 202, {"X-Ondo-Invocation-Id": record.id}
+        )
+    try:
+        record = await platform.functions.invoke(
+            name, payload, namespace=namespace, version=version, trigger="api"
+        )
+    except ConcurrencyExhausted as exc:
+        body_429 = {"error": {"code": exc.code, "message": str(exc)}}
+        return answer(body_429, 429, {"Retry-After": "1"})
+    return _sync_answer(record)
+
+
+def _sync_answer(record: InvocationRecord) -> Response:
+    headers = {
+        "X-Ondo-Invocation-Id": record.id,
+        "X-Ondo-Function-Version": str(record.version),
+    }
+    if record.status != "succeeded":
+        headers["X-Ondo-Function-Error"] = (
+            "Unhandled" if record.status == "failed" else record.status
+        )
+        return answer(record.error or {}, 200, headers)
+    content = json.dumps(record.result, separators=(",", ":")).encode()
+    return Response(content, 200, headers, media_type="application/json")
+
+
+async def function_invocations(request: Request) -> JSONResponse:
+    platform = platform_of(request)
+    name, namespace = request.path_params["name"], namespace_of(request)
+    platform.functions.get(name, namespace)
+    limit = int_param(request, "limit", 20, 1, 1000)
+    records = platform.functions.repo.invocations(namespace, name, limit)
+    return answer({"invocations": [_public(r) for r in records]})
+
+
+async def function_logs(request: Request) -> JSONResponse:
+    """Finished invocations after `after` (a finished_at time), for `ondo logs --follow`."""
+    platform = platform_of(request)
+    name, namespace = request.path_params["name"], namespace_of(request)
+    platform.functions.get(name, namespace)
+    try:
+        after = float(request.query_params.get("after", "0"))
+    except ValueError:
+        raise ValidationError("query parameter 'after' must be a number (seconds)") from None
+    limit = int_param(request, "limit", 100, 1, 1000)
+    records = platform.functions.repo.logs_after(namespace, name, after, limit)
+    return answer({"invocations": [_public(r) for r in records]})
+
+
+async def get_invocation(request: Request) -> JSONResponse:
+    platform = platform_of(request)
+    record = platform.functions.repo.invocation(request.path_params["id"])
+    if record is None or record.namespace != namespace_of(request):
+        raise NotFound(f"invocation {request.path_params['id']!r} does not exist")
+    return answer(_public(record))
+
+
+def _public(record: InvocationRecord) -> dict[str, Any]:
+    return record.to_json()
+
+
+def routes(platform: Platform) -> list[BaseRoute]:
+    return [
+        Route("/v1/functions", list_functions, methods=["GET"]),
+        Route("/v1/functions/{name}", show_function, methods=["GET"]),
+        Route("/v1/functions/{name}", delete_function, methods=["DELETE"]),
+        Route("/v1/functions/{name}/versions", list_versions, methods=["GET"]),
+        Route("/v1/functions/{name}/rollback", rollback, methods=["POST"]),
+        Route("/v1/functions/{name}/invoke", invoke, methods=["POST"]),
+        Route("/v1/functions/{name}/invocations", function_invocations, methods=["GET"]),
+        Route("/v1/functions/{name}/logs", function_logs, methods=["GET"]),
+        Route("/v1/invocations/{id}", get_invocation, methods=["GET"]),
+    ]

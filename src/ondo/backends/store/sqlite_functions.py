@@ -1,0 +1,248 @@
+"""Functions, their immutable versions and invocation records, in the embedded SQLite store."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from ondo.backends.store.sqlite import Migration, SqliteDatabase
+from ondo.functions.model import FunctionConfig, FunctionVersion, InvocationRecord
+
+MIGRATIONS: list[Migration] = [
+    (
+        "functions-0001",
+        """
+        CREATE TABLE functions (
+            namespace TEXT NOT NULL, name TEXT NOT NULL, current_version INTEGER NOT NULL,
+            app TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+            PRIMARY KEY (namespace, name));
+        CREATE TABLE function_versions (
+            namespace TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL,
+            config TEXT NOT NULL, code_hash TEXT NOT NULL, layer_hash TEXT,
+            app TEXT, created_at REAL NOT NULL,
+            PRIMARY KEY (namespace, name, version));
+        CREATE TABLE invocations (
+            id TEXT PRIMARY KEY, namespace TEXT NOT NULL, function TEXT NOT NULL,
+            version INTEGER NOT NULL, status TEXT NOT NULL, mode TEXT NOT NULL,
+            created_at REAL NOT NULL, finished_at REAL, cold INTEGER NOT NULL DEFAULT 0,
+            init_ms REAL NOT NULL DEFAULT 0, duration_ms REAL NOT NULL DEFAULT 0,
+            max_memory_mb REAL NOT NULL DEFAULT 0, error TEXT, result TEXT, logs TEXT,
+            trigger TEXT, payload BLOB);
+        CREATE INDEX invocations_by_function ON invocations (namespace, function, created_at);
+        CREATE INDEX invocations_pending ON invocations (status)
+            WHERE status IN ('queued', 'running')
+        """,
+    ),
+]
+
+
+class FunctionRepository:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self.db = db
+        db.migrate(MIGRATIONS)
+
+    # --- versions -----------------------------------------------------------------------
+
+    def current(self, namespace: str, name: str) -> FunctionVersion | None:
+        row = self.db.query_one(
+            "SELECT v.* FROM functions f JOIN function_versions v ON v.namespace = f.namespace"
+            " AND v.name = f.name AND v.version = f.current_version"
+            " WHERE f.namespace = ? AND f.name = ?",
+            (namespace, name),
+        )
+        return _version(row) if row else None
+
+    def version(self, namespace: str, name: str, version: int) -> FunctionVersion | None:
+        row = self.db.query_one(
+            "SELECT * FROM function_versions WHERE namespace = ? AND name = ? AND version = ?",
+            (namespace, name, version),
+        )
+        return _version(row) if row else None
+
+    def versions(self, namespace: str, name: str) -> list[FunctionVersion]:
+        rows = self.db.query(
+            "SELECT * FROM function_versions WHERE namespace = ? AND name = ? ORDER BY version",
+            (namespace, name),
+        )
+        return [_version(r) for r in rows]
+
+    def list_current(self, namespace: str) -> list[FunctionVersion]:
+        rows = self.db.query(
+            "SELECT v.* FROM functions f JOIN function_versions v ON v.namespace = f.namespace"
+            " AND v.name = f.name AND v.version = f.current_version"
+            " WHERE f.namespace = ? ORDER BY f.name",
+            (namespace,),
+        )
+        return [_version(r) for r in rows]
+
+    def next_version(self, namespace: str, name: str) -> int:
+        row = self.db.query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM function_versions"
+            " WHERE namespace = ? AND name = ?",
+            (namespace, name),
+        )
+        return int(row[0] if row else 0) + 1
+
+    def add_version(self, fv: FunctionVersion) -> FunctionVersion:
+        """Store a new immutable version and make it current, in one transaction."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO function_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    fv.namespace,
+                    fv.name,
+                    fv.version,
+                    json.dumps(fv.config.to_json()),
+                    fv.code_hash,
+                    fv.layer_hash,
+                    fv.app,
+                    fv.created_at,
+                ),
+            )
+            _set_current(conn, fv.namespace, fv.name, fv.version, fv.app, fv.created_at)
+        return fv
+
+    def set_current(self, namespace: str, name: str, version: int, now: float) -> None:
+        with self.db.transaction() as conn:
+            app_row = conn.execute(
+                "SELECT app FROM function_versions WHERE namespace=? AND name=? AND version=?",
+                (namespace, name, version),
+            ).fetchone()
+            _set_current(conn, namespace, name, version, app_row[0] if app_row else None, now)
+
+    def delete(self, namespace: str, name: str) -> None:
+        """Forget the function and its versions; invocation records stay for the audit trail."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "DELETE FROM functions WHERE namespace = ? AND name = ?", (namespace, name)
+            )
+            conn.execute(
+                "DELETE FROM function_versions WHERE namespace = ? AND name = ?", (namespace, name)
+            )
+
+    def names_of_app(self, namespace: str, app: str) -> list[str]:
+        rows = self.db.query(
+            "SELECT name FROM functions WHERE namespace = ? AND app = ? ORDER BY name",
+            (namespace, app),
+        )
+        return [r[0] for r in rows]
+
+    # --- invocations --------------------------------------------------------------------
+
+    def record(self, rec: InvocationRecord, payload: bytes | None = None) -> None:
+        """Insert or replace the record (payload kept while the invocation is pending)."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO invocations VALUES"
+            " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                rec.id,
+                rec.namespace,
+                rec.function,
+                rec.version,
+                rec.status,
+                rec.mode,
+                rec.created_at,
+                rec.finished_at,
+                int(rec.cold),
+                rec.init_ms,
+                rec.duration_ms,
+                rec.max_memory_mb,
+                _dump(rec.error),
+                _dump(rec.result),
+                rec.logs,
+                rec.trigger,
+                payload,
+            ),
+        )
+
+    def invocation(self, invocation_id: str) -> InvocationRecord | None:
+        row = self.db.query_one("SELECT * FROM invocations WHERE id = ?", (invocation_id,))
+        return _record(row) if row else None
+
+    def invocations(
+        self, namespace: str, function: str, limit: int, before: float | None = None
+    ) -> list[InvocationRecord]:
+        rows = self.db.query(
+            "SELECT * FROM invocations WHERE namespace = ? AND function = ?"
+            " AND created_at < ? ORDER BY created_at DESC LIMIT ?",
+            (namespace, function, before if before is not None else float("inf"), limit),
+        )
+        return [_record(r) for r in rows]
+
+    def logs_after(
+        self, namespace: str, function: str, after: float, limit: int = 200
+    ) -> list[InvocationRecord]:
+        """Finished invocations in the order they finished, for `ondo logs --follow`."""
+        rows = self.db.query(
+            "SELECT * FROM invocations WHERE namespace = ? AND function = ?"
+            " AND finished_at > ? ORDER BY finished_at LIMIT ?",
+            (namespace, function, after, limit),
+        )
+        return [_record(r) for r in rows]
+
+    def pending(self) -> list[tuple[InvocationRecord, bytes]]:
+        """Async invocations accepted but not finished (a restart resumes them)."""
+        rows = self.db.query(
+            "SELECT * FROM invocations WHERE status IN ('queued', 'running') AND mode = 'async'"
+            " ORDER BY created_at"
+        )
+        return [(_record(r), bytes(r["payload"] or b"")) for r in rows]
+
+    def interrupt_running_sync(self, now: float) -> int:
+        """Sync invocations cut off by a crash cannot be resumed: their caller is gone."""
+        cur = self.db.execute(
+            "UPDATE invocations SET status = 'interrupted', finished_at = ?"
+            " WHERE status = 'running' AND mode = 'sync'",
+            (now,),
+        )
+        return cur.rowcount
+
+
+def _set_current(
+    conn: sqlite3.Connection, namespace: str, name: str, version: int, app: str | None, now: float
+) -> None:
+    conn.execute(
+        "INSERT INTO functions VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, name) DO UPDATE"
+        " SET current_version = excluded.current_version, app = excluded.app,"
+        " updated_at = excluded.updated_at",
+        (namespace, name, version, app, now, now),
+    )
+
+
+def _dump(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _version(row: sqlite3.Row) -> FunctionVersion:
+    return FunctionVersion(
+        namespace=row["namespace"],
+        name=row["name"],
+        version=row["version"],
+        config=FunctionConfig.from_json(json.loads(row["config"])),
+        code_hash=row["code_hash"],
+        layer_hash=row["layer_hash"],
+        created_at=row["created_at"],
+        app=row["app"],
+    )
+
+
+def _record(row: sqlite3.Row) -> InvocationRecord:
+    return InvocationRecord(
+        id=row["id"],
+        namespace=row["namespace"],
+        function=row["function"],
+        version=row["version"],
+        status=row["status"],
+        mode=row["mode"],
+        created_at=row["created_at"],
+        finished_at=row["finished_at"],
+        cold=bool(row["cold"]),
+        init_ms=row["init_ms"],
+        duration_ms=row["duration_ms"],
+        max_memory_mb=row["max_memory_mb"],
+        error=json.loads(row["error"]) if row["error"] else None,
+        result=json.loads(row["result"]) if row["result"] else None,
+        logs=row["logs"] or "",
+        trigger=row["trigger"],
+    )

@@ -1,0 +1,39 @@
+"""What every CLI command shares: the client, reading --data, printing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ondo.client import Client, pretty
+from ondo.errors import ValidationError
+
+
+def client_of(args: argparse.Namespace) -> Client:
+    return Client(args.url, args.token, Path(args.data_dir) if args.data_dir else None)
+
+
+def read_data(raw: str | None, what: str = "--data") -> bytes:
+    """--data JSON, --data @FILE or --data @- (stdin); validated as JSON."""
+    if raw is None:
+        return b"{}"
+    if raw.startswith("@"):
+        name = raw[1:]
+        try:
+            text = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+        except OSError as exc:
+            raise ValidationError(f"{what}: cannot read {name}: {exc.strerror}") from None
+    else:
+        text = raw.encode()
+    try:
+        json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"{what} is not valid JSON: {exc}") from None
+    return text
+
+
+def show(data: Any) -> None:
+    print(pretty(data))

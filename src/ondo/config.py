@@ -1,0 +1,72 @@
+"""Platform settings: command-line flags over ONDO_* environment variables over defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ondo.errors import ConfigError
+
+DEFAULT_PORT = 8080
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything `ondo up` needs to know; paths are absolute."""
+
+    data_dir: Path = field(default_factory=lambda: Path(".ondo").resolve())
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    apps: tuple[Path, ...] = ()
+    bus_url: str = ""  # default: sqlite under data_dir
+    store_durability: str = "normal"
+    idle_ttl_s: float = 60.0  # warm workers are reaped after this long unused (scale to zero)
+    max_body_bytes: int = 6 * 1024 * 1024
+    max_event_bytes: int = 256 * 1024
+    log_capture_bytes: int = 64 * 1024
+    manual_clock: bool = False  # tests drive time through the API instead of the wall clock
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "ondo.db"
+
+    @property
+    def token_path(self) -> Path:
+        return self.data_dir / "admin.token"
+
+    @property
+    def effective_bus_url(self) -> str:
+        return self.bus_url or f"sqlite:///{self.data_dir / 'bus.db'}"
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def with_overrides(self, **values: Any) -> Config:
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name} must be a number, got {raw!r}") from None
+
+
+def from_environment() -> Config:
+    """Defaults overridden by ONDO_* variables; flags are applied on top by the CLI."""
+    base = Config()
+    return base.with_overrides(
+        data_dir=Path(os.environ["ONDO_DATA_DIR"]).resolve()
+        if os.environ.get("ONDO_DATA_DIR")
+        else None,
+        bus_url=os.environ.get("ONDO_BUS_URL") or None,
+        idle_ttl_s=_env_float("ONDO_IDLE_TTL", base.idle_ttl_s),
+        manual_clock=os.environ.get("ONDO_CLOCK", "") == "manual" or None,
+    )

@@ -1,0 +1,171 @@
+"""`ondo.yaml`: read, validate strictly (unknown keys are errors), resolve paths."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ondo.deploy.yamlsrc import Located, load
+from ondo.errors import ConfigError
+from ondo.functions.model import HANDLER_RE, MAX_TIMEOUT_S, NAME_RE, FunctionConfig
+
+MANIFEST_NAME = "ondo.yaml"
+TOP_LEVEL_KEYS = ("name", "functions", "rules")
+FUNCTION_KEYS = (
+    "code",
+    "handler",
+    "timeout",
+    "memory",
+    "concurrency",
+    "network",
+    "environment",
+    "requirements",
+)
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class FunctionDecl:
+    name: str
+    code_dir: Path
+    config: FunctionConfig
+    requirements: Path | None
+    where: str  # file:line, for errors found later (import failures)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    app: str
+    root: Path
+    functions: dict[str, FunctionDecl]
+    rules: list[Any] = field(default_factory=list)
+    source: Located | None = None
+
+
+def read_manifest(app_dir: Path, app_name: str | None = None) -> Manifest:
+    path = app_dir / MANIFEST_NAME
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found; an app directory needs an {MANIFEST_NAME}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    return parse_manifest(text, app_dir, MANIFEST_NAME, app_name)
+
+
+def parse_manifest(text: str, root: Path, filename: str, app_name: str | None = None) -> Manifest:
+    doc = load(text, filename)
+    data = doc.data if doc.data is not None else {}
+    if not isinstance(data, dict):
+        raise doc.error(
+            (), "the top level must be a mapping with keys: " + ", ".join(TOP_LEVEL_KEYS)
+        )
+    _no_unknown_keys(doc, (), data, TOP_LEVEL_KEYS)
+    app = data.get("name", app_name or root.resolve().name)
+    if not isinstance(app, str) or not NAME_RE.match(app):
+        raise doc.error(("name",), f"app name must match {NAME_RE.pattern}, got {app!r}")
+    functions_raw = data.get("functions") or {}
+    if not isinstance(functions_raw, dict):
+        raise doc.error(("functions",), "functions must be a mapping of name to settings")
+    functions = {name: _function(doc, root, name, spec) for name, spec in functions_raw.items()}
+    rules = data.get("rules") or []
+    if not isinstance(rules, list | dict):
+        raise doc.error(("rules",), "rules must be a list (or a mapping of name to rule)")
+    return Manifest(app, root, functions, rules if isinstance(rules, list) else [rules], doc)
+
+
+def _no_unknown_keys(
+    doc: Located, path: tuple[str | int, ...], data: dict[str, Any], allowed: tuple[str, ...]
+) -> None:
+    for key in data:
+        if key not in allowed:
+            raise doc.error(
+                (*path, key), f"unknown key {key!r}; allowed here: {', '.join(allowed)}"
+            )
+
+
+def _function(doc: Located, root: Path, name: str, spec: Any) -> FunctionDecl:
+    path: tuple[str | int, ...] = ("functions", name)
+    if not NAME_RE.match(name):
+        raise doc.error(path, f"function name {name!r} must match {NAME_RE.pattern}")
+    spec = {} if spec is None else spec
+    if not isinstance(spec, dict):
+        raise doc.error(path, "function settings must be a mapping")
+    _no_unknown_keys(doc, path, spec, FUNCTION_KEYS)
+    code_dir = _inside(doc, root, (*path, "code"), spec.get("code", f"./{name}"))
+    if not code_dir.is_dir():
+        raise doc.error((*path, "code"), f"code directory {code_dir} does not exist")
+    handler = spec.get("handler", "app.handler")
+    if not isinstance(handler, str) or not HANDLER_RE.match(handler):
+        raise doc.error(
+            (*path, "handler"), f"handler must look like module.function, got {handler!r}"
+        )
+    module_file = code_dir.joinpath(*handler.split(".")[:-1])
+    if not (module_file.with_suffix(".py").is_file() or (module_file / "__init__.py").is_file()):
+        raise doc.error(
+            (*path, "handler"),
+            f"handler module {'.'.join(handler.split('.')[:-1])!r} not found:"
+            f" no {module_file.with_suffix('.py')}",
+        )
+    requirements = spec.get("requirements")
+    req_path = _inside(doc, root, (*path, "requirements"), requirements) if requirements else None
+    if req_path is not None and not req_path.is_file():
+        raise doc.error((*path, "requirements"), f"requirements file {req_path} does not exist")
+    config = FunctionConfig(
+        handler=handler,
+        timeout=_number(doc, (*path, "timeout"), spec.get("timeout", 30), 0.1, MAX_TIMEOUT_S),
+        memory=int(_number(doc, (*path, "memory"), spec.get("memory", 128), 32, 10240, True)),
+        concurrency=int(
+            _number(doc, (*path, "concurrency"), spec.get("concurrency", 10), 1, 1000, True)
+        ),
+        network=_bool(doc, (*path, "network"), spec.get("network", False)),
+        environment=_environment(doc, (*path, "environment"), spec.get("environment") or {}),
+    )
+    return FunctionDecl(name, code_dir, config, req_path, doc.where(path))
+
+
+def _inside(doc: Located, root: Path, path: tuple[str | int, ...], value: Any) -> Path:
+    if not isinstance(value, str) or not value:
+        raise doc.error(path, f"must be a relative path, got {value!r}")
+    resolved = (root / value).resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise doc.error(path, f"{value!r} points outside the app directory")
+    return resolved
+
+
+def _number(
+    doc: Located,
+    path: tuple[str | int, ...],
+    value: Any,
+    low: float,
+    high: float,
+    whole: bool = False,
+) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise doc.error(path, f"must be a number, got {value!r}")
+    if whole and not float(value).is_integer():
+        raise doc.error(path, f"must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise doc.error(path, f"must be between {low:g} and {high:g}, got {value!r}")
+    return float(value)
+
+
+def _bool(doc: Located, path: tuple[str | int, ...], value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise doc.error(path, f"must be true or false, got {value!r}")
+    return value
+
+
+def _environment(doc: Located, path: tuple[str | int, ...], value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise doc.error(path, "must be a mapping of NAME: value")
+    env: dict[str, str] = {}
+    for key, item in value.items():
+        if not ENV_NAME_RE.match(key):
+            raise doc.error((*path, key), f"{key!r} is not a valid environment variable name")
+        if isinstance(item, dict | list) or item is None:
+            raise doc.error((*path, key), "must be text, a number or a boolean")
+        env[key] = str(item).lower() if isinstance(item, bool) else str(item)
+    return env

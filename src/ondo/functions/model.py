@@ -1,0 +1,85 @@
+"""Functions as declared, as stored (immutable versions), and their invocation records."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+HANDLER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+MAX_TIMEOUT_S = 900
+DEFAULT_NAMESPACE = "default"
+
+InvocationStatus = Literal[
+    "queued", "running", "succeeded", "failed", "timed_out", "killed", "interrupted"
+]
+FINAL_STATUSES = frozenset({"succeeded", "failed", "timed_out", "killed", "interrupted"})
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """The settings of one function version; equal configs and code mean no new version."""
+
+    handler: str = "app.handler"
+    timeout: float = 30.0
+    memory: int = 128
+    concurrency: int = 10
+    network: bool = False
+    environment: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_json(obj: dict[str, Any]) -> FunctionConfig:
+        return FunctionConfig(**obj)
+
+
+@dataclass(frozen=True)
+class FunctionVersion:
+    namespace: str
+    name: str
+    version: int
+    config: FunctionConfig
+    code_hash: str
+    layer_hash: str | None
+    created_at: float
+    app: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "namespace": self.namespace,
+            "version": self.version,
+            "code_sha256": self.code_hash,
+            "layer_sha256": self.layer_hash,
+            "created_at": self.created_at,
+            "app": self.app,
+            **self.config.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class InvocationRecord:
+    """What happened to one invocation; the API's activation record."""
+
+    id: str
+    namespace: str
+    function: str
+    version: int
+    status: InvocationStatus
+    mode: Literal["sync", "async"]
+    created_at: float
+    cold: bool = False
+    init_ms: float = 0.0
+    duration_ms: float = 0.0
+    max_memory_mb: float = 0.0
+    error: dict[str, Any] | None = None
+    result: Any = None
+    logs: str = ""
+    trigger: str | None = None
+    finished_at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)

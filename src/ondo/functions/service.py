@@ -1,0 +1,280 @@
+"""Deploying and invoking functions: versions, slots, records, the async queue."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ondo.backends.store.sqlite_functions import FunctionRepository
+from ondo.clock import Clock
+from ondo.errors import ConcurrencyExhausted, NotFound
+from ondo.functions.bundle import CodeStore
+from ondo.functions.model import FunctionConfig, FunctionVersion, InvocationRecord
+from ondo.metrics import Metrics
+from ondo.runtime.base import FunctionSpec, InvocationOutcome, Runtime
+
+log = logging.getLogger("ondo.functions")
+
+InvocationListener = Callable[[InvocationRecord], Awaitable[None]]
+
+
+class FunctionService:
+    """The one place that turns a function name and an event into a recorded invocation."""
+
+    def __init__(
+        self,
+        repo: FunctionRepository,
+        runtime: Runtime,
+        code: CodeStore,
+        layers_root: Path,
+        clock: Clock,
+        metrics: Metrics,
+    ) -> None:
+        self.repo = repo
+        self.runtime = runtime
+        self.code = code
+        self.layers_root = layers_root
+        self.clock = clock
+        self.metrics = metrics
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._async_tasks: set[asyncio.Task[None]] = set()
+        self._listeners: list[InvocationListener] = []
+        self._closing = False
+        self._publishing = asyncio.Lock()
+
+    # --- lookup -------------------------------------------------------------------------
+
+    def get(
+        self, name: str, namespace: str = "default", version: int | None = None
+    ) -> FunctionVersion:
+        found = (
+            self.repo.current(namespace, name)
+            if version is None
+            else self.repo.version(namespace, name, version)
+        )
+        if found is None:
+            what = f"function {name!r}" + (f" version {version}" if version else "")
+            raise NotFound(f"{what} does not exist in namespace {namespace!r}")
+        return found
+
+    def exists(self, name: str, namespace: str = "default") -> bool:
+        return self.repo.current(namespace, name) is not None
+
+    def spec(self, fv: FunctionVersion) -> FunctionSpec:
+        cfg = fv.config
+        return FunctionSpec(
+            namespace=fv.namespace,
+            name=fv.name,
+            version=fv.version,
+            code_dir=self.code.path(fv.code_hash),
+            handler=cfg.handler,
+            timeout_s=cfg.timeout,
+            memory_mb=cfg.memory,
+            concurrency=cfg.concurrency,
+            network=cfg.network,
+            environment=dict(cfg.environment),
+            layer_dir=self.layers_root / fv.layer_hash if fv.layer_hash else None,
+        )
+
+    def on_finished(self, listener: InvocationListener) -> None:
+        """Call `listener` with every final record (destinations, rules, metrics)."""
+        self._listeners.append(listener)
+
+    # --- versions -----------------------------------------------------------------------
+
+    async def publish(
+        self,
+        name: str,
+        config: FunctionConfig,
+        code_hash: str,
+        layer_hash: str | None,
+        *,
+        namespace: str = "default",
+        app: str | None = None,
+    ) -> FunctionVersion:
+        """Prepare the new version in the runtime first; only then make it current."""
+        async with self._publishing:
+            version = self.repo.next_version(namespace, name)
+            draft = FunctionVersion(
+                namespace, name, version, config, code_hash, layer_hash, self.clock.now(), app
+            )
+            await self.runtime.prepare(self.spec(draft))
+            previous = self.repo.current(namespace, name)
+            fv = self.repo.add_version(draft)
+        if previous is not None:
+            await self.runtime.retire(self.spec(previous))
+        return fv
+
+    async def rollback(
+        self, name: str, version: int, namespace: str = "default"
+    ) -> FunctionVersion:
+        target = self.get(name, namespace, version)
+        current = self.get(name, namespace)
+        await self.runtime.prepare(self.spec(target))
+        self.repo.set_current(namespace, name, version, self.clock.now())
+        if current.version != version:
+            await self.runtime.retire(self.spec(current))
+        return target
+
+    async def delete(self, name: str, namespace: str = "default") -> None:
+        current = self.get(name, namespace)
+        self.repo.delete(namespace, name)
+        await self.runtime.retire(self.spec(current))
+
+    # --- invocation ---------------------------------------------------------------------
+
+    def _slot(self, fv: FunctionVersion) -> asyncio.Semaphore:
+        key = f"{fv.namespace}/{fv.name}:{fv.version}"
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = asyncio.Semaphore(fv.config.concurrency)
+        return slot
+
+    def _new_record(
+        self, fv: FunctionVersion, mode: str, trigger: str | None, request_id: str | None
+    ) -> InvocationRecord:
+        return InvocationRecord(
+            id=request_id or str(uuid.uuid4()),
+            namespace=fv.namespace,
+            function=fv.name,
+            version=fv.version,
+            status="queued" if mode == "async" else "running",
+            mode="async" if mode == "async" else "sync",
+            created_at=self.clock.now(),
+            trigger=trigger,
+        )
+
+    async def invoke(
+        self,
+        name: str,
+        payload: bytes,
+        *,
+        namespace: str = "default",
+        version: int | None = None,
+        trigger: str | None = None,
+        request_id: str | None = None,
+        wait_for_slot: bool = False,
+    ) -> InvocationRecord:
+        """Run one invocation now and return its final record.
+
+        Raises ConcurrencyExhausted when every slot is busy, unless `wait_for_slot`.
+        """
+        fv = self.get(name, namespace, version)
+        slot = self._slot(fv)
+        if slot.locked() and not wait_for_slot:
+            raise ConcurrencyExhausted(
+                f"function {name!r} already runs {fv.config.concurrency} invocations"
+                " (its concurrency); retry shortly or raise `concurrency` in ondo.yaml"
+            )
+        record = self._new_record(fv, "sync", trigger, request_id)
+        async with slot:
+            self.repo.record(record)
+            return await self._run(fv, record, payload)
+
+    async def submit(
+        self,
+        name: str,
+        payload: bytes,
+        *,
+        namespace: str = "default",
+        version: int | None = None,
+        trigger: str | None = None,
+        request_id: str | None = None,
+    ) -> InvocationRecord:
+        """Accept an async invocation durably (the record holds the payload), run it later."""
+        fv = self.get(name, namespace, version)
+        record = self._new_record(fv, "async", trigger, request_id)
+        self.repo.record(record, payload)
+        self._spawn(fv, record, payload)
+        return record
+
+    def resume_pending(self) -> int:
+        """After a restart: run again every async invocation accepted but not finished."""
+        count = 0
+        for record, payload in self.repo.pending():
+            fv = self.repo.version(record.namespace, record.function, record.version)
+            if fv is None:
+                fv = self.repo.current(record.namespace, record.function)
+            if fv is None:
+                self._finish_without_run(record, "function was deleted before it ran")
+                continue
+            self._spawn(fv, replace(record, status="queued"), payload)
+            count += 1
+        self.repo.interrupt_running_sync(self.clock.now())
+        return count
+
+    def _spawn(self, fv: FunctionVersion, record: InvocationRecord, payload: bytes) -> None:
+        task = asyncio.create_task(self._run_async(fv, record, payload))
+        self._async_tasks.add(task)
+        task.add_done_callback(self._async_tasks.discard)
+
+    async def _run_async(
+        self, fv: FunctionVersion, record: InvocationRecord, payload: bytes
+    ) -> None:
+        async with self._slot(fv):
+            if self._closing:
+                return  # stays queued in the store; the next start resumes it
+            record = replace(record, status="running")
+            self.repo.record(record, payload)
+            await self._run(fv, record, payload)
+
+    def _finish_without_run(self, record: InvocationRecord, why: str) -> None:
+        error = {"errorMessage": why, "errorType": "Ondo.NotRun", "stackTrace": []}
+        self.repo.record(
+            replace(record, status="failed", error=error, finished_at=self.clock.now())
+        )
+
+    async def _run(
+        self, fv: FunctionVersion, record: InvocationRecord, payload: bytes
+    ) -> InvocationRecord:
+        outcome = await self.runtime.invoke(self.spec(fv), payload, record.id)
+        final = _apply_outcome(record, outcome, self.clock.now())
+        self.repo.record(final)
+        self._count(final)
+        for listener in self._listeners:
+            try:
+                await listener(final)
+            except Exception:  # a listener must never undo a recorded invocation
+                log.exception("invocation listener failed for %s", final.id)
+        return final
+
+    def _count(self, rec: InvocationRecord) -> None:
+        labels = (rec.namespace, rec.function)
+        self.metrics.invocations.labels(*labels, rec.status).inc()
+        self.metrics.duration.labels(*labels).observe(rec.duration_ms / 1000.0)
+        if rec.status != "succeeded":
+            self.metrics.errors.labels(*labels).inc()
+        if rec.cold:
+            self.metrics.cold_starts.labels(*labels).inc()
+
+    async def drain(self, grace_s: float) -> None:
+        """Stop taking queued async work; let running invocations finish for up to `grace_s`."""
+        self._closing = True
+        if self._async_tasks:
+            await asyncio.wait(set(self._async_tasks), timeout=grace_s)
+
+
+def _apply_outcome(
+    record: InvocationRecord, outcome: InvocationOutcome, now: float
+) -> InvocationRecord:
+    result: Any = None
+    if outcome.status == "succeeded" and outcome.result is not None:
+        result = json.loads(outcome.result)
+    return replace(
+        record,
+        status=outcome.status,
+        cold=outcome.cold,
+        init_ms=round(outcome.init_ms, 3),
+        duration_ms=round(outcome.duration_ms, 3),
+        max_memory_mb=round(outcome.max_memory_mb, 2),
+        error=dict(outcome.error) if outcome.error is not None else None,
+        result=result,
+        logs=outcome.logs,
+        finished_at=now,
+    )

@@ -1,0 +1,69 @@
+"""Prometheus metrics of one platform (its own registry, so tests can run several platforms)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class _PoolCollector(Collector):
+    """Reads pool sizes from the runtime's status at scrape time."""
+
+    def __init__(self, status: Callable[[], Mapping[str, Any]]) -> None:
+        self._status = status
+
+    def collect(self) -> Any:
+        totals = self._status().get("totals", {})
+        for key in ("zygotes", "workers_warm", "workers_busy"):
+            gauge = GaugeMetricFamily(f"ondo_pool_{key}", f"Runtime pool: {key.replace('_', ' ')}")
+            gauge.add_metric([], float(totals.get(key, 0)))
+            yield gauge
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ["namespace", "function"]
+        self.invocations = Counter(
+            "ondo_invocations",
+            "Function invocations finished",
+            [*labels, "status"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "ondo_invocation_errors",
+            "Invocations that did not succeed",
+            labels,
+            registry=self.registry,
+        )
+        self.cold_starts = Counter(
+            "ondo_cold_starts",
+            "Invocations that needed a new worker",
+            labels,
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "ondo_invocation_duration_seconds",
+            "Handler duration",
+            labels,
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "ondo_events_ingested",
+            "Events appended to the bus",
+            ["namespace"],
+            registry=self.registry,
+        )
+
+    def watch_pool(self, status: Callable[[], Mapping[str, Any]]) -> None:
+        self.registry.register(_PoolCollector(status))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,85 @@
+"""The running platform: every component of one ondo process, wired together, started and stopped.
+
+Components that run in the background (dispatcher, action queue, schedulers, …) implement
+`Service` and are added with `add_service`; they start in order and stop in reverse order.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from ondo.backends.store.sqlite import SqliteDatabase
+from ondo.backends.store.sqlite_functions import FunctionRepository
+from ondo.clock import Clock, ManualClock, WallClock
+from ondo.config import Config
+from ondo.functions.bundle import CodeStore
+from ondo.functions.service import FunctionService
+from ondo.metrics import Metrics
+from ondo.runtime.base import Runtime
+from ondo.security.tokens import TokenStore
+
+log = logging.getLogger("ondo.platform")
+
+
+class Service(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class Platform:
+    def __init__(self, config: Config, runtime: Runtime | None = None) -> None:
+        self.config = config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.clock: Clock = ManualClock() if config.manual_clock else WallClock()
+        self.db = SqliteDatabase(config.db_path, durability=config.store_durability)
+        self.tokens = TokenStore(self.db)
+        self.metrics = Metrics()
+        self.runtime = runtime if runtime is not None else _default_runtime(config)
+        self.metrics.watch_pool(self.runtime.status)
+        self.functions = FunctionService(
+            FunctionRepository(self.db),
+            self.runtime,
+            CodeStore(config.data_dir / "code"),
+            config.data_dir / "layers",
+            self.clock,
+            self.metrics,
+        )
+        self.admin_token = ""
+        self._services: list[Service] = []
+        self._started: list[Service] = []
+
+    def add_service(self, service: Service) -> None:
+        self._services.append(service)
+
+    async def start(self) -> None:
+        self.admin_token, created = self.tokens.ensure_admin_token(
+            self.config.token_path, self.clock.now()
+        )
+        if created:
+            log.warning("created the admin token in %s (mode 0600)", self.config.token_path)
+        await self.runtime.start()
+        resumed = self.functions.resume_pending()
+        if resumed:
+            log.info("resuming %d async invocations accepted before the last stop", resumed)
+        for service in self._services:
+            await service.start()
+            self._started.append(service)
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        for service in reversed(self._started):
+            try:
+                await service.stop()
+            except Exception:
+                log.exception("stopping %r failed", service)
+        self._started.clear()
+        await self.functions.drain(grace_s)
+        await self.runtime.close(grace_s)
+        self.db.close()
+
+
+def _default_runtime(config: Config) -> Runtime:
+    from ondo.runtime import create_runtime
+
+    return create_runtime(config)

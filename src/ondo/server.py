@@ -1,0 +1,89 @@
+"""`ondo up`: the whole platform in one process tree, served by uvicorn until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator
+
+import uvicorn
+from starlette.applications import Starlette
+
+from ondo.api.app import create_app
+from ondo.api.routes.deployments import deploy_manifest
+from ondo.config import Config
+from ondo.deploy.manifest import read_manifest
+from ondo.errors import OndoError
+from ondo.platform import Platform
+
+log = logging.getLogger("ondo")
+
+
+async def deploy_apps(platform: Platform) -> None:
+    for app_dir in platform.config.apps:
+        manifest = read_manifest(app_dir)
+        result = await deploy_manifest(platform, manifest, "default", dry_run=False)
+        for step in result["steps"]:  # type: ignore[attr-defined]
+            log.info(
+                "deploy %s: %s %s %s", manifest.app, step["change"], step["kind"], step["name"]
+            )
+
+
+def build(config: Config) -> tuple[Platform, Starlette]:
+    platform = Platform(config)
+    app = create_app(platform)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await platform.start()
+        try:
+            await deploy_apps(platform)
+        except OndoError as exc:
+            log.error("deploying --app failed: %s", exc)
+            await platform.stop()
+            raise SystemExit(2) from None
+        _announce(platform)
+        yield
+        log.info("shutting down: letting in-flight invocations finish")
+        await platform.stop()
+
+    app.router.lifespan_context = lifespan
+    return platform, app
+
+
+def _announce(platform: Platform) -> None:
+    cfg = platform.config
+    lines = [
+        f"ondo is up at {cfg.url}  (data in {cfg.data_dir})",
+        f"admin token: {cfg.token_path}  (export ONDO_TOKEN=$(cat {cfg.token_path}))",
+    ]
+    for fv in platform.functions.repo.list_current("default"):
+        lines.append(
+            f'function {fv.name} v{fv.version}:  ondo invoke {fv.name} --data \'{{"name": "you"}}\''
+        )
+    for line in lines:
+        print(line, file=sys.stderr, flush=True)
+
+
+def serve(config: Config) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    _platform, app = build(config)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=15,
+        )
+    )
+    try:
+        asyncio.run(server.serve())
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0 if server.started else 1
