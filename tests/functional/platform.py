@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -151,7 +152,5 @@ def _kill_tree(pid: int) -> None:
         seen.append(current)
         stack.extend(_children(current))
     for victim in seen:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(victim, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
