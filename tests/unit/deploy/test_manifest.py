@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ondo.deploy.manifest import parse_manifest, read_manifest
+from ondo.errors import ConfigError
+
+
+def make_app(root: Path, yaml_text: str, files: dict[str, str] | None = None) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "ondo.yaml").write_text(yaml_text)
+    for name, text in (files or {"resize/app.py": "def handler(e, c):\n    return e\n"}).items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def test_defaults_and_full_settings(tmp_path: Path) -> None:
+    app = make_app(
+        tmp_path / "shop",
+        "functions:\n"
+        "  resize:\n"
+        "    timeout: 5\n"
+        "    memory: 256\n"
+        "    concurrency: 3\n"
+        "    network: true\n"
+        "    environment: {LEVEL: info, DEBUG: false, N: 3}\n",
+    )
+    manifest = read_manifest(app)
+    assert manifest.app == "shop"
+    fn = manifest.functions["resize"]
+    assert fn.code_dir == (app / "resize").resolve()
+    assert fn.config.handler == "app.handler"
+    assert (fn.config.timeout, fn.config.memory, fn.config.concurrency) == (5, 256, 3)
+    assert fn.config.network is True
+    assert fn.config.environment == {"LEVEL": "info", "DEBUG": "false", "N": "3"}
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        ("functions:\n  resize:\n    timeout: 901\n", "ondo.yaml:3 (functions.resize.timeout)"),
+        ("functions:\n  resize:\n    timout: 5\n", "unknown key 'timout'"),
+        ("functions:\n  resize:\n    memory: lots\n", "must be a number, got 'lots'"),
+        ("functions:\n  resize:\n    handler: nope\n", "module.function"),
+        ("functions:\n  resize:\n    handler: missing.handler\n", "handler module 'missing'"),
+        ("functions:\n  resize:\n    code: ../elsewhere\n", "outside the app directory"),
+        ("functions:\n  resize:\n    network: yes please\n", "true or false"),
+        ("functions:\n  Resize_Bad:\n    code: ./resize\n", "must match"),
+        ("functions:\n  resize:\n    requirements: nope.txt\n", "nope.txt does not exist"),
+        ("functions:\n  resize: {a: [1,\n", "not valid YAML"),
+        ("functions:\n  resize: {}\n  resize: {}\n", "duplicate key 'resize'"),
+        ("servers: 3\n", "unknown key 'servers'"),
+        ("- a\n- b\n", "top level must be a mapping"),
+    ],
+)
+def test_invalid_manifests_name_file_line_and_field(
+    tmp_path: Path, yaml_text: str, expected: str
+) -> None:
+    app = make_app(tmp_path / "app", yaml_text)
+    with pytest.raises(ConfigError) as caught:
+        read_manifest(app)
+    assert expected in str(caught.value)
+    assert str(caught.value).startswith("ondo.yaml")
+
+
+def test_missing_manifest_says_where(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"needs an ondo\.yaml"):
+        read_manifest(tmp_path)
+
+
+def test_error_line_points_at_the_field(tmp_path: Path) -> None:
+    text = "name: shop\nfunctions:\n  resize:\n    handler: app.handler\n    concurrency: 0\n"
+    with pytest.raises(ConfigError, match=r"^ondo.yaml:5 \(functions.resize.concurrency\)"):
+        parse_manifest(text, make_app(tmp_path / "a", text), "ondo.yaml")
