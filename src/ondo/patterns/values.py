@@ -1,0 +1,57 @@
+"""How JSON leaf values compare in patterns: type-aware keys, number tests, display."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+
+class _Sentinel:
+    """A dict key for a JSON literal that must not collide with numbers (True == 1 in Python)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+TRUE_KEY: Final = _Sentinel("true")
+FALSE_KEY: Final = _Sentinel("false")
+NULL_KEY: Final = _Sentinel("null")
+NOT_A_LEAF: Final = _Sentinel("not-a-leaf")
+
+
+def value_key(value: Any) -> Any:
+    """Key under which a leaf value is looked up: 5 and 5.0 share one, "5" and true do not."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is bool:
+        return TRUE_KEY if value else FALSE_KEY
+    if value is None:
+        return NULL_KEY
+    if kind is int:
+        try:
+            return float(value)
+        except OverflowError:
+            return value
+    if kind is float:
+        return value
+    return NOT_A_LEAF
+
+
+def is_number(value: Any) -> bool:
+    """True for JSON numbers (Python int or float, never bool)."""
+    kind = type(value)
+    return kind is int or kind is float
+
+
+def show(value: Any) -> str:
+    """A value as it would appear in JSON, for messages."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
