@@ -1,0 +1,295 @@
+"""Action jobs in the embedded SQLite store: one row per ActionRequest, keyed by idempotency key.
+
+A job moves pending -> running -> succeeded, or back to pending with a later `next_attempt_at`
+after a failed attempt, or to dead (the dead-letter queue) after its last one. `ondo dlq retry`
+moves dead -> pending; `ondo dlq delete` moves dead -> discarded (the row stays, so the key still
+deduplicates a replayed event and `ondo trace` still shows what happened).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ondo.backends.store.sqlite import Migration, SqliteDatabase
+
+MIGRATIONS: list[Migration] = [
+    (
+        "actions-0001",
+        """
+        CREATE TABLE action_jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            key TEXT NOT NULL UNIQUE,
+            namespace TEXT NOT NULL, rule TEXT NOT NULL, action_index INTEGER NOT NULL,
+            kind TEXT NOT NULL, enforcement_id TEXT NOT NULL,
+            event_source TEXT NOT NULL, event_id TEXT NOT NULL,
+            status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+            attempt_seq INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL, next_attempt_at REAL NOT NULL,
+            last_error TEXT, invocation_ids TEXT NOT NULL DEFAULT '[]', result TEXT,
+            request TEXT NOT NULL,
+            created_at REAL NOT NULL, updated_at REAL NOT NULL, finished_at REAL);
+        CREATE INDEX action_jobs_due ON action_jobs (next_attempt_at, id)
+            WHERE status = 'pending';
+        CREATE INDEX action_jobs_running ON action_jobs (status) WHERE status = 'running';
+        CREATE INDEX action_jobs_dead ON action_jobs (namespace, id) WHERE status = 'dead';
+        CREATE INDEX action_jobs_enforcement ON action_jobs (enforcement_id);
+        CREATE INDEX action_jobs_event ON action_jobs (event_source, event_id)
+        """,
+    ),
+]
+
+STATUSES = ("pending", "running", "succeeded", "dead", "discarded")
+
+
+@dataclass(frozen=True)
+class NewJob:
+    key: str
+    namespace: str
+    rule: str
+    action_index: int
+    kind: str
+    enforcement_id: str
+    event_source: str
+    event_id: str
+    max_attempts: int
+    request: str  # the ActionRequest's JSON form
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    key: str
+    namespace: str
+    rule: str
+    action_index: int
+    kind: str
+    enforcement_id: str
+    event_source: str
+    event_id: str
+    status: str
+    attempts: int  # attempts in this round (a DLQ retry starts a new round at 0)
+    attempt_seq: int  # attempts ever made: names each attempt uniquely (its request id)
+    max_attempts: int
+    next_attempt_at: float
+    last_error: Any
+    invocation_ids: list[str]
+    result: Any
+    request: str
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+
+    def to_json(self, with_request: bool = False) -> dict[str, Any]:
+        out = {
+            name: getattr(self, name)
+            for name in self.__dataclass_fields__
+            if name != "request" or with_request
+        }
+        if with_request:
+            out["request"] = json.loads(self.request)
+        return out
+
+
+class ActionJobRepository:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self.db = db
+        db.migrate(MIGRATIONS)
+
+    # --- the queue's own transitions ----------------------------------------------------
+
+    def insert(self, jobs: Sequence[NewJob], now: float) -> int:
+        """Store new jobs in one transaction; a key seen before is ignored. Returns how many."""
+        rows = [
+            (
+                j.key,
+                j.namespace,
+                j.rule,
+                j.action_index,
+                j.kind,
+                j.enforcement_id,
+                j.event_source,
+                j.event_id,
+                j.max_attempts,
+                now,
+                j.request,
+                now,
+                now,
+            )
+            for j in jobs
+        ]
+        with self.db.transaction() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO action_jobs (key, namespace, rule, action_index, kind,"
+                " enforcement_id, event_source, event_id, status, max_attempts, next_attempt_at,"
+                " request, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
+                rows,
+            )
+            return conn.total_changes - before
+
+    def claim_due(self, now: float, limit: int) -> list[Job]:
+        """Mark up to `limit` due pending jobs running (attempts + 1) and return them."""
+        if limit <= 0:
+            return []
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                "UPDATE action_jobs SET status = 'running', attempts = attempts + 1,"
+                " attempt_seq = attempt_seq + 1, updated_at = ? WHERE id IN (SELECT id"
+                " FROM action_jobs WHERE status = 'pending'"
+                " AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?) RETURNING *",
+                (now, now, limit),
+            ).fetchall()
+        return sorted((_job(r) for r in rows), key=lambda j: (j.next_attempt_at, j.id))
+
+    def next_due_at(self) -> float | None:
+        row = self.db.query_one(
+            "SELECT MIN(next_attempt_at) FROM action_jobs WHERE status = 'pending'"
+        )
+        return None if row is None or row[0] is None else float(row[0])
+
+    def succeed(self, job_id: int, now: float, invocation_id: str | None, result: Any) -> None:
+        self._finish(job_id, "succeeded", now, invocation_id, result=result)
+
+    def bury(self, job_id: int, now: float, invocation_id: str | None, error: Any) -> None:
+        """Dead-letter the job after its last attempt (or a failure that retrying cannot fix)."""
+        self._finish(job_id, "dead", now, invocation_id, error=error)
+
+    def retry_at(
+        self, job_id: int, now: float, when: float, invocation_id: str | None, error: Any
+    ) -> None:
+        self.db.execute(
+            "UPDATE action_jobs SET status = 'pending', next_attempt_at = ?, last_error = ?,"
+            f" updated_at = ?, invocation_ids = {_APPEND_ID} WHERE id = ?",
+            (when, _dump(error), now, *_append(invocation_id), job_id),
+        )
+
+    def _finish(
+        self,
+        job_id: int,
+        status: str,
+        now: float,
+        invocation_id: str | None,
+        *,
+        result: Any = None,
+        error: Any = None,
+    ) -> None:
+        self.db.execute(
+            "UPDATE action_jobs SET status = ?, result = ?, last_error = COALESCE(?, last_error),"
+            f" updated_at = ?, finished_at = ?, invocation_ids = {_APPEND_ID} WHERE id = ?",
+            (status, _dump(result), _dump(error), now, now, *_append(invocation_id), job_id),
+        )
+
+    def recover_running(self, now: float) -> int:
+        """After a crash: jobs left running go back to pending for the same attempt number."""
+        cur = self.db.execute(
+            "UPDATE action_jobs SET status = 'pending', attempts = MAX(attempts - 1, 0),"
+            " attempt_seq = MAX(attempt_seq - 1, 0), next_attempt_at = ?, updated_at = ?"
+            " WHERE status = 'running'",
+            (now, now),
+        )
+        return cur.rowcount
+
+    # --- reading ------------------------------------------------------------------------
+
+    def get(self, job_id: int) -> Job | None:
+        row = self.db.query_one("SELECT * FROM action_jobs WHERE id = ?", (job_id,))
+        return _job(row) if row else None
+
+    def by_key(self, key: str) -> Job | None:
+        row = self.db.query_one("SELECT * FROM action_jobs WHERE key = ?", (key,))
+        return _job(row) if row else None
+
+    def by_enforcement(self, enforcement_id: str) -> list[Job]:
+        rows = self.db.query(
+            "SELECT * FROM action_jobs WHERE enforcement_id = ? ORDER BY action_index, id",
+            (enforcement_id,),
+        )
+        return [_job(r) for r in rows]
+
+    def by_event(self, source: str, event_id: str) -> list[Job]:
+        rows = self.db.query(
+            "SELECT * FROM action_jobs WHERE event_source = ? AND event_id = ? ORDER BY id",
+            (source, event_id),
+        )
+        return [_job(r) for r in rows]
+
+    def dead(self, namespace: str, limit: int = 100, after_id: int = 0) -> list[Job]:
+        rows = self.db.query(
+            "SELECT * FROM action_jobs WHERE status = 'dead' AND namespace = ? AND id > ?"
+            " ORDER BY id LIMIT ?",
+            (namespace, after_id, limit),
+        )
+        return [_job(r) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        rows = self.db.query("SELECT status, COUNT(*) FROM action_jobs GROUP BY status")
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    # --- the dead-letter queue ----------------------------------------------------------
+
+    def revive(self, job_ids: Sequence[int], now: float) -> int:
+        """Dead -> pending with attempts reset, due now. Returns how many moved."""
+        with self.db.transaction() as conn:
+            moved = 0
+            for job_id in job_ids:
+                moved += conn.execute(
+                    "UPDATE action_jobs SET status = 'pending', attempts = 0, next_attempt_at = ?,"
+                    " created_at = ?, updated_at = ?, finished_at = NULL"
+                    " WHERE id = ? AND status = 'dead'",
+                    (now, now, now, job_id),
+                ).rowcount
+            return moved
+
+    def discard(self, job_id: int, now: float) -> bool:
+        cur = self.db.execute(
+            "UPDATE action_jobs SET status = 'discarded', updated_at = ?"
+            " WHERE id = ? AND status = 'dead'",
+            (now, job_id),
+        )
+        return cur.rowcount == 1
+
+
+# Append an invocation id to the JSON list unless absent or already there (bound three times).
+_APPEND_ID = (
+    "CASE WHEN ? IS NULL OR invocation_ids LIKE '%\"' || ? || '\"%' THEN invocation_ids"
+    " ELSE json_insert(invocation_ids, '$[#]', ?) END"
+)
+
+
+def _append(invocation_id: str | None) -> tuple[str | None, str | None, str | None]:
+    return (invocation_id, invocation_id, invocation_id)
+
+
+def _dump(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"],
+        key=row["key"],
+        namespace=row["namespace"],
+        rule=row["rule"],
+        action_index=row["action_index"],
+        kind=row["kind"],
+        enforcement_id=row["enforcement_id"],
+        event_source=row["event_source"],
+        event_id=row["event_id"],
+        status=row["status"],
+        attempts=row["attempts"],
+        attempt_seq=row["attempt_seq"],
+        max_attempts=row["max_attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        last_error=json.loads(row["last_error"]) if row["last_error"] else None,
+        invocation_ids=json.loads(row["invocation_ids"] or "[]"),
+        result=json.loads(row["result"]) if row["result"] else None,
+        request=row["request"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        finished_at=row["finished_at"],
+    )

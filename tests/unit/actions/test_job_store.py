@@ -1,0 +1,109 @@
+"""The action job table on a real SQLite file: dedup, claiming, retries, DLQ, crash recovery."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ondo.backends.store.sqlite import SqliteDatabase
+from ondo.backends.store.sqlite_actions import ActionJobRepository, NewJob
+
+
+def new_job(key: str, *, max_attempts: int = 3, enforcement: str = "enf-1") -> NewJob:
+    return NewJob(
+        key=key,
+        namespace="default",
+        rule="r1",
+        action_index=0,
+        kind="invoke",
+        enforcement_id=enforcement,
+        event_source="test/src",
+        event_id=f"ev-{key}",
+        max_attempts=max_attempts,
+        request="{}",
+    )
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Iterator[ActionJobRepository]:
+    db = SqliteDatabase(tmp_path / "ondo.db")
+    yield ActionJobRepository(db)
+    db.close()
+
+
+def test_a_key_seen_before_is_ignored(repo: ActionJobRepository) -> None:
+    assert repo.insert([new_job("k1"), new_job("k2")], now=100.0) == 2
+    assert repo.insert([new_job("k1"), new_job("k3")], now=101.0) == 1
+    assert repo.counts() == {"pending": 3}
+    assert repo.by_key("k1") is not None and repo.by_key("k1").created_at == 100.0  # type: ignore[union-attr]
+
+
+def test_only_due_jobs_are_claimed_and_each_once(repo: ActionJobRepository) -> None:
+    repo.insert([new_job("a"), new_job("b")], now=10.0)
+    first = repo.claim_due(now=10.0, limit=1)
+    second = repo.claim_due(now=10.0, limit=5)
+    assert [j.key for j in first] == ["a"] and [j.key for j in second] == ["b"]
+    assert repo.claim_due(now=10.0, limit=5) == []
+    assert first[0].status == "running" and first[0].attempts == 1 and first[0].attempt_seq == 1
+
+
+def test_a_retry_waits_for_its_time(repo: ActionJobRepository) -> None:
+    repo.insert([new_job("a")], now=10.0)
+    job = repo.claim_due(10.0, 1)[0]
+    repo.retry_at(job.id, now=11.0, when=15.0, invocation_id="inv-1", error={"error": "boom"})
+    assert repo.claim_due(14.9, 5) == []
+    assert repo.next_due_at() == 15.0
+    again = repo.claim_due(15.0, 5)
+    assert [j.attempts for j in again] == [2]
+    assert again[0].last_error == {"error": "boom"} and again[0].invocation_ids == ["inv-1"]
+
+
+def test_dead_jobs_are_listed_retried_with_attempts_reset_or_discarded(
+    repo: ActionJobRepository,
+) -> None:
+    repo.insert([new_job("a"), new_job("b")], now=1.0)
+    a, b = repo.claim_due(1.0, 2)
+    repo.bury(a.id, 2.0, "inv-a", {"error": "still failing"})
+    repo.bury(b.id, 2.0, None, {"error": "nope"})
+    assert [j.key for j in repo.dead("default")] == ["a", "b"]
+    assert repo.dead("other") == []
+    assert repo.revive([a.id], now=3.0) == 1
+    assert repo.revive([a.id], now=3.0) == 0  # no longer dead
+    revived = repo.claim_due(3.0, 5)
+    assert [(j.key, j.attempts, j.attempt_seq) for j in revived] == [("a", 1, 2)]
+    assert repo.discard(b.id, 4.0) is True
+    assert repo.discard(b.id, 4.0) is False
+    assert repo.dead("default") == []
+    assert repo.get(b.id).status == "discarded"  # type: ignore[union-attr]
+
+
+def test_running_jobs_go_back_to_pending_as_the_same_attempt(repo: ActionJobRepository) -> None:
+    repo.insert([new_job("a"), new_job("b")], now=1.0)
+    a, _b = repo.claim_due(1.0, 2)
+    repo.succeed(a.id, 2.0, "inv-a", {"ok": 1})
+    assert repo.recover_running(now=5.0) == 1  # only b was still running
+    again = repo.claim_due(5.0, 5)
+    assert [(j.key, j.attempts, j.attempt_seq) for j in again] == [("b", 1, 1)]
+    assert repo.get(a.id).status == "succeeded"  # type: ignore[union-attr]
+
+
+def test_jobs_are_found_by_enforcement_and_by_event(repo: ActionJobRepository) -> None:
+    repo.insert([new_job("a", enforcement="e1"), new_job("b", enforcement="e2")], now=1.0)
+    assert [j.key for j in repo.by_enforcement("e1")] == ["a"]
+    assert [j.key for j in repo.by_event("test/src", "ev-b")] == ["b"]
+    assert repo.by_event("test/src", "missing") == []
+
+
+def test_invocation_ids_accumulate_without_repeats(repo: ActionJobRepository) -> None:
+    repo.insert([new_job("a")], now=1.0)
+    job = repo.claim_due(1.0, 1)[0]
+    repo.retry_at(job.id, 1.0, 1.0, "inv-1", {"error": "x"})
+    job = repo.claim_due(1.0, 1)[0]
+    repo.retry_at(job.id, 1.0, 1.0, "inv-1", {"error": "x"})
+    job = repo.claim_due(1.0, 1)[0]
+    repo.bury(job.id, 2.0, "inv-2", {"error": "y"})
+    found = repo.get(job.id)
+    assert found is not None and found.invocation_ids == ["inv-1", "inv-2"]
+    assert found.finished_at == 2.0 and found.last_error == {"error": "y"}
