@@ -120,6 +120,19 @@ class EventError(ValidationError):
     code = "invalid_event"
 
 
+class BusError(OndoError):
+    """Raised when the event log cannot store or read events (disk full, I/O error, corruption)."""
+
+    code = "bus_unavailable"
+    status = 503
+
+
+class BusClosed(BusError):
+    """Raised when the event log is used after it was closed (the platform is shutting down)."""
+
+    code = "bus_closed"
+
+
 # --- rules ------------------------------------------------------------------------------
 
 

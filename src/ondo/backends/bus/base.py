@@ -1,0 +1,138 @@
+"""The bus contract: a durable, ordered, deduplicating event log with named consumer offsets.
+
+Every backend (memory.py, sqlite.py, later nats.py) implements `Bus`. Sequence numbers are global,
+start at 1, only grow, and are never reused, so a consumer's offset (`committed`) stays valid
+across restarts and pruning. Duplicates are detected on (namespace, source, id) within the
+backend's dedup window. `append` returns only once the events are durable.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from ondo.events import CloudEvent
+
+DEFAULT_NAMESPACE = "default"
+DEFAULT_DEDUP_WINDOW_S = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as the log holds it: its position, when it arrived, and its namespace."""
+
+    seq: int
+    event: CloudEvent
+    received_at: float  # seconds since the epoch, by the bus's clock
+    namespace: str = DEFAULT_NAMESPACE
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "seq": self.seq,
+            "received_at": self.received_at,
+            "namespace": self.namespace,
+            "event": self.event.to_json_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """One appended event: its seq, or the seq of the earlier copy when it is a duplicate.
+
+    `seq` is None only for a duplicate whose original has already been pruned from the log.
+    """
+
+    seq: int | None
+    duplicate: bool
+
+
+@dataclass
+class BusCounters:
+    """What a backend has done since it was opened (for tests, metrics and benchmarks)."""
+
+    append_calls: int = 0
+    events_written: int = 0
+    duplicates: int = 0
+    transactions: int = 0  # commits to durable storage (group commit makes this < append_calls)
+
+
+class Bus(Protocol):
+    counters: BusCounters
+
+    async def append(
+        self, events: Sequence[CloudEvent], namespace: str = DEFAULT_NAMESPACE
+    ) -> list[AppendResult]:
+        """Append in order; durable when it returns. Raises PayloadTooLarge before writing any."""
+        ...
+
+    async def read(self, after_seq: int, limit: int = 500) -> list[StoredEvent]:
+        """Events with seq > after_seq in seq order, at most `limit` (every namespace)."""
+        ...
+
+    async def wait(self, after_seq: int, timeout: float) -> None:
+        """Return as soon as an event with seq > after_seq exists, or after `timeout` seconds."""
+        ...
+
+    async def last_seq(self) -> int:
+        """The highest seq ever assigned (0 for an empty log)."""
+        ...
+
+    async def committed(self, consumer: str) -> int:
+        """The last seq the named consumer acknowledged (0 if it never did)."""
+        ...
+
+    async def ack(self, consumer: str, seq: int) -> None:
+        """Set the consumer's position to `seq`, durably; a lower seq rewinds it (replay)."""
+        ...
+
+    async def get(
+        self, source: str, id: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> StoredEvent | None:
+        """The first stored copy of the event (source, id), if still in the log."""
+        ...
+
+    async def by_id(self, id: str, namespace: str | None = None) -> list[StoredEvent]:
+        """Every stored event with this id (ids are unique per source only), in seq order."""
+        ...
+
+    async def since(
+        self,
+        time: datetime,
+        type_glob: str | None = None,
+        *,
+        after_seq: int = 0,
+        limit: int = 1000,
+        namespace: str | None = None,
+    ) -> list[StoredEvent]:
+        """Events received at or after `time` (and after `after_seq`), seq order; for replay."""
+        ...
+
+    async def tail(
+        self, limit: int, type_glob: str | None = None, namespace: str | None = None
+    ) -> list[StoredEvent]:
+        """The last `limit` events (matching `type_glob`), oldest first."""
+        ...
+
+    async def prune(self, before: datetime) -> int:
+        """Delete events received before `before`; returns how many. Seqs are never reused."""
+        ...
+
+    async def close(self) -> None:
+        """Finish pending writes and release the backend; later calls raise BusClosed."""
+        ...
+
+
+class ReplayTarget(Protocol):
+    """What re-dispatches replayed events (the dispatcher registers one on the platform)."""
+
+    async def replay(self, events: Sequence[StoredEvent], rule: str | None) -> int:
+        """Dispatch `events` again (to one rule, or all); returns how many were dispatched."""
+        ...
+
+
+def type_matches(type_glob: str | None, event_type: str) -> bool:
+    """Shell-style glob on the event type (`*`, `?`, `[…]`), case-sensitive like SQLite GLOB."""
+    return type_glob is None or fnmatch.fnmatchcase(event_type, type_glob)

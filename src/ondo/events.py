@@ -1,0 +1,272 @@
+"""The CloudEvents 1.0 value type every part of ondo passes around, and its structured JSON form.
+
+`CloudEvent.to_json_dict()` is the structured JSON form of the spec (attributes and extensions at
+the top level, the payload under `data`, or `data_base64` for bytes); rule patterns match against
+it. `CloudEvent.from_json_dict()` reads that form, checks it against the spec and names the
+offending attribute when it is wrong.
+
+Payloads: `data` is any JSON value (dict, list, str, int, float, bool) or `bytes` for binary
+payloads; `None` means "no data" (a JSON `null` payload is read as no data, as the spec allows).
+Only `id` and `time` are filled in when missing (a fresh uuid4, the current time); `specversion`,
+`source` and `type` are required.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlsplit
+
+from ondo.errors import EventError, PayloadTooLarge
+
+SPECVERSION = "1.0"
+DEFAULT_MAX_EVENT_BYTES = 256 * 1024
+HOPS_EXTENSION = "ondohops"  # how many rule hops produced this event (loop protection)
+
+CORE_ATTRIBUTES = frozenset(
+    {"id", "source", "type", "specversion", "subject", "time", "datacontenttype", "dataschema"}
+)
+DATA_MEMBERS = frozenset({"data", "data_base64"})
+_NAME = re.compile(r"[a-z0-9]{1,20}")
+_RFC3339 = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})",
+)
+_INT32 = (-(2**31), 2**31 - 1)
+
+ExtensionValue = str | int | bool
+JsonValue = Any  # dict | list | str | int | float | bool (None means "no data")
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CloudEvent:
+    """One CloudEvents 1.0 event; constructing it checks every attribute (raises EventError)."""
+
+    source: str
+    type: str
+    id: str = field(default_factory=new_event_id)
+    specversion: str = SPECVERSION
+    time: datetime = field(default_factory=utc_now)
+    subject: str | None = None
+    datacontenttype: str | None = None
+    dataschema: str | None = None
+    data: JsonValue | bytes = field(default=None, hash=False)
+    extensions: Mapping[str, ExtensionValue] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        for name in ("id", "source", "type"):
+            _require_text(name, getattr(self, name))
+        if self.specversion != SPECVERSION:
+            raise EventError(
+                f"attribute 'specversion' must be {SPECVERSION!r}, got {self.specversion!r}; "
+                "ondo accepts CloudEvents 1.0 only"
+            )
+        for name in ("subject", "datacontenttype", "dataschema"):
+            if getattr(self, name) is not None:
+                _require_text(name, getattr(self, name))
+        if self.dataschema is not None and not urlsplit(self.dataschema).scheme:
+            raise EventError(
+                f"attribute 'dataschema' must be an absolute URI, got {self.dataschema!r}"
+            )
+        object.__setattr__(self, "time", _as_utc(self.time))
+        object.__setattr__(self, "extensions", _checked_extensions(self.extensions))
+        if isinstance(self.data, bytearray | memoryview):
+            object.__setattr__(self, "data", bytes(self.data))
+
+    @property
+    def hops(self) -> int:
+        """How many rule hops led to this event (the `ondohops` extension; 0 when absent)."""
+        value = self.extensions.get(HOPS_EXTENSION, 0)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The structured JSON form: attributes and extensions at the top level, then the data."""
+        out: dict[str, Any] = {
+            "specversion": self.specversion,
+            "id": self.id,
+            "source": self.source,
+            "type": self.type,
+            "time": format_time(self.time),
+        }
+        for name in ("subject", "datacontenttype", "dataschema"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        out.update(self.extensions)
+        if isinstance(self.data, bytes):
+            out["data_base64"] = base64.b64encode(self.data).decode("ascii")
+        elif self.data is not None:
+            out["data"] = self.data
+        return out
+
+    @cached_property
+    def encoded(self) -> bytes:
+        """The structured JSON form as compact UTF-8 bytes (what is stored and measured)."""
+        try:
+            return json.dumps(
+                self.to_json_dict(), separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            ).encode()
+        except (TypeError, ValueError) as exc:
+            raise EventError(f"attribute 'data' is not a JSON value: {exc}") from None
+
+    @property
+    def size(self) -> int:
+        return len(self.encoded)
+
+    def check_size(self, limit: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        if self.size > limit:
+            raise PayloadTooLarge(
+                f"event {self.id!r} from {self.source!r} is {self.size} bytes in its JSON form; "
+                f"the limit is {limit} bytes: send a reference to large data instead"
+            )
+
+    @classmethod
+    def from_json_dict(cls, obj: Any) -> CloudEvent:
+        """Read the structured JSON form, checking it against the spec; fills in id and time."""
+        if not isinstance(obj, dict):
+            raise EventError(f"an event must be a JSON object, got {_json_type(obj)}")
+        for required in ("specversion", "source", "type"):
+            if obj.get(required) is None:
+                raise EventError(f"attribute {required!r} is required and missing")
+        extensions: dict[str, ExtensionValue] = {}
+        for name, value in obj.items():
+            if name in CORE_ATTRIBUTES or name in DATA_MEMBERS or value is None:
+                continue
+            _check_name(name)
+            extensions[name] = value
+        return cls(
+            id=obj["id"] if obj.get("id") is not None else new_event_id(),
+            source=obj["source"],
+            type=obj["type"],
+            specversion=_text_or_error("specversion", obj["specversion"]),
+            time=parse_time(obj["time"]) if obj.get("time") is not None else utc_now(),
+            subject=obj.get("subject"),
+            datacontenttype=obj.get("datacontenttype"),
+            dataschema=obj.get("dataschema"),
+            data=_data_of(obj),
+            extensions=extensions,
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> CloudEvent:
+        """Read an event from its stored JSON form (see `encoded`)."""
+        return cls.from_json_dict(json.loads(raw))
+
+
+def format_time(value: datetime) -> str:
+    """RFC 3339 in UTC with a `Z` suffix; microseconds only when non-zero."""
+    text = value.astimezone(UTC).replace(tzinfo=None).isoformat()
+    return text + "Z"
+
+
+def parse_time(value: Any, attribute: str = "time") -> datetime:
+    """An RFC 3339 timestamp (with `T` and an offset) as an aware UTC datetime."""
+    if not isinstance(value, str):
+        raise EventError(
+            f"attribute {attribute!r} must be an RFC 3339 string, got {_json_type(value)}"
+        )
+    match = _RFC3339.fullmatch(value)
+    if match is None:
+        raise EventError(
+            f"attribute {attribute!r} is not an RFC 3339 timestamp: {value!r} "
+            "(expected like 2024-05-01T12:00:00Z or 2024-05-01T14:00:00.5+02:00)"
+        )
+    date, clock, fraction, offset = match.groups()
+    fraction = (fraction or "")[:7]  # fromisoformat takes at most microseconds
+    offset = "+00:00" if offset in ("Z", "z") else offset
+    try:
+        return datetime.fromisoformat(f"{date}T{clock}{fraction}{offset}").astimezone(UTC)
+    except ValueError as exc:
+        raise EventError(
+            f"attribute {attribute!r} is not a valid time: {value!r} ({exc})"
+        ) from None
+
+
+def _as_utc(value: Any) -> datetime:
+    if not isinstance(value, datetime):
+        raise EventError(f"attribute 'time' must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise EventError("attribute 'time' must carry a UTC offset (naive datetimes are ambiguous)")
+    return value.astimezone(UTC)
+
+
+def _data_of(obj: dict[str, Any]) -> JsonValue | bytes:
+    if "data_base64" not in obj or obj["data_base64"] is None:
+        return obj.get("data")
+    if obj.get("data") is not None:
+        raise EventError("an event may carry 'data' or 'data_base64', not both")
+    raw = obj["data_base64"]
+    if not isinstance(raw, str):
+        raise EventError(f"'data_base64' must be a base64 string, got {_json_type(raw)}")
+    try:
+        return base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise EventError("'data_base64' is not valid base64 (RFC 4648)") from None
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.fullmatch(name):
+        raise EventError(
+            f"attribute name {name!r} is invalid: CloudEvents attribute names are 1-20 "
+            "lowercase letters or digits (a-z, 0-9)"
+        )
+
+
+def _checked_extensions(extensions: Mapping[str, Any]) -> dict[str, ExtensionValue]:
+    checked: dict[str, ExtensionValue] = {}
+    for name, value in extensions.items():
+        if name in CORE_ATTRIBUTES or name in DATA_MEMBERS:
+            raise EventError(f"extension {name!r} has the name of a core attribute; rename it")
+        _check_name(name)
+        if not _valid_extension_value(value):
+            raise EventError(
+                f"extension attribute {name!r} must be a string, a boolean or a 32-bit integer, "
+                f"got {_json_type(value)} {value!r}"
+            )
+        checked[name] = value
+    return checked
+
+
+def _valid_extension_value(value: Any) -> bool:
+    if isinstance(value, bool | str):
+        return True
+    return isinstance(value, int) and _INT32[0] <= value <= _INT32[1]
+
+
+def _require_text(name: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise EventError(f"attribute {name!r} must be a string, got {_json_type(value)}")
+    if not value:
+        raise EventError(f"attribute {name!r} must be a non-empty string")
+
+
+def _text_or_error(name: str, value: Any) -> str:
+    _require_text(name, value)
+    text: str = value
+    return text
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    names: dict[type, str] = {str: "string", list: "array", dict: "object"}
+    return names.get(type(value), type(value).__name__)
