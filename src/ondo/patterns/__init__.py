@@ -9,7 +9,8 @@ Matcher: add(rule_id, pattern), remove(rule_id), matching(event) -> set[str], le
 from __future__ import annotations
 
 from ondo.errors import PatternError
+from ondo.patterns.matcher import Matcher
 from ondo.patterns.pattern import CompiledPattern, explain
 from ondo.patterns.pattern import compile_pattern as compile
 
-__all__ = ["CompiledPattern", "PatternError", "compile", "explain"]
+__all__ = ["CompiledPattern", "Matcher", "PatternError", "compile", "explain"]

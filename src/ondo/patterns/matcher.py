@@ -1,0 +1,289 @@
+"""The indexed Matcher: which of many rules match an event, at a cost that does not grow with them.
+
+Like event-ruler, rules are compiled into a shared state machine. Each `$or` alternative of a
+rule is a sequence of field conditions in a canonical order (cheap, selective kinds first); a
+state holds, per field path, a ValueIndex from leaf values to next states, and rules whose last
+condition led there. Matching flattens the event once (only paths some rule names) and walks
+only the transitions the event's values take, carrying the array indexes chosen so far so that
+fields matched inside one array of objects come from the same element.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ondo.patterns.field import Field, Trail, consistent
+from ondo.patterns.index import ValueIndex
+from ondo.patterns.pattern import CompiledPattern, compile_pattern
+from ondo.patterns.values import value_key
+
+Flat = dict[str, list[Any]]
+Chosen = tuple[tuple[int, int], ...]
+
+
+class _State:
+    """A point in the machine: conditions matched so far; where the next ones lead."""
+
+    __slots__ = ("absent", "edges", "fields", "rules")
+
+    def __init__(self) -> None:
+        self.fields: dict[str, ValueIndex[_State]] = {}
+        self.absent: dict[str, list[_State]] = {}  # path -> next states when it has no leaf
+        self.edges: dict[tuple[Any, ...], _Edge] = {}
+        self.rules: dict[str, int] = {}  # rule id -> alternatives of it that end here
+
+
+class _Edge:
+    """One field condition out of a state, shared by every rule alternative that takes it."""
+
+    __slots__ = ("field", "following", "users")
+
+    def __init__(self, field: Field) -> None:
+        self.field = field
+        self.following = _State()
+        self.users = 0
+
+
+def _order(field: Field) -> tuple[Any, ...]:
+    operators = tuple(sorted(repr(op.key) for op in field.operators))
+    return (field.cost(), field.path, operators, field.absent_ok)
+
+
+class Matcher:
+    """Many patterns under rule ids; `matching(event)` returns the ids of those that match."""
+
+    def __init__(self) -> None:
+        self._root = _State()
+        self._rules: dict[str, tuple[CompiledPattern, list[list[_Edge]]]] = {}
+        self._path_users: dict[str, int] = {}
+        self._wanted: frozenset[str] | None = frozenset()
+
+    def add(self, rule_id: str, pattern: Mapping[str, Any] | str | CompiledPattern) -> None:
+        """Add a rule, replacing any rule with the same id; raises PatternError if invalid."""
+        compiled = compile_pattern(pattern)
+        self.remove(rule_id)
+        routes = [self._insert(rule_id, fields) for fields in compiled.alternatives]
+        self._rules[rule_id] = (compiled, routes)
+
+    def remove(self, rule_id: str) -> None:
+        """Remove a rule; removing an id that is not there does nothing."""
+        entry = self._rules.pop(rule_id, None)
+        if entry is None:
+            return
+        for route in entry[1]:
+            self._withdraw(rule_id, route)
+
+    def pattern(self, rule_id: str) -> CompiledPattern:
+        """The compiled pattern of a rule (KeyError if absent)."""
+        return self._rules[rule_id][0]
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def __contains__(self, rule_id: object) -> bool:
+        return rule_id in self._rules
+
+    def matching(self, event: Mapping[str, Any]) -> set[str]:
+        """Ids of the rules whose pattern matches the event."""
+        wanted = self._wanted if self._wanted is not None else self._wanted_paths()
+        values: Flat = {}
+        trails: dict[str, list[Trail]] = {}
+        if _flatten(event, "", wanted, values, trails, ()):
+            return _walk_with_arrays(self._root, values, trails)
+        return _walk(self._root, values)
+
+    def _insert(self, rule_id: str, fields: tuple[Field, ...]) -> list[_Edge]:
+        state, route = self._root, []
+        for field in sorted(fields, key=_order):
+            edge = state.edges.get(field.key)
+            if edge is None:
+                edge = state.edges[field.key] = _Edge(field)
+                self._connect(state, edge)
+            edge.users += 1
+            route.append(edge)
+            state = edge.following
+        state.rules[rule_id] = state.rules.get(rule_id, 0) + 1
+        return route
+
+    def _withdraw(self, rule_id: str, route: list[_Edge]) -> None:
+        state = self._root
+        for edge in route:
+            state = edge.following
+        state.rules[rule_id] -= 1
+        if not state.rules[rule_id]:
+            del state.rules[rule_id]
+        state = self._root
+        for edge in route:
+            edge.users -= 1
+            if not edge.users:
+                del state.edges[edge.field.key]
+                self._disconnect(state, edge)
+            state = edge.following
+
+    def _connect(self, state: _State, edge: _Edge) -> None:
+        field = edge.field
+        if field.absent_ok:
+            state.absent.setdefault(field.path, []).append(edge.following)
+        if field.operators:
+            index = state.fields.get(field.path)
+            if index is None:
+                index = state.fields[field.path] = ValueIndex()
+            for operator in field.operators:
+                index.add(operator, edge.following)
+        self._use_path(field.path, +1)
+
+    def _disconnect(self, state: _State, edge: _Edge) -> None:
+        field = edge.field
+        if field.absent_ok:
+            targets = state.absent[field.path]
+            targets.remove(edge.following)
+            if not targets:
+                del state.absent[field.path]
+        if field.operators:
+            index = state.fields[field.path]
+            for operator in field.operators:
+                index.remove(operator, edge.following)
+            if not index.size:
+                del state.fields[field.path]
+        self._use_path(field.path, -1)
+
+    def _use_path(self, path: str, delta: int) -> None:
+        users = self._path_users.get(path, 0) + delta
+        if users:
+            self._path_users[path] = users
+        else:
+            del self._path_users[path]
+        self._wanted = None
+
+    def _wanted_paths(self) -> frozenset[str]:
+        """Every path rules name, and each of its dot-boundary prefixes (to descend into)."""
+        wanted: set[str] = set()
+        for path in self._path_users:
+            parts = path.split(".")
+            wanted.update(".".join(parts[:end]) for end in range(1, len(parts) + 1))
+        self._wanted = frozenset(wanted)
+        return self._wanted
+
+
+def _flatten(
+    node: Mapping[str, Any],
+    base: str,
+    wanted: frozenset[str],
+    values: Flat,
+    trails: dict[str, list[Trail]],
+    trail: Trail,
+) -> bool:
+    """Collect leaves on wanted paths; returns whether any array was crossed."""
+    arrays = False
+    for key, child in node.items():
+        path = f"{base}.{key}" if base else key
+        if path not in wanted:
+            continue
+        if isinstance(child, Mapping):
+            arrays = _flatten(child, path, wanted, values, trails, trail) or arrays
+        elif isinstance(child, list):
+            _flatten_array(child, path, wanted, values, trails, trail)
+            arrays = True
+        else:
+            values.setdefault(path, []).append(child)
+            trails.setdefault(path, []).append(trail)
+    return arrays
+
+
+def _flatten_array(
+    items: list[Any],
+    path: str,
+    wanted: frozenset[str],
+    values: Flat,
+    trails: dict[str, list[Trail]],
+    trail: Trail,
+) -> None:
+    array = id(items)
+    for index, child in enumerate(items):
+        here = (*trail, (array, index))
+        if isinstance(child, Mapping):
+            _flatten(child, path, wanted, values, trails, here)
+        elif isinstance(child, list):
+            _flatten_array(child, path, wanted, values, trails, here)
+        else:
+            values.setdefault(path, []).append(child)
+            trails.setdefault(path, []).append(here)
+
+
+def _walk(root: _State, values: Flat) -> set[str]:
+    """Follow every transition the event takes (no arrays, so no consistency to keep)."""
+    matched: set[str] = set()
+    seen = {root}
+    pending = [root]
+    while pending:
+        state = pending.pop()
+        if state.rules:
+            matched.update(state.rules)
+        found: list[_State] = []
+        fields = state.fields
+        if len(fields) <= len(values):
+            for path, index in fields.items():
+                leaves = values.get(path)
+                if leaves:
+                    for value in leaves:
+                        index.collect(value, value_key(value), found)
+        else:
+            for path, leaves in values.items():
+                maybe = fields.get(path)
+                if maybe is not None:
+                    for value in leaves:
+                        maybe.collect(value, value_key(value), found)
+        for path, targets in state.absent.items():
+            if path not in values:
+                found.extend(targets)
+        for following in found:
+            if following not in seen:
+                seen.add(following)
+                pending.append(following)
+    return matched
+
+
+def _walk_with_arrays(root: _State, values: Flat, trails: dict[str, list[Trail]]) -> set[str]:
+    """Like _walk, carrying the array indexes each path of transitions has committed to."""
+    matched: set[str] = set()
+    start: tuple[_State, Chosen] = (root, ())
+    seen = {start}
+    pending = [start]
+    while pending:
+        state, chosen = pending.pop()
+        if state.rules:
+            matched.update(state.rules)
+        taken = dict(chosen)
+        reached: list[tuple[_State, Chosen]] = []
+        for path, index in state.fields.items():
+            leaves = values.get(path)
+            if leaves:
+                _take(index, leaves, trails[path], chosen, taken, reached)
+        for path, targets in state.absent.items():
+            if path not in values:
+                reached.extend((target, chosen) for target in targets)
+        for item in reached:
+            if item not in seen:
+                seen.add(item)
+                pending.append(item)
+    return matched
+
+
+def _take(
+    index: ValueIndex[_State],
+    leaves: list[Any],
+    leaf_trails: list[Trail],
+    chosen: Chosen,
+    taken: dict[int, int],
+    reached: list[tuple[_State, Chosen]],
+) -> None:
+    for value, trail in zip(leaves, leaf_trails, strict=True):
+        if trail and not consistent(trail, taken):
+            continue
+        found: list[_State] = []
+        index.collect(value, value_key(value), found)
+        if not found:
+            continue
+        after = tuple(sorted({**taken, **dict(trail)}.items())) if trail else chosen
+        reached.extend((target, after) for target in found)
