@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
+from ondo.backends.bus import Bus, ReplayTarget, open_bus
 from ondo.backends.store.sqlite import SqliteDatabase
 from ondo.backends.store.sqlite_functions import FunctionRepository
 from ondo.clock import Clock, ManualClock, WallClock
@@ -36,6 +37,12 @@ class Platform:
         self.db = SqliteDatabase(config.db_path, durability=config.store_durability)
         self.tokens = TokenStore(self.db)
         self.metrics = Metrics()
+        self.bus: Bus = open_bus(
+            config.effective_bus_url,
+            clock=self.clock.now,
+            max_event_bytes=config.max_event_bytes,
+        )
+        self.replay_target: ReplayTarget | None = None  # the rules dispatcher registers itself
         self.runtime = runtime if runtime is not None else _default_runtime(config)
         self.metrics.watch_pool(self.runtime.status)
         self.functions = FunctionService(
@@ -76,6 +83,7 @@ class Platform:
         self._started.clear()
         await self.functions.drain(grace_s)
         await self.runtime.close(grace_s)
+        await self.bus.close()
         self.db.close()
 
 
