@@ -1,0 +1,89 @@
+"""`invoke FUNCTION [with JSON]`: run a function asynchronously for the triggering event.
+
+The payload is the triggering event's structured JSON form (attributes and `data`), or, when the
+rule says `with JSON`, that JSON document instead (it replaces the event; it is not merged).
+Each attempt runs under its own request id, derived from the job's key and attempt number, so
+an attempt repeated after a crash finds its earlier record instead of running the function twice.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from ondo.actions.base import ActionRequest, ActionResult, attempt_id
+from ondo.errors import NotFound, RuleError
+from ondo.functions.model import FINAL_STATUSES, InvocationRecord
+
+if TYPE_CHECKING:
+    from ondo.platform import Platform
+    from ondo.rules.model import Action
+
+
+def with_json(action: Action) -> Any | None:
+    """The `with JSON` document of an action (the rule model keeps it as `args`), or None."""
+    return action.args
+
+
+class InvokeAction:
+    kind = "invoke"
+    destinations = True
+
+    def validate(self, action: Action, platform: Platform, namespace: str) -> None:
+        if not action.target:
+            raise RuleError("`invoke` needs a function name: invoke FUNCTION [with JSON]")
+        if not platform.functions.exists(action.target, namespace):
+            raise RuleError(
+                f"invoke {action.target}: function {action.target!r} does not exist in namespace"
+                f" {namespace!r}; deploy it first (`ondo deploy`) or fix the name"
+            )
+
+    async def perform(
+        self, request: ActionRequest, attempt: int, platform: Platform
+    ) -> ActionResult:
+        request_id = attempt_id(request.key, attempt)
+        record = _finished_before(platform, request_id)
+        if record is None:
+            try:
+                record = await platform.functions.invoke(
+                    request.action.target,
+                    payload_of(request),
+                    namespace=request.namespace,
+                    trigger=f"rule:{request.rule}",
+                    request_id=request_id,
+                    wait_for_slot=True,
+                )
+            except NotFound as exc:  # deleted since the rule was deployed: retrying won't help
+                return ActionResult(ok=False, detail={"error": str(exc)}, retryable=False)
+        return _result_of(record)
+
+
+def payload_of(request: ActionRequest) -> bytes:
+    given = with_json(request.action)
+    body = dict(request.event) if given is None else given
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _finished_before(platform: Platform, request_id: str) -> InvocationRecord | None:
+    """The record of this very attempt if it already ran to the end (before a crash)."""
+    record = platform.functions.repo.invocation(request_id)
+    if record is None or record.status not in FINAL_STATUSES or record.status == "interrupted":
+        return None
+    return record
+
+
+def _result_of(record: InvocationRecord) -> ActionResult:
+    if record.status == "succeeded":
+        return ActionResult(ok=True, detail={"result": record.result}, invocation_id=record.id)
+    error = dict(record.error or {})
+    detail = {"status": record.status, "error": error.get("errorMessage", record.status)}
+    if error.get("errorType"):
+        detail["error_type"] = error["errorType"]
+    return ActionResult(ok=False, detail=detail, retryable=True, invocation_id=record.id)
+
+
+KIND = InvokeAction()
+
+
+def kind_for(word: str) -> InvokeAction:
+    return KIND

@@ -1,0 +1,338 @@
+"""The durable action queue: every ActionRequest is a job row before `enqueue` returns.
+
+Worker tasks (at most `workers` at a time) take due jobs, perform them through their kind, and
+then mark them succeeded, schedule a retry with exponential backoff and jitter, or dead-letter
+them after the last attempt or once the event is too old. Enqueue wakes the workers at once; only
+retries wait for their time. Jobs found `running` at start-up were cut off by a crash: they run
+again as the same attempt, whose request id lets the kind see that it already happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter
+
+from ondo.actions.base import ActionKind, ActionRequest, ActionResult, kind_of
+from ondo.actions.codec import request_from_json, request_to_json
+from ondo.actions.destinations import emit_destination
+from ondo.backends.store.sqlite_actions import ActionJobRepository, Job, NewJob
+from ondo.errors import ConfigError, NotFound, OndoError
+
+if TYPE_CHECKING:
+    from ondo.platform import Platform
+
+log = logging.getLogger("ondo.actions")
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """How hard the queue tries; ONDO_ACTION_* environment variables override the defaults."""
+
+    workers: int = 64
+    max_attempts: int = 3
+    backoff_s: float = 1.0  # delay before the 2nd attempt; doubles (factor) for each one after
+    backoff_factor: float = 2.0
+    backoff_cap_s: float = 300.0
+    max_event_age_s: float = 6 * 3600.0
+    idle_poll_s: float = 1.0  # longest wait between looks for due retries
+    stop_grace_s: float = 10.0
+
+    @staticmethod
+    def from_environment(env: Mapping[str, str] | None = None) -> QueueSettings:
+        env = os.environ if env is None else env
+        base = QueueSettings()
+        return replace(
+            base,
+            workers=int(_env(env, "ONDO_ACTION_WORKERS", base.workers)),
+            max_attempts=int(_env(env, "ONDO_ACTION_MAX_ATTEMPTS", base.max_attempts)),
+            backoff_s=_env(env, "ONDO_ACTION_BACKOFF", base.backoff_s),
+            backoff_factor=_env(env, "ONDO_ACTION_BACKOFF_FACTOR", base.backoff_factor),
+            backoff_cap_s=_env(env, "ONDO_ACTION_BACKOFF_CAP", base.backoff_cap_s),
+            max_event_age_s=_env(env, "ONDO_ACTION_MAX_AGE", base.max_event_age_s),
+        )
+
+
+def _env(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"environment variable {name} must be greater than 0, got {raw!r}")
+    return value
+
+
+def backoff_delay(
+    attempt: int, settings: QueueSettings, rand: Callable[[], float] = random.random
+) -> float:
+    """The wait after failed attempt `attempt` (1-based): exponential, capped, "equal jitter".
+
+    The delay lies in [d/2, d] with d = min(cap, base * factor ** (attempt - 1)), so retries of
+    many jobs that failed together spread out instead of arriving in one wave.
+    """
+    exponent = min(max(attempt - 1, 0), 64)
+    full = min(settings.backoff_cap_s, settings.backoff_s * settings.backoff_factor**exponent)
+    return full / 2 + rand() * full / 2
+
+
+class ActionMetrics:
+    @staticmethod
+    def of(registry: CollectorRegistry) -> ActionMetrics:
+        """One set per registry: a second queue on the same platform (tests) shares it."""
+        found = _METRICS.get(registry)
+        if found is None:
+            found = _METRICS[registry] = ActionMetrics(registry)
+        return found
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.performed = Counter(
+            "ondo_actions_performed",
+            "Action attempts finished, by kind and outcome (succeeded, failed)",
+            ["kind", "outcome"],
+            registry=registry,
+        )
+        self.retried = Counter(
+            "ondo_actions_retried",
+            "Failed action attempts scheduled again",
+            ["kind"],
+            registry=registry,
+        )
+        self.dead_lettered = Counter(
+            "ondo_actions_dead_lettered",
+            "Actions moved to the dead-letter queue",
+            ["kind"],
+            registry=registry,
+        )
+
+
+_METRICS: weakref.WeakKeyDictionary[CollectorRegistry, ActionMetrics] = weakref.WeakKeyDictionary()
+
+
+class ActionQueue:
+    """platform.actions: enqueue requests; workers perform them with retries and a DLQ."""
+
+    def __init__(self, platform: Platform, settings: QueueSettings | None = None) -> None:
+        self.platform = platform
+        self.clock = platform.clock
+        self.settings = settings or QueueSettings.from_environment()
+        self.repo = ActionJobRepository(platform.db)
+        self.metrics = ActionMetrics.of(platform.metrics.registry)
+        self._wake = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    # --- the engine's side ----------------------------------------------------------------
+
+    async def enqueue(self, requests: Sequence[ActionRequest]) -> None:
+        """Store the requests as jobs (durable on return); keys seen before are ignored."""
+        if not requests:
+            return
+        jobs = [self._new_job(r) for r in requests]
+        self.repo.insert(jobs, self.clock.now())
+        self._wake.set()
+
+    def _new_job(self, request: ActionRequest) -> NewJob:
+        return NewJob(
+            key=request.key,
+            namespace=request.namespace,
+            rule=request.rule,
+            action_index=request.action_index,
+            kind=request.action.kind,
+            enforcement_id=request.enforcement_id,
+            event_source=str(request.event.get("source", "")),
+            event_id=str(request.event.get("id", "")),
+            max_attempts=self.max_attempts_of(request),
+            request=request_to_json(request),
+        )
+
+    def max_attempts_of(self, request: ActionRequest) -> int:
+        """Attempts allowed: the platform's setting (ONDO_ACTION_MAX_ATTEMPTS).
+
+        Per-action settings need a place in the rule language; `with` JSON is the payload.
+        """
+        return self.settings.max_attempts
+
+    # --- reading (ondo trace, the DLQ API) -------------------------------------------------
+
+    def jobs_for(self, enforcement_id: str) -> list[dict[str, Any]]:
+        return [j.to_json() for j in self.repo.by_enforcement(enforcement_id)]
+
+    def jobs_for_event(self, source: str, event_id: str) -> list[dict[str, Any]]:
+        return [j.to_json() for j in self.repo.by_event(source, event_id)]
+
+    def job(self, job_id: int, namespace: str | None = None) -> Job:
+        found = self.repo.get(job_id)
+        if found is None or (namespace is not None and found.namespace != namespace):
+            where = f" in namespace {namespace!r}" if namespace else ""
+            raise NotFound(f"action job {job_id} does not exist{where}; see `ondo dlq list`")
+        return found
+
+    def dead_letters(self, namespace: str, limit: int = 100, after_id: int = 0) -> list[Job]:
+        return self.repo.dead(namespace, limit, after_id)
+
+    # --- the dead-letter queue ---------------------------------------------------------------
+
+    def retry_dead(self, job_ids: Sequence[int]) -> int:
+        """Put dead jobs back to pending with their attempts reset; returns how many moved."""
+        moved = self.repo.revive(job_ids, self.clock.now())
+        if moved:
+            self._wake.set()
+        return moved
+
+    def discard_dead(self, job_id: int) -> bool:
+        return self.repo.discard(job_id, self.clock.now())
+
+    # --- the Service side ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        recovered = self.repo.recover_running(self.clock.now())
+        if recovered:
+            log.info("resuming %d actions cut off by the last stop", recovered)
+        self._stopping = False
+        self._loop = asyncio.create_task(self._run(), name="ondo-action-queue")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._loop is not None:
+            await self._loop
+            self._loop = None
+        if self._inflight:
+            _done, late = await asyncio.wait(
+                set(self._inflight), timeout=self.settings.stop_grace_s
+            )
+            for task in late:  # left `running` in the store: the next start resumes them
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+
+    async def drained(self) -> None:
+        """Wait until no job is running in this process (tests and benchmarks)."""
+        while self._inflight:
+            await asyncio.wait(set(self._inflight))
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            free = self.settings.workers - len(self._inflight)
+            jobs = self.repo.claim_due(self.clock.now(), free) if free > 0 else []
+            for job in jobs:
+                self._spawn(job)
+            if jobs and len(jobs) == free:
+                await asyncio.sleep(0)  # more may be due: look again once slots free up
+                if len(self._inflight) >= self.settings.workers:
+                    await self._wake.wait()
+                continue
+            if not jobs:
+                await self._idle()
+
+    async def _idle(self) -> None:
+        """Sleep until an enqueue, a freed slot, or the next retry falls due."""
+        due = self.repo.next_due_at()
+        delay = self.settings.idle_poll_s
+        if due is not None:
+            delay = max(0.0, min(delay, due - self.clock.now()))
+        waker = asyncio.ensure_future(self._wake.wait())
+        sleeper = asyncio.ensure_future(self.clock.sleep(delay))
+        try:
+            await asyncio.wait({waker, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (waker, sleeper):
+                task.cancel()
+
+    def _spawn(self, job: Job) -> None:
+        task = asyncio.create_task(self._attempt(job))
+        self._inflight.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._wake.set()
+
+    # --- one attempt -----------------------------------------------------------------------
+
+    async def _attempt(self, job: Job) -> None:
+        try:
+            request = request_from_json(job.request)
+            kind = kind_of(job.kind)
+        except OndoError as exc:  # a stored request this version cannot read: retrying won't help
+            self._bury(job, job.kind, None, {"error": str(exc)})
+            return
+        result = await self._perform(kind, request, job)
+        await self._settle(job, kind, request, result)
+
+    async def _perform(self, kind: ActionKind, request: ActionRequest, job: Job) -> ActionResult:
+        age = self.clock.now() - job.created_at
+        if age > self.settings.max_event_age_s:
+            error = f"gave up: the action is {age:.0f} s old, over the limit of"
+            error += f" {self.settings.max_event_age_s:.0f} s (ONDO_ACTION_MAX_AGE)"
+            return ActionResult(ok=False, detail={"error": error}, retryable=False)
+        try:
+            return await kind.perform(request, job.attempt_seq, self.platform)
+        except asyncio.CancelledError:
+            raise
+        except OndoError as exc:
+            return ActionResult(ok=False, detail={"error": str(exc), "code": exc.code})
+        except Exception as exc:  # a kind's bug must not kill the worker; the job retries
+            log.exception("action %s of rule %s failed unexpectedly", job.kind, job.rule)
+            return ActionResult(ok=False, detail={"error": f"{type(exc).__name__}: {exc}"})
+
+    async def _settle(
+        self, job: Job, kind: ActionKind, request: ActionRequest, result: ActionResult
+    ) -> None:
+        outcome = "succeeded" if result.ok else "failed"
+        self.metrics.performed.labels(job.kind, outcome).inc()
+        if result.ok:
+            await self._destination(kind, request, job, result)
+            self.repo.succeed(job.id, self.clock.now(), result.invocation_id, dict(result.detail))
+            return
+        delay = backoff_delay(job.attempts, self.settings)
+        age_then = self.clock.now() + delay - job.created_at
+        if (
+            result.retryable
+            and job.attempts < job.max_attempts
+            and age_then <= self.settings.max_event_age_s
+        ):
+            self.metrics.retried.labels(job.kind).inc()
+            now = self.clock.now()
+            self.repo.retry_at(job.id, now, now + delay, result.invocation_id, dict(result.detail))
+            return
+        await self._destination(kind, request, job, result)
+        self._bury(job, job.kind, result.invocation_id, dict(result.detail))
+
+    def _bury(self, job: Job, kind: str, invocation_id: str | None, error: Any) -> None:
+        self.metrics.dead_lettered.labels(kind).inc()
+        self.repo.bury(job.id, self.clock.now(), invocation_id, error)
+        log.warning(
+            "action %s #%d of rule %s is dead-lettered as job %d after %d attempts: %s",
+            kind,
+            job.action_index,
+            job.rule,
+            job.id,
+            job.attempts,
+            error,
+        )
+
+    async def _destination(
+        self, kind: ActionKind, request: ActionRequest, job: Job, result: ActionResult
+    ) -> None:
+        if not getattr(kind, "destinations", False):
+            return
+        try:
+            await emit_destination(self.platform, request, job.attempt_seq, job.attempts, result)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the action itself is done; losing its notice must not redo it
+            log.exception("could not emit the destination event of action job %d", job.id)

@@ -1,0 +1,44 @@
+"""Action words the rule language knows but this version cannot carry out yet.
+
+A rule that uses one is refused when it is deployed (ActionNotAvailable), so nothing is queued
+for them. Each one arrives later as its own module (notify.py, webhook.py, …) listed in
+`base.KIND_MODULES` in place of this one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ondo.actions.base import ActionRequest, ActionResult, not_available
+
+if TYPE_CHECKING:
+    from ondo.platform import Platform
+    from ondo.rules.model import Action
+
+WHY = {
+    "notify": "sending notifications to contacts arrives with the contacts feature",
+    "bcc": "copying mail arrives with the mail source",
+    "forward": "forwarding mail arrives with the mail source",
+    "webhook": "calling outside URLs arrives with outbound network grants",
+    "mqtt": "publishing to MQTT arrives with the MQTT integration",
+}
+
+
+class UnavailableAction:
+    destinations = False
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def validate(self, action: Action, platform: Platform, namespace: str) -> None:
+        raise not_available(self.kind, WHY.get(self.kind, "not in this version"))
+
+    async def perform(
+        self, request: ActionRequest, attempt: int, platform: Platform
+    ) -> ActionResult:
+        error = str(not_available(self.kind, WHY.get(self.kind, "not in this version")))
+        return ActionResult(ok=False, detail={"error": error}, retryable=False)
+
+
+def kind_for(word: str) -> UnavailableAction:
+    return UnavailableAction(word)

@@ -1,0 +1,93 @@
+"""The dead-letter queue: actions that failed their last attempt, to inspect, retry or drop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from ondo.api.http import answer, int_param, namespace_of, parse_json, platform_of, read_body
+from ondo.errors import Conflict, ValidationError
+from ondo.platform import Platform
+
+
+def _job_id(request: Request) -> int:
+    raw = request.path_params["id"]
+    if not raw.isdigit():
+        raise ValidationError(f"a dead-letter id is a number (see `ondo dlq list`), got {raw!r}")
+    return int(raw)
+
+
+async def list_dead(request: Request) -> JSONResponse:
+    """Dead-lettered actions of the namespace, oldest first (`after` pages by id)."""
+    platform = platform_of(request)
+    limit = int_param(request, "limit", 100, 1, 1000)
+    after = int_param(request, "after", 0, 0, 2**62)
+    jobs = platform.actions.dead_letters(namespace_of(request), limit, after)
+    return answer({"dead_letters": [j.to_json() for j in jobs]})
+
+
+async def show_dead(request: Request) -> JSONResponse:
+    """One action job (any status) with its stored request."""
+    platform = platform_of(request)
+    job = platform.actions.job(_job_id(request), namespace_of(request))
+    return answer(job.to_json(with_request=True))
+
+
+async def retry_dead(request: Request) -> JSONResponse:
+    """Put a dead-lettered action back in the queue with its attempts reset."""
+    platform = platform_of(request)
+    job = platform.actions.job(_job_id(request), namespace_of(request))
+    if job.status != "dead":
+        raise Conflict(
+            f"action job {job.id} is {job.status}, not dead-lettered; only dead jobs can be retried"
+        )
+    platform.actions.retry_dead([job.id])
+    return answer({"retried": [job.id]})
+
+
+async def retry_all(request: Request) -> JSONResponse:
+    """Retry every dead-lettered action of the namespace (or those listed in {"ids": […]})."""
+    platform = platform_of(request)
+    namespace = namespace_of(request)
+    raw = await read_body(request, 1024 * 1024)
+    body: Any = parse_json(raw) if raw.strip() else {}
+    ids = body.get("ids") if isinstance(body, dict) else None
+    if ids is None:
+        ids = _all_dead_ids(platform, namespace)
+    elif not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+        raise ValidationError('body must be {"ids": [N, …]} or empty to retry every dead letter')
+    else:
+        ids = [platform.actions.job(i, namespace).id for i in ids]
+    platform.actions.retry_dead(ids)
+    return answer({"retried": ids})
+
+
+def _all_dead_ids(platform: Platform, namespace: str) -> list[int]:
+    ids: list[int] = []
+    while True:
+        page = platform.actions.dead_letters(namespace, 1000, ids[-1] if ids else 0)
+        if not page:
+            return ids
+        ids.extend(j.id for j in page)
+
+
+async def delete_dead(request: Request) -> JSONResponse:
+    """Drop a dead-lettered action for good (its row stays as `discarded` for `ondo trace`)."""
+    platform = platform_of(request)
+    job = platform.actions.job(_job_id(request), namespace_of(request))
+    if not platform.actions.discard_dead(job.id):
+        raise Conflict(f"action job {job.id} is {job.status}, not dead-lettered; nothing deleted")
+    return answer({"deleted": job.id})
+
+
+def routes(platform: Platform) -> list[BaseRoute]:
+    return [
+        Route("/v1/dlq", list_dead, methods=["GET"]),
+        Route("/v1/dlq/retry", retry_all, methods=["POST"]),
+        Route("/v1/dlq/{id}", show_dead, methods=["GET"]),
+        Route("/v1/dlq/{id}", delete_dead, methods=["DELETE"]),
+        Route("/v1/dlq/{id}/retry", retry_dead, methods=["POST"]),
+    ]

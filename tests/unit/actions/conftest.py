@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ondo.actions.base import ActionRequest, ActionResult, _extra, register_kind
+from ondo.config import Config
+from ondo.platform import Platform
+from ondo.rules.model import Action
+
+
+@dataclass
+class ScriptedKind:
+    """A test action kind: fails the first `failures[key]` attempts of each key, then succeeds."""
+
+    kind: str = "scripted"
+    destinations: bool = False
+    failures: dict[str, int] = field(default_factory=dict)
+    retryable: bool = True
+    calls: list[tuple[str, int]] = field(default_factory=list)
+    gate: asyncio.Event | None = None
+
+    def validate(self, action: Action, platform: Platform, namespace: str) -> None:
+        return None
+
+    async def perform(
+        self, request: ActionRequest, attempt: int, platform: Platform
+    ) -> ActionResult:
+        self.calls.append((request.key, attempt))
+        if self.gate is not None:
+            await self.gate.wait()
+        done = sum(1 for key, _ in self.calls if key == request.key)
+        if done <= self.failures.get(request.key, 0):
+            return ActionResult(
+                ok=False, detail={"error": f"failure {done}"}, retryable=self.retryable
+            )
+        return ActionResult(ok=True, detail={"call": done})
+
+    def count(self, key: str) -> int:
+        return sum(1 for k, _ in self.calls if k == key)
+
+
+def request(
+    key: str, kind: str = "scripted", args: Mapping[str, Any] | None = None
+) -> ActionRequest:
+    return ActionRequest(
+        key=key,
+        namespace="default",
+        rule="r1",
+        action_index=0,
+        action=Action(kind=kind, target="t", args=dict(args or {}), cc=()),
+        event={"specversion": "1.0", "id": f"ev-{key}", "source": "test/src", "type": "t.happened"},
+        enforcement_id=f"enf-{key}",
+    )
+
+
+@pytest.fixture
+def scripted() -> Iterator[ScriptedKind]:
+    kind = ScriptedKind()
+    register_kind(kind)
+    yield kind
+    _extra.pop(kind.kind, None)
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> Iterator[Platform]:
+    """A platform that is built but not started: the tests start only its action queue."""
+    built = Platform(Config(data_dir=tmp_path / "data", manual_clock=True))
+    yield built
+    built.db.close()
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait for something the queue does in the background (bounded; not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.005)

@@ -1,0 +1,236 @@
+"""The action queue on a real SQLite store and a manual clock, with a scripted action kind."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+
+from ondo.actions.queue import ActionQueue, QueueSettings, backoff_delay
+from ondo.clock import ManualClock
+from ondo.platform import Platform
+from tests.unit.actions.conftest import ScriptedKind, request, until
+
+SETTINGS = QueueSettings(workers=4, max_attempts=3, backoff_s=10.0, backoff_cap_s=1000.0)
+
+
+def queue_of(platform: Platform, settings: QueueSettings = SETTINGS) -> ActionQueue:
+    return ActionQueue(platform, settings)
+
+
+def clock_of(platform: Platform) -> ManualClock:
+    assert isinstance(platform.clock, ManualClock)
+    return platform.clock
+
+
+def status(queue: ActionQueue, key: str) -> str | None:
+    job = queue.repo.by_key(key)
+    return job.status if job else None
+
+
+def test_backoff_doubles_with_jitter_and_stops_at_the_cap() -> None:
+    settings = QueueSettings(backoff_s=1.0, backoff_factor=2.0, backoff_cap_s=5.0)
+    assert [backoff_delay(n, settings, lambda: 1.0) for n in (1, 2, 3, 4, 9)] == [1, 2, 4, 5, 5]
+    assert [backoff_delay(n, settings, lambda: 0.0) for n in (1, 2, 3)] == [0.5, 1, 2]
+    assert 0.5 <= backoff_delay(1, settings) <= 1.0
+
+
+def test_an_enqueued_action_is_performed_once_even_if_enqueued_twice(
+    platform: Platform, scripted: ScriptedKind
+) -> None:
+    async def scenario() -> None:
+        queue = queue_of(platform)
+        await queue.start()
+        await queue.enqueue([request("k1"), request("k2")])
+        await queue.enqueue([request("k1")])
+        await until(lambda: status(queue, "k1") == status(queue, "k2") == "succeeded")
+        await queue.enqueue([request("k1")])  # after it ran, too
+        await asyncio.sleep(0.05)
+        await queue.stop()
+        assert scripted.count("k1") == 1 and scripted.count("k2") == 1
+        assert queue.jobs_for("enf-k1")[0]["result"] == {"call": 1}
+
+    asyncio.run(scenario())
+
+
+def test_a_failing_action_is_retried_with_backoff_then_dead_lettered(
+    platform: Platform, scripted: ScriptedKind
+) -> None:
+    scripted.failures["k"] = 99
+
+    async def scenario() -> None:
+        clock = clock_of(platform)
+        queue = queue_of(platform)
+        await queue.start()
+        started = clock.now()
+        await queue.enqueue([request("k")])
+        await until(lambda: scripted.count("k") == 1 and status(queue, "k") == "pending")
+        job = queue.repo.by_key("k")
+        assert job is not None and job.attempts == 1
+        assert started + 5.0 <= job.next_attempt_at <= started + 10.0  # 10 s base, jittered
+        clock.advance(4.9)
+        await asyncio.sleep(0.1)
+        assert scripted.count("k") == 1  # not due yet
+        clock.advance(5.2)
+        await until(lambda: scripted.count("k") == 2 and status(queue, "k") == "pending")
+        job = queue.repo.by_key("k")
+        assert job is not None and job.next_attempt_at - clock.now() >= 10.0  # doubled: 20 s
+        clock.advance(20.1)
+        await until(lambda: status(queue, "k") == "dead")
+        await queue.stop()
+        assert [attempt for _, attempt in scripted.calls] == [1, 2, 3]
+        dead = queue.dead_letters("default")
+        assert [j.key for j in dead] == ["k"] and dead[0].last_error == {"error": "failure 3"}
+        metrics = platform.metrics.render().decode()
+        assert 'ondo_actions_retried_total{kind="scripted"} 2.0' in metrics
+        assert 'ondo_actions_dead_lettered_total{kind="scripted"} 1.0' in metrics
+
+    asyncio.run(scenario())
+
+
+def test_a_dead_letter_retried_runs_again_with_attempts_reset(
+    platform: Platform, scripted: ScriptedKind
+) -> None:
+    scripted.failures["k"] = 2
+
+    async def scenario() -> None:
+        queue = queue_of(platform, replace(SETTINGS, max_attempts=1))
+        await queue.start()
+        await queue.enqueue([request("k")])
+        await until(lambda: status(queue, "k") == "dead")
+        job = queue.repo.by_key("k")
+        assert job is not None
+        assert queue.retry_dead([job.id]) == 1
+        await until(lambda: status(queue, "k") == "dead" and scripted.count("k") == 2)
+        assert queue.retry_dead([job.id]) == 1
+        await until(lambda: status(queue, "k") == "succeeded")
+        await queue.stop()
+        assert [attempt for _, attempt in scripted.calls] == [1, 2, 3]  # each attempt named anew
+        assert queue.retry_dead([job.id]) == 0  # succeeded jobs stay put
+
+    asyncio.run(scenario())
+
+
+def test_a_failure_that_retrying_cannot_fix_is_dead_lettered_at_once(
+    platform: Platform, scripted: ScriptedKind
+) -> None:
+    scripted.failures["k"] = 1
+    scripted.retryable = False
+
+    async def scenario() -> None:
+        queue = queue_of(platform)
+        await queue.start()
+        await queue.enqueue([request("k")])
+        await until(lambda: status(queue, "k") == "dead")
+        await queue.stop()
+        assert scripted.count("k") == 1
+
+    asyncio.run(scenario())
+
+
+def test_an_action_older_than_the_age_limit_is_given_up(
+    platform: Platform, scripted: ScriptedKind
+) -> None:
+    scripted.failures["k"] = 99
+
+    async def scenario() -> None:
+        clock = clock_of(platform)
+        queue = queue_of(platform, replace(SETTINGS, max_attempts=10, max_event_age_s=25.0))
+        await queue.start()
+        await queue.enqueue([request("k")])
+        await until(lambda: scripted.count("k") == 1 and status(queue, "k") == "pending")
+        clock.advance(40.0)  # the retry falls due only after the action is 40 s old
+        await until(lambda: status(queue, "k") == "dead")
+        await queue.stop()
+        assert scripted.count("k") == 1
+        job = queue.repo.by_key("k")
+        assert job is not None and "ONDO_ACTION_MAX_AGE" in job.last_error["error"]
+
+    asyncio.run(scenario())
+
+
+def test_no_retry_is_scheduled_past_the_age_limit(
+    platform: Platform, scripted: ScriptedKind
+) -> None:
+    scripted.failures["k"] = 99
+
+    async def scenario() -> None:
+        # The first retry would wait at least 5 s (10 s base, jittered): past the 4 s limit.
+        queue = queue_of(platform, replace(SETTINGS, max_attempts=10, max_event_age_s=4.0))
+        await queue.start()
+        await queue.enqueue([request("k")])
+        await until(lambda: status(queue, "k") == "dead")
+        await queue.stop()
+        job = queue.repo.by_key("k")
+        assert scripted.count("k") == 1
+        assert job is not None and job.last_error == {"error": "failure 1"}
+
+    asyncio.run(scenario())
+
+
+def test_jobs_cut_off_by_a_crash_run_again_as_the_same_attempt(
+    platform: Platform, scripted: ScriptedKind
+) -> None:
+    async def scenario() -> None:
+        crashed = queue_of(platform)
+        await crashed.enqueue([request("a"), request("b"), request("c")])
+        # What `kill -9` leaves behind: jobs claimed (running) whose outcome was never stored.
+        claimed = crashed.repo.claim_due(platform.clock.now(), 2)
+        assert {j.status for j in claimed} == {"running"}
+        restarted = queue_of(platform)
+        await restarted.start()
+        await until(lambda: all(status(restarted, k) == "succeeded" for k in "abc"))
+        await restarted.stop()
+        assert sorted(scripted.calls) == [("a", 1), ("b", 1), ("c", 1)]
+
+    asyncio.run(scenario())
+
+
+def test_stop_waits_for_running_actions_and_leaves_the_rest_for_the_next_start(
+    platform: Platform, scripted: ScriptedKind
+) -> None:
+    scripted.gate = asyncio.Event()
+
+    async def scenario() -> None:
+        queue = queue_of(platform, replace(SETTINGS, workers=1, stop_grace_s=0.05))
+        await queue.start()
+        await queue.enqueue([request("a"), request("b")])
+        await until(lambda: scripted.count("a") == 1)
+        await queue.stop()  # a is cut off after the grace; b never started
+        assert status(queue, "a") == "running" and status(queue, "b") == "pending"
+        assert scripted.gate is not None
+        scripted.gate.set()
+        again = queue_of(platform)
+        await again.start()
+        await until(lambda: status(again, "a") == status(again, "b") == "succeeded")
+        await again.stop()
+        assert sorted(scripted.calls) == [("a", 1), ("a", 1), ("b", 1)]
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("workers", [1, 8])
+def test_many_actions_complete_exactly_once(
+    platform: Platform, scripted: ScriptedKind, workers: int
+) -> None:
+    keys = [f"k{i}" for i in range(300)]
+    for key in keys[::7]:
+        scripted.failures[key] = 1
+
+    async def scenario() -> None:
+        queue = queue_of(platform, replace(SETTINGS, workers=workers, backoff_s=0.001))
+        await queue.start()
+        for start in range(0, len(keys), 50):
+            await queue.enqueue([request(k) for k in keys[start : start + 50]])
+        clock = clock_of(platform)
+
+        def all_succeeded() -> bool:
+            clock.advance(0.01)  # lets the retries fall due
+            return queue.repo.counts() == {"succeeded": len(keys)}
+
+        await until(all_succeeded)
+        await queue.stop()
+        assert all(scripted.count(k) == 1 + scripted.failures.get(k, 0) for k in keys)
+
+    asyncio.run(scenario())
