@@ -1,0 +1,465 @@
+"""Parse `on TYPE [from S] [about X] [where C] [window] [throttle] do ACTIONS` into a RuleSpec.
+
+A hand-written recursive-descent parser: every error names the column and says how to fix it.
+The grammar is written out in docs/rules.md.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ondo.errors import RuleError
+from ondo.rules.compile import split_condition
+from ondo.rules.conditions import ORDERING, And, Compare, Field, Literal, Node, Not, Or, Test
+from ondo.rules.lexer import (
+    END,
+    JSON,
+    NUMBER,
+    OP,
+    PUNCT,
+    STRING,
+    WORD,
+    Token,
+    syntax_error,
+    tokenize,
+)
+from ondo.rules.model import (
+    ACTION_KINDS,
+    ATTRIBUTE_KEYS,
+    Action,
+    CountWindow,
+    RuleSpec,
+    SustainWindow,
+    Throttle,
+    Window,
+)
+
+_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"(-?\d+(?:\.\d+)?)([smhdw])")
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+_ATTRIBUTE = re.compile(r"[a-z0-9]+")
+_CLAUSE_WORDS: Final = frozenset({"on", "from", "about", "where", "for", "at", "do"})
+_CONDITION_WORDS: Final = frozenset(
+    {"and", "or", "not", "in", "contains", "startswith", "endswith", "exists"}
+)
+_TEXT_TESTS: Final = ("contains", "startswith", "endswith")
+_LITERAL_WORDS: Final[dict[str, Literal]] = {"true": True, "false": False, "null": None}
+_FLIPPED: Final = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+_WINDOW_HINT: Final = 'or a window such as "3 times within 1h", "for 10m", "at most once per 1h"'
+
+
+def parse_rule(text: str) -> RuleSpec:
+    """The RuleSpec for `text`; RuleSyntaxError or RuleError (with the column) when it is wrong."""
+    return _Parser(text).rule()
+
+
+@dataclass(frozen=True)
+class _Operand:
+    """One side of a comparison: a field, a literal or a list of literals."""
+
+    field: Field | None
+    value: Literal | tuple[Literal, ...]
+    token: Token
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = tokenize(text)
+        self.index = 0
+
+    # --- token helpers -------------------------------------------------------------------
+
+    @property
+    def token(self) -> Token:
+        return self.tokens[self.index]
+
+    def advance(self) -> Token:
+        token = self.tokens[self.index]
+        self.index = min(self.index + 1, len(self.tokens) - 1)
+        return token
+
+    def accept(self, *words: str) -> Token | None:
+        """Consume and return the token when it is one of `words` (or punctuation)."""
+        token = self.token
+        if token.is_word(*words) or (token.kind == PUNCT and token.value in words):
+            return self.advance()
+        return None
+
+    def expect(self, word: str, context: str, hint: str | None = None) -> Token:
+        token = self.accept(word)
+        if token is None:
+            raise syntax_error(f'expected "{word}" {context}', self.token.column, hint)
+        return token
+
+    # --- rule ----------------------------------------------------------------------------
+
+    def rule(self) -> RuleSpec:
+        self.expect("on", "at the start of the rule", 'a rule reads "on TYPE … do ACTION"')
+        base: dict[str, Any] = {"type": self.names("an event type", _type_matchers)}
+        self.filters(base)
+        condition = self.condition() if self.accept("where") else None
+        window = self.window()
+        throttle = self.throttle()
+        context = "after the condition" if condition is not None else "after the event type"
+        hint = _WINDOW_HINT if window is None and throttle is None else None
+        if condition is None and window is None and throttle is None:
+            hint = 'or "from", "about", "where"'
+        if window is not None or throttle is not None:
+            context = "after the window" if throttle is None else "after the throttle"
+        do = self.expect("do", context, hint)
+        if isinstance(window, SustainWindow) and condition is None:
+            raise RuleError(
+                f"the rule waits (for …) but has no where-condition to wait for; add "
+                f'"where …" before the window (column {do.column})'
+            )
+        actions = self.actions()
+        pattern, residual = split_condition(base, condition)
+        return RuleSpec(pattern, residual, window, throttle, actions, self.text, base)
+
+    def filters(self, base: dict[str, Any]) -> None:
+        """`from SOURCE` and `about SUBJECT`, each at most once, in either order."""
+        while self.token.is_word("from", "about"):
+            word = self.advance()
+            key = "source" if word.value == "from" else "subject"
+            if key in base:
+                raise syntax_error(f'"{word.value}" given twice', word.column, "write it once")
+            matchers = _source_matchers if key == "source" else _glob_matchers
+            base[key] = self.names(f'a name after "{word.value}"', matchers)
+
+    def names(self, what: str, matchers: Any) -> list[Any]:
+        """NAME {or NAME}, each turned into pattern matchers by `matchers`."""
+        result: list[Any] = []
+        while True:
+            token = self.token
+            if token.kind not in (WORD, STRING) or token.is_word(*_CLAUSE_WORDS, "or"):
+                raise syntax_error(f"expected {what}", token.column, f"found {token.describe()}")
+            self.advance()
+            result.extend(matchers(str(token.value)))
+            if not self.accept("or"):
+                return result
+
+    # --- condition -----------------------------------------------------------------------
+
+    def condition(self) -> Node:
+        parts = [self.conjunction()]
+        while self.accept("or"):
+            parts.append(self.conjunction())
+        return parts[0] if len(parts) == 1 else Or(tuple(parts))
+
+    def conjunction(self) -> Node:
+        parts = [self.negation()]
+        while self.accept("and"):
+            parts.append(self.negation())
+        return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+    def negation(self) -> Node:
+        if self.accept("not"):
+            return Not(self.negation())
+        if self.accept("("):
+            inner = self.condition()
+            self.expect(")", "to close the parenthesis", "every ( needs a )")
+            return inner
+        return self.comparison()
+
+    def comparison(self) -> Node:
+        left = self.operand()
+        token = self.token
+        if token.kind == OP:
+            self.advance()
+            return _compare(left, token, self.operand())
+        negated = token.is_word("not") and self.tokens[self.index + 1].is_word(
+            "in", "exists", *_TEXT_TESTS
+        )
+        if negated:
+            self.advance()
+            return Not(self.word_test(left))
+        if token.is_word("in", "exists", *_TEXT_TESTS):
+            return self.word_test(left)
+        raise syntax_error(
+            f"expected an operator after {left.token.describe()}",
+            token.column,
+            "such as ==, !=, >, <, in, contains, startswith, endswith or exists",
+        )
+
+    def word_test(self, left: _Operand) -> Node:
+        word = self.advance()
+        if word.value == "exists":
+            return Test(_field_of(left, word), "exists")
+        right = self.operand()
+        if word.value == "in":
+            return _in(left, word, right)
+        if not isinstance(right.value, str) or right.field is not None:
+            raise RuleError(
+                f'"{word.value}" needs text in quotes after it, got {right.token.describe()} '
+                f'at column {right.token.column} (e.g. key {word.value} ".csv")'
+            )
+        return Test(_field_of(left, word), str(word.value), right.value)
+
+    def operand(self) -> _Operand:
+        token = self.token
+        if token.kind in (NUMBER, STRING):
+            return _Operand(None, self.advance().value, token)
+        if token.kind == PUNCT and token.value == "[":
+            return self.list_literal()
+        if token.kind == WORD and token.value in _LITERAL_WORDS:
+            return _Operand(None, _LITERAL_WORDS[self.advance().value], token)
+        if token.kind == WORD and token.value not in _CONDITION_WORDS | _CLAUSE_WORDS:
+            return _Operand(_field(self.advance()), None, token)
+        raise syntax_error(
+            f"expected a field name or a value, found {token.describe()}",
+            token.column,
+            'e.g. systolic > 140 or table == "marks"',
+        )
+
+    def list_literal(self) -> _Operand:
+        opening = self.advance()
+        items: list[Literal] = []
+        while not self.accept("]"):
+            if items:
+                self.expect(",", "between list items", 'write lists like ["a", "b"]')
+            item = self.operand()
+            if item.field is not None or isinstance(item.value, tuple):
+                raise syntax_error(
+                    f"a list holds only values, found {item.token.describe()}",
+                    item.token.column,
+                    'put text in quotes: ["a", "b"]',
+                )
+            items.append(item.value)
+        return _Operand(None, tuple(items), opening)
+
+    # --- windows and throttle ------------------------------------------------------------
+
+    def window(self) -> Window | None:
+        if self.token.kind == NUMBER:
+            count = self.advance()
+            if not isinstance(count.value, int) or count.value < 1:
+                raise RuleError(
+                    f"the count must be a whole number of at least 1, got {count.text} "
+                    f"at column {count.column}"
+                )
+            self.expect("times", f"after {count.text}", f'e.g. "{count.text} times within 1h"')
+            self.expect("within", 'after "times"', f'e.g. "{count.text} times within 1h"')
+            return CountWindow(count.value, self.duration(), self.per())
+        if self.accept("for"):
+            return SustainWindow(self.duration(), self.per())
+        return None
+
+    def throttle(self) -> Throttle | None:
+        if not self.accept("at"):
+            return None
+        hint = 'write "at most once per 1h"'
+        self.expect("most", 'after "at"', hint)
+        self.expect("once", 'after "at most"', hint)
+        if not self.accept("per", "every"):
+            raise syntax_error('expected "per" after "at most once"', self.token.column, hint)
+        return Throttle(self.duration(), self.per())
+
+    def duration(self) -> float:
+        token = self.advance()
+        match = _DURATION.fullmatch(str(token.value)) if token.kind == WORD else None
+        if match is None:
+            raise syntax_error(
+                f"expected a duration, found {token.describe()}",
+                token.column,
+                "write a number and a unit together: 30s, 10m, 1h, 30d or 2w",
+            )
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+        if seconds <= 0:
+            raise RuleError(
+                f"the duration {token.text} at column {token.column} must be more than zero"
+            )
+        return seconds
+
+    def per(self) -> str | None:
+        if not self.accept("per"):
+            return None
+        token = self.advance()
+        if token.kind != WORD or token.value in _CLAUSE_WORDS:
+            raise syntax_error(
+                f'expected a field after "per", found {token.describe()}',
+                token.column,
+                "e.g. per subject, per source or per patient.id",
+            )
+        name = str(token.value)
+        if name in ATTRIBUTE_KEYS:
+            return name
+        if name.startswith("data."):
+            return _field(Token(WORD, name[5:], token.column + 5, name[5:])).dotted
+        return _field(token).dotted
+
+    # --- actions -------------------------------------------------------------------------
+
+    def actions(self) -> tuple[Action, ...]:
+        actions = [self.action()]
+        while separator := self.accept("and", ","):
+            actions.append(self.action(after=separator))
+        if self.token.kind != END:
+            raise syntax_error(
+                f"unexpected {self.token.describe()} after the actions",
+                self.token.column,
+                'separate actions with "and" or ","',
+            )
+        return tuple(actions)
+
+    def action(self, after: Token | None = None) -> Action:
+        word = self.token
+        if not word.is_word(*ACTION_KINDS):
+            where = f'after "{after.text}"' if after is not None else 'after "do"'
+            raise syntax_error(
+                f"expected an action {where}, found {word.describe()}",
+                word.column,
+                f"actions are {', '.join(ACTION_KINDS)}; to copy several people write "
+                f'"cc alice, carol"',
+            )
+        kind = str(self.advance().value)
+        target = self.target(kind)
+        cc = self.cc_list() if kind == "notify" and self.accept("cc") else ()
+        args = self.args() if self.accept("with") else None
+        return Action(kind, target, args, cc)
+
+    def target(self, kind: str) -> str:
+        token = self.token
+        if token.kind not in (WORD, STRING) or token.is_word("and", "with", "cc"):
+            raise syntax_error(
+                f'expected what to {kind} after "{kind}", found {token.describe()}',
+                token.column,
+                f"e.g. {_ACTION_EXAMPLES[kind]}",
+            )
+        return str(self.advance().value)
+
+    def cc_list(self) -> tuple[str, ...]:
+        recipients = [self.target("cc")]
+        while self.token.kind == PUNCT and self.token.value == ",":
+            following = self.tokens[self.index + 1]
+            if following.is_word(*ACTION_KINDS):
+                break  # the comma starts the next action
+            self.advance()
+            recipients.append(self.target("cc"))
+        return tuple(recipients)
+
+    def args(self) -> dict[str, Any]:
+        token = self.advance()
+        if token.kind != JSON or not isinstance(token.value, dict):
+            raise syntax_error(
+                f'expected a JSON object after "with", found {token.describe()}',
+                token.column,
+                'e.g. with {"level": "high"}',
+            )
+        args: dict[str, Any] = token.value
+        return args
+
+
+_ACTION_EXAMPLES: Final = {
+    "invoke": "invoke ingest-csv",
+    "emit": "emit alert.heat",
+    "notify": "notify bob.mobile",
+    "cc": "cc alice.family",
+    "bcc": "bcc carol",
+    "forward": "forward archive",
+    "webhook": 'webhook "https://example.com/hook"',
+    "mqtt": "mqtt alerts/heat",
+}
+
+
+# --- building blocks (pure functions) ------------------------------------------------------
+
+
+def _field(token: Token) -> Field:
+    """The Field a word names: `$subject` is an attribute, anything else a path in data."""
+    name = str(token.value)
+    if name.startswith("$"):
+        attribute = name[1:]
+        if not _ATTRIBUTE.fullmatch(attribute) or attribute == "data":
+            raise syntax_error(
+                f'"{name}" is not an event attribute',
+                token.column,
+                "attributes are lower-case, like $subject or $source; payload fields are bare",
+            )
+        return Field((attribute,), token.column)
+    segments = name.split(".")
+    if not all(_SEGMENT.fullmatch(segment) for segment in segments):
+        raise syntax_error(
+            f'"{name}" is not a field name',
+            token.column,
+            "field names use letters, digits, _ and -, with dots between levels",
+        )
+    return Field(("data", *segments), token.column)
+
+
+def _compare(left: _Operand, op: Token, right: _Operand) -> Node:
+    if left.field is None and right.field is not None:
+        left, right = right, left
+        op = Token(OP, _FLIPPED[op.value], op.column, op.text)
+    if left.field is None:
+        raise RuleError(
+            f"{left.token.describe()} {op.text} {right.token.describe()} at column "
+            f"{left.token.column} compares two values; one side must be a field"
+        )
+    if right.field is not None:
+        return Compare(left.field, op.value, right.field)
+    if isinstance(right.value, tuple):
+        raise RuleError(
+            f'a list can only follow "in", not "{op.text}" (column {right.token.column}); '
+            f"write {left.field.name} in [...]"
+        )
+    if op.value in ORDERING and not _is_number(right.value):
+        raise RuleError(
+            f'field "{left.field.name}" is compared with {right.token.describe()} using '
+            f'"{op.text}" at column {right.token.column}, but "{op.text}" compares numbers; '
+            f"write a number, e.g. {left.field.name} {op.text} 140"
+        )
+    return Test(left.field, op.value, right.value)
+
+
+def _in(left: _Operand, word: Token, right: _Operand) -> Node:
+    if left.field is not None and right.field is not None:
+        return Compare(left.field, "==", right.field)
+    if left.field is None and right.field is not None and not isinstance(left.value, tuple):
+        return Test(right.field, "==", left.value)  # "mark" in changed: any element is "mark"
+    if left.field is not None and isinstance(right.value, tuple):
+        if not right.value:
+            raise RuleError(f"the list at column {right.token.column} is empty; name a value")
+        return Test(left.field, "in", right.value)
+    raise RuleError(
+        f'"in" at column {word.column} needs a field and a list (status in ["new", "open"]) '
+        f'or a value and a field ("mark" in changed)'
+    )
+
+
+def _field_of(operand: _Operand, word: Token) -> Field:
+    if operand.field is None:
+        raise RuleError(
+            f'"{word.value}" at column {word.column} needs a field before it, '
+            f"not {operand.token.describe()}"
+        )
+    return operand.field
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _glob_matchers(name: str) -> list[Any]:
+    """Exact name, or for a glob: prefix (`health.*`), suffix (`*.created`) or wildcard."""
+    if "*" not in name:
+        return [name]
+    stem = name.strip("*")
+    if "*" not in stem and name == f"{stem}*":
+        return [{"prefix": stem}]
+    if "*" not in stem and name == f"*{stem}":
+        return [{"suffix": stem}]
+    return [{"wildcard": name.replace("\\", "\\\\")}]
+
+
+def _type_matchers(name: str) -> list[Any]:
+    return _glob_matchers(name)
+
+
+def _source_matchers(name: str) -> list[Any]:
+    """`from ftp` matches the source "ftp" and every source below it ("ftp/…")."""
+    if "*" in name:
+        return _glob_matchers(name)
+    return [name, {"prefix": f"{name.rstrip('/')}/"}]
