@@ -1,0 +1,156 @@
+"""Rules: create (text or JSON), list, show, delete, enable/disable, dry-run test; trace; clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from ondo.api.http import answer, int_param, json_body, namespace_of, platform_of, principal_of
+from ondo.clock import ManualClock
+from ondo.errors import NotFound, ValidationError
+from ondo.platform import Platform
+from ondo.rules.tester import dry_run
+from ondo.rules.trace import trace_event
+
+DEFINITION_KEYS = ("pattern", "condition", "window", "throttle", "actions")
+
+
+def _rule_json(platform: Platform, namespace: str, name: str) -> dict[str, Any]:
+    stored = platform.rules.book.registry.get(namespace, name)
+    return {**stored.to_json(), "state": platform.rules.window_state(namespace, name)}
+
+
+async def create_rule(request: Request) -> JSONResponse:
+    platform = platform_of(request)
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise ValidationError('body must be {"text": "on … do …", "name": …} or a JSON rule')
+    name = body.get("name")
+    if name is not None and not isinstance(name, str):
+        raise ValidationError("'name' must be text")
+    text = body.get("text")
+    definition = {k: v for k, v in body.items() if k in DEFINITION_KEYS} or None
+    if text is not None and not isinstance(text, str):
+        raise ValidationError("'text' must be the rule as text: on … do …")
+    unknown = set(body) - {"name", "text", "enabled", *DEFINITION_KEYS}
+    if unknown:
+        raise ValidationError(
+            f"unknown field(s) {sorted(unknown)}; a rule has name and text"
+            f" or name and {', '.join(DEFINITION_KEYS)}"
+        )
+    namespace = namespace_of(request)
+    book = platform.rules.book
+    rule = book.prepare(
+        namespace, principal_of(request).name, name=name, text=text, definition=definition
+    )
+    replace = request.query_params.get("replace", "false").lower() in ("1", "true", "yes")
+    stored = book.add(rule, replace_existing=replace)
+    if body.get("enabled") is False:
+        stored = book.set_enabled(namespace, stored.name, False)
+    return answer(_rule_json(platform, namespace, stored.name), 201)
+
+
+async def list_rules(request: Request) -> JSONResponse:
+    platform = platform_of(request)
+    rules = platform.rules.book.registry.in_namespace(namespace_of(request))
+    return answer({"rules": [r.to_json() for r in rules]})
+
+
+async def show_rule(request: Request) -> JSONResponse:
+    platform = platform_of(request)
+    return answer(_rule_json(platform, namespace_of(request), request.path_params["name"]))
+
+
+async def delete_rule(request: Request) -> JSONResponse:
+    name = request.path_params["name"]
+    platform_of(request).rules.book.delete(namespace_of(request), name)
+    return answer({"deleted": name})
+
+
+async def enable_rule(request: Request) -> JSONResponse:
+    return _set_enabled(request, True)
+
+
+async def disable_rule(request: Request) -> JSONResponse:
+    return _set_enabled(request, False)
+
+
+def _set_enabled(request: Request, enabled: bool) -> JSONResponse:
+    platform = platform_of(request)
+    stored = platform.rules.book.set_enabled(
+        namespace_of(request), request.path_params["name"], enabled
+    )
+    return answer(stored.to_json())
+
+
+async def rule_enforcements(request: Request) -> JSONResponse:
+    platform = platform_of(request)
+    namespace, name = namespace_of(request), request.path_params["name"]
+    platform.rules.book.registry.get(namespace, name)
+    limit = int_param(request, "limit", 50, 1, 1000)
+    records = platform.rules.log.for_rule(namespace, name, limit)
+    return answer({"enforcements": [r.to_json() for r in records]})
+
+
+async def test_rules(request: Request) -> JSONResponse:
+    body = await json_body(request)
+    if not isinstance(body, dict) or not isinstance(body.get("event"), dict):
+        raise ValidationError('body must be {"event": {CloudEvent JSON}, "rule": NAME (optional)}')
+    rule = body.get("rule")
+    if rule is not None and not isinstance(rule, str):
+        raise ValidationError("'rule' must be a rule name")
+    platform = platform_of(request)
+    return answer(dry_run(platform.rules, namespace_of(request), body["event"], rule))
+
+
+async def trace(request: Request) -> JSONResponse:
+    platform = platform_of(request)
+    return answer(
+        await trace_event(platform, request.path_params["event_id"], namespace_of(request))
+    )
+
+
+def _manual_clock(platform: Platform) -> ManualClock:
+    clock = platform.clock
+    if not platform.config.manual_clock or not isinstance(clock, ManualClock):
+        raise NotFound("the clock can only be moved when ondo runs with ONDO_CLOCK=manual")
+    return clock
+
+
+async def get_clock(request: Request) -> JSONResponse:
+    clock = _manual_clock(platform_of(request))
+    return answer({"now": clock.now(), "manual": True})
+
+
+async def advance_clock(request: Request) -> JSONResponse:
+    """Dispatch what is on the bus, move the clock, then fire the timers that fell due."""
+    platform = platform_of(request)
+    clock = _manual_clock(platform)
+    body = await json_body(request)
+    seconds = body.get("seconds") if isinstance(body, dict) else None
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise ValidationError('body must be {"seconds": N} with N ≥ 0')
+    dispatcher = platform.rules.dispatcher
+    before = await dispatcher.settle() if dispatcher else {}
+    now = clock.advance(float(seconds))
+    after = await dispatcher.settle() if dispatcher else {}
+    return answer({"now": now, "before": before, "after": after})
+
+
+def routes(platform: Platform) -> list[BaseRoute]:
+    return [
+        Route("/v1/rules", list_rules, methods=["GET"]),
+        Route("/v1/rules", create_rule, methods=["POST"]),
+        Route("/v1/rules/test", test_rules, methods=["POST"]),
+        Route("/v1/rules/{name}", show_rule, methods=["GET"]),
+        Route("/v1/rules/{name}", delete_rule, methods=["DELETE"]),
+        Route("/v1/rules/{name}/enable", enable_rule, methods=["POST"]),
+        Route("/v1/rules/{name}/disable", disable_rule, methods=["POST"]),
+        Route("/v1/rules/{name}/enforcements", rule_enforcements, methods=["GET"]),
+        Route("/v1/trace/{event_id}", trace, methods=["GET"]),
+        Route("/v1/clock", get_clock, methods=["GET"]),
+        Route("/v1/clock/advance", advance_clock, methods=["POST"]),
+    ]

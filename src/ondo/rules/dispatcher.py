@@ -1,0 +1,166 @@
+"""The rules dispatcher: consumes the bus as consumer `rules`, in order, at least once.
+
+Each batch is evaluated event by event through the engine (whose decisions are idempotent per
+rule and event), then acknowledged; a crash between the two re-delivers the batch and changes
+nothing. A second loop fires `for D` timers when they fall due by the platform clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ondo.backends.bus.base import StoredEvent
+from ondo.rules.engine import RuleEngine
+
+if TYPE_CHECKING:
+    from ondo.platform import Platform
+
+log = logging.getLogger("ondo.rules")
+
+CONSUMER = "rules"
+BATCH = 200
+MAX_ATTEMPTS_PER_EVENT = 5  # a poison event is skipped (and logged) after this many failures
+RETRY_DELAY_S = 0.5
+TIMER_POLL_S = 1.0  # longest sleep of the timer loop (new timers and clock jumps wake it sooner)
+
+
+class RuleDispatcher:
+    """A platform Service: the bus consumer loop and the timer loop."""
+
+    def __init__(self, platform: Platform, engine: RuleEngine) -> None:
+        self.platform = platform
+        self.engine = engine
+        self.position = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._timer_wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._lock = asyncio.Lock()  # one evaluation at a time: the loop, or a test's settle()
+
+    async def start(self) -> None:
+        bus = self.platform.bus
+        self.position = await bus.committed(CONSUMER)
+        redriven = await self.engine.redrive()
+        if redriven:
+            log.info("re-enqueued the actions of %d firings cut off by the last stop", redriven)
+        self._tasks = [
+            asyncio.create_task(self._consume(), name="ondo-rules-dispatcher"),
+            asyncio.create_task(self._timers(), name="ondo-rules-timers"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def wake_timers(self) -> None:
+        self._timer_wake.set()
+
+    # --- the bus consumer ------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        bus = self.platform.bus
+        while True:
+            try:
+                async with self._lock:
+                    batch = await bus.read(self.position, BATCH)
+                    if batch:
+                        await self._dispatch_batch(batch)
+                if not batch:
+                    await bus.wait(self.position, timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the bus is unwell (disk, closed): keep the loop, try again
+                log.exception("reading the bus failed; retrying in %s s", RETRY_DELAY_S)
+                await asyncio.sleep(RETRY_DELAY_S)
+
+    async def _dispatch_batch(self, batch: Sequence[StoredEvent]) -> None:
+        for stored in batch:
+            await self._dispatch_one(stored)
+        self.position = batch[-1].seq
+        await self.platform.bus.ack(CONSUMER, self.position)
+        self.wake_timers()
+
+    async def _dispatch_one(self, stored: StoredEvent) -> None:
+        for attempt in range(1, MAX_ATTEMPTS_PER_EVENT + 1):
+            try:
+                await self.engine.dispatch(stored)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception(
+                    "dispatching event %s (seq %d) failed, attempt %d of %d",
+                    stored.event.id,
+                    stored.seq,
+                    attempt,
+                    MAX_ATTEMPTS_PER_EVENT,
+                )
+                await asyncio.sleep(RETRY_DELAY_S * attempt)
+        log.error(
+            "skipping event %s (seq %d): it failed every attempt", stored.event.id, stored.seq
+        )
+
+    async def catch_up(self) -> int:
+        """Dispatch everything on the bus now (tests with the manual clock); returns the count."""
+        done = 0
+        async with self._lock:
+            while batch := await self.platform.bus.read(self.position, BATCH):
+                await self._dispatch_batch(batch)
+                done += len(batch)
+        return done
+
+    # --- the timer loop --------------------------------------------------------------------
+
+    async def _timers(self) -> None:
+        while True:
+            try:
+                async with self._lock:
+                    await self.engine.fire_due_timers()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("firing due rule timers failed; trying again shortly")
+            await self._sleep_until_next_timer()
+
+    async def _sleep_until_next_timer(self) -> None:
+        clock = self.platform.clock
+        due = self.engine.next_timer_due()
+        delay = TIMER_POLL_S if due is None else min(TIMER_POLL_S, max(0.0, due - clock.now()))
+        self._timer_wake.clear()
+        waker = asyncio.ensure_future(self._timer_wake.wait())
+        sleeper = asyncio.ensure_future(clock.sleep(delay))
+        try:
+            await asyncio.wait({waker, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (waker, sleeper):
+                task.cancel()
+
+    async def settle(self) -> dict[str, int]:
+        """Dispatch what is on the bus, fire due timers, and again (a firing may emit events)."""
+        dispatched = fired = 0
+        for _round in range(MAX_SETTLE_ROUNDS):
+            more = await self.catch_up()
+            async with self._lock:
+                timers = await self.engine.fire_due_timers()
+            dispatched, fired = dispatched + more, fired + timers
+            if not more and not timers:
+                break
+        return {"dispatched": dispatched, "timers_fired": fired}
+
+
+MAX_SETTLE_ROUNDS = 20
+
+
+def install(platform: Platform) -> RuleEngine:
+    """Create the engine and its dispatcher, and add the dispatcher to the platform's services."""
+    engine = RuleEngine(platform)
+    engine.dispatcher = RuleDispatcher(platform, engine)
+    platform.add_service(engine.dispatcher)
+    return engine

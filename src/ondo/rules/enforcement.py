@@ -1,0 +1,226 @@
+"""Enforcement records: what each rule decided about each event, and the actions it asked for.
+
+One row per (rule, stage, event): stage `event` is the decision taken when the dispatcher saw the
+event; stage `timer` is the firing of a `for D` timer that the event started. The row doubles as
+the idempotency record: a re-delivered event finds its decision here instead of counting again,
+and a firing whose actions were not yet handed to the action queue (`enqueued = 0`) is handed
+again after a crash; the queue drops duplicates by idempotency key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ondo.backends.store.sqlite import SqliteDatabase
+
+Stage = Literal["event", "timer"]
+
+FIRED = "fired"
+SUPPRESSED = "suppressed"
+DROPPED_LOOP = "dropped: loop"
+# Decisions that are not firings; kept so `ondo trace` can say what happened to an event.
+COUNTED = "counted"
+TIMER_STARTED = "timer started"
+TIMER_PENDING = "timer already pending"
+TIMER_CANCELLED = "timer cancelled"
+CONDITION_FALSE = "condition false"
+ERROR = "error"
+
+MIGRATIONS = [
+    (
+        "rules_enforcements_001",
+        """
+        CREATE TABLE IF NOT EXISTS rule_enforcements (
+            id TEXT PRIMARY KEY,
+            namespace TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            stage TEXT NOT NULL,
+            event_source TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            at REAL NOT NULL,
+            outcome TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            actions TEXT NOT NULL,
+            enqueued INTEGER NOT NULL,
+            event TEXT,
+            UNIQUE (namespace, rule, stage, event_source, event_id)
+        );
+        CREATE INDEX IF NOT EXISTS rule_enforcements_by_event ON rule_enforcements (event_id);
+        CREATE INDEX IF NOT EXISTS rule_enforcements_by_rule
+            ON rule_enforcements (namespace, rule, at);
+        CREATE INDEX IF NOT EXISTS rule_enforcements_outbox ON rule_enforcements (enqueued)
+            WHERE enqueued = 0
+        """,
+    ),
+]
+
+
+@dataclass(frozen=True)
+class PlannedAction:
+    """One action of a firing, with the idempotency key the action queue dedupes on."""
+
+    index: int
+    kind: str
+    target: str
+    idempotency_key: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "kind": self.kind,
+            "target": self.target,
+            "idempotency_key": self.idempotency_key,
+        }
+
+
+@dataclass(frozen=True)
+class Enforcement:
+    id: str
+    namespace: str
+    rule: str
+    stage: Stage
+    event_source: str
+    event_id: str
+    event_type: str
+    at: float
+    outcome: str
+    detail: str
+    actions: tuple[PlannedAction, ...] = field(default=())
+    enqueued: bool = True
+
+    @property
+    def fired(self) -> bool:
+        return self.outcome == FIRED
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "namespace": self.namespace,
+            "rule": self.rule,
+            "stage": self.stage,
+            "event": {"source": self.event_source, "id": self.event_id, "type": self.event_type},
+            "at": self.at,
+            "outcome": self.outcome,
+            "detail": self.detail,
+            "actions": [a.to_json() for a in self.actions],
+            "enqueued": self.enqueued,
+        }
+
+
+def idempotency_key(event_source: str, event_id: str, rule_id: str, index: int) -> str:
+    """The key that makes an action exactly-once per (event, rule, action index)."""
+    raw = "\x00".join((event_source, event_id, rule_id, str(index)))
+    return hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+
+_COLUMNS = (
+    "id, namespace, rule, stage, event_source, event_id, event_type, at, outcome, detail,"
+    " actions, enqueued"
+)
+
+
+def _from_row(row: sqlite3.Row | tuple[Any, ...]) -> Enforcement:
+    v = tuple(row)
+    return Enforcement(
+        id=v[0],
+        namespace=v[1],
+        rule=v[2],
+        stage=v[3],
+        event_source=v[4],
+        event_id=v[5],
+        event_type=v[6],
+        at=v[7],
+        outcome=v[8],
+        detail=v[9],
+        actions=tuple(PlannedAction(**a) for a in json.loads(v[10])),
+        enqueued=bool(v[11]),
+    )
+
+
+def find(
+    conn: sqlite3.Connection,
+    namespace: str,
+    rule: str,
+    stage: Stage,
+    event_source: str,
+    event_id: str,
+) -> Enforcement | None:
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM rule_enforcements WHERE namespace = ? AND rule = ?"
+        " AND stage = ? AND event_source = ? AND event_id = ?",
+        (namespace, rule, stage, event_source, event_id),
+    ).fetchone()
+    return _from_row(row) if row is not None else None
+
+
+def record(
+    conn: sqlite3.Connection, rec: Enforcement, event: dict[str, Any] | None = None
+) -> Enforcement:
+    """Insert `rec` inside the caller's transaction; a firing keeps its event for `redrive`."""
+    conn.execute(
+        f"INSERT INTO rule_enforcements ({_COLUMNS}, event)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            rec.id,
+            rec.namespace,
+            rec.rule,
+            rec.stage,
+            rec.event_source,
+            rec.event_id,
+            rec.event_type,
+            rec.at,
+            rec.outcome,
+            rec.detail,
+            json.dumps([a.to_json() for a in rec.actions]),
+            int(rec.enqueued),
+            json.dumps(event) if event is not None else None,
+        ),
+    )
+    return rec
+
+
+def new_id() -> str:
+    return "enf-" + uuid.uuid4().hex[:20]
+
+
+class EnforcementLog:
+    """Reads of the enforcement table (writes happen inside the engine's transactions)."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self.db = db
+        db.migrate(MIGRATIONS)
+
+    def mark_enqueued(self, enforcement_id: str) -> None:
+        self.db.execute("UPDATE rule_enforcements SET enqueued = 1 WHERE id = ?", (enforcement_id,))
+
+    def not_enqueued(self, limit: int = 100) -> list[tuple[Enforcement, dict[str, Any]]]:
+        """Firings whose actions may not have reached the action queue, with their events."""
+        rows = self.db.query(
+            f"SELECT {_COLUMNS}, event FROM rule_enforcements WHERE enqueued = 0"
+            " ORDER BY at LIMIT ?",
+            (limit,),
+        )
+        return [(_from_row(tuple(r)[:12]), json.loads(r["event"] or "{}")) for r in rows]
+
+    def for_event(self, event_id: str, event_source: str | None = None) -> list[Enforcement]:
+        sql = f"SELECT {_COLUMNS} FROM rule_enforcements WHERE event_id = ?"
+        params: list[Any] = [event_id]
+        if event_source is not None:
+            sql += " AND event_source = ?"
+            params.append(event_source)
+        rows = self.db.query(sql + " ORDER BY at, rule, stage", params)
+        return [_from_row(r) for r in rows]
+
+    def for_rule(self, namespace: str, rule: str, limit: int = 50) -> list[Enforcement]:
+        rows = self.db.query(
+            f"SELECT {_COLUMNS} FROM rule_enforcements WHERE namespace = ? AND rule = ?"
+            " ORDER BY at DESC LIMIT ?",
+            (namespace, rule, limit),
+        )
+        return [_from_row(r) for r in rows]

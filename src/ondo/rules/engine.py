@@ -1,0 +1,370 @@
+"""The rules engine: the index of enabled rules and the decision pipeline for one event.
+
+Pipeline per event (StackStorm's matcher → filter → enforcer, with ondo's windows in between):
+`Matcher.matching` finds the candidate rules in time independent of the number of rules; each
+candidate's residual CEL condition runs; then its window (count, `for D` timer) and throttle; a
+firing writes an enforcement record and hands ActionRequests to the action queue.
+
+Crash safety: the decision for (rule, event) and the window state it changed are written in one
+SQLite transaction, together with the enforcement record (`enqueued = 0` for a firing). The
+actions are then enqueued (durable, deduplicated by idempotency key) and the record marked
+enqueued. A crash before the mark leaves a record that `redrive` hands to the queue again; a
+re-delivered event finds its decision and never counts or fires twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter
+
+from ondo.actions.base import ActionRequest
+from ondo.backends.bus.base import StoredEvent
+from ondo.patterns import Matcher
+from ondo.rules import enforcement, windows
+from ondo.rules.definitions import CompiledRule, RuleBook
+from ondo.rules.enforcement import Enforcement, PlannedAction, Stage
+from ondo.rules.model import CountWindow, SustainWindow
+
+if TYPE_CHECKING:
+    from ondo.platform import Platform
+    from ondo.rules.dispatcher import RuleDispatcher
+
+log = logging.getLogger("ondo.rules")
+
+MAX_HOPS = 16  # an event made by more rule hops than this is dropped (a loop between rules)
+BASE_SUFFIX = "#base"  # matcher id of a `for D` rule's base pattern (events that may cancel)
+
+
+class RuleMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.dispatched = Counter(
+            "ondo_rules_events_dispatched",
+            "Events the rules dispatcher evaluated",
+            registry=registry,
+        )
+        self.fired = Counter(
+            "ondo_rules_fired", "Rule firings (actions enqueued)", ["namespace"], registry=registry
+        )
+        self.suppressed = Counter(
+            "ondo_rules_suppressed",
+            "Rule firings suppressed by a throttle or dropped as a loop",
+            ["namespace"],
+            registry=registry,
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: str
+    detail: str
+
+
+class RuleEngine:
+    """platform.rules: define rules (via `book`) and decide what each event makes them do."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.db = platform.db
+        self.clock = platform.clock
+        db = platform.db
+        db.migrate(windows.MIGRATIONS)
+        self.log = enforcement.EnforcementLog(db)
+        self.metrics = RuleMetrics(platform.metrics.registry)
+        self._matchers: dict[str, Matcher] = {}
+        self.dispatcher: RuleDispatcher | None = None  # set by dispatcher.install
+        self.book = RuleBook(platform, on_change=self._reindex, on_forget=self._forget_state)
+        for rule in self.book.compiled():
+            self._reindex(rule.rule_id, rule)
+
+    # --- keeping the matcher in step with the registry -------------------------------------
+
+    def _reindex(self, rule_id: str, rule: CompiledRule | None) -> None:
+        namespace = rule_id.split("/", 1)[0]
+        matcher = self._matchers.setdefault(namespace, Matcher())
+        for mid in (rule_id, rule_id + BASE_SUFFIX):
+            matcher.remove(mid)
+        if rule is None or not rule.stored.enabled:
+            return
+        matcher.add(rule_id, rule.spec.pattern)
+        base = rule.base_pattern
+        if base is not None and base != rule.spec.pattern:
+            matcher.add(rule_id + BASE_SUFFIX, base)
+
+    def _forget_state(self, conn: sqlite3.Connection, rule_id: str) -> None:
+        windows.forget_rule(conn, rule_id)
+
+    # --- one event ---------------------------------------------------------------------------
+
+    def candidates(self, namespace: str, event_json: dict[str, Any]) -> list[tuple[str, bool]]:
+        """(rule id, full pattern matched) for each rule the event concerns, in name order."""
+        matcher = self._matchers.get(namespace)
+        if matcher is None:
+            return []
+        found = matcher.matching(event_json)
+        full = {m for m in found if not m.endswith(BASE_SUFFIX)}
+        base = {m[: -len(BASE_SUFFIX)] for m in found if m.endswith(BASE_SUFFIX)} - full
+        return sorted([(r, True) for r in full] + [(r, False) for r in base])
+
+    async def dispatch(self, stored: StoredEvent) -> list[Enforcement]:
+        """Decide, record and enqueue for every rule the event concerns; safe to repeat."""
+        self.metrics.dispatched.inc()
+        event_json = stored.event.to_json_dict()
+        now = self.clock.now()
+        records = []
+        for rid, full in self.candidates(stored.namespace, event_json):
+            rule = self.book.compiled_rule(rid)
+            if rule is None or not rule.stored.enabled:
+                continue
+            rec = self._decide_once(rule, event_json, stored.event.hops, now, full)
+            records.append(rec)
+        for rec in records:
+            if not rec.enqueued:
+                await self._enqueue(rec, event_json)
+        return records
+
+    def _decide_once(
+        self, rule: CompiledRule, event: dict[str, Any], hops: int, now: float, full: bool
+    ) -> Enforcement:
+        with self.db.transaction() as conn:
+            key = (rule.stored.namespace, rule.stored.name, "event")
+            found = enforcement.find(conn, *key, str(event["source"]), str(event["id"]))  # type: ignore[arg-type]
+            if found is not None:
+                return found
+            decision = self._decide(conn, rule, event, hops, now, full)
+            return self._record(conn, rule, "event", event, now, decision)
+
+    def _decide(
+        self,
+        conn: sqlite3.Connection,
+        rule: CompiledRule,
+        event: dict[str, Any],
+        hops: int,
+        now: float,
+        full: bool,
+    ) -> Decision:
+        if hops > MAX_HOPS:
+            return Decision(
+                enforcement.DROPPED_LOOP,
+                f"the event has been through {hops} rule hops (limit {MAX_HOPS}): rules emit"
+                " each other's events in a loop",
+            )
+        holds, why = (False, "only the base pattern matched") if not full else rule.holds(event)
+        window = rule.spec.window
+        if isinstance(window, SustainWindow):
+            return self._sustain(conn, rule, event, now, window, holds, why)
+        if not holds:
+            return Decision(enforcement.CONDITION_FALSE, why)
+        if isinstance(window, CountWindow):
+            key = rule.key_of(window.per, event)
+            counted = windows.count(
+                conn, rule.rule_id, key, _uid(event), now, window.count, window.within_s
+            )
+            if not counted.reached:
+                return Decision(
+                    enforcement.COUNTED,
+                    f"{counted.count} of {window.count} within {_span(window.within_s)}"
+                    + _for_key(window.per, key),
+                )
+            return self._throttled(conn, rule, event, now, f"{window.count}th event; ")
+        return self._throttled(conn, rule, event, now, "")
+
+    def _sustain(
+        self,
+        conn: sqlite3.Connection,
+        rule: CompiledRule,
+        event: dict[str, Any],
+        now: float,
+        window: SustainWindow,
+        holds: bool,
+        why: str,
+    ) -> Decision:
+        key = rule.sustain_key(event)
+        if not holds:
+            cancelled = windows.cancel_timer(conn, rule.rule_id, key)
+            if cancelled is None:
+                return Decision(enforcement.CONDITION_FALSE, why)
+            return Decision(
+                enforcement.TIMER_CANCELLED,
+                f"{why}: cancelled the timer started at {cancelled.started_at:.3f}"
+                f" (due at {cancelled.due_at:.3f})",
+            )
+        timer, started = windows.start_timer(conn, rule.rule_id, key, now, window.for_s, event)
+        if started:
+            return Decision(
+                enforcement.TIMER_STARTED,
+                f"fires at {timer.due_at:.3f} unless the condition stops holding before"
+                f" ({_span(window.for_s)})",
+            )
+        return Decision(
+            enforcement.TIMER_PENDING,
+            f"a timer started by event {timer.event.get('id')!r} is due at {timer.due_at:.3f}",
+        )
+
+    def _throttled(
+        self,
+        conn: sqlite3.Connection,
+        rule: CompiledRule,
+        event: dict[str, Any],
+        now: float,
+        why: str,
+    ) -> Decision:
+        throttle = rule.spec.throttle
+        if throttle is None:
+            return Decision(enforcement.FIRED, why + "actions enqueued")
+        key = rule.key_of(throttle.per, event)
+        allowed, last = windows.throttle_allows(conn, rule.rule_id, key, now, throttle.per_s)
+        if allowed:
+            return Decision(enforcement.FIRED, why + "actions enqueued")
+        assert last is not None
+        return Decision(
+            enforcement.SUPPRESSED,
+            f"{why}last fired {_span(now - last)} ago; at most once per {_span(throttle.per_s)}"
+            + _for_key(throttle.per, key),
+        )
+
+    def _record(
+        self,
+        conn: sqlite3.Connection,
+        rule: CompiledRule,
+        stage: Stage,
+        event: dict[str, Any],
+        now: float,
+        decision: Decision,
+    ) -> Enforcement:
+        fired = decision.outcome == enforcement.FIRED
+        ns, name = rule.stored.namespace, rule.stored.name
+        source, eid = str(event["source"]), str(event["id"])
+        actions = tuple(
+            PlannedAction(
+                i, a.kind, a.target or "", enforcement.idempotency_key(source, eid, rule.rule_id, i)
+            )
+            for i, a in enumerate(rule.spec.actions)
+        )
+        rec = Enforcement(
+            id=enforcement.new_id(),
+            namespace=ns,
+            rule=name,
+            stage=stage,
+            event_source=source,
+            event_id=eid,
+            event_type=str(event.get("type", "")),
+            at=now,
+            outcome=decision.outcome,
+            detail=decision.detail,
+            actions=actions if fired else (),
+            enqueued=not fired,
+        )
+        enforcement.record(conn, rec, event if fired else None)
+        if fired:
+            self.metrics.fired.labels(ns).inc()
+        elif decision.outcome in (enforcement.SUPPRESSED, enforcement.DROPPED_LOOP):
+            self.metrics.suppressed.labels(ns).inc()
+        return rec
+
+    # --- handing firings to the action queue ------------------------------------------------
+
+    async def _enqueue(self, rec: Enforcement, event: dict[str, Any]) -> None:
+        rule = self.book.compiled_rule(rec.namespace + "/" + rec.rule)
+        requests = []
+        for planned in rec.actions:
+            if rule is None or planned.index >= len(rule.spec.actions):
+                log.warning(
+                    "rule %s/%s changed before its firing %s was enqueued",
+                    rec.namespace,
+                    rec.rule,
+                    rec.id,
+                )
+                continue
+            requests.append(
+                ActionRequest(
+                    key=planned.idempotency_key,
+                    namespace=rec.namespace,
+                    rule=rec.rule,
+                    action_index=planned.index,
+                    action=rule.spec.actions[planned.index],
+                    event=event,
+                    enforcement_id=rec.id,
+                )
+            )
+        await self.platform.actions.enqueue(requests)
+        self.log.mark_enqueued(rec.id)
+
+    async def redrive(self) -> int:
+        """Enqueue the actions of firings recorded before a crash but not yet enqueued."""
+        count = 0
+        while batch := self.log.not_enqueued(100):
+            for rec, event in batch:
+                await self._enqueue(rec, event)
+                count += 1
+        return count
+
+    # --- `for D` timers ---------------------------------------------------------------------
+
+    def next_timer_due(self) -> float | None:
+        result: float | None = self.db.call(windows.next_due)
+        return result
+
+    async def fire_due_timers(self) -> int:
+        """Fire every timer due by now (platform clock); returns how many fired or were spent."""
+        handled = 0
+        while True:
+            now = self.clock.now()
+            with self.db.transaction() as conn:
+                due = windows.due_timers(conn, now, 100)
+            if not due:
+                return handled
+            for timer in due:
+                rec = self._fire_timer(timer, now)
+                handled += 1
+                if rec is not None and not rec.enqueued:
+                    await self._enqueue(rec, timer.event)
+
+    def _fire_timer(self, timer: windows.Timer, now: float) -> Enforcement | None:
+        rule = self.book.compiled_rule(timer.rule_id)
+        with self.db.transaction() as conn:
+            if rule is None or not rule.stored.enabled:
+                windows.mark_timer(conn, timer.id, "cancelled")
+                return None
+            windows.mark_timer(conn, timer.id, "fired")
+            event = timer.event
+            found = enforcement.find(
+                conn,
+                rule.stored.namespace,
+                rule.stored.name,
+                "timer",
+                str(event["source"]),
+                str(event["id"]),
+            )
+            if found is not None:
+                return found
+            why = f"held for {_span(now - timer.started_at)}; "
+            decision = self._throttled(conn, rule, event, now, why)
+            return self._record(conn, rule, "timer", event, now, decision)
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def window_state(self, namespace: str, name: str) -> dict[str, Any]:
+        rid = f"{namespace}/{name}"
+        state: dict[str, Any] = self.db.call(lambda conn: windows.window_state(conn, rid))
+        return state
+
+
+def _uid(event: dict[str, Any]) -> str:
+    return json.dumps([event.get("source"), event.get("id")])
+
+
+def _for_key(per: str | None, key: str) -> str:
+    return f" for {per} {key}" if per else ""
+
+
+def _span(seconds: float) -> str:
+    """A duration in the unit a person would say it in."""
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
+        if seconds >= size and (seconds / size).is_integer():
+            return f"{int(seconds / size)}{unit}"
+    return f"{seconds:g}s"

@@ -1,0 +1,95 @@
+"""`ondo trace EVENT_ID`: event → rules → decisions → actions → jobs → invocations, in words."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ondo.errors import NotFound
+
+if TYPE_CHECKING:
+    from ondo.platform import Platform
+
+
+async def trace_event(platform: Platform, event_id: str, namespace: str) -> dict[str, Any]:
+    """Everything ondo knows about what an event caused, as JSON plus the story in `lines`."""
+    stored = await platform.bus.by_id(event_id, namespace)
+    records = [r for r in platform.rules.log.for_event(event_id) if r.namespace == namespace]
+    if not stored and not records:
+        raise NotFound(
+            f"no event with id {event_id!r} in namespace {namespace!r} (it may have been pruned)"
+        )
+    decisions = [_decision(platform, r.to_json()) for r in records]
+    out: dict[str, Any] = {
+        "events": [s.to_json() for s in stored],
+        "decisions": decisions,
+    }
+    out["lines"] = describe(out)
+    return out
+
+
+def _decision(platform: Platform, rec: dict[str, Any]) -> dict[str, Any]:
+    jobs = platform.actions.jobs_for(rec["id"]) if rec["actions"] else []
+    for job in jobs:
+        job["invocations"] = [_invocation(platform, i) for i in job.get("invocation_ids") or []]
+    return {**rec, "jobs": jobs}
+
+
+def _invocation(platform: Platform, invocation_id: str) -> dict[str, Any]:
+    record = platform.functions.repo.invocation(invocation_id)
+    if record is None:
+        return {"id": invocation_id, "status": "unknown (record not found)"}
+    return {
+        "id": record.id,
+        "function": record.function,
+        "version": record.version,
+        "status": record.status,
+        "duration_ms": record.duration_ms,
+        "result": record.result,
+        "error": record.error,
+    }
+
+
+def _when(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+
+
+def describe(trace: dict[str, Any]) -> list[str]:
+    """The trace told in sentences, one line each (what `ondo trace` prints)."""
+    lines: list[str] = []
+    for stored in trace["events"]:
+        ev = stored["event"]
+        lines.append(
+            f"event {ev['id']} ({ev['type']} from {ev['source']}) arrived at"
+            f" {_when(stored['received_at'])}, seq {stored['seq']}"
+        )
+    if not trace["decisions"]:
+        lines.append("  no rule matched it")
+    for dec in trace["decisions"]:
+        lines.extend(_describe_decision(dec))
+    return lines
+
+
+def _describe_decision(dec: dict[str, Any]) -> list[str]:
+    stage = "its timer" if dec["stage"] == "timer" else "the event"
+    detail = f": {dec['detail']}" if dec["detail"] else ""
+    lines = [f"  rule {dec['rule']} ({stage}, {_when(dec['at'])}): {dec['outcome']}{detail}"]
+    jobs = {j["action_index"]: j for j in dec["jobs"]}
+    for action in dec["actions"]:
+        what = f"{action['kind']} {action['target']}".strip()
+        job = jobs.get(action["index"])
+        if job is None:
+            lines.append(f"    action {action['index']} {what}: not in the action queue yet")
+            continue
+        lines.append(
+            f"    action {action['index']} {what}: job {job['id']} {job['status']}"
+            f" after {job['attempts']} attempt(s)"
+            + (f", last error: {job['last_error']}" if job.get("last_error") else "")
+        )
+        for inv in job["invocations"]:
+            result = inv.get("error") if inv["status"] != "succeeded" else inv.get("result")
+            lines.append(
+                f"      invocation {inv['id']} of {inv.get('function', '?')}"
+                f" v{inv.get('version', '?')}: {inv['status']} → {result!r}"
+            )
+    return lines
