@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
+from ondo.actions.queue import ActionQueue
 from ondo.backends.bus import Bus, ReplayTarget, open_bus
 from ondo.backends.store.sqlite import SqliteDatabase
 from ondo.backends.store.sqlite_functions import FunctionRepository
@@ -56,6 +57,9 @@ class Platform:
         self.admin_token = ""
         self._services: list[Service] = []
         self._started: list[Service] = []
+        # Before the engine's service, so it stops after the engine and starts before it.
+        self.actions = ActionQueue(self)
+        self.add_service(self.actions)
 
     def add_service(self, service: Service) -> None:
         self._services.append(service)

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter
 from ondo.actions.base import ActionKind, ActionRequest, ActionResult, kind_of
 from ondo.actions.codec import request_from_json, request_to_json
 from ondo.actions.destinations import emit_destination
-from ondo.backends.store.sqlite_actions import ActionJobRepository, Job, NewJob
+from ondo.backends.store.sqlite_actions import STATUSES, ActionJobRepository, Job, NewJob
 from ondo.errors import ConfigError, NotFound, OndoError
 
 if TYPE_CHECKING:
@@ -178,6 +178,11 @@ class ActionQueue:
             where = f" in namespace {namespace!r}" if namespace else ""
             raise NotFound(f"action job {job_id} does not exist{where}; see `ondo dlq list`")
         return found
+
+    def counts(self) -> dict[str, int]:
+        """Jobs per status, every status present (zero when none)."""
+        found = self.repo.counts()
+        return {status: found.get(status, 0) for status in STATUSES}
 
     def dead_letters(self, namespace: str, limit: int = 100, after_id: int = 0) -> list[Job]:
         return self.repo.dead(namespace, limit, after_id)

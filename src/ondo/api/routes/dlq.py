@@ -83,8 +83,14 @@ async def delete_dead(request: Request) -> JSONResponse:
     return answer({"deleted": job.id})
 
 
+async def action_counts(request: Request) -> JSONResponse:
+    """How many action jobs are in each state (pending, running, succeeded, dead, discarded)."""
+    return answer({"jobs": platform_of(request).actions.counts()})
+
+
 def routes(platform: Platform) -> list[BaseRoute]:
     return [
+        Route("/v1/actions", action_counts, methods=["GET"]),
         Route("/v1/dlq", list_dead, methods=["GET"]),
         Route("/v1/dlq/retry", retry_all, methods=["POST"]),
         Route("/v1/dlq/{id}", show_dead, methods=["GET"]),
