@@ -120,6 +120,13 @@ class EventError(ValidationError):
     code = "invalid_event"
 
 
+class UnsupportedMediaType(ValidationError):
+    """Raised when a request body's Content-Type is not one the endpoint reads."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
 class BusError(OndoError):
     """Raised when the event log cannot store or read events (disk full, I/O error, corruption)."""
 

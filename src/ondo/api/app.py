@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from ondo.api.auth import BearerAuth
-from ondo.api.routes import deployments, dlq, functions, system
+from ondo.api.routes import deployments, dlq, events, functions, system
 from ondo.errors import OndoError
 from ondo.platform import Platform
 
@@ -22,6 +22,7 @@ log = logging.getLogger("ondo.api")
 ROUTE_MODULES: list[Callable[[Platform], list[BaseRoute]]] = [
     system.routes,
     functions.routes,
+    events.routes,
     deployments.routes,
     dlq.routes,
 ]

@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "ondo.cli.deploy",
     "ondo.cli.functions",
     "ondo.cli.invoke",
+    "ondo.cli.events",
     "ondo.cli.dlq",
 ]
 
