@@ -18,6 +18,7 @@ from ondo.config import Config
 from ondo.functions.bundle import CodeStore
 from ondo.functions.service import FunctionService
 from ondo.metrics import Metrics
+from ondo.rules.dispatcher import install as install_rules
 from ondo.runtime.base import Runtime
 from ondo.security.tokens import TokenStore
 
@@ -60,6 +61,7 @@ class Platform:
         # Before the engine's service, so it stops after the engine and starts before it.
         self.actions = ActionQueue(self)
         self.add_service(self.actions)
+        self.rules = install_rules(self)  # after the action queue: it enqueues there
 
     def add_service(self, service: Service) -> None:
         self._services.append(service)

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from ondo.api.auth import BearerAuth
-from ondo.api.routes import deployments, dlq, events, functions, system
+from ondo.api.routes import deployments, dlq, events, functions, rules, system
 from ondo.errors import OndoError
 from ondo.platform import Platform
 
@@ -25,6 +25,7 @@ ROUTE_MODULES: list[Callable[[Platform], list[BaseRoute]]] = [
     events.routes,
     deployments.routes,
     dlq.routes,
+    rules.routes,
 ]
 
 

@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "ondo.cli.invoke",
     "ondo.cli.events",
     "ondo.cli.dlq",
+    "ondo.cli.rules",
 ]
 
 

@@ -16,6 +16,7 @@ from ondo.deploy.manifest import FunctionDecl, Manifest
 from ondo.errors import DeployError, OndoError
 from ondo.functions.bundle import hash_code
 from ondo.functions.model import FunctionConfig
+from ondo.rules.planner import plan_rules
 
 if TYPE_CHECKING:
     from ondo.platform import Platform
@@ -175,7 +176,7 @@ def plan_functions(platform: Platform, manifest: Manifest, namespace: str) -> li
     return steps
 
 
-PLANNERS: list[Planner] = [plan_functions]
+PLANNERS: list[Planner] = [plan_functions, plan_rules]  # rules after the functions they invoke
 
 
 def make_plan(platform: Platform, manifest: Manifest, namespace: str = "default") -> Plan:

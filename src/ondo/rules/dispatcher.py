@@ -142,6 +142,13 @@ class RuleDispatcher:
             for task in (waker, sleeper):
                 task.cancel()
 
+    async def replay(self, events: Sequence[StoredEvent], rule: str | None) -> int:
+        """platform.replay_target: dispatch stored events again, to one rule or to all."""
+        async with self._lock:
+            for stored in sorted(events, key=lambda e: e.seq):
+                await self.engine.dispatch(stored, only_rule=rule)
+        return len(events)
+
     async def settle(self) -> dict[str, int]:
         """Dispatch what is on the bus, fire due timers, and again (a firing may emit events)."""
         dispatched = fired = 0
@@ -163,4 +170,5 @@ def install(platform: Platform) -> RuleEngine:
     engine = RuleEngine(platform)
     engine.dispatcher = RuleDispatcher(platform, engine)
     platform.add_service(engine.dispatcher)
+    platform.replay_target = engine.dispatcher
     return engine

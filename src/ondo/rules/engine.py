@@ -110,13 +110,21 @@ class RuleEngine:
         base = {m[: -len(BASE_SUFFIX)] for m in found if m.endswith(BASE_SUFFIX)} - full
         return sorted([(r, True) for r in full] + [(r, False) for r in base])
 
-    async def dispatch(self, stored: StoredEvent) -> list[Enforcement]:
-        """Decide, record and enqueue for every rule the event concerns; safe to repeat."""
+    async def dispatch(
+        self, stored: StoredEvent, only_rule: str | None = None
+    ) -> list[Enforcement]:
+        """Decide, record and enqueue for every rule the event concerns; safe to repeat.
+
+        A decision already recorded for (rule, event) is reused, never taken again: replaying
+        an event reaches rules that did not see it (e.g. added since), not the ones that did.
+        """
         self.metrics.dispatched.inc()
         event_json = stored.event.to_json_dict()
         now = self.clock.now()
         records = []
         for rid, full in self.candidates(stored.namespace, event_json):
+            if only_rule is not None and rid != f"{stored.namespace}/{only_rule}":
+                continue
             rule = self.book.compiled_rule(rid)
             if rule is None or not rule.stored.enabled:
                 continue

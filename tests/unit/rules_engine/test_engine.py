@@ -1,0 +1,195 @@
+"""The engine's decisions on a real (unstarted) platform: windows, timers, throttles, loops."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ondo.errors import ActionNotAvailable, Conflict, RuleError, RuleSyntaxError
+from ondo.rules import enforcement
+from tests.unit.rules_engine.conftest import Harness, run
+
+HEAT = "on sensor.temperature where celsius > 30 for 10m at most once per 1h do emit alert.heat"
+
+
+def test_count_window_fires_once_per_subject_and_never_twice_for_a_redelivery(
+    harness: Harness,
+) -> None:
+    harness.add("on claim 3 times within 1h per subject do emit claim.many", name="many")
+
+    async def body() -> list[str]:
+        outcomes = []
+        for i in range(3):
+            for subject in ("alice", "bob"):
+                if (subject, i) == ("bob", 2):
+                    continue
+                recs = await harness.send("claim", id=f"{subject}-{i}", subject=subject)
+                outcomes.append(f"{subject}:{recs[0].outcome}")
+        again = await harness.send("claim", id="alice-2", subject="alice")  # re-delivered
+        outcomes.append(f"again:{again[0].outcome}")
+        return outcomes
+
+    outcomes = run(body)
+    assert outcomes == [
+        "alice:counted",
+        "bob:counted",
+        "alice:counted",
+        "bob:counted",
+        "alice:fired",
+        "again:fired",
+    ]
+    jobs = harness.jobs("many")
+    assert len(jobs) == 1 and jobs[0]["kind"] == "emit"
+    assert json.loads(jobs[0]["request"])["event"]["subject"] == "alice"
+    state = harness.platform.rules.window_state("default", "many")
+    assert state["counts"] == {"bob": 2}
+
+
+def test_sustain_timer_fires_after_the_duration_and_is_cancelled_by_a_cool_reading(
+    harness: Harness,
+) -> None:
+    harness.add(HEAT, name="heat")
+    engine = harness.platform.rules
+
+    async def body() -> list[str]:
+        seen = [(await harness.send("sensor.temperature", id="h1", data={"celsius": 35}))[0]]
+        harness.clock.advance(300)
+        seen += await harness.send("sensor.temperature", id="h2", data={"celsius": 36})
+        seen += await harness.send("sensor.temperature", id="c1", data={"celsius": 20})
+        harness.clock.advance(400)
+        assert await engine.fire_due_timers() == 0  # cancelled: nothing due
+        seen += await harness.send("sensor.temperature", id="h3", data={"celsius": 31})
+        harness.clock.advance(599)
+        assert await engine.fire_due_timers() == 0
+        harness.clock.advance(1)
+        assert await engine.fire_due_timers() == 1
+        return [r.outcome for r in seen]
+
+    assert run(body) == [
+        enforcement.TIMER_STARTED,
+        enforcement.TIMER_PENDING,
+        enforcement.TIMER_CANCELLED,
+        enforcement.TIMER_STARTED,
+    ]
+    fired = [r for r in engine.log.for_event("h3") if r.stage == "timer"]
+    assert [r.outcome for r in fired] == [enforcement.FIRED]
+    jobs = harness.jobs("heat")
+    assert [j["key"] for j in jobs] == [fired[0].actions[0].idempotency_key]
+
+
+def test_throttle_suppresses_a_second_firing_within_the_period(harness: Harness) -> None:
+    harness.add(HEAT, name="heat")
+    engine = harness.platform.rules
+
+    async def heat_for_ten_minutes(event_id: str) -> None:
+        await harness.send("sensor.temperature", id=event_id, data={"celsius": 40})
+        harness.clock.advance(600)
+        await engine.fire_due_timers()
+
+    async def body() -> None:
+        await heat_for_ten_minutes("a")
+        await heat_for_ten_minutes("b")  # 10 min after the first firing: suppressed
+        harness.clock.advance(3600)
+        await heat_for_ten_minutes("c")  # over an hour later: fires again
+
+    run(body)
+    outcomes = {
+        eid: [r.outcome for r in engine.log.for_event(eid) if r.stage == "timer"] for eid in "abc"
+    }
+    assert outcomes == {"a": ["fired"], "b": ["suppressed"], "c": ["fired"]}
+    assert len(harness.jobs("heat")) == 2
+
+
+def test_events_past_the_hop_limit_are_dropped_as_a_loop(harness: Harness) -> None:
+    harness.add("on ping do emit ping", name="echo")
+
+    async def body() -> tuple[str, str]:
+        ok = await harness.send("ping", id="p16", extensions={"ondohops": 16})
+        dropped = await harness.send("ping", id="p17", extensions={"ondohops": 17})
+        return ok[0].outcome, dropped[0].outcome
+
+    assert run(body) == (enforcement.FIRED, enforcement.DROPPED_LOOP)
+    assert len(harness.jobs("echo")) == 1
+
+
+def test_rules_see_only_their_namespace_and_disabled_rules_see_nothing(harness: Harness) -> None:
+    harness.add("on ping do emit pong", name="pinger")
+    book = harness.platform.rules.book
+
+    async def body() -> list[int]:
+        counts = [len(await harness.send("ping", namespace="other"))]
+        book.set_enabled("default", "pinger", False)
+        counts.append(len(await harness.send("ping")))
+        book.set_enabled("default", "pinger", True)
+        counts.append(len(await harness.send("ping")))
+        book.delete("default", "pinger")
+        counts.append(len(await harness.send("ping")))
+        return counts
+
+    assert run(body) == [0, 0, 1, 0]
+
+
+def test_a_crash_after_the_decision_is_redriven_once(tmp_path: Path) -> None:
+    """A firing recorded but not enqueued (the process died in between) is enqueued at start."""
+    first = Harness(tmp_path / "data")
+    first.add("on ping do emit pong", name="pinger")
+    rule = first.platform.rules.book.compiled_rule("default/pinger")
+    assert rule is not None
+    event = {"specversion": "1.0", "id": "x1", "source": "s", "type": "ping"}
+    first.platform.rules._decide_once(rule, event, 0, first.clock.now(), True)  # no enqueue
+    assert first.jobs("pinger") == []
+    first.close()
+
+    second = Harness(tmp_path / "data")
+
+    async def body() -> int:
+        return await second.platform.rules.redrive()
+
+    assert run(body) == 1
+    assert run(body) == 0
+    assert len(second.jobs("pinger")) == 1
+    second.close()
+
+
+def test_validation_refuses_without_creating_anything(harness: Harness) -> None:
+    book = harness.platform.rules.book
+    with pytest.raises(RuleSyntaxError):
+        book.prepare("default", "admin", text="on ping do dance")
+    with pytest.raises(RuleError, match="no function 'nope'"):
+        book.prepare("default", "admin", text="on ping do invoke nope")
+    with pytest.raises(ActionNotAvailable, match="action not available yet"):
+        book.prepare("default", "admin", text="on ping do notify bob")
+    with pytest.raises(RuleError, match="more than zero"):
+        book.prepare(
+            "default",
+            "admin",
+            definition={
+                "pattern": {"type": ["ping"]},
+                "window": {"kind": "count", "count": 2, "within_s": 0},
+                "actions": [{"kind": "emit", "target": "pong"}],
+            },
+        )
+    assert book.registry.in_namespace("default") == []
+
+
+def test_names_are_derived_and_unique(harness: Harness) -> None:
+    name = harness.add("on order.placed do emit order.seen")
+    assert name.startswith("order-placed-")
+    with pytest.raises(Conflict):
+        harness.add("on order.placed do emit order.other", name=name)
+
+
+def test_rules_reload_from_the_store(tmp_path: Path) -> None:
+    first = Harness(tmp_path / "data")
+    first.add("on ping 2 times within 1m do emit pong", name="twice")
+
+    async def send(h: Harness, eid: str) -> str:
+        return (await h.send("ping", id=eid))[0].outcome
+
+    assert run(lambda: send(first, "1")) == "counted"
+    first.close()
+    second = Harness(tmp_path / "data")
+    assert run(lambda: send(second, "2")) == "fired"
+    second.close()
