@@ -1,0 +1,370 @@
+"""Benchmark "rules": events over HTTP -> rule -> async function -> completed record, end to end.
+
+Run:  .venv/bin/python bench/rules.py [--quick]
+
+Starts `ondo up` (the embedded default: SQLite bus and store, local sandboxes) with one function
+(`echo`, returns the id it was given) and one rule (`on bench.hit do invoke echo`), then measures
+in the same run:
+
+- saturation: N events posted as fast as the client can (batches of 100); events/s from the
+  first post to the last completed invocation; every event must complete exactly once.
+- paced: events posted one per request at a fixed rate (500/s); latency from just before the
+  post to the invocation's `finished_at` (same machine, same wall clock): p50, p99.
+- the baseline: the same function invoked directly (`POST /v1/functions/echo/invoke?mode=async`,
+  no rule, no bus, no action queue), saturated and paced the same way.
+- condition cost: one evaluation of a compiled EventBridge pattern
+  (`ondo.patterns.compile(p).matches(e)`) against the same test as CEL
+  (`ondo.rules.conditions.Condition(cel).evaluate(e)`).
+
+Targets (issue 5): >= 2,000 events/s sustained with nothing lost; p99 <= 20 ms at 500 events/s.
+The JSON printed says whether each was met; nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+
+from ondo.patterns import compile as compile_pattern  # noqa: E402
+from ondo.rules.conditions import Condition  # noqa: E402
+
+TARGET_EVENTS_PER_S = 2000
+TARGET_P99_MS = 20.0
+PACED_RATE = 500
+
+ECHO = """
+def handler(event, context):
+    data = event.get("data") if isinstance(event, dict) else None
+    return {"id": (data or event or {}).get("n")}
+"""
+
+MANIFEST = """
+name: bench
+functions:
+  echo:
+    code: ./echo
+    handler: app.handler
+    timeout: 10
+    concurrency: {concurrency}
+rules:
+  - name: bench
+    when: on bench.hit do invoke echo
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Platform:
+    """`ondo up` in a subprocess with its own data dir; killed with its process tree."""
+
+    def __init__(self, root: Path, concurrency: int) -> None:
+        self.root = root
+        app = root / "app"
+        (app / "echo").mkdir(parents=True)
+        (app / "echo" / "app.py").write_text(ECHO)
+        (app / "ondo.yaml").write_text(MANIFEST.format(concurrency=concurrency))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = (root / "platform.log").open("wb")
+        args = [sys.executable, "-m", "ondo", "--data-dir", str(root / "data"), "up"]
+        args += ["--port", str(self.port), "--app", str(app)]
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+        self.proc = subprocess.Popen(
+            args, stdout=self.log, stderr=self.log, env=env, cwd=REPO, start_new_session=True
+        )
+
+    def wait_healthy(self, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ondo up exited: {self.tail()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return (self.root / "data" / "admin.token").read_text().strip()
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"ondo up did not become healthy: {self.tail()}")
+
+    def tail(self) -> str:
+        return (self.root / "platform.log").read_text(errors="replace")[-3000:]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.log.close()
+
+
+# --- driving load -------------------------------------------------------------------------
+
+
+def hit(n: int, run: str) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": f"{run}-{n}",
+        "source": "bench/rules",
+        "type": "bench.hit",
+        "data": {"n": f"{run}-{n}"},
+    }
+
+
+async def post_rule_batch(client: httpx.AsyncClient, run: str, numbers: range) -> None:
+    response = await client.post("/v1/events", json=[hit(n, run) for n in numbers])
+    response.raise_for_status()
+
+
+async def post_rule_one(client: httpx.AsyncClient, run: str, n: int) -> None:
+    response = await client.post("/v1/events", json=hit(n, run))
+    response.raise_for_status()
+
+
+async def post_direct_one(client: httpx.AsyncClient, run: str, n: int) -> None:
+    response = await client.post(
+        "/v1/functions/echo/invoke", params={"mode": "async"}, json={"n": f"{run}-{n}"}
+    )
+    response.raise_for_status()
+
+
+async def post_direct_batch(client: httpx.AsyncClient, run: str, numbers: range) -> None:
+    await asyncio.gather(*(post_direct_one(client, run, n) for n in numbers))
+
+
+async def completions(
+    client: httpx.AsyncClient, run: str, expected: int, timeout: float
+) -> dict[str, list[float]]:
+    """finished_at of every succeeded invocation whose result id belongs to `run`."""
+    seen: dict[str, list[float]] = {}
+    after = 0.0
+    deadline = time.monotonic() + timeout
+    while len(seen) < expected and time.monotonic() < deadline:
+        response = await client.get(
+            "/v1/functions/echo/logs", params={"after": after, "limit": 1000}
+        )
+        response.raise_for_status()
+        records = response.json()["invocations"]
+        for record in records:
+            after = max(after, record["finished_at"] or after)
+            result = record.get("result") or {}
+            rid = result.get("id") if isinstance(result, dict) else None
+            if record["status"] == "succeeded" and isinstance(rid, str) and rid.startswith(run):
+                seen.setdefault(rid, []).append(record["finished_at"])
+        if len(records) < 1000:
+            await asyncio.sleep(0.05)
+    return seen
+
+
+async def saturate(
+    client: httpx.AsyncClient,
+    run: str,
+    total: int,
+    post_batch: Callable[[httpx.AsyncClient, str, range], Awaitable[None]],
+) -> dict[str, Any]:
+    batch, in_flight = 100, 4
+    started = time.time()
+    gate = asyncio.Semaphore(in_flight)
+
+    async def one(start: int) -> None:
+        async with gate:
+            await post_batch(client, run, range(start, min(start + batch, total)))
+
+    await asyncio.gather(*(one(s) for s in range(0, total, batch)))
+    posted = time.time()
+    done = await completions(client, run, total, timeout=max(60.0, total / 100))
+    last = max((max(v) for v in done.values()), default=posted)
+    doubled = sum(1 for v in done.values() if len(v) > 1)
+    elapsed = last - started
+    return {
+        "events": total,
+        "completed": len(done),
+        "lost": total - len(done),
+        "doubled": doubled,
+        "post_s": round(posted - started, 3),
+        "total_s": round(elapsed, 3),
+        "events_per_s": round(len(done) / elapsed, 1) if elapsed > 0 else None,
+    }
+
+
+async def paced(
+    client: httpx.AsyncClient,
+    run: str,
+    rate: int,
+    seconds: float,
+    post_one: Callable[[httpx.AsyncClient, str, int], Awaitable[None]],
+) -> dict[str, Any]:
+    total = int(rate * seconds)
+    sent_at: dict[str, float] = {}
+    tasks: list[asyncio.Task[None]] = []
+    start = time.monotonic()
+    for n in range(total):
+        due = start + n / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        sent_at[f"{run}-{n}"] = time.time()
+        tasks.append(asyncio.create_task(post_one(client, run, n)))
+    await asyncio.gather(*tasks)
+    achieved = total / (time.monotonic() - start)
+    done = await completions(client, run, total, timeout=60.0)
+    latencies = sorted((min(v) - sent_at[k]) * 1000 for k, v in done.items() if k in sent_at)
+    return {
+        "rate_target": rate,
+        "rate_achieved": round(achieved, 1),
+        "events": total,
+        "completed": len(done),
+        "lost": total - len(done),
+        **percentiles(latencies),
+    }
+
+
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50_ms": None, "p90_ms": None, "p99_ms": None, "max_ms": None}
+
+    def at(q: float) -> float:
+        return round(values[min(len(values) - 1, int(q * len(values)))], 2)
+
+    return {
+        "p50_ms": round(statistics.median(values), 2),
+        "p90_ms": at(0.90),
+        "p99_ms": at(0.99),
+        "max_ms": round(values[-1], 2),
+    }
+
+
+# --- condition cost -----------------------------------------------------------------------
+
+
+def condition_cost(rounds: int) -> dict[str, Any]:
+    """One evaluation: EventBridge pattern (compiled) vs CEL, the same test on the same event."""
+    event = {
+        "specversion": "1.0",
+        "id": "1",
+        "source": "shop/orders",
+        "type": "order.placed",
+        "data": {"total": 120, "country": "DE", "items": 3},
+    }
+    pattern = compile_pattern(
+        {"type": ["order.placed"], "data": {"total": [{"numeric": [">", 100]}], "country": ["DE"]}}
+    )
+    cel = Condition('event.type == "order.placed" && data.total > 100 && data.country == "DE"')
+    assert pattern.matches(event) and cel.evaluate(event)
+
+    def per_call(fn: Callable[[], bool], n: int) -> float:
+        begin = time.perf_counter()
+        for _ in range(n):
+            fn()
+        return (time.perf_counter() - begin) / n * 1e6
+
+    pattern_us = min(per_call(lambda: pattern.matches(event), rounds) for _ in range(3))
+    cel_us = min(per_call(lambda: cel.evaluate(event), max(1, rounds // 20)) for _ in range(3))
+    return {
+        "pattern_us": round(pattern_us, 3),
+        "cel_us": round(cel_us, 3),
+        "cel_over_pattern": round(cel_us / pattern_us, 1),
+    }
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+async def measure(url: str, token: str, quick: bool) -> dict[str, Any]:
+    total = 1000 if quick else 5000
+    seconds = 2.0 if quick else 5.0
+    headers = {"Authorization": f"Bearer {token}"}
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(
+        base_url=url, headers=headers, timeout=60.0, limits=limits
+    ) as client:
+        await paced(client, "warm", 50, 1.0, post_rule_one)  # warm workers, caches, connections
+        await paced(client, "warmd", 50, 1.0, post_direct_one)
+        rule_sat = await saturate(client, "rs", total, post_rule_batch)
+        direct_sat = await saturate(client, "ds", total, post_direct_batch)
+        rule_paced = await paced(client, "rp", PACED_RATE, seconds, post_rule_one)
+        direct_paced = await paced(client, "dp", PACED_RATE, seconds, post_direct_one)
+        actions = (await client.get("/v1/actions")).json()["jobs"]
+    return {
+        "saturation": {"rule": rule_sat, "direct": direct_sat},
+        "paced": {"rule": rule_paced, "direct": direct_paced},
+        "action_jobs": actions,
+    }
+
+
+def verdict(result: dict[str, Any]) -> dict[str, Any]:
+    sat = result["saturation"]["rule"]
+    pace = result["paced"]["rule"]
+    rate = sat["events_per_s"] or 0.0
+    p99 = pace["p99_ms"]
+    direct_rate = result["saturation"]["direct"]["events_per_s"] or 0.0
+    direct_p99 = result["paced"]["direct"]["p99_ms"]
+    return {
+        "events_per_s_target": TARGET_EVENTS_PER_S,
+        "events_per_s_met": rate >= TARGET_EVENTS_PER_S and sat["lost"] == 0,
+        "nothing_lost_or_doubled": sat["lost"] == sat["doubled"] == 0 and pace["lost"] == 0,
+        "p99_ms_target": TARGET_P99_MS,
+        "p99_met": p99 is not None and p99 <= TARGET_P99_MS,
+        "rule_over_direct_throughput": round(rate / direct_rate, 2) if direct_rate else None,
+        "rule_minus_direct_p50_ms": (
+            round(pace["p50_ms"] - result["paced"]["direct"]["p50_ms"], 2)
+            if pace["p50_ms"] is not None and result["paced"]["direct"]["p50_ms"] is not None
+            else None
+        ),
+        "rule_over_direct_p99": round(p99 / direct_p99, 2) if p99 and direct_p99 else None,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller runs (CI smoke)")
+    parser.add_argument("--concurrency", type=int, default=16, help="the function's concurrency")
+    parser.add_argument("--keep", action="store_true", help="keep the data dir for inspection")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="ondo-bench-rules-"))
+    platform = Platform(root, args.concurrency)
+    try:
+        token = platform.wait_healthy()
+        result = asyncio.run(measure(platform.url, token, args.quick))
+    finally:
+        platform.close()
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    out = {
+        "bench": "rules",
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "function_concurrency": args.concurrency,
+        **result,
+        "condition": condition_cost(20_000 if args.quick else 100_000),
+    }
+    out["verdict"] = verdict(out)
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
