@@ -232,7 +232,8 @@ class Condition:
     def evaluate(self, event: Mapping[str, Any]) -> bool:
         """True when the event satisfies the condition."""
         cel_event = json_to_cel(dict(event))
-        data = cel_event.get("data") if isinstance(cel_event, celtypes.MapType) else None
+        is_map = isinstance(cel_event, celtypes.MapType)
+        data = cel_event.get("data") if is_map and "data" in cel_event else None
         activation = {"event": cel_event, "data": data}
         try:
             result = self._program.evaluate(activation)

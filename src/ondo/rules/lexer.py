@@ -20,7 +20,7 @@ END: Final = "end"
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 # Words carry names, event types, globs, recipients, e-mail addresses, topics and durations.
 _WORD_CHARS = r"A-Za-z0-9_.\-*/:@+~#%$"
-_WORD = re.compile(rf"[A-Za-z_$][{_WORD_CHARS}]*")
+_WORD = re.compile(rf"[A-Za-z_$*][{_WORD_CHARS}]*")
 _WORD_TAIL = re.compile(rf"[{_WORD_CHARS}]*")
 _OPERATOR = re.compile(r"[=!<>&|]+")
 _PUNCT = "()[],"
@@ -56,7 +56,9 @@ class Token:
 
     def describe(self) -> str:
         """The token as a message shows it."""
-        return "the end of the rule" if self.kind == END else f'"{self.text}"'
+        if self.kind == END:
+            return "the end of the rule"
+        return self.text if self.kind == STRING else f'"{self.text}"'
 
 
 def syntax_error(message: str, column: int, hint: str | None = None) -> RuleSyntaxError:

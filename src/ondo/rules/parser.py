@@ -106,7 +106,8 @@ class _Parser:
         context = "after the condition" if condition is not None else "after the event type"
         hint = _WINDOW_HINT if window is None and throttle is None else None
         if condition is None and window is None and throttle is None:
-            hint = 'or "from", "about", "where"'
+            hint = 'or "from", "about", "where" or a window'
+
         if window is not None or throttle is not None:
             context = "after the window" if throttle is None else "after the throttle"
         do = self.expect("do", context, hint)
@@ -240,7 +241,12 @@ class _Parser:
                     f"the count must be a whole number of at least 1, got {count.text} "
                     f"at column {count.column}"
                 )
-            self.expect("times", f"after {count.text}", f'e.g. "{count.text} times within 1h"')
+            if not self.accept("times", "time"):
+                raise syntax_error(
+                    f'expected "times" after {count.text}',
+                    self.token.column,
+                    f'e.g. "{count.text} times within 1h"',
+                )
             self.expect("within", 'after "times"', f'e.g. "{count.text} times within 1h"')
             return CountWindow(count.value, self.duration(), self.per())
         if self.accept("for"):
@@ -295,7 +301,7 @@ class _Parser:
     def actions(self) -> tuple[Action, ...]:
         actions = [self.action()]
         while separator := self.accept("and", ","):
-            actions.append(self.action(after=separator))
+            actions.append(self.action(after=separator, previous=actions[-1]))
         if self.token.kind != END:
             raise syntax_error(
                 f"unexpected {self.token.describe()} after the actions",
@@ -304,15 +310,16 @@ class _Parser:
             )
         return tuple(actions)
 
-    def action(self, after: Token | None = None) -> Action:
+    def action(self, after: Token | None = None, previous: Action | None = None) -> Action:
         word = self.token
         if not word.is_word(*ACTION_KINDS):
             where = f'after "{after.text}"' if after is not None else 'after "do"'
+            hint = f"actions are {', '.join(ACTION_KINDS)}"
+            if previous is not None and previous.kind == "notify":
+                copied = ", ".join((*previous.cc, word.text))
+                hint += f'; to copy several people write "notify {previous.target} cc {copied}"'
             raise syntax_error(
-                f"expected an action {where}, found {word.describe()}",
-                word.column,
-                f"actions are {', '.join(ACTION_KINDS)}; to copy several people write "
-                f'"cc alice, carol"',
+                f"expected an action {where}, found {word.describe()}", word.column, hint
             )
         kind = str(self.advance().value)
         target = self.target(kind)
@@ -395,8 +402,8 @@ def _compare(left: _Operand, op: Token, right: _Operand) -> Node:
         op = Token(OP, _FLIPPED[op.value], op.column, op.text)
     if left.field is None:
         raise RuleError(
-            f"{left.token.describe()} {op.text} {right.token.describe()} at column "
-            f"{left.token.column} compares two values; one side must be a field"
+            f"{left.token.text} {op.text} {right.token.text} at column {left.token.column} "
+            "compares two values; one side must be a field"
         )
     if right.field is not None:
         return Compare(left.field, op.value, right.field)
