@@ -99,7 +99,7 @@ def test_invalid_cel_is_a_rule_error() -> None:
 
 def test_event_without_data() -> None:
     assert Condition("data == null").evaluate({"type": "t"}) is True
-    neither = cel_of("not (a exists and b exists)")
+    neither = cel_of("not (a exists and b > 1)")
     assert neither.evaluate({"type": "t"}) is True
     assert neither.evaluate({"type": "t", "data": "text"}) is True
     assert neither.evaluate({"type": "t", "data": [{"a": 1, "b": 2}]}) is False
