@@ -1,0 +1,477 @@
+"""Zygote and worker: the code that runs INSIDE the sandbox. Imports only the standard library.
+
+Started by the platform as ``python -I -S bootstrap.py <control fd> <config json>``:
+
+* the launcher process enters the namespaces (see jail.py) and forks the zygote, then only waits;
+* the zygote (pid 1 of the function's pid namespace) builds its root, drops privileges, installs
+  the seccomp filter, imports the handler once and then forks one worker per "fork" command;
+* a worker talks to the platform directly over the socket it was given and runs one invocation
+  at a time until its socket closes.
+
+Control socket (SOCK_SEQPACKET, one JSON object per message):
+  zygote -> platform  {"op": "ready", "layers": {...}} | {"op": "import_failed", "error": "..."}
+                      {"op": "exit", "slot": n, "status": wait status} | {"op": "fork_failed", ...}
+  platform -> zygote  {"op": "fork", "slot": n} with SCM_RIGHTS [worker socket, log memfd]
+Worker socket (SOCK_STREAM): frames of <u32 header length><u32 body length><json header><body>.
+"""
+
+from __future__ import annotations
+
+import array
+import ctypes
+import importlib
+import importlib.util
+import io
+import json
+import math
+import mmap
+import os
+import resource
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+FRAME = struct.Struct("<II")
+LOG_HEADER = struct.Struct("<QI")  # total bytes written, bytes stored
+MAX_RESULT_BYTES = 6 * 1024 * 1024
+MAX_HEADER_BYTES = 1024 * 1024
+IMPORT_LOG_BYTES = 16 * 1024
+TASK_ROOT = "/var/task"
+
+
+# --- bounded log capture ------------------------------------------------------------------
+
+
+class LogSink:
+    """Bounded capture shared by sys.stdout, sys.stderr and the fd 1/2 drainer."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.buffer: Any = bytearray(IMPORT_LOG_BYTES + LOG_HEADER.size)
+        self.capacity = IMPORT_LOG_BYTES
+        self.total = 0
+        self.stored = 0
+
+    def attach(self, buffer: Any, capacity: int) -> None:
+        self.buffer, self.capacity = buffer, capacity
+        self.reset()
+
+    def reset(self) -> None:
+        self.total = self.stored = 0
+        LOG_HEADER.pack_into(self.buffer, 0, 0, 0)
+
+    def write(self, data: bytes) -> None:
+        with self.lock:
+            self._append(data)
+
+    def _append(self, data: bytes) -> None:
+        take = min(len(data), self.capacity - self.stored)
+        if take > 0:
+            start = LOG_HEADER.size + self.stored
+            self.buffer[start : start + take] = data[:take]
+            self.stored += take
+        self.total += len(data)
+        LOG_HEADER.pack_into(self.buffer, 0, self.total, self.stored)
+
+    def text(self) -> str:
+        data = bytes(self.buffer[LOG_HEADER.size : LOG_HEADER.size + self.stored])
+        return data.decode("utf-8", "replace")
+
+
+SINK = LogSink()
+
+
+class _SinkRaw(io.RawIOBase):
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        SINK.write(chunk)
+        return len(chunk)
+
+
+def _capture_python_streams() -> None:
+    for name in ("stdout", "stderr"):
+        stream = io.TextIOWrapper(
+            _SinkRaw(),  # type: ignore[type-var]  # a raw writer is all TextIOWrapper needs
+            encoding="utf-8",
+            errors="backslashreplace",
+            write_through=True,
+        )
+        setattr(sys, name, stream)
+
+
+class FdDrainer:
+    """Captures what C code and subprocesses write to fd 1 and 2 (a pipe read by a thread)."""
+
+    def __init__(self) -> None:
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, 1)
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        os.set_blocking(read_end, False)
+        self.fd = read_end
+        threading.Thread(target=self._run, name="ondo-log-drain", daemon=True).start()
+
+    def _run(self) -> None:
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        while True:
+            poller.poll()
+            if not self.drain():
+                return
+
+    def drain(self) -> bool:
+        """Move what is in the pipe into the sink; False once the pipe is closed."""
+        with SINK.lock:
+            while True:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except BlockingIOError:
+                    return True
+                if not chunk:
+                    return False
+                SINK._append(chunk)
+
+
+# --- the Lambda context ----------------------------------------------------------------
+
+
+class LambdaContext:
+    """What AWS Lambda passes as `context`, so existing handlers run unchanged."""
+
+    def __init__(self, config: dict[str, Any], request_id: str, deadline: float) -> None:
+        ns, name, version = config["namespace"], config["name"], str(config["version"])
+        self.aws_request_id = request_id
+        self.function_name = name
+        self.function_version = version
+        self.memory_limit_in_mb = int(config["memory_mb"])
+        self.invoked_function_arn = f"arn:ondo:lambda:local:{ns}:function:{name}:{version}"
+        self.log_group_name = f"/ondo/{ns}/{name}"
+        self.log_stream_name = config.get("log_stream", f"{version}/{os.getpid()}")
+        self.identity = None
+        self.client_context = None
+        self._deadline = deadline
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+# --- frames ------------------------------------------------------------------------------
+
+
+def recv_exact(sock: socket.socket, size: int) -> bytes | None:
+    buf = bytearray(size)
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        n = sock.recv_into(view[got:])
+        if n == 0:
+            return None
+        got += n
+    return bytes(buf)
+
+
+def send_frame(sock: socket.socket, header: dict[str, Any], body: bytes = b"") -> None:
+    head = json.dumps(header, separators=(",", ":")).encode()
+    sock.sendall(FRAME.pack(len(head), len(body)) + head + body)
+
+
+def recv_frame(sock: socket.socket) -> tuple[dict[str, Any], bytes] | None:
+    prefix = recv_exact(sock, FRAME.size)
+    if prefix is None:
+        return None
+    head_len, body_len = FRAME.unpack(prefix)
+    head = recv_exact(sock, head_len)
+    body = recv_exact(sock, body_len) if body_len else b""
+    if head is None or body is None:
+        return None
+    return json.loads(head), body
+
+
+# --- invocation --------------------------------------------------------------------------
+
+
+def lambda_error(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
+    frames = traceback.extract_tb(exc.__traceback__)
+    user_frames = [f for f in frames if f.filename != __file__]
+    return {
+        "errorMessage": str(exc),
+        "errorType": error_type or type(exc).__name__,
+        "stackTrace": traceback.format_list(user_frames),
+    }
+
+
+def run_invocation(
+    handler: Any, config: dict[str, Any], header: dict[str, Any], body: bytes
+) -> tuple[dict[str, Any], bytes]:
+    timeout = float(config["timeout_s"])
+    started = time.monotonic()
+    context = LambdaContext(config, str(header["id"]), started + timeout)
+    _arm_cpu_limit(timeout)
+    reply: dict[str, Any] = {"status": "failed"}
+    result = b""
+    try:
+        event = json.loads(body) if body else None
+        value = handler(event, context)
+    except MemoryError as exc:
+        reply["error"] = lambda_error(exc, "Runtime.OutOfMemory")
+        reply["fatal"] = "memory"
+    except Exception as exc:
+        reply["error"] = lambda_error(exc)
+    else:
+        result, error = encode_result(value)
+        if error is None:
+            reply["status"] = "succeeded"
+        else:
+            reply["error"], result = error, b""
+    reply["duration_ms"] = (time.monotonic() - started) * 1000.0
+    reply["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return reply, result
+
+
+def encode_result(value: Any) -> tuple[bytes, dict[str, Any] | None]:
+    try:
+        text = json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError, RecursionError) as exc:
+        return b"", lambda_error(exc, "Runtime.ResultNotSerializable")
+    if len(text) > MAX_RESULT_BYTES:
+        message = (
+            f"Response payload size ({len(text)} bytes) exceeded the maximum allowed "
+            f"payload size ({MAX_RESULT_BYTES} bytes)."
+        )
+        return b"", {
+            "errorMessage": message,
+            "errorType": "Function.ResponseSizeTooLarge",
+            "stackTrace": [],
+        }
+    return text, None
+
+
+def _arm_cpu_limit(timeout: float) -> None:
+    # A backstop: the platform kills on wall-clock time; this bounds CPU if it somehow cannot.
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used = usage.ru_utime + usage.ru_stime
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = math.ceil(used + timeout) + 2
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+# --- worker ------------------------------------------------------------------------------
+
+
+def worker_main(
+    sock: socket.socket, log_fd: int, slot: int, handler: Any, config: dict[str, Any]
+) -> None:
+    size = os.fstat(log_fd).st_size
+    log_map = mmap.mmap(log_fd, size)
+    os.close(log_fd)
+    SINK.attach(log_map, size - LOG_HEADER.size)
+    drainer = FdDrainer()
+    memory = config.get("worker_as_bytes")
+    if memory:
+        resource.setrlimit(resource.RLIMIT_AS, (int(memory), int(memory)))
+    creds = struct.pack("3i", os.getpid(), os.getuid(), os.getgid())
+    sock.sendmsg([b"H"], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, creds)])
+    while True:
+        frame = recv_frame(sock)
+        if frame is None:
+            return
+        header, body = frame
+        SINK.reset()
+        reply, result = run_invocation(handler, config, header, body)
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        drainer.drain()
+        send_frame(sock, reply, result)
+        if reply.get("fatal"):
+            os._exit(137)
+
+
+def start_worker(
+    sock: socket.socket, log_fd: int, slot: int, handler: Any, config: dict[str, Any]
+) -> None:
+    """In the freshly forked child: never return into the zygote's loop."""
+    code = 0
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        worker_main(sock, log_fd, slot, handler, config)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+        code = 70
+    os._exit(code)
+
+
+# --- zygote ------------------------------------------------------------------------------
+
+
+class Zygote:
+    def __init__(self, ctl: socket.socket, config: dict[str, Any], handler: Any) -> None:
+        self.ctl = ctl
+        self.config = config
+        self.handler = handler
+        self.slots: dict[int, int] = {}  # pid -> slot
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.set_wakeup_fd(self.wake_w)
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.ctl.send(json.dumps(message).encode())
+
+    def serve(self) -> None:
+        while True:
+            ready, _, _ = select.select([self.ctl.fileno(), self.wake_r], [], [])
+            if self.wake_r in ready:
+                self._drain_wakeups()
+                self.reap()
+            if self.ctl.fileno() in ready and not self._command():
+                return
+
+    def _drain_wakeups(self) -> None:
+        try:
+            while os.read(self.wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _command(self) -> bool:
+        fds = array.array("i")
+        data, ancdata, _, _ = self.ctl.recvmsg(65536, socket.CMSG_SPACE(8 * fds.itemsize))
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+        if not data:
+            return False
+        message = json.loads(data)
+        if message.get("op") == "fork" and len(fds) == 2:
+            self.fork(int(message["slot"]), fds[0], fds[1])
+        else:
+            for fd in fds:
+                os.close(fd)
+        return True
+
+    def fork(self, slot: int, sock_fd: int, log_fd: int) -> None:
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            os.close(sock_fd)
+            os.close(log_fd)
+            self.send({"op": "fork_failed", "slot": slot, "error": str(exc)})
+            return
+        if pid == 0:
+            self.ctl.close()
+            os.close(self.wake_r)
+            signal.set_wakeup_fd(-1)
+            os.close(self.wake_w)
+            start_worker(socket.socket(fileno=sock_fd), log_fd, slot, self.handler, self.config)
+        os.close(sock_fd)
+        os.close(log_fd)
+        self.slots[pid] = slot
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            slot = self.slots.pop(pid, None)
+            if slot is not None:
+                self.send({"op": "exit", "slot": slot, "status": status})
+
+
+def load_handler(spec: str) -> Any:
+    module_name, _, attr = spec.rpartition(".")
+    if not module_name or not attr:
+        raise ValueError(f"handler {spec!r} must look like 'module.function'")
+    module = importlib.import_module(module_name)
+    if not hasattr(module, attr):
+        raise AttributeError(f"module {module_name!r} has no attribute {attr!r}")
+    handler = getattr(module, attr)
+    if not callable(handler):
+        raise TypeError(f"{spec} is a {type(handler).__name__}, not a callable")
+    return handler
+
+
+def prepare_interpreter(config: dict[str, Any]) -> None:
+    task_root = config["task_root"]
+    layer = config.get("layer_root")
+    stdlib = [p for p in sys.path if p and not p.endswith("bootstrap.py")]
+    sys.path[:] = [task_root, *([layer] if layer else []), *stdlib]
+    os.environ.clear()
+    os.environ.update(config["environment"])
+    os.chdir(task_root)
+    importlib.invalidate_caches()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    _capture_python_streams()
+
+
+def zygote_main(ctl: socket.socket, config: dict[str, Any], jail: Any) -> None:
+    layers = jail.enter_inner(config) if jail is not None else {}
+    prepare_interpreter(config)
+    try:
+        handler = load_handler(config["handler"])
+    except BaseException as exc:  # user code ran: anything may come out of it
+        text = "".join(traceback.format_exception(exc))
+        output = SINK.text()
+        if output:
+            text += f"\nOutput during import:\n{output}"
+        ctl.send(json.dumps({"op": "import_failed", "error": text[-60000:]}).encode())
+        return
+    zygote = Zygote(ctl, config, handler)
+    zygote.send({"op": "ready", "layers": layers, "pid": os.getpid()})
+    zygote.serve()
+
+
+def load_jail(path: str) -> Any:
+    spec = importlib.util.spec_from_file_location("ondo_jail", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the sandbox module at {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main() -> None:
+    ctl = socket.socket(fileno=int(sys.argv[1]))
+    config = json.loads(sys.argv[2])
+    jail = load_jail(config["jail_path"]) if config.get("sandbox") else None
+    if jail is not None:
+        jail.enter_outer(config)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if jail is not None:
+                jail.die_with_parent()
+            zygote_main(ctl, config, jail)
+        except BaseException:
+            traceback.print_exc(file=sys.__stderr__)
+            os._exit(70)
+        os._exit(0)
+    ctl.close()
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    os._exit(code if code >= 0 else 128 - code)
+
+
+if __name__ == "__main__":
+    _ = ctypes  # loaded early: the sandbox may hide the files later imports need
+    main()

@@ -1,0 +1,190 @@
+"""cgroup limits per worker (memory, pids) and whole-tree kill, with whatever this machine offers.
+
+Layout, under the platform's own cgroup in each hierarchy:
+    ondo-<platform pid>/<pool id>/          the zygote (limits for the whole version)
+    ondo-<platform pid>/<pool id>/w<slot>/  one worker and everything it starts
+cgroup v1 memory and pids give the limits; cgroup v2 `cgroup.kill` kills a worker's whole tree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ondo.runtime.pool import WorkerHooks
+
+if TYPE_CHECKING:
+    from ondo.runtime.base import FunctionSpec
+
+log = logging.getLogger("ondo.runtime")
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+WORKER_PIDS = 40  # a worker, its log thread and what it may start; a fork bomb stops here
+ZYGOTE_OVERHEAD_MB = 256
+
+
+@dataclass
+class Cgroups:
+    memory: Path | None = None
+    pids: Path | None = None
+    unified: Path | None = None
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def usable(self) -> bool:
+        return any((self.memory, self.pids, self.unified))
+
+    def layers(self) -> dict[str, dict[str, Any]]:
+        state: dict[str, dict[str, Any]] = {}
+        for name, path in (("memory", self.memory), ("pids", self.pids), ("kill", self.unified)):
+            key = f"cgroups.{name}"
+            if path is not None:
+                state[key] = {"active": True, "path": str(path)}
+            else:
+                state[key] = {"active": False, "reason": self.reasons.get(name, "not found")}
+        return state
+
+
+def _own_cgroup(controller: str) -> str | None:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if controller in controllers.split(",") or (controller == "" and controllers == ""):
+                return path
+    return None
+
+
+def _make_base(hierarchy: str, controller: str, probe_file: str) -> tuple[Path | None, str]:
+    mount = CGROUP_ROOT / hierarchy
+    own = _own_cgroup(controller)
+    if own is None or not mount.is_dir():
+        return None, f"no {hierarchy} cgroup hierarchy mounted at {mount}"
+    base = mount / own.lstrip("/") / f"ondo-{os.getpid()}"
+    try:
+        base.mkdir(exist_ok=True)
+    except OSError as exc:
+        return None, f"cannot create {base}: {exc.strerror}"
+    if not (base / probe_file).exists():
+        base.rmdir()
+        return None, f"{base} has no {probe_file}"
+    return base, ""
+
+
+def detect_cgroups(wanted: bool) -> Cgroups:
+    found = Cgroups()
+    if not wanted:
+        found.reasons = dict.fromkeys(("memory", "pids", "kill"), "disabled by configuration")
+        return found
+    found.memory, found.reasons["memory"] = _make_base("memory", "memory", "memory.limit_in_bytes")
+    found.pids, found.reasons["pids"] = _make_base("pids", "pids", "pids.max")
+    found.unified, found.reasons["kill"] = _make_base("unified", "", "cgroup.kill")
+    return found
+
+
+def _write(path: Path, value: str) -> bool:
+    try:
+        path.write_text(value)
+        return True
+    except OSError as exc:
+        log.warning("cannot write %r to %s: %s", value, path, exc.strerror)
+        return False
+
+
+class CgroupHooks(WorkerHooks):
+    def __init__(self, cgroups: Cgroups) -> None:
+        self.cg = cgroups
+        self.limits: dict[str, tuple[int, int]] = {}  # pool id -> (memory bytes, pids)
+        self.oom_baseline: dict[str, int] = {}
+        self.leftovers: list[Path] = []
+
+    def _bases(self) -> list[tuple[str, Path]]:
+        pairs = (("memory", self.cg.memory), ("pids", self.cg.pids), ("unified", self.cg.unified))
+        return [(name, path) for name, path in pairs if path is not None]
+
+    def zygote_cgroups(self, pool_id: str, spec: FunctionSpec) -> list[str]:
+        worker_bytes = spec.memory_mb * 1024 * 1024
+        self.limits[pool_id] = (worker_bytes, WORKER_PIDS)
+        dirs = []
+        for name, base in self._bases():
+            path = base / pool_id
+            path.mkdir(exist_ok=True)
+            if name == "memory":
+                total_mb = spec.memory_mb * (spec.concurrency + 1) + ZYGOTE_OVERHEAD_MB
+                _write(path / "memory.limit_in_bytes", str(total_mb * 1024 * 1024))
+            elif name == "pids":
+                _write(path / "pids.max", str(WORKER_PIDS * spec.concurrency + 16))
+            dirs.append(str(path / "cgroup.procs"))
+        return dirs
+
+    def adopt(self, pool_id: str, slot: int, pid: int) -> list[str]:
+        memory_bytes, pids = self.limits.get(pool_id, (0, WORKER_PIDS))
+        made: list[str] = []
+        for name, base in self._bases():
+            path = base / pool_id / f"w{slot}"
+            with contextlib.suppress(FileExistsError):
+                path.mkdir()
+            if name == "memory" and memory_bytes:
+                _write(path / "memory.limit_in_bytes", str(memory_bytes))
+                self.oom_baseline[str(path)] = _oom_kills(path)
+            elif name == "pids":
+                _write(path / "pids.max", str(pids))
+            _write(path / "cgroup.procs", str(pid))
+            made.append(str(path))
+        return made
+
+    def kill_tree(self, cgroups: list[str]) -> None:
+        for path in cgroups:
+            kill = Path(path) / "cgroup.kill"
+            if kill.exists():
+                _write(kill, "1")
+
+    def oom_killed(self, cgroups: list[str]) -> bool:
+        for path in cgroups:
+            if (Path(path) / "memory.oom_control").exists():
+                return _oom_kills(Path(path)) > self.oom_baseline.get(path, 0)
+        return False
+
+    def forget(self, cgroups: list[str]) -> None:
+        for path in cgroups:
+            self.oom_baseline.pop(path, None)
+            try:
+                os.rmdir(path)
+            except OSError:
+                self.leftovers.append(Path(path))
+
+    def forget_pool(self, pool_id: str) -> None:
+        self.limits.pop(pool_id, None)
+        for _, base in self._bases():
+            self._remove_tree(base / pool_id)
+
+    def close(self) -> None:
+        for _, base in self._bases():
+            self._remove_tree(base)
+
+    def _remove_tree(self, path: Path) -> None:
+        if not path.is_dir():
+            return
+        for child in sorted((p for p in path.iterdir() if p.is_dir()), reverse=True):
+            self._remove_tree(child)
+        if (path / "cgroup.kill").exists():
+            _write(path / "cgroup.kill", "1")
+        for _ in range(50):
+            try:
+                path.rmdir()
+                return
+            except OSError:
+                time.sleep(0.01)
+        log.warning("could not remove cgroup %s (still busy)", path)
+
+
+def _oom_kills(path: Path) -> int:
+    with contextlib.suppress(OSError, ValueError):
+        for line in (path / "memory.oom_control").read_text().splitlines():
+            if line.startswith("oom_kill "):
+                return int(line.split()[1])
+    return 0

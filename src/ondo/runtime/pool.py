@@ -1,0 +1,328 @@
+"""The warm pool of one function version: a zygote, workers forked from it, reaped when idle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import mmap
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ondo.errors import ConcurrencyExhausted, RuntimeUnavailable
+from ondo.runtime.base import FunctionSpec, InvocationOutcome
+from ondo.runtime.channel import WorkerChannel, WorkerGone, receive_hello
+from ondo.runtime.worker import Worker, describe_death
+from ondo.runtime.zygote import ZygoteProcess
+
+log = logging.getLogger("ondo.runtime")
+
+HELLO_TIMEOUT_S = 10.0
+EXIT_REPORT_TIMEOUT_S = 2.0
+
+
+class WorkerHooks:
+    """Where the sandbox plugs in around a worker's life (cgroups); the default does nothing."""
+
+    def zygote_cgroups(self, pool_id: str, spec: FunctionSpec) -> list[str]:
+        return []
+
+    def adopt(self, pool_id: str, slot: int, pid: int) -> list[str]:
+        return []
+
+    def kill_tree(self, cgroups: list[str]) -> None:
+        return None
+
+    def oom_killed(self, cgroups: list[str]) -> bool:
+        return False
+
+    def forget(self, cgroups: list[str]) -> None:
+        return None
+
+    def forget_pool(self, pool_id: str) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class FunctionPool:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        pool_id: str,
+        zygote_config: Callable[[], dict[str, Any]],
+        idle_ttl_s: float,
+        hooks: WorkerHooks,
+    ) -> None:
+        self.spec = spec
+        self.pool_id = pool_id
+        self._zygote_config = zygote_config
+        self.idle_ttl_s = idle_ttl_s
+        self.hooks = hooks
+        self.zygote: ZygoteProcess | None = None
+        self.idle: list[Worker] = []
+        self.busy: set[Worker] = set()
+        self.starting = 0
+        self.closing = False
+        self.next_slot = 0
+        self.exits: dict[int, asyncio.Future[int]] = {}
+        self.counts = {"invocations": 0, "cold_starts": 0, "timeouts": 0, "kills": 0}
+        self._prepare_lock = asyncio.Lock()
+        self._idle_changed = asyncio.Event()
+
+    # --- zygote -------------------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        async with self._prepare_lock:
+            if self.zygote is not None and self.zygote.alive:
+                return
+            if self.closing:
+                raise RuntimeUnavailable(f"{self.spec.key} is being retired")
+            zygote = ZygoteProcess(self.spec.key, self._zygote_config(), self._on_exit)
+            await zygote.start()
+            self.zygote = zygote
+
+    def _on_exit(self, slot: int, status: int) -> None:
+        future = self._exit_future(slot)
+        if not future.done():
+            future.set_result(status)
+
+    def _exit_future(self, slot: int) -> asyncio.Future[int]:
+        future = self.exits.get(slot)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self.exits[slot] = future
+        return future
+
+    # --- invocation ---------------------------------------------------------------------
+
+    async def invoke(self, event: bytes, request_id: str) -> InvocationOutcome:
+        if self.closing:
+            raise RuntimeUnavailable(
+                f"{self.spec.key} is being retired; invoke the current version"
+            )
+        if not self.idle and len(self.busy) + self.starting >= self.spec.concurrency:
+            raise ConcurrencyExhausted(
+                f"{self.spec.key} already runs {self.spec.concurrency} invocations "
+                "(its concurrency); retry later or raise `concurrency`"
+            )
+        if self.idle:
+            worker = self.idle.pop()
+            worker.cancel_idle_timer()
+            self.busy.add(worker)
+            return await self._run(worker, event, request_id, cold=False, init_ms=0.0)
+        self.starting += 1
+        started = time.perf_counter()
+        try:
+            worker = await self._spawn()
+        finally:
+            self.starting -= 1
+        self.busy.add(worker)
+        init_ms = (time.perf_counter() - started) * 1000.0
+        return await self._run(worker, event, request_id, cold=True, init_ms=init_ms)
+
+    async def _spawn(self) -> Worker:
+        if self.zygote is None or not self.zygote.alive:
+            await self.prepare()
+        assert self.zygote is not None
+        slot, self.next_slot = self.next_slot, self.next_slot + 1
+        sock, log_fd = self.zygote.fork(slot)
+        try:
+            pid = await asyncio.wait_for(receive_hello(sock), HELLO_TIMEOUT_S)
+            return await self._attach(slot, pid, sock, log_fd)
+        except (WorkerGone, TimeoutError, OSError) as exc:
+            sock.close()
+            os.close(log_fd)
+            why = self.zygote.fork_failures.pop(slot, None) or str(exc) or type(exc).__name__
+            raise RuntimeUnavailable(f"{self.spec.key}: could not start a worker: {why}") from exc
+
+    async def _attach(self, slot: int, pid: int, sock: socket.socket, log_fd: int) -> Worker:
+        cgroups = self.hooks.adopt(self.pool_id, slot, pid)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 0)
+        channel = WorkerChannel()
+        await asyncio.get_running_loop().create_unix_connection(lambda: channel, sock=sock)
+        worker = Worker(
+            slot=slot,
+            pid=pid,
+            channel=channel,
+            log_fd=log_fd,
+            log_map=mmap.mmap(log_fd, os.fstat(log_fd).st_size, prot=mmap.PROT_READ),
+            exit_status=self._exit_future(slot),
+            cgroups=cgroups,
+        )
+        with contextlib.suppress(OSError):
+            worker.pidfd = os.pidfd_open(pid)
+        return worker
+
+    async def _run(
+        self, worker: Worker, event: bytes, request_id: str, cold: bool, init_ms: float
+    ) -> InvocationOutcome:
+        loop = asyncio.get_running_loop()
+        self.counts["invocations"] += 1
+        self.counts["cold_starts"] += cold
+        started = time.perf_counter()
+        reply = worker.channel.request({"id": request_id}, event)
+        timer = loop.call_later(self.spec.timeout_s, self._on_timeout, worker)
+        try:
+            header, body = await reply
+        except WorkerGone as gone:
+            return await self._death(worker, gone.why, request_id, cold, init_ms, started)
+        finally:
+            timer.cancel()
+        worker.invocations += 1
+        if header.get("fatal"):
+            return await self._death(worker, "memory", request_id, cold, init_ms, started, header)
+        outcome = _outcome_from_reply(header, body, worker, cold, init_ms)
+        self._release(worker)
+        return outcome
+
+    def _on_timeout(self, worker: Worker) -> None:
+        self.counts["timeouts"] += 1
+        self.hooks.kill_tree(worker.cgroups)
+        worker.kill("timeout")
+
+    async def _death(
+        self,
+        worker: Worker,
+        why: str,
+        request_id: str,
+        cold: bool,
+        init_ms: float,
+        started: float,
+        reply: dict[str, Any] | None = None,
+    ) -> InvocationOutcome:
+        duration_ms = (time.perf_counter() - started) * 1000.0
+        self.busy.discard(worker)
+        self.counts["kills"] += 1
+        if worker.killed_for is None:
+            self.hooks.kill_tree(worker.cgroups)
+            worker.kill("protocol" if "malformed" in why or "reply" in why else "died")
+        status = await self._wait_exit(worker)
+        logs = worker.read_logs()
+        oom = self.hooks.oom_killed(worker.cgroups) or (reply is not None and "fatal" in reply)
+        self._forget(worker)
+        if worker.killed_for == "timeout":
+            return _timed_out(self.spec, request_id, cold, init_ms, duration_ms, logs)
+        death = describe_death(status, oom)
+        if worker.killed_for == "protocol":
+            death["reason"] = f"protocol violation: {why}"
+        error = {
+            "errorMessage": _death_message(request_id, death),
+            "errorType": death["errorType"],
+            "stackTrace": [],
+            **{k: v for k, v in death.items() if k != "errorType"},
+        }
+        if reply is not None and reply.get("error"):
+            error["stackTrace"] = reply["error"].get("stackTrace", [])
+        return InvocationOutcome("killed", None, error, cold, init_ms, duration_ms, 0.0, logs)
+
+    async def _wait_exit(self, worker: Worker) -> int | None:
+        try:
+            return await asyncio.wait_for(asyncio.shield(worker.exit_status), EXIT_REPORT_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("%s: no exit report for worker %d", self.spec.key, worker.pid)
+            return None
+
+    def _release(self, worker: Worker) -> None:
+        self.busy.discard(worker)
+        if self.closing or worker.killed_for is not None:
+            self._retire_worker(worker, "retire")
+            return
+        self.idle.append(worker)
+        loop = asyncio.get_running_loop()
+        worker.idle_timer = loop.call_later(self.idle_ttl_s, self._reap_idle, worker)
+        self._idle_changed.set()
+
+    def _reap_idle(self, worker: Worker) -> None:
+        worker.idle_timer = None
+        if worker in self.idle:
+            self.idle.remove(worker)
+            self._retire_worker(worker, "idle")
+
+    def _retire_worker(self, worker: Worker, why: str) -> None:
+        self.hooks.kill_tree(worker.cgroups)
+        worker.kill(why)
+        task = asyncio.get_running_loop().create_task(self._collect(worker))
+        task.add_done_callback(lambda _: None)
+
+    async def _collect(self, worker: Worker) -> None:
+        await self._wait_exit(worker)
+        self._forget(worker)
+
+    def _forget(self, worker: Worker) -> None:
+        self.exits.pop(worker.slot, None)
+        worker.release_resources()
+        self.hooks.forget(worker.cgroups)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def close(self, grace_s: float) -> None:
+        """Stop taking invocations, let running ones finish up to grace_s, then kill everything."""
+        self.closing = True
+        deadline = time.monotonic() + grace_s
+        while (self.busy or self.starting) and time.monotonic() < deadline:
+            self._idle_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle_changed.wait(), deadline - time.monotonic())
+        for worker in [*self.idle, *self.busy]:
+            self.hooks.kill_tree(worker.cgroups)
+            worker.kill("retire")
+        self.idle.clear()
+        if self.zygote is not None:
+            self.zygote.kill()
+            await self.zygote.wait_dead(5.0)
+        for worker in list(self.busy):
+            self._forget(worker)
+
+    def status(self) -> dict[str, Any]:
+        zygote = self.zygote
+        return {
+            "zygote": bool(zygote and zygote.alive),
+            "zygote_pid": zygote.pid if zygote else None,
+            "warm": len(self.idle),
+            "busy": len(self.busy),
+            "starting": self.starting,
+            "concurrency": self.spec.concurrency,
+            **self.counts,
+        }
+
+
+def _outcome_from_reply(
+    header: dict[str, Any], body: bytes, worker: Worker, cold: bool, init_ms: float
+) -> InvocationOutcome:
+    succeeded = header.get("status") == "succeeded"
+    error = header.get("error")
+    if not succeeded and not isinstance(error, dict):
+        error = {"errorMessage": "the worker reported a failure", "errorType": "Runtime.Unknown"}
+    return InvocationOutcome(
+        status="succeeded" if succeeded else "failed",
+        result=body if succeeded else None,
+        error=None if succeeded else error,
+        cold=cold,
+        init_ms=init_ms,
+        duration_ms=float(header.get("duration_ms", 0.0)),
+        max_memory_mb=float(header.get("max_rss_kb", 0)) / 1024.0,
+        logs=worker.read_logs(),
+    )
+
+
+def _timed_out(
+    spec: FunctionSpec, request_id: str, cold: bool, init_ms: float, duration_ms: float, logs: str
+) -> InvocationOutcome:
+    error = {
+        "errorMessage": f"RequestId: {request_id} Task timed out after {spec.timeout_s:.2f} s",
+        "errorType": "Sandbox.Timedout",
+        "stackTrace": [],
+        "signal": "SIGKILL",
+        "reason": "timeout",
+    }
+    return InvocationOutcome("timed_out", None, error, cold, init_ms, duration_ms, 0.0, logs)
+
+
+def _death_message(request_id: str, death: dict[str, Any]) -> str:
+    how = f"signal {death['signal']}" if death["signal"] else f"exit code {death['exitCode']}"
+    return f"RequestId: {request_id} Error: Runtime exited with {how} ({death['reason']})"

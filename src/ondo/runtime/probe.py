@@ -1,0 +1,41 @@
+"""Ask the machine which sandbox layers work: jail.py tries each one in a throwaway child."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from ondo.runtime.zygote import JAIL, SANDBOX_PYTHON
+
+PROBE_TIMEOUT_S = 30.0
+
+
+async def probe_layers(root_mount: str) -> dict[str, dict[str, Any]]:
+    process = await asyncio.create_subprocess_exec(
+        SANDBOX_PYTHON,
+        "-I",
+        "-S",
+        str(JAIL),
+        "probe",
+        root_mount,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), PROBE_TIMEOUT_S)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        return _all_unavailable(f"the sandbox probe did not finish in {PROBE_TIMEOUT_S:.0f} s")
+    try:
+        layers = json.loads(out)
+    except ValueError:
+        return _all_unavailable(f"the sandbox probe failed: {err.decode(errors='replace')[-500:]}")
+    return {str(name): dict(state) for name, state in layers.items()}
+
+
+def _all_unavailable(reason: str) -> dict[str, dict[str, Any]]:
+    names = ("user", "mount", "pid", "ipc", "uts", "net", "rootfs", "seccomp", "rlimits")
+    return {name: {"active": False, "reason": reason} for name in names}

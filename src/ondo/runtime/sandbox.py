@@ -1,0 +1,110 @@
+"""Platform side of the sandbox: the layers this machine offers, each zygote's jail settings."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+from ondo.runtime.base import FunctionSpec
+from ondo.runtime.cgroups import CgroupHooks, detect_cgroups
+from ondo.runtime.pool import WorkerHooks
+
+log = logging.getLogger("ondo.runtime")
+
+SANDBOX_UID_BASE = 2_000_000  # host uids of sandboxed functions: one per zygote, never root
+NS_LAYERS = ("user", "mount", "pid", "ipc", "uts", "net")
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    enabled: bool = True  # False: plain fork from the zygote, no isolation (tests of the pool only)
+    tmp_mb: int = 64  # size of each function's private /tmp
+    hidden_paths: tuple[str, ...] = ()  # never visible inside (the platform's data dir)
+    use_cgroups: bool = True
+    extra_nproc: int = 32  # processes a worker may start beyond itself (fork bombs stop here)
+
+
+@dataclass
+class Sandbox:
+    options: SandboxOptions
+    layers_state: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hooks: WorkerHooks = field(default_factory=WorkerHooks)
+    root_mount: str = ""  # an empty host directory each zygote mounts its own root on
+    _next_uid: int = 0
+
+    async def detect(self) -> None:
+        """Find out which layers this machine offers; warn loudly about the missing ones."""
+        from ondo.runtime.probe import probe_layers
+
+        if not self.options.enabled:
+            self.layers_state = {
+                name: {"active": False, "reason": "sandbox disabled by configuration"}
+                for name in (*NS_LAYERS, "rootfs", "seccomp", "rlimits", "cgroups")
+            }
+        else:
+            self.root_mount = tempfile.mkdtemp(prefix="ondo-sandbox-root-")
+            self.layers_state = await probe_layers(self.root_mount)
+            cgroups = detect_cgroups(self.options.use_cgroups)
+            self.layers_state.update(cgroups.layers())
+            if cgroups.usable:
+                self.hooks = CgroupHooks(cgroups)
+        for name, state in self.layers_state.items():
+            if not state["active"]:
+                log.warning(
+                    "SANDBOX LAYER UNAVAILABLE: %s (%s): functions run with less isolation",
+                    name,
+                    state.get("reason", "unknown"),
+                )
+
+    def layers(self) -> dict[str, dict[str, Any]]:
+        return {name: dict(state) for name, state in self.layers_state.items()}
+
+    def active(self, name: str) -> bool:
+        return bool(self.layers_state.get(name, {}).get("active"))
+
+    def zygote_config(self, spec: FunctionSpec, pool_id: str) -> dict[str, Any]:
+        if not self.options.enabled:
+            return {
+                "sandbox": False,
+                "task_root": str(spec.code_dir),
+                "layer_root": str(spec.layer_dir) if spec.layer_dir else None,
+            }
+        self._next_uid = (self._next_uid + 1) % 1_000_000
+        cgroup_dirs = self.hooks.zygote_cgroups(pool_id, spec) if self.hooks else []
+        return {
+            "sandbox": True,
+            "root_mount": self.root_mount,
+            "task_root": "/var/task",
+            "layer_root": "/opt/python" if spec.layer_dir else None,
+            "code_dir": str(spec.code_dir),
+            "layer_dir": str(spec.layer_dir) if spec.layer_dir else None,
+            "python_prefix": os.path.realpath(sys.base_prefix),
+            "host_uid": SANDBOX_UID_BASE + self._next_uid,
+            "network": spec.network,
+            "tmp_mb": self.options.tmp_mb,
+            "nproc": spec.concurrency * (2 + self.options.extra_nproc) + 8,
+            "as_bytes": _address_space_limit(spec.memory_mb, self.active("cgroups.memory")),
+            "layers": {name: self.active(name) for name in self.layers_state},
+            "cgroup_dirs": cgroup_dirs,
+        }
+
+    def forget_pool(self, pool_id: str) -> None:
+        self.hooks.forget_pool(pool_id)
+
+    def close(self) -> None:
+        self.hooks.close()
+        if self.root_mount:
+            with contextlib.suppress(OSError):
+                os.rmdir(self.root_mount)
+
+
+def _address_space_limit(memory_mb: int, cgroup_memory: bool) -> int:
+    # With a memory cgroup the address-space limit is only a backstop (virtual size runs far
+    # above resident size); without it, it is the only bound, so it is tighter.
+    headroom_mb = max(1024, memory_mb * 3) if cgroup_memory else 512
+    return (memory_mb + headroom_mb) * 1024 * 1024
