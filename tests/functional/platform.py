@@ -63,8 +63,8 @@ class RunningPlatform:
         ]
         for app in self.apps:
             args += ["--app", str(app)]
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=log, cwd=REPO)
+        with self.log_path.open("ab") as log:  # the child keeps its own copy of the fd
+            self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=log, cwd=REPO)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
