@@ -1,6 +1,6 @@
 """Zygote and worker: the code that runs INSIDE the sandbox. Imports only the standard library.
 
-Started by the platform as ``python -I -S bootstrap.py <control fd> <config json>``:
+Started by the platform as ``python -I -S bootstrap.py <control fd>`` (config comes on that fd):
 
 * the launcher process enters the namespaces (see jail.py) and forks the zygote, then only waits;
 * the zygote (pid 1 of the function's pid namespace) builds its root, drops privileges, installs
@@ -42,7 +42,7 @@ LOG_HEADER = struct.Struct("<QI")  # total bytes written, bytes stored
 MAX_RESULT_BYTES = 6 * 1024 * 1024
 MAX_HEADER_BYTES = 1024 * 1024
 IMPORT_LOG_BYTES = 16 * 1024
-TASK_ROOT = "/var/task"
+CONFIG_MAX_BYTES = 4 * 1024 * 1024
 
 
 # --- bounded log capture ------------------------------------------------------------------
@@ -452,7 +452,7 @@ def load_jail(path: str) -> Any:
 
 def main() -> None:
     ctl = socket.socket(fileno=int(sys.argv[1]))
-    config = json.loads(sys.argv[2])
+    config = json.loads(ctl.recv(CONFIG_MAX_BYTES))  # not argv: /proc/*/cmdline is world-readable
     jail = load_jail(config["jail_path"]) if config.get("sandbox") else None
     if jail is not None:
         jail.enter_outer(config)

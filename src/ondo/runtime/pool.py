@@ -283,6 +283,7 @@ class FunctionPool:
         return {
             "zygote": bool(zygote and zygote.alive),
             "zygote_pid": zygote.pid if zygote else None,
+            "host_uid": zygote.config.get("host_uid") if zygote else None,
             "warm": len(self.idle),
             "busy": len(self.busy),
             "starting": self.starting,

@@ -11,7 +11,17 @@ from ondo.runtime.zygote import JAIL, SANDBOX_PYTHON
 PROBE_TIMEOUT_S = 30.0
 
 
+_machine_layers: dict[str, dict[str, Any]] | None = None  # the machine does not change
+
+
 async def probe_layers(root_mount: str) -> dict[str, dict[str, Any]]:
+    global _machine_layers
+    if _machine_layers is None:
+        _machine_layers = await _probe(root_mount)
+    return {name: dict(state) for name, state in _machine_layers.items()}
+
+
+async def _probe(root_mount: str) -> dict[str, dict[str, Any]]:
     process = await asyncio.create_subprocess_exec(
         SANDBOX_PYTHON,
         "-I",

@@ -74,7 +74,7 @@ class Sandbox:
                 "task_root": str(spec.code_dir),
                 "layer_root": str(spec.layer_dir) if spec.layer_dir else None,
             }
-        self._next_uid = (self._next_uid + 1) % 1_000_000
+        self._next_uid += 1
         cgroup_dirs = self.hooks.zygote_cgroups(pool_id, spec) if self.hooks else []
         return {
             "sandbox": True,
@@ -84,7 +84,7 @@ class Sandbox:
             "code_dir": str(spec.code_dir),
             "layer_dir": str(spec.layer_dir) if spec.layer_dir else None,
             "python_prefix": os.path.realpath(sys.base_prefix),
-            "host_uid": SANDBOX_UID_BASE + self._next_uid,
+            "host_uid": sandbox_uid(self._next_uid),
             "network": spec.network,
             "tmp_mb": self.options.tmp_mb,
             "nproc": spec.concurrency * (2 + self.options.extra_nproc) + 8,
@@ -101,6 +101,11 @@ class Sandbox:
         if self.root_mount:
             with contextlib.suppress(OSError):
                 os.rmdir(self.root_mount)
+
+
+def sandbox_uid(serial: int) -> int:
+    """A host uid no other zygote (of this or, very likely, another platform process) uses."""
+    return SANDBOX_UID_BASE + (os.getpid() % 4000) * 250 + serial % 250
 
 
 def _address_space_limit(memory_mb: int, cgroup_memory: bool) -> int:

@@ -23,6 +23,7 @@ BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
 JAIL = Path(__file__).with_name("jail.py")
 SANDBOX_PYTHON = os.path.realpath(sys.executable)  # the base interpreter, outside any venv
 START_TIMEOUT_S = 60.0
+CONFIG_MAX_BYTES = 4 * 1024 * 1024
 
 ExitListener = Callable[[int, int], None]  # slot, wait status
 
@@ -48,8 +49,9 @@ class ZygoteProcess:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CONFIG_MAX_BYTES)
+        ours.send(json.dumps({**self.config, "jail_path": str(JAIL)}).encode())
         args = [SANDBOX_PYTHON, "-I", "-S", str(BOOTSTRAP), str(theirs.fileno())]
-        args.append(json.dumps({**self.config, "jail_path": str(JAIL)}))
         try:
             self.launcher = subprocess.Popen(
                 args,

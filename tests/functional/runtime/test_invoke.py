@@ -1,0 +1,309 @@
+"""Invocation semantics of the zygote runtime, with real sandboxed workers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from ondo.errors import ConcurrencyExhausted, HandlerImportError
+from tests.functional.runtime.helpers import (
+    HEALTHY,
+    invoke,
+    make_spec,
+    result_of,
+    run,
+    started,
+    write_function,
+)
+
+
+def test_success_returns_the_json_result_and_captured_logs(tmp_path: Path) -> None:
+    code = write_function(
+        tmp_path,
+        "hello",
+        """
+        import os
+        def handler(event, context):
+            print("hello", event["who"])
+            os.system("echo from a subprocess")
+            return {"greeting": "hi " + event["who"]}
+        """,
+    )
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            outcome = await invoke(runtime, make_spec(code), {"who": "ada"})
+            assert result_of(outcome) == {"greeting": "hi ada"}
+            assert outcome.logs == "hello ada\nfrom a subprocess\n"
+            assert outcome.max_memory_mb > 1
+
+    run(scenario)
+
+
+def test_handler_exception_is_a_lambda_style_failure(tmp_path: Path) -> None:
+    code = write_function(
+        tmp_path,
+        "boom",
+        """
+        def handler(event, context):
+            raise KeyError("missing thing")
+        """,
+    )
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            spec = make_spec(code)
+            outcome = await invoke(runtime, spec)
+            assert outcome.status == "failed"
+            assert outcome.error is not None
+            assert outcome.error["errorType"] == "KeyError"
+            assert "missing thing" in outcome.error["errorMessage"]
+            assert any("/var/task/app.py" in line for line in outcome.error["stackTrace"])
+            assert not any("bootstrap" in line for line in outcome.error["stackTrace"])
+            again = await invoke(runtime, spec)  # the worker survived the exception
+            assert again.status == "failed" and again.cold is False
+
+    run(scenario)
+
+
+def test_result_that_is_not_json_fails_without_killing_the_worker(tmp_path: Path) -> None:
+    code = write_function(
+        tmp_path,
+        "setty",
+        """
+        def handler(event, context):
+            return {1, 2} if event.get("set") else "fine"
+        """,
+    )
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            spec = make_spec(code)
+            outcome = await invoke(runtime, spec, {"set": True})
+            assert outcome.status == "failed"
+            assert outcome.error is not None
+            assert outcome.error["errorType"] == "Runtime.ResultNotSerializable"
+            following = await invoke(runtime, spec, {})
+            assert result_of(following) == "fine" and following.cold is False
+
+    run(scenario)
+
+
+def test_timeout_kills_the_worker_and_reports_timed_out(tmp_path: Path) -> None:
+    code = write_function(
+        tmp_path,
+        "sleepy",
+        """
+        import time
+        def handler(event, context):
+            print("going to sleep")
+            time.sleep(60)
+        """,
+    )
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            spec = make_spec(code, timeout_s=1.0)
+            outcome = await invoke(runtime, spec)
+            assert outcome.status == "timed_out"
+            assert outcome.error is not None and outcome.error["reason"] == "timeout"
+            assert "going to sleep" in outcome.logs  # logs survive the kill
+            assert runtime.status()["functions"][spec.key]["warm"] == 0
+
+    run(scenario)
+
+
+def test_context_carries_the_lambda_fields(tmp_path: Path) -> None:
+    code = write_function(
+        tmp_path,
+        "ctx",
+        """
+        def handler(event, context):
+            return {
+                "aws_request_id": context.aws_request_id,
+                "function_name": context.function_name,
+                "function_version": context.function_version,
+                "memory_limit_in_mb": context.memory_limit_in_mb,
+                "remaining": context.get_remaining_time_in_millis(),
+                "arn": context.invoked_function_arn,
+                "log_group_name": context.log_group_name,
+                "log_stream_name": context.log_stream_name,
+                "identity": context.identity,
+                "client_context": context.client_context,
+            }
+        """,
+    )
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            spec = make_spec(code, name="ctx", version=7, memory_mb=256, timeout_s=30)
+            fields = result_of(await invoke(runtime, spec, request_id="req-42"))
+            assert fields["aws_request_id"] == "req-42"
+            assert fields["function_name"] == "ctx"
+            assert fields["function_version"] == "7"
+            assert fields["memory_limit_in_mb"] == 256
+            assert 25_000 < fields["remaining"] <= 30_000
+            assert fields["arn"] == "arn:ondo:lambda:local:default:function:ctx:7"
+            assert fields["log_group_name"] == "/ondo/default/ctx"
+            assert isinstance(fields["log_stream_name"], str) and fields["log_stream_name"]
+            assert fields["identity"] is None and fields["client_context"] is None
+
+    run(scenario)
+
+
+def test_environment_has_the_functions_variables_and_lambda_ones(tmp_path: Path) -> None:
+    code = write_function(
+        tmp_path,
+        "env",
+        """
+        import os
+        def handler(event, context):
+            return dict(os.environ)
+        """,
+    )
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            spec = make_spec(code, name="env", environment={"GREETING": "hola"})
+            env = result_of(await invoke(runtime, spec))
+            assert env["GREETING"] == "hola"
+            assert env["AWS_LAMBDA_FUNCTION_NAME"] == "env"
+            assert env["AWS_LAMBDA_FUNCTION_VERSION"] == "1"
+            assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "128"
+            assert env["LAMBDA_TASK_ROOT"] == "/var/task"
+            assert not any(key.startswith("ONDO_DATA") for key in env)
+
+    run(scenario)
+
+
+def test_first_invocation_is_cold_and_the_next_is_warm(tmp_path: Path) -> None:
+    code = write_function(tmp_path, "warm", HEALTHY)
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            spec = make_spec(code)
+            await runtime.prepare(spec)
+            first = await invoke(runtime, spec)
+            second = await invoke(runtime, spec)
+            assert first.cold is True and first.init_ms > 0
+            assert second.cold is False and second.init_ms == 0
+
+    run(scenario)
+
+
+def test_idle_workers_scale_to_zero_and_come_back_cold(tmp_path: Path) -> None:
+    code = write_function(tmp_path, "ttl", HEALTHY)
+
+    async def scenario() -> None:
+        async with started(idle_ttl_s=0.2) as runtime:
+            spec = make_spec(code)
+            await invoke(runtime, spec)
+            assert runtime.status()["functions"][spec.key]["warm"] == 1
+            await asyncio.sleep(0.6)
+            status = runtime.status()["functions"][spec.key]
+            assert status["warm"] == 0 and status["zygote"] is True
+            again = await invoke(runtime, spec)
+            assert again.cold is True and again.status == "succeeded"
+
+    run(scenario)
+
+
+def test_concurrency_limit_raises_concurrency_exhausted(tmp_path: Path) -> None:
+    code = write_function(
+        tmp_path,
+        "slow",
+        """
+        import time
+        def handler(event, context):
+            time.sleep(event["sleep"])
+            return "done"
+        """,
+    )
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            spec = make_spec(code, concurrency=2)
+            running = [asyncio.create_task(invoke(runtime, spec, {"sleep": 1.0})) for _ in range(2)]
+            while runtime.status()["functions"].get(spec.key, {}).get("busy", 0) < 2:
+                await asyncio.sleep(0.01)
+            with pytest.raises(ConcurrencyExhausted):
+                await invoke(runtime, spec, {"sleep": 0})
+            assert [result_of(o) for o in await asyncio.gather(*running)] == ["done", "done"]
+            assert result_of(await invoke(runtime, spec, {"sleep": 0})) == "done"
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("source", "handler", "expected"),
+    [
+        (
+            "import json\nraise RuntimeError('bad import ' + 'here')\n",
+            "app.handler",
+            "bad import here",
+        ),
+        ("def other(event, context):\n    return 1\n", "app.handler", "has no attribute 'handler'"),
+        ("handler = 42\n", "app.handler", "not a callable"),
+        ("def handler(e, c):\n    return 1\n", "nomodule.handler", "No module named 'nomodule'"),
+    ],
+)
+def test_import_failure_at_prepare_raises_with_the_traceback(
+    tmp_path: Path, source: str, handler: str, expected: str
+) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text(source)
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            with pytest.raises(HandlerImportError) as caught:
+                await runtime.prepare(make_spec(code, handler=handler))
+            assert expected in str(caught.value)
+            assert "Traceback" in str(caught.value)
+
+    run(scenario)
+
+
+def test_dotted_handler_in_a_package(tmp_path: Path) -> None:
+    code = write_function(
+        tmp_path,
+        "pkg",
+        """
+        from . import helper
+        def handler(event, context):
+            return helper.VALUE
+        """,
+        module="pkg.mod",
+    )
+    (code / "pkg" / "__init__.py").write_text("")
+    (code / "pkg" / "helper.py").write_text("VALUE = 'from helper'\n")
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            outcome = await invoke(runtime, make_spec(code, handler="pkg.mod.handler"))
+            assert result_of(outcome) == "from helper"
+
+    run(scenario)
+
+
+def test_status_reports_layers_pools_and_totals(tmp_path: Path) -> None:
+    code = write_function(tmp_path, "st", HEALTHY)
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            spec = make_spec(code)
+            await invoke(runtime, spec)
+            status = runtime.status()
+            json.dumps(status)
+            for layer in ("user", "mount", "pid", "net", "rootfs", "seccomp", "rlimits"):
+                assert layer in status["sandbox"]
+                assert status["sandbox"][layer]["active"] or status["sandbox"][layer]["reason"]
+            assert status["totals"]["zygotes"] == 1
+            assert status["totals"]["workers_warm"] == 1
+            await runtime.retire(spec)
+            assert runtime.status()["totals"]["zygotes"] == 0
+
+    run(scenario)
