@@ -232,8 +232,9 @@ class Condition:
     def evaluate(self, event: Mapping[str, Any]) -> bool:
         """True when the event satisfies the condition."""
         cel_event = json_to_cel(dict(event))
-        is_map = isinstance(cel_event, celtypes.MapType)
-        data = cel_event.get("data") if is_map and "data" in cel_event else None
+        data = None
+        if isinstance(cel_event, celtypes.MapType) and "data" in cel_event:
+            data = cel_event["data"]
         activation = {"event": cel_event, "data": data}
         try:
             result = self._program.evaluate(activation)

@@ -55,6 +55,17 @@ def parse_rule(text: str) -> RuleSpec:
     return _Parser(text).rule()
 
 
+def parse_condition(text: str) -> Node:
+    """The syntax tree of a where-condition alone (what follows "where" in a rule)."""
+    parser = _Parser(text)
+    condition = parser.condition()
+    if parser.token.kind != END:
+        raise syntax_error(
+            f"unexpected {parser.token.describe()} after the condition", parser.token.column
+        )
+    return condition
+
+
 @dataclass(frozen=True)
 class _Operand:
     """One side of a comparison: a field, a literal or a list of literals."""

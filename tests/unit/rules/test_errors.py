@@ -26,7 +26,7 @@ from ondo.rules.model import parse_rule
         ("on t where x > 1 do", 'expected an action after "do", found the end of the rule'),
         (
             "on t do notify bob cc alice and carol",
-            'column 33 (actions are invoke, emit, notify, bcc, forward, webhook, mqtt; '
+            "column 33 (actions are invoke, emit, notify, bcc, forward, webhook, mqtt; "
             'to copy several people write "notify bob cc alice, carol")',
         ),
         ("on t do invoke f with [1]", 'expected a JSON object after "with", found "["'),

@@ -236,6 +236,4 @@ def test_several_actions_with_and_or_commas() -> None:
 
 def test_notify_with_cc_and_arguments() -> None:
     spec = parse_rule('on t do notify bob.mobile cc alice.family with {"template": "bp"}')
-    assert spec.actions == (
-        Action("notify", "bob.mobile", {"template": "bp"}, ("alice.family",)),
-    )
+    assert spec.actions == (Action("notify", "bob.mobile", {"template": "bp"}, ("alice.family",)),)

@@ -21,9 +21,7 @@ MARKS = (
     "do notify exams-office"
 )
 LOGIN = "on auth.login about bob do invoke open-mailbox"
-HEAT = (
-    "on sensor.temperature where celsius > 30 for 10m at most once per 1h do emit alert.heat"
-)
+HEAT = "on sensor.temperature where celsius > 30 for 10m at most once per 1h do emit alert.heat"
 
 
 def test_blood_pressure_or_becomes_an_or_pattern() -> None:
