@@ -51,6 +51,17 @@ class Field:
             return 2
         return 1
 
+    def rank(self) -> int:
+        """How selective an index look-up on this field is: exact values most, exists least."""
+        kinds = {type(op).__name__ for op in self.operators}
+        if self.absent_ok or not kinds or kinds & {"Exists", "AnythingBut", "Wildcard"}:
+            return 3
+        if kinds <= {"Exact", "EqualsIgnoreCase"}:
+            return 0
+        if kinds <= {"Exact", "EqualsIgnoreCase", "Prefix", "Suffix"}:
+            return 1
+        return 2
+
     def __repr__(self) -> str:
         return f"Field({self.path}: {self.describe()})"
 

@@ -9,7 +9,7 @@ only those registered at this path in this state of the machine.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from typing import Any, Generic, TypeVar
 
 from ondo.patterns.operators import (
@@ -21,9 +21,9 @@ from ondo.patterns.operators import (
     Operator,
     Prefix,
     Suffix,
-    parse_ip,
+    ip_number,
 )
-from ondo.patterns.values import is_number
+from ondo.patterns.values import is_number, value_key
 
 T = TypeVar("T")
 
@@ -74,40 +74,57 @@ class Intervals(Generic[T]):
 
 
 class Affixes(Generic[T]):
-    """Prefixes (or suffixes) grouped by length, so a value needs one slice per length."""
+    """Prefixes (or suffixes, stored reversed) found by one bisect plus a short parent chain.
 
-    __slots__ = ("_by_length", "_lengths", "suffix")
+    In the sorted list, the greatest entry not above a value v is either a prefix of v or
+    shares with v exactly the prefixes that are in its own chain of shorter entries.
+    """
+
+    __slots__ = ("_parent", "_sorted", "_table", "suffix")
 
     def __init__(self, suffix: bool) -> None:
         self.suffix = suffix
-        self._by_length: dict[int, dict[str, list[T]]] = {}
-        self._lengths: list[int] = []
+        self._table: dict[str, list[T]] = {}
+        self._sorted: list[str] | None = []
+        self._parent: dict[str, str | None] = {}
 
     def add(self, text: str, target: T) -> None:
-        group = self._by_length.setdefault(len(text), {})
-        group.setdefault(text, []).append(target)
-        self._lengths = sorted(self._by_length)
+        _edit(self._table, text[::-1] if self.suffix else text, target, adding=True)
+        self._sorted = None
 
     def remove(self, text: str, target: T) -> None:
-        group = self._by_length[len(text)]
-        _discard(group, text, target)
-        if not group:
-            del self._by_length[len(text)]
-            self._lengths = sorted(self._by_length)
+        _edit(self._table, text[::-1] if self.suffix else text, target, adding=False)
+        self._sorted = None
 
     def __bool__(self) -> bool:
-        return bool(self._lengths)
+        return bool(self._table)
 
     def collect(self, value: str, out: list[T]) -> None:
-        size = len(value)
-        by_length = self._by_length
-        for length in self._lengths:
-            if length > size:
-                break
-            part = value[size - length :] if self.suffix else value[:length]
-            hit = by_length[length].get(part)
-            if hit:
-                out.extend(hit)
+        keys = self._sorted if self._sorted is not None else self._build()
+        if self.suffix:
+            value = value[::-1]
+        position = bisect_right(keys, value) - 1
+        if position < 0:
+            return
+        parent = self._parent
+        candidate: str | None = keys[position]
+        while candidate is not None and not value.startswith(candidate):
+            candidate = parent[candidate]
+        while candidate is not None:
+            out.extend(self._table[candidate])
+            candidate = parent[candidate]
+
+    def _build(self) -> list[str]:
+        keys = sorted(self._table)
+        chain: list[str] = []
+        self._parent = {}
+        for key in keys:  # a key's prefixes in the set sort right before it, nested
+            while chain and not key.startswith(chain[-1]):
+                chain.pop()
+            self._parent[key] = chain[-1] if chain else None
+            chain.append(key)
+        self._sorted = keys
+        return keys
 
 
 def _discard(table: dict[Any, list[T]], key: Any, target: T) -> None:
@@ -121,15 +138,20 @@ class ValueIndex(Generic[T]):
     """Every operator registered at one path of one machine state, indexed by kind."""
 
     __slots__ = (
+        "affixes",
         "cidr",
         "exact",
         "exists",
+        "folded",
+        "folding",
         "ignore_case",
         "numeric",
+        "plain",
         "prefix",
         "prefix_ic",
         "scan",
         "size",
+        "strings",
         "suffix",
         "suffix_ic",
     )
@@ -146,14 +168,35 @@ class ValueIndex(Generic[T]):
         self.exists: list[T] = []
         self.scan: list[tuple[Operator, T]] = []
         self.size = 0
+        self.plain = True  # only exact values: collect() is one dict look-up
+        self.strings = False  # any operator that only strings can pass (beyond exact)
+        self.affixes: list[Affixes[T]] = []  # case-sensitive prefixes and suffixes in use
+        self.folded: list[Affixes[T]] = []  # case-folded ones
+        self.folding = False  # whether values must be lower-cased for any look-up
 
     def add(self, operator: Operator, target: T) -> None:
         self._apply(operator, target, adding=True)
         self.size += 1
+        self._refresh()
 
     def remove(self, operator: Operator, target: T) -> None:
         self._apply(operator, target, adding=False)
         self.size -= 1
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self.strings = bool(
+            self.ignore_case
+            or self.prefix
+            or self.prefix_ic
+            or self.suffix
+            or self.suffix_ic
+            or self.cidr
+        )
+        self.plain = not (self.strings or self.numeric or self.exists or self.scan)
+        self.affixes = [a for a in (self.prefix, self.suffix) if a]
+        self.folded = [a for a in (self.prefix_ic, self.suffix_ic) if a]
+        self.folding = bool(self.folded or self.ignore_case)
 
     def _apply(self, op: Operator, target: T, adding: bool) -> None:
         if isinstance(op, Exact):
@@ -186,15 +229,21 @@ class ValueIndex(Generic[T]):
         if not blocks:
             del self.cidr[network.version]
 
-    def collect(self, value: Any, key: Any, out: list[T]) -> None:
-        """Append the target of every operator that `value` (whose value_key is `key`) passes."""
-        hit = self.exact.get(key)
+    def collect(self, value: Any, out: list[T]) -> None:
+        """Append the target of every operator that the leaf value passes."""
+        hit = self.exact.get(value_key(value))
         if hit:
             out.extend(hit)
+        if not self.plain:
+            self.collect_more(value, out)
+
+    def collect_more(self, value: Any, out: list[T]) -> None:
+        """Like collect, for every kind of operator except exact values."""
         if self.exists:
             out.extend(self.exists)
         if type(value) is str:
-            self._collect_string(value, out)
+            if self.strings:
+                self._collect_string(value, out)
         elif self.numeric and is_number(value):
             self.numeric.collect(value, out)
         for operator, target in self.scan:
@@ -202,24 +251,20 @@ class ValueIndex(Generic[T]):
                 out.append(target)
 
     def _collect_string(self, value: str, out: list[T]) -> None:
-        if self.prefix:
-            self.prefix.collect(value, out)
-        if self.suffix:
-            self.suffix.collect(value, out)
-        if self.ignore_case or self.prefix_ic or self.suffix_ic:
+        for affixes in self.affixes:
+            affixes.collect(value, out)
+        if self.folding:
             lowered = value.lower()
             hit = self.ignore_case.get(lowered)
             if hit:
                 out.extend(hit)
-            if self.prefix_ic:
-                self.prefix_ic.collect(lowered, out)
-            if self.suffix_ic:
-                self.suffix_ic.collect(lowered, out)
+            for affixes in self.folded:
+                affixes.collect(lowered, out)
         if self.cidr:
-            address = parse_ip(value)
-            blocks = self.cidr.get(address.version) if address is not None else None
+            address = ip_number(value)
+            blocks = self.cidr.get(address[0]) if address is not None else None
             if blocks is not None and address is not None:
-                blocks.collect(int(address), out)
+                blocks.collect(address[1], out)
 
 
 def _edit(table: dict[Any, list[T]], key: Any, target: T, adding: bool) -> None:

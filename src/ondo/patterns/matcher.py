@@ -20,6 +20,7 @@ from ondo.patterns.values import value_key
 
 Flat = dict[str, list[Any]]
 Chosen = tuple[tuple[int, int], ...]
+Wanted = frozenset[str]
 
 
 class _State:
@@ -46,8 +47,13 @@ class _Edge:
 
 
 def _order(field: Field) -> tuple[Any, ...]:
+    """Canonical condition order: indexable conditions before scanned ones, shallow paths
+    (routing attributes such as type and source) before payload fields, then the more selective
+    kinds first. Equal rules thus share their states, and payload conditions are only looked at
+    for events whose type or source already matched."""
     operators = tuple(sorted(repr(op.key) for op in field.operators))
-    return (field.cost(), field.path, operators, field.absent_ok)
+    rank = field.rank()
+    return (rank == 3, len(field.segments), rank, field.path, operators, field.absent_ok)
 
 
 class Matcher:
@@ -88,10 +94,12 @@ class Matcher:
         """Ids of the rules whose pattern matches the event."""
         wanted = self._wanted if self._wanted is not None else self._wanted_paths()
         values: Flat = {}
+        if _flatten_plain(event, "", wanted, values):
+            return _walk(self._root, values)
+        values = {}
         trails: dict[str, list[Trail]] = {}
-        if _flatten(event, "", wanted, values, trails, ()):
-            return _walk_with_arrays(self._root, values, trails)
-        return _walk(self._root, values)
+        _flatten(event, "", wanted, values, trails, ())
+        return _walk_with_arrays(self._root, values, trails)
 
     def _insert(self, rule_id: str, fields: tuple[Field, ...]) -> list[_Edge]:
         state, route = self._root, []
@@ -166,6 +174,29 @@ class Matcher:
         return self._wanted
 
 
+def _flatten_plain(
+    node: Mapping[str, Any], base: str, wanted: frozenset[str], values: Flat
+) -> bool:
+    """Collect leaves on wanted paths into values; False if an array is met (use _flatten)."""
+    for key, child in node.items():
+        path = base + key if type(key) is str else f"{base}{key}"
+        if path not in wanted:
+            continue
+        kind = type(child)
+        if kind is dict or (kind is not list and isinstance(child, Mapping)):
+            if not _flatten_plain(child, path + ".", wanted, values):
+                return False
+        elif kind is list:
+            return False
+        else:
+            found = values.get(path)
+            if found is None:
+                values[path] = [child]
+            else:  # a dotted key and a nested object spelling the same path
+                found.append(child)
+    return True
+
+
 def _flatten(
     node: Mapping[str, Any],
     base: str,
@@ -173,22 +204,19 @@ def _flatten(
     values: Flat,
     trails: dict[str, list[Trail]],
     trail: Trail,
-) -> bool:
-    """Collect leaves on wanted paths; returns whether any array was crossed."""
-    arrays = False
+) -> None:
+    """Collect leaves on wanted paths, with the array trail of each."""
     for key, child in node.items():
-        path = f"{base}.{key}" if base else key
+        path = f"{base}.{key}" if base else f"{key}"
         if path not in wanted:
             continue
         if isinstance(child, Mapping):
-            arrays = _flatten(child, path, wanted, values, trails, trail) or arrays
+            _flatten(child, path, wanted, values, trails, trail)
         elif isinstance(child, list):
             _flatten_array(child, path, wanted, values, trails, trail)
-            arrays = True
         else:
             values.setdefault(path, []).append(child)
             trails.setdefault(path, []).append(trail)
-    return arrays
 
 
 def _flatten_array(
@@ -216,31 +244,34 @@ def _walk(root: _State, values: Flat) -> set[str]:
     matched: set[str] = set()
     seen = {root}
     pending = [root]
+    more: list[_State] = []
     while pending:
         state = pending.pop()
         if state.rules:
             matched.update(state.rules)
-        found: list[_State] = []
-        fields = state.fields
-        if len(fields) <= len(values):
-            for path, index in fields.items():
-                leaves = values.get(path)
-                if leaves:
-                    for value in leaves:
-                        index.collect(value, value_key(value), found)
-        else:
-            for path, leaves in values.items():
-                maybe = fields.get(path)
-                if maybe is not None:
-                    for value in leaves:
-                        maybe.collect(value, value_key(value), found)
-        for path, targets in state.absent.items():
-            if path not in values:
-                found.extend(targets)
-        for following in found:
-            if following not in seen:
-                seen.add(following)
-                pending.append(following)
+        for path, index in state.fields.items():
+            leaves = values.get(path)
+            if leaves is None:
+                continue
+            for value in leaves:
+                hit = index.exact.get(value_key(value) if type(value) is bool else value)
+                if hit:
+                    for following in hit:
+                        if following not in seen:
+                            seen.add(following)
+                            pending.append(following)
+                if not index.plain:
+                    index.collect_more(value, more)
+        if state.absent:
+            for path, targets in state.absent.items():
+                if path not in values:
+                    more.extend(targets)
+        if more:
+            for following in more:
+                if following not in seen:
+                    seen.add(following)
+                    pending.append(following)
+            more.clear()
     return matched
 
 
@@ -282,7 +313,7 @@ def _take(
         if trail and not consistent(trail, taken):
             continue
         found: list[_State] = []
-        index.collect(value, value_key(value), found)
+        index.collect(value, found)
         if not found:
             continue
         after = tuple(sorted({**taken, **dict(trail)}.items())) if trail else chosen

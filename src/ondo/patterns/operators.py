@@ -7,6 +7,7 @@ files it under ("scan" for those that no dict or sorted structure can look up).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 from typing import Any, ClassVar
@@ -50,11 +51,11 @@ class Exact(Operator):
         self.value = value
         self.lookup = value_key(value)
         self.label = label or show(value)
-        self.key = ("exact", type(self.lookup).__name__, self.lookup)
+        number = is_number(value)
+        self.key = ("exact", "number" if number else type(self.lookup).__name__, self.lookup)
 
     def test(self, value: Any) -> bool:
-        found = value_key(value)
-        return found is self.lookup or (type(found) is type(self.lookup) and found == self.lookup)
+        return bool(value_key(value) == self.lookup)
 
     def describe(self) -> str:
         return self.label
@@ -177,17 +178,22 @@ class Numeric(Operator):
 class Cidr(Operator):
     """A string holding an IP address inside a network (a bare address means that address)."""
 
-    __slots__ = ("network", "text")
+    __slots__ = ("high", "low", "network", "text")
     index = "cidr"
 
     def __init__(self, text: str, network: IPNetwork) -> None:
         self.text = text
         self.network = network
-        self.key = ("cidr", network.version, int(network.network_address), network.prefixlen)
+        self.low, self.high = int(network.network_address), int(network.broadcast_address)
+        self.key = ("cidr", network.version, self.low, network.prefixlen)
 
     def test(self, value: Any) -> bool:
-        address = parse_ip(value)
-        return address is not None and address in self.network
+        address = ip_number(value) if type(value) is str else None
+        return (
+            address is not None
+            and address[0] == self.network.version
+            and self.low <= address[1] <= self.high
+        )
 
     def describe(self) -> str:
         return f"cidr {show(self.text)}"
@@ -224,6 +230,23 @@ class AnythingBut(Operator):
 
     def describe(self) -> str:
         return f"anything-but {self.label}"
+
+
+@functools.lru_cache(maxsize=4096)
+def ip_number(text: str) -> tuple[int, int] | None:
+    """(IP version, address as an integer) for a string holding an IP address, else None."""
+    parts = text.split(".")
+    if len(parts) == 4 and all(_octet(part) for part in parts):  # the common case, quickly
+        a, b, c, d = (int(part) for part in parts)
+        return 4, (a << 24) | (b << 16) | (c << 8) | d
+    address = parse_ip(text)
+    return None if address is None else (address.version, int(address))
+
+
+def _octet(part: str) -> bool:
+    if not (part.isascii() and part.isdigit() and len(part) <= 3):
+        return False
+    return (part == "0" or part[0] != "0") and int(part) <= 255
 
 
 def parse_ip(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -20,27 +20,17 @@ class _Sentinel:
 
 TRUE_KEY: Final = _Sentinel("true")
 FALSE_KEY: Final = _Sentinel("false")
-NULL_KEY: Final = _Sentinel("null")
-NOT_A_LEAF: Final = _Sentinel("not-a-leaf")
 
 
 def value_key(value: Any) -> Any:
-    """Key under which a leaf value is looked up: 5 and 5.0 share one, "5" and true do not."""
-    kind = type(value)
-    if kind is str:
-        return value
-    if kind is bool:
+    """Key under which a leaf value is looked up in a dict of exact values.
+
+    Strings, numbers and null are their own keys (5 and 5.0 hash alike and compare equal, as
+    EventBridge wants); booleans get sentinels because Python has True == 1.
+    """
+    if type(value) is bool:
         return TRUE_KEY if value else FALSE_KEY
-    if value is None:
-        return NULL_KEY
-    if kind is int:
-        try:
-            return float(value)
-        except OverflowError:
-            return value
-    if kind is float:
-        return value
-    return NOT_A_LEAF
+    return value
 
 
 def is_number(value: Any) -> bool:
