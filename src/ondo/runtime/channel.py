@@ -34,6 +34,7 @@ class WorkerChannel(asyncio.Protocol):
         self.buffer = bytearray()
         self.pending: asyncio.Future[tuple[dict[str, Any], bytes]] | None = None
         self.closed_why: str | None = None
+        self.protocol_error = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -82,6 +83,7 @@ class WorkerChannel(asyncio.Protocol):
 
     def _break(self, why: str) -> None:
         self.closed_why = why
+        self.protocol_error = True
         self.buffer.clear()
         if self.transport is not None:
             self.transport.abort()

@@ -16,7 +16,7 @@ from ondo.errors import ConcurrencyExhausted, RuntimeUnavailable
 from ondo.runtime.base import FunctionSpec, InvocationOutcome
 from ondo.runtime.channel import WorkerChannel, WorkerGone, receive_hello
 from ondo.runtime.worker import Worker, describe_death
-from ondo.runtime.zygote import ZygoteProcess
+from ondo.runtime.zygote import ZYGOTE_GONE, ZygoteProcess
 
 log = logging.getLogger("ondo.runtime")
 
@@ -87,6 +87,11 @@ class FunctionPool:
             self.zygote = zygote
 
     def _on_exit(self, slot: int, status: int) -> None:
+        if slot == ZYGOTE_GONE:
+            for pending in self.exits.values():
+                if not pending.done():
+                    pending.set_result(ZYGOTE_GONE)
+            return
         future = self._exit_future(slot)
         if not future.done():
             future.set_result(status)
@@ -197,10 +202,11 @@ class FunctionPool:
     ) -> InvocationOutcome:
         duration_ms = (time.perf_counter() - started) * 1000.0
         self.busy.discard(worker)
+        self._idle_changed.set()
         self.counts["kills"] += 1
         if worker.killed_for is None:
             self.hooks.kill_tree(worker.cgroups)
-            worker.kill("protocol" if "malformed" in why or "reply" in why else "died")
+            worker.kill("protocol" if worker.channel.protocol_error else "died")
         status = await self._wait_exit(worker)
         logs = worker.read_logs()
         oom = self.hooks.oom_killed(worker.cgroups) or (reply is not None and "fatal" in reply)
@@ -210,6 +216,8 @@ class FunctionPool:
         death = describe_death(status, oom)
         if worker.killed_for == "protocol":
             death["reason"] = f"protocol violation: {why}"
+        elif worker.killed_for == "retire":
+            death.update(signal="SIGKILL", reason="the runtime shut down before it finished")
         error = {
             "errorMessage": _death_message(request_id, death),
             "errorType": death["errorType"],
@@ -229,13 +237,13 @@ class FunctionPool:
 
     def _release(self, worker: Worker) -> None:
         self.busy.discard(worker)
+        self._idle_changed.set()
         if self.closing or worker.killed_for is not None:
             self._retire_worker(worker, "retire")
             return
         self.idle.append(worker)
         loop = asyncio.get_running_loop()
         worker.idle_timer = loop.call_later(self.idle_ttl_s, self._reap_idle, worker)
-        self._idle_changed.set()
 
     def _reap_idle(self, worker: Worker) -> None:
         worker.idle_timer = None

@@ -75,6 +75,13 @@ def describe_death(status: int | None, oom_killed: bool) -> dict[str, Any]:
             "reason": "unknown",
             "errorType": "Runtime.Unknown",
         }
+    if status == -2:
+        return {
+            "signal": "SIGKILL",
+            "exitCode": None,
+            "reason": "its zygote stopped",
+            "errorType": "Runtime.ExitError",
+        }
     if status == -1:
         return {
             "signal": None,

@@ -26,6 +26,7 @@ START_TIMEOUT_S = 60.0
 CONFIG_MAX_BYTES = 4 * 1024 * 1024
 
 ExitListener = Callable[[int, int], None]  # slot, wait status
+ZYGOTE_GONE = -2  # slot and status reported when the zygote itself is gone
 
 
 class ZygoteProcess:
@@ -141,6 +142,7 @@ class ZygoteProcess:
             return
         self.alive = False
         self.dead.set()
+        self.on_exit(ZYGOTE_GONE, ZYGOTE_GONE)  # every worker died with it (pid namespace)
         if self.ctl is not None:
             with contextlib.suppress(ValueError, OSError):
                 asyncio.get_running_loop().remove_reader(self.ctl.fileno())

@@ -1,0 +1,125 @@
+"""What a function cannot see or reach from inside its sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+from tests.functional.runtime.helpers import (
+    invoke,
+    make_spec,
+    result_of,
+    run,
+    started,
+    write_function,
+)
+
+PROBE = """
+import os, socket
+def handler(event, context):
+    seen = {}
+    for path in event["paths"]:
+        try:
+            with open(path) as handle:
+                seen[path] = handle.read()
+        except OSError as exc:
+            seen[path] = type(exc).__name__
+    try:
+        with socket.create_connection(("127.0.0.1", event["port"]), timeout=2) as conn:
+            seen["connect"] = conn.recv(16).decode()
+    except OSError as exc:
+        seen["connect"] = type(exc).__name__
+    try:
+        with open("/var/task/written", "w") as handle:
+            handle.write("x")
+        seen["write_code"] = "written"
+    except OSError as exc:
+        seen["write_code"] = type(exc).__name__
+    with open("/tmp/scratch", "w") as handle:
+        handle.write("tmp is writable")
+    seen["tmp"] = open("/tmp/scratch").read()
+    seen["uid"] = os.getuid()
+    seen["root_entries"] = sorted(os.listdir("/"))
+    return seen
+"""
+
+
+def _listener() -> socket.socket:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(5)
+    return server
+
+
+def test_function_cannot_read_the_data_dir_other_code_or_reach_the_host(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    secret = data_dir / "admin.token"
+    data_dir.mkdir()
+    secret.write_text("s3cret")
+    code = write_function(data_dir, "prober", PROBE)
+    other = write_function(data_dir, "other", "def handler(e, c):\n    return 'other code'\n")
+
+    async def scenario() -> None:
+        with _listener() as server:
+            port = server.getsockname()[1]
+            async with started(hidden_paths=(str(data_dir),)) as runtime:
+                paths = [str(secret), str(other / "app.py"), "/etc/shadow"]
+                seen = result_of(
+                    await invoke(runtime, make_spec(code), {"paths": paths, "port": port})
+                )
+        assert seen[str(secret)] == "FileNotFoundError"
+        assert seen[str(other / "app.py")] == "FileNotFoundError"
+        assert seen["/etc/shadow"] == "FileNotFoundError"
+        assert seen["connect"] == "ConnectionRefusedError"  # its own loopback, nobody listening
+        assert seen["write_code"] == "OSError"  # read-only file system
+        assert seen["tmp"] == "tmp is writable"
+        assert seen["uid"] != 0
+        for host_only in ("work", "sys", "home", "boot", "mnt", "run", "srv"):
+            assert host_only not in seen["root_entries"]
+
+    run(scenario)
+
+
+def test_network_true_reaches_the_host(tmp_path: Path) -> None:
+    code = write_function(tmp_path, "net", PROBE)
+
+    async def scenario() -> None:
+        with _listener() as server:
+            port = server.getsockname()[1]
+            async with started() as runtime:
+                event = {"paths": [], "port": port}
+                pending = asyncio.ensure_future(
+                    invoke(runtime, make_spec(code, network=True), event)
+                )
+                conn, _ = await asyncio.to_thread(server.accept)
+                with conn:
+                    conn.sendall(b"hello")
+                seen = result_of(await pending)
+        assert seen["connect"] == "hello"
+
+    run(scenario)
+
+
+def test_each_function_has_its_own_tmp(tmp_path: Path) -> None:
+    writer = write_function(
+        tmp_path,
+        "writer",
+        """
+        import os
+        def handler(event, context):
+            with open("/tmp/" + event["value"], "w") as handle:
+                handle.write("x")
+            return sorted(os.listdir("/tmp"))
+        """,
+    )
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            first = make_spec(writer, name="first")
+            second = make_spec(writer, name="second")
+            assert result_of(await invoke(runtime, first, {"value": "a"})) == ["a"]
+            assert result_of(await invoke(runtime, second, {"value": "b"})) == ["b"]
+
+    run(scenario)

@@ -1,0 +1,278 @@
+"""Hostile or broken functions: each is contained, reported, and leaves the others serving."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from ondo.runtime import FunctionSpec, ZygoteRuntime
+from tests.functional.runtime.helpers import (
+    HEALTHY,
+    invoke,
+    make_spec,
+    pid_alive,
+    processes_of_uid,
+    result_of,
+    run,
+    started,
+    write_function,
+)
+
+CRASHES = {
+    "exit": ("import os\ndef handler(e, c):\n    os._exit(3)\n", None, "exit code 3"),
+    "sys_exit": ("import sys\ndef handler(e, c):\n    sys.exit(4)\n", None, "exit code 4"),
+    "segfault": (
+        "import ctypes\ndef handler(e, c):\n    ctypes.string_at(0)\n",
+        "SIGSEGV",
+        "crash",
+    ),
+    "kill_self": (
+        "import os, signal\ndef handler(e, c):\n    os.kill(os.getpid(), signal.SIGKILL)\n",
+        "SIGKILL",
+        "killed",
+    ),
+    "seccomp": (
+        "import ctypes\ndef handler(e, c):\n    ctypes.CDLL(None).syscall(101, 0, 0, 0, 0)\n",
+        "SIGSYS",
+        "seccomp",
+    ),
+}
+
+
+async def _healthy_still_serves(runtime: ZygoteRuntime, healthy: FunctionSpec) -> None:
+    assert result_of(await invoke(runtime, healthy, {"n": 1}))["ok"] is True
+
+
+@pytest.mark.parametrize("case", sorted(CRASHES))
+def test_a_crashing_worker_is_reported_killed_with_signal_and_reason(
+    tmp_path: Path, case: str
+) -> None:
+    source, signal_name, reason = CRASHES[case]
+    code = write_function(tmp_path, case, source)
+    healthy = make_spec(write_function(tmp_path, "healthy", HEALTHY), name="healthy")
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            spec = make_spec(code, name=case)
+            outcome = await invoke(runtime, spec)
+            assert outcome.status == "killed", outcome
+            assert outcome.error is not None
+            assert outcome.error["signal"] == signal_name
+            assert outcome.error["reason"] == reason
+            await _healthy_still_serves(runtime, healthy)
+            after = await invoke(runtime, spec)  # a fresh worker from the same zygote
+            assert after.status == "killed" and after.cold is True
+
+    run(scenario)
+
+
+def test_memory_hog_is_killed_for_memory(tmp_path: Path) -> None:
+    code = write_function(
+        tmp_path,
+        "hog",
+        """
+        def handler(event, context):
+            hoard = []
+            while True:
+                hoard.append(b"x" * (16 * 1024 * 1024))
+        """,
+    )
+    healthy = make_spec(write_function(tmp_path, "healthy", HEALTHY), name="healthy")
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            outcome = await invoke(runtime, make_spec(code, memory_mb=128, timeout_s=20))
+            assert outcome.status == "killed", outcome
+            assert outcome.error is not None
+            assert outcome.error["reason"] == "memory"
+            assert outcome.error["errorType"] == "Runtime.OutOfMemory"
+            await _healthy_still_serves(runtime, healthy)
+
+    run(scenario)
+
+
+def test_fork_bomb_is_contained_and_cleaned_up(tmp_path: Path) -> None:
+    code = write_function(
+        tmp_path,
+        "bomb",
+        """
+        import os, time
+        def handler(event, context):
+            while True:
+                try:
+                    os.fork()
+                except OSError:
+                    time.sleep(0.001)
+        """,
+    )
+    healthy = make_spec(write_function(tmp_path, "healthy", HEALTHY), name="healthy")
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            spec = make_spec(code, timeout_s=1.5)
+            bombing = asyncio.create_task(invoke(runtime, spec))
+            await asyncio.sleep(0.5)
+            await _healthy_still_serves(runtime, healthy)  # while the bomb goes off
+            uid = runtime.status()["functions"][spec.key]["host_uid"]
+            assert len(processes_of_uid(uid)) < 200
+            outcome = await bombing
+            assert outcome.status == "timed_out"
+            await asyncio.sleep(0.2)
+            zygote_pid = runtime.status()["functions"][spec.key]["zygote_pid"]
+            assert set(processes_of_uid(uid)) <= {zygote_pid}  # no bomb process outlived it
+            await _healthy_still_serves(runtime, healthy)
+
+    run(scenario)
+
+
+def test_infinite_print_is_bounded(tmp_path: Path) -> None:
+    code = write_function(
+        tmp_path,
+        "chatty",
+        """
+        import os, sys
+        def handler(event, context):
+            if event.get("forever"):
+                while True:
+                    print("y" * 1000)
+            for _ in range(event["mb"]):
+                sys.stdout.write("x" * (1024 * 1024))
+                os.write(2, b"z" * (1024 * 1024))
+            return "said a lot"
+        """,
+    )
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            spec = make_spec(code, timeout_s=1.0)
+            outcome = await invoke(runtime, spec, {"mb": 20})
+            assert result_of(outcome) == "said a lot"
+            assert len(outcome.logs.encode()) < 64 * 1024 + 100
+            assert "…[truncated " in outcome.logs
+            forever = await invoke(runtime, spec, {"forever": True})
+            assert forever.status == "timed_out"
+            assert len(forever.logs.encode()) < 64 * 1024 + 100
+            assert forever.logs.startswith("y" * 1000)
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("attack", ["garbage", "close", "oversized"])
+def test_worker_that_breaks_the_protocol_is_killed(tmp_path: Path, attack: str) -> None:
+    code = write_function(
+        tmp_path,
+        "rogue",
+        """
+        import os, stat, struct, time
+        def handler(event, context):
+            for fd in range(3, 64):
+                try:
+                    if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                        break
+                except OSError:
+                    pass
+            if event["attack"] == "garbage":
+                os.write(fd, b"\\x05\\x00\\x00\\x00\\x00\\x00\\x00\\x00{not json")
+            elif event["attack"] == "oversized":
+                os.write(fd, struct.pack("<II", 10, 1 << 30))
+            else:
+                os.close(fd)
+            time.sleep(30)
+        """,
+    )
+    healthy = make_spec(write_function(tmp_path, "healthy", HEALTHY), name="healthy")
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            spec = make_spec(code, timeout_s=20)
+            outcome = await invoke(runtime, spec, {"attack": attack})
+            assert outcome.status == "killed", outcome
+            assert outcome.duration_ms < 15_000
+            uid = runtime.status()["functions"][spec.key]["host_uid"]
+            zygote_pid = runtime.status()["functions"][spec.key]["zygote_pid"]
+            await asyncio.sleep(0.1)
+            assert set(processes_of_uid(uid)) <= {zygote_pid}
+            await _healthy_still_serves(runtime, healthy)
+
+    run(scenario)
+
+
+def test_timed_out_worker_and_its_children_do_not_outlive_it(tmp_path: Path) -> None:
+    code = write_function(
+        tmp_path,
+        "spawner",
+        """
+        import subprocess, time
+        def handler(event, context):
+            subprocess.Popen(["sleep", "300"], start_new_session=True)
+            time.sleep(300)
+        """,
+    )
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            spec = make_spec(code, timeout_s=1.0)
+            outcome = await invoke(runtime, spec)
+            assert outcome.status == "timed_out"
+            status = runtime.status()["functions"][spec.key]
+            assert set(processes_of_uid(status["host_uid"])) <= {status["zygote_pid"]}
+
+    run(scenario)
+
+
+def test_nothing_outlives_close(tmp_path: Path) -> None:
+    code = write_function(
+        tmp_path,
+        "lingering",
+        """
+        import subprocess, time
+        def handler(event, context):
+            subprocess.Popen(["sleep", "300"], start_new_session=True)
+            time.sleep(event["sleep"])
+            return "ok"
+        """,
+    )
+
+    async def scenario() -> None:
+        runtime = ZygoteRuntime()
+        await runtime.start()
+        spec = make_spec(code, concurrency=3)
+        await invoke(runtime, spec, {"sleep": 0})
+        running = asyncio.create_task(invoke(runtime, spec, {"sleep": 300}))
+        await asyncio.sleep(0.3)
+        status = runtime.status()["functions"][spec.key]
+        uid, zygote_pid = status["host_uid"], status["zygote_pid"]
+        assert len(processes_of_uid(uid)) >= 4  # zygote, two workers, their sleeps
+        await runtime.close(grace_s=0.2)
+        outcome = await running
+        assert outcome.status == "killed"
+        assert processes_of_uid(uid) == []
+        assert not pid_alive(zygote_pid)
+
+    run(scenario)
+
+
+def test_graceful_close_lets_in_flight_invocations_finish(tmp_path: Path) -> None:
+    code = write_function(
+        tmp_path,
+        "finisher",
+        """
+        import time
+        def handler(event, context):
+            time.sleep(0.3)
+            return "finished"
+        """,
+    )
+
+    async def scenario() -> None:
+        runtime = ZygoteRuntime()
+        await runtime.start()
+        spec = make_spec(code)
+        running = asyncio.create_task(invoke(runtime, spec))
+        await asyncio.sleep(0.1)
+        await runtime.close(grace_s=5)
+        assert result_of(await running) == "finished"
+
+    run(scenario)
