@@ -81,7 +81,7 @@ def invocations(client: httpx.Client, function: str) -> list[dict[str, Any]]:
     response = client.get(f"/v1/functions/{function}/invocations")
     response.raise_for_status()
     found: list[dict[str, Any]] = response.json()["invocations"]
-    return [r for r in found if r["status"] != "running"]
+    return [r for r in found if r["status"] not in ("queued", "running")]
 
 
 def events_of_type(client: httpx.Client, type_: str) -> list[dict[str, Any]]:
