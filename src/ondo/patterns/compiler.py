@@ -241,12 +241,12 @@ def _range(path: str, pairs: list[tuple[str, Any]]) -> Operator:
     low, low_inclusive, high, high_inclusive = -math.inf, False, math.inf, False
     lows = [(num, _LOWER[op]) for op, num in pairs if op in _LOWER]
     highs = [(num, _UPPER[op]) for op, num in pairs if op in _UPPER]
+    if "=" in (op for op, _ in pairs):
+        raise PatternError(f'{path}: numeric "=" cannot be combined with other comparisons')
     if len(pairs) == 2 and (len(lows) != 1 or len(highs) != 1):
         raise PatternError(
             f"{path}: a numeric range needs one lower bound (> or >=) and one upper bound (< or <=)"
         )
-    if "=" in (op for op, _ in pairs):
-        raise PatternError(f'{path}: numeric "=" cannot be combined with other comparisons')
     if lows:
         low, low_inclusive = lows[0]
     if highs:
@@ -256,7 +256,7 @@ def _range(path: str, pairs: list[tuple[str, Any]]) -> Operator:
             f"{path}: numeric range is empty: lower bound {show(low)} is not below "
             f"upper bound {show(high)}"
         )
-    return Numeric(float(low), low_inclusive, float(high), high_inclusive)
+    return Numeric(low, low_inclusive, high, high_inclusive)
 
 
 def _anything_but(path: str, operand: Any) -> Operator:

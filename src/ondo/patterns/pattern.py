@@ -33,7 +33,8 @@ class CompiledPattern:
             reasons.append(reason)
         if len(reasons) == 1:
             return reasons[0]
-        return f"none of the {len(reasons)} $or alternatives matched; the first: {reasons[0]}"
+        shown = "; ".join(reasons[:3]) + ("; ..." if len(reasons) > 3 else "")
+        return f"none of the {len(reasons)} $or alternatives matched: {shown}"
 
     def __repr__(self) -> str:
         return f"CompiledPattern({self.source!r})"

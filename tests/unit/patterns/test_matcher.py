@@ -1,0 +1,115 @@
+"""Matcher: add, replace, remove, len, and matching across many rules."""
+
+from __future__ import annotations
+
+from ondo.patterns import Matcher, compile
+
+EVENT = {
+    "specversion": "1.0",
+    "id": "e1",
+    "source": "/clinic/ward-3",
+    "type": "com.clinic.vitals.recorded",
+    "subject": "patient/42",
+    "data": {"systolic": 150, "diastolic": 95, "unit": "mmHg", "device": "10.1.2.3"},
+}
+
+
+def test_empty_matcher_matches_nothing() -> None:
+    matcher = Matcher()
+    assert len(matcher) == 0
+    assert matcher.matching(EVENT) == set()
+
+
+def test_each_operator_kind_over_one_event() -> None:
+    matcher = Matcher()
+    rules = {
+        "exact": {"type": ["com.clinic.vitals.recorded"]},
+        "prefix": {"type": [{"prefix": "com.clinic."}]},
+        "suffix": {"subject": [{"suffix": "/42"}]},
+        "ic": {"data": {"unit": [{"equals-ignore-case": "MMHG"}]}},
+        "range": {"data": {"systolic": [{"numeric": [">", 140, "<=", 180]}]}},
+        "cidr": {"data": {"device": [{"cidr": "10.1.0.0/16"}]}},
+        "wildcard": {"source": [{"wildcard": "/clinic/*-3"}]},
+        "anything-but": {"data": {"unit": [{"anything-but": "kPa"}]}},
+        "absent": {"data": {"pulse": [{"exists": False}]}, "type": [{"exists": True}]},
+        "or": {"$or": [{"data": {"diastolic": [{"numeric": [">", 90]}]}}, {"id": ["x"]}]},
+        "miss-exact": {"type": ["com.clinic.vitals.deleted"]},
+        "miss-range": {"data": {"systolic": [{"numeric": ["<", 140]}]}},
+        "miss-and": {"type": ["com.clinic.vitals.recorded"], "subject": ["patient/7"]},
+        "miss-absent": {"data": {"unit": [{"exists": False}]}},
+    }
+    for rule_id, pattern in rules.items():
+        matcher.add(rule_id, pattern)
+    assert len(matcher) == len(rules)
+    expected = {rule_id for rule_id in rules if not rule_id.startswith("miss-")}
+    assert matcher.matching(EVENT) == expected
+
+
+def test_add_replaces_a_rule_with_the_same_id() -> None:
+    matcher = Matcher()
+    matcher.add("r", {"type": ["com.clinic.vitals.deleted"]})
+    matcher.add("r", {"type": ["com.clinic.vitals.recorded"]})
+    assert len(matcher) == 1
+    assert matcher.matching(EVENT) == {"r"}
+
+
+def test_remove_and_removing_twice() -> None:
+    matcher = Matcher()
+    matcher.add("a", {"type": ["com.clinic.vitals.recorded"]})
+    matcher.add("b", {"type": ["com.clinic.vitals.recorded"], "subject": ["patient/42"]})
+    matcher.remove("a")
+    matcher.remove("a")
+    assert "a" not in matcher and "b" in matcher
+    assert matcher.matching(EVENT) == {"b"}
+    matcher.remove("b")
+    assert len(matcher) == 0
+    assert matcher.matching(EVENT) == set()
+
+
+def test_shared_conditions_survive_removal_of_one_rule() -> None:
+    matcher = Matcher()
+    prefix = {"type": [{"prefix": "com.clinic."}], "data": {"unit": ["mmHg"]}}
+    matcher.add("one", prefix)
+    matcher.add("two", prefix)
+    matcher.remove("one")
+    assert matcher.matching(EVENT) == {"two"}
+
+
+def test_accepts_json_text_and_compiled_patterns() -> None:
+    matcher = Matcher()
+    matcher.add("text", '{"subject": ["patient/42"]}')
+    matcher.add("compiled", compile({"subject": ["patient/42"]}))
+    assert matcher.matching(EVENT) == {"text", "compiled"}
+    assert matcher.pattern("text").matches(EVENT)
+
+
+def test_or_alternatives_of_one_rule_report_it_once() -> None:
+    matcher = Matcher()
+    matcher.add("r", {"$or": [{"subject": ["patient/42"]}, {"id": ["e1"]}]})
+    assert matcher.matching(EVENT) == {"r"}
+    matcher.remove("r")
+    assert matcher.matching(EVENT) == set()
+
+
+def test_array_consistency_in_the_matcher() -> None:
+    matcher = Matcher()
+    matcher.add("same", {"data": {"readings": {"kind": ["bp"], "value": [150]}}})
+    matcher.add("mixed", {"data": {"readings": {"kind": ["bp"], "value": [70]}}})
+    event = {"data": {"readings": [{"kind": "bp", "value": 150}, {"kind": "pulse", "value": 70}]}}
+    assert matcher.matching(event) == {"same"}
+
+
+def test_many_rules_only_matching_ones_reported() -> None:
+    matcher = Matcher()
+    for number in range(2000):
+        matcher.add(f"t{number}", {"type": [f"com.clinic.t{number}"], "data": {"n": [number]}})
+        matcher.add(f"r{number}", {"data": {"systolic": [{"numeric": [">=", number]}]}})
+    event = {"type": "com.clinic.t7", "data": {"n": 7, "systolic": 3}}
+    assert matcher.matching(event) == {"t7", "r0", "r1", "r2", "r3"}
+
+
+def test_event_keys_that_no_rule_names_are_ignored() -> None:
+    matcher = Matcher()
+    matcher.add("r", {"data": {"unit": ["mmHg"]}})
+    event = {**EVENT, "data": {**EVENT["data"], "big": {"nested": [list(range(50))]}}}
+    assert matcher.matching(event) == {"r"}
