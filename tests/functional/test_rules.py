@@ -181,6 +181,10 @@ def test_heat_for_ten_minutes_emits_one_alert_per_hour(ondo: RunningPlatform) ->
         advance(client, 600)
         assert outcomes(client, "t5")[-1] == "heat:timer:fired"
         assert wait_for(lambda: len(events_of_type(client, "alert.heat")) == 2 or None)
+        metrics = client.get("/metrics").text
+        assert 'ondo_rules_fired_total{namespace="default"} 2.0' in metrics
+        assert 'ondo_rules_suppressed_total{namespace="default"} 1.0' in metrics
+        assert "ondo_rules_events_dispatched_total" in metrics
     traced = ondo.cli("trace", "t3")
     assert traced.returncode == 0, traced.stderr
     lines = traced.stdout
