@@ -274,3 +274,18 @@ def test_show_enable_disable_delete(ondo: RunningPlatform) -> None:
         assert client.get("/v1/rules/bob-login").status_code == 404
         send(client, "d3", "auth.login", subject="bob")
         assert outcomes(client, "d3") == []
+
+
+def test_a_rule_that_emits_its_own_event_stops_after_16_hops(ondo: RunningPlatform) -> None:
+    assert ondo.cli("rules", "add", "on ping do emit ping", "--name", "echo").returncode == 0
+    with ondo.client() as client:
+        send(client, "p0", "ping")
+
+        def last_hop() -> dict[str, Any] | None:
+            advance(client, 0)
+            pings = events_of_type(client, "ping")
+            return next((p["event"] for p in pings if p["event"].get("ondohops") == 17), None)
+
+        looped = wait_for(last_hop)
+        assert outcomes(client, looped["id"]) == ["echo:event:dropped: loop"]
+        assert len(events_of_type(client, "ping")) == 18  # the original and 17 hops

@@ -39,6 +39,7 @@ class RuleDispatcher:
         self._timer_wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._lock = asyncio.Lock()  # one evaluation at a time: the loop, or a test's settle()
+        self._redrive_needed = False  # a firing's enqueue failed: hand it to the queue again
 
     async def start(self) -> None:
         bus = self.platform.bus
@@ -123,9 +124,13 @@ class RuleDispatcher:
             try:
                 async with self._lock:
                     await self.engine.fire_due_timers()
+                    if self._redrive_needed:
+                        self._redrive_needed = False
+                        await self.engine.redrive()
             except asyncio.CancelledError:
                 raise
             except Exception:
+                self._redrive_needed = True
                 log.exception("firing due rule timers failed; trying again shortly")
             await self._sleep_until_next_timer()
 
