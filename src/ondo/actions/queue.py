@@ -43,6 +43,7 @@ class QueueSettings:
     backoff_cap_s: float = 300.0
     max_event_age_s: float = 6 * 3600.0
     idle_poll_s: float = 1.0  # longest wait between looks for due retries
+    destinations: str = "all"  # which outcomes become events: all, failed or none
     stop_grace_s: float = 10.0
 
     @staticmethod
@@ -57,7 +58,18 @@ class QueueSettings:
             backoff_factor=_env(env, "ONDO_ACTION_BACKOFF_FACTOR", base.backoff_factor),
             backoff_cap_s=_env(env, "ONDO_ACTION_BACKOFF_CAP", base.backoff_cap_s),
             max_event_age_s=_env(env, "ONDO_ACTION_MAX_AGE", base.max_event_age_s),
+            destinations=_choice(env, "ONDO_ACTION_DESTINATIONS", DESTINATIONS),
         )
+
+
+DESTINATIONS = ("all", "failed", "none")
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    raw = env.get(name, "") or allowed[0]
+    if raw not in allowed:
+        raise ConfigError(f"environment variable {name} must be one of {', '.join(allowed)}")
+    return raw
 
 
 def _env(env: Mapping[str, str], name: str, default: float) -> float:
@@ -333,7 +345,8 @@ class ActionQueue:
     async def _destination(
         self, kind: ActionKind, request: ActionRequest, job: Job, result: ActionResult
     ) -> None:
-        if not getattr(kind, "destinations", False):
+        wanted = self.settings.destinations
+        if not kind.destinations or wanted == "none" or (wanted == "failed" and result.ok):
             return
         try:
             await emit_destination(self.platform, request, job.attempt_seq, job.attempts, result)

@@ -73,6 +73,7 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
     """A platform that is built but not started: the tests start only its action queue."""
     built = Platform(Config(data_dir=tmp_path / "data", manual_clock=True))
     yield built
+    asyncio.run(built.bus.close())
     built.db.close()
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from ondo.actions.queue import ActionQueue, QueueSettings, backoff_delay
 from ondo.clock import ManualClock
+from ondo.errors import ConfigError
 from ondo.platform import Platform
 from tests.unit.actions.conftest import ScriptedKind, request, until
 
@@ -232,5 +233,48 @@ def test_many_actions_complete_exactly_once(
         await until(all_succeeded)
         await queue.stop()
         assert all(scripted.count(k) == 1 + scripted.failures.get(k, 0) for k in keys)
+
+    asyncio.run(scenario())
+
+
+def test_settings_come_from_the_environment_and_bad_values_are_named() -> None:
+    env = {"ONDO_ACTION_BACKOFF": "0.05", "ONDO_ACTION_MAX_ATTEMPTS": "5"}
+    settings = QueueSettings.from_environment(env)
+    assert (settings.backoff_s, settings.max_attempts, settings.destinations) == (0.05, 5, "all")
+    with pytest.raises(ConfigError, match="ONDO_ACTION_BACKOFF must be a number, got 'soon'"):
+        QueueSettings.from_environment({"ONDO_ACTION_BACKOFF": "soon"})
+    with pytest.raises(ConfigError, match="ONDO_ACTION_WORKERS must be greater than 0"):
+        QueueSettings.from_environment({"ONDO_ACTION_WORKERS": "0"})
+    with pytest.raises(ConfigError, match="one of all, failed, none"):
+        QueueSettings.from_environment({"ONDO_ACTION_DESTINATIONS": "some"})
+
+
+@pytest.mark.parametrize(
+    ("wanted", "expected"),
+    [
+        ("all", ["ondo.action.succeeded", "ondo.action.failed"]),
+        ("failed", ["ondo.action.failed"]),
+        ("none", []),
+    ],
+)
+def test_outcomes_become_destination_events_as_configured(
+    platform: Platform, scripted: ScriptedKind, wanted: str, expected: list[str]
+) -> None:
+    scripted.destinations = True
+    scripted.failures["bad"] = 99
+
+    async def scenario() -> None:
+        settings = replace(SETTINGS, max_attempts=1, destinations=wanted)
+        queue = queue_of(platform, settings)
+        await queue.start()
+        await queue.enqueue([request("good")])
+        await until(lambda: status(queue, "good") == "succeeded")
+        await queue.enqueue([request("bad")])
+        await until(lambda: status(queue, "bad") == "dead")
+        await queue.stop()
+        events = [s.event for s in await platform.bus.tail(10)]
+        assert [e.type for e in events] == expected
+        for event in events:
+            assert event.source == "ondo/rules/r1" and event.data["rule"] == "r1"
 
     asyncio.run(scenario())
