@@ -9,6 +9,8 @@ field is true when at least one of those values passes it. A missing field passe
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
@@ -107,30 +109,55 @@ def _grouped(node: Node, always: bool = False) -> str:
     return f"({text})" if always or isinstance(node, And | Or) else text
 
 
-def _values(field: Field) -> str:
-    return f"values(event, {json.dumps(field.dotted)})"
+def _call(helper: str, field: Field) -> str:
+    return f"{helper}(event, {json.dumps(field.dotted)})"
 
 
 def _test_cel(test: Test) -> str:
-    if test.op == "exists":
-        return f"size({_values(test.field)}) > 0"
-    return f"{_values(test.field)}.exists(v, {_value_test('v', test)})"
+    """The cheapest CEL for one test: cel-python's cost grows with every node it walks."""
+    value, field = test.value, test.field
+    if isinstance(value, tuple):
+        helpers = {_typed_helper(item) for item in value}
+        if len(helpers) == 1 and "" not in helpers:
+            items = ", ".join(_cel_literal(item) for item in value)
+            return f"{_call(helpers.pop(), field)}.exists(v, v in [{items}])"
+    elif test.op == "exists":
+        return f"size({_call('values', field)}) > 0"
+    elif test.op in ORDERING:
+        # Some value > N exactly when the highest does (and < N when the lowest does); the
+        # helpers yield -inf / +inf for no numbers, so a missing field fails either way.
+        helper = "highest" if test.op in (">", ">=") else "lowest"
+        return f"{_call(helper, field)} {test.op} {_cel_literal(value)}"
+    elif test.op in _STRING_METHODS:
+        method = _STRING_METHODS[test.op]
+        return f"{_call('strings', field)}.exists(v, v.{method}({_cel_literal(value)}))"
+    elif test.op == "==" and _typed_helper(value):
+        return f"{_cel_literal(value)} in {_call(_typed_helper(value), field)}"
+    return f"{_call('values', field)}.exists(v, {_value_test('v', test)})"
+
+
+_STRING_METHODS: Final = {
+    "startswith": "startsWith",
+    "endswith": "endsWith",
+    "contains": "contains",
+}
+
+
+def _typed_helper(value: Any) -> str:
+    """ "numbers" or "strings" for a literal one of those helpers yields, else ""."""
+    if isinstance(value, str):
+        return "strings"
+    return "numbers" if isinstance(value, int | float) and not isinstance(value, bool) else ""
 
 
 def _value_test(var: str, test: Test) -> str:
-    """CEL that is true when the single value `var` passes `test`; never a CEL error."""
+    """CEL that is true when the single value `var` (of any type) passes an equality test."""
     if test.op == "in":
         assert isinstance(test.value, tuple)
         return " || ".join(f"({_equals(var, item)})" for item in test.value)
-    assert not isinstance(test.value, tuple)
-    if test.op == "==":
-        return _equals(var, test.value)
-    if test.op == "!=":
-        return f"!({_equals(var, test.value)})"
-    if test.op in ORDERING:
-        return f"type({var}) == double && {var} {test.op} {_cel_literal(test.value)}"
-    method = {"startswith": "startsWith", "endswith": "endsWith", "contains": "contains"}
-    return f"type({var}) == string && {var}.{method[test.op]}({_cel_literal(test.value)})"
+    assert not isinstance(test.value, tuple) and test.op in ("==", "!=")
+    equals = _equals(var, test.value)
+    return equals if test.op == "==" else f"!({equals})"
 
 
 def _equals(var: str, value: Literal) -> str:
@@ -140,12 +167,13 @@ def _equals(var: str, value: Literal) -> str:
 
 
 def _compare_cel(node: Compare) -> str:
-    left, right = _values(node.left), _values(node.right)
     if node.op in ORDERING:
-        test = f"type(x) == double && type(y) == double && x {node.op} y"
-    else:
-        same = "type(x) == type(y) && (type(x) == null_type || x == y)"
-        test = same if node.op == "==" else f"!({same})"
+        # Some pair x > y exactly when the highest x beats the lowest y.
+        high, low = ("highest", "lowest") if node.op in (">", ">=") else ("lowest", "highest")
+        return f"{_call(high, node.left)} {node.op} {_call(low, node.right)}"
+    left, right = _call("values", node.left), _call("values", node.right)
+    same = "type(x) == type(y) && (type(x) == null_type || x == y)"
+    test = same if node.op == "==" else f"!({same})"
     return f"{left}.exists(x, {right}.exists(y, {test}))"
 
 
@@ -169,19 +197,29 @@ def _cel_literal(value: Literal) -> str:
 # --- evaluation -------------------------------------------------------------------------
 
 
-def values(event: celtypes.Value, path: celtypes.Value) -> celtypes.ListType:
-    """CEL function `values(event, "data.a.b")`: the values the path reaches, as EventBridge
-    finds them: lists are looked into element by element, objects are not values, a key may
-    itself hold dots ("a.b"); numbers come back as doubles; [] when the path is missing."""
+class _RawEvent:
+    """The event as plain Python, for programs that reach it only through the helpers: this
+    spares converting the whole event to CEL values on every evaluation."""
+
+    __slots__ = ("event",)
+
+    def __init__(self, event: Mapping[str, Any]) -> None:
+        self.event = event
+
+
+def leaf_values(event: Any, path: str) -> list[Any]:
+    """The values a dotted path reaches, as EventBridge finds them: lists are looked into
+    element by element, objects are not values, a key may itself hold dots ("a.b")."""
+    root = event.event if isinstance(event, _RawEvent) else event
     found: list[Any] = []
-    if isinstance(event, celtypes.MapType):
-        _collect(event, str(path).split("."), 0, found)
-    return celtypes.ListType(found)
+    if isinstance(root, Mapping):
+        _collect(root, path.split("."), 0, found)
+    return found
 
 
-def _collect(node: celtypes.MapType, segments: list[str], start: int, found: list[Any]) -> None:
+def _collect(node: Mapping[str, Any], segments: list[str], start: int, found: list[Any]) -> None:
     for end in range(start + 1, len(segments) + 1):
-        key = celtypes.StringType(".".join(segments[start:end]))
+        key = ".".join(segments[start:end])
         if key not in node:
             continue
         if end == len(segments):
@@ -191,27 +229,83 @@ def _collect(node: celtypes.MapType, segments: list[str], start: int, found: lis
 
 
 def _descend(node: Any, segments: list[str], start: int, found: list[Any]) -> None:
-    if isinstance(node, celtypes.MapType):
+    if isinstance(node, Mapping):
         _collect(node, segments, start, found)
-    elif isinstance(node, celtypes.ListType):
+    elif isinstance(node, list):
         for element in node:
             _descend(element, segments, start, found)
 
 
 def _emit(node: Any, found: list[Any]) -> None:
-    if isinstance(node, celtypes.ListType):
+    if isinstance(node, list):
         for element in node:
             _emit(element, found)
-    elif isinstance(node, celtypes.IntType | celtypes.UintType):
-        found.append(celtypes.DoubleType(float(node)))
-    elif not isinstance(node, celtypes.MapType):
+    elif not isinstance(node, Mapping):
         found.append(node)
 
 
-FUNCTIONS: Final[dict[str, Any]] = {"values": values}
+def _cel_value(value: Any) -> Any:
+    """A leaf as CEL sees it; every number becomes a double so that 5 == 5.0."""
+    if value is None:
+        return None
+    if type(value) is bool or isinstance(value, celtypes.BoolType):
+        return celtypes.BoolType(value)
+    if isinstance(value, int | float):
+        return celtypes.DoubleType(float(value))
+    if isinstance(value, str):
+        return celtypes.StringType(value)
+    return json_to_cel(value)
+
+
+def values(event: Any, path: Any) -> celtypes.ListType:
+    """CEL `values(event, "data.a.b")`: every value the path reaches; [] when it is missing."""
+    return celtypes.ListType([_cel_value(v) for v in leaf_values(event, str(path))])
+
+
+def _numbers(event: Any, path: Any) -> list[float]:
+    found = leaf_values(event, str(path))
+    return [float(v) for v in found if isinstance(v, int | float) and not _is_bool(v)]
+
+
+def numbers(event: Any, path: Any) -> celtypes.ListType:
+    """CEL `numbers(event, "data.a")`: the numbers among the values, as doubles."""
+    return celtypes.ListType([celtypes.DoubleType(v) for v in _numbers(event, path)])
+
+
+def highest(event: Any, path: Any) -> celtypes.DoubleType:
+    """CEL `highest(event, "data.a")`: the largest number among the values, -inf if none."""
+    return celtypes.DoubleType(max(_numbers(event, path), default=-math.inf))
+
+
+def lowest(event: Any, path: Any) -> celtypes.DoubleType:
+    """CEL `lowest(event, "data.a")`: the smallest number among the values, +inf if none."""
+    return celtypes.DoubleType(min(_numbers(event, path), default=math.inf))
+
+
+def strings(event: Any, path: Any) -> celtypes.ListType:
+    """CEL `strings(event, "data.a")`: the strings among the values."""
+    found = leaf_values(event, str(path))
+    return celtypes.ListType([celtypes.StringType(v) for v in found if isinstance(v, str)])
+
+
+def _is_bool(value: Any) -> bool:
+    return type(value) is bool or isinstance(value, celtypes.BoolType)
+
+
+FUNCTIONS: Final[dict[str, Any]] = {
+    "values": values,
+    "numbers": numbers,
+    "strings": strings,
+    "highest": highest,
+    "lowest": lowest,
+}
 _ENVIRONMENT: Final = celpy.Environment()
 # Errors a CEL program may raise on an event it does not fit (missing key, wrong type).
 _EVAL_ERRORS: Final = (CELEvalError, TypeError, ValueError, KeyError, ZeroDivisionError)
+_HELPER_CALL = re.compile(
+    r'\b(?:values|numbers|strings|highest|lowest)\(event, "(?:[^"\\]|\\.)*"\)'
+)
+_NAMES_EVENT = re.compile(r"\b(?:event|data)\b")
 
 
 class Condition:
@@ -228,14 +322,19 @@ class Condition:
             self._program = _ENVIRONMENT.program(_ENVIRONMENT.compile(source), FUNCTIONS)
         except CELParseError as exc:
             raise RuleError(f"condition is not valid CEL: {exc}") from exc
+        # Generated conditions read the event only through the helpers: no conversion needed.
+        self._helpers_only = not _NAMES_EVENT.search(_HELPER_CALL.sub("", source))
 
     def evaluate(self, event: Mapping[str, Any]) -> bool:
         """True when the event satisfies the condition."""
-        cel_event = json_to_cel(dict(event))
-        data = None
-        if isinstance(cel_event, celtypes.MapType) and "data" in cel_event:
-            data = cel_event["data"]
-        activation = {"event": cel_event, "data": data}
+        if self._helpers_only:
+            activation: dict[str, Any] = {"event": _RawEvent(event)}
+        else:
+            cel_event = json_to_cel(dict(event))
+            data = None
+            if isinstance(cel_event, celtypes.MapType) and "data" in cel_event:
+                data = cel_event["data"]
+            activation = {"event": cel_event, "data": data}
         try:
             result = self._program.evaluate(activation)
         except _EVAL_ERRORS:

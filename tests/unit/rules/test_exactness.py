@@ -109,16 +109,16 @@ def leaf(draw: st.DrawFn) -> tuple[str, Predicate]:
     if kind == "exists":
         return f"{name} exists", lambda event: bool(reference_values(event, path))
     other = FIELDS[draw(st.sampled_from(sorted(FIELDS)))]
-    op = draw(st.sampled_from([">", "=="]))
+    op = draw(st.sampled_from([*sorted(ORDER), "==", "!="]))
     other_name = next(n for n, p in FIELDS.items() if p == other)
 
     def compare(event: Event) -> bool:
         pairs = [
             (x, y) for x in reference_values(event, path) for y in reference_values(event, other)
         ]
-        if op == "==":
-            return any(same(x, y) for x, y in pairs)
-        return any(is_number(x) and is_number(y) and x > y for x, y in pairs)
+        if op in ("==", "!="):
+            return any(same(x, y) == (op == "==") for x, y in pairs)
+        return any(is_number(x) and is_number(y) and ORDER[op](x, y) for x, y in pairs)
 
     return f"{name} {op} {other_name}", compare
 
