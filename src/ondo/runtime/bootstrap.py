@@ -17,6 +17,7 @@ Worker socket (SOCK_STREAM): frames of <u32 header length><u32 body length><json
 
 from __future__ import annotations
 
+import _thread
 import array
 import ctypes
 import importlib
@@ -118,7 +119,10 @@ class FdDrainer:
         os.close(write_end)
         os.set_blocking(read_end, False)
         self.fd = read_end
-        threading.Thread(target=self._run, name="ondo-log-drain", daemon=True).start()
+
+    def start(self) -> None:
+        # No waiting for the thread to run (Thread.start would): the pipe buffers meanwhile.
+        _thread.start_new_thread(self._run, ())
 
     def _run(self) -> None:
         poller = select.poll()
@@ -282,6 +286,7 @@ def worker_main(
         resource.setrlimit(resource.RLIMIT_AS, (int(memory), int(memory)))
     creds = struct.pack("3i", os.getpid(), os.getuid(), os.getgid())
     sock.sendmsg([b"H"], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, creds)])
+    drainer.start()
     while True:
         frame = recv_frame(sock)
         if frame is None:

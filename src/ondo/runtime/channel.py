@@ -1,4 +1,9 @@
-"""The platform's end of one worker's socket: length-prefixed frames over asyncio, bounded."""
+"""The platform's end of one worker's socket: length-prefixed frames, bounded, on the event loop.
+
+Driven by add_reader/add_writer directly (no transport objects): a warm invocation is one
+send and one or two recv calls. The first message is the worker's hello, which carries its
+pid through SCM_CREDENTIALS (translated by the kernel into our pid namespace).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,9 @@ from typing import Any
 FRAME = struct.Struct("<II")  # header length, body length (same layout as bootstrap.py)
 MAX_REPLY_HEADER = 256 * 1024  # a Lambda-style error with a long stack trace fits easily
 MAX_REPLY_BODY = 6 * 1024 * 1024  # the worker enforces this too; we never trust it
+RECV_CHUNK = 256 * 1024
+
+Reply = tuple[dict[str, Any], bytes]
 
 
 class WorkerGone(Exception):
@@ -26,111 +34,140 @@ def encode_frame(header: dict[str, Any], body: bytes) -> bytes:
     return FRAME.pack(len(head), len(body)) + head + body
 
 
-class WorkerChannel(asyncio.Protocol):
-    """One request at a time; a reply is (header, body)."""
+class WorkerChannel:
+    """One request at a time; `hello` resolves to the worker's pid, `request` to its reply."""
 
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
+    def __init__(self, sock: socket.socket) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.sock = sock
+        self.fd = sock.fileno()
         self.buffer = bytearray()
-        self.pending: asyncio.Future[tuple[dict[str, Any], bytes]] | None = None
+        self.outgoing = memoryview(b"")
+        self.pending: asyncio.Future[Any] = self.loop.create_future()  # the hello first
+        self.greeted = False
         self.closed_why: str | None = None
         self.protocol_error = False
+        sock.setblocking(False)
+        self.loop.add_reader(self.fd, self._on_readable)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+    @property
+    def hello(self) -> asyncio.Future[int]:
+        return self.pending
 
-    def request(
-        self, header: dict[str, Any], body: bytes
-    ) -> asyncio.Future[tuple[dict[str, Any], bytes]]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[dict[str, Any], bytes]] = loop.create_future()
-        if self.closed_why is not None or self.transport is None:
-            future.set_exception(WorkerGone(self.closed_why or "not connected"))
+    def request(self, header: dict[str, Any], body: bytes) -> asyncio.Future[Reply]:
+        future: asyncio.Future[Reply] = self.loop.create_future()
+        if self.closed_why is not None:
+            future.set_exception(WorkerGone(self.closed_why))
             return future
         self.buffer.clear()
         self.pending = future
-        self.transport.write(encode_frame(header, body))
+        self._send(encode_frame(header, body))
         return future
 
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
+    def _send(self, data: bytes) -> None:
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self._close(f"the worker's socket failed: {exc.strerror}")
+            return
+        if sent < len(data):
+            self.outgoing = memoryview(data)[sent:]
+            self.loop.add_writer(self.fd, self._on_writable)
+
+    def _on_writable(self) -> None:
+        try:
+            sent = self.sock.send(self.outgoing)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._close(f"the worker's socket failed: {exc.strerror}")
+            return
+        self.outgoing = self.outgoing[sent:]
+        if not self.outgoing:
+            self.loop.remove_writer(self.fd)
+
+    def _on_readable(self) -> None:
+        if not self.greeted:
+            self._read_hello()
+            return
+        try:
+            chunk = self.sock.recv(RECV_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._close(f"the worker's socket failed: {exc.strerror}")
+            return
+        if not chunk:
+            self._close("the worker closed its connection")
+            return
+        self.buffer += chunk
+        self._parse()
+
+    def _read_hello(self) -> None:
+        try:
+            data, ancdata, _, _ = self.sock.recvmsg(16, socket.CMSG_SPACE(12))
+        except BlockingIOError:
+            return
+        except OSError:
+            data, ancdata = b"", []
+        pid = _credentials_pid(ancdata) if data == b"H" else None
+        if pid is None:
+            self._close("the worker did not say hello (it exited or could not be forked)")
+            return
+        self.greeted = True
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 0)
+        self._resolve(pid)
+
+    def _parse(self) -> None:
         if len(self.buffer) < FRAME.size:
             return
         head_len, body_len = FRAME.unpack_from(self.buffer)
-        if head_len > MAX_REPLY_HEADER or body_len > MAX_REPLY_BODY or self.pending is None:
-            self._break("the worker sent a malformed or unexpected frame")
+        if head_len > MAX_REPLY_HEADER or body_len > MAX_REPLY_BODY:
+            self._break("the worker sent a frame larger than allowed")
             return
         end = FRAME.size + head_len + body_len
         if len(self.buffer) < end:
             return
-        if len(self.buffer) > end:
-            self._break("the worker sent more than one reply")
+        if len(self.buffer) > end or self.pending.done():
+            self._break("the worker sent data nobody asked for")
             return
         try:
             header = json.loads(self.buffer[FRAME.size : FRAME.size + head_len])
         except ValueError:
-            self._break("the worker sent a reply header that is not JSON")
-            return
+            header = None
         if not isinstance(header, dict):
-            self._break("the worker sent a reply header that is not an object")
+            self._break("the worker sent a reply header that is not a JSON object")
             return
         body = bytes(self.buffer[FRAME.size + head_len : end])
         self.buffer.clear()
-        pending, self.pending = self.pending, None
-        if not pending.done():
-            pending.set_result((header, body))
+        self._resolve((header, body))
+
+    def _resolve(self, value: Any) -> None:
+        if not self.pending.done():
+            self.pending.set_result(value)
 
     def _break(self, why: str) -> None:
-        self.closed_why = why
         self.protocol_error = True
+        self._close(why)
+
+    def _close(self, why: str) -> None:
+        if self.closed_why is None:
+            self.closed_why = why
+            self.loop.remove_reader(self.fd)
+            self.loop.remove_writer(self.fd)
+            self.sock.close()
         self.buffer.clear()
-        if self.transport is not None:
-            self.transport.abort()
-        self._fail(why)
+        if not self.pending.done():
+            self.pending.set_exception(WorkerGone(self.closed_why))
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.closed_why is None:
-            self.closed_why = "the worker closed its connection"
-        self._fail(self.closed_why)
-
-    def _fail(self, why: str) -> None:
-        pending, self.pending = self.pending, None
-        if pending is not None and not pending.done():
-            pending.set_exception(WorkerGone(why))
-
-    def close(self) -> None:
-        if self.closed_why is None:
-            self.closed_why = "closed by the platform"
-        if self.transport is not None:
-            self.transport.abort()
+    def close(self, why: str = "closed by the platform") -> None:
+        self._close(why)
 
 
-async def receive_hello(sock: socket.socket) -> int:
-    """Wait for the worker's hello; return its pid as seen from here (SCM_CREDENTIALS)."""
-    loop = asyncio.get_running_loop()
-    fd = sock.fileno()
-    while True:
-        readable: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(fd, _resolve, readable)
-        try:
-            await readable
-        finally:
-            loop.remove_reader(fd)
-        try:
-            data, ancdata, _, _ = sock.recvmsg(16, socket.CMSG_SPACE(12))
-        except BlockingIOError:
-            continue
-        break
-    if data != b"H":
-        raise WorkerGone("the worker did not say hello (it exited or could not be forked)")
+def _credentials_pid(ancdata: list[Any]) -> int | None:
     for level, kind, payload in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
-            pid, _, _ = struct.unpack("3i", payload[:12])
-            return int(pid)
-    raise WorkerGone("the worker's hello carried no credentials")
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+            return int(struct.unpack("3i", payload[:12])[0])
+    return None

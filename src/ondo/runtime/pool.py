@@ -7,14 +7,13 @@ import contextlib
 import logging
 import mmap
 import os
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
 
 from ondo.errors import ConcurrencyExhausted, RuntimeUnavailable
 from ondo.runtime.base import FunctionSpec, InvocationOutcome
-from ondo.runtime.channel import WorkerChannel, WorkerGone, receive_hello
+from ondo.runtime.channel import WorkerChannel, WorkerGone
 from ondo.runtime.worker import Worker, describe_death
 from ondo.runtime.zygote import ZYGOTE_GONE, ZygoteProcess
 
@@ -136,20 +135,19 @@ class FunctionPool:
         assert self.zygote is not None
         slot, self.next_slot = self.next_slot, self.next_slot + 1
         sock, log_fd = self.zygote.fork(slot)
+        channel = WorkerChannel(sock)
+        timer = channel.loop.call_later(HELLO_TIMEOUT_S, channel.close, "no hello in time")
         try:
-            pid = await asyncio.wait_for(receive_hello(sock), HELLO_TIMEOUT_S)
-            return await self._attach(slot, pid, sock, log_fd)
-        except (WorkerGone, TimeoutError, OSError) as exc:
-            sock.close()
+            pid = await channel.hello
+        except WorkerGone as exc:
             os.close(log_fd)
-            why = self.zygote.fork_failures.pop(slot, None) or str(exc) or type(exc).__name__
+            why = self.zygote.fork_failures.pop(slot, None) or exc.why
             raise RuntimeUnavailable(f"{self.spec.key}: could not start a worker: {why}") from exc
+        finally:
+            timer.cancel()
+        return self._attach(slot, pid, channel, log_fd)
 
-    async def _attach(self, slot: int, pid: int, sock: socket.socket, log_fd: int) -> Worker:
-        cgroups = self.hooks.adopt(self.pool_id, slot, pid)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 0)
-        channel = WorkerChannel()
-        await asyncio.get_running_loop().create_unix_connection(lambda: channel, sock=sock)
+    def _attach(self, slot: int, pid: int, channel: WorkerChannel, log_fd: int) -> Worker:
         worker = Worker(
             slot=slot,
             pid=pid,
@@ -157,7 +155,7 @@ class FunctionPool:
             log_fd=log_fd,
             log_map=mmap.mmap(log_fd, os.fstat(log_fd).st_size, prot=mmap.PROT_READ),
             exit_status=self._exit_future(slot),
-            cgroups=cgroups,
+            cgroups=self.hooks.adopt(self.pool_id, slot, pid),
         )
         with contextlib.suppress(OSError):
             worker.pidfd = os.pidfd_open(pid)
