@@ -246,3 +246,21 @@ def test_several_actions_with_and_or_commas() -> None:
 def test_notify_with_cc_and_arguments() -> None:
     spec = parse_rule('on t do notify bob.mobile cc alice.family with {"template": "bp"}')
     assert spec.actions == (Action("notify", "bob.mobile", {"template": "bp"}, ("alice.family",)),)
+
+
+def test_a_comma_then_an_action_word_ends_the_cc_list() -> None:
+    spec = parse_rule("on t do notify bob cc alice, carol, invoke log")
+    assert spec.actions == (
+        Action("notify", "bob", None, ("alice", "carol")),
+        Action("invoke", "log"),
+    )
+
+
+def test_rules_may_span_lines_and_compare_with_attributes() -> None:
+    spec = parse_rule('on t\n  where owner == $subject\n    and status not in ["a"]\n  do invoke f')
+    assert spec.pattern == {"type": ["t"]}
+    assert spec.condition is not None
+    condition = Condition(spec.condition)
+    assert condition.evaluate({"subject": "bob", "data": {"owner": "bob", "status": "b"}})
+    assert not condition.evaluate({"subject": "bob", "data": {"owner": "bob", "status": "a"}})
+    assert not condition.evaluate({"subject": "bob", "data": {"owner": "eve", "status": "b"}})
