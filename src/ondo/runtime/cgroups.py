@@ -100,7 +100,7 @@ class CgroupHooks(WorkerHooks):
         self.cg = cgroups
         self.limits: dict[str, tuple[int, int]] = {}  # pool id -> (memory bytes, pids)
         self.oom_baseline: dict[str, int] = {}
-        self.leftovers: list[Path] = []
+        self.spare: dict[str, list[list[str]]] = {}  # pool id -> empty worker cgroups
 
     def _bases(self) -> list[tuple[str, Path]]:
         pairs = (("memory", self.cg.memory), ("pids", self.cg.pids), ("unified", self.cg.unified))
@@ -122,6 +122,19 @@ class CgroupHooks(WorkerHooks):
         return dirs
 
     def adopt(self, pool_id: str, slot: int, pid: int) -> list[str]:
+        """Move a new worker into a cgroup of its own (reused from a dead worker when possible)."""
+        spare = self.spare.get(pool_id)
+        paths = spare.pop() if spare else self._make_worker_cgroups(pool_id, slot)
+        for path in paths:
+            if self._is_memory(path):
+                self.oom_baseline[path] = _oom_kills(Path(path))
+            _write(Path(path) / "cgroup.procs", str(pid))
+        return paths
+
+    def _is_memory(self, path: str) -> bool:
+        return self.cg.memory is not None and path.startswith(f"{self.cg.memory}/")
+
+    def _make_worker_cgroups(self, pool_id: str, slot: int) -> list[str]:
         memory_bytes, pids = self.limits.get(pool_id, (0, WORKER_PIDS))
         made: list[str] = []
         for name, base in self._bases():
@@ -130,10 +143,8 @@ class CgroupHooks(WorkerHooks):
                 path.mkdir()
             if name == "memory" and memory_bytes:
                 _write(path / "memory.limit_in_bytes", str(memory_bytes))
-                self.oom_baseline[str(path)] = _oom_kills(path)
             elif name == "pids":
                 _write(path / "pids.max", str(pids))
-            _write(path / "cgroup.procs", str(pid))
             made.append(str(path))
         return made
 
@@ -144,21 +155,25 @@ class CgroupHooks(WorkerHooks):
                 _write(kill, "1")
 
     def oom_killed(self, cgroups: list[str]) -> bool:
-        for path in cgroups:
-            if (Path(path) / "memory.oom_control").exists():
-                return _oom_kills(Path(path)) > self.oom_baseline.get(path, 0)
+        for path in filter(self._is_memory, cgroups):
+            return _oom_kills(Path(path)) > self.oom_baseline.get(path, 0)
         return False
 
     def forget(self, cgroups: list[str]) -> None:
+        """The worker is gone: keep its (empty) cgroups for the pool's next worker."""
+        if not cgroups:
+            return
         for path in cgroups:
             self.oom_baseline.pop(path, None)
-            try:
-                os.rmdir(path)
-            except OSError:
-                self.leftovers.append(Path(path))
+        pool_id = Path(cgroups[0]).parent.name
+        if pool_id in self.limits and all(_is_empty(Path(path)) for path in cgroups):
+            for path in filter(self._is_memory, cgroups):
+                _write(Path(path) / "memory.max_usage_in_bytes", "0")
+            self.spare.setdefault(pool_id, []).append(cgroups)
 
     def forget_pool(self, pool_id: str) -> None:
         self.limits.pop(pool_id, None)
+        self.spare.pop(pool_id, None)
         for _, base in self._bases():
             self._remove_tree(base / pool_id)
 
@@ -180,6 +195,13 @@ class CgroupHooks(WorkerHooks):
             except OSError:
                 time.sleep(0.01)
         log.warning("could not remove cgroup %s (still busy)", path)
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return not (path / "cgroup.procs").read_text().strip()
+    except OSError:
+        return False
 
 
 def _oom_kills(path: Path) -> int:
