@@ -79,7 +79,7 @@ def free_port() -> int:
 class Platform:
     """`ondo up` in a subprocess with its own data dir; killed with its process tree."""
 
-    def __init__(self, root: Path, concurrency: int) -> None:
+    def __init__(self, root: Path, concurrency: int, destinations: str = "all") -> None:
         self.root = root
         app = root / "app"
         (app / "echo").mkdir(parents=True)
@@ -90,7 +90,11 @@ class Platform:
         self.log = (root / "platform.log").open("wb")
         args = [sys.executable, "-m", "ondo", "--data-dir", str(root / "data"), "up"]
         args += ["--port", str(self.port), "--app", str(app)]
-        env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO / "src"),
+            "ONDO_ACTION_DESTINATIONS": destinations,
+        }
         self.proc = subprocess.Popen(
             args, stdout=self.log, stderr=self.log, env=env, cwd=REPO, start_new_session=True
         )
@@ -340,6 +344,61 @@ def condition_cost(rounds: int) -> dict[str, Any]:
     }
 
 
+# --- the action queue alone ----------------------------------------------------------------
+
+
+class NoopKind:
+    """An action kind that does nothing: what is left is the queue's own cost per job."""
+
+    kind = "bench-noop"
+    destinations = False
+
+    def validate(self, action: Any, platform: Any, namespace: str) -> None:
+        return None
+
+    async def perform(self, request: Any, attempt: int, platform: Any) -> Any:
+        from ondo.actions.base import ActionResult
+
+        return ActionResult(ok=True)
+
+
+async def queue_only(total: int, per_enqueue: int) -> dict[str, Any]:
+    """Jobs/s through enqueue -> claim -> perform (no-op) -> succeeded, on a real SQLite file."""
+    from ondo.actions.base import ActionRequest, register_kind
+    from ondo.actions.queue import ActionQueue
+    from ondo.config import Config
+    from ondo.platform import Platform as OndoPlatform
+    from ondo.rules.model import Action
+
+    register_kind(NoopKind())
+    with tempfile.TemporaryDirectory(prefix="ondo-bench-queue-") as tmp:
+        platform = OndoPlatform(Config(data_dir=Path(tmp)))
+        queue: ActionQueue = platform.actions
+        await queue.start()
+        action = Action(kind="bench-noop", target="x")
+        event = {"specversion": "1.0", "id": "e", "source": "bench", "type": "t"}
+        started = time.perf_counter()
+        for start in range(0, total, per_enqueue):
+            batch = [
+                ActionRequest(f"k{n}", "default", "r", 0, action, event, f"enf{n}")
+                for n in range(start, start + per_enqueue)
+            ]
+            await queue.enqueue(batch)
+            await asyncio.sleep(0)
+        while queue.counts()["succeeded"] < total:
+            await asyncio.sleep(0.02)
+        elapsed = time.perf_counter() - started
+        await queue.stop()
+        await platform.bus.close()
+        platform.db.close()
+    return {
+        "jobs": total,
+        "per_enqueue": per_enqueue,
+        "jobs_per_s": round(total / elapsed),
+        "us_per_job": round(elapsed / total * 1e6, 1),
+    }
+
+
 # --- the run ------------------------------------------------------------------------------
 
 
@@ -395,9 +454,16 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller runs (CI smoke)")
     parser.add_argument("--concurrency", type=int, default=16, help="the function's concurrency")
     parser.add_argument("--keep", action="store_true", help="keep the data dir for inspection")
+    parser.add_argument(
+        "--destinations",
+        choices=("all", "failed", "none"),
+        default="all",
+        help="ONDO_ACTION_DESTINATIONS for the platform (default: all, the platform default)",
+    )
     args = parser.parse_args()
+    load_before = os.getloadavg()  # other work on the machine skews every figure below
     root = Path(tempfile.mkdtemp(prefix="ondo-bench-rules-"))
-    platform = Platform(root, args.concurrency)
+    platform = Platform(root, args.concurrency, args.destinations)
     try:
         token = platform.wait_healthy()
         result = asyncio.run(measure(platform.url, token, args.quick))
@@ -408,9 +474,15 @@ def main() -> int:
     out = {
         "bench": "rules",
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "function_concurrency": args.concurrency,
+        "destinations": args.destinations,
         **result,
         "condition": condition_cost(20_000 if args.quick else 100_000),
+        "queue_only": [
+            asyncio.run(queue_only(2000 if args.quick else 10_000, per)) for per in (1, 50)
+        ],
     }
     out["verdict"] = verdict(out)
     print(json.dumps(out, indent=2))

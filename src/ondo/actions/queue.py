@@ -23,7 +23,13 @@ from prometheus_client import CollectorRegistry, Counter
 from ondo.actions.base import ActionKind, ActionRequest, ActionResult, kind_of
 from ondo.actions.codec import request_from_json, request_to_json
 from ondo.actions.destinations import emit_destination
-from ondo.backends.store.sqlite_actions import STATUSES, ActionJobRepository, Job, NewJob
+from ondo.backends.store.sqlite_actions import (
+    STATUSES,
+    ActionJobRepository,
+    Job,
+    NewJob,
+    Outcome,
+)
 from ondo.errors import ConfigError, NotFound, OndoError
 
 if TYPE_CHECKING:
@@ -143,6 +149,10 @@ class ActionQueue:
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        # Finished attempts not stored yet: the loop stores them with its next claim, in one
+        # transaction. Until then the job is `running` in the store, so a crash re-runs the
+        # same attempt, which the kind recognises by its request id (nothing is done twice).
+        self._outcomes: list[Outcome] = []
         self._stopping = False
 
     # --- the engine's side ----------------------------------------------------------------
@@ -234,6 +244,11 @@ class ActionQueue:
                 task.cancel()
             if late:
                 await asyncio.wait(late)
+        self._store_outcomes()
+
+    def _store_outcomes(self) -> None:
+        outcomes, self._outcomes = self._outcomes, []
+        self.repo.settle_and_claim(outcomes, self.clock.now(), 0)
 
     async def drained(self) -> None:
         """Wait until no job is running in this process (tests and benchmarks)."""
@@ -244,15 +259,13 @@ class ActionQueue:
         while not self._stopping:
             self._wake.clear()
             free = self.settings.workers - len(self._inflight)
-            jobs = self.repo.claim_due(self.clock.now(), free) if free > 0 else []
+            outcomes, self._outcomes = self._outcomes, []
+            jobs = self.repo.settle_and_claim(outcomes, self.clock.now(), max(free, 0))
             for job in jobs:
                 self._spawn(job)
-            if jobs and len(jobs) == free:
-                await asyncio.sleep(0)  # more may be due: look again once slots free up
-                if len(self._inflight) >= self.settings.workers:
-                    await self._wake.wait()
-                continue
-            if not jobs:
+            if free <= 0 or len(jobs) == free:
+                await self._wake.wait()  # every slot is busy: a finishing attempt wakes us
+            elif not jobs:
                 await self._idle()
 
     async def _idle(self) -> None:
@@ -313,7 +326,7 @@ class ActionQueue:
         self.metrics.performed.labels(job.kind, outcome).inc()
         if result.ok:
             await self._destination(kind, request, job, result)
-            self.repo.succeed(job.id, self.clock.now(), result.invocation_id, dict(result.detail))
+            self._store(Outcome(job.id, "succeeded", result.invocation_id, dict(result.detail)))
             return
         delay = backoff_delay(job.attempts, self.settings)
         age_then = self.clock.now() + delay - job.created_at
@@ -323,15 +336,16 @@ class ActionQueue:
             and age_then <= self.settings.max_event_age_s
         ):
             self.metrics.retried.labels(job.kind).inc()
-            now = self.clock.now()
-            self.repo.retry_at(job.id, now, now + delay, result.invocation_id, dict(result.detail))
+            when = self.clock.now() + delay
+            error = dict(result.detail)
+            self._store(Outcome(job.id, "pending", result.invocation_id, error=error, when=when))
             return
         await self._destination(kind, request, job, result)
         self._bury(job, job.kind, result.invocation_id, dict(result.detail))
 
     def _bury(self, job: Job, kind: str, invocation_id: str | None, error: Any) -> None:
         self.metrics.dead_lettered.labels(kind).inc()
-        self.repo.bury(job.id, self.clock.now(), invocation_id, error)
+        self._store(Outcome(job.id, "dead", invocation_id, error=error))
         log.warning(
             "action %s #%d of rule %s is dead-lettered as job %d after %d attempts: %s",
             kind,
@@ -341,6 +355,10 @@ class ActionQueue:
             job.attempts,
             error,
         )
+
+    def _store(self, outcome: Outcome) -> None:
+        self._outcomes.append(outcome)
+        self._wake.set()
 
     async def _destination(
         self, kind: ActionKind, request: ActionRequest, job: Job, result: ActionResult

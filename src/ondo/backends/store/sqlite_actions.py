@@ -94,6 +94,18 @@ class Job:
         return out
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt ended, to store: succeeded, pending again (retry at `when`), or dead."""
+
+    job_id: int
+    status: str  # succeeded | pending | dead
+    invocation_id: str | None = None
+    result: Any = None
+    error: Any = None
+    when: float = 0.0  # next_attempt_at of a retry
+
+
 class ActionJobRepository:
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
@@ -134,16 +146,26 @@ class ActionJobRepository:
 
     def claim_due(self, now: float, limit: int) -> list[Job]:
         """Mark up to `limit` due pending jobs running (attempts + 1) and return them."""
-        if limit <= 0:
+        return self.settle_and_claim((), now, limit)
+
+    def settle_and_claim(self, outcomes: Sequence[Outcome], now: float, limit: int) -> list[Job]:
+        """Store finished attempts, then claim due jobs: one transaction for both."""
+        if not outcomes and limit <= 0:
             return []
         with self.db.transaction() as conn:
-            rows = conn.execute(
-                "UPDATE action_jobs SET status = 'running', attempts = attempts + 1,"
-                " attempt_seq = attempt_seq + 1, updated_at = ? WHERE id IN (SELECT id"
-                " FROM action_jobs WHERE status = 'pending'"
-                " AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?) RETURNING *",
-                (now, now, limit),
-            ).fetchall()
+            for outcome in outcomes:
+                _store_outcome(conn, outcome, now)
+            rows = (
+                conn.execute(
+                    "UPDATE action_jobs SET status = 'running', attempts = attempts + 1,"
+                    " attempt_seq = attempt_seq + 1, updated_at = ? WHERE id IN (SELECT id"
+                    " FROM action_jobs WHERE status = 'pending'"
+                    " AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?) RETURNING *",
+                    (now, now, limit),
+                ).fetchall()
+                if limit > 0
+                else []
+            )
         return sorted((_job(r) for r in rows), key=lambda j: (j.next_attempt_at, j.id))
 
     def next_due_at(self) -> float | None:
@@ -153,36 +175,17 @@ class ActionJobRepository:
         return None if row is None or row[0] is None else float(row[0])
 
     def succeed(self, job_id: int, now: float, invocation_id: str | None, result: Any) -> None:
-        self._finish(job_id, "succeeded", now, invocation_id, result=result)
+        self.settle_and_claim([Outcome(job_id, "succeeded", invocation_id, result=result)], now, 0)
 
     def bury(self, job_id: int, now: float, invocation_id: str | None, error: Any) -> None:
         """Dead-letter the job after its last attempt (or a failure that retrying cannot fix)."""
-        self._finish(job_id, "dead", now, invocation_id, error=error)
+        self.settle_and_claim([Outcome(job_id, "dead", invocation_id, error=error)], now, 0)
 
     def retry_at(
         self, job_id: int, now: float, when: float, invocation_id: str | None, error: Any
     ) -> None:
-        self.db.execute(
-            "UPDATE action_jobs SET status = 'pending', next_attempt_at = ?, last_error = ?,"
-            f" updated_at = ?, invocation_ids = {_APPEND_ID} WHERE id = ?",
-            (when, _dump(error), now, *_append(invocation_id), job_id),
-        )
-
-    def _finish(
-        self,
-        job_id: int,
-        status: str,
-        now: float,
-        invocation_id: str | None,
-        *,
-        result: Any = None,
-        error: Any = None,
-    ) -> None:
-        self.db.execute(
-            "UPDATE action_jobs SET status = ?, result = ?, last_error = COALESCE(?, last_error),"
-            f" updated_at = ?, finished_at = ?, invocation_ids = {_APPEND_ID} WHERE id = ?",
-            (status, _dump(result), _dump(error), now, now, *_append(invocation_id), job_id),
-        )
+        outcome = Outcome(job_id, "pending", invocation_id, error=error, when=when)
+        self.settle_and_claim([outcome], now, 0)
 
     def recover_running(self, now: float) -> int:
         """After a crash: jobs left running go back to pending for the same attempt number."""
@@ -252,6 +255,30 @@ class ActionJobRepository:
             (now, job_id),
         )
         return cur.rowcount == 1
+
+
+def _store_outcome(conn: sqlite3.Connection, outcome: Outcome, now: float) -> None:
+    appended = _append(outcome.invocation_id)
+    if outcome.status == "pending":
+        conn.execute(
+            "UPDATE action_jobs SET status = 'pending', next_attempt_at = ?, last_error = ?,"
+            f" updated_at = ?, invocation_ids = {_APPEND_ID} WHERE id = ?",
+            (outcome.when, _dump(outcome.error), now, *appended, outcome.job_id),
+        )
+        return
+    conn.execute(
+        "UPDATE action_jobs SET status = ?, result = ?, last_error = COALESCE(?, last_error),"
+        f" updated_at = ?, finished_at = ?, invocation_ids = {_APPEND_ID} WHERE id = ?",
+        (
+            outcome.status,
+            _dump(outcome.result),
+            _dump(outcome.error),
+            now,
+            now,
+            *appended,
+            outcome.job_id,
+        ),
+    )
 
 
 # Append an invocation id to the JSON list unless absent or already there (bound three times).
