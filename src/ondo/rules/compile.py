@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias
 
+from ondo.errors import PatternError
+from ondo.patterns import compile as compile_pattern
 from ondo.rules.conditions import ORDERING, And, Compare, Node, Not, Or, Test, to_cel
 
 Pattern: TypeAlias = dict[str, Any]
@@ -19,7 +21,7 @@ class _Conflict(Exception):
 
 def split_condition(base: Pattern, condition: Node | None) -> tuple[Pattern, str | None]:
     """The pattern `base` narrowed by every expressible conjunct, and the CEL of the rest."""
-    pattern = _copy(base)
+    pattern: Pattern = _copy(base)
     if condition is None:
         return pattern, None
     residual: list[Node] = []
@@ -136,7 +138,12 @@ def _contains_matcher(text: str) -> list[Any] | None:
     if not text:
         return [{"prefix": ""}]
     escaped = text.replace("\\", "\\\\").replace("*", "\\*")  # wildcard escapes
-    return [{"wildcard": f"*{escaped}*"}]
+    matcher = [{"wildcard": f"*{escaped}*"}]
+    try:  # very repetitive text makes a wildcard too costly for the matcher: leave it to CEL
+        compile_pattern({"field": matcher})
+    except PatternError:
+        return None
+    return matcher
 
 
 def _nest(path: tuple[str, ...], matcher: list[Any]) -> Pattern:
@@ -197,5 +204,8 @@ def _shared_prefix(left: tuple[str, ...], right: tuple[str, ...]) -> int:
     return shared
 
 
-def _copy(pattern: Pattern) -> Pattern:
-    return {k: _copy(v) if isinstance(v, dict) else v for k, v in pattern.items()}
+def _copy(value: Any) -> Any:
+    """A deep copy of a pattern, so that pattern and base_pattern share nothing."""
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    return [_copy(item) for item in value] if isinstance(value, list) else value

@@ -19,8 +19,9 @@ END: Final = "end"
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 # Words carry names, event types, globs, recipients, e-mail addresses, topics and durations.
-_WORD_CHARS = r"A-Za-z0-9_.\-*/:@+~#%$"
-_WORD = re.compile(rf"[A-Za-z_$*][{_WORD_CHARS}]*")
+# Letters and digits of any script (\w), so that `température > 30` reads as written.
+_WORD_CHARS = r"\w.\-*/:@+~#%$"
+_WORD = re.compile(rf"(?:[^\W\d]|[$*])[{_WORD_CHARS}]*")
 _WORD_TAIL = re.compile(rf"[{_WORD_CHARS}]*")
 _OPERATOR = re.compile(r"[=!<>&|]+")
 _PUNCT = "()[],"

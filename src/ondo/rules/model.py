@@ -191,18 +191,15 @@ def _pattern(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, Mapping) or not value:
         raise RuleError(f'{where} must be a non-empty EventBridge pattern, e.g. {{"type": ["x"]}}')
     pattern: dict[str, Any] = _plain(value)
-    _validate_pattern(pattern, where)
+    check_pattern(pattern, where)
     return pattern
 
 
-def _validate_pattern(pattern: dict[str, Any], where: str) -> None:
-    """Check the pattern with ondo.patterns when that module offers `compile`."""
-    import ondo.patterns
+def check_pattern(pattern: Mapping[str, Any], where: str) -> None:
+    """RuleError naming `where` when ondo.patterns refuses the pattern."""
     from ondo.errors import PatternError
+    from ondo.patterns import compile as compile_pattern
 
-    compile_pattern = getattr(ondo.patterns, "compile", None)
-    if compile_pattern is None:
-        return
     try:
         compile_pattern(pattern)
     except PatternError as exc:

@@ -34,11 +34,12 @@ from ondo.rules.model import (
     SustainWindow,
     Throttle,
     Window,
+    check_pattern,
 )
 
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"(-?\d+(?:\.\d+)?)([smhdw])")
-_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+_SEGMENT = re.compile(r"[\w-]+")
 _ATTRIBUTE = re.compile(r"[a-z0-9]+")
 _CLAUSE_WORDS: Final = frozenset({"on", "from", "about", "where", "for", "at", "do"})
 _CONDITION_WORDS: Final = frozenset(
@@ -129,6 +130,8 @@ class _Parser:
             )
         actions = self.actions()
         pattern, residual = split_condition(base, condition)
+        check_pattern(base, 'the "on … from … about" part')
+        check_pattern(pattern, "the where-condition")
         return RuleSpec(pattern, residual, window, throttle, actions, self.text, base)
 
     def filters(self, base: dict[str, Any]) -> None:

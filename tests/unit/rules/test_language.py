@@ -264,3 +264,25 @@ def test_rules_may_span_lines_and_compare_with_attributes() -> None:
     assert condition.evaluate({"subject": "bob", "data": {"owner": "bob", "status": "b"}})
     assert not condition.evaluate({"subject": "bob", "data": {"owner": "bob", "status": "a"}})
     assert not condition.evaluate({"subject": "bob", "data": {"owner": "eve", "status": "b"}})
+
+
+def test_too_repetitive_contains_stays_in_cel_and_bad_globs_are_rule_errors() -> None:
+    pattern, cel = where('note contains "xxxxxxxxxxxxxxxxxxxx"')
+    assert pattern == {}
+    assert cel == 'strings(event, "data.note").exists(v, v.contains("xxxxxxxxxxxxxxxxxxxx"))'
+    with pytest.raises(RuleError, match='the "on … from … about" part: type: wildcard'):
+        parse_rule("on a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b do invoke f")
+
+
+def test_pattern_and_base_pattern_share_no_objects() -> None:
+    spec = parse_rule("on t where x > 1 for 1m do invoke f")
+    assert spec.base_pattern is not None
+    assert spec.pattern["type"] == spec.base_pattern["type"]
+    assert spec.pattern["type"] is not spec.base_pattern["type"]
+
+
+def test_field_names_in_any_script() -> None:
+    assert where("température > 30 and größe == 'L'") == (
+        {"data": {"température": [{"numeric": [">", 30]}], "größe": ["L"]}},
+        None,
+    )
