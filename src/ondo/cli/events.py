@@ -11,7 +11,7 @@ from ondo.client import Client
 from ondo.errors import ValidationError
 
 STRUCTURED = "application/cloudevents+json"
-FOLLOW_WAIT_S = 25
+FOLLOW_WAIT_S = 10  # below uvicorn's graceful-shutdown wait (15 s)
 
 
 def register(sub: Any) -> None:

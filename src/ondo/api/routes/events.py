@@ -37,6 +37,7 @@ from ondo.platform import Platform
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 MAX_WAIT_S = 60
+WAIT_SLICE_S = 1.0
 MAX_SCAN_PAGES = 20  # a filtered long-poll scans at most this many pages per request
 MAX_REPLAY = 10_000
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)")
@@ -173,14 +174,15 @@ async def list_events(request: Request) -> JSONResponse:
         return answer({"events": [s.to_json() for s in found], "next": last})
     after = int_param(request, "after", 0, 0, 2**62)
     wait = int_param(request, "wait", 0, 0, MAX_WAIT_S)
-    found, cursor = await _read_matching(platform, after, limit, type_glob, namespace, wait)
+    found, cursor = await _read_matching(request, after, limit, type_glob, wait)
     return answer({"events": [s.to_json() for s in found], "next": cursor})
 
 
 async def _read_matching(
-    platform: Platform, after: int, limit: int, type_glob: str | None, namespace: str, wait: int
+    request: Request, after: int, limit: int, type_glob: str | None, wait: int
 ) -> tuple[list[StoredEvent], int]:
     """Scan forward from `after` for matching events; wait up to `wait` s if there are none."""
+    platform, namespace = platform_of(request), namespace_of(request)
     deadline = time.monotonic() + wait
     cursor = after
     while True:
@@ -193,9 +195,10 @@ async def _read_matching(
             if matches:
                 return matches, cursor
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if remaining <= 0 or await request.is_disconnected():
             return [], cursor
-        await platform.bus.wait(cursor, remaining)
+        # Wait in slices, so a poll whose client went away does not hold the server's shutdown.
+        await platform.bus.wait(cursor, min(remaining, WAIT_SLICE_S))
 
 
 def _selected(stored: StoredEvent, type_glob: str | None, namespace: str) -> bool:
