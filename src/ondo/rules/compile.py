@@ -10,7 +10,7 @@ from typing import Any, TypeAlias
 
 from ondo.errors import PatternError
 from ondo.patterns import compile as compile_pattern
-from ondo.rules.conditions import ORDERING, And, Compare, Node, Not, Or, Test, to_cel
+from ondo.rules.conditions import ORDERING, And, Check, Compare, Node, Not, Or, to_cel
 
 Pattern: TypeAlias = dict[str, Any]
 
@@ -68,12 +68,12 @@ def _conjuncts(node: Node) -> tuple[Node, ...]:
 
 def to_pattern(node: Node) -> Pattern | None:
     """The pattern that matches exactly the events satisfying `node`, or None if none does."""
-    if isinstance(node, Test):
+    if isinstance(node, Check):
         matcher = _test_matcher(node)
         return None if matcher is None else _nest(node.field.path, matcher)
     if isinstance(node, Not):
         inner = node.part
-        if isinstance(inner, Test) and inner.op == "exists":
+        if isinstance(inner, Check) and inner.op == "exists":
             return _nest(inner.field.path, [{"exists": False}])
         return None
     if isinstance(node, And):
@@ -109,7 +109,7 @@ def _or_pattern(node: Or) -> Pattern | None:
     return {"$or": branches}
 
 
-def _test_matcher(test: Test) -> list[Any] | None:
+def _test_matcher(test: Check) -> list[Any] | None:
     """The EventBridge matcher list for one test, or None when no matcher means the same."""
     value = test.value
     if test.op == "in":

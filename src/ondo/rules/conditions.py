@@ -46,7 +46,7 @@ class Field:
 
 
 @dataclass(frozen=True)
-class Test:
+class Check:
     """A test of one field against literals; op is a comparison, in, startswith, endswith,
     contains or exists. For `in`, value is a tuple of literals; for exists, None."""
 
@@ -85,7 +85,7 @@ class Or:
     parts: tuple[Node, ...]
 
 
-Node: TypeAlias = Test | Compare | Not | And | Or
+Node: TypeAlias = Check | Compare | Not | And | Or
 
 
 # --- CEL form ---------------------------------------------------------------------------
@@ -101,7 +101,7 @@ def to_cel(node: Node) -> str:
         return f"!{_grouped(node.part, always=True)}"
     if isinstance(node, Compare):
         return _compare_cel(node)
-    return _test_cel(node)
+    return _check_cel(node)
 
 
 def _grouped(node: Node, always: bool = False) -> str:
@@ -113,7 +113,7 @@ def _call(helper: str, field: Field) -> str:
     return f"{helper}(event, {json.dumps(field.dotted)})"
 
 
-def _test_cel(test: Test) -> str:
+def _check_cel(test: Check) -> str:
     """The cheapest CEL for one test: cel-python's cost grows with every node it walks."""
     value, field = test.value, test.field
     if isinstance(value, tuple):
@@ -150,7 +150,7 @@ def _typed_helper(value: Any) -> str:
     return "numbers" if isinstance(value, int | float) and not isinstance(value, bool) else ""
 
 
-def _value_test(var: str, test: Test) -> str:
+def _value_test(var: str, test: Check) -> str:
     """CEL that is true when the single value `var` (of any type) passes an equality test."""
     if test.op == "in":
         assert isinstance(test.value, tuple)

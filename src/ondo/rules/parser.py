@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from ondo.errors import RuleError
 from ondo.rules.compile import split_condition
-from ondo.rules.conditions import ORDERING, And, Compare, Field, Literal, Node, Not, Or, Test
+from ondo.rules.conditions import ORDERING, And, Check, Compare, Field, Literal, Node, Not, Or
 from ondo.rules.lexer import (
     END,
     JSON,
@@ -202,7 +202,7 @@ class _Parser:
     def word_test(self, left: _Operand) -> Node:
         word = self.advance()
         if word.value == "exists":
-            return Test(_field_of(left, word), "exists")
+            return Check(_field_of(left, word), "exists")
         right = self.operand()
         if word.value == "in":
             return _in(left, word, right)
@@ -211,7 +211,7 @@ class _Parser:
                 f'"{word.value}" needs text in quotes after it, got {right.token.describe()} '
                 f'at column {right.token.column} (e.g. key {word.value} ".csv")'
             )
-        return Test(_field_of(left, word), str(word.value), right.value)
+        return Check(_field_of(left, word), str(word.value), right.value)
 
     def operand(self) -> _Operand:
         token = self.token
@@ -432,18 +432,18 @@ def _compare(left: _Operand, op: Token, right: _Operand) -> Node:
             f'"{op.text}" at column {right.token.column}, but "{op.text}" compares numbers; '
             f"write a number, e.g. {left.field.name} {op.text} 140"
         )
-    return Test(left.field, op.value, right.value)
+    return Check(left.field, op.value, right.value)
 
 
 def _in(left: _Operand, word: Token, right: _Operand) -> Node:
     if left.field is not None and right.field is not None:
         return Compare(left.field, "==", right.field)
     if left.field is None and right.field is not None and not isinstance(left.value, tuple):
-        return Test(right.field, "==", left.value)  # "mark" in changed: any element is "mark"
+        return Check(right.field, "==", left.value)  # "mark" in changed: any element is "mark"
     if left.field is not None and isinstance(right.value, tuple):
         if not right.value:
             raise RuleError(f"the list at column {right.token.column} is empty; name a value")
-        return Test(left.field, "in", right.value)
+        return Check(left.field, "in", right.value)
     raise RuleError(
         f'"in" at column {word.column} needs a field and a list (status in ["new", "open"]) '
         f'or a value and a field ("mark" in changed)'
