@@ -96,6 +96,8 @@ class WorkerChannel:
             chunk = self.sock.recv(RECV_CHUNK)
         except BlockingIOError:
             return
+        except ConnectionResetError:
+            chunk = b""
         except OSError as exc:
             self._close(f"the worker's socket failed: {exc.strerror}")
             return

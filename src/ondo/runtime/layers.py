@@ -73,13 +73,10 @@ def _pip_install(requirements: Path, into: Path) -> None:
 
 def _explain(requirements: Path, output: str) -> str:
     match = _NO_MATCH.search(output) or _NOT_FOUND.search(output)
-    package = match.group(1) if match else None
-    reason = next(
-        (line.strip() for line in output.splitlines() if line.strip().startswith("ERROR:")),
-        output.strip().splitlines()[-1] if output.strip() else "pip failed without a message",
-    )
-    where = f"package {package!r}" if package else "a requirement"
+    errors = [line.strip() for line in output.splitlines() if line.strip().startswith("ERROR:")]
+    reason = errors[-1].removeprefix("ERROR:").strip() if errors else output.strip()[-2000:]
+    what = f"package {match.group(1)!r}" if match else "the requirements"
     return (
-        f"{requirements}: installing {where} failed: {reason}\n"
-        f"Fix the name or version in {requirements.name} (pip said:\n{output.strip()[-2000:]})"
+        f"{requirements}: pip could not install {what}: {reason or 'no message'}. "
+        f"Fix the name or version in {requirements.name}, or remove the line."
     )
