@@ -277,6 +277,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter timing passes")
     args = parser.parse_args()
     results: dict[str, Any] = {"matcher": matcher_section(quick=args.quick)}
+    from ingest import ingest_section  # bench/ingest.py: durable ingest over HTTP vs SQLite
+
+    results["durable_ingest"] = ingest_section(quick=args.quick)
     print(json.dumps(results, indent=2))
 
 
