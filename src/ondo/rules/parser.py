@@ -115,13 +115,7 @@ class _Parser:
         condition = self.condition() if self.accept("where") else None
         window = self.window()
         throttle = self.throttle()
-        context = "after the condition" if condition is not None else "after the event type"
-        hint = _WINDOW_HINT if window is None and throttle is None else None
-        if condition is None and window is None and throttle is None:
-            hint = 'or "from", "about", "where" or a window'
-
-        if window is not None or throttle is not None:
-            context = "after the window" if throttle is None else "after the throttle"
+        context, hint = _before_do(condition is not None, window is not None, throttle is not None)
         do = self.expect("do", context, hint)
         if isinstance(window, SustainWindow) and condition is None:
             raise RuleError(
@@ -371,6 +365,17 @@ class _Parser:
             )
         args: dict[str, Any] = token.value
         return args
+
+
+def _before_do(has_condition: bool, has_window: bool, has_throttle: bool) -> tuple[str, str]:
+    """Where the parser stands when it expects "do", and what else could have come there."""
+    if has_throttle:
+        return "after the throttle", 'the actions come next, e.g. "do invoke notify-team"'
+    if has_window:
+        return "after the window", 'or a throttle such as "at most once per 1h"'
+    if has_condition:
+        return "after the condition", _WINDOW_HINT
+    return "after the event type", 'or "from", "about", "where" or a window'
 
 
 _ACTION_EXAMPLES: Final = {
