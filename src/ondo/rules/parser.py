@@ -331,6 +331,10 @@ class _Parser:
             )
         kind = str(self.advance().value)
         target = self.target(kind)
+        if kind == "emit" and "*" in target:
+            raise syntax_error(
+                f'cannot emit "{target}"', word.column, "an emitted event needs a type without *"
+            )
         cc = self.cc_list() if kind == "notify" and self.accept("cc") else ()
         args = self.args() if self.accept("with") else None
         return Action(kind, target, args, cc)

@@ -44,6 +44,7 @@ from ondo.rules.model import parse_rule
         (r'on t where x == "a\q" do invoke f', r'unknown escape "\q" at column 19'),
         ("on t about alice", 'expected "do" after the event type at column 17'),
         ("on t 3 times do invoke f", 'expected "within" after "times" at column 14'),
+        ("on t do emit alert.*", 'cannot emit "alert.*" at column 9'),
     ],
 )
 def test_syntax_errors_name_the_column(text: str, message: str) -> None:
