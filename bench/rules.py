@@ -157,9 +157,16 @@ class LeanClient:
             f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {self.token}"
             f"\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
         )
-        reader, writer = await self._connection()
-        writer.write(head.encode() + data)
-        status_line = await reader.readline()
+        for _ in range(3):  # the server closes keep-alive connections idle for 5 s
+            reader, writer = await self._connection()
+            writer.write(head.encode() + data)
+            status_line = await reader.readline()
+            if status_line:
+                break
+            writer.close()
+            self._opened -= 1
+        else:
+            raise RuntimeError(f"POST {path}: the server closed every connection")
         length = 0
         while (line := await reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.partition(b":")

@@ -115,6 +115,16 @@ def test_a_failing_action_is_retried_dead_lettered_and_retried_from_the_dlq(
         assert sorted(r["id"] for r in failed) == sorted(job["invocation_ids"])
         assert {r["trigger"] for r in failed} == {"rule:run-flaky"}
 
+        failed_events = wait_for(lambda: _events(client, "ondo.action.failed"))
+        assert len(failed_events) == 1
+        notice = failed_events[0]["event"]
+        assert notice["source"] == "ondo/rules/run-flaky" and notice["ondohops"] == 1
+        assert notice["data"]["event"] == {"source": "tests/actions", "id": "e1"}
+        assert (
+            notice["data"]["attempts"] == 3
+            and notice["data"]["invocation_id"] in (job["invocation_ids"])
+        )
+
         listed = platform.cli("dlq", "list")
         assert listed.returncode == 0, listed.stderr
         assert f"{job['id']} " in listed.stdout and "run-flaky" in listed.stdout
@@ -132,6 +142,15 @@ def test_a_failing_action_is_retried_dead_lettered_and_retried_from_the_dlq(
         assert dead_letters(client) == []
         records = _invocations(client)
         assert sorted(r["status"] for r in records) == ["failed"] * 3 + ["succeeded"]
+        succeeded = wait_for(lambda: _events(client, "ondo.action.succeeded"))
+        assert succeeded[0]["event"]["data"]["result"] == {"result": {"ok": True, "event": "e1"}}
+
+
+def _events(client: httpx.Client, type_: str) -> list[dict[str, Any]]:
+    response = client.get("/v1/events", params={"type": type_})
+    response.raise_for_status()
+    found: list[dict[str, Any]] = response.json()["events"]
+    return found
 
 
 def _invocations(client: httpx.Client) -> list[dict[str, Any]]:
@@ -162,3 +181,41 @@ def test_dlq_commands_explain_unknown_ids(flaky: tuple[RunningPlatform, Path]) -
     assert neither.returncode == 1 and "--all" in neither.stderr
     everything = platform.cli("dlq", "retry", "--all")
     assert everything.returncode == 0 and "queued again: 0 action" in everything.stdout
+
+
+CHAIN = """
+def handler(event, context):
+    return {"got": event["data"], "hops": event.get("ondohops")}
+"""
+
+
+def test_emit_chains_rules_one_hop_further(tmp_path: Path) -> None:
+    app = tmp_path / "chain"
+    (app / "done").mkdir(parents=True)
+    (app / "done" / "app.py").write_text(CHAIN)
+    manifest = {
+        "name": "chain",
+        "functions": {"done": {"code": "./done", "handler": "app.handler"}},
+        "rules": [
+            {"name": "first", "when": 'on chain.start do emit chain.next with {"step": 2}'},
+            {"name": "second", "when": "on chain.next do invoke done"},
+        ],
+    }
+    (app / "ondo.yaml").write_text(yaml.safe_dump(manifest))
+    with RunningPlatform(tmp_path / "data", apps=[app]) as platform, platform.client() as client:
+        start = {**event("c1", "chain.start"), "subject": "job/7"}
+        post_events(client, [start])
+        post_events(client, [start])  # the same event again: deduplicated, nothing doubles
+        emitted = wait_for(lambda: _events(client, "chain.next"))
+        assert len(emitted) == 1
+        next_event = emitted[0]["event"]
+        assert next_event["source"] == "ondo/rules/first" and next_event["subject"] == "job/7"
+        assert next_event["data"] == {"step": 2} and next_event["ondohops"] == 1
+        done = wait_for(lambda: _events(client, "ondo.action.succeeded"))
+        assert done[0]["event"]["data"]["rule"] == "second"
+        result = done[0]["event"]["data"]["result"]["result"]
+        assert result == {"got": {"step": 2}, "hops": 1}
+        time.sleep(0.3)  # give a wrongly doubled emit or invocation the time to show up
+        assert len(_events(client, "chain.next")) == 1
+        records = client.get("/v1/functions/done/invocations").json()["invocations"]
+        assert [r["status"] for r in records] == ["succeeded"]
