@@ -30,7 +30,7 @@ from ondo.rules.model import (
     rule_from_json,
     rule_to_json,
 )
-from ondo.rules.registry import RuleRegistry, StoredRule, rule_id
+from ondo.rules.registry import RuleRegistry, StoredRule
 
 if TYPE_CHECKING:
     from ondo.platform import Platform
@@ -249,7 +249,3 @@ def _check_windows(spec: RuleSpec, where: str) -> None:
         raise RuleError(f"{where}: `for` needs a positive duration such as 10m")
     if throttle is not None and throttle.per_s <= 0:
         raise RuleError(f"{where}: `at most once per` needs a positive duration such as 1h")
-
-
-def rule_id_of(namespace: str, name: str) -> str:
-    return rule_id(namespace, name)

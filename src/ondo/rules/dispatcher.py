@@ -25,6 +25,7 @@ CONSUMER = "rules"
 BATCH = 200
 MAX_ATTEMPTS_PER_EVENT = 5  # a poison event is skipped (and logged) after this many failures
 RETRY_DELAY_S = 0.5
+MAX_SETTLE_ROUNDS = 20  # settle(): dispatch/fire rounds before giving up on a quiet state
 TIMER_POLL_S = 1.0  # longest sleep of the timer loop (new timers and clock jumps wake it sooner)
 
 
@@ -165,9 +166,6 @@ class RuleDispatcher:
             if not more and not timers:
                 break
         return {"dispatched": dispatched, "timers_fired": fired}
-
-
-MAX_SETTLE_ROUNDS = 20
 
 
 def install(platform: Platform) -> RuleEngine:
