@@ -8,7 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
-from ondo.errors import RuleError
+from ondo.errors import PatternError, RuleError
+from ondo.patterns import compile as compile_pattern
+from ondo.rules.conditions import Condition
 
 ACTION_KINDS: Final = ("invoke", "emit", "notify", "bcc", "forward", "webhook", "mqtt")
 AVAILABLE_ACTIONS: Final = frozenset({"invoke", "emit"})  # the others parse; the engine refuses
@@ -197,9 +199,6 @@ def _pattern(value: Any, where: str) -> dict[str, Any]:
 
 def check_pattern(pattern: Mapping[str, Any], where: str) -> None:
     """RuleError naming `where` when ondo.patterns refuses the pattern."""
-    from ondo.errors import PatternError
-    from ondo.patterns import compile as compile_pattern
-
     try:
         compile_pattern(pattern)
     except PatternError as exc:
@@ -207,8 +206,6 @@ def check_pattern(pattern: Mapping[str, Any], where: str) -> None:
 
 
 def _condition(value: Any) -> str | None:
-    from ondo.rules.conditions import Condition
-
     text = _optional_str(value, "condition")
     if text is None or not text.strip():
         return None
