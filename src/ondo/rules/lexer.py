@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Final
@@ -112,6 +113,8 @@ def _number_or_word(text: str, pos: int, end: int) -> tuple[Token, int]:
         return Token(WORD, word, pos + 1, word), tail_end.end()
     literal = text[pos:end]
     value: int | float = float(literal) if any(c in literal for c in ".eE") else int(literal)
+    if not math.isfinite(value) or abs(value) > 1e300:
+        raise syntax_error(f"the number {literal} is too large", pos + 1, "use a smaller number")
     return Token(NUMBER, value, pos + 1, literal), end
 
 

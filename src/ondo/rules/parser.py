@@ -12,7 +12,18 @@ from typing import Any, Final
 
 from ondo.errors import RuleError
 from ondo.rules.compile import split_condition
-from ondo.rules.conditions import ORDERING, And, Check, Compare, Field, Literal, Node, Not, Or
+from ondo.rules.conditions import (
+    ORDERING,
+    And,
+    Check,
+    Compare,
+    Condition,
+    Field,
+    Literal,
+    Node,
+    Not,
+    Or,
+)
 from ondo.rules.lexer import (
     END,
     JSON,
@@ -126,6 +137,8 @@ class _Parser:
         pattern, residual = split_condition(base, condition)
         check_pattern(base, 'the "on … from … about" part')
         check_pattern(pattern, "the where-condition")
+        if residual is not None:
+            Condition(residual)  # generated CEL always compiles; this keeps it so
         return RuleSpec(pattern, residual, window, throttle, actions, self.text, base)
 
     def filters(self, base: dict[str, Any]) -> None:

@@ -45,6 +45,7 @@ from ondo.rules.model import parse_rule
         ("on t about alice", 'expected "do" after the event type at column 17'),
         ("on t 3 times do invoke f", 'expected "within" after "times" at column 14'),
         ("on t do emit alert.*", 'cannot emit "alert.*" at column 9'),
+        ("on t where x > 1e400 do invoke f", "the number 1e400 is too large at column 16"),
     ],
 )
 def test_syntax_errors_name_the_column(text: str, message: str) -> None:
