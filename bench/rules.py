@@ -165,6 +165,7 @@ class LeanClient:
                 break
             writer.close()
             self._opened -= 1
+            await self.close()  # the other idle connections timed out alike
         else:
             raise RuntimeError(f"POST {path}: the server closed every connection")
         length = 0
@@ -183,6 +184,7 @@ class LeanClient:
         while not self._idle.empty():
             _reader, writer = self._idle.get_nowait()
             writer.close()
+            self._opened -= 1
 
 
 # --- driving load -------------------------------------------------------------------------
@@ -318,6 +320,66 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     }
 
 
+# --- where the time goes (unloaded) --------------------------------------------------------
+
+STAGES = (
+    ("http_to_bus", "posted", "received"),
+    ("bus_to_decision", "received", "decided"),
+    ("decision_to_job", "decided", "job_created"),
+    ("job_to_invocation", "job_created", "invocation_created"),
+    ("invocation", "invocation_created", "invocation_finished"),
+    ("finish_to_job_done", "invocation_finished", "job_done"),
+)
+
+
+async def stages(client: httpx.AsyncClient, lean: LeanClient, count: int) -> dict[str, Any]:
+    """Events one at a time (20/s): the median time of each hop, from the stored timestamps."""
+    sent: dict[str, float] = {}
+    for n in range(count):
+        sent[f"st-{n}"] = time.time()
+        await post_rule_one(lean, "st", n)
+        await asyncio.sleep(0.05)
+    await completions(client, "st", count, timeout=60.0)
+    await asyncio.sleep(0.2)  # the jobs' last write follows the invocation's
+    spans: dict[str, list[float]] = {name: [] for name, _, _ in STAGES}
+    total: list[float] = []
+    for event_id, posted in sent.items():
+        times = await _stage_times(client, event_id, posted)
+        if times is None:
+            continue
+        for name, start, end in STAGES:
+            spans[name].append((times[end] - times[start]) * 1000)
+        total.append((times["invocation_finished"] - posted) * 1000)
+    out: dict[str, Any] = {
+        name: round(statistics.median(v), 2) if v else None for name, v in spans.items()
+    }
+    out["post_to_completion_p50_ms"] = round(statistics.median(total), 2) if total else None
+    out["events"] = len(total)
+    return out
+
+
+async def _stage_times(
+    client: httpx.AsyncClient, event_id: str, posted: float
+) -> dict[str, float] | None:
+    trace = (await client.get(f"/v1/trace/{event_id}")).json()
+    try:
+        decision = trace["decisions"][0]
+        job = decision["jobs"][0]
+        invocation_id = job["invocation_ids"][0]
+    except (KeyError, IndexError):
+        return None
+    record = (await client.get(f"/v1/invocations/{invocation_id}")).json()
+    return {
+        "posted": posted,
+        "received": trace["events"][0]["received_at"],
+        "decided": decision["at"],
+        "job_created": job["created_at"],
+        "invocation_created": record["created_at"],
+        "invocation_finished": record["finished_at"],
+        "job_done": job["finished_at"] or record["finished_at"],
+    }
+
+
 # --- condition cost -----------------------------------------------------------------------
 
 
@@ -420,6 +482,7 @@ async def measure(url: str, token: str, quick: bool) -> dict[str, Any]:
         lean = LeanClient(url, token)
         await paced(client, lean, "warm", 50, 1.0, post_rule_one)  # warm workers and caches
         await paced(client, lean, "warmd", 50, 1.0, post_direct_one)
+        unloaded = await stages(client, lean, 40)
         rule_sat = await saturate(client, lean, "rs", total, post_rule_batch_lean)
         direct_sat = await saturate(client, lean, "ds", total, post_direct_batch)
         rule_paced = await paced(client, lean, "rp", PACED_RATE, seconds, post_rule_one)
@@ -427,6 +490,7 @@ async def measure(url: str, token: str, quick: bool) -> dict[str, Any]:
         actions = (await client.get("/v1/actions")).json()["jobs"]
         await lean.close()
     return {
+        "unloaded_stages_ms": unloaded,
         "saturation": {"rule": rule_sat, "direct": direct_sat},
         "paced": {"rule": rule_paced, "direct": direct_paced},
         "action_jobs": actions,
