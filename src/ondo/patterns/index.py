@@ -135,18 +135,59 @@ def _discard(table: dict[Any, list[T]], key: Any, target: T) -> None:
 
 
 class ValueIndex(Generic[T]):
-    """Every operator registered at one path of one machine state, indexed by kind."""
+    """Every operator registered at one path of one machine state, indexed by kind.
+
+    Most indexes only ever hold exact values, so everything else lives in a separate object
+    created on first use: many thousands of states stay small, and the walk can test
+    `others is None` to know a dict look-up was all there was to do.
+    """
+
+    __slots__ = ("exact", "others", "size")
+
+    def __init__(self) -> None:
+        self.exact: dict[Any, list[T]] = {}
+        self.others: OtherOperators[T] | None = None
+        self.size = 0
+
+    def add(self, operator: Operator, target: T) -> None:
+        self.size += 1
+        if isinstance(operator, Exact):
+            _edit(self.exact, operator.lookup, target, adding=True)
+            return
+        if self.others is None:
+            self.others = OtherOperators()
+        self.others.edit(operator, target, adding=True)
+
+    def remove(self, operator: Operator, target: T) -> None:
+        self.size -= 1
+        if isinstance(operator, Exact):
+            _edit(self.exact, operator.lookup, target, adding=False)
+            return
+        assert self.others is not None
+        self.others.edit(operator, target, adding=False)
+        if not self.others.size:
+            self.others = None
+
+    def collect(self, value: Any, out: list[T]) -> None:
+        """Append the target of every operator that the leaf value passes."""
+        hit = self.exact.get(value_key(value))
+        if hit:
+            out.extend(hit)
+        if self.others is not None:
+            self.others.collect(value, out)
+
+
+class OtherOperators(Generic[T]):
+    """The operators of one ValueIndex that are not exact values."""
 
     __slots__ = (
         "affixes",
         "cidr",
-        "exact",
         "exists",
         "folded",
         "folding",
         "ignore_case",
         "numeric",
-        "plain",
         "prefix",
         "prefix_ic",
         "scan",
@@ -157,7 +198,6 @@ class ValueIndex(Generic[T]):
     )
 
     def __init__(self) -> None:
-        self.exact: dict[Any, list[T]] = {}
         self.ignore_case: dict[str, list[T]] = {}
         self.prefix: Affixes[T] = Affixes(suffix=False)
         self.prefix_ic: Affixes[T] = Affixes(suffix=False)
@@ -168,40 +208,22 @@ class ValueIndex(Generic[T]):
         self.exists: list[T] = []
         self.scan: list[tuple[Operator, T]] = []
         self.size = 0
-        self.plain = True  # only exact values: collect() is one dict look-up
-        self.strings = False  # any operator that only strings can pass (beyond exact)
+        self.strings = False  # any operator that only strings can pass
         self.affixes: list[Affixes[T]] = []  # case-sensitive prefixes and suffixes in use
         self.folded: list[Affixes[T]] = []  # case-folded ones
         self.folding = False  # whether values must be lower-cased for any look-up
 
-    def add(self, operator: Operator, target: T) -> None:
-        self._apply(operator, target, adding=True)
-        self.size += 1
-        self._refresh()
-
-    def remove(self, operator: Operator, target: T) -> None:
-        self._apply(operator, target, adding=False)
-        self.size -= 1
-        self._refresh()
-
-    def _refresh(self) -> None:
-        self.strings = bool(
-            self.ignore_case
-            or self.prefix
-            or self.prefix_ic
-            or self.suffix
-            or self.suffix_ic
-            or self.cidr
-        )
-        self.plain = not (self.strings or self.numeric or self.exists or self.scan)
+    def edit(self, operator: Operator, target: T, adding: bool) -> None:
+        self._apply(operator, target, adding)
+        self.size += 1 if adding else -1
+        self.strings = bool(self.ignore_case or self.prefix or self.prefix_ic)
+        self.strings = bool(self.strings or self.suffix or self.suffix_ic or self.cidr)
         self.affixes = [a for a in (self.prefix, self.suffix) if a]
         self.folded = [a for a in (self.prefix_ic, self.suffix_ic) if a]
         self.folding = bool(self.folded or self.ignore_case)
 
     def _apply(self, op: Operator, target: T, adding: bool) -> None:
-        if isinstance(op, Exact):
-            _edit(self.exact, op.lookup, target, adding)
-        elif isinstance(op, EqualsIgnoreCase):
+        if isinstance(op, EqualsIgnoreCase):
             _edit(self.ignore_case, op.lowered, target, adding)
         elif isinstance(op, Prefix | Suffix):
             affixes = self._affixes(op)
@@ -222,23 +244,13 @@ class ValueIndex(Generic[T]):
         return self.suffix_ic if op.ignore_case else self.suffix
 
     def _edit_cidr(self, op: Cidr, target: T, adding: bool) -> None:
-        network = op.network
-        blocks = self.cidr.setdefault(network.version, Intervals())
-        low, high = int(network.network_address), int(network.broadcast_address)
-        (blocks.add if adding else blocks.remove)(low, True, high, True, target)
+        blocks = self.cidr.setdefault(op.network.version, Intervals())
+        (blocks.add if adding else blocks.remove)(op.low, True, op.high, True, target)
         if not blocks:
-            del self.cidr[network.version]
+            del self.cidr[op.network.version]
 
     def collect(self, value: Any, out: list[T]) -> None:
-        """Append the target of every operator that the leaf value passes."""
-        hit = self.exact.get(value_key(value))
-        if hit:
-            out.extend(hit)
-        if not self.plain:
-            self.collect_more(value, out)
-
-    def collect_more(self, value: Any, out: list[T]) -> None:
-        """Like collect, for every kind of operator except exact values."""
+        """Append the target of every (non-exact) operator that the leaf value passes."""
         if self.exists:
             out.extend(self.exists)
         if type(value) is str:

@@ -23,6 +23,10 @@ Chosen = tuple[tuple[int, int], ...]
 Wanted = frozenset[str]
 
 
+class _Tree(dict[str, "tuple[str, _Tree]"]):
+    """Wanted paths as nested keys: segment -> (dotted path so far, deeper segments)."""
+
+
 class _State:
     """A point in the machine: conditions matched so far; where the next ones lead."""
 
@@ -63,7 +67,8 @@ class Matcher:
         self._root = _State()
         self._rules: dict[str, tuple[CompiledPattern, list[list[_Edge]]]] = {}
         self._path_users: dict[str, int] = {}
-        self._wanted: frozenset[str] | None = frozenset()
+        self._wanted: Wanted | None = frozenset()
+        self._tree = _Tree()
 
     def add(self, rule_id: str, pattern: Mapping[str, Any] | str | CompiledPattern) -> None:
         """Add a rule, replacing any rule with the same id; raises PatternError if invalid."""
@@ -94,7 +99,7 @@ class Matcher:
         """Ids of the rules whose pattern matches the event."""
         wanted = self._wanted if self._wanted is not None else self._wanted_paths()
         values: Flat = {}
-        if _flatten_plain(event, "", wanted, values):
+        if _flatten_plain(event, self._tree, values):
             return _walk(self._root, values)
         values = {}
         trails: dict[str, list[Trail]] = {}
@@ -164,27 +169,34 @@ class Matcher:
             del self._path_users[path]
         self._wanted = None
 
-    def _wanted_paths(self) -> frozenset[str]:
+    def _wanted_paths(self) -> Wanted:
         """Every path rules name, and each of its dot-boundary prefixes (to descend into)."""
         wanted: set[str] = set()
+        tree = _Tree()
         for path in self._path_users:
             parts = path.split(".")
             wanted.update(".".join(parts[:end]) for end in range(1, len(parts) + 1))
-        self._wanted = frozenset(wanted)
+            node = tree
+            for end, part in enumerate(parts, start=1):
+                node = node.setdefault(part, (".".join(parts[:end]), _Tree()))[1]
+        self._wanted, self._tree = frozenset(wanted), tree
         return self._wanted
 
 
-def _flatten_plain(
-    node: Mapping[str, Any], base: str, wanted: frozenset[str], values: Flat
-) -> bool:
+def _flatten_plain(node: Mapping[str, Any], tree: _Tree, values: Flat) -> bool:
     """Collect leaves on wanted paths into values; False if an array is met (use _flatten)."""
     for key, child in node.items():
-        path = base + key if type(key) is str else f"{base}{key}"
-        if path not in wanted:
-            continue
+        entry = tree.get(key)
+        if entry is None:
+            if type(key) is not str or "." not in key:
+                continue
+            entry = _dotted(tree, key)  # an event key holding dots: follow each segment
+            if entry is None:
+                continue
+        path, subtree = entry
         kind = type(child)
         if kind is dict or (kind is not list and isinstance(child, Mapping)):
-            if not _flatten_plain(child, path + ".", wanted, values):
+            if not _flatten_plain(child, subtree, values):
                 return False
         elif kind is list:
             return False
@@ -195,6 +207,16 @@ def _flatten_plain(
             else:  # a dotted key and a nested object spelling the same path
                 found.append(child)
     return True
+
+
+def _dotted(tree: _Tree, key: str) -> tuple[str, _Tree] | None:
+    entry = None
+    for part in key.split("."):
+        entry = tree.get(part)
+        if entry is None:
+            return None
+        tree = entry[1]
+    return entry
 
 
 def _flatten(
@@ -259,9 +281,12 @@ def _walk(root: _State, values: Flat) -> set[str]:
                     for following in hit:
                         if following not in seen:
                             seen.add(following)
-                            pending.append(following)
-                if not index.plain:
-                    index.collect_more(value, more)
+                            if following.fields or following.absent:
+                                pending.append(following)
+                            else:  # a final state: no need to visit it
+                                matched.update(following.rules)
+                if index.others is not None:
+                    index.others.collect(value, more)
         if state.absent:
             for path, targets in state.absent.items():
                 if path not in values:
