@@ -28,49 +28,86 @@ from ondo.patterns.values import is_number, value_key
 T = TypeVar("T")
 
 
-class Intervals(Generic[T]):
-    """Targets attached to numeric intervals; `collect(x)` finds those containing x."""
+Interval = tuple[float, bool, float, bool]
+_SCAN_BELOW = 8  # this few intervals are faster to test one by one than to index
 
-    __slots__ = ("_entries", "_points", "_segments")
+
+class Intervals(Generic[T]):
+    """Targets attached to numeric intervals; `collect(x)` finds those containing x.
+
+    The interval bounds cut the line into elementary segments (each bound is a segment of its
+    own, and so is each open gap between bounds); a segment tree over them holds each interval
+    in O(log n) nodes, so a query is one bisect and one walk from a leaf to the root.
+    """
+
+    __slots__ = ("_entries", "_leaves", "_nodes", "_points")
 
     def __init__(self) -> None:
-        self._entries: list[tuple[float, bool, float, bool, T]] = []
+        self._entries: list[tuple[Interval, T]] = []
         self._points: list[float] = []
-        self._segments: list[list[T]] | None = None
+        self._nodes: list[list[T]] | None = None
+        self._leaves = 0
 
     def add(self, low: float, low_in: bool, high: float, high_in: bool, target: T) -> None:
-        self._entries.append((low, low_in, high, high_in, target))
-        self._segments = None
+        self._entries.append(((low, low_in, high, high_in), target))
+        self._nodes = None
 
     def remove(self, low: float, low_in: bool, high: float, high_in: bool, target: T) -> None:
-        self._entries.remove((low, low_in, high, high_in, target))
-        self._segments = None
+        self._entries.remove(((low, low_in, high, high_in), target))
+        self._nodes = None
 
     def __bool__(self) -> bool:
         return bool(self._entries)
 
     def collect(self, value: float, out: list[T]) -> None:
-        segments = self._segments if self._segments is not None else self._build()
+        if len(self._entries) < _SCAN_BELOW:
+            out.extend(target for bounds, target in self._entries if _inside(value, bounds))
+            return
+        nodes = self._nodes if self._nodes is not None else self._build()
         points = self._points
         index = bisect_left(points, value)
-        if index < len(points) and points[index] == value:
-            out.extend(segments[2 * index + 1])
-        else:
-            out.extend(segments[2 * index])
+        on_point = index < len(points) and points[index] == value
+        node = self._leaves + 2 * index + (1 if on_point else 0)
+        while node:
+            if nodes[node]:
+                out.extend(nodes[node])
+            node >>= 1
 
     def _build(self) -> list[list[T]]:
         """Segment 2i+1 is the point p[i]; segment 2i is the open gap just below it."""
-        finite = {b for low, _, high, _, _ in self._entries for b in (low, high)}
-        points = sorted(b for b in finite if not math.isinf(b))
+        bounds = {b for (low, _, high, _), _ in self._entries for b in (low, high)}
+        points = sorted(b for b in bounds if not math.isinf(b))
         where = {point: index for index, point in enumerate(points)}
-        segments: list[list[T]] = [[] for _ in range(2 * len(points) + 1)]
-        for low, low_in, high, high_in, target in self._entries:
+        leaves = 1
+        while leaves < 2 * len(points) + 1:
+            leaves *= 2
+        nodes: list[list[T]] = [[] for _ in range(2 * leaves)]
+        for (low, low_in, high, high_in), target in self._entries:
             first = 0 if math.isinf(low) else 2 * where[low] + (1 if low_in else 2)
             last = 2 * len(points) if math.isinf(high) else 2 * where[high] + (1 if high_in else 0)
-            for segment in range(first, last + 1):
-                segments[segment].append(target)
-        self._points, self._segments = points, segments
-        return segments
+            _cover(nodes, leaves + first, leaves + last + 1, target)
+        self._points, self._nodes, self._leaves = points, nodes, leaves
+        return nodes
+
+
+def _cover(nodes: list[list[T]], start: int, stop: int, target: T) -> None:
+    """Attach target to the canonical segment-tree nodes of leaves [start, stop)."""
+    while start < stop:
+        if start & 1:
+            nodes[start].append(target)
+            start += 1
+        if stop & 1:
+            stop -= 1
+            nodes[stop].append(target)
+        start >>= 1
+        stop >>= 1
+
+
+def _inside(value: float, bounds: Interval) -> bool:
+    low, low_in, high, high_in = bounds
+    if value < low or (value == low and not low_in):
+        return False
+    return not (value > high or (value == high and not high_in))
 
 
 class Affixes(Generic[T]):
