@@ -119,26 +119,26 @@ class CgroupHooks(WorkerHooks):
             elif name == "pids":
                 _write(path / "pids.max", str(WORKER_PIDS * spec.concurrency + 16))
             dirs.append(str(path / "cgroup.procs"))
+        # The first worker's cgroups are made now, at deploy, not on its cold start.
+        self.spare[pool_id] = [self._make_worker_cgroups(pool_id, "w-first")]
         return dirs
 
     def adopt(self, pool_id: str, slot: int, pid: int) -> list[str]:
         """Move a new worker into a cgroup of its own (reused from a dead worker when possible)."""
         spare = self.spare.get(pool_id)
-        paths = spare.pop() if spare else self._make_worker_cgroups(pool_id, slot)
+        paths = spare.pop() if spare else self._make_worker_cgroups(pool_id, f"w{slot}")
         for path in paths:
-            if self._is_memory(path):
-                self.oom_baseline[path] = _oom_kills(Path(path))
             _write(Path(path) / "cgroup.procs", str(pid))
         return paths
 
     def _is_memory(self, path: str) -> bool:
         return self.cg.memory is not None and path.startswith(f"{self.cg.memory}/")
 
-    def _make_worker_cgroups(self, pool_id: str, slot: int) -> list[str]:
+    def _make_worker_cgroups(self, pool_id: str, name_: str) -> list[str]:
         memory_bytes, pids = self.limits.get(pool_id, (0, WORKER_PIDS))
         made: list[str] = []
         for name, base in self._bases():
-            path = base / pool_id / f"w{slot}"
+            path = base / pool_id / name_
             with contextlib.suppress(FileExistsError):
                 path.mkdir()
             if name == "memory" and memory_bytes:
@@ -146,7 +146,13 @@ class CgroupHooks(WorkerHooks):
             elif name == "pids":
                 _write(path / "pids.max", str(pids))
             made.append(str(path))
+        self._note_oom_baseline(made)
         return made
+
+    def _note_oom_baseline(self, paths: list[str]) -> None:
+        # Read before the worker moves in (off the cold-start path); compared after it dies.
+        for path in filter(self._is_memory, paths):
+            self.oom_baseline[path] = _oom_kills(Path(path))
 
     def kill_tree(self, cgroups: list[str]) -> None:
         for path in cgroups:
@@ -163,13 +169,15 @@ class CgroupHooks(WorkerHooks):
         """The worker is gone: keep its (empty) cgroups for the pool's next worker."""
         if not cgroups:
             return
-        for path in cgroups:
-            self.oom_baseline.pop(path, None)
         pool_id = Path(cgroups[0]).parent.name
         if pool_id in self.limits and all(_is_empty(Path(path)) for path in cgroups):
             for path in filter(self._is_memory, cgroups):
                 _write(Path(path) / "memory.max_usage_in_bytes", "0")
+            self._note_oom_baseline(cgroups)
             self.spare.setdefault(pool_id, []).append(cgroups)
+        else:
+            for path in cgroups:
+                self.oom_baseline.pop(path, None)
 
     def forget_pool(self, pool_id: str) -> None:
         self.limits.pop(pool_id, None)

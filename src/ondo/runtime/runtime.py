@@ -46,7 +46,14 @@ class ZygoteRuntime:
         self._started = True
 
     async def prepare(self, spec: FunctionSpec) -> None:
-        await self._pool(spec).prepare()
+        pool = self._pool(spec)
+        try:
+            await pool.prepare()
+        except BaseException:
+            if self.pools.get(spec.key) is pool and not pool.busy and not pool.idle:
+                del self.pools[spec.key]  # a version that cannot start keeps nothing around
+                self.sandbox.forget_pool(pool.pool_id)
+            raise
 
     async def invoke(self, spec: FunctionSpec, event: bytes, request_id: str) -> InvocationOutcome:
         return await self._pool(spec).invoke(event, request_id)
