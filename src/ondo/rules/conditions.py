@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
 import celpy
+import lark
 from celpy import celtypes
 from celpy.adapter import json_to_cel
 from celpy.celparser import CELParseError
@@ -110,7 +110,7 @@ def _grouped(node: Node, always: bool = False) -> str:
 
 
 def _call(helper: str, field: Field) -> str:
-    return f"{helper}(event, {json.dumps(field.dotted)})"
+    return f"{helper}[{json.dumps(field.dotted)}]"
 
 
 def _check_cel(test: Check) -> str:
@@ -122,7 +122,7 @@ def _check_cel(test: Check) -> str:
             items = ", ".join(_cel_literal(item) for item in value)
             return f"{_call(helpers.pop(), field)}.exists(v, v in [{items}])"
     elif test.op == "exists":
-        return f"size({_call('values', field)}) > 0"
+        return f"{_call('values', field)} != []"
     elif test.op in ORDERING:
         # Some value > N exactly when the highest does (and < N when the lowest does); the
         # helpers yield -inf / +inf for no numbers, so a missing field fails either way.
@@ -197,23 +197,11 @@ def _cel_literal(value: Literal) -> str:
 # --- evaluation -------------------------------------------------------------------------
 
 
-class _RawEvent:
-    """The event as plain Python, for programs that reach it only through the helpers: this
-    spares converting the whole event to CEL values on every evaluation."""
-
-    __slots__ = ("event",)
-
-    def __init__(self, event: Mapping[str, Any]) -> None:
-        self.event = event
-
-
-def leaf_values(event: Any, path: str) -> list[Any]:
+def leaf_values(event: Mapping[str, Any], path: str) -> list[Any]:
     """The values a dotted path reaches, as EventBridge finds them: lists are looked into
     element by element, objects are not values, a key may itself hold dots ("a.b")."""
-    root = event.event if isinstance(event, _RawEvent) else event
     found: list[Any] = []
-    if isinstance(root, Mapping):
-        _collect(root, path.split("."), 0, found)
+    _collect(event, path.split("."), 0, found)
     return found
 
 
@@ -248,7 +236,7 @@ def _cel_value(value: Any) -> Any:
     """A leaf as CEL sees it; every number becomes a double so that 5 == 5.0."""
     if value is None:
         return None
-    if type(value) is bool or isinstance(value, celtypes.BoolType):
+    if type(value) is bool:
         return celtypes.BoolType(value)
     if isinstance(value, int | float):
         return celtypes.DoubleType(float(value))
@@ -257,84 +245,86 @@ def _cel_value(value: Any) -> Any:
     return json_to_cel(value)
 
 
-def values(event: Any, path: Any) -> celtypes.ListType:
-    """CEL `values(event, "data.a.b")`: every value the path reaches; [] when it is missing."""
-    return celtypes.ListType([_cel_value(v) for v in leaf_values(event, str(path))])
+def _numbers(event: Mapping[str, Any], path: str) -> list[float]:
+    found = leaf_values(event, path)
+    return [float(v) for v in found if isinstance(v, int | float) and type(v) is not bool]
 
 
-def _numbers(event: Any, path: Any) -> list[float]:
-    found = leaf_values(event, str(path))
-    return [float(v) for v in found if isinstance(v, int | float) and not _is_bool(v)]
+def _values(event: Mapping[str, Any], path: str) -> Any:
+    return celtypes.ListType([_cel_value(v) for v in leaf_values(event, path)])
 
 
-def numbers(event: Any, path: Any) -> celtypes.ListType:
-    """CEL `numbers(event, "data.a")`: the numbers among the values, as doubles."""
-    return celtypes.ListType([celtypes.DoubleType(v) for v in _numbers(event, path)])
-
-
-def highest(event: Any, path: Any) -> celtypes.DoubleType:
-    """CEL `highest(event, "data.a")`: the largest number among the values, -inf if none."""
-    return celtypes.DoubleType(max(_numbers(event, path), default=-math.inf))
-
-
-def lowest(event: Any, path: Any) -> celtypes.DoubleType:
-    """CEL `lowest(event, "data.a")`: the smallest number among the values, +inf if none."""
-    return celtypes.DoubleType(min(_numbers(event, path), default=math.inf))
-
-
-def strings(event: Any, path: Any) -> celtypes.ListType:
-    """CEL `strings(event, "data.a")`: the strings among the values."""
-    found = leaf_values(event, str(path))
+def _strings(event: Mapping[str, Any], path: str) -> Any:
+    found = leaf_values(event, path)
     return celtypes.ListType([celtypes.StringType(v) for v in found if isinstance(v, str)])
 
 
-def _is_bool(value: Any) -> bool:
-    return type(value) is bool or isinstance(value, celtypes.BoolType)
-
-
-FUNCTIONS: Final[dict[str, Any]] = {
-    "values": values,
-    "numbers": numbers,
-    "strings": strings,
-    "highest": highest,
-    "lowest": lowest,
+# The path maps a condition may use: name -> what it yields for a path in one event.
+PATH_MAPS: Final[dict[str, Callable[[Mapping[str, Any], str], Any]]] = {
+    "values": _values,
+    "numbers": lambda e, p: celtypes.ListType([celtypes.DoubleType(v) for v in _numbers(e, p)]),
+    "strings": _strings,
+    "highest": lambda e, p: celtypes.DoubleType(max(_numbers(e, p), default=-math.inf)),
+    "lowest": lambda e, p: celtypes.DoubleType(min(_numbers(e, p), default=math.inf)),
 }
+
+
+class _PathMap(celtypes.MapType):
+    """A CEL map from a dotted path to what one path map yields for it in one event, computed
+    when used. A map index costs cel-python far less than a function call."""
+
+    def __init__(self, event: Mapping[str, Any], find: Callable[[Mapping[str, Any], str], Any]):
+        super().__init__()
+        self._event = event
+        self._find = find
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._find(self._event, str(key))
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self[key]
+
+
 _ENVIRONMENT: Final = celpy.Environment()
 # Errors a CEL program may raise on an event it does not fit (missing key, wrong type).
 _EVAL_ERRORS: Final = (CELEvalError, TypeError, ValueError, KeyError, ZeroDivisionError)
-_HELPER_CALL = re.compile(
-    r'\b(?:values|numbers|strings|highest|lowest)\(event, "(?:[^"\\]|\\.)*"\)'
-)
-_NAMES_EVENT = re.compile(r"\b(?:event|data)\b")
 
 
 class Condition:
     """A CEL expression compiled once; `evaluate` says whether an event satisfies it.
 
-    The program sees `event` (the CloudEvent in its JSON form: attributes and `data`) and
-    `data` (the payload). It may call `values(event, "data.x")`. A missing field, a type
-    mismatch or a result that is not `true` make the condition false, never an exception.
+    The program sees `event` (the CloudEvent in its JSON form: attributes and `data`), `data`
+    (the payload) and the path maps `values`, `numbers`, `strings`, `highest`, `lowest`
+    (`highest["data.x"]`). A missing field, a type mismatch or a result that is not `true`
+    make the condition false, never an exception.
     """
 
     def __init__(self, source: str) -> None:
         self.source = source
         try:
-            self._program = _ENVIRONMENT.program(_ENVIRONMENT.compile(source), FUNCTIONS)
+            tree = _ENVIRONMENT.compile(source)
         except CELParseError as exc:
             raise RuleError(f"condition is not valid CEL: {exc}") from exc
-        # Generated conditions read the event only through the helpers: no conversion needed.
-        self._helpers_only = not _NAMES_EVENT.search(_HELPER_CALL.sub("", source))
+        self._program = _ENVIRONMENT.program(tree)
+        names = {
+            str(token)
+            for token in tree.scan_values(lambda t: isinstance(t, lark.Token))
+            if token.type == "IDENT"
+        }
+        self._maps = sorted(names & PATH_MAPS.keys())
+        # Converting the whole event to CEL values is the dearest step: only when it is read.
+        self._reads_event = bool(names & {"event", "data"})
 
     def evaluate(self, event: Mapping[str, Any]) -> bool:
         """True when the event satisfies the condition."""
-        if self._helpers_only:
-            activation: dict[str, Any] = {"event": _RawEvent(event)}
-        else:
-            cel_event = json_to_cel(dict(event))
-            data = None
-            if isinstance(cel_event, celtypes.MapType) and "data" in cel_event:
-                data = cel_event["data"]
-            activation = {"event": cel_event, "data": data}
+        activation: dict[str, Any] = {name: _PathMap(event, PATH_MAPS[name]) for name in self._maps}
+        if self._reads_event:
+            cel_event: Any = json_to_cel(dict(event))
+            activation["event"] = cel_event
+            activation["data"] = dict.get(cel_event, "data")  # MapType.get raises when absent
         try:
             result = self._program.evaluate(activation)
         except _EVAL_ERRORS:

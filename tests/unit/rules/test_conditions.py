@@ -85,10 +85,10 @@ def test_key_with_a_dot_is_found_like_the_pattern_matcher_does() -> None:
         ('event.subject == "alice"', True),
         ("data.systolic", False),  # not a boolean: false
         ("data.systolic > 'x'", False),  # type error: false
-        ('values(event, "data.systolic").exists(v, v > 140.0)', True),
-        ('150.0 in numbers(event, "data.systolic") && data.systolic == 150', True),
-        ('"alice" in strings(event, "subject") && event.subject == "alice"', True),
-        ('strings(event, "data.systolic") == []', True),
+        ('values["data.systolic"].exists(v, v > 140.0)', True),
+        ('150.0 in numbers["data.systolic"] && data.systolic == 150', True),
+        ('"alice" in strings["subject"] && event.subject == "alice"', True),
+        ('strings["data.systolic"] == []', True),
     ],
 )
 def test_hand_written_cel(cel: str, expected: bool) -> None:
