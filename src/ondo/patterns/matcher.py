@@ -30,10 +30,11 @@ class _Tree(dict[str, "tuple[str, _Tree]"]):
 class _State:
     """A point in the machine: conditions matched so far; where the next ones lead."""
 
-    __slots__ = ("absent", "edges", "fields", "rules")
+    __slots__ = ("absent", "edges", "fields", "probes", "rules")
 
     def __init__(self) -> None:
         self.fields: dict[str, ValueIndex[_State]] = {}
+        self.probes: tuple[tuple[str, ValueIndex[_State]], ...] = ()  # fields, for the walk
         self.absent: dict[str, list[_State]] = {}  # path -> next states when it has no leaf
         self.edges: dict[tuple[Any, ...], _Edge] = {}
         self.rules: dict[str, int] = {}  # rule id -> alternatives of it that end here
@@ -142,6 +143,7 @@ class Matcher:
             index = state.fields.get(field.path)
             if index is None:
                 index = state.fields[field.path] = ValueIndex()
+                state.probes = tuple(state.fields.items())
             for operator in field.operators:
                 index.add(operator, edge.following)
         self._use_path(field.path, +1)
@@ -159,6 +161,7 @@ class Matcher:
                 index.remove(operator, edge.following)
             if not index.size:
                 del state.fields[field.path]
+                state.probes = tuple(state.fields.items())
         self._use_path(field.path, -1)
 
     def _use_path(self, path: str, delta: int) -> None:
@@ -271,7 +274,7 @@ def _walk(root: _State, values: Flat) -> set[str]:
         state = pending.pop()
         if state.rules:
             matched.update(state.rules)
-        for path, index in state.fields.items():
+        for path, index in state.probes:
             leaves = values.get(path)
             if leaves is None:
                 continue
@@ -281,7 +284,7 @@ def _walk(root: _State, values: Flat) -> set[str]:
                     for following in hit:
                         if following not in seen:
                             seen.add(following)
-                            if following.fields or following.absent:
+                            if following.probes or following.absent:
                                 pending.append(following)
                             else:  # a final state: no need to visit it
                                 matched.update(following.rules)
