@@ -250,11 +250,6 @@ class ActionQueue:
         outcomes, self._outcomes = self._outcomes, []
         self.repo.settle_and_claim(outcomes, self.clock.now(), 0)
 
-    async def drained(self) -> None:
-        """Wait until no job is running in this process (tests and benchmarks)."""
-        while self._inflight:
-            await asyncio.wait(set(self._inflight))
-
     async def _run(self) -> None:
         while not self._stopping:
             self._wake.clear()
