@@ -50,6 +50,7 @@ class QueueSettings:
     max_event_age_s: float = 6 * 3600.0
     idle_poll_s: float = 1.0  # longest wait between looks for due retries
     destinations: str = "all"  # which outcomes become events: all, failed or none
+    retention_s: float = 7 * 86400.0  # finished jobs are kept this long (dedup, `ondo trace`)
     stop_grace_s: float = 10.0
 
     @staticmethod
@@ -65,10 +66,12 @@ class QueueSettings:
             backoff_cap_s=_env(env, "ONDO_ACTION_BACKOFF_CAP", base.backoff_cap_s),
             max_event_age_s=_env(env, "ONDO_ACTION_MAX_AGE", base.max_event_age_s),
             destinations=_choice(env, "ONDO_ACTION_DESTINATIONS", DESTINATIONS),
+            retention_s=_env(env, "ONDO_ACTION_RETENTION", base.retention_s),
         )
 
 
 DESTINATIONS = ("all", "failed", "none")
+PRUNE_EVERY_S = 3600.0
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
@@ -154,6 +157,7 @@ class ActionQueue:
         # same attempt, which the kind recognises by its request id (nothing is done twice).
         self._outcomes: list[Outcome] = []
         self._stopping = False
+        self._pruned_at = 0.0
 
     # --- the engine's side ----------------------------------------------------------------
 
@@ -265,6 +269,7 @@ class ActionQueue:
 
     async def _idle(self) -> None:
         """Sleep until an enqueue, a freed slot, or the next retry falls due."""
+        self._prune_now_and_then()
         due = self.repo.next_due_at()
         delay = self.settings.idle_poll_s
         if due is not None:
@@ -276,6 +281,15 @@ class ActionQueue:
         finally:
             for task in (waker, sleeper):
                 task.cancel()
+
+    def _prune_now_and_then(self) -> None:
+        now = self.clock.now()
+        if now - self._pruned_at < PRUNE_EVERY_S:
+            return
+        self._pruned_at = now
+        removed = self.repo.prune(now - self.settings.retention_s)
+        if removed:
+            log.info("forgot %d finished action jobs older than the retention", removed)
 
     def _spawn(self, job: Job) -> None:
         task = asyncio.create_task(self._attempt(job))

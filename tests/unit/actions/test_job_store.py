@@ -107,3 +107,21 @@ def test_invocation_ids_accumulate_without_repeats(repo: ActionJobRepository) ->
     found = repo.get(job.id)
     assert found is not None and found.invocation_ids == ["inv-1", "inv-2"]
     assert found.finished_at == 2.0 and found.last_error == {"error": "y"}
+
+
+def test_pruning_forgets_old_finished_jobs_only(repo: ActionJobRepository) -> None:
+    repo.insert([new_job(k) for k in ("ok", "dropped", "dead", "waiting", "recent")], now=1.0)
+    ok, dropped, dead, _waiting = repo.claim_due(1.0, 4)
+    repo.succeed(ok.id, 2.0, None, None)
+    repo.bury(dropped.id, 2.0, None, {"error": "x"})
+    repo.discard(dropped.id, 2.0)
+    repo.bury(dead.id, 2.0, None, {"error": "x"})
+    recent = repo.claim_due(1.0, 1)[0]
+    repo.succeed(recent.id, 50.0, None, None)
+    assert repo.prune(finished_before=10.0) == 2
+    assert repo.by_key("ok") is None and repo.by_key("dropped") is None
+    assert {k: repo.by_key(k) is not None for k in ("dead", "waiting", "recent")} == {
+        "dead": True,
+        "waiting": True,
+        "recent": True,
+    }

@@ -278,3 +278,19 @@ def test_outcomes_become_destination_events_as_configured(
             assert event.source == "ondo/rules/r1" and event.data["rule"] == "r1"
 
     asyncio.run(scenario())
+
+
+def test_finished_jobs_are_forgotten_after_the_retention(
+    platform: Platform, scripted: ScriptedKind
+) -> None:
+    async def scenario() -> None:
+        clock = clock_of(platform)
+        queue = queue_of(platform, replace(SETTINGS, retention_s=60.0))
+        await queue.start()
+        await queue.enqueue([request("old")])
+        await until(lambda: status(queue, "old") == "succeeded")
+        clock.advance(3601.0)  # past the retention and the hourly prune
+        await until(lambda: status(queue, "old") is None)
+        await queue.stop()
+
+    asyncio.run(scenario())

@@ -197,6 +197,18 @@ class ActionJobRepository:
         )
         return cur.rowcount
 
+    def prune(self, finished_before: float, limit: int = 10_000) -> int:
+        """Forget succeeded and discarded jobs finished before the given time; returns how many.
+
+        Dead and unfinished jobs are kept whatever their age: someone still has to act on them.
+        """
+        cur = self.db.execute(
+            "DELETE FROM action_jobs WHERE id IN (SELECT id FROM action_jobs WHERE status IN"
+            " ('succeeded', 'discarded') AND COALESCE(finished_at, updated_at) < ? LIMIT ?)",
+            (finished_before, limit),
+        )
+        return cur.rowcount
+
     # --- reading ------------------------------------------------------------------------
 
     def get(self, job_id: int) -> Job | None:
