@@ -247,15 +247,19 @@ def test_tail_follow_prints_new_events(bare: RunningPlatform) -> None:
 
 def test_replay_lists_the_events_since_a_time(bare: RunningPlatform) -> None:
     with bare.client() as api:
+        rule = {"name": "replayed", "text": "on re.x do emit re.seen"}
+        assert api.post("/v1/rules", json=rule).status_code in (200, 201)
         batch = [event("re1", type="re.x"), event("re2", type="re.y")]
         api.post("/v1/events", content=json.dumps(batch), headers=BATCH)
-        answer = api.post("/v1/events/replay", json={"since": "1h", "type": "re.*"})
+        replay = {"since": "1h", "type": "re.?", "rule": "replayed"}
+        answer = api.post("/v1/events/replay", json=replay)
         assert answer.status_code == 200, answer.text
         assert [e["id"] for e in answer.json()["events"]] == ["re1", "re2"]
+        assert answer.json()["dispatched"] == 2  # handed to the rules dispatcher
         future = api.post("/v1/events/replay", json={"since": "2999-01-01T00:00:00Z"})
         assert future.json()["events"] == []
         bad = api.post("/v1/events/replay", json={"since": "last tuesday"})
         assert bad.status_code == 400 and "15m" in error_of(bad)[1]
-    out = bare.cli("events", "replay", "--since", "10m", "--type", "re.*")
+    out = bare.cli("events", "replay", "--since", "10m", "--type", "re.?")
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("2 event(s) since")
