@@ -42,6 +42,16 @@ def test_sqlite_url_options(tmp_path: Path) -> None:
         open_bus("sqlite://")
 
 
+def test_dedup_window_option() -> None:
+    bus = open_bus("memory://?dedup_window=60")
+    assert isinstance(bus, MemoryBus) and bus.dedup_window_s == 60.0
+    close(bus)
+    with pytest.raises(ConfigError, match="dedup_window must be a number of seconds"):
+        open_bus("memory://?dedup_window=soon")
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['synchronous'\]"):
+        open_bus("memory://?synchronous=full")
+
+
 def test_unknown_scheme_names_the_known_ones() -> None:
     with pytest.raises(ConfigError, match=r"unknown bus URL 'kafka://x'.*sqlite://"):
         open_bus("kafka://x")

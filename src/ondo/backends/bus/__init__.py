@@ -2,7 +2,8 @@
 
 - `memory://` — in process, for tests and the rule tester
 - `sqlite:///ABS/PATH/bus.db` (or `sqlite://REL/PATH`) — the embedded durable log;
-  options as query parameters: `?synchronous=full|normal`
+  `?synchronous=full|normal` (default full)
+Both take `?dedup_window=SECONDS` (default 86400): how long a (source, id) counts as a duplicate.
 - `nats://HOST:PORT` — NATS JetStream (optional extra: `pip install 'ondo[nats]'`)
 """
 
@@ -48,17 +49,20 @@ def open_bus(
 ) -> Bus:
     """Open the bus named by `url`; an unknown scheme or option raises ConfigError."""
     scheme, _, rest = url.partition("://")
+    rest, _, query = rest.partition("?")
+    options = {k: v[-1] for k, v in parse_qs(query).items()}
     common: dict[str, Any] = {
         "clock": clock,
         "max_event_bytes": max_event_bytes,
-        "dedup_window_s": dedup_window_s,
+        "dedup_window_s": _seconds(url, options.pop("dedup_window", None), dedup_window_s),
     }
     if scheme == "memory":
         from ondo.backends.bus.memory import MemoryBus
 
+        _no_more_options(url, options)
         return MemoryBus(**common)
     if scheme == "sqlite":
-        return _open_sqlite(url, rest, common)
+        return _open_sqlite(url, rest, options, common)
     if scheme == "nats":
         module = _optional_backend("nats", "nats")
         bus: Bus = module.open_bus(url, **common)
@@ -70,20 +74,35 @@ def open_bus(
     )
 
 
-def _open_sqlite(url: str, rest: str, common: dict[str, Any]) -> Bus:
+def _open_sqlite(url: str, path_part: str, options: dict[str, str], common: dict[str, Any]) -> Bus:
     from ondo.backends.bus.sqlite import SqliteBus
 
-    path_part, _, query = rest.partition("?")
     if not path_part:
         raise ConfigError(f"bus URL {url!r} names no file: use sqlite:////ABSOLUTE/PATH/bus.db")
     path = "/" + path_part.lstrip("/") if path_part.startswith("/") else path_part
-    options = {k: v[-1] for k, v in parse_qs(query).items()}
-    unknown = set(options) - {"synchronous"}
-    if unknown:
+    synchronous = options.pop("synchronous", "full").lower()
+    _no_more_options(url, options)
+    return SqliteBus(path, synchronous=synchronous, **common)
+
+
+def _seconds(url: str, raw: str | None, default: float) -> float:
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise ConfigError(f"bus URL {url!r}: dedup_window must be a number of seconds ≥ 0")
+    return value
+
+
+def _no_more_options(url: str, options: dict[str, str]) -> None:
+    if options:
         raise ConfigError(
-            f"bus URL {url!r} has unknown option(s) {sorted(unknown)}; known: synchronous"
+            f"bus URL {url!r} has unknown option(s) {sorted(options)}; "
+            "known: dedup_window (any bus), synchronous (sqlite)"
         )
-    return SqliteBus(path, synchronous=options.get("synchronous", "full").lower(), **common)
 
 
 def _optional_backend(name: str, extra: str) -> Any:
