@@ -11,6 +11,7 @@ import asyncio
 import json
 import socket
 import struct
+from collections.abc import Callable
 from typing import Any
 
 FRAME = struct.Struct("<II")  # header length, body length (same layout as bootstrap.py)
@@ -47,6 +48,7 @@ class WorkerChannel:
         self.greeted = False
         self.closed_why: str | None = None
         self.protocol_error = False
+        self.on_close: Callable[[], None] | None = None  # told when the socket closes
         sock.setblocking(False)
         self.loop.add_reader(self.fd, self._on_readable)
 
@@ -155,14 +157,17 @@ class WorkerChannel:
         self._close(why)
 
     def _close(self, why: str) -> None:
-        if self.closed_why is None:
+        first = self.closed_why is None
+        if first:
             self.closed_why = why
             self.loop.remove_reader(self.fd)
             self.loop.remove_writer(self.fd)
             self.sock.close()
         self.buffer.clear()
         if not self.pending.done():
-            self.pending.set_exception(WorkerGone(self.closed_why))
+            self.pending.set_exception(WorkerGone(self.closed_why or why))
+        if first and self.on_close is not None:
+            self.on_close()
 
     def close(self, why: str = "closed by the platform") -> None:
         self._close(why)

@@ -56,11 +56,13 @@ class FunctionPool:
         zygote_config: Callable[[], dict[str, Any]],
         idle_ttl_s: float,
         hooks: WorkerHooks,
+        import_timeout_s: float = 30.0,
     ) -> None:
         self.spec = spec
         self.pool_id = pool_id
         self._zygote_config = zygote_config
         self.idle_ttl_s = idle_ttl_s
+        self.import_timeout_s = import_timeout_s
         self.hooks = hooks
         self.zygote: ZygoteProcess | None = None
         self.idle: list[Worker] = []
@@ -72,6 +74,7 @@ class FunctionPool:
         self.counts = {"invocations": 0, "cold_starts": 0, "timeouts": 0, "kills": 0}
         self._prepare_lock = asyncio.Lock()
         self._idle_changed = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- zygote -------------------------------------------------------------------------
 
@@ -82,14 +85,22 @@ class FunctionPool:
             if self.closing:
                 raise RuntimeUnavailable(f"{self.spec.key} is being retired")
             zygote = ZygoteProcess(self.spec.key, self._zygote_config(), self._on_exit)
-            await zygote.start()
             self.zygote = zygote
+            try:
+                await zygote.start(self.import_timeout_s)
+            except BaseException:
+                await zygote.wait_dead(5.0)  # nothing of a failed start outlives it
+                raise
 
     def _on_exit(self, slot: int, status: int) -> None:
         if slot == ZYGOTE_GONE:
             for pending in self.exits.values():
                 if not pending.done():
                     pending.set_result(ZYGOTE_GONE)
+            idle, self.idle = self.idle, []
+            for worker in idle:
+                worker.kill("its zygote stopped")
+                self._forget(worker)
             return
         future = self._exit_future(slot)
         if not future.done():
@@ -159,7 +170,14 @@ class FunctionPool:
         )
         with contextlib.suppress(OSError):
             worker.pidfd = os.pidfd_open(pid)
+        channel.on_close = lambda: self._on_channel_closed(worker)
         return worker
+
+    def _on_channel_closed(self, worker: Worker) -> None:
+        """A warm worker died between invocations: it must not be handed out again."""
+        if worker in self.idle:
+            self.idle.remove(worker)
+            self._retire_worker(worker, "died idle")
 
     async def _run(
         self, worker: Worker, event: bytes, request_id: str, cold: bool, init_ms: float
@@ -253,13 +271,17 @@ class FunctionPool:
         self.hooks.kill_tree(worker.cgroups)
         worker.kill(why)
         task = asyncio.get_running_loop().create_task(self._collect(worker))
-        task.add_done_callback(lambda _: None)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _collect(self, worker: Worker) -> None:
         await self._wait_exit(worker)
         self._forget(worker)
 
     def _forget(self, worker: Worker) -> None:
+        if worker.forgotten:
+            return
+        worker.forgotten = True
         self.exits.pop(worker.slot, None)
         worker.release_resources()
         self.hooks.forget(worker.cgroups)

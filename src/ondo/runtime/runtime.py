@@ -30,8 +30,10 @@ class ZygoteRuntime:
         idle_ttl_s: float = 60.0,
         log_capture_bytes: int = LOG_CAPTURE_BYTES,
         sandbox: SandboxOptions | None = None,
+        import_timeout_s: float = 30.0,
     ) -> None:
         self.idle_ttl_s = idle_ttl_s
+        self.import_timeout_s = import_timeout_s
         self.log_capture_bytes = log_capture_bytes
         self.sandbox = Sandbox(sandbox or SandboxOptions())
         self.pools: dict[str, FunctionPool] = {}
@@ -101,6 +103,7 @@ class ZygoteRuntime:
                 lambda: self._zygote_config(spec, pool_id),
                 self.idle_ttl_s,
                 self.sandbox.hooks,
+                self.import_timeout_s,
             )
             self.pools[spec.key] = pool
         return pool

@@ -30,6 +30,7 @@ class Worker:
     idle_timer: asyncio.TimerHandle | None = None
     killed_for: str | None = None  # "timeout", "idle", "retire", "protocol"
     cgroups: list[str] = field(default_factory=list)
+    forgotten: bool = False
 
     def read_logs(self) -> str:
         total, stored = LOG_HEADER.unpack_from(self.log_map, 0)

@@ -1,14 +1,22 @@
-"""The platform's handle on one zygote process: start it, ask it to fork workers, hear of exits."""
+"""The platform's handle on one zygote process: start it, ask it to fork workers, hear of exits.
+
+Everything the zygote says is untrusted (the handler's import-time code ran inside it): each
+control message must come from the zygote's own pid, be well-formed JSON and name a slot; a
+zygote that breaks these rules is killed. Signals go through pidfds, never a reusable pid.
+"""
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import json
 import logging
 import os
+import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 from collections.abc import Callable
@@ -22,8 +30,9 @@ log = logging.getLogger("ondo.runtime")
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
 JAIL = Path(__file__).with_name("jail.py")
 SANDBOX_PYTHON = os.path.realpath(sys.executable)  # the base interpreter, outside any venv
-START_TIMEOUT_S = 60.0
 CONFIG_MAX_BYTES = 4 * 1024 * 1024
+MESSAGES_PER_WAKEUP = 64  # a flooding zygote cannot monopolise the event loop
+STDERR_KEPT = 16 * 1024
 
 ExitListener = Callable[[int, int], None]  # slot, wait status
 ZYGOTE_GONE = -2  # slot and status reported when the zygote itself is gone
@@ -39,14 +48,15 @@ class ZygoteProcess:
         self.ctl: socket.socket | None = None
         self.launcher: subprocess.Popen[bytes] | None = None
         self.pid: int | None = None  # the zygote's pid as seen from the platform
+        self.pidfd: int | None = None
         self.layers: dict[str, Any] = {}
         self.alive = False
         self.dead = asyncio.Event()
-        self._ready: asyncio.Future[dict[str, Any]] | None = None
-        self._pidfd: int | None = None
         self.fork_failures: dict[int, str] = {}
+        self._ready: asyncio.Future[dict[str, Any]] | None = None
+        self._launcher_fd: int | None = None
 
-    async def start(self) -> None:
+    async def start(self, import_timeout_s: float) -> None:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
@@ -59,6 +69,7 @@ class ZygoteProcess:
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,  # sandbox setup errors; fd 2 is /dev/null before user code
                 start_new_session=True,
             )
         finally:
@@ -69,13 +80,16 @@ class ZygoteProcess:
         loop.add_reader(ours.fileno(), self._on_control)
         self._watch_launcher()
         try:
-            message = await asyncio.wait_for(asyncio.shield(self._ready), START_TIMEOUT_S)
+            message = await asyncio.wait_for(asyncio.shield(self._ready), import_timeout_s)
+            self._handle_start(message)
         except TimeoutError:
             self.kill()
-            raise RuntimeUnavailable(
-                f"{self.key}: the zygote did not become ready in {START_TIMEOUT_S:.0f} s"
+            raise HandlerImportError(
+                f"{self.key}: handler {self.config['handler']!r} did not finish importing in "
+                f"{import_timeout_s:.0f} s; move slow work (downloads, loops) out of import time"
             ) from None
-        self._handle_start(message)
+        finally:
+            self._close_stderr()
 
     def _handle_start(self, message: dict[str, Any]) -> None:
         if message.get("op") == "import_failed":
@@ -87,31 +101,31 @@ class ZygoteProcess:
         if message.get("op") != "ready":
             self.kill()
             raise RuntimeUnavailable(
-                f"{self.key}: the zygote stopped before it was ready ({message.get('error', '')}); "
-                "see the platform log for the sandbox error"
+                f"{self.key}: the sandbox did not start ({message.get('error', 'no reason')})"
+                f"{self._stderr_tail()}"
             )
         self.layers = dict(message.get("layers", {}))
         self.alive = True
 
-    def _watch_launcher(self) -> None:
-        assert self.launcher is not None
+    def _stderr_tail(self) -> str:
+        stream = self.launcher.stderr if self.launcher else None
+        if stream is None:
+            return ""
         with contextlib.suppress(OSError):
-            self._pidfd = os.pidfd_open(self.launcher.pid)
-            asyncio.get_running_loop().add_reader(self._pidfd, self._on_launcher_exit)
+            os.set_blocking(stream.fileno(), False)
+            text = (stream.read(STDERR_KEPT) or b"").decode(errors="replace").strip()
+            return f":\n{text}" if text else ""
+        return ""
 
-    def _on_launcher_exit(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._pidfd is not None:
-            loop.remove_reader(self._pidfd)
-            os.close(self._pidfd)
-            self._pidfd = None
-        if self.launcher is not None:
-            self.launcher.poll()
-        self._mark_dead("the zygote exited")
+    def _close_stderr(self) -> None:
+        if self.launcher is not None and self.launcher.stderr is not None:
+            self.launcher.stderr.close()
+
+    # --- messages ------------------------------------------------------------------------
 
     def _on_control(self) -> None:
         assert self.ctl is not None
-        while True:
+        for _ in range(MESSAGES_PER_WAKEUP):
             try:
                 data, ancdata, _, _ = self.ctl.recvmsg(65536, socket.CMSG_SPACE(12))
             except BlockingIOError:
@@ -121,21 +135,51 @@ class ZygoteProcess:
             if not data:
                 self._mark_dead("the zygote closed its control socket")
                 return
-            self._on_message(json.loads(data), ancdata)
+            try:
+                self._on_message(json.loads(data), _sender_pid(ancdata))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                self._violation(f"a malformed control message ({exc})")
+                return
 
-    def _on_message(self, message: dict[str, Any], ancdata: list[Any]) -> None:
+    def _on_message(self, message: dict[str, Any], sender: int | None) -> None:
         op = message.get("op")
-        if op in ("ready", "import_failed"):
-            self.pid = _sender_pid(ancdata)
-            if self.ctl is not None:
-                self.ctl.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 0)
+        if self.pid is None and op in ("ready", "import_failed"):
+            self.pid = sender
+            with contextlib.suppress(OSError, TypeError):
+                self.pidfd = os.pidfd_open(sender)  # type: ignore[arg-type]
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(message)
+        elif sender is None or sender != self.pid:
+            self._violation(f"a control message from pid {sender}, not the zygote")
         elif op == "exit":
             self.on_exit(int(message["slot"]), int(message["status"]))
         elif op == "fork_failed":
-            self.fork_failures[int(message["slot"])] = str(message.get("error", ""))
+            self.fork_failures[int(message["slot"])] = str(message.get("error", ""))[:2000]
             self.on_exit(int(message["slot"]), -1)
+        else:
+            self._violation(f"an unknown control message {str(op)[:50]!r}")
+
+    def _violation(self, what: str) -> None:
+        log.warning("%s: killing the zygote: it sent %s", self.key, what)
+        self.kill()
+        self._mark_dead(f"protocol violation: {what}")
+
+    # --- life and death ------------------------------------------------------------------
+
+    def _watch_launcher(self) -> None:
+        assert self.launcher is not None
+        with contextlib.suppress(OSError):
+            self._launcher_fd = os.pidfd_open(self.launcher.pid)
+            asyncio.get_running_loop().add_reader(self._launcher_fd, self._on_launcher_exit)
+
+    def _on_launcher_exit(self) -> None:
+        if self._launcher_fd is not None:
+            asyncio.get_running_loop().remove_reader(self._launcher_fd)
+            os.close(self._launcher_fd)
+            self._launcher_fd = None
+        if self.launcher is not None:
+            self.launcher.poll()
+        self._mark_dead("the zygote exited")
 
     def _mark_dead(self, why: str) -> None:
         if self.dead.is_set():
@@ -156,49 +200,57 @@ class ZygoteProcess:
             raise RuntimeUnavailable(f"{self.key}: the zygote is not running")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        ours.setblocking(False)
         log_fd = os.memfd_create(f"ondo-log-{slot}", os.MFD_CLOEXEC)
         try:
             os.ftruncate(log_fd, int(self.config["log_area_bytes"]))
             message = json.dumps({"op": "fork", "slot": slot}).encode()
-            fds = bytes(memoryview(_int_array(theirs.fileno(), log_fd)))
+            fds = array.array("i", (theirs.fileno(), log_fd)).tobytes()
             self.ctl.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
-        except OSError:
+        except OSError as exc:
             ours.close()
             os.close(log_fd)
-            raise
+            raise RuntimeUnavailable(f"{self.key}: cannot reach the zygote: {exc}") from exc
         finally:
             theirs.close()
         return ours, log_fd
 
     def kill(self) -> None:
         """SIGKILL the zygote; as pid 1 of its namespace, its workers die with it."""
-        for pid in (self.pid, self.launcher.pid if self.launcher else None):
-            if pid is not None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
+        if self.pidfd is not None:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+        elif self.launcher is not None and self.launcher.returncode is None:
+            with contextlib.suppress(OSError):
+                self.launcher.kill()  # no zygote pid yet: it dies of PDEATHSIG=SIGKILL
         if self.ctl is not None:
             with contextlib.suppress(OSError):
                 self.ctl.shutdown(socket.SHUT_RDWR)
 
     async def wait_dead(self, timeout: float) -> bool:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.dead.wait(), timeout)
-        if self.launcher is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.launcher.wait(timeout=max(0.0, timeout))
-        return self.dead.is_set()
+        """Wait until the launcher has exited (the zygote and all its workers are gone)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (self.launcher is not None and self.launcher.poll() is None) or _running(self.pidfd):
+            if loop.time() > deadline:
+                return False
+            await asyncio.sleep(0.005)
+        self._mark_dead("stopped")
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+        self._close_stderr()
+        return True
 
 
-def _int_array(*values: int) -> bytes:
-    import array
-
-    return array.array("i", values).tobytes()
+def _running(pidfd: int | None) -> bool:
+    """A pidfd becomes readable when its process has exited."""
+    if pidfd is None:
+        return False
+    readable, _, _ = select.select([pidfd], [], [], 0)
+    return not readable
 
 
 def _sender_pid(ancdata: list[Any]) -> int | None:
-    import struct
-
     for level, kind, payload in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
             return int(struct.unpack("3i", payload[:12])[0])

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from pathlib import Path
 
 import pytest
 
+from ondo.errors import HandlerImportError, OndoError
 from ondo.runtime import FunctionSpec, ZygoteRuntime
 from tests.functional.runtime.helpers import (
     HEALTHY,
@@ -274,5 +277,89 @@ def test_graceful_close_lets_in_flight_invocations_finish(tmp_path: Path) -> Non
         await asyncio.sleep(0.1)
         await runtime.close(grace_s=5)
         assert result_of(await running) == "finished"
+
+    run(scenario)
+
+
+def test_the_pool_recovers_when_its_zygote_or_a_warm_worker_is_killed(tmp_path: Path) -> None:
+    code = write_function(
+        tmp_path,
+        "victim",
+        """
+        import time
+        def handler(event, context):
+            time.sleep(event.get("sleep", 0))
+            return "alive"
+        """,
+    )
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            spec = make_spec(code, concurrency=2)
+            assert result_of(await invoke(runtime, spec)) == "alive"
+            status = runtime.status()["functions"][spec.key]
+            warm = set(processes_of_uid(status["host_uid"])) - {status["zygote_pid"]}
+            for pid in warm:
+                os.kill(pid, signal.SIGKILL)  # the warm worker dies between invocations
+            await asyncio.sleep(0.1)
+            after_worker = await invoke(runtime, spec)
+            assert result_of(after_worker) == "alive" and after_worker.cold is True
+            running = asyncio.create_task(invoke(runtime, spec, {"sleep": 30}))
+            await asyncio.sleep(0.3)
+            os.kill(status["zygote_pid"], signal.SIGKILL)
+            interrupted = await running
+            assert interrupted.status == "killed"
+            assert interrupted.error is not None and "zygote" in interrupted.error["reason"]
+            recovered = await invoke(runtime, spec)  # a new zygote, prepared on demand
+            assert result_of(recovered) == "alive" and recovered.cold is True
+            new_status = runtime.status()["functions"][spec.key]
+            assert new_status["zygote_pid"] != status["zygote_pid"]
+
+    run(scenario)
+
+
+def test_zygote_that_forges_control_messages_is_killed_and_others_keep_serving(
+    tmp_path: Path,
+) -> None:
+    code = write_function(
+        tmp_path,
+        "forger",
+        """
+        import os, socket, stat
+        for fd in range(3, 64):
+            try:
+                if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                    sock = socket.socket(fileno=os.dup(fd))
+                    if sock.type == socket.SOCK_SEQPACKET:
+                        sock.send(b"{not json")
+            except OSError:
+                pass
+        def handler(event, context):
+            return "should never run"
+        """,
+    )
+    healthy = make_spec(write_function(tmp_path, "healthy", HEALTHY), name="healthy")
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            with pytest.raises(OndoError, match="protocol violation"):
+                await runtime.prepare(make_spec(code, name="forger"))
+            await _healthy_still_serves(runtime, healthy)
+            assert "default/forger:1" not in runtime.status()["functions"]
+
+    run(scenario)
+
+
+def test_an_import_that_never_ends_fails_prepare(tmp_path: Path) -> None:
+    code = write_function(tmp_path, "stuck", "while True:\n    pass\n")
+
+    async def scenario() -> None:
+        runtime = ZygoteRuntime(import_timeout_s=1.0)
+        await runtime.start()
+        try:
+            with pytest.raises(HandlerImportError, match="did not finish importing"):
+                await runtime.prepare(make_spec(code))
+        finally:
+            await runtime.close()
 
     run(scenario)
