@@ -182,14 +182,14 @@ class ValueIndex(Generic[T]):
     __slots__ = ("exact", "others", "size")
 
     def __init__(self) -> None:
-        self.exact: dict[Any, list[T]] = {}
+        self.exact: dict[Any, Any] = {}  # value key -> one target, or a list of several
         self.others: OtherOperators[T] | None = None
         self.size = 0
 
     def add(self, operator: Operator, target: T) -> None:
         self.size += 1
         if isinstance(operator, Exact):
-            _edit(self.exact, operator.lookup, target, adding=True)
+            _add_one(self.exact, operator.lookup, target)
             return
         if self.others is None:
             self.others = OtherOperators()
@@ -198,7 +198,7 @@ class ValueIndex(Generic[T]):
     def remove(self, operator: Operator, target: T) -> None:
         self.size -= 1
         if isinstance(operator, Exact):
-            _edit(self.exact, operator.lookup, target, adding=False)
+            _remove_one(self.exact, operator.lookup, target)
             return
         assert self.others is not None
         self.others.edit(operator, target, adding=False)
@@ -208,8 +208,10 @@ class ValueIndex(Generic[T]):
     def collect(self, value: Any, out: list[T]) -> None:
         """Append the target of every operator that the leaf value passes."""
         hit = self.exact.get(value_key(value))
-        if hit:
+        if type(hit) is list:
             out.extend(hit)
+        elif hit is not None:
+            out.append(hit)
         if self.others is not None:
             self.others.collect(value, out)
 
@@ -314,6 +316,27 @@ class OtherOperators(Generic[T]):
             blocks = self.cidr.get(address[0]) if address is not None else None
             if blocks is not None and address is not None:
                 blocks.collect(address[1], out)
+
+
+def _add_one(table: dict[Any, Any], key: Any, target: T) -> None:
+    """Map key to target, keeping one object (no list) in the common case of a single one."""
+    current = table.get(key)
+    if current is None:
+        table[key] = target
+    elif type(current) is list:
+        current.append(target)
+    else:
+        table[key] = [current, target]
+
+
+def _remove_one(table: dict[Any, Any], key: Any, target: T) -> None:
+    current = table[key]
+    if type(current) is not list:
+        del table[key]
+        return
+    current.remove(target)
+    if len(current) == 1:
+        table[key] = current[0]
 
 
 def _edit(table: dict[Any, list[T]], key: Any, target: T, adding: bool) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ondo.patterns.field import Field, Trail, consistent
-from ondo.patterns.index import ValueIndex
+from ondo.patterns.index import OtherOperators, ValueIndex
 from ondo.patterns.pattern import CompiledPattern, compile_pattern
 from ondo.patterns.values import value_key
 
@@ -28,16 +28,24 @@ class _Tree(dict[str, "tuple[str, _Tree]"]):
 
 
 class _State:
-    """A point in the machine: conditions matched so far; where the next ones lead."""
+    """A point in the machine: conditions matched so far; where the next ones lead.
+
+    Laid out for the walk, which touches thousands of states per second spread over memory:
+    `probes` holds (path, exact dict, other operators or None) so that a visit follows few
+    pointers, and `absent`/`rules` stay None unless used.
+    """
 
     __slots__ = ("absent", "edges", "fields", "probes", "rules")
 
     def __init__(self) -> None:
+        self.probes: tuple[tuple[str, dict[Any, Any], OtherOperators[_State] | None], ...] = ()
+        self.absent: dict[str, list[_State]] | None = None  # path -> next states if no leaf
+        self.rules: dict[str, int] | None = None  # rule id -> alternatives of it ending here
         self.fields: dict[str, ValueIndex[_State]] = {}
-        self.probes: tuple[tuple[str, ValueIndex[_State]], ...] = ()  # fields, for the walk
-        self.absent: dict[str, list[_State]] = {}  # path -> next states when it has no leaf
         self.edges: dict[tuple[Any, ...], _Edge] = {}
-        self.rules: dict[str, int] = {}  # rule id -> alternatives of it that end here
+
+    def reprobe(self) -> None:
+        self.probes = tuple((p, index.exact, index.others) for p, index in self.fields.items())
 
 
 class _Edge:
@@ -117,6 +125,8 @@ class Matcher:
             edge.users += 1
             route.append(edge)
             state = edge.following
+        if state.rules is None:
+            state.rules = {}
         state.rules[rule_id] = state.rules.get(rule_id, 0) + 1
         return route
 
@@ -124,9 +134,11 @@ class Matcher:
         state = self._root
         for edge in route:
             state = edge.following
+        assert state.rules is not None
         state.rules[rule_id] -= 1
         if not state.rules[rule_id]:
             del state.rules[rule_id]
+            state.rules = state.rules or None
         state = self._root
         for edge in route:
             edge.users -= 1
@@ -138,30 +150,34 @@ class Matcher:
     def _connect(self, state: _State, edge: _Edge) -> None:
         field = edge.field
         if field.absent_ok:
+            if state.absent is None:
+                state.absent = {}
             state.absent.setdefault(field.path, []).append(edge.following)
         if field.operators:
             index = state.fields.get(field.path)
             if index is None:
                 index = state.fields[field.path] = ValueIndex()
-                state.probes = tuple(state.fields.items())
             for operator in field.operators:
                 index.add(operator, edge.following)
+            state.reprobe()
         self._use_path(field.path, +1)
 
     def _disconnect(self, state: _State, edge: _Edge) -> None:
         field = edge.field
         if field.absent_ok:
+            assert state.absent is not None
             targets = state.absent[field.path]
             targets.remove(edge.following)
             if not targets:
                 del state.absent[field.path]
+                state.absent = state.absent or None
         if field.operators:
             index = state.fields[field.path]
             for operator in field.operators:
                 index.remove(operator, edge.following)
             if not index.size:
                 del state.fields[field.path]
-                state.probes = tuple(state.fields.items())
+            state.reprobe()
         self._use_path(field.path, -1)
 
     def _use_path(self, path: str, delta: int) -> None:
@@ -272,25 +288,27 @@ def _walk(root: _State, values: Flat) -> set[str]:
     more: list[_State] = []
     while pending:
         state = pending.pop()
-        if state.rules:
+        if state.rules is not None:
             matched.update(state.rules)
-        for path, index in state.probes:
+        for path, exact, others in state.probes:
             leaves = values.get(path)
             if leaves is None:
                 continue
             for value in leaves:
-                hit = index.exact.get(value_key(value) if type(value) is bool else value)
-                if hit:
-                    for following in hit:
-                        if following not in seen:
-                            seen.add(following)
-                            if following.probes or following.absent:
-                                pending.append(following)
-                            else:  # a final state: no need to visit it
-                                matched.update(following.rules)
-                if index.others is not None:
-                    index.others.collect(value, more)
-        if state.absent:
+                hit = exact.get(value_key(value) if type(value) is bool else value)
+                if hit is None:
+                    pass
+                elif type(hit) is list:
+                    more.extend(hit)
+                elif hit not in seen:
+                    seen.add(hit)
+                    if hit.probes or hit.absent is not None:
+                        pending.append(hit)
+                    elif hit.rules is not None:  # a final state: no need to visit it
+                        matched.update(hit.rules)
+                if others is not None:
+                    others.collect(value, more)
+        if state.absent is not None:
             for path, targets in state.absent.items():
                 if path not in values:
                     more.extend(targets)
@@ -311,7 +329,7 @@ def _walk_with_arrays(root: _State, values: Flat, trails: dict[str, list[Trail]]
     pending = [start]
     while pending:
         state, chosen = pending.pop()
-        if state.rules:
+        if state.rules is not None:
             matched.update(state.rules)
         taken = dict(chosen)
         reached: list[tuple[_State, Chosen]] = []
@@ -319,7 +337,7 @@ def _walk_with_arrays(root: _State, values: Flat, trails: dict[str, list[Trail]]
             leaves = values.get(path)
             if leaves:
                 _take(index, leaves, trails[path], chosen, taken, reached)
-        for path, targets in state.absent.items():
+        for path, targets in (state.absent or {}).items():
             if path not in values:
                 reached.extend((target, chosen) for target in targets)
         for item in reached:
