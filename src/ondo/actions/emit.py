@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ondo.actions.base import ActionRequest, ActionResult, derived_id
 from ondo.actions.destinations import incoming_hops
 from ondo.actions.invoke import with_json
-from ondo.errors import RuleError
+from ondo.errors import EventError, PayloadTooLarge, RuleError
 from ondo.events import HOPS_EXTENSION, CloudEvent
 
 if TYPE_CHECKING:
@@ -34,8 +34,11 @@ class EmitAction:
     async def perform(
         self, request: ActionRequest, attempt: int, platform: Platform
     ) -> ActionResult:
-        event = event_of(request)
-        results = await platform.bus.append([event], namespace=request.namespace)
+        try:
+            event = event_of(request)
+            results = await platform.bus.append([event], namespace=request.namespace)
+        except (EventError, PayloadTooLarge) as exc:  # the same event would fail again
+            return ActionResult(ok=False, detail={"error": str(exc)}, retryable=False)
         detail = {"event_id": event.id, "seq": results[0].seq, "duplicate": results[0].duplicate}
         return ActionResult(ok=True, detail=detail)
 

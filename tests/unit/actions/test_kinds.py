@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from ondo.actions.base import (
@@ -110,3 +112,27 @@ def test_each_attempt_has_its_own_request_id() -> None:
     assert attempt_id("k" * 40, 1) != attempt_id("k" * 40, 2)
     assert attempt_id("k" * 40, 1) == attempt_id("k" * 40, 1)
     assert len(attempt_id("x" * 500, 1)) < 50
+
+
+def test_an_emit_too_large_for_the_bus_fails_without_retrying(platform: Platform) -> None:
+    huge = req(Action(kind="emit", target="order.big", args={"blob": "x" * 300_000}))
+
+    async def scenario() -> ActionResult:
+        return await kind_of("emit").perform(huge, 1, platform)
+
+    result = asyncio.run(scenario())
+    assert not result.ok and not result.retryable
+    assert "the limit is" in result.detail["error"]
+
+
+def test_an_emit_is_appended_once_even_when_repeated(platform: Platform) -> None:
+    request = req(Action(kind="emit", target="order.big"))
+
+    async def scenario() -> list[ActionResult]:
+        emit = kind_of("emit")
+        return [await emit.perform(request, 1, platform), await emit.perform(request, 2, platform)]
+
+    first, second = asyncio.run(scenario())
+    assert first.ok and second.ok
+    assert first.detail["duplicate"] is False and second.detail["duplicate"] is True
+    assert first.detail["seq"] == second.detail["seq"]
