@@ -142,6 +142,10 @@ def test_a_failing_action_is_retried_dead_lettered_and_retried_from_the_dlq(
         assert dead_letters(client) == []
         records = _invocations(client)
         assert sorted(r["status"] for r in records) == ["failed"] * 3 + ["succeeded"]
+        again = client.post("/v1/dlq/retry", json={"ids": [job["id"]]})
+        assert again.json() == {"retried": [], "skipped_not_dead": [job["id"]]}
+        refused = client.post(f"/v1/dlq/{job['id']}/retry")
+        assert refused.status_code == 409 and "succeeded, not dead" in refused.text
         succeeded = wait_for(lambda: _events(client, "ondo.action.succeeded"))
         assert succeeded[0]["event"]["data"]["result"] == {"result": {"ok": True, "event": "e1"}}
 

@@ -60,7 +60,12 @@ async def retry_all(request: Request) -> JSONResponse:
     elif not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
         raise ValidationError('body must be {"ids": [N, …]} or empty to retry every dead letter')
     else:
-        ids = [platform.actions.job(i, namespace).id for i in ids]
+        jobs = [platform.actions.job(i, namespace) for i in ids]
+        ids = [job.id for job in jobs if job.status == "dead"]
+        skipped = [job.id for job in jobs if job.status != "dead"]
+        if skipped:
+            platform.actions.retry_dead(ids)
+            return answer({"retried": ids, "skipped_not_dead": skipped})
     platform.actions.retry_dead(ids)
     return answer({"retried": ids})
 
