@@ -160,7 +160,7 @@ class LambdaContext:
         self.memory_limit_in_mb = int(config["memory_mb"])
         self.invoked_function_arn = f"arn:ondo:lambda:local:{ns}:function:{name}:{version}"
         self.log_group_name = f"/ondo/{ns}/{name}"
-        self.log_stream_name = config.get("log_stream", f"{version}/{os.getpid()}")
+        self.log_stream_name = str(config.get("log_stream", ""))
         self.identity = None
         self.client_context = None
         self._deadline = deadline
@@ -280,12 +280,7 @@ def worker_main(
     # Hello first: the platform moves us into our cgroups while we set up the rest.
     creds = struct.pack("3i", os.getpid(), os.getuid(), os.getgid())
     sock.sendmsg([b"H"], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, creds)])
-    size = os.fstat(log_fd).st_size
-    log_map = mmap.mmap(log_fd, size)
-    os.close(log_fd)
-    SINK.attach(log_map, size - LOG_HEADER.size)
-    drainer = FdDrainer()
-    drainer.start()
+    drainer = _capture_logs(log_fd, config)
     while True:
         frame = recv_frame(sock)
         if frame is None:
@@ -299,6 +294,19 @@ def worker_main(
         send_frame(sock, reply, result)
         if reply.get("fatal"):
             os._exit(137)
+
+
+def _capture_logs(log_fd: int, config: dict[str, Any]) -> FdDrainer:
+    """Output goes to the shared log area; each worker is its own Lambda log stream."""
+    stream = f"{time.strftime('%Y/%m/%d')}/[{config['version']}]{os.urandom(8).hex()}"
+    config["log_stream"] = os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = stream
+    size = os.fstat(log_fd).st_size
+    log_map = mmap.mmap(log_fd, size)
+    os.close(log_fd)
+    SINK.attach(log_map, size - LOG_HEADER.size)
+    drainer = FdDrainer()
+    drainer.start()
+    return drainer
 
 
 def start_worker(

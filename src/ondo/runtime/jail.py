@@ -265,6 +265,8 @@ def set_rlimits(config: dict[str, Any]) -> None:
 
 
 def drop_to_host_uid(uid: int) -> None:
+    if os.geteuid() != 0:
+        return  # the platform itself is unprivileged: nothing to drop
     os.setgroups([])
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)
@@ -272,11 +274,12 @@ def drop_to_host_uid(uid: int) -> None:
 
 
 def enter_user_namespace(host_uid: int) -> None:
+    uid, gid = os.geteuid(), os.getegid()  # host_uid, unless the platform is unprivileged
     unshare(CLONE_NEWUSER)
     for name, text in (
         ("setgroups", "deny"),
-        ("uid_map", f"{SANDBOX_UID} {host_uid} 1"),
-        ("gid_map", f"{SANDBOX_UID} {host_uid} 1"),
+        ("uid_map", f"{SANDBOX_UID} {uid} 1"),
+        ("gid_map", f"{SANDBOX_UID} {gid} 1"),
     ):
         with open(f"/proc/self/{name}", "w") as handle:
             handle.write(text)

@@ -54,7 +54,7 @@ class ZygoteRuntime:
         except BaseException:
             if self.pools.get(spec.key) is pool and not pool.busy and not pool.idle:
                 del self.pools[spec.key]  # a version that cannot start keeps nothing around
-                self.sandbox.forget_pool(pool.pool_id)
+                await asyncio.to_thread(self.sandbox.forget_pool, pool.pool_id)
             raise
 
     async def invoke(self, spec: FunctionSpec, event: bytes, request_id: str) -> InvocationOutcome:
@@ -64,7 +64,7 @@ class ZygoteRuntime:
         pool = self.pools.pop(spec.key, None)
         if pool is not None:
             await pool.close(grace_s=spec.timeout_s)
-            self.sandbox.forget_pool(pool.pool_id)
+            await asyncio.to_thread(self.sandbox.forget_pool, pool.pool_id)  # may wait on cgroups
 
     def status(self) -> Mapping[str, Any]:
         functions = {key: pool.status() for key, pool in self.pools.items()}
@@ -86,8 +86,8 @@ class ZygoteRuntime:
         pools, self.pools = list(self.pools.values()), {}
         await asyncio.gather(*(pool.close(grace_s) for pool in pools))
         for pool in pools:
-            self.sandbox.forget_pool(pool.pool_id)
-        self.sandbox.close()
+            await asyncio.to_thread(self.sandbox.forget_pool, pool.pool_id)  # may wait on cgroups
+        await asyncio.to_thread(self.sandbox.close)
 
     def _pool(self, spec: FunctionSpec) -> FunctionPool:
         if self._closed:
