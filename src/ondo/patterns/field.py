@@ -42,15 +42,6 @@ class Field:
             parts.append("absent")
         return parts[0] if len(parts) == 1 else "one of: " + ", ".join(parts)
 
-    def cost(self) -> int:
-        """Rough order to test fields in: cheap and selective first."""
-        kinds = {type(op).__name__ for op in self.operators}
-        if kinds <= {"Exact", "EqualsIgnoreCase"}:
-            return 0
-        if kinds & {"Wildcard", "AnythingBut", "Cidr"}:
-            return 2
-        return 1
-
     def rank(self) -> int:
         """How selective an index look-up on this field is: exact values most, exists least."""
         kinds = {type(op).__name__ for op in self.operators}

@@ -61,7 +61,11 @@ class Intervals(Generic[T]):
 
     def collect(self, value: float, out: list[T]) -> None:
         if len(self._entries) < _SCAN_BELOW:
-            out.extend(target for bounds, target in self._entries if _inside(value, bounds))
+            for (low, low_in, high, high_in), target in self._entries:
+                if (value > low or (value == low and low_in)) and (
+                    value < high or (value == high and high_in)
+                ):
+                    out.append(target)
             return
         nodes = self._nodes if self._nodes is not None else self._build()
         points = self._points
@@ -101,13 +105,6 @@ def _cover(nodes: list[list[T]], start: int, stop: int, target: T) -> None:
             nodes[stop].append(target)
         start >>= 1
         stop >>= 1
-
-
-def _inside(value: float, bounds: Interval) -> bool:
-    low, low_in, high, high_in = bounds
-    if value < low or (value == low and not low_in):
-        return False
-    return not (value > high or (value == high and not high_in))
 
 
 class Affixes(Generic[T]):
@@ -231,7 +228,6 @@ class OtherOperators(Generic[T]):
         "prefix_ic",
         "scan",
         "size",
-        "strings",
         "suffix",
         "suffix_ic",
     )
@@ -247,7 +243,6 @@ class OtherOperators(Generic[T]):
         self.exists: list[T] = []
         self.scan: list[tuple[Operator, T]] = []
         self.size = 0
-        self.strings = False  # any operator that only strings can pass
         self.affixes: list[Affixes[T]] = []  # case-sensitive prefixes and suffixes in use
         self.folded: list[Affixes[T]] = []  # case-folded ones
         self.folding = False  # whether values must be lower-cased for any look-up
@@ -255,8 +250,6 @@ class OtherOperators(Generic[T]):
     def edit(self, operator: Operator, target: T, adding: bool) -> None:
         self._apply(operator, target, adding)
         self.size += 1 if adding else -1
-        self.strings = bool(self.ignore_case or self.prefix or self.prefix_ic)
-        self.strings = bool(self.strings or self.suffix or self.suffix_ic or self.cidr)
         self.affixes = [a for a in (self.prefix, self.suffix) if a]
         self.folded = [a for a in (self.prefix_ic, self.suffix_ic) if a]
         self.folding = bool(self.folded or self.ignore_case)
@@ -293,28 +286,28 @@ class OtherOperators(Generic[T]):
         if self.exists:
             out.extend(self.exists)
         if type(value) is str:
-            if self.strings:
-                self._collect_string(value, out)
+            for affixes in self.affixes:
+                affixes.collect(value, out)
+            if self.folding:
+                lowered = value.lower()
+                hit = self.ignore_case.get(lowered)
+                if hit:
+                    out.extend(hit)
+                for affixes in self.folded:
+                    affixes.collect(lowered, out)
+            if self.cidr:
+                self._collect_address(value, out)
         elif self.numeric and is_number(value):
             self.numeric.collect(value, out)
         for operator, target in self.scan:
             if operator.test(value):
                 out.append(target)
 
-    def _collect_string(self, value: str, out: list[T]) -> None:
-        for affixes in self.affixes:
-            affixes.collect(value, out)
-        if self.folding:
-            lowered = value.lower()
-            hit = self.ignore_case.get(lowered)
-            if hit:
-                out.extend(hit)
-            for affixes in self.folded:
-                affixes.collect(lowered, out)
-        if self.cidr:
-            address = ip_number(value)
-            blocks = self.cidr.get(address[0]) if address is not None else None
-            if blocks is not None and address is not None:
+    def _collect_address(self, value: str, out: list[T]) -> None:
+        address = ip_number(value)
+        if address is not None:
+            blocks = self.cidr.get(address[0])
+            if blocks is not None:
                 blocks.collect(address[1], out)
 
 

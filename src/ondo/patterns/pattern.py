@@ -17,7 +17,7 @@ class CompiledPattern:
     def __init__(self, source: Any, alternatives: list[Alternative]) -> None:
         self.source = source  # the pattern as parsed (a dict)
         self.alternatives: tuple[Alternative, ...] = tuple(alternatives)  # in pattern order
-        self._ordered = tuple(tuple(sorted(fields, key=Field.cost)) for fields in self.alternatives)
+        self._ordered = tuple(tuple(sorted(fields, key=Field.rank)) for fields in self.alternatives)
 
     def matches(self, event: Mapping[str, Any]) -> bool:
         """Whether the event (a JSON object as a dict) matches the pattern."""
