@@ -20,11 +20,13 @@ NO_TRAIL: Trail = ()
 class Field:
     """A path and the operators any one of which a leaf value there must pass."""
 
-    __slots__ = ("absent_ok", "key", "operators", "path", "segments", "single")
+    __slots__ = ("absent_ok", "joins", "key", "operators", "path", "segments", "single", "top")
 
     def __init__(self, path: str, operators: tuple[Operator, ...], absent_ok: bool) -> None:
         self.path = path
         self.segments = tuple(path.split("."))
+        self.joins = joins(self.segments)
+        self.top = path if len(self.segments) == 1 else None  # a top-level key, looked up directly
         self.operators = operators
         self.absent_ok = absent_ok  # {"exists": false} is among the alternatives
         self.single = operators[0] if len(operators) == 1 else None
@@ -57,60 +59,74 @@ class Field:
         return f"Field({self.path}: {self.describe()})"
 
 
-def leaves(event: Mapping[str, Any], segments: tuple[str, ...]) -> tuple[list[Any], list[Trail]]:
-    """Leaf values at a dotted path (event keys may hold dots too) and their array trails."""
+Joins = tuple[tuple[tuple[int, str], ...], ...]
+
+
+def joins(segments: tuple[str, ...]) -> Joins:
+    """For each start segment, the event keys to try: ((end, "s[start]. ... .s[end-1]"), ...).
+
+    Event keys may hold dots themselves ({"a.b": 1} is at path a.b), so at each level every
+    dotted join of the remaining segments is a candidate key.
+    """
+    return tuple(
+        tuple((end, ".".join(segments[start:end])) for end in range(start + 1, len(segments) + 1))
+        for start in range(len(segments))
+    )
+
+
+def leaves(event: Mapping[str, Any], path_joins: Joins) -> tuple[list[Any], list[Trail]]:
+    """Leaf values at a dotted path (given as its joins) and the array trail of each."""
     values: list[Any] = []
     trails: list[Trail] = []
-    if len(segments) == 1:  # the common case: a top-level attribute
-        if segments[0] in event:
-            _emit(event[segments[0]], NO_TRAIL, values, trails)
-        return values, trails
-    _collect(event, segments, 0, NO_TRAIL, values, trails)
+    _collect(event, path_joins, 0, NO_TRAIL, values, trails)
     return values, trails
 
 
 def _collect(
     node: Mapping[str, Any],
-    segments: tuple[str, ...],
+    path_joins: Joins,
     start: int,
     trail: Trail,
     values: list[Any],
     trails: list[Trail],
 ) -> None:
-    key = segments[start]
-    for end in range(start + 1, len(segments) + 1):
-        if end > start + 1:
-            key = f"{key}.{segments[end - 1]}"
+    last = len(path_joins)
+    for end, key in path_joins[start]:
         if key not in node:
             continue
-        if end == len(segments):
-            _emit(node[key], trail, values, trails)
-        else:
-            _descend(node[key], segments, end, trail, values, trails)
+        child = node[key]
+        if end == last:
+            _emit(child, trail, values, trails)
+        elif type(child) is dict or isinstance(child, Mapping):
+            _collect(child, path_joins, end, trail, values, trails)
+        elif type(child) is list:
+            _descend(child, path_joins, end, trail, values, trails)
 
 
 def _descend(
-    node: Any,
-    segments: tuple[str, ...],
+    items: list[Any],
+    path_joins: Joins,
     start: int,
     trail: Trail,
     values: list[Any],
     trails: list[Trail],
 ) -> None:
-    if isinstance(node, Mapping):
-        _collect(node, segments, start, trail, values, trails)
-    elif isinstance(node, list):
-        array = id(node)
-        for index, element in enumerate(node):
-            _descend(element, segments, start, (*trail, (array, index)), values, trails)
+    array = id(items)
+    for index, element in enumerate(items):
+        here = (*trail, (array, index))
+        if type(element) is dict or isinstance(element, Mapping):
+            _collect(element, path_joins, start, here, values, trails)
+        elif type(element) is list:
+            _descend(element, path_joins, start, here, values, trails)
 
 
 def _emit(node: Any, trail: Trail, values: list[Any], trails: list[Trail]) -> None:
-    if isinstance(node, list):
+    kind = type(node)
+    if kind is list:
         array = id(node)
         for index, element in enumerate(node):
             _emit(element, (*trail, (array, index)), values, trails)
-    elif not isinstance(node, Mapping):
+    elif kind is not dict and not isinstance(node, Mapping):
         values.append(node)
         trails.append(trail)
 

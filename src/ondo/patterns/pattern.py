@@ -55,15 +55,29 @@ def explain(
     return compile_pattern(pattern).explain(event)
 
 
+_MISSING = object()
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _alternative_matches(fields: Alternative, event: Mapping[str, Any]) -> bool:
     constrained: list[list[Trail]] = []
     for field in fields:
-        values, trails = leaves(event, field.segments)
+        if field.top is not None:  # a top-level attribute holding a plain value: no walk
+            value = event.get(field.top, _MISSING)
+            if type(value) in _SCALARS:
+                if field.test(value):
+                    continue
+                return False
+        values, trails = leaves(event, field.joins)
         if not values:
             if field.absent_ok:
                 continue
             return False
         test = field.test
+        if len(values) == 1 and not trails[0]:  # the common case: one value, in no array
+            if not test(values[0]):
+                return False
+            continue
         hits = [trail for value, trail in zip(values, trails, strict=True) if test(value)]
         if not hits:
             return False
@@ -92,7 +106,7 @@ def _explain_alternative(fields: Alternative, event: Mapping[str, Any]) -> str |
     constrained: list[list[Trail]] = []
     names: list[str] = []
     for field in fields:
-        values, trails = leaves(event, field.segments)
+        values, trails = leaves(event, field.joins)
         if not values:
             if field.absent_ok:
                 continue
