@@ -232,7 +232,7 @@ class AnythingBut(Operator):
         return f"anything-but {self.label}"
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=256)  # one event often meets the same address at many states
 def ip_number(text: str) -> tuple[int, int] | None:
     """(IP version, address as an integer) for a string holding an IP address, else None."""
     parts = text.split(".")
