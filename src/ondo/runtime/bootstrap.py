@@ -172,33 +172,37 @@ class LambdaContext:
 # --- frames ------------------------------------------------------------------------------
 
 
-def recv_exact(sock: socket.socket, size: int) -> bytes | None:
-    buf = bytearray(size)
-    view = memoryview(buf)
-    got = 0
-    while got < size:
-        n = sock.recv_into(view[got:])
-        if n == 0:
+class FrameReader:
+    """Reads frames with as few recv calls as possible (usually one per request)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.pending = bytearray()
+
+    def _fill(self, size: int) -> bool:
+        while len(self.pending) < size:
+            chunk = self.sock.recv(max(65536, size - len(self.pending)))
+            if not chunk:
+                return False
+            self.pending += chunk
+        return True
+
+    def read(self) -> tuple[dict[str, Any], bytes] | None:
+        if not self._fill(FRAME.size):
             return None
-        got += n
-    return bytes(buf)
+        head_len, body_len = FRAME.unpack_from(self.pending)
+        end = FRAME.size + head_len + body_len
+        if not self._fill(end):
+            return None
+        header = json.loads(self.pending[FRAME.size : FRAME.size + head_len])
+        body = bytes(self.pending[FRAME.size + head_len : end])
+        del self.pending[:end]
+        return header, body
 
 
 def send_frame(sock: socket.socket, header: dict[str, Any], body: bytes = b"") -> None:
     head = json.dumps(header, separators=(",", ":")).encode()
     sock.sendall(FRAME.pack(len(head), len(body)) + head + body)
-
-
-def recv_frame(sock: socket.socket) -> tuple[dict[str, Any], bytes] | None:
-    prefix = recv_exact(sock, FRAME.size)
-    if prefix is None:
-        return None
-    head_len, body_len = FRAME.unpack(prefix)
-    head = recv_exact(sock, head_len)
-    body = recv_exact(sock, body_len) if body_len else b""
-    if head is None or body is None:
-        return None
-    return json.loads(head), body
 
 
 # --- invocation --------------------------------------------------------------------------
@@ -220,7 +224,6 @@ def run_invocation(
     timeout = float(config["timeout_s"])
     started = time.monotonic()
     context = LambdaContext(config, str(header["id"]), started + timeout)
-    _arm_cpu_limit(timeout)
     reply: dict[str, Any] = {"status": "failed"}
     result = b""
     try:
@@ -238,7 +241,9 @@ def run_invocation(
         else:
             reply["error"], result = error, b""
     reply["duration_ms"] = (time.monotonic() - started) * 1000.0
-    reply["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    reply["max_rss_kb"] = usage.ru_maxrss
+    CPU_LIMIT.rearm(usage.ru_utime + usage.ru_stime, timeout)
     return reply, result
 
 
@@ -260,15 +265,25 @@ def encode_result(value: Any) -> tuple[bytes, dict[str, Any] | None]:
     return text, None
 
 
-def _arm_cpu_limit(timeout: float) -> None:
-    # A backstop: the platform kills on wall-clock time; this bounds CPU if it somehow cannot.
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    used = usage.ru_utime + usage.ru_stime
-    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    soft = math.ceil(used + timeout) + 2
-    if hard != resource.RLIM_INFINITY:
-        soft = min(soft, hard)
-    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+class CpuLimit:
+    """RLIMIT_CPU as a backstop (the platform kills on wall-clock time): always at least one
+    timeout of CPU ahead of what the worker has used, re-armed only when it gets close."""
+
+    def __init__(self) -> None:
+        self.soft = 0
+
+    def rearm(self, used: float, timeout: float) -> None:
+        if self.soft - used > timeout + 1:
+            return
+        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        soft = math.ceil(used + 2 * timeout) + 2
+        if hard != resource.RLIM_INFINITY:
+            soft = min(soft, hard)
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+        self.soft = soft
+
+
+CPU_LIMIT = CpuLimit()
 
 
 # --- worker ------------------------------------------------------------------------------
@@ -281,8 +296,11 @@ def worker_main(
     creds = struct.pack("3i", os.getpid(), os.getuid(), os.getgid())
     sock.sendmsg([b"H"], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, creds)])
     drainer = _capture_logs(log_fd, config)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    CPU_LIMIT.rearm(usage.ru_utime + usage.ru_stime, float(config["timeout_s"]))
+    frames = FrameReader(sock)
     while True:
-        frame = recv_frame(sock)
+        frame = frames.read()
         if frame is None:
             return
         header, body = frame
@@ -414,7 +432,6 @@ def warm_up(config: dict[str, Any]) -> None:
     encode_result(json.loads(b'{"warm": [1, 2.5, "up", null, true]}'))
     lambda_error(ValueError("warm-up"))
     resource.getrusage(resource.RUSAGE_SELF)
-    resource.getrlimit(resource.RLIMIT_CPU)
     json.dumps({"status": "succeeded", "duration_ms": 0.5}, separators=(",", ":"))
     FRAME.pack(1, 2)
 
