@@ -65,6 +65,7 @@ def _make_base(hierarchy: str, controller: str, probe_file: str) -> tuple[Path |
     if own is None or not mount.is_dir():
         return None, f"no {hierarchy} cgroup hierarchy mounted at {mount}"
     base = mount / own.lstrip("/") / f"ondo-{os.getpid()}"
+    _remove_stale(base.parent)
     try:
         base.mkdir(exist_ok=True)
     except OSError as exc:
@@ -73,6 +74,33 @@ def _make_base(hierarchy: str, controller: str, probe_file: str) -> tuple[Path |
         base.rmdir()
         return None, f"{base} has no {probe_file}"
     return base, ""
+
+
+def _remove_stale(parent: Path) -> None:
+    """Remove what platforms that died without cleaning up (kill -9) left behind, if empty."""
+    with contextlib.suppress(OSError):
+        for entry in parent.iterdir():
+            pid = entry.name.removeprefix("ondo-")
+            if entry.name.startswith("ondo-") and pid.isdigit() and not _alive(int(pid)):
+                _remove_empty_tree(entry)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_empty_tree(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        for child in path.iterdir():
+            if child.is_dir():
+                _remove_empty_tree(child)
+        path.rmdir()
 
 
 def detect_cgroups(wanted: bool) -> Cgroups:

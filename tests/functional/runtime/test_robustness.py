@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -363,3 +367,54 @@ def test_an_import_that_never_ends_fails_prepare(tmp_path: Path) -> None:
             await runtime.close()
 
     run(scenario)
+
+
+PLATFORM_SCRIPT = """
+import asyncio, json, sys
+from pathlib import Path
+from ondo.runtime import FunctionSpec, ZygoteRuntime
+
+async def main():
+    runtime = ZygoteRuntime()
+    await runtime.start()
+    spec = FunctionSpec("default", "orphan", 1, Path(sys.argv[1]), "app.handler", 60.0, 128, 4,
+                        False, {}, None)
+    await runtime.invoke(spec, b"{}", "warm")
+    running = asyncio.ensure_future(runtime.invoke(spec, b'{"sleep": 60}', "busy"))
+    await asyncio.sleep(0.3)
+    status = runtime.status()["functions"][spec.key]
+    print(json.dumps({"uid": status["host_uid"], "zygote": status["zygote_pid"]}), flush=True)
+    await running
+
+asyncio.run(main())
+"""
+
+
+def test_nothing_outlives_a_platform_killed_with_sigkill(tmp_path: Path) -> None:
+    code = write_function(
+        tmp_path,
+        "orphan",
+        """
+        import subprocess, time
+        def handler(event, context):
+            subprocess.Popen(["sleep", "300"], start_new_session=True)
+            time.sleep(event.get("sleep", 0))
+            return "ok"
+        """,
+    )
+    platform = subprocess.Popen(
+        [sys.executable, "-c", PLATFORM_SCRIPT, str(code)], stdout=subprocess.PIPE
+    )
+    try:
+        assert platform.stdout is not None
+        started = json.loads(platform.stdout.readline())
+        assert len(processes_of_uid(started["uid"])) >= 4  # zygote, 2 workers, their sleeps
+    finally:
+        platform.kill()
+        platform.wait()
+        if platform.stdout is not None:
+            platform.stdout.close()
+    deadline = time.monotonic() + 10
+    while processes_of_uid(started["uid"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_of_uid(started["uid"]) == []
