@@ -23,7 +23,7 @@ from ondo.patterns.operators import (
     Suffix,
     ip_number,
 )
-from ondo.patterns.values import is_number, value_key
+from ondo.patterns.values import value_key
 
 T = TypeVar("T")
 
@@ -223,6 +223,7 @@ class OtherOperators(Generic[T]):
         "folded",
         "folding",
         "ignore_case",
+        "numbers",
         "numeric",
         "prefix",
         "prefix_ic",
@@ -239,6 +240,7 @@ class OtherOperators(Generic[T]):
         self.suffix: Affixes[T] = Affixes(suffix=True)
         self.suffix_ic: Affixes[T] = Affixes(suffix=True)
         self.numeric: Intervals[T] = Intervals()
+        self.numbers = False  # whether numeric holds any range
         self.cidr: dict[int, Intervals[T]] = {}
         self.exists: list[T] = []
         self.scan: list[tuple[Operator, T]] = []
@@ -250,6 +252,7 @@ class OtherOperators(Generic[T]):
     def edit(self, operator: Operator, target: T, adding: bool) -> None:
         self._apply(operator, target, adding)
         self.size += 1 if adding else -1
+        self.numbers = bool(self.numeric)
         self.affixes = [a for a in (self.prefix, self.suffix) if a]
         self.folded = [a for a in (self.prefix_ic, self.suffix_ic) if a]
         self.folding = bool(self.folded or self.ignore_case)
@@ -297,7 +300,7 @@ class OtherOperators(Generic[T]):
                     affixes.collect(lowered, out)
             if self.cidr:
                 self._collect_address(value, out)
-        elif self.numeric and is_number(value):
+        elif self.numbers and (type(value) is int or type(value) is float):
             self.numeric.collect(value, out)
         for operator, target in self.scan:
             if operator.test(value):

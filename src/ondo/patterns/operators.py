@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from ondo.patterns.values import is_number, show, value_key
@@ -218,18 +219,36 @@ class Exists(Operator):
 class AnythingBut(Operator):
     """Any leaf value (null, other types included) that the inner operators do not match."""
 
-    __slots__ = ("excluded", "label")
+    __slots__ = ("excluded", "label", "matches_inner")
 
     def __init__(self, excluded: tuple[Operator, ...], label: str) -> None:
         self.excluded = excluded
         self.label = label
         self.key = ("anything-but", frozenset(op.key for op in excluded))
+        self.matches_inner = _any_of(excluded)
 
     def test(self, value: Any) -> bool:
-        return not any(op.test(value) for op in self.excluded)
+        return not self.matches_inner(value)
 
     def describe(self) -> str:
         return f"anything-but {self.label}"
+
+
+def _any_of(operators: tuple[Operator, ...]) -> Callable[[Any], bool]:
+    """One test for "any of these operators passes", specialised for the forms anything-but
+    takes (all exact, all prefixes, all suffixes, ...), since it runs for most values."""
+    if all(isinstance(op, Exact) for op in operators):
+        keys = frozenset(op.lookup for op in operators if isinstance(op, Exact))
+        return lambda value: value_key(value) in keys
+    if all(isinstance(op, Prefix | Suffix) and not op.ignore_case for op in operators):
+        needles = tuple(op.needle for op in operators if isinstance(op, Prefix | Suffix))
+        if isinstance(operators[0], Prefix):
+            return lambda value: type(value) is str and value.startswith(needles)
+        return lambda value: type(value) is str and value.endswith(needles)
+    if all(isinstance(op, EqualsIgnoreCase) for op in operators):
+        lowered = frozenset(op.lowered for op in operators if isinstance(op, EqualsIgnoreCase))
+        return lambda value: type(value) is str and value.lower() in lowered
+    return lambda value: any(op.test(value) for op in operators)
 
 
 @functools.lru_cache(maxsize=256)  # one event often meets the same address at many states
