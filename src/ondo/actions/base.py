@@ -59,6 +59,21 @@ class ActionKind(Protocol):
         ...
 
 
+def lane_of(request: ActionRequest) -> str:
+    """The lane of a request: jobs of one lane share a limit (see `lane_limit` below).
+
+    A kind may define `lane(request) -> str` and `lane_limit(request, platform) -> int | None`
+    (invoke: one lane per function, limited to the function's concurrency); without them the
+    lane is the action word, with no limit but the queue's own.
+    """
+    try:
+        kind = kind_of(request.action.kind)
+    except RuleError:  # performing it will dead-letter it with this error
+        return request.action.kind
+    lane = getattr(kind, "lane", None)
+    return str(lane(request)) if lane is not None else request.action.kind
+
+
 # Action word -> module holding its kind (a module-level `KIND`); imported on first use.
 KIND_MODULES: dict[str, str] = {
     "invoke": "ondo.actions.invoke",

@@ -38,6 +38,17 @@ class InvokeAction:
                 f" {namespace!r}; deploy it first (`ondo deploy`) or fix the name"
             )
 
+    def lane(self, request: ActionRequest) -> str:
+        return f"invoke:{request.namespace}/{request.action.target}"
+
+    def lane_limit(self, request: ActionRequest, platform: Platform) -> int | None:
+        """The function's concurrency: more jobs than that would only wait for a slot."""
+        try:
+            fv = platform.functions.get(request.action.target, request.namespace)
+        except NotFound:
+            return None
+        return fv.config.concurrency
+
     async def perform(
         self, request: ActionRequest, attempt: int, platform: Platform
     ) -> ActionResult:

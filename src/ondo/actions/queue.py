@@ -10,9 +10,12 @@ again as the same attempt, whose request id lets the kind see that it already ha
 from __future__ import annotations
 
 import asyncio
+import collections
+import functools
 import logging
 import os
 import random
+import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -20,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter
 
-from ondo.actions.base import ActionKind, ActionRequest, ActionResult, kind_of
+from ondo.actions.base import ActionKind, ActionRequest, ActionResult, kind_of, lane_of
 from ondo.actions.codec import request_from_json, request_to_json
 from ondo.actions.destinations import emit_destination
 from ondo.backends.store.sqlite_actions import (
@@ -71,6 +74,7 @@ class QueueSettings:
 
 
 DESTINATIONS = ("all", "failed", "none")
+LANE_LIMIT_TTL_S = 5.0  # a function's concurrency is looked up again after this long
 PRUNE_EVERY_S = 3600.0
 
 
@@ -158,6 +162,11 @@ class ActionQueue:
         self._outcomes: list[Outcome] = []
         self._stopping = False
         self._pruned_at = 0.0
+        # Lanes: jobs that share a limit (an invoked function's concurrency). Jobs over the
+        # limit stay pending instead of holding workers, so one slow function cannot take
+        # every worker from the others.
+        self._lane_limits: dict[str, tuple[int, float]] = {}  # lane -> (limit, learnt at)
+        self._lane_running: collections.Counter[str] = collections.Counter()
 
     # --- the engine's side ----------------------------------------------------------------
 
@@ -181,6 +190,7 @@ class ActionQueue:
             event_id=str(request.event.get("id", "")),
             max_attempts=self.max_attempts_of(request),
             request=request_to_json(request),
+            lane=lane_of(request),
         )
 
     def max_attempts_of(self, request: ActionRequest) -> int:
@@ -259,18 +269,20 @@ class ActionQueue:
             self._wake.clear()
             free = self.settings.workers - len(self._inflight)
             outcomes, self._outcomes = self._outcomes, []
-            jobs = self.repo.settle_and_claim(outcomes, self.clock.now(), max(free, 0))
+            allowance = self._allowance()
+            jobs = self.repo.settle_and_claim(outcomes, self.clock.now(), max(free, 0), allowance)
             for job in jobs:
+                self._learn_limit(job)
                 self._spawn(job)
             if free <= 0 or len(jobs) == free:
                 await self._wake.wait()  # every slot is busy: a finishing attempt wakes us
             elif not jobs:
-                await self._idle()
+                await self._idle([lane for lane, left in allowance.items() if left <= 0])
 
-    async def _idle(self) -> None:
+    async def _idle(self, full_lanes: list[str]) -> None:
         """Sleep until an enqueue, a freed slot, or the next retry falls due."""
         self._prune_now_and_then()
-        due = self.repo.next_due_at()
+        due = self.repo.next_due_at(full_lanes)
         delay = self.settings.idle_poll_s
         if due is not None:
             delay = max(0.0, min(delay, due - self.clock.now()))
@@ -291,13 +303,37 @@ class ActionQueue:
         if removed:
             log.info("forgot %d finished action jobs older than the retention", removed)
 
+    def _allowance(self) -> dict[str, int]:
+        """How many more jobs each known lane may start now."""
+        allowance = {"": self.settings.workers}
+        for lane, (limit, _learnt) in self._lane_limits.items():
+            allowance[lane] = limit - self._lane_running[lane]
+        return allowance
+
+    def _learn_limit(self, job: Job) -> None:
+        """Look up (again, after a while) the limit of a claimed job's lane."""
+        known = self._lane_limits.get(job.lane)
+        if not job.lane or (known and time.monotonic() - known[1] < LANE_LIMIT_TTL_S):
+            return
+        limit: int | None = None
+        try:
+            kind = kind_of(job.kind)
+            lane_limit = getattr(kind, "lane_limit", None)
+            if lane_limit is not None:
+                limit = lane_limit(request_from_json(job.request), self.platform)
+        except OndoError:
+            limit = None  # the attempt itself will report what is wrong
+        self._lane_limits[job.lane] = (limit or self.settings.workers, time.monotonic())
+
     def _spawn(self, job: Job) -> None:
         task = asyncio.create_task(self._attempt(job))
         self._inflight.add(task)
-        task.add_done_callback(self._finished)
+        self._lane_running[job.lane] += 1
+        task.add_done_callback(functools.partial(self._finished, job.lane))
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
+    def _finished(self, lane: str, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
+        self._lane_running[lane] -= 1
         self._wake.set()
 
     # --- one attempt -----------------------------------------------------------------------

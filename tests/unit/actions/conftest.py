@@ -25,6 +25,8 @@ class ScriptedKind:
     retryable: bool = True
     calls: list[tuple[str, int]] = field(default_factory=list)
     gate: asyncio.Event | None = None
+    limits: dict[str, int] = field(default_factory=dict)  # target -> how many may run at once
+    gates: dict[str, asyncio.Event] = field(default_factory=dict)  # target -> wait for it
 
     def validate(self, action: Action, platform: Platform, namespace: str) -> None:
         return None
@@ -35,6 +37,8 @@ class ScriptedKind:
         self.calls.append((request.key, attempt))
         if self.gate is not None:
             await self.gate.wait()
+        if request.action.target in self.gates:
+            await self.gates[request.action.target].wait()
         done = sum(1 for key, _ in self.calls if key == request.key)
         if done <= self.failures.get(request.key, 0):
             return ActionResult(
@@ -42,19 +46,28 @@ class ScriptedKind:
             )
         return ActionResult(ok=True, detail={"call": done})
 
+    def lane(self, request: ActionRequest) -> str:
+        return f"scripted:{request.action.target}"
+
+    def lane_limit(self, request: ActionRequest, platform: Platform) -> int | None:
+        return self.limits.get(request.action.target)
+
     def count(self, key: str) -> int:
         return sum(1 for k, _ in self.calls if k == key)
 
 
 def request(
-    key: str, kind: str = "scripted", args: Mapping[str, Any] | None = None
+    key: str,
+    kind: str = "scripted",
+    args: Mapping[str, Any] | None = None,
+    target: str = "t",
 ) -> ActionRequest:
     return ActionRequest(
         key=key,
         namespace="default",
         rule="r1",
         action_index=0,
-        action=Action(kind=kind, target="t", args=dict(args or {}), cc=()),
+        action=Action(kind=kind, target=target, args=dict(args or {}), cc=()),
         event={"specversion": "1.0", "id": f"ev-{key}", "source": "test/src", "type": "t.happened"},
         enforcement_id=f"enf-{key}",
     )

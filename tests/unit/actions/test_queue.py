@@ -294,3 +294,28 @@ def test_finished_jobs_are_forgotten_after_the_retention(
         await queue.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_full_lane_leaves_the_workers_to_other_lanes(
+    platform: Platform, scripted: ScriptedKind
+) -> None:
+    scripted.limits["slow"] = 2
+    scripted.gates["slow"] = asyncio.Event()
+    slow = [f"slow{i}" for i in range(10)]
+    fast = [f"fast{i}" for i in range(5)]
+
+    async def scenario() -> None:
+        queue = queue_of(platform, replace(SETTINGS, workers=4))
+        await queue.start()
+        await queue.enqueue([request(k, target="slow") for k in slow])
+        await queue.enqueue([request(k, target="fast") for k in fast])
+        await until(lambda: all(status(queue, k) == "succeeded" for k in fast))
+        # Only as many slow jobs as the lane allows were started; the rest wait, pending.
+        assert sum(scripted.count(k) for k in slow) == 2
+        assert sorted(status(queue, k) or "" for k in slow) == ["pending"] * 8 + ["running"] * 2
+        scripted.gates["slow"].set()
+        await until(lambda: all(status(queue, k) == "succeeded" for k in slow))
+        await queue.stop()
+        assert all(scripted.count(k) == 1 for k in slow + fast)
+
+    asyncio.run(scenario())

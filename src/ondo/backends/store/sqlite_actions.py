@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,11 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX action_jobs_event ON action_jobs (event_source, event_id)
         """,
     ),
+    (
+        # The lane groups jobs that share a limit (invoke: the function and its concurrency).
+        "actions-0002",
+        "ALTER TABLE action_jobs ADD COLUMN lane TEXT NOT NULL DEFAULT ''",
+    ),
 ]
 
 STATUSES = ("pending", "running", "succeeded", "dead", "discarded")
@@ -57,6 +62,7 @@ class NewJob:
     event_id: str
     max_attempts: int
     request: str  # the ActionRequest's JSON form
+    lane: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,7 @@ class Job:
     created_at: float
     updated_at: float
     finished_at: float | None
+    lane: str = ""
 
     def to_json(self, with_request: bool = False) -> dict[str, Any]:
         out = {
@@ -130,6 +137,7 @@ class ActionJobRepository:
                 j.request,
                 now,
                 now,
+                j.lane,
             )
             for j in jobs
         ]
@@ -138,8 +146,8 @@ class ActionJobRepository:
             conn.executemany(
                 "INSERT OR IGNORE INTO action_jobs (key, namespace, rule, action_index, kind,"
                 " enforcement_id, event_source, event_id, status, max_attempts, next_attempt_at,"
-                " request, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
+                " request, created_at, updated_at, lane)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             return conn.total_changes - before
@@ -148,29 +156,41 @@ class ActionJobRepository:
         """Mark up to `limit` due pending jobs running (attempts + 1) and return them."""
         return self.settle_and_claim((), now, limit)
 
-    def settle_and_claim(self, outcomes: Sequence[Outcome], now: float, limit: int) -> list[Job]:
-        """Store finished attempts, then claim due jobs: one transaction for both."""
+    def settle_and_claim(
+        self,
+        outcomes: Sequence[Outcome],
+        now: float,
+        limit: int,
+        allowance: Mapping[str, int] | None = None,
+        new_lane_allowance: int = 1,
+    ) -> list[Job]:
+        """Store finished attempts, then claim due jobs: one transaction for both.
+
+        With `allowance` (lane -> how many more may run), at most that many jobs of a lane are
+        claimed, lanes at 0 are skipped in the scan, and a lane not in the map gets
+        `new_lane_allowance` (its limit is learnt once its first job is claimed).
+        """
         if not outcomes and limit <= 0:
             return []
         with self.db.transaction() as conn:
             for outcome in outcomes:
                 _store_outcome(conn, outcome, now)
-            rows = (
-                conn.execute(
-                    "UPDATE action_jobs SET status = 'running', attempts = attempts + 1,"
-                    " attempt_seq = attempt_seq + 1, updated_at = ? WHERE id IN (SELECT id"
-                    " FROM action_jobs WHERE status = 'pending'"
-                    " AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?) RETURNING *",
-                    (now, now, limit),
-                ).fetchall()
-                if limit > 0
-                else []
-            )
+            if limit <= 0:
+                return []
+            if allowance is None:
+                rows = conn.execute(_CLAIM_DUE, (now, now, limit)).fetchall()
+            else:
+                ids = _pick(conn, now, limit, allowance, new_lane_allowance)
+                rows = conn.execute(_claim_ids(len(ids)), (now, *ids)).fetchall() if ids else []
         return sorted((_job(r) for r in rows), key=lambda j: (j.next_attempt_at, j.id))
 
-    def next_due_at(self) -> float | None:
+    def next_due_at(self, skip_lanes: Collection[str] = ()) -> float | None:
+        """When the next pending job falls due (ignoring lanes that are full)."""
+        marks = ", ".join("?" * len(skip_lanes))
         row = self.db.query_one(
             "SELECT MIN(next_attempt_at) FROM action_jobs WHERE status = 'pending'"
+            + (f" AND lane NOT IN ({marks})" if skip_lanes else ""),
+            tuple(skip_lanes),
         )
         return None if row is None or row[0] is None else float(row[0])
 
@@ -269,6 +289,50 @@ class ActionJobRepository:
         return cur.rowcount == 1
 
 
+_CLAIMED = (
+    "UPDATE action_jobs SET status = 'running', attempts = attempts + 1,"
+    " attempt_seq = attempt_seq + 1, updated_at = ? WHERE id IN ({ids}) RETURNING *"
+)
+_CLAIM_DUE = _CLAIMED.format(
+    ids="SELECT id FROM action_jobs WHERE status = 'pending' AND next_attempt_at <= ?"
+    " ORDER BY next_attempt_at, id LIMIT ?"
+)
+SCAN_FACTOR = 4  # due jobs looked at per free slot when lanes have limits
+
+
+def _claim_ids(count: int) -> str:
+    return _CLAIMED.format(ids=", ".join("?" * count))
+
+
+def _pick(
+    conn: sqlite3.Connection,
+    now: float,
+    limit: int,
+    allowance: Mapping[str, int],
+    new_lane_allowance: int,
+) -> list[int]:
+    """Due job ids in order, at most `limit`, no lane over its allowance."""
+    full = [lane for lane, left in allowance.items() if left <= 0]
+    marks = ", ".join("?" * len(full))
+    candidates = conn.execute(
+        "SELECT id, lane FROM action_jobs WHERE status = 'pending' AND next_attempt_at <= ?"
+        + (f" AND lane NOT IN ({marks})" if full else "")
+        + " ORDER BY next_attempt_at, id LIMIT ?",
+        (now, *full, limit * SCAN_FACTOR),
+    ).fetchall()
+    left = dict(allowance)
+    picked: list[int] = []
+    for job_id, lane in candidates:
+        room = left.get(lane, new_lane_allowance)
+        if room <= 0:
+            continue
+        left[lane] = room - 1
+        picked.append(job_id)
+        if len(picked) == limit:
+            break
+    return picked
+
+
 def _store_outcome(conn: sqlite3.Connection, outcome: Outcome, now: float) -> None:
     appended = _append(outcome.invocation_id)
     if outcome.status == "pending":
@@ -331,4 +395,5 @@ def _job(row: sqlite3.Row) -> Job:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         finished_at=row["finished_at"],
+        lane=row["lane"],
     )
