@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from ondo.patterns.operators import (
@@ -148,6 +149,11 @@ class Affixes(Generic[T]):
             out.extend(self._table[candidate])
             candidate = parent[candidate]
 
+    def collect_any(self, value: Any, out: list[T]) -> None:
+        """collect() for a leaf of any type (only strings have prefixes)."""
+        if type(value) is str:
+            self.collect(value, out)
+
     def _build(self) -> list[str]:
         keys = sorted(self._table)
         chain: list[str] = []
@@ -210,7 +216,7 @@ class ValueIndex(Generic[T]):
         elif hit is not None:
             out.append(hit)
         if self.others is not None:
-            self.others.collect(value, out)
+            self.others.fast(value, out)
 
 
 class OtherOperators(Generic[T]):
@@ -220,6 +226,7 @@ class OtherOperators(Generic[T]):
         "affixes",
         "cidr",
         "exists",
+        "fast",
         "folded",
         "folding",
         "ignore_case",
@@ -248,6 +255,7 @@ class OtherOperators(Generic[T]):
         self.affixes: list[Affixes[T]] = []  # case-sensitive prefixes and suffixes in use
         self.folded: list[Affixes[T]] = []  # case-folded ones
         self.folding = False  # whether values must be lower-cased for any look-up
+        self.fast: Callable[[Any, list[T]], None] = self.collect  # collect, or a shortcut
 
     def edit(self, operator: Operator, target: T, adding: bool) -> None:
         self._apply(operator, target, adding)
@@ -256,6 +264,10 @@ class OtherOperators(Generic[T]):
         self.affixes = [a for a in (self.prefix, self.suffix) if a]
         self.folded = [a for a in (self.prefix_ic, self.suffix_ic) if a]
         self.folding = bool(self.folded or self.ignore_case)
+        self.fast = self.collect
+        others = self.exists or self.folding or self.cidr or self.numbers or self.scan
+        if not others and not self.suffix:  # the usual case: a source or type prefix
+            self.fast = self.prefix.collect_any
 
     def _apply(self, op: Operator, target: T, adding: bool) -> None:
         if isinstance(op, EqualsIgnoreCase):

@@ -307,7 +307,7 @@ def _walk(root: _State, values: Flat) -> set[str]:
                     elif hit.rules is not None:  # a final state: no need to visit it
                         matched.update(hit.rules)
                 if others is not None:
-                    others.collect(value, more)
+                    others.fast(value, more)
         if state.absent is not None:
             for path, targets in state.absent.items():
                 if path not in values:
