@@ -193,6 +193,13 @@ class CgroupHooks(WorkerHooks):
             return _oom_kills(Path(path)) > self.oom_baseline.get(path, 0)
         return False
 
+    def peak_memory_mb(self, cgroups: list[str]) -> float:
+        for path in filter(self._is_memory, cgroups):
+            with contextlib.suppress(OSError, ValueError):
+                peak = int((Path(path) / "memory.max_usage_in_bytes").read_text())
+                return peak / (1024 * 1024)
+        return 0.0
+
     def forget(self, cgroups: list[str]) -> None:
         """The worker is gone: keep its (empty) cgroups for the pool's next worker."""
         if not cgroups:

@@ -137,6 +137,10 @@ def enter_inner(config: dict[str, Any]) -> dict[str, Any]:
     if layers.get("mount") and layers.get("rootfs"):
         build_root(config)
         applied["rootfs"] = True
+    elif layers.get("mount"):
+        keep = [config["code_dir"], *([config["layer_dir"]] if config.get("layer_dir") else [])]
+        hide_paths(config.get("hidden_paths", []), keep)  # second best: cover the secrets
+        applied["hidden_paths"] = True
     set_rlimits(config)
     applied["rlimits"] = True
     drop_to_host_uid(int(config["host_uid"]))
@@ -249,6 +253,21 @@ def build_root(config: dict[str, Any]) -> None:
     _check(libc.umount2(b".", MNT_DETACH), "umount old root")
     os.chdir("/")
     mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def hide_paths(paths: list[str], keep: list[str]) -> None:
+    """Cover each hidden path with an empty tmpfs; re-expose (read-only) the `keep` paths in it."""
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    kept = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in keep}
+    for hidden in filter(os.path.isdir, paths):
+        mount("hidden", hidden, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
+        for path, fd in kept.items():
+            if path.startswith(hidden.rstrip("/") + "/"):
+                os.makedirs(path, exist_ok=True)
+                bind(f"/proc/self/fd/{fd}", path)
+        mount(None, hidden, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    for fd in kept.values():
+        os.close(fd)
 
 
 def set_rlimits(config: dict[str, Any]) -> None:
@@ -365,7 +384,13 @@ KILLED_SYSCALLS = {
     "mount_setattr": 442,
 }
 # Namespace changes fail with EPERM (libraries probe for them; no reason to kill).
-EPERM_SYSCALLS = {"unshare": 272, "setns": 308}
+EPERM_SYSCALLS = {
+    "unshare": 272,
+    "setns": 308,
+    "io_uring_setup": 425,  # a large kernel attack surface; libraries fall back to plain I/O
+    "io_uring_enter": 426,
+    "io_uring_register": 427,
+}
 SYS_CLONE, SYS_CLONE3 = 56, 435
 CLONE_NS_MASK = (
     CLONE_NEWNS

@@ -9,6 +9,7 @@ import mmap
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from ondo.errors import ConcurrencyExhausted, RuntimeUnavailable
@@ -37,6 +38,9 @@ class WorkerHooks:
 
     def oom_killed(self, cgroups: list[str]) -> bool:
         return False
+
+    def peak_memory_mb(self, cgroups: list[str]) -> float:
+        return 0.0
 
     def forget(self, cgroups: list[str]) -> None:
         return None
@@ -226,9 +230,11 @@ class FunctionPool:
         status = await self._wait_exit(worker)
         logs = worker.read_logs()
         oom = self.hooks.oom_killed(worker.cgroups) or (reply is not None and "fatal" in reply)
+        peak_mb = self.hooks.peak_memory_mb(worker.cgroups)
         self._forget(worker)
         if worker.killed_for == "timeout":
-            return _timed_out(self.spec, request_id, cold, init_ms, duration_ms, logs)
+            outcome = _timed_out(self.spec, request_id, cold, init_ms, duration_ms, logs)
+            return replace(outcome, max_memory_mb=peak_mb)
         death = describe_death(status, oom)
         if worker.killed_for == "protocol":
             death["reason"] = f"protocol violation: {why}"
@@ -242,7 +248,7 @@ class FunctionPool:
         }
         if reply is not None and reply.get("error"):
             error["stackTrace"] = reply["error"].get("stackTrace", [])
-        return InvocationOutcome("killed", None, error, cold, init_ms, duration_ms, 0.0, logs)
+        return InvocationOutcome("killed", None, error, cold, init_ms, duration_ms, peak_mb, logs)
 
     async def _wait_exit(self, worker: Worker) -> int | None:
         try:

@@ -27,6 +27,7 @@ class SandboxOptions:
     hidden_paths: tuple[str, ...] = ()  # never visible inside (the platform's data dir)
     use_cgroups: bool = True
     extra_nproc: int = 32  # processes a worker may start beyond itself (fork bombs stop here)
+    disabled_layers: tuple[str, ...] = ()  # e.g. ("rootfs",) to fall back to hiding paths
 
 
 @dataclass
@@ -49,6 +50,8 @@ class Sandbox:
         else:
             self.root_mount = tempfile.mkdtemp(prefix="ondo-sandbox-root-")
             self.layers_state = await probe_layers(self.root_mount)
+            for name in self.options.disabled_layers:
+                self.layers_state[name] = {"active": False, "reason": "disabled by configuration"}
             cgroups = detect_cgroups(self.options.use_cgroups)
             self.layers_state.update(cgroups.layers())
             if cgroups.usable:
@@ -75,12 +78,15 @@ class Sandbox:
                 "layer_root": str(spec.layer_dir) if spec.layer_dir else None,
             }
         self._next_uid += 1
+        rooted = self.active("mount") and self.active("rootfs")
         cgroup_dirs = self.hooks.zygote_cgroups(pool_id, spec) if self.hooks else []
         return {
             "sandbox": True,
             "root_mount": self.root_mount,
-            "task_root": "/var/task",
-            "layer_root": "/opt/python" if spec.layer_dir else None,
+            "task_root": "/var/task" if rooted else str(spec.code_dir),
+            "layer_root": ("/opt/python" if rooted else str(spec.layer_dir))
+            if spec.layer_dir
+            else None,
             "code_dir": str(spec.code_dir),
             "layer_dir": str(spec.layer_dir) if spec.layer_dir else None,
             "python_prefix": os.path.realpath(sys.base_prefix),
@@ -91,6 +97,7 @@ class Sandbox:
             "as_bytes": _address_space_limit(spec.memory_mb, self.active("cgroups.memory")),
             "layers": {name: self.active(name) for name in self.layers_state},
             "cgroup_dirs": cgroup_dirs,
+            "hidden_paths": list(self.options.hidden_paths),
         }
 
     def forget_pool(self, pool_id: str) -> None:

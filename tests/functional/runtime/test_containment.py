@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import tempfile
+import textwrap
 from pathlib import Path
 
 from tests.functional.runtime.helpers import (
@@ -123,3 +125,43 @@ def test_each_function_has_its_own_tmp(tmp_path: Path) -> None:
             assert result_of(await invoke(runtime, second, {"value": "b"})) == ["b"]
 
     run(scenario)
+
+
+READER = """
+import os
+def handler(event, context):
+    seen = {"root_entries": sorted(os.listdir("/"))}
+    for path in event["paths"]:
+        try:
+            with open(path) as handle:
+                seen[path] = handle.read()
+        except OSError as exc:
+            seen[path] = type(exc).__name__
+    return seen
+"""
+
+
+def test_without_a_root_switch_the_data_dir_is_still_hidden() -> None:
+    # Without the root switch the function sees the host's files as an unprivileged uid, so
+    # the test's files must be world-readable (pytest's tmp dirs are not); the python install
+    # must be too for imports made after the zygote started.
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        root.chmod(0o755)
+        data_dir = root / "data"
+        data_dir.mkdir()
+        secret = data_dir / "admin.token"
+        secret.write_text("s3cret")
+        code = write_function(data_dir, "reader", READER)  # inside the hidden dir, re-exposed
+
+        async def scenario() -> None:
+            options = {"hidden_paths": (str(data_dir),), "disabled_layers": ("rootfs",)}
+            async with started(**options) as runtime:
+                assert runtime.status()["sandbox"]["rootfs"]["active"] is False
+                event = {"paths": [str(secret), str(code / "app.py")]}
+                seen = result_of(await invoke(runtime, make_spec(code), event))
+            assert seen[str(secret)] == "FileNotFoundError"
+            assert seen[str(code / "app.py")] == textwrap.dedent(READER)
+            assert "work" in seen["root_entries"]  # the host's root: only the data dir is covered
+
+        run(scenario)
