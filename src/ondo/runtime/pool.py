@@ -154,6 +154,10 @@ class FunctionPool:
         timer = channel.loop.call_later(HELLO_TIMEOUT_S, channel.close, "no hello in time")
         try:
             pid = await channel.hello
+        except asyncio.CancelledError:
+            channel.close("the invocation was cancelled")  # the worker exits on EOF
+            os.close(log_fd)
+            raise
         except WorkerGone as exc:
             os.close(log_fd)
             why = self.zygote.fork_failures.pop(slot, None) or exc.why
@@ -196,6 +200,9 @@ class FunctionPool:
             header, body = await reply
         except WorkerGone as gone:
             return await self._death(worker, gone.why, request_id, cold, init_ms, started)
+        except asyncio.CancelledError:
+            self._abandon(worker)
+            raise
         finally:
             timer.cancel()
         worker.invocations += 1
@@ -204,6 +211,12 @@ class FunctionPool:
         outcome = _outcome_from_reply(header, body, worker, cold, init_ms)
         self._release(worker)
         return outcome
+
+    def _abandon(self, worker: Worker) -> None:
+        """The caller went away mid-invocation: the worker cannot be reused, its slot can."""
+        self.busy.discard(worker)
+        self._idle_changed.set()
+        self._retire_worker(worker, "cancelled")
 
     def _on_timeout(self, worker: Worker) -> None:
         self.counts["timeouts"] += 1

@@ -307,3 +307,53 @@ def test_status_reports_layers_pools_and_totals(tmp_path: Path) -> None:
             assert runtime.status()["totals"]["zygotes"] == 0
 
     run(scenario)
+
+
+def test_a_cancelled_invocation_frees_its_slot(tmp_path: Path) -> None:
+    code = write_function(
+        tmp_path,
+        "cancel",
+        """
+        import time
+        def handler(event, context):
+            time.sleep(event["sleep"])
+            return "done"
+        """,
+    )
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            spec = make_spec(code, concurrency=1)
+            running = asyncio.create_task(invoke(runtime, spec, {"sleep": 30}))
+            await asyncio.sleep(0.3)
+            running.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await running
+            assert runtime.status()["functions"][spec.key]["busy"] == 0
+            assert result_of(await invoke(runtime, spec, {"sleep": 0})) == "done"
+
+    run(scenario)
+
+
+def test_a_result_over_6_mb_fails_cleanly(tmp_path: Path) -> None:
+    code = write_function(
+        tmp_path,
+        "big",
+        """
+        def handler(event, context):
+            return "x" * (event["mb"] * 1024 * 1024)
+        """,
+    )
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            spec = make_spec(code, memory_mb=256)
+            too_big = await invoke(runtime, spec, {"mb": 7})
+            assert too_big.status == "failed"
+            assert too_big.error is not None
+            assert too_big.error["errorType"] == "Function.ResponseSizeTooLarge"
+            fits = await invoke(runtime, spec, {"mb": 5})
+            assert fits.status == "succeeded" and fits.cold is False
+            assert fits.result is not None and len(fits.result) == 5 * 1024 * 1024 + 2
+
+    run(scenario)
