@@ -13,6 +13,7 @@ from typing import Any
 from ondo.patterns.operators import Operator
 from ondo.patterns.values import show
 
+_LEAF_TYPES = frozenset({str, int, float, bool, type(None)})  # JSON scalars, tested first
 Trail = tuple[tuple[int, int], ...]
 NO_TRAIL: Trail = ()
 
@@ -122,7 +123,10 @@ def _descend(
 
 def _emit(node: Any, trail: Trail, values: list[Any], trails: list[Trail]) -> None:
     kind = type(node)
-    if kind is list:
+    if kind in _LEAF_TYPES:
+        values.append(node)
+        trails.append(trail)
+    elif kind is list:
         array = id(node)
         for index, element in enumerate(node):
             _emit(element, (*trail, (array, index)), values, trails)

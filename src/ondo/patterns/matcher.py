@@ -23,6 +23,9 @@ Chosen = tuple[tuple[int, int], ...]
 Wanted = frozenset[str]
 
 
+_LEAF_TYPES = frozenset({str, int, float, bool, type(None)})  # JSON scalars, tested first
+
+
 class _Tree(dict[str, "tuple[str, _Tree]"]):
     """Wanted paths as nested keys: segment -> (dotted path so far, deeper segments)."""
 
@@ -214,7 +217,7 @@ def _flatten_plain(node: Mapping[str, Any], tree: _Tree, values: Flat) -> bool:
                 continue
         path, subtree = entry
         kind = type(child)
-        if kind is dict or (kind is not list and isinstance(child, Mapping)):
+        if kind is dict or (kind not in _LEAF_TYPES and isinstance(child, Mapping)):
             if not _flatten_plain(child, subtree, values):
                 return False
         elif kind is list:
