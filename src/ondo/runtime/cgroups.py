@@ -193,6 +193,12 @@ class CgroupHooks(WorkerHooks):
             return _oom_kills(Path(path)) > self.oom_baseline.get(path, 0)
         return False
 
+    def pool_oom_killed(self, pool_id: str) -> bool:
+        """Did the OOM killer act in the version's own cgroup (the zygote, while importing)?"""
+        if self.cg.memory is None:
+            return False
+        return _oom_kills(self.cg.memory / pool_id) > 0
+
     def peak_memory_mb(self, cgroups: list[str]) -> float:
         for path in filter(self._is_memory, cgroups):
             with contextlib.suppress(OSError, ValueError):

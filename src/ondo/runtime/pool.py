@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from ondo.errors import ConcurrencyExhausted, RuntimeUnavailable
+from ondo.errors import ConcurrencyExhausted, HandlerImportError, RuntimeUnavailable
 from ondo.runtime.base import FunctionSpec, InvocationOutcome
 from ondo.runtime.channel import WorkerChannel, WorkerGone
 from ondo.runtime.worker import Worker, describe_death
@@ -41,6 +41,9 @@ class WorkerHooks:
 
     def peak_memory_mb(self, cgroups: list[str]) -> float:
         return 0.0
+
+    def pool_oom_killed(self, pool_id: str) -> bool:
+        return False
 
     def forget(self, cgroups: list[str]) -> None:
         return None
@@ -92,8 +95,17 @@ class FunctionPool:
             self.zygote = zygote
             try:
                 await zygote.start(self.import_timeout_s)
-            except BaseException:
+            except RuntimeUnavailable as exc:
                 await zygote.wait_dead(5.0)  # nothing of a failed start outlives it
+                if self.hooks.pool_oom_killed(self.pool_id):
+                    raise HandlerImportError(
+                        f"{self.spec.key}: importing {self.spec.handler!r} ran out of memory "
+                        f"(the version may use {self.spec.memory_mb} MB per worker); "
+                        "raise `memory` or import less at module level"
+                    ) from exc
+                raise
+            except BaseException:
+                await zygote.wait_dead(5.0)
                 raise
 
     def _on_exit(self, slot: int, status: int) -> None:

@@ -418,3 +418,24 @@ def test_nothing_outlives_a_platform_killed_with_sigkill(tmp_path: Path) -> None
     while processes_of_uid(started["uid"]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert processes_of_uid(started["uid"]) == []
+
+
+def test_an_import_that_exhausts_memory_fails_prepare_naming_memory(tmp_path: Path) -> None:
+    code = write_function(
+        tmp_path,
+        "fat_import",
+        """
+        HOARD = [b"x" * (8 * 1024 * 1024) for _ in range(200)]
+        def handler(event, context):
+            return len(HOARD)
+        """,
+    )
+    healthy = make_spec(write_function(tmp_path, "healthy", HEALTHY), name="healthy")
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            with pytest.raises(HandlerImportError, match="memory"):
+                await runtime.prepare(make_spec(code, memory_mb=128, concurrency=1))
+            await _healthy_still_serves(runtime, healthy)
+
+    run(scenario)
