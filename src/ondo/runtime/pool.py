@@ -246,13 +246,13 @@ class FunctionPool:
         reply: dict[str, Any] | None = None,
     ) -> InvocationOutcome:
         duration_ms = (time.perf_counter() - started) * 1000.0
-        self.busy.discard(worker)
-        self._idle_changed.set()
         self.counts["kills"] += 1
         if worker.killed_for is None:
             self.hooks.kill_tree(worker.cgroups)
             worker.kill("protocol" if worker.channel.protocol_error else "died")
         status = await self._wait_exit(worker)
+        self.busy.discard(worker)  # only now: its slot is free once the process is gone
+        self._idle_changed.set()
         logs = worker.read_logs()
         oom = self.hooks.oom_killed(worker.cgroups) or (reply is not None and "fatal" in reply)
         peak_mb = self.hooks.peak_memory_mb(worker.cgroups)
@@ -343,6 +343,7 @@ class FunctionPool:
             "zygote": bool(zygote and zygote.alive),
             "zygote_pid": zygote.pid if zygote else None,
             "host_uid": zygote.config.get("host_uid") if zygote else None,
+            "sandbox": zygote.layers if zygote else {},
             "warm": len(self.idle),
             "busy": len(self.busy),
             "starting": self.starting,
