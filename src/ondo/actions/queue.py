@@ -75,6 +75,7 @@ class QueueSettings:
 
 DESTINATIONS = ("all", "failed", "none")
 LANE_LIMIT_TTL_S = 5.0  # a function's concurrency is looked up again after this long
+BACKLOG_SCAN_EVERY_S = 0.05
 PRUNE_EVERY_S = 3600.0
 
 
@@ -167,6 +168,7 @@ class ActionQueue:
         # every worker from the others.
         self._lane_limits: dict[str, tuple[int, float]] = {}  # lane -> (limit, learnt at)
         self._lane_running: collections.Counter[str] = collections.Counter()
+        self._backlog_scanned_at = 0.0
 
     # --- the engine's side ----------------------------------------------------------------
 
@@ -270,7 +272,9 @@ class ActionQueue:
             free = self.settings.workers - len(self._inflight)
             outcomes, self._outcomes = self._outcomes, []
             allowance = self._allowance()
-            jobs = self.repo.settle_and_claim(outcomes, self.clock.now(), max(free, 0), allowance)
+            jobs = self.repo.settle_and_claim(
+                outcomes, self.clock.now(), max(free, 0), allowance, 1, self._may_scan_backlog()
+            )
             for job in jobs:
                 self._learn_limit(job)
                 self._spawn(job)
@@ -282,10 +286,15 @@ class ActionQueue:
     async def _idle(self, full_lanes: list[str]) -> None:
         """Sleep until an enqueue, a freed slot, or the next retry falls due."""
         self._prune_now_and_then()
-        due = self.repo.next_due_at(full_lanes)
-        delay = self.settings.idle_poll_s
-        if due is not None:
-            delay = max(0.0, min(delay, due - self.clock.now()))
+        if full_lanes:
+            # Work may wait behind full lanes: a finishing job wakes us; look again soon anyway
+            # rather than scanning the backlog for the next due time.
+            delay = BACKLOG_SCAN_EVERY_S
+        else:
+            due = self.repo.next_due_at()
+            delay = self.settings.idle_poll_s
+            if due is not None:
+                delay = max(0.0, min(delay, due - self.clock.now()))
         waker = asyncio.ensure_future(self._wake.wait())
         sleeper = asyncio.ensure_future(self.clock.sleep(delay))
         try:
@@ -302,6 +311,14 @@ class ActionQueue:
         removed = self.repo.prune(now - self.settings.retention_s)
         if removed:
             log.info("forgot %d finished action jobs older than the retention", removed)
+
+    def _may_scan_backlog(self) -> bool:
+        """Looking behind full lanes scans the backlog: at most every BACKLOG_SCAN_EVERY_S."""
+        now = time.monotonic()
+        if now - self._backlog_scanned_at < BACKLOG_SCAN_EVERY_S:
+            return False
+        self._backlog_scanned_at = now
+        return True
 
     def _allowance(self) -> dict[str, int]:
         """How many more jobs each known lane may start now."""

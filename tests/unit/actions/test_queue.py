@@ -319,3 +319,22 @@ def test_a_full_lane_leaves_the_workers_to_other_lanes(
         assert all(scripted.count(k) == 1 for k in slow + fast)
 
     asyncio.run(scenario())
+
+
+def test_jobs_behind_a_long_full_lane_are_found(platform: Platform, scripted: ScriptedKind) -> None:
+    scripted.limits["slow"] = 1
+    scripted.gates["slow"] = asyncio.Event()
+    slow = [f"slow{i}" for i in range(150)]  # more than one look at the due jobs holds
+
+    async def scenario() -> None:
+        queue = queue_of(platform, replace(SETTINGS, workers=2))
+        await queue.start()
+        await queue.enqueue([request(k, target="slow") for k in slow])
+        await queue.enqueue([request(f"fast{i}", target="fast") for i in range(3)])
+        await until(lambda: all(status(queue, f"fast{i}") == "succeeded" for i in range(3)))
+        assert sum(scripted.count(k) for k in slow) == 1
+        scripted.gates["slow"].set()
+        await until(lambda: queue.counts()["succeeded"] == 153)
+        await queue.stop()
+
+    asyncio.run(scenario())

@@ -45,6 +45,12 @@ MIGRATIONS: list[Migration] = [
         "actions-0002",
         "ALTER TABLE action_jobs ADD COLUMN lane TEXT NOT NULL DEFAULT ''",
     ),
+    (
+        # Due jobs with their lane, read from the index alone when claiming.
+        "actions-0003",
+        "CREATE INDEX action_jobs_due_lane ON action_jobs (next_attempt_at, id, lane)"
+        " WHERE status = 'pending'",
+    ),
 ]
 
 STATUSES = ("pending", "running", "succeeded", "dead", "discarded")
@@ -163,12 +169,15 @@ class ActionJobRepository:
         limit: int,
         allowance: Mapping[str, int] | None = None,
         new_lane_allowance: int = 1,
+        look_past_full: bool = True,
     ) -> list[Job]:
         """Store finished attempts, then claim due jobs: one transaction for both.
 
         With `allowance` (lane -> how many more may run), at most that many jobs of a lane are
-        claimed, lanes at 0 are skipped in the scan, and a lane not in the map gets
-        `new_lane_allowance` (its limit is learnt once its first job is claimed).
+        claimed, and a lane not in the map gets `new_lane_allowance` (its limit is learnt once
+        its first job is claimed). Only the first due jobs are looked at, unless
+        `look_past_full`: then, if those are all in full lanes, the jobs behind them are
+        searched too (a scan of the backlog, which the caller does only now and then).
         """
         if not outcomes and limit <= 0:
             return []
@@ -180,7 +189,7 @@ class ActionJobRepository:
             if allowance is None:
                 rows = conn.execute(_CLAIM_DUE, (now, now, limit)).fetchall()
             else:
-                ids = _pick(conn, now, limit, allowance, new_lane_allowance)
+                ids = _pick(conn, now, limit, allowance, new_lane_allowance, look_past_full)
                 rows = conn.execute(_claim_ids(len(ids)), (now, *ids)).fetchall() if ids else []
         return sorted((_job(r) for r in rows), key=lambda j: (j.next_attempt_at, j.id))
 
@@ -310,26 +319,45 @@ def _pick(
     limit: int,
     allowance: Mapping[str, int],
     new_lane_allowance: int,
+    look_past_full: bool,
 ) -> list[int]:
     """Due job ids in order, at most `limit`, no lane over its allowance."""
-    full = [lane for lane, left in allowance.items() if left <= 0]
-    marks = ", ".join("?" * len(full))
+    window = max(limit * SCAN_FACTOR, 64)
     candidates = conn.execute(
-        "SELECT id, lane FROM action_jobs WHERE status = 'pending' AND next_attempt_at <= ?"
-        + (f" AND lane NOT IN ({marks})" if full else "")
-        + " ORDER BY next_attempt_at, id LIMIT ?",
-        (now, *full, limit * SCAN_FACTOR),
+        "SELECT id, lane, next_attempt_at FROM action_jobs INDEXED BY action_jobs_due_lane"
+        " WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+        (now, window),
     ).fetchall()
     left = dict(allowance)
+    picked = _take(candidates, left, new_lane_allowance, limit)
+    if len(picked) < limit and len(candidates) == window and look_past_full:
+        full = [lane for lane, room in left.items() if room <= 0]
+        last_at, last_id = candidates[-1][2], candidates[-1][0]
+        marks = ", ".join("?" * len(full))
+        behind = conn.execute(
+            "SELECT id, lane, next_attempt_at FROM action_jobs INDEXED BY action_jobs_due_lane"
+            " WHERE status = 'pending' AND next_attempt_at <= ?"
+            " AND (next_attempt_at, id) > (?, ?)"
+            + (f" AND lane NOT IN ({marks})" if full else "")
+            + " ORDER BY next_attempt_at, id LIMIT ?",
+            (now, last_at, last_id, *full, window),
+        ).fetchall()
+        picked += _take(behind, left, new_lane_allowance, limit - len(picked))
+    return picked
+
+
+def _take(
+    candidates: Sequence[sqlite3.Row], left: dict[str, int], new_lane_allowance: int, limit: int
+) -> list[int]:
     picked: list[int] = []
-    for job_id, lane in candidates:
-        room = left.get(lane, new_lane_allowance)
-        if room <= 0:
-            continue
-        left[lane] = room - 1
-        picked.append(job_id)
+    for row in candidates:
         if len(picked) == limit:
             break
+        job_id, lane = row[0], row[1]
+        room = left.get(lane, new_lane_allowance)
+        if room > 0:
+            left[lane] = room - 1
+            picked.append(job_id)
     return picked
 
 
