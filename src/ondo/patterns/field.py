@@ -7,6 +7,7 @@ of every array they share, which is event-ruler's array-consistency rule.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +25,7 @@ class Field:
     __slots__ = ("absent_ok", "joins", "key", "operators", "path", "segments", "single", "top")
 
     def __init__(self, path: str, operators: tuple[Operator, ...], absent_ok: bool) -> None:
-        self.path = path
+        self.path = sys.intern(path)  # one shared object per path: look-ups stay in cache
         self.segments = tuple(path.split("."))
         self.joins = joins(self.segments)
         self.top = path if len(self.segments) == 1 else None  # a top-level key, looked up directly

@@ -10,6 +10,7 @@ fields matched inside one array of objects come from the same element.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -200,7 +201,7 @@ class Matcher:
             wanted.update(".".join(parts[:end]) for end in range(1, len(parts) + 1))
             node = tree
             for end, part in enumerate(parts, start=1):
-                node = node.setdefault(part, (".".join(parts[:end]), _Tree()))[1]
+                node = node.setdefault(part, (sys.intern(".".join(parts[:end])), _Tree()))[1]
         self._wanted, self._tree = frozenset(wanted), tree
         return self._wanted
 
