@@ -139,7 +139,6 @@ def _environment(spec: FunctionSpec, task_root: str) -> dict[str, str]:
         "AWS_LAMBDA_FUNCTION_VERSION": str(spec.version),
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/ondo/{spec.namespace}/{spec.name}",
-        "AWS_LAMBDA_RUNTIME_API": "",
         "ONDO_NAMESPACE": spec.namespace,
         "ONDO_FUNCTION": spec.name,
     }
