@@ -1,6 +1,8 @@
-"""The indexed Matcher: which of many rules match an event, at a cost that does not grow with them.
+"""The indexed Matcher: which of many rules match an event, never looping over all rules.
 
-Like event-ruler, rules are compiled into a shared state machine. Each `$or` alternative of a
+The cost of an event is set by the transitions its values take (the rules it matches or
+partially matches), not by how many rules there are. Like event-ruler, rules are compiled
+into a shared state machine. Each `$or` alternative of a
 rule is a sequence of field conditions in a canonical order (cheap, selective kinds first); a
 state holds, per field path, a ValueIndex from leaf values to next states, and rules whose last
 condition led there. Matching flattens the event once (only paths some rule names) and walks
@@ -74,7 +76,11 @@ def _order(field: Field) -> tuple[Any, ...]:
 
 
 class Matcher:
-    """Many patterns under rule ids; `matching(event)` returns the ids of those that match."""
+    """Many patterns under rule ids; `matching(event)` returns the ids of those that match.
+
+    Several threads may call `matching` at once (lazily built tables are rebuilt identically);
+    `add` and `remove` need the caller to hold off matching while they run.
+    """
 
     def __init__(self) -> None:
         self._root = _State()
