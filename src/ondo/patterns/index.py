@@ -91,7 +91,8 @@ class Intervals(Generic[T]):
             first = 0 if math.isinf(low) else 2 * where[low] + (1 if low_in else 2)
             last = 2 * len(points) if math.isinf(high) else 2 * where[high] + (1 if high_in else 0)
             _cover(nodes, leaves + first, leaves + last + 1, target)
-        self._points, self._nodes, self._leaves = points, nodes, leaves
+        self._points, self._leaves = points, leaves
+        self._nodes = nodes  # last: a concurrent reader that sees it sees the rest
         return nodes
 
 
@@ -157,13 +158,14 @@ class Affixes(Generic[T]):
     def _build(self) -> list[str]:
         keys = sorted(self._table)
         chain: list[str] = []
-        self._parent = {}
+        parent: dict[str, str | None] = {}
         for key in keys:  # a key's prefixes in the set sort right before it, nested
             while chain and not key.startswith(chain[-1]):
                 chain.pop()
-            self._parent[key] = chain[-1] if chain else None
+            parent[key] = chain[-1] if chain else None
             chain.append(key)
-        self._sorted = keys
+        self._parent = parent
+        self._sorted = keys  # last: a concurrent reader that sees it sees the rest
         return keys
 
 

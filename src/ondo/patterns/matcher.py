@@ -208,7 +208,8 @@ class Matcher:
             node = tree
             for end, part in enumerate(parts, start=1):
                 node = node.setdefault(part, (sys.intern(".".join(parts[:end])), _Tree()))[1]
-        self._wanted, self._tree = frozenset(wanted), tree
+        self._tree = tree
+        self._wanted = frozenset(wanted)  # last: matching() reads it before the tree
         return self._wanted
 
 
