@@ -222,7 +222,7 @@ class ValueIndex(Generic[T]):
 
 
 class OtherOperators(Generic[T]):
-    """The operators of one ValueIndex that are not exact values."""
+    """The operators of one ValueIndex that are not exact values (tables made on first use)."""
 
     __slots__ = (
         "affixes",
@@ -232,24 +232,16 @@ class OtherOperators(Generic[T]):
         "folded",
         "folding",
         "ignore_case",
-        "numbers",
         "numeric",
-        "prefix",
-        "prefix_ic",
         "scan",
         "size",
-        "suffix",
-        "suffix_ic",
+        "tables",
     )
 
     def __init__(self) -> None:
+        self.tables: dict[tuple[bool, bool], Affixes[T]] = {}  # (suffix?, ignore case?) ->
         self.ignore_case: dict[str, list[T]] = {}
-        self.prefix: Affixes[T] = Affixes(suffix=False)
-        self.prefix_ic: Affixes[T] = Affixes(suffix=False)
-        self.suffix: Affixes[T] = Affixes(suffix=True)
-        self.suffix_ic: Affixes[T] = Affixes(suffix=True)
-        self.numeric: Intervals[T] = Intervals()
-        self.numbers = False  # whether numeric holds any range
+        self.numeric: Intervals[T] | None = None
         self.cidr: dict[int, Intervals[T]] = {}
         self.exists: list[T] = []
         self.scan: list[tuple[Operator, T]] = []
@@ -262,24 +254,22 @@ class OtherOperators(Generic[T]):
     def edit(self, operator: Operator, target: T, adding: bool) -> None:
         self._apply(operator, target, adding)
         self.size += 1 if adding else -1
-        self.numbers = bool(self.numeric)
-        self.affixes = [a for a in (self.prefix, self.suffix) if a]
-        self.folded = [a for a in (self.prefix_ic, self.suffix_ic) if a]
+        tables = self.tables
+        self.affixes = [tables[k] for k in ((False, False), (True, False)) if k in tables]
+        self.folded = [tables[k] for k in ((False, True), (True, True)) if k in tables]
         self.folding = bool(self.folded or self.ignore_case)
         self.fast = self.collect
-        others = self.exists or self.folding or self.cidr or self.numbers or self.scan
-        if not others and not self.suffix:  # the usual case: a source or type prefix
-            self.fast = self.prefix.collect_any
+        others = self.exists or self.folding or self.cidr or self.numeric or self.scan
+        if not others and list(tables) == [(False, False)]:  # the usual: a source or type prefix
+            self.fast = tables[False, False].collect_any
 
     def _apply(self, op: Operator, target: T, adding: bool) -> None:
         if isinstance(op, EqualsIgnoreCase):
             _edit(self.ignore_case, op.lowered, target, adding)
         elif isinstance(op, Prefix | Suffix):
-            affixes = self._affixes(op)
-            (affixes.add if adding else affixes.remove)(op.needle, target)
+            self._edit_affix(op, target, adding)
         elif isinstance(op, Numeric):
-            edit = self.numeric.add if adding else self.numeric.remove
-            edit(op.low, op.low_inclusive, op.high, op.high_inclusive, target)
+            self._edit_numeric(op, target, adding)
         elif isinstance(op, Cidr):
             self._edit_cidr(op, target, adding)
         elif isinstance(op, Exists):
@@ -287,10 +277,22 @@ class OtherOperators(Generic[T]):
         else:
             (self.scan.append if adding else self.scan.remove)((op, target))
 
-    def _affixes(self, op: Prefix | Suffix) -> Affixes[T]:
-        if isinstance(op, Prefix):
-            return self.prefix_ic if op.ignore_case else self.prefix
-        return self.suffix_ic if op.ignore_case else self.suffix
+    def _edit_affix(self, op: Prefix | Suffix, target: T, adding: bool) -> None:
+        kind = (isinstance(op, Suffix), op.ignore_case)
+        table = self.tables.get(kind)
+        if table is None:
+            table = self.tables[kind] = Affixes(suffix=kind[0])
+        (table.add if adding else table.remove)(op.needle, target)
+        if not table:
+            del self.tables[kind]
+
+    def _edit_numeric(self, op: Numeric, target: T, adding: bool) -> None:
+        if self.numeric is None:
+            self.numeric = Intervals()
+        edit = self.numeric.add if adding else self.numeric.remove
+        edit(op.low, op.low_inclusive, op.high, op.high_inclusive, target)
+        if not self.numeric:
+            self.numeric = None
 
     def _edit_cidr(self, op: Cidr, target: T, adding: bool) -> None:
         blocks = self.cidr.setdefault(op.network.version, Intervals())
@@ -314,7 +316,7 @@ class OtherOperators(Generic[T]):
                     affixes.collect(lowered, out)
             if self.cidr:
                 self._collect_address(value, out)
-        elif self.numbers and (type(value) is int or type(value) is float):
+        elif self.numeric is not None and (type(value) is int or type(value) is float):
             self.numeric.collect(value, out)
         for operator, target in self.scan:
             if operator.test(value):
