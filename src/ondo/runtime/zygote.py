@@ -71,6 +71,8 @@ class ZygoteProcess:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,  # sandbox setup errors; fd 2 is /dev/null before user code
                 start_new_session=True,
+                # Never the platform's environment: /proc/self/environ shows what exec got.
+                env=dict(self.config.get("environment", {})),
             )
         finally:
             theirs.close()

@@ -8,6 +8,8 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.functional.runtime.helpers import (
     invoke,
     make_spec,
@@ -165,3 +167,31 @@ def test_without_a_root_switch_the_data_dir_is_still_hidden() -> None:
             assert "work" in seen["root_entries"]  # the host's root: only the data dir is covered
 
         run(scenario)
+
+
+def test_the_platforms_environment_does_not_reach_the_function(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ONDO_TEST_PLATFORM_SECRET", "do-not-leak")
+    code = write_function(
+        tmp_path,
+        "environ",
+        """
+        import os
+        def handler(event, context):
+            with open("/proc/self/environ", "rb") as handle:
+                initial = handle.read().decode()
+            return {"initial": initial, "environ": dict(os.environ)}
+        """,
+    )
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            spec = make_spec(code, environment={"FUNCTION_SETTING": "mine"})
+            seen = result_of(await invoke(runtime, spec))
+        assert "do-not-leak" not in seen["initial"]
+        assert "ONDO_TEST_PLATFORM_SECRET" not in seen["environ"]
+        assert "FUNCTION_SETTING=mine" in seen["initial"]
+        assert seen["environ"]["FUNCTION_SETTING"] == "mine"
+
+    run(scenario)
