@@ -45,6 +45,10 @@ MAX_RESULT_BYTES = 6 * 1024 * 1024
 MAX_HEADER_BYTES = 1024 * 1024
 IMPORT_LOG_BYTES = 16 * 1024
 CONFIG_MAX_BYTES = 4 * 1024 * 1024
+HOST_DETAILS = (
+    "code_dir", "layer_dir", "hidden_paths", "cgroup_dirs", "root_mount", "jail_path",
+    "python_prefix", "host_uid",
+)  # fmt: skip
 
 
 # --- bounded log capture ------------------------------------------------------------------
@@ -467,6 +471,8 @@ def prepare_interpreter(config: dict[str, Any]) -> None:
 
 def zygote_main(ctl: socket.socket, config: dict[str, Any], jail: Any) -> None:
     layers = jail.enter_inner(config) if jail is not None else {}
+    for host_detail in HOST_DETAILS:  # user code is about to run: it need not know these
+        config.pop(host_detail, None)
     prepare_interpreter(config)
     try:
         handler = load_handler(config["handler"])

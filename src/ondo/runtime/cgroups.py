@@ -193,6 +193,10 @@ class CgroupHooks(WorkerHooks):
             return _oom_kills(Path(path)) > self.oom_baseline.get(path, 0)
         return False
 
+    def populated(self, cgroups: list[str]) -> bool:
+        """Is any process (the worker or anything it started) still in its cgroups?"""
+        return not all(_is_empty(Path(path)) for path in cgroups)
+
     def pool_oom_killed(self, pool_id: str) -> bool:
         """Did the OOM killer act in the version's own cgroup (the zygote, while importing)?"""
         if self.cg.memory is None:

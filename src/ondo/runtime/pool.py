@@ -45,6 +45,9 @@ class WorkerHooks:
     def pool_oom_killed(self, pool_id: str) -> bool:
         return False
 
+    def populated(self, cgroups: list[str]) -> bool:
+        return False
+
     def forget(self, cgroups: list[str]) -> None:
         return None
 
@@ -251,6 +254,7 @@ class FunctionPool:
             self.hooks.kill_tree(worker.cgroups)
             worker.kill("protocol" if worker.channel.protocol_error else "died")
         status = await self._wait_exit(worker)
+        await self._wait_tree_gone(worker)
         self.busy.discard(worker)  # only now: its slot is free once the process is gone
         self._idle_changed.set()
         logs = worker.read_logs()
@@ -274,6 +278,12 @@ class FunctionPool:
         if reply is not None and reply.get("error"):
             error["stackTrace"] = reply["error"].get("stackTrace", [])
         return InvocationOutcome("killed", None, error, cold, init_ms, duration_ms, peak_mb, logs)
+
+    async def _wait_tree_gone(self, worker: Worker) -> None:
+        """After a kill, report only once nothing the worker started is left running."""
+        deadline = time.monotonic() + EXIT_REPORT_TIMEOUT_S
+        while self.hooks.populated(worker.cgroups) and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
 
     async def _wait_exit(self, worker: Worker) -> int | None:
         try:

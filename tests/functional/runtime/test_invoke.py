@@ -226,7 +226,7 @@ def test_concurrency_limit_raises_concurrency_exhausted(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with started() as runtime:
             spec = make_spec(code, concurrency=2)
-            running = [asyncio.create_task(invoke(runtime, spec, {"sleep": 1.0})) for _ in range(2)]
+            running = [asyncio.create_task(invoke(runtime, spec, {"sleep": 2.0})) for _ in range(2)]
             while runtime.status()["functions"].get(spec.key, {}).get("busy", 0) < 2:
                 await asyncio.sleep(0.01)
             with pytest.raises(ConcurrencyExhausted):

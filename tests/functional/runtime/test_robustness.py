@@ -126,7 +126,6 @@ def test_fork_bomb_is_contained_and_cleaned_up(tmp_path: Path) -> None:
             assert len(processes_of_uid(uid)) < 200
             outcome = await bombing
             assert outcome.status == "timed_out"
-            await asyncio.sleep(0.2)
             zygote_pid = runtime.status()["functions"][spec.key]["zygote_pid"]
             assert set(processes_of_uid(uid)) <= {zygote_pid}  # no bomb process outlived it
             await _healthy_still_serves(runtime, healthy)
@@ -153,12 +152,12 @@ def test_infinite_print_is_bounded(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with started() as runtime:
-            spec = make_spec(code, timeout_s=1.0)
-            outcome = await invoke(runtime, spec, {"mb": 20})
+            outcome = await invoke(runtime, make_spec(code, timeout_s=60), {"mb": 20})
             assert result_of(outcome) == "said a lot"
             assert len(outcome.logs.encode()) < 64 * 1024 + 100
             assert "…[truncated " in outcome.logs
-            forever = await invoke(runtime, spec, {"forever": True})
+            short = make_spec(code, version=2, timeout_s=1.0)
+            forever = await invoke(runtime, short, {"forever": True})
             assert forever.status == "timed_out"
             assert len(forever.logs.encode()) < 64 * 1024 + 100
             assert forever.logs.startswith("y" * 1000)
@@ -193,13 +192,11 @@ def test_worker_that_breaks_the_protocol_is_killed(tmp_path: Path, attack: str) 
 
     async def scenario() -> None:
         async with started() as runtime:
-            spec = make_spec(code, timeout_s=20)
+            spec = make_spec(code, timeout_s=60)
             outcome = await invoke(runtime, spec, {"attack": attack})
-            assert outcome.status == "killed", outcome
-            assert outcome.duration_ms < 15_000
+            assert outcome.status == "killed", outcome  # at once, not at the 60 s timeout
             uid = runtime.status()["functions"][spec.key]["host_uid"]
             zygote_pid = runtime.status()["functions"][spec.key]["zygote_pid"]
-            await asyncio.sleep(0.1)
             assert set(processes_of_uid(uid)) <= {zygote_pid}
             await _healthy_still_serves(runtime, healthy)
 
