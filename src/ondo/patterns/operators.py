@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from ondo.patterns.values import is_number, show, value_key
-from ondo.patterns.wildcards import wildcard_regex
+from ondo.patterns.wildcards import Glob
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -133,16 +133,16 @@ class Suffix(Operator):
 class Wildcard(Operator):
     """A string matching a pattern where `*` stands for any run of characters."""
 
-    __slots__ = ("regex", "text", "tokens")
+    __slots__ = ("glob", "text", "tokens")
 
     def __init__(self, text: str, tokens: list[str | int]) -> None:
         self.text = text
         self.tokens = tokens
-        self.regex = wildcard_regex(tokens)
+        self.glob = Glob(tokens)
         self.key = ("wildcard", text)
 
     def test(self, value: Any) -> bool:
-        return type(value) is str and self.regex.fullmatch(value) is not None
+        return type(value) is str and self.glob.match(value)
 
     def describe(self) -> str:
         return f"wildcard {show(self.text)}"
