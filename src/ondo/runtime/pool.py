@@ -85,6 +85,7 @@ class FunctionPool:
         self._prepare_lock = asyncio.Lock()
         self._idle_changed = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
+        self._reaper: asyncio.TimerHandle | None = None
 
     # --- zygote -------------------------------------------------------------------------
 
@@ -146,7 +147,6 @@ class FunctionPool:
             )
         if self.idle:
             worker = self.idle.pop()
-            worker.cancel_idle_timer()
             self.busy.add(worker)
             return await self._run(worker, event, request_id, cold=False, init_ms=0.0)
         self.starting += 1
@@ -298,15 +298,20 @@ class FunctionPool:
         if self.closing or worker.killed_for is not None:
             self._retire_worker(worker, "retire")
             return
-        self.idle.append(worker)
         loop = asyncio.get_running_loop()
-        worker.idle_timer = loop.call_later(self.idle_ttl_s, self._reap_idle, worker)
+        worker.idle_since = loop.time()
+        self.idle.append(worker)  # most recently used last: it is handed out first
+        if self._reaper is None:
+            self._reaper = loop.call_at(worker.idle_since + self.idle_ttl_s, self._reap_idle)
 
-    def _reap_idle(self, worker: Worker) -> None:
-        worker.idle_timer = None
-        if worker in self.idle:
-            self.idle.remove(worker)
-            self._retire_worker(worker, "idle")
+    def _reap_idle(self) -> None:
+        """Scale down: retire the workers idle for the TTL (the oldest sit at the front)."""
+        self._reaper = None
+        loop = asyncio.get_running_loop()
+        while self.idle and self.idle[0].idle_since + self.idle_ttl_s <= loop.time():
+            self._retire_worker(self.idle.pop(0), "idle")
+        if self.idle:
+            self._reaper = loop.call_at(self.idle[0].idle_since + self.idle_ttl_s, self._reap_idle)
 
     def _retire_worker(self, worker: Worker, why: str) -> None:
         self.hooks.kill_tree(worker.cgroups)
@@ -332,6 +337,8 @@ class FunctionPool:
     async def close(self, grace_s: float) -> None:
         """Stop taking invocations, let running ones finish up to grace_s, then kill everything."""
         self.closing = True
+        if self._reaper is not None:
+            self._reaper.cancel()
         deadline = time.monotonic() + grace_s
         while (self.busy or self.starting) and time.monotonic() < deadline:
             self._idle_changed.clear()

@@ -27,7 +27,7 @@ class Worker:
     exit_status: asyncio.Future[int]
     pidfd: int | None = None
     invocations: int = 0
-    idle_timer: asyncio.TimerHandle | None = None
+    idle_since: float = 0.0
     killed_for: str | None = None  # "timeout", "idle", "retire", "protocol"
     cgroups: list[str] = field(default_factory=list)
     forgotten: bool = False
@@ -45,16 +45,10 @@ class Worker:
         """SIGKILL the worker (pidfd: never a recycled pid) and close our end."""
         if self.killed_for is None:
             self.killed_for = why
-        self.cancel_idle_timer()
         if self.pidfd is not None:
             with contextlib.suppress(ProcessLookupError, OSError):
                 signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
         self.channel.close()
-
-    def cancel_idle_timer(self) -> None:
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-            self.idle_timer = None
 
     def release_resources(self) -> None:
         with contextlib.suppress(BufferError, ValueError):
