@@ -136,6 +136,33 @@ def _emit(node: Any, trail: Trail, values: list[Any], trails: list[Trail]) -> No
         trails.append(trail)
 
 
+class Candidates:
+    """(value, trail) pairs of one field, found quickly by the array indexes already chosen.
+
+    Leaves of one path lie in the same outermost array; once a rule has committed to an element
+    of it, only that element's leaves can be used, so they are looked up, not scanned: a pattern
+    with several fields over an array of n objects costs O(n), not O(n^fields).
+    """
+
+    __slots__ = ("_by_index", "array", "items")
+
+    def __init__(self, items: list[tuple[Any, Trail]]) -> None:
+        self.items = items
+        outermost = {trail[0][0] if trail else None for _, trail in items}
+        self.array = outermost.pop() if len(outermost) == 1 else None
+        self._by_index: dict[int, list[tuple[Any, Trail]]] | None = None
+
+    def compatible(self, chosen: dict[int, int]) -> list[tuple[Any, Trail]]:
+        """The pairs whose outermost array index agrees with chosen (deeper ones unchecked)."""
+        if self.array is None or self.array not in chosen:
+            return self.items
+        if self._by_index is None:
+            self._by_index = {}
+            for item in self.items:
+                self._by_index.setdefault(item[1][0][1], []).append(item)
+        return self._by_index.get(chosen[self.array], [])
+
+
 def consistent(trail: Trail, chosen: dict[int, int]) -> bool:
     """Whether a leaf's trail agrees with the array indexes already chosen."""
     return all(chosen.get(array, index) == index for array, index in trail)

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from ondo.patterns.field import Field, Trail, consistent
+from ondo.patterns.field import Candidates, Field, Trail, consistent
 from ondo.patterns.index import OtherOperators, ValueIndex
 from ondo.patterns.pattern import CompiledPattern, compile_pattern
 from ondo.patterns.values import value_key
@@ -338,6 +338,7 @@ def _walk_with_arrays(root: _State, values: Flat, trails: dict[str, list[Trail]]
     start: tuple[_State, Chosen] = (root, ())
     seen = {start}
     pending = [start]
+    leaves: dict[str, Candidates] = {}
     while pending:
         state, chosen = pending.pop()
         if state.rules is not None:
@@ -345,9 +346,12 @@ def _walk_with_arrays(root: _State, values: Flat, trails: dict[str, list[Trail]]
         taken = dict(chosen)
         reached: list[tuple[_State, Chosen]] = []
         for path, index in state.fields.items():
-            leaves = values.get(path)
-            if leaves:
-                _take(index, leaves, trails[path], chosen, taken, reached)
+            if path not in values:
+                continue
+            if path not in leaves:
+                pairs = list(zip(values[path], trails[path], strict=True))
+                leaves[path] = Candidates(pairs)
+            _take(index, leaves[path], chosen, taken, reached)
         for path, targets in (state.absent or {}).items():
             if path not in values:
                 reached.extend((target, chosen) for target in targets)
@@ -360,13 +364,12 @@ def _walk_with_arrays(root: _State, values: Flat, trails: dict[str, list[Trail]]
 
 def _take(
     index: ValueIndex[_State],
-    leaves: list[Any],
-    leaf_trails: list[Trail],
+    leaves: Candidates,
     chosen: Chosen,
     taken: dict[int, int],
     reached: list[tuple[_State, Chosen]],
 ) -> None:
-    for value, trail in zip(leaves, leaf_trails, strict=True):
+    for value, trail in leaves.compatible(taken):
         if trail and not consistent(trail, taken):
             continue
         found: list[_State] = []

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ondo.patterns.compiler import Alternative, parse_pattern
-from ondo.patterns.field import NO_TRAIL, Field, Trail, consistent, leaves, show_values
+from ondo.patterns.field import NO_TRAIL, Candidates, Field, Trail, consistent, leaves, show_values
 
 
 class CompiledPattern:
@@ -88,14 +88,23 @@ def _alternative_matches(fields: Alternative, event: Mapping[str, Any]) -> bool:
 
 def _choose(options: list[list[Trail]], position: int, chosen: dict[int, int]) -> bool:
     """Whether one hit per field can be picked so that all agree on shared array indexes."""
-    if position == len(options):
+    fields = sorted((Candidates([(None, trail) for trail in hits]) for hits in options), key=_size)
+    return _pick(fields, position, chosen)
+
+
+def _size(candidates: Candidates) -> int:
+    return len(candidates.items)
+
+
+def _pick(fields: list[Candidates], position: int, chosen: dict[int, int]) -> bool:
+    if position == len(fields):
         return True
-    for trail in options[position]:
+    for _, trail in fields[position].compatible(chosen):
         if not consistent(trail, chosen):
             continue
         added = [array for array, _ in trail if array not in chosen]
         chosen.update(trail)
-        if _choose(options, position + 1, chosen):
+        if _pick(fields, position + 1, chosen):
             return True
         for array in added:
             del chosen[array]
