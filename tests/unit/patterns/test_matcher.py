@@ -113,3 +113,17 @@ def test_event_keys_that_no_rule_names_are_ignored() -> None:
     matcher.add("r", {"data": {"unit": ["mmHg"]}})
     event = {**EVENT, "data": {**EVENT["data"], "big": {"nested": [list(range(50))]}}}
     assert matcher.matching(event) == {"r"}
+
+
+def test_large_array_of_objects_same_element_rule() -> None:
+    """Fields must meet in one element; the one element where they do is the last."""
+    items = [{"sku": "a", "qty": 1, "flag": False} for _ in range(3000)]
+    items[-1] = {"sku": "b", "qty": 5, "flag": True}
+    event = {"data": {"items": items}}
+    pattern = {"data": {"items": {"sku": ["b"], "qty": [{"numeric": [">", 2]}], "flag": [True]}}}
+    mixed = {"data": {"items": {"sku": ["a"], "qty": [5]}}}
+    matcher = Matcher()
+    matcher.add("last", pattern)
+    matcher.add("mixed", mixed)
+    assert matcher.matching(event) == {"last"}
+    assert compile(pattern).matches(event) and not compile(mixed).matches(event)
