@@ -72,18 +72,22 @@ def serve(config: Config) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     _platform, app = build(config)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=config.host,
-            port=config.port,
-            log_level="warning",
-            lifespan="on",
-            timeout_graceful_shutdown=15,
-        )
+    # loop/http "auto": uvloop and httptools when installed (they are dependencies), else
+    # asyncio and h11. Every platform component runs on this one loop, so its speed is theirs.
+    uv_config = uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=15,
+        loop="auto",
+        http="auto",
     )
+    server = uvicorn.Server(uv_config)
     try:
-        asyncio.run(server.serve())
+        with asyncio.Runner(loop_factory=uv_config.get_loop_factory()) as runner:
+            runner.run(server.serve())
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0 if server.started else 1
