@@ -34,6 +34,12 @@ MIGRATIONS: list[Migration] = [
             WHERE status IN ('queued', 'running')
         """,
     ),
+    (
+        # `logs_after` (ondo logs --follow) walks finished invocations in finishing order;
+        # without this it sorts every invocation of the function on each poll.
+        "functions-0002",
+        "CREATE INDEX invocations_by_finish ON invocations (namespace, function, finished_at)",
+    ),
 ]
 
 
