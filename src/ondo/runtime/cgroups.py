@@ -1,14 +1,16 @@
 """cgroup limits per worker (memory, pids) and whole-tree kill, with whatever this machine offers.
 
 Layout, under the platform's own cgroup in each hierarchy:
-    ondo-<platform pid>/<pool id>/          the zygote (limits for the whole version)
-    ondo-<platform pid>/<pool id>/w<slot>/  one worker and everything it starts
+    ondo-<platform pid>-<n>/<pool id>/          the zygote (limits for the whole version)
+    ondo-<platform pid>-<n>/<pool id>/w<slot>/  one worker and everything it starts
+(n tells apart runtimes of one process, so closing one never touches another's cgroups.)
 cgroup v1 memory and pids give the limits; cgroup v2 `cgroup.kill` kills a worker's whole tree.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import time
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ondo.runtime")
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+_instances = itertools.count(1)
 WORKER_PIDS = 40  # a worker, its log thread and what it may start; a fork bomb stops here
 ZYGOTE_OVERHEAD_MB = 256
 
@@ -59,12 +62,14 @@ def _own_cgroup(controller: str) -> str | None:
     return None
 
 
-def _make_base(hierarchy: str, controller: str, probe_file: str) -> tuple[Path | None, str]:
+def _make_base(
+    hierarchy: str, controller: str, probe_file: str, instance: int
+) -> tuple[Path | None, str]:
     mount = CGROUP_ROOT / hierarchy
     own = _own_cgroup(controller)
     if own is None or not mount.is_dir():
         return None, f"no {hierarchy} cgroup hierarchy mounted at {mount}"
-    base = mount / own.lstrip("/") / f"ondo-{os.getpid()}"
+    base = mount / own.lstrip("/") / f"ondo-{os.getpid()}-{instance}"
     _remove_stale(base.parent)
     try:
         base.mkdir(exist_ok=True)
@@ -80,7 +85,7 @@ def _remove_stale(parent: Path) -> None:
     """Remove what platforms that died without cleaning up (kill -9) left behind, if empty."""
     with contextlib.suppress(OSError):
         for entry in parent.iterdir():
-            pid = entry.name.removeprefix("ondo-")
+            pid = entry.name.removeprefix("ondo-").split("-")[0]
             if entry.name.startswith("ondo-") and pid.isdigit() and not _alive(int(pid)):
                 _remove_empty_tree(entry)
 
@@ -108,9 +113,12 @@ def detect_cgroups(wanted: bool) -> Cgroups:
     if not wanted:
         found.reasons = dict.fromkeys(("memory", "pids", "kill"), "disabled by configuration")
         return found
-    found.memory, found.reasons["memory"] = _make_base("memory", "memory", "memory.limit_in_bytes")
-    found.pids, found.reasons["pids"] = _make_base("pids", "pids", "pids.max")
-    found.unified, found.reasons["kill"] = _make_base("unified", "", "cgroup.kill")
+    n = next(_instances)
+    found.memory, found.reasons["memory"] = _make_base(
+        "memory", "memory", "memory.limit_in_bytes", n
+    )
+    found.pids, found.reasons["pids"] = _make_base("pids", "pids", "pids.max", n)
+    found.unified, found.reasons["kill"] = _make_base("unified", "", "cgroup.kill", n)
     return found
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import sys
@@ -18,6 +19,7 @@ log = logging.getLogger("ondo.runtime")
 
 SANDBOX_UID_BASE = 2_000_000  # host uids of sandboxed functions: one per zygote, never root
 NS_LAYERS = ("user", "mount", "pid", "ipc", "uts", "net")
+_uid_serials = itertools.count(1)  # shared by every runtime of this process
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,6 @@ class Sandbox:
     layers_state: dict[str, dict[str, Any]] = field(default_factory=dict)
     hooks: WorkerHooks = field(default_factory=WorkerHooks)
     root_mount: str = ""  # an empty host directory each zygote mounts its own root on
-    _next_uid: int = 0
 
     async def detect(self) -> None:
         """Find out which layers this machine offers; warn loudly about the missing ones."""
@@ -77,7 +78,7 @@ class Sandbox:
                 "task_root": str(spec.code_dir),
                 "layer_root": str(spec.layer_dir) if spec.layer_dir else None,
             }
-        self._next_uid += 1
+        serial = next(_uid_serials)
         rooted = self.active("mount") and self.active("rootfs")
         cgroup_dirs = self.hooks.zygote_cgroups(pool_id, spec) if self.hooks else []
         return {
@@ -90,7 +91,7 @@ class Sandbox:
             "code_dir": str(spec.code_dir),
             "layer_dir": str(spec.layer_dir) if spec.layer_dir else None,
             "python_prefix": os.path.realpath(sys.base_prefix),
-            "host_uid": sandbox_uid(self._next_uid),
+            "host_uid": sandbox_uid(serial),
             "network": spec.network,
             "tmp_mb": self.options.tmp_mb,
             "nproc": spec.concurrency * (2 + self.options.extra_nproc) + 8,

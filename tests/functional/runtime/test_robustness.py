@@ -436,3 +436,18 @@ def test_an_import_that_exhausts_memory_fails_prepare_naming_memory(tmp_path: Pa
             await _healthy_still_serves(runtime, healthy)
 
     run(scenario)
+
+
+def test_closing_one_runtime_leaves_another_in_the_same_process_alone(tmp_path: Path) -> None:
+    code = write_function(tmp_path, "twin", HEALTHY)
+
+    async def scenario() -> None:
+        async with started() as survivor:
+            spec = make_spec(code)
+            await invoke(survivor, spec)
+            async with started() as closing:
+                await invoke(closing, spec)
+            again = await invoke(survivor, spec)
+            assert result_of(again)["ok"] is True and again.cold is False
+
+    run(scenario)
