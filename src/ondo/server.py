@@ -63,6 +63,10 @@ def _announce(platform: Platform) -> None:
         lines.append(
             f'function {fv.name} v{fv.version}:  ondo invoke {fv.name} --data \'{{"name": "you"}}\''
         )
+    for rule in platform.rules.book.registry.in_namespace("default"):
+        lines.append(f"rule {rule.name}: {rule.text or '(JSON form)'}")
+    if len(lines) > 2:
+        lines.append("events:  ondo emit TYPE --data JSON;  what they caused:  ondo trace EVENT_ID")
     for line in lines:
         print(line, file=sys.stderr, flush=True)
 
