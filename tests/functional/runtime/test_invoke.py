@@ -357,3 +357,33 @@ def test_a_result_over_6_mb_fails_cleanly(tmp_path: Path) -> None:
             assert fits.result is not None and len(fits.result) == 5 * 1024 * 1024 + 2
 
     run(scenario)
+
+
+def test_the_runtime_works_on_uvloop_as_ondo_up_runs_it(tmp_path: Path) -> None:
+    uvloop = pytest.importorskip("uvloop")
+    code = write_function(
+        tmp_path,
+        "uv",
+        """
+        import os, time
+        def handler(event, context):
+            if event.get("crash"):
+                os._exit(5)
+            time.sleep(event.get("sleep", 0))
+            print("on uvloop")
+            return "fine"
+        """,
+    )
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            spec = make_spec(code, timeout_s=1.0)
+            first = await invoke(runtime, spec)
+            assert result_of(first) == "fine" and first.logs == "on uvloop\n"
+            assert (await invoke(runtime, spec, {"sleep": 10})).status == "timed_out"
+            crashed = await invoke(runtime, spec, {"crash": True})
+            assert crashed.status == "killed" and crashed.error is not None
+            assert crashed.error["exitCode"] == 5
+            assert result_of(await invoke(runtime, spec)) == "fine"
+
+    uvloop.run(scenario())
