@@ -33,10 +33,11 @@ conformance: $(STAMP)
 		$(BIN)/python ../shared/conformance/eventbridge.py; \
 	else echo "../shared/conformance not found: skipping EventBridge conformance"; fi
 
-bench: $(STAMP)
+bench: $(STAMP)  ## each prints JSON, with its same-run baseline
 	$(BIN)/python bench/matcher.py
 	$(BIN)/python bench/invoke.py
 	$(BIN)/python bench/rules.py
+	$(BIN)/python bench/rules_dispatch.py
 
 clean:
 	rm -rf $(VENV) .ondo .mypy_cache .ruff_cache .pytest_cache
