@@ -15,6 +15,7 @@ import functools
 import logging
 import os
 import random
+import sqlite3
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -178,6 +179,18 @@ class ActionQueue:
             return
         jobs = [self._new_job(r) for r in requests]
         self.repo.insert(jobs, self.clock.now())
+        self._wake.set()
+
+    def enqueue_in(self, conn: sqlite3.Connection, requests: Sequence[ActionRequest]) -> None:
+        """Store the requests as jobs inside the caller's open store transaction.
+
+        The jobs are durable when the caller commits, together with whatever else it wrote (the
+        rules engine: the decision that fired them). The caller must commit before it next
+        yields to the event loop; the workers, woken here, look only after that.
+        """
+        if not requests:
+            return
+        self.repo.insert_in(conn, [self._new_job(r) for r in requests], self.clock.now())
         self._wake.set()
 
     def _new_job(self, request: ActionRequest) -> NewJob:

@@ -1,8 +1,11 @@
 """The rules dispatcher: consumes the bus as consumer `rules`, in order, at least once.
 
-Each batch is evaluated event by event through the engine (whose decisions are idempotent per
-rule and event), then acknowledged; a crash between the two re-delivers the batch and changes
-nothing. A second loop fires `for D` timers when they fall due by the platform clock.
+Each batch is decided through the engine (whose decisions are idempotent per rule and event) in
+chunks of up to CHUNK events, each chunk one store transaction, then acknowledged; a crash
+between the two re-delivers the batch and changes nothing. A chunk that fails is taken again
+event by event, so one bad event cannot hold up the others. The acknowledgement is written
+in the background (the next batch does not wait for the bus to sync it): it only bounds what a
+restart re-reads. A second loop fires `for D` timers when they fall due by the platform clock.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ log = logging.getLogger("ondo.rules")
 
 CONSUMER = "rules"
 BATCH = 200
+CHUNK = 50  # events per store transaction: bounds how long one holds the event loop
 MAX_ATTEMPTS_PER_EVENT = 5  # a poison event is skipped (and logged) after this many failures
 RETRY_DELAY_S = 0.5
 MAX_SETTLE_ROUNDS = 20  # settle(): dispatch/fire rounds before giving up on a quiet state
@@ -41,10 +45,12 @@ class RuleDispatcher:
         self._idle = asyncio.Event()
         self._lock = asyncio.Lock()  # one evaluation at a time: the loop, or a test's settle()
         self._redrive_needed = False  # a firing's enqueue failed: hand it to the queue again
+        self._acked = 0  # the position last written to the bus
+        self._acking: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         bus = self.platform.bus
-        self.position = await bus.committed(CONSUMER)
+        self.position = self._acked = await bus.committed(CONSUMER)
         redriven = await self.engine.redrive()
         if redriven:
             log.info("re-enqueued the actions of %d firings cut off by the last stop", redriven)
@@ -60,6 +66,10 @@ class RuleDispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self._acking is not None:
+            await self._acking
+        if self._acked < self.position:
+            await self._write_acks()
 
     def wake_timers(self) -> None:
         self._timer_wake.set()
@@ -83,11 +93,38 @@ class RuleDispatcher:
                 await asyncio.sleep(RETRY_DELAY_S)
 
     async def _dispatch_batch(self, batch: Sequence[StoredEvent]) -> None:
-        for stored in batch:
-            await self._dispatch_one(stored)
+        for start in range(0, len(batch), CHUNK):
+            chunk = batch[start : start + CHUNK]
+            try:
+                self.engine.dispatch_now(chunk)
+            except Exception:
+                log.warning(
+                    "deciding %d events together failed; taking them one at a time",
+                    len(chunk),
+                    exc_info=True,
+                )
+                for stored in chunk:
+                    await self._dispatch_one(stored)
+            if start + CHUNK < len(batch):
+                await asyncio.sleep(0)  # let requests and invocations in between chunks
         self.position = batch[-1].seq
-        await self.platform.bus.ack(CONSUMER, self.position)
+        self._ack_soon()
         self.wake_timers()
+
+    def _ack_soon(self) -> None:
+        """Write the position to the bus in the background; one write in flight at a time."""
+        if self._acking is None or self._acking.done():
+            self._acking = asyncio.create_task(self._write_acks(), name="ondo-rules-ack")
+
+    async def _write_acks(self) -> None:
+        while self._acked < self.position:
+            seq = self.position
+            try:
+                await self.platform.bus.ack(CONSUMER, seq)
+            except Exception:  # the next batch tries again; a restart re-reads a little more
+                log.warning("recording the rules position %d on the bus failed", seq, exc_info=True)
+                return
+            self._acked = seq
 
     async def _dispatch_one(self, stored: StoredEvent) -> None:
         for attempt in range(1, MAX_ATTEMPTS_PER_EVENT + 1):

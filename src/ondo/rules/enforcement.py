@@ -162,7 +162,8 @@ def find(
 def record(
     conn: sqlite3.Connection, rec: Enforcement, event: dict[str, Any] | None = None
 ) -> Enforcement:
-    """Insert `rec` inside the caller's transaction; a firing keeps its event for `redrive`."""
+    """Insert `rec` inside the caller's transaction; a firing not yet enqueued keeps its event
+    (`event`) for `redrive`."""
     conn.execute(
         f"INSERT INTO rule_enforcements ({_COLUMNS}, event)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -183,6 +184,11 @@ def record(
         ),
     )
     return rec
+
+
+def mark_enqueued(conn: sqlite3.Connection, enforcement_id: str) -> None:
+    """Inside the caller's transaction: the firing's jobs are in the action queue."""
+    conn.execute("UPDATE rule_enforcements SET enqueued = 1 WHERE id = ?", (enforcement_id,))
 
 
 def new_id() -> str:

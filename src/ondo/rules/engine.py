@@ -5,11 +5,12 @@ Pipeline per event (StackStorm's matcher → filter → enforcer, with ondo's wi
 candidate's residual CEL condition runs; then its window (count, `for D` timer) and throttle; a
 firing writes an enforcement record and hands ActionRequests to the action queue.
 
-Crash safety: the decision for (rule, event) and the window state it changed are written in one
-SQLite transaction, together with the enforcement record (`enqueued = 0` for a firing). The
-actions are then enqueued (durable, deduplicated by idempotency key) and the record marked
-enqueued. A crash before the mark leaves a record that `redrive` hands to the queue again; a
-re-delivered event finds its decision and never counts or fires twice.
+Crash safety: the decision for (rule, event), the window state it changed, the enforcement
+record and the action queue's jobs of a firing are written in one SQLite transaction (the
+dispatcher puts a whole batch of events in one), so a crash keeps all of them or none. A
+re-delivered event finds its decision and never counts or fires twice. Records with
+`enqueued = 0` (a firing decided without its jobs: written by versions that enqueued after the
+commit) are handed to the queue again by `redrive`; the queue drops duplicate keys.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter
@@ -118,33 +120,72 @@ class RuleEngine:
         A decision already recorded for (rule, event) is reused, never taken again: replaying
         an event reaches rules that did not see it (e.g. added since), not the ones that did.
         """
-        self.metrics.dispatched.inc()
+        return self.dispatch_now([stored], only_rule)
+
+    def dispatch_now(
+        self, batch: Sequence[StoredEvent], only_rule: str | None = None
+    ) -> list[Enforcement]:
+        """`dispatch` for several events in order, all in ONE store transaction.
+
+        Decisions, window state, enforcement records and the jobs of every firing commit
+        together; if any event raises, nothing of the batch is kept and the error propagates.
+        """
+        decided: list[tuple[Enforcement, bool]] = []
+        with self.db.transaction() as conn:
+            for stored in batch:
+                decided += self._decide_event(conn, stored, only_rule)
+        self.metrics.dispatched.inc(len(batch))
+        for rec, new in decided:
+            if new:
+                self._count(rec)
+        return [rec for rec, _new in decided]
+
+    def _decide_event(
+        self, conn: sqlite3.Connection, stored: StoredEvent, only_rule: str | None
+    ) -> list[tuple[Enforcement, bool]]:
         event_json = stored.event.to_json_dict()
         now = self.clock.now()
-        records = []
+        decided = []
         for rid, full in self.candidates(stored.namespace, event_json):
             if only_rule is not None and rid != f"{stored.namespace}/{only_rule}":
                 continue
             rule = self.book.compiled_rule(rid)
             if rule is None or not rule.stored.enabled:
                 continue
-            rec = self._decide_once(rule, event_json, stored.event.hops, now, full)
-            records.append(rec)
-        for rec in records:
-            if not rec.enqueued:
-                await self._enqueue(rec, event_json)
-        return records
+            decided.append(
+                self._decide_in(conn, rule, event_json, stored.event.hops, now, full, True)
+            )
+        return decided
 
     def _decide_once(
         self, rule: CompiledRule, event: dict[str, Any], hops: int, now: float, full: bool
     ) -> Enforcement:
+        """Decide and record in a transaction of its own, without enqueueing a firing's jobs."""
         with self.db.transaction() as conn:
-            key = (rule.stored.namespace, rule.stored.name, "event")
-            found = enforcement.find(conn, *key, str(event["source"]), str(event["id"]))  # type: ignore[arg-type]
-            if found is not None:
-                return found
-            decision = self._decide(conn, rule, event, hops, now, full)
-            return self._record(conn, rule, "event", event, now, decision)
+            rec, new = self._decide_in(conn, rule, event, hops, now, full, False)
+        if new:
+            self._count(rec)
+        return rec
+
+    def _decide_in(
+        self,
+        conn: sqlite3.Connection,
+        rule: CompiledRule,
+        event: dict[str, Any],
+        hops: int,
+        now: float,
+        full: bool,
+        with_jobs: bool,
+    ) -> tuple[Enforcement, bool]:
+        """(record, newly decided); `with_jobs`: a firing's jobs join the transaction."""
+        key = (rule.stored.namespace, rule.stored.name, "event")
+        found = enforcement.find(conn, *key, str(event["source"]), str(event["id"]))  # type: ignore[arg-type]
+        if found is not None:
+            if with_jobs and not found.enqueued:
+                found = self._stage(conn, found, event, rule)
+            return found, False
+        decision = self._decide(conn, rule, event, hops, now, full)
+        return self._record(conn, rule, "event", event, now, decision, with_jobs), True
 
     def _decide(
         self,
@@ -243,7 +284,12 @@ class RuleEngine:
         event: dict[str, Any],
         now: float,
         decision: Decision,
+        with_jobs: bool = False,
     ) -> Enforcement:
+        """Insert the record; `with_jobs`: a firing's jobs are inserted in the same transaction.
+
+        Otherwise a firing is recorded `enqueued = 0` with its event, for `redrive`.
+        """
         fired = decision.outcome == enforcement.FIRED
         ns, name = rule.stored.namespace, rule.stored.name
         source, eid = str(event["source"]), str(event["id"])
@@ -265,19 +311,38 @@ class RuleEngine:
             outcome=decision.outcome,
             detail=decision.detail,
             actions=actions if fired else (),
-            enqueued=not fired,
+            enqueued=not fired or with_jobs,
         )
-        enforcement.record(conn, rec, event if fired else None)
-        if fired:
-            self.metrics.fired.labels(ns).inc()
-        elif decision.outcome in (enforcement.SUPPRESSED, enforcement.DROPPED_LOOP):
-            self.metrics.suppressed.labels(ns).inc()
+        enforcement.record(conn, rec, event if fired and not with_jobs else None)
+        if fired and with_jobs:
+            self.platform.actions.enqueue_in(conn, self._requests(rec, event, rule))
         return rec
+
+    def _count(self, rec: Enforcement) -> None:
+        """Metrics for a new decision, once its transaction committed."""
+        if rec.outcome == enforcement.FIRED:
+            self.metrics.fired.labels(rec.namespace).inc()
+        elif rec.outcome in (enforcement.SUPPRESSED, enforcement.DROPPED_LOOP):
+            self.metrics.suppressed.labels(rec.namespace).inc()
 
     # --- handing firings to the action queue ------------------------------------------------
 
     async def _enqueue(self, rec: Enforcement, event: dict[str, Any]) -> None:
         rule = self.book.compiled_rule(rec.namespace + "/" + rec.rule)
+        await self.platform.actions.enqueue(self._requests(rec, event, rule))
+        self.log.mark_enqueued(rec.id)
+
+    def _stage(
+        self, conn: sqlite3.Connection, rec: Enforcement, event: dict[str, Any], rule: CompiledRule
+    ) -> Enforcement:
+        """Enqueue a recorded firing's jobs and mark it enqueued, inside `conn`'s transaction."""
+        self.platform.actions.enqueue_in(conn, self._requests(rec, event, rule))
+        enforcement.mark_enqueued(conn, rec.id)
+        return replace(rec, enqueued=True)
+
+    def _requests(
+        self, rec: Enforcement, event: dict[str, Any], rule: CompiledRule | None
+    ) -> list[ActionRequest]:
         requests = []
         for planned in rec.actions:
             if rule is None or planned.index >= len(rule.spec.actions):
@@ -299,8 +364,7 @@ class RuleEngine:
                     enforcement_id=rec.id,
                 )
             )
-        await self.platform.actions.enqueue(requests)
-        self.log.mark_enqueued(rec.id)
+        return requests
 
     async def redrive(self) -> int:
         """Enqueue the actions of firings recorded before a crash but not yet enqueued."""
@@ -327,12 +391,11 @@ class RuleEngine:
             if not due:
                 return handled
             for timer in due:
-                rec = self._fire_timer(timer, now)
+                self._fire_timer(timer, now)
                 handled += 1
-                if rec is not None and not rec.enqueued:
-                    await self._enqueue(rec, timer.event)
 
     def _fire_timer(self, timer: windows.Timer, now: float) -> Enforcement | None:
+        """Mark the timer, decide and record the firing, and enqueue its jobs: one transaction."""
         rule = self.book.compiled_rule(timer.rule_id)
         with self.db.transaction() as conn:
             if rule is None or not rule.stored.enabled:
@@ -349,10 +412,12 @@ class RuleEngine:
                 str(event["id"]),
             )
             if found is not None:
-                return found
+                return found if found.enqueued else self._stage(conn, found, event, rule)
             why = f"held for {_span(now - timer.started_at)}; "
             decision = self._throttled(conn, rule, event, now, why)
-            return self._record(conn, rule, "timer", event, now, decision)
+            rec = self._record(conn, rule, "timer", event, now, decision, with_jobs=True)
+        self._count(rec)
+        return rec
 
     # --- reading -------------------------------------------------------------------------------
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from ondo.backends.bus.base import StoredEvent
 from ondo.errors import ActionNotAvailable, Conflict, RuleError, RuleSyntaxError
+from ondo.events import CloudEvent
 from ondo.rules import enforcement
 from tests.unit.rules_engine.conftest import Harness, run
 
@@ -193,3 +195,30 @@ def test_rules_reload_from_the_store(tmp_path: Path) -> None:
     second = Harness(tmp_path / "data")
     assert run(lambda: send(second, "2")) == "fired"
     second.close()
+
+
+def test_a_batch_is_decided_in_order_with_its_jobs_and_a_repeat_changes_nothing(
+    harness: Harness,
+) -> None:
+    """One transaction for a whole batch: records come enqueued, counts see earlier events."""
+    harness.add("on ping do emit pong", name="pinger")
+    harness.add("on ping 2 times within 1h do emit pong.twice", name="twice")
+    batch = [
+        StoredEvent(seq, CloudEvent(source="s", type="ping", id=f"b{seq}"), 0.0, "default")
+        for seq in range(1, 4)
+    ]
+    engine = harness.platform.rules
+    first = engine.dispatch_now(batch)
+    assert [(r.rule, r.outcome) for r in first] == [
+        ("pinger", "fired"),
+        ("twice", "counted"),
+        ("pinger", "fired"),
+        ("twice", "fired"),
+        ("pinger", "fired"),
+        ("twice", "counted"),
+    ]
+    assert all(r.enqueued for r in first)
+    assert engine.log.not_enqueued() == []
+    again = engine.dispatch_now(batch)  # re-delivered after a crash before the ack
+    assert [r.id for r in again] == [r.id for r in first]
+    assert len(harness.jobs("pinger")) == 3 and len(harness.jobs("twice")) == 1

@@ -128,6 +128,11 @@ class ActionJobRepository:
 
     def insert(self, jobs: Sequence[NewJob], now: float) -> int:
         """Store new jobs in one transaction; a key seen before is ignored. Returns how many."""
+        with self.db.transaction() as conn:
+            return self.insert_in(conn, jobs, now)
+
+    def insert_in(self, conn: sqlite3.Connection, jobs: Sequence[NewJob], now: float) -> int:
+        """`insert` inside the caller's transaction."""
         rows = [
             (
                 j.key,
@@ -147,16 +152,15 @@ class ActionJobRepository:
             )
             for j in jobs
         ]
-        with self.db.transaction() as conn:
-            before = conn.total_changes
-            conn.executemany(
-                "INSERT OR IGNORE INTO action_jobs (key, namespace, rule, action_index, kind,"
-                " enforcement_id, event_source, event_id, status, max_attempts, next_attempt_at,"
-                " request, created_at, updated_at, lane)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            return conn.total_changes - before
+        before = conn.total_changes
+        conn.executemany(
+            "INSERT OR IGNORE INTO action_jobs (key, namespace, rule, action_index, kind,"
+            " enforcement_id, event_source, event_id, status, max_attempts, next_attempt_at,"
+            " request, created_at, updated_at, lane)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        return conn.total_changes - before
 
     def claim_due(self, now: float, limit: int) -> list[Job]:
         """Mark up to `limit` due pending jobs running (attempts + 1) and return them."""
