@@ -184,6 +184,30 @@ def test_async_invoke_answers_202_and_completes(tmp_path: Path, platform: Runnin
             assert record["mode"] == "async"
 
 
+def test_a_slow_async_invocation_shows_running_then_finishes(
+    tmp_path: Path, platform: RunningPlatform
+) -> None:
+    """Its `running` row is written late (once it outlasts a short delay), but it is written."""
+    assert platform.cli("deploy", str(echo_app(tmp_path / "shop"))).returncode == 0
+    with platform.client() as api:
+        answer = api.post(
+            "/v1/functions/trouble/invoke?mode=async", json={"do": "sleep", "seconds": 1.0}
+        )
+        rid = answer.json()["id"]
+        seen = wait_for(
+            lambda: (
+                (status := api.get(f"/v1/invocations/{rid}").json()["status"])
+                in ("running", "succeeded")
+                and status
+            )
+        )
+        assert seen == "running"
+        final = wait_for(
+            lambda: (r := api.get(f"/v1/invocations/{rid}").json())["status"] == "succeeded" and r
+        )
+        assert final["mode"] == "async" and final["finished_at"] >= final["created_at"]
+
+
 def test_function_errors_are_lambda_style(tmp_path: Path, platform: RunningPlatform) -> None:
     assert platform.cli("deploy", str(echo_app(tmp_path / "shop"))).returncode == 0
     with platform.client() as api:

@@ -63,6 +63,7 @@ class InvokeAction:
                     trigger=f"rule:{request.rule}",
                     request_id=request_id,
                     wait_for_slot=True,
+                    tracked=True,  # the job row tracks the attempt; a crash re-runs it
                 )
             except NotFound as exc:  # deleted since the rule was deployed: retrying won't help
                 return ActionResult(ok=False, detail={"error": str(exc)}, retryable=False)

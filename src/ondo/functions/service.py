@@ -23,6 +23,11 @@ log = logging.getLogger("ondo.functions")
 
 InvocationListener = Callable[[InvocationRecord], Awaitable[None]]
 
+# An invocation whose attempt is tracked elsewhere (an action job, or its own `queued` row)
+# gets its `running` row only once it has run this long: most finish sooner, and then their
+# final record is the one write.
+RUNNING_ROW_AFTER_S = 0.05
+
 
 class FunctionService:
     """The one place that turns a function name and an event into a recorded invocation."""
@@ -160,10 +165,14 @@ class FunctionService:
         trigger: str | None = None,
         request_id: str | None = None,
         wait_for_slot: bool = False,
+        tracked: bool = False,
     ) -> InvocationRecord:
         """Run one invocation now and return its final record.
 
-        Raises ConcurrencyExhausted when every slot is busy, unless `wait_for_slot`.
+        Raises ConcurrencyExhausted when every slot is busy, unless `wait_for_slot`. `tracked`:
+        the caller keeps its own durable record of the attempt (the action queue's job row),
+        so the `running` row is written only if the invocation outlasts RUNNING_ROW_AFTER_S;
+        otherwise it is written first, and a crash leaves it `interrupted`.
         """
         fv = self.get(name, namespace, version)
         slot = self._slot(fv)
@@ -174,8 +183,9 @@ class FunctionService:
             )
         record = self._new_record(fv, "sync", trigger, request_id)
         async with slot:
-            self.repo.record(record)
-            return await self._run(fv, record, payload)
+            if not tracked:
+                self.repo.record(record)
+            return await self._run(fv, record, payload, lazy_row=tracked)
 
     async def submit(
         self,
@@ -220,9 +230,9 @@ class FunctionService:
         async with self._slot(fv):
             if self._closing:
                 return  # stays queued in the store; the next start resumes it
+            # The `queued` row (with the payload) tracks it until the final record replaces it.
             record = replace(record, status="running")
-            self.repo.record(record, payload)
-            await self._run(fv, record, payload)
+            await self._run(fv, record, payload, lazy_row=True, row_payload=payload)
 
     def _finish_without_run(self, record: InvocationRecord, why: str) -> None:
         error = {"errorMessage": why, "errorType": "Ondo.NotRun", "stackTrace": []}
@@ -231,9 +241,25 @@ class FunctionService:
         )
 
     async def _run(
-        self, fv: FunctionVersion, record: InvocationRecord, payload: bytes
+        self,
+        fv: FunctionVersion,
+        record: InvocationRecord,
+        payload: bytes,
+        lazy_row: bool = False,
+        row_payload: bytes | None = None,
     ) -> InvocationRecord:
-        outcome = await self.runtime.invoke(self.spec(fv), payload, record.id)
+        """Run and record the outcome. `lazy_row`: write the `running` row (with `row_payload`)
+        only if the run outlasts RUNNING_ROW_AFTER_S."""
+        late_row = None
+        if lazy_row:
+            late_row = asyncio.get_running_loop().call_later(
+                RUNNING_ROW_AFTER_S, self.repo.record, record, row_payload
+            )
+        try:
+            outcome = await self.runtime.invoke(self.spec(fv), payload, record.id)
+        finally:
+            if late_row is not None:
+                late_row.cancel()
         final = _apply_outcome(record, outcome, self.clock.now())
         self.repo.record(final)
         self._count(final)
