@@ -1,7 +1,8 @@
 """Invoke benchmark: ondo's runtime against the obvious alternatives, measured in the same run.
 
-1. Cold start: the first invocation of a freshly prepared version (a fork from its zygote),
-   against a fresh `python -c` spawn running the same handler inside the same sandbox layers.
+1. Cold start: the first invocation of a freshly prepared version, forked from its zygote on
+   demand and (the default) taken from a spare forked ahead, against a fresh `python -c` spawn
+   running the same handler inside the same sandbox layers.
 2. Warm sync invoke over HTTP (`ondo up`, POST /v1/functions/bench/invoke) at concurrency 1
    (p50/p99) and 64 (invocations/s), against a plain Starlette endpoint calling the same
    handler in-process, served the same way (uvicorn).
@@ -124,6 +125,7 @@ async def cold_ondo(runtime: ZygoteRuntime, code_dir: Path, rounds: int) -> dict
     for version in range(1, rounds + 1):
         spec = bench_spec(code_dir, version)
         await runtime.prepare(spec)
+        await asyncio.sleep(0.05)  # the first request comes after the deploy has settled
         started = time.perf_counter()
         outcome = await runtime.invoke(spec, b'{"n": 1}', f"cold-{version}")
         totals.append((time.perf_counter() - started) * 1000.0)
@@ -153,21 +155,31 @@ async def cold_fresh_spawn(runtime: ZygoteRuntime, code_dir: Path, rounds: int) 
 
 
 async def cold_start(code_dir: Path, rounds: int) -> dict[str, Any]:
-    runtime = ZygoteRuntime()
+    runtime = ZygoteRuntime(spare_workers=0)  # every cold start forks from the zygote
     await runtime.start()
     try:
-        ondo = await cold_ondo(runtime, code_dir, rounds)
+        on_demand = await cold_ondo(runtime, code_dir, rounds)
         fresh = await cold_fresh_spawn(runtime, code_dir, rounds)
         layers = {k: v["active"] for k, v in runtime.status()["sandbox"].items()}
     finally:
         await runtime.close()
+    runtime = ZygoteRuntime()  # the platform's default: one spare forked ahead per version
+    await runtime.start()
+    try:
+        spare = await cold_ondo(runtime, code_dir, rounds)
+    finally:
+        await runtime.close()
     return {
-        "ondo_fork_from_zygote": ondo,
+        "ondo_fork_from_zygote_on_demand": on_demand,
+        "ondo_spare_worker_forked_ahead": spare,
         "fresh_python_spawn_in_sandbox": fresh,
         "sandbox_layers": layers,
-        "speedup_p50": round(fresh["invoke_ms"]["p50"] / ondo["invoke_ms"]["p50"], 2),
+        "speedup_p50_on_demand": round(
+            fresh["invoke_ms"]["p50"] / on_demand["invoke_ms"]["p50"], 2
+        ),
         "target": "cold p50 <= 3 ms",
-        "target_met": ondo["invoke_ms"]["p50"] <= 3.0,
+        "target_met_on_demand": on_demand["invoke_ms"]["p50"] <= 3.0,
+        "target_met_with_spare": spare["invoke_ms"]["p50"] <= 3.0,
     }
 
 

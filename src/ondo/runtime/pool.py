@@ -67,12 +67,16 @@ class FunctionPool:
         idle_ttl_s: float,
         hooks: WorkerHooks,
         import_timeout_s: float = 30.0,
+        spare_workers: int = 0,
     ) -> None:
         self.spec = spec
         self.pool_id = pool_id
         self._zygote_config = zygote_config
         self.idle_ttl_s = idle_ttl_s
         self.import_timeout_s = import_timeout_s
+        self.spare_target = spare_workers
+        self.spares: list[Worker] = []  # forked and adopted ahead of need, never used yet
+        self._spare_task: asyncio.Task[None] | None = None
         self.hooks = hooks
         self.zygote: ZygoteProcess | None = None
         self.idle: list[Worker] = []
@@ -111,13 +115,15 @@ class FunctionPool:
             except BaseException:
                 await zygote.wait_dead(5.0)
                 raise
+        self._refill_spares()
 
     def _on_exit(self, slot: int, status: int) -> None:
         if slot == ZYGOTE_GONE:
             for pending in self.exits.values():
                 if not pending.done():
                     pending.set_result(ZYGOTE_GONE)
-            idle, self.idle = self.idle, []
+            idle, self.idle = [*self.idle, *self.spares], []
+            self.spares = []
             for worker in idle:
                 worker.kill("its zygote stopped")
                 self._forget(worker)
@@ -152,12 +158,48 @@ class FunctionPool:
         self.starting += 1
         started = time.perf_counter()
         try:
-            worker = await self._spawn()
+            worker = await self._new_worker()
         finally:
             self.starting -= 1
         self.busy.add(worker)
+        self._refill_spares()
         init_ms = (time.perf_counter() - started) * 1000.0
         return await self._run(worker, event, request_id, cold=True, init_ms=init_ms)
+
+    async def _new_worker(self) -> Worker:
+        """A spare if one is ready (or about to be), else a fork now."""
+        spawning = self._spare_task is not None and not self._spare_task.done()
+        if spawning and not self.spares and self._workers() >= self.spec.concurrency:
+            assert self._spare_task is not None
+            await asyncio.shield(self._spare_task)  # the spare is our only capacity
+        if self.spares:
+            return self.spares.pop()
+        return await self._spawn()
+
+    def _workers(self) -> int:
+        spawning = self._spare_task is not None and not self._spare_task.done()
+        return len(self.idle) + len(self.busy) + self.starting + len(self.spares) + spawning
+
+    # --- spares: the next cold start's fork and cgroup moves, done ahead of it ---------------
+
+    def _refill_spares(self) -> None:
+        if self.closing or self.zygote is None or not self.zygote.alive:
+            return
+        if self._spare_task is not None and not self._spare_task.done():
+            return
+        if len(self.spares) < self.spare_target and self._workers() < self.spec.concurrency:
+            self._spare_task = asyncio.get_running_loop().create_task(self._make_spare())
+
+    async def _make_spare(self) -> None:
+        try:
+            worker = await self._spawn()
+        except Exception as exc:  # a background task: report, never raise into the loop
+            log.warning("%s: could not fork a spare worker: %s", self.spec.key, exc)
+            return
+        if self.closing:
+            self._retire_worker(worker, "retire")
+            return
+        self.spares.append(worker)
 
     async def _spawn(self) -> Worker:
         if self.zygote is None or not self.zygote.alive:
@@ -198,9 +240,10 @@ class FunctionPool:
 
     def _on_channel_closed(self, worker: Worker) -> None:
         """A warm worker died between invocations: it must not be handed out again."""
-        if worker in self.idle:
-            self.idle.remove(worker)
-            self._retire_worker(worker, "died idle")
+        for waiting in (self.idle, self.spares):
+            if worker in waiting:
+                waiting.remove(worker)
+                self._retire_worker(worker, "died idle")
 
     async def _run(
         self, worker: Worker, event: bytes, request_id: str, cold: bool, init_ms: float
@@ -257,6 +300,7 @@ class FunctionPool:
         await self._wait_tree_gone(worker)
         self.busy.discard(worker)  # only now: its slot is free once the process is gone
         self._idle_changed.set()
+        self._refill_spares()
         logs = worker.read_logs()
         oom = self.hooks.oom_killed(worker.cgroups) or (reply is not None and "fatal" in reply)
         peak_mb = self.hooks.peak_memory_mb(worker.cgroups)
@@ -310,6 +354,7 @@ class FunctionPool:
         loop = asyncio.get_running_loop()
         while self.idle and self.idle[0].idle_since + self.idle_ttl_s <= loop.time():
             self._retire_worker(self.idle.pop(0), "idle")
+        self._refill_spares()
         if self.idle:
             self._reaper = loop.call_at(self.idle[0].idle_since + self.idle_ttl_s, self._reap_idle)
 
@@ -344,10 +389,13 @@ class FunctionPool:
             self._idle_changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle_changed.wait(), deadline - time.monotonic())
-        for worker in [*self.idle, *self.busy]:
+        if self._spare_task is not None:
+            self._spare_task.cancel()
+        for worker in [*self.idle, *self.spares, *self.busy]:
             self.hooks.kill_tree(worker.cgroups)
             worker.kill("retire")
         self.idle.clear()
+        self.spares.clear()
         if self.zygote is not None:
             self.zygote.kill()
             await self.zygote.wait_dead(5.0)
@@ -362,6 +410,8 @@ class FunctionPool:
             "host_uid": zygote.config.get("host_uid") if zygote else None,
             "sandbox": zygote.layers if zygote else {},
             "warm": len(self.idle),
+            "spare": len(self.spares),
+            "spare_pids": [worker.pid for worker in self.spares],
             "busy": len(self.busy),
             "starting": self.starting,
             "concurrency": self.spec.concurrency,

@@ -31,9 +31,11 @@ class ZygoteRuntime:
         log_capture_bytes: int = LOG_CAPTURE_BYTES,
         sandbox: SandboxOptions | None = None,
         import_timeout_s: float = 30.0,
+        spare_workers: int = 1,
     ) -> None:
         self.idle_ttl_s = idle_ttl_s
         self.import_timeout_s = import_timeout_s
+        self.spare_workers = spare_workers  # per version: forked ahead, for the next cold start
         self.log_capture_bytes = log_capture_bytes
         self.sandbox = Sandbox(sandbox or SandboxOptions())
         self.pools: dict[str, FunctionPool] = {}
@@ -75,6 +77,7 @@ class ZygoteRuntime:
                 "zygotes": sum(1 for f in functions.values() if f["zygote"]),
                 "workers_warm": sum(f["warm"] for f in functions.values()),
                 "workers_busy": sum(f["busy"] for f in functions.values()),
+                "workers_spare": sum(f["spare"] for f in functions.values()),
                 "invocations": sum(f["invocations"] for f in functions.values()),
                 "cold_starts": sum(f["cold_starts"] for f in functions.values()),
             },
@@ -104,6 +107,7 @@ class ZygoteRuntime:
                 self.idle_ttl_s,
                 self.sandbox.hooks,
                 self.import_timeout_s,
+                self.spare_workers,
             )
             self.pools[spec.key] = pool
         return pool

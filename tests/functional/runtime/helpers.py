@@ -47,8 +47,13 @@ def make_spec(code_dir: Path, name: str = "fn", **overrides: Any) -> FunctionSpe
 
 
 @asynccontextmanager
-async def started(idle_ttl_s: float = 60.0, **options: Any) -> AsyncIterator[ZygoteRuntime]:
-    runtime = ZygoteRuntime(idle_ttl_s=idle_ttl_s, sandbox=SandboxOptions(**options))
+async def started(
+    idle_ttl_s: float = 60.0, spare_workers: int = 0, **options: Any
+) -> AsyncIterator[ZygoteRuntime]:
+    """A started runtime; no spare workers unless asked, so tests can count processes."""
+    runtime = ZygoteRuntime(
+        idle_ttl_s=idle_ttl_s, sandbox=SandboxOptions(**options), spare_workers=spare_workers
+    )
     await runtime.start()
     try:
         yield runtime

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,7 @@ from tests.functional.runtime.helpers import (
     HEALTHY,
     invoke,
     make_spec,
+    processes_of_uid,
     result_of,
     run,
     started,
@@ -387,3 +389,66 @@ def test_the_runtime_works_on_uvloop_as_ondo_up_runs_it(tmp_path: Path) -> None:
             assert result_of(await invoke(runtime, spec)) == "fine"
 
     uvloop.run(scenario())
+
+
+async def _until(condition: Any, what: str, seconds: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not condition():
+        assert loop.time() < deadline, f"never became true: {what}"
+        await asyncio.sleep(0.01)
+
+
+def test_a_spare_worker_takes_the_cold_start_and_is_replaced(tmp_path: Path) -> None:
+    code = write_function(
+        tmp_path,
+        "spare",
+        """
+        import os
+        def handler(event, context):
+            return os.getpid()
+        """,
+    )
+
+    async def scenario() -> None:
+        async with started(spare_workers=1) as runtime:
+            spec = make_spec(code, concurrency=3)
+            await runtime.prepare(spec)
+
+            def pool() -> dict[str, Any]:
+                return dict(runtime.status()["functions"][spec.key])
+
+            await _until(lambda: pool()["spare"] == 1, "a spare after prepare")
+            first = await invoke(runtime, spec)
+            assert first.cold is True and first.status == "succeeded"
+            await _until(lambda: pool()["spare"] == 1, "a new spare after the first was used")
+            second = await invoke(runtime, spec)
+            assert second.cold is False and result_of(second) == result_of(first)
+            status = pool()
+            assert status["warm"] == 1 and status["spare"] == 1
+            expected = {status["zygote_pid"], *status["spare_pids"]}
+            assert len(processes_of_uid(status["host_uid"])) == len(expected) + 1  # + warm
+
+    run(scenario)
+
+
+def test_spares_never_push_a_pool_past_its_concurrency(tmp_path: Path) -> None:
+    code = write_function(tmp_path, "single", HEALTHY)
+
+    async def scenario() -> None:
+        async with started(idle_ttl_s=0.3, spare_workers=1) as runtime:
+            spec = make_spec(code, concurrency=1)
+            await runtime.prepare(spec)
+
+            def pool() -> dict[str, Any]:
+                return dict(runtime.status()["functions"][spec.key])
+
+            await _until(lambda: pool()["spare"] == 1, "a spare after prepare")
+            assert (await invoke(runtime, spec)).cold is True  # the spare became the worker
+            status = pool()
+            assert status["warm"] == 1 and status["spare"] == 0  # one worker: the limit
+            await _until(lambda: pool()["warm"] == 0 and pool()["spare"] == 1, "reap, respare")
+            again = await invoke(runtime, spec)
+            assert again.cold is True and again.status == "succeeded"
+
+    run(scenario)
