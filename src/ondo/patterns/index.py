@@ -232,6 +232,7 @@ class OtherOperators(Generic[T]):
         "folded",
         "folding",
         "ignore_case",
+        "members",
         "numeric",
         "scan",
         "size",
@@ -246,6 +247,7 @@ class OtherOperators(Generic[T]):
         self.exists: list[T] = []
         self.scan: list[tuple[Operator, T]] = []
         self.size = 0
+        self.members: list[tuple[Operator, T]] = []  # to specialise `fast` when one is left
         self.affixes: list[Affixes[T]] = []  # case-sensitive prefixes and suffixes in use
         self.folded: list[Affixes[T]] = []  # case-folded ones
         self.folding = False  # whether values must be lower-cased for any look-up
@@ -254,13 +256,16 @@ class OtherOperators(Generic[T]):
     def edit(self, operator: Operator, target: T, adding: bool) -> None:
         self._apply(operator, target, adding)
         self.size += 1 if adding else -1
+        (self.members.append if adding else self.members.remove)((operator, target))
         tables = self.tables
         self.affixes = [tables[k] for k in ((False, False), (True, False)) if k in tables]
         self.folded = [tables[k] for k in ((False, True), (True, True)) if k in tables]
         self.folding = bool(self.folded or self.ignore_case)
         self.fast = self.collect
         others = self.exists or self.folding or self.cidr or self.numeric or self.scan
-        if not others and list(tables) == [(False, False)]:  # the usual: a source or type prefix
+        if len(self.members) == 1:  # most indexes deep in the machine: one test, one target
+            self.fast = collect_one(*self.members[0])
+        elif not others and list(tables) == [(False, False)]:  # a source or type prefix
             self.fast = tables[False, False].collect_any
 
     def _apply(self, op: Operator, target: T, adding: bool) -> None:
@@ -328,6 +333,62 @@ class OtherOperators(Generic[T]):
             blocks = self.cidr.get(address[0])
             if blocks is not None:
                 blocks.collect(address[1], out)
+
+
+Collect = Callable[[Any, list[T]], None]
+
+
+def collect_one(operator: Operator, target: T) -> Collect[T]:
+    """A collector for a single operator: its test inlined, constants in the defaults, so that
+    a call touches the function and a few constants, not a chain of empty tables."""
+    if isinstance(operator, Numeric):
+        return _numeric_one(operator, target)
+    if isinstance(operator, Prefix | Suffix) and not operator.ignore_case:
+        return _affix_one(operator.needle, isinstance(operator, Suffix), target)
+    if isinstance(operator, Exists):
+
+        def exists(value: Any, out: list[T], target: T = target) -> None:
+            out.append(target)
+
+        return exists
+
+    def test_one(value: Any, out: list[T], test: Any = operator.test, target: T = target) -> None:
+        if test(value):
+            out.append(target)
+
+    return test_one
+
+
+def _numeric_one(op: Numeric, target: T) -> Collect[T]:
+    def numeric(
+        value: Any,
+        out: list[T],
+        low: float = op.low,
+        low_in: bool = op.low_inclusive,
+        high: float = op.high,
+        high_in: bool = op.high_inclusive,
+        target: T = target,
+    ) -> None:
+        kind = type(value)
+        if (kind is int or kind is float) and (  # the same test as Intervals.collect
+            (value > low or (value == low and low_in))
+            and (value < high or (value == high and high_in))
+        ):
+            out.append(target)
+
+    return numeric
+
+
+def _affix_one(needle: str, suffix: bool, target: T) -> Collect[T]:
+    def prefix(value: Any, out: list[T], needle: str = needle, target: T = target) -> None:
+        if type(value) is str and value.startswith(needle):
+            out.append(target)
+
+    def suffix_(value: Any, out: list[T], needle: str = needle, target: T = target) -> None:
+        if type(value) is str and value.endswith(needle):
+            out.append(target)
+
+    return suffix_ if suffix else prefix
 
 
 def _add_one(table: dict[Any, Any], key: Any, target: T) -> None:

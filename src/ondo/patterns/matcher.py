@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ondo.patterns.field import Candidates, Field, Trail, consistent
-from ondo.patterns.index import OtherOperators, ValueIndex
+from ondo.patterns.index import Collect, ValueIndex
 from ondo.patterns.pattern import CompiledPattern, compile_pattern
 from ondo.patterns.values import value_key
 
@@ -44,14 +44,18 @@ class _State:
     __slots__ = ("absent", "edges", "fields", "probes", "rules")
 
     def __init__(self) -> None:
-        self.probes: tuple[tuple[str, dict[Any, Any], OtherOperators[_State] | None], ...] = ()
+        self.probes: tuple[tuple[str, dict[Any, Any] | None, Collect[_State] | None], ...] = ()
         self.absent: dict[str, list[_State]] | None = None  # path -> next states if no leaf
         self.rules: dict[str, int] | None = None  # rule id -> alternatives of it ending here
         self.fields: dict[str, ValueIndex[_State]] = {}
         self.edges: dict[tuple[Any, ...], _Edge] = {}
 
     def reprobe(self) -> None:
-        self.probes = tuple((p, index.exact, index.others) for p, index in self.fields.items())
+        """Probe with only the tables in use: an empty dict or table is still a cache miss."""
+        self.probes = tuple(
+            (path, index.exact or None, None if index.others is None else index.others.fast)
+            for path, index in self.fields.items()
+        )
 
 
 class _Edge:
@@ -301,24 +305,25 @@ def _walk(root: _State, values: Flat) -> set[str]:
         state = pending.pop()
         if state.rules is not None:
             matched.update(state.rules)
-        for path, exact, others in state.probes:
+        for path, exact, fast in state.probes:
             leaves = values.get(path)
             if leaves is None:
                 continue
             for value in leaves:
-                hit = exact.get(value_key(value) if type(value) is bool else value)
-                if hit is None:
-                    pass
-                elif type(hit) is list:
-                    more.extend(hit)
-                elif hit not in seen:
-                    seen.add(hit)
-                    if hit.probes or hit.absent is not None:
-                        pending.append(hit)
-                    elif hit.rules is not None:  # a final state: no need to visit it
-                        matched.update(hit.rules)
-                if others is not None:
-                    others.fast(value, more)
+                if exact is not None:
+                    hit = exact.get(value_key(value) if type(value) is bool else value)
+                    if hit is None:
+                        pass
+                    elif type(hit) is list:
+                        more.extend(hit)
+                    elif hit not in seen:
+                        seen.add(hit)
+                        if hit.probes or hit.absent is not None:
+                            pending.append(hit)
+                        elif hit.rules is not None:  # a final state: no need to visit it
+                            matched.update(hit.rules)
+                if fast is not None:
+                    fast(value, more)
         if state.absent is not None:
             for path, targets in state.absent.items():
                 if path not in values:
