@@ -10,6 +10,7 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -61,7 +62,15 @@ class ZygoteProcess:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CONFIG_MAX_BYTES)
-        ours.send(json.dumps({**self.config, "jail_path": str(JAIL)}).encode())
+        try:
+            ours.send(json.dumps({**self.config, "jail_path": str(JAIL)}).encode())
+        except OSError as exc:
+            ours.close()
+            theirs.close()
+            raise RuntimeUnavailable(
+                f"{self.key}: the function's settings are too large to hand to its sandbox "
+                f"({exc.strerror}); keep `environment` small (Lambda allows 4 KB)"
+            ) from exc
         args = [SANDBOX_PYTHON, "-I", "-S", str(BOOTSTRAP), str(theirs.fileno())]
         try:
             self.launcher = subprocess.Popen(
@@ -74,6 +83,12 @@ class ZygoteProcess:
                 # Never the platform's environment: /proc/self/environ shows what exec got.
                 env=dict(self.config.get("environment", {})),
             )
+        except OSError as exc:
+            ours.close()
+            raise RuntimeUnavailable(
+                f"{self.key}: cannot start the function's sandbox: {exc.strerror}"
+                + (" (its environment is too large)" if exc.errno == errno.E2BIG else "")
+            ) from exc
         finally:
             theirs.close()
         ours.setblocking(False)
