@@ -36,7 +36,9 @@ class Platform:
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.clock: Clock = ManualClock() if config.manual_clock else WallClock()
-        self.db = SqliteDatabase(config.db_path, durability=config.store_durability)
+        self.db = SqliteDatabase(
+            config.db_path, durability=config.store_durability, background_checkpoint=True
+        )
         self.tokens = TokenStore(self.db)
         self.metrics = Metrics()
         self.bus: Bus = open_bus(
