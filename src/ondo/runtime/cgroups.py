@@ -53,6 +53,19 @@ class Cgroups:
         return state
 
 
+def migration_tuning() -> dict[str, Any]:
+    """Moving a process between cgroups waits for an RCU grace period (~8 ms on an idle
+    machine) unless cgroup2 is mounted with `favordynmods`; spare workers hide that wait."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/mounts").read_text().splitlines():
+            fields = line.split()
+            if len(fields) > 3 and fields[2] == "cgroup2":
+                fast = "favordynmods" in fields[3].split(",")
+                hint = "" if fast else f"mount -o remount,favordynmods {fields[1]}"
+                return {"favordynmods": fast, "hint": hint}
+    return {"favordynmods": False, "hint": "no cgroup2 mount found"}
+
+
 def _own_cgroup(controller: str) -> str | None:
     with contextlib.suppress(OSError):
         for line in Path("/proc/self/cgroup").read_text().splitlines():

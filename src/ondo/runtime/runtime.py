@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ondo.errors import RuntimeUnavailable
 from ondo.runtime.base import LOG_CAPTURE_BYTES, FunctionSpec, InvocationOutcome
+from ondo.runtime.cgroups import migration_tuning
 from ondo.runtime.pool import FunctionPool
 from ondo.runtime.sandbox import Sandbox, SandboxOptions
 
@@ -42,11 +43,13 @@ class ZygoteRuntime:
         self._ids = itertools.count(1)
         self._started = False
         self._closed = False
+        self._migration: dict[str, Any] = {}
 
     async def start(self) -> None:
         if self._started:
             return
         await self.sandbox.detect()
+        self._migration = migration_tuning()
         self._started = True
 
     async def prepare(self, spec: FunctionSpec) -> None:
@@ -82,6 +85,8 @@ class ZygoteRuntime:
                 "cold_starts": sum(f["cold_starts"] for f in functions.values()),
             },
             "idle_ttl_s": self.idle_ttl_s,
+            "spare_workers": self.spare_workers,
+            "cgroup_moves": self._migration,
         }
 
     async def close(self, grace_s: float = 10.0) -> None:
