@@ -59,6 +59,7 @@ class ZygoteRuntime:
         except BaseException:
             if self.pools.get(spec.key) is pool and not pool.busy and not pool.idle:
                 del self.pools[spec.key]  # a version that cannot start keeps nothing around
+                pool.closing = True  # and whoever still holds this pool cannot restart it
                 await asyncio.to_thread(self.sandbox.forget_pool, pool.pool_id)
             raise
 
