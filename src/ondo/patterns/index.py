@@ -30,6 +30,9 @@ T = TypeVar("T")
 
 
 Interval = tuple[float, bool, float, bool]
+
+# How the walk tests the non-exact operators of one index (see ValueIndex.probe).
+NO_TEST, NUMERIC, PREFIX, SUFFIX, CIDR, EXISTS, TEST, COLLECT = range(8)
 _SCAN_BELOW = 8  # this few intervals are faster to test one by one than to index
 
 
@@ -209,6 +212,26 @@ class ValueIndex(Generic[T]):
         self.others.edit(operator, target, adding=False)
         if not self.others.size:
             self.others = None
+
+    def probe(self) -> tuple[int, Any, T | None]:
+        """(kind, operand, target) of the non-exact operators, for the walk to test inline:
+        an index holding one operator (most of them, deep in the machine) is tested without a
+        call, touching only its constants; several are collected by `others.fast`."""
+        others = self.others
+        if others is None:
+            return NO_TEST, None, None
+        if len(others.members) != 1:
+            return COLLECT, others.fast, None
+        op, target = others.members[0]
+        if isinstance(op, Numeric):
+            return NUMERIC, (op.low, op.low_inclusive, op.high, op.high_inclusive), target
+        if isinstance(op, Prefix | Suffix) and not op.ignore_case:
+            return (SUFFIX if isinstance(op, Suffix) else PREFIX), op.needle, target
+        if isinstance(op, Cidr):
+            return CIDR, (op.network.version, op.low, op.high), target
+        if isinstance(op, Exists):
+            return EXISTS, None, target
+        return TEST, op.test, target
 
     def collect(self, value: Any, out: list[T]) -> None:
         """Append the target of every operator that the leaf value passes."""

@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ondo.patterns.field import Candidates, Field, Trail, consistent
-from ondo.patterns.index import Collect, ValueIndex
+from ondo.patterns.index import CIDR, EXISTS, NUMERIC, PREFIX, SUFFIX, TEST, ValueIndex
+from ondo.patterns.operators import ip_number
 from ondo.patterns.pattern import CompiledPattern, compile_pattern
 from ondo.patterns.values import value_key
 
@@ -36,26 +37,37 @@ class _Tree(dict[str, "tuple[str, _Tree]"]):
 class _State:
     """A point in the machine: conditions matched so far; where the next ones lead.
 
-    Laid out for the walk, which touches thousands of states per second spread over memory:
-    `probes` holds (path, exact dict, other operators or None) so that a visit follows few
-    pointers, and `absent`/`rules` stay None unless used.
+    Laid out for the walk, which touches thousands of states per second spread over memory,
+    most of them cold in cache at 10,000 rules: `probes` holds, per path,
+    (path, exact dict or None, kind, operand, target) (see ValueIndex.probe) so that the usual
+    single non-exact operator is tested inline, and `done` is a tuple of rule ids; a visit
+    thus follows few pointers. `absent`/`done` stay None unless used.
     """
 
-    __slots__ = ("absent", "edges", "fields", "probes", "rules")
+    __slots__ = ("absent", "done", "edges", "fields", "probes", "rules")
 
     def __init__(self) -> None:
-        self.probes: tuple[tuple[str, dict[Any, Any] | None, Collect[_State] | None], ...] = ()
+        self.probes: tuple[Any, ...] = ()
         self.absent: dict[str, list[_State]] | None = None  # path -> next states if no leaf
         self.rules: dict[str, int] | None = None  # rule id -> alternatives of it ending here
+        self.done: tuple[str, ...] | None = None  # the ids in rules, for the walk
         self.fields: dict[str, ValueIndex[_State]] = {}
         self.edges: dict[tuple[Any, ...], _Edge] = {}
 
     def reprobe(self) -> None:
         """Probe with only the tables in use: an empty dict or table is still a cache miss."""
         self.probes = tuple(
-            (path, index.exact or None, None if index.others is None else index.others.fast)
-            for path, index in self.fields.items()
+            (path, index.exact or None, *index.probe()) for path, index in self.fields.items()
         )
+
+    def count(self, rule_id: str, delta: int) -> None:
+        """Record one more (or one fewer) alternative of a rule ending here."""
+        rules = self.rules or {}
+        rules[rule_id] = rules.get(rule_id, 0) + delta
+        if not rules[rule_id]:
+            del rules[rule_id]
+        self.rules = rules or None
+        self.done = tuple(rules) if rules else None
 
 
 class _Edge:
@@ -139,20 +151,14 @@ class Matcher:
             edge.users += 1
             route.append(edge)
             state = edge.following
-        if state.rules is None:
-            state.rules = {}
-        state.rules[rule_id] = state.rules.get(rule_id, 0) + 1
+        state.count(rule_id, +1)
         return route
 
     def _withdraw(self, rule_id: str, route: list[_Edge]) -> None:
         state = self._root
         for edge in route:
             state = edge.following
-        assert state.rules is not None
-        state.rules[rule_id] -= 1
-        if not state.rules[rule_id]:
-            del state.rules[rule_id]
-            state.rules = state.rules or None
+        state.count(rule_id, -1)
         state = self._root
         for edge in route:
             edge.users -= 1
@@ -303,9 +309,10 @@ def _walk(root: _State, values: Flat) -> set[str]:
     more: list[_State] = []
     while pending:
         state = pending.pop()
-        if state.rules is not None:
-            matched.update(state.rules)
-        for path, exact, fast in state.probes:
+        if state.done is not None:
+            matched.update(state.done)
+        probes = state.probes
+        for path, exact, kind, operand, target in probes:
             leaves = values.get(path)
             if leaves is None:
                 continue
@@ -320,10 +327,22 @@ def _walk(root: _State, values: Flat) -> set[str]:
                         seen.add(hit)
                         if hit.probes or hit.absent is not None:
                             pending.append(hit)
-                        elif hit.rules is not None:  # a final state: no need to visit it
-                            matched.update(hit.rules)
-                if fast is not None:
-                    fast(value, more)
+                        elif hit.done is not None:  # a final state: no need to visit it
+                            matched.update(hit.done)
+                if not kind:
+                    continue
+                if kind == NUMERIC:  # the test of Intervals.collect, inline
+                    low, low_in, high, high_in = operand
+                    if (type(value) is int or type(value) is float) and (
+                        (value > low or (value == low and low_in))
+                        and (value < high or (value == high and high_in))
+                    ):
+                        more.append(target)
+                elif kind == PREFIX:
+                    if type(value) is str and value.startswith(operand):
+                        more.append(target)
+                elif _passes(kind, operand, value, more):
+                    more.append(target)
         if state.absent is not None:
             for path, targets in state.absent.items():
                 if path not in values:
@@ -335,6 +354,26 @@ def _walk(root: _State, values: Flat) -> set[str]:
                     pending.append(following)
             more.clear()
     return matched
+
+
+def _passes(kind: int, operand: Any, value: Any, more: list[_State]) -> bool:
+    """Whether a leaf passes the one operator of an index (COLLECT: adds the targets itself).
+    The walk tests the two commonest kinds, numeric ranges and prefixes, itself."""
+    if kind == SUFFIX:
+        return type(value) is str and value.endswith(operand)
+    if kind == CIDR:
+        address = ip_number(value) if type(value) is str else None
+        return (
+            address is not None
+            and address[0] == operand[0]
+            and operand[1] <= address[1] <= operand[2]
+        )
+    if kind == EXISTS:
+        return True
+    if kind == TEST:
+        return bool(operand(value))
+    operand(value, more)
+    return False
 
 
 def _walk_with_arrays(root: _State, values: Flat, trails: dict[str, list[Trail]]) -> set[str]:
