@@ -43,21 +43,35 @@ MIGRATIONS: list[Migration] = [
 ]
 
 
+CURRENT_CACHE_SIZE = 4096  # functions whose current version is remembered
+
+
 class FunctionRepository:
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
         db.migrate(MIGRATIONS)
+        # The current version of each function, as read last: every invocation asks. Versions
+        # are immutable and only this repository changes which one is current (it forgets the
+        # entry when it does), so an entry is never stale.
+        self._current: dict[tuple[str, str], FunctionVersion | None] = {}
 
     # --- versions -----------------------------------------------------------------------
 
     def current(self, namespace: str, name: str) -> FunctionVersion | None:
+        key = (namespace, name)
+        if key in self._current:
+            return self._current[key]
         row = self.db.query_one(
             "SELECT v.* FROM functions f JOIN function_versions v ON v.namespace = f.namespace"
             " AND v.name = f.name AND v.version = f.current_version"
             " WHERE f.namespace = ? AND f.name = ?",
             (namespace, name),
         )
-        return _version(row) if row else None
+        found = _version(row) if row else None
+        if len(self._current) >= CURRENT_CACHE_SIZE:
+            self._current.clear()
+        self._current[key] = found
+        return found
 
     def version(self, namespace: str, name: str, version: int) -> FunctionVersion | None:
         row = self.db.query_one(
@@ -92,6 +106,7 @@ class FunctionRepository:
 
     def add_version(self, fv: FunctionVersion) -> FunctionVersion:
         """Store a new immutable version and make it current, in one transaction."""
+        self._current.pop((fv.namespace, fv.name), None)
         with self.db.transaction() as conn:
             conn.execute(
                 "INSERT INTO function_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -110,6 +125,7 @@ class FunctionRepository:
         return fv
 
     def set_current(self, namespace: str, name: str, version: int, now: float) -> None:
+        self._current.pop((namespace, name), None)
         with self.db.transaction() as conn:
             app_row = conn.execute(
                 "SELECT app FROM function_versions WHERE namespace=? AND name=? AND version=?",
@@ -119,6 +135,7 @@ class FunctionRepository:
 
     def delete(self, namespace: str, name: str) -> None:
         """Forget the function and its versions; invocation records stay for the audit trail."""
+        self._current.pop((namespace, name), None)
         with self.db.transaction() as conn:
             conn.execute(
                 "DELETE FROM functions WHERE namespace = ? AND name = ?", (namespace, name)
