@@ -31,6 +31,9 @@ T = TypeVar("T")
 
 Interval = tuple[float, bool, float, bool]
 
+_MEMO_FROM = 32  # operators in one index from which string results are remembered
+_MEMO_SIZE = 4096  # strings remembered per index, at most
+
 # How the walk tests the non-exact operators of one index (see ValueIndex.probe).
 NO_TEST, NUMERIC, PREFIX, SUFFIX, CIDR, EXISTS, TEST, COLLECT = range(8)
 _SCAN_BELOW = 8  # this few intervals are faster to test one by one than to index
@@ -256,6 +259,7 @@ class OtherOperators(Generic[T]):
         "folding",
         "ignore_case",
         "members",
+        "memo",
         "numeric",
         "scan",
         "size",
@@ -274,6 +278,7 @@ class OtherOperators(Generic[T]):
         self.affixes: list[Affixes[T]] = []  # case-sensitive prefixes and suffixes in use
         self.folded: list[Affixes[T]] = []  # case-folded ones
         self.folding = False  # whether values must be lower-cased for any look-up
+        self.memo: dict[str, tuple[T, ...]] | None = None  # string -> targets, if many operators
         self.fast: Callable[[Any, list[T]], None] = self.collect  # collect, or a shortcut
 
     def edit(self, operator: Operator, target: T, adding: bool) -> None:
@@ -285,9 +290,13 @@ class OtherOperators(Generic[T]):
         self.folded = [tables[k] for k in ((False, True), (True, True)) if k in tables]
         self.folding = bool(self.folded or self.ignore_case)
         self.fast = self.collect
+        self.memo = None  # any edit changes what a value collects
         others = self.exists or self.folding or self.cidr or self.numeric or self.scan
         if len(self.members) == 1:  # most indexes deep in the machine: one test, one target
             self.fast = collect_one(*self.members[0])
+        elif self.size >= _MEMO_FROM:  # a routing attribute (type, source) under many rules
+            self.memo = {}
+            self.fast = self.collect_memo
         elif not others and list(tables) == [(False, False)]:  # a source or type prefix
             self.fast = tables[False, False].collect_any
 
@@ -327,6 +336,26 @@ class OtherOperators(Generic[T]):
         (blocks.add if adding else blocks.remove)(op.low, True, op.high, True, target)
         if not blocks:
             del self.cidr[op.network.version]
+
+    def collect_memo(self, value: Any, out: list[T]) -> None:
+        """collect(), remembering the targets of recent strings: type and source values repeat,
+        and one dict look-up touches far less memory than bisecting hundreds of prefixes."""
+        if type(value) is not str:
+            self.collect(value, out)
+            return
+        memo = self.memo
+        if memo is None:  # not in use any more
+            self.collect(value, out)
+            return
+        found = memo.get(value)
+        if found is None:
+            targets: list[T] = []
+            self.collect(value, targets)
+            found = tuple(targets)
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()  # values that do not repeat: start over rather than track age
+            memo[value] = found
+        out.extend(found)
 
     def collect(self, value: Any, out: list[T]) -> None:
         """Append the target of every (non-exact) operator that the leaf value passes."""

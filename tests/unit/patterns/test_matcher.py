@@ -127,3 +127,33 @@ def test_large_array_of_objects_same_element_rule() -> None:
     matcher.add("mixed", mixed)
     assert matcher.matching(event) == {"last"}
     assert compile(pattern).matches(event) and not compile(mixed).matches(event)
+
+
+def test_an_index_of_many_operators_remembers_values_and_forgets_them_on_change() -> None:
+    """Past 32 operators on one path, string results are remembered per value; adding or
+    removing a rule must not leave a stale answer behind."""
+    matcher = Matcher()
+    patterns = {}
+    for number in range(40):
+        patterns[f"p{number}"] = {"type": [{"prefix": f"com.app{number}."}]}
+        patterns[f"i{number}"] = {"type": [{"equals-ignore-case": f"COM.APP{number}.X"}]}
+    for rule_id, pattern in patterns.items():
+        matcher.add(rule_id, pattern)
+    events = [{"type": f"com.app{n}.x"} for n in (1, 12, 39, 40)] + [{"type": 7}, {"type": None}]
+
+    def expected() -> list[set[str]]:
+        return [
+            {rule_id for rule_id, p in patterns.items() if compile(p).matches(event)}
+            for event in events
+        ]
+
+    for _ in range(2):  # the second pass answers from what was remembered
+        assert [matcher.matching(event) for event in events] == expected()
+    assert matcher.matching({"type": "com.app1.x"}) == {"p1", "i1"}
+    matcher.remove("p1")
+    del patterns["p1"]
+    patterns["late"] = {"type": [{"prefix": "com.app1"}]}
+    matcher.add("late", patterns["late"])
+    assert [matcher.matching(event) for event in events] == expected()
+    assert matcher.matching({"type": "com.app12.x"}) == {"late", "p12", "i12"}
+    assert matcher.matching({"type": "com.app1.x"}) == {"late", "i1"}
