@@ -130,32 +130,48 @@ class RuleEngine:
         Decisions, window state, enforcement records and the jobs of every firing commit
         together; if any event raises, nothing of the batch is kept and the error propagates.
         """
+        concerned = []
+        for stored in batch:
+            event_json = stored.event.to_json_dict()
+            rules = self._rules_for(stored, event_json, only_rule)
+            if rules:
+                concerned.append((stored, event_json, rules))
         decided: list[tuple[Enforcement, bool]] = []
-        with self.db.transaction() as conn:
-            for stored in batch:
-                decided += self._decide_event(conn, stored, only_rule)
+        if concerned:  # events no rule concerns (e.g. action outcomes) need no transaction
+            with self.db.transaction() as conn:
+                for stored, event_json, rules in concerned:
+                    decided += self._decide_event(conn, stored, event_json, rules)
         self.metrics.dispatched.inc(len(batch))
         for rec, new in decided:
             if new:
                 self._count(rec)
         return [rec for rec, _new in decided]
 
-    def _decide_event(
-        self, conn: sqlite3.Connection, stored: StoredEvent, only_rule: str | None
-    ) -> list[tuple[Enforcement, bool]]:
-        event_json = stored.event.to_json_dict()
-        now = self.clock.now()
-        decided = []
+    def _rules_for(
+        self, stored: StoredEvent, event_json: dict[str, Any], only_rule: str | None
+    ) -> list[tuple[CompiledRule, bool]]:
+        """The enabled rules the event concerns, with whether their full pattern matched."""
+        found = []
         for rid, full in self.candidates(stored.namespace, event_json):
             if only_rule is not None and rid != f"{stored.namespace}/{only_rule}":
                 continue
             rule = self.book.compiled_rule(rid)
-            if rule is None or not rule.stored.enabled:
-                continue
-            decided.append(
-                self._decide_in(conn, rule, event_json, stored.event.hops, now, full, True)
-            )
-        return decided
+            if rule is not None and rule.stored.enabled:
+                found.append((rule, full))
+        return found
+
+    def _decide_event(
+        self,
+        conn: sqlite3.Connection,
+        stored: StoredEvent,
+        event_json: dict[str, Any],
+        rules: list[tuple[CompiledRule, bool]],
+    ) -> list[tuple[Enforcement, bool]]:
+        now = self.clock.now()
+        hops = stored.event.hops
+        return [
+            self._decide_in(conn, rule, event_json, hops, now, full, True) for rule, full in rules
+        ]
 
     def _decide_once(
         self, rule: CompiledRule, event: dict[str, Any], hops: int, now: float, full: bool
