@@ -151,7 +151,7 @@ def test_sync_invoke_context_records_and_logs(tmp_path: Path, platform: RunningP
         body = answer.json()
         invocation_id = answer.headers["X-Ondo-Invocation-Id"]
         assert body["event"] == {"n": 1} and body["request_id"] == invocation_id
-        assert body["function"] == "echo" and body["version"] == "1" and body["memory"] == 128
+        assert body["function"] == "echo" and body["version"] == "1" and body["memory"] == "128"
         assert 0 < body["remaining"] <= 5000
         assert body["arn"].endswith(":function:echo:1")
         assert body["log_group"] and body["log_stream"]

@@ -161,7 +161,8 @@ class LambdaContext:
         self.aws_request_id = request_id
         self.function_name = name
         self.function_version = version
-        self.memory_limit_in_mb = int(config["memory_mb"])
+        # A string, as AWS's Python runtime gives it (it reads AWS_LAMBDA_FUNCTION_MEMORY_SIZE).
+        self.memory_limit_in_mb = str(config["memory_mb"])
         self.invoked_function_arn = f"arn:ondo:lambda:local:{ns}:function:{name}:{version}"
         self.log_group_name = f"/ondo/{ns}/{name}"
         self.log_stream_name = str(config.get("log_stream", ""))

@@ -146,7 +146,7 @@ def test_context_carries_the_lambda_fields(tmp_path: Path) -> None:
             assert fields["aws_request_id"] == "req-42"
             assert fields["function_name"] == "ctx"
             assert fields["function_version"] == "7"
-            assert fields["memory_limit_in_mb"] == 256
+            assert fields["memory_limit_in_mb"] == "256"
             assert 25_000 < fields["remaining"] <= 30_000
             assert fields["arn"] == "arn:ondo:lambda:local:default:function:ctx:7"
             assert fields["log_group_name"] == "/ondo/default/ctx"
