@@ -35,7 +35,7 @@ _MEMO_FROM = 32  # operators in one index from which string results are remember
 _MEMO_SIZE = 4096  # strings remembered per index, at most
 
 # How the walk tests the non-exact operators of one index (see ValueIndex.probe).
-NO_TEST, NUMERIC, PREFIX, SUFFIX, CIDR, EXISTS, TEST, COLLECT = range(8)
+NO_TEST, EXACT, NUMERIC, PREFIX, SUFFIX, CIDR, EXISTS, TEST, COLLECT = range(9)
 _SCAN_BELOW = 8  # this few intervals are faster to test one by one than to index
 
 
@@ -216,13 +216,20 @@ class ValueIndex(Generic[T]):
         if not self.others.size:
             self.others = None
 
-    def probe(self) -> tuple[int, Any, T | None]:
-        """(kind, operand, target) of the non-exact operators, for the walk to test inline:
-        an index holding one operator (most of them, deep in the machine) is tested without a
-        call, touching only its constants; several are collected by `others.fast`."""
+    def probe(self) -> tuple[dict[Any, Any] | None, int, Any, T | None]:
+        """(exact dict or None, kind, operand, target), for the walk to test inline: an index
+        holding one operator (most of them, deep in the machine) is tested without a call or a
+        dict, touching only its constants; several are collected by `others.fast`."""
         others = self.others
         if others is None:
-            return NO_TEST, None, None
+            if len(self.exact) == 1:
+                ((key, target),) = self.exact.items()
+                if type(target) is not list:
+                    return None, EXACT, key, target
+            return self.exact or None, NO_TEST, None, None
+        return self.exact or None, *self._probe_others(others)
+
+    def _probe_others(self, others: OtherOperators[T]) -> tuple[int, Any, T | None]:
         if len(others.members) != 1:
             return COLLECT, others.fast, None
         op, target = others.members[0]

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ondo.patterns.field import Candidates, Field, Trail, consistent
-from ondo.patterns.index import CIDR, EXISTS, NUMERIC, PREFIX, SUFFIX, TEST, ValueIndex
+from ondo.patterns.index import CIDR, EXACT, EXISTS, NUMERIC, PREFIX, SUFFIX, TEST, ValueIndex
 from ondo.patterns.operators import ip_number
 from ondo.patterns.pattern import CompiledPattern, compile_pattern
 from ondo.patterns.values import value_key
@@ -56,9 +56,7 @@ class _State:
 
     def reprobe(self) -> None:
         """Probe with only the tables in use: an empty dict or table is still a cache miss."""
-        self.probes = tuple(
-            (path, index.exact or None, *index.probe()) for path, index in self.fields.items()
-        )
+        self.probes = tuple((path, *index.probe()) for path, index in self.fields.items())
 
     def count(self, rule_id: str, delta: int) -> None:
         """Record one more (or one fewer) alternative of a rule ending here."""
@@ -331,7 +329,10 @@ def _walk(root: _State, values: Flat) -> set[str]:
                             matched.update(hit.done)
                 if not kind:
                     continue
-                if kind == NUMERIC:  # the test of Intervals.collect, inline
+                if kind == EXACT:  # one value: compared as the dict would, without the dict
+                    if (value_key(value) if type(value) is bool else value) == operand:
+                        more.append(target)
+                elif kind == NUMERIC:  # the test of Intervals.collect, inline
                     low, low_in, high, high_in = operand
                     if (type(value) is int or type(value) is float) and (
                         (value > low or (value == low and low_in))
