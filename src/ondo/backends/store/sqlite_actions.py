@@ -311,6 +311,7 @@ _CLAIM_DUE = _CLAIMED.format(
     " ORDER BY next_attempt_at, id LIMIT ?"
 )
 SCAN_FACTOR = 4  # due jobs looked at per free slot when lanes have limits
+MIN_WINDOW = 64  # ... and at least this many (a lane not yet known may be among them)
 
 
 def _claim_ids(count: int) -> str:
@@ -326,7 +327,12 @@ def _pick(
     look_past_full: bool,
 ) -> list[int]:
     """Due job ids in order, at most `limit`, no lane over its allowance."""
-    window = max(limit * SCAN_FACTOR, 64)
+    # Free workers beyond what the known lanes may still start cannot be used by them: a busy
+    # lane with one free slot looks at a few rows, not at four per idle worker (each row costs
+    # about a microsecond, and a busy queue claims after every finished job). Lanes not known
+    # yet are found in the first MIN_WINDOW rows, or by the backlog scan behind full lanes.
+    room = sum(max(left, 0) for lane, left in allowance.items() if lane)
+    window = max(min(limit, room) * SCAN_FACTOR, MIN_WINDOW)
     candidates = conn.execute(
         "SELECT id, lane, next_attempt_at FROM action_jobs INDEXED BY action_jobs_due_lane"
         " WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
