@@ -8,6 +8,11 @@ state holds, per field path, a ValueIndex from leaf values to next states, and r
 condition led there. Matching flattens the event once (only paths some rule names) and walks
 only the transitions the event's values take, carrying the array indexes chosen so far so that
 fields matched inside one array of objects come from the same element.
+
+What does grow with the number of rules is memory: at 10,000 rules an event's states were last
+touched thousands of events ago and are cold in cache, so one state visit costs several times
+what it costs at 10 rules (measured: the same 10,000-rule machine runs twice as fast on events of
+3 types as on events of all its 3,333). Hence the walk's layout: few objects per visit.
 """
 
 from __future__ import annotations
