@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ondo.patterns import Matcher, compile
 
 EVENT = {
@@ -133,13 +135,14 @@ def test_an_index_of_many_operators_remembers_values_and_forgets_them_on_change(
     """Past 32 operators on one path, string results are remembered per value; adding or
     removing a rule must not leave a stale answer behind."""
     matcher = Matcher()
-    patterns = {}
+    patterns: dict[str, dict[str, Any]] = {}
     for number in range(40):
         patterns[f"p{number}"] = {"type": [{"prefix": f"com.app{number}."}]}
         patterns[f"i{number}"] = {"type": [{"equals-ignore-case": f"COM.APP{number}.X"}]}
     for rule_id, pattern in patterns.items():
         matcher.add(rule_id, pattern)
-    events = [{"type": f"com.app{n}.x"} for n in (1, 12, 39, 40)] + [{"type": 7}, {"type": None}]
+    events: list[dict[str, Any]] = [{"type": f"com.app{n}.x"} for n in (1, 12, 39, 40)]
+    events += [{"type": 7}, {"type": None}]
 
     def expected() -> list[set[str]]:
         return [
@@ -157,3 +160,25 @@ def test_an_index_of_many_operators_remembers_values_and_forgets_them_on_change(
     assert [matcher.matching(event) for event in events] == expected()
     assert matcher.matching({"type": "com.app12.x"}) == {"late", "p12", "i12"}
     assert matcher.matching({"type": "com.app1.x"}) == {"late", "i1"}
+
+
+def test_rules_listing_several_types_share_states_and_leave_none_behind() -> None:
+    """A leading list of exact values is inserted as one route per value; matching, replacing
+    and removing must be as if it were one field."""
+    matcher = Matcher()
+    matcher.add("both", {"type": ["A", "B"], "data": {"n": [1]}})
+    matcher.add("a", {"type": ["A"], "data": {"n": [1]}})
+    matcher.add("dup", {"$or": [{"type": ["A", "B"]}, {"type": ["A"]}], "data": {"n": [1]}})
+    matcher.add("arr", {"type": ["B", "C"], "data": {"n": [2]}})
+    assert matcher.matching({"type": "A", "data": {"n": 1}}) == {"both", "a", "dup"}
+    assert matcher.matching({"type": "B", "data": {"n": 1}}) == {"both", "dup"}
+    assert matcher.matching({"type": ["C", "X"], "data": {"n": [5, 2]}}) == {"arr"}
+    matcher.remove("dup")
+    matcher.add("both", {"type": ["B", "A"], "data": {"n": [2]}})
+    assert matcher.matching({"type": "A", "data": {"n": 1}}) == {"a"}
+    assert matcher.matching({"type": "A", "data": {"n": 2}}) == {"both"}
+    for rule_id in ("both", "a", "arr"):
+        matcher.remove(rule_id)
+    assert len(matcher) == 0
+    assert matcher.matching({"type": "A", "data": {"n": 1}}) == set()
+    assert not matcher._root.edges  # every state the split routes made is gone
