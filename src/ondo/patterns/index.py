@@ -22,6 +22,7 @@ from ondo.patterns.operators import (
     Operator,
     Prefix,
     Suffix,
+    Wildcard,
     ip_number,
 )
 from ondo.patterns.values import value_key
@@ -271,10 +272,12 @@ class OtherOperators(Generic[T]):
         "scan",
         "size",
         "tables",
+        "wildcards",
     )
 
     def __init__(self) -> None:
         self.tables: dict[tuple[bool, bool], Affixes[T]] = {}  # (suffix?, ignore case?) ->
+        self.wildcards: dict[bool, Affixes[tuple[Wildcard, T]]] = {}  # keyed by an end, see below
         self.ignore_case: dict[str, list[T]] = {}
         self.numeric: Intervals[T] | None = None
         self.cidr: dict[int, Intervals[T]] = {}
@@ -298,7 +301,9 @@ class OtherOperators(Generic[T]):
         self.folding = bool(self.folded or self.ignore_case)
         self.fast = self.collect
         self.memo = None  # any edit changes what a value collects
-        others = self.exists or self.folding or self.cidr or self.numeric or self.scan
+        others = any(
+            (self.exists, self.folding, self.cidr, self.numeric, self.scan, self.wildcards)
+        )
         if len(self.members) == 1:  # most indexes deep in the machine: one test, one target
             self.fast = collect_one(*self.members[0])
         elif self.size >= _MEMO_FROM:  # a routing attribute (type, source) under many rules
@@ -318,6 +323,8 @@ class OtherOperators(Generic[T]):
             self._edit_cidr(op, target, adding)
         elif isinstance(op, Exists):
             (self.exists.append if adding else self.exists.remove)(target)
+        elif isinstance(op, Wildcard):
+            self._edit_wildcard(op, target, adding)
         else:
             (self.scan.append if adding else self.scan.remove)((op, target))
 
@@ -329,6 +336,19 @@ class OtherOperators(Generic[T]):
         (table.add if adding else table.remove)(op.needle, target)
         if not table:
             del self.tables[kind]
+
+    def _edit_wildcard(self, op: Wildcard, target: T, adding: bool) -> None:
+        """File a wildcard under its literal start (a value must begin with it), or under its
+        literal end if it starts with `*`: only those whose end fits a value are tried."""
+        glob = op.glob
+        by_end = glob.starred and not glob.first
+        table = self.wildcards.get(by_end)
+        if table is None:
+            table = self.wildcards[by_end] = Affixes(suffix=by_end)
+        needle = glob.last if by_end else glob.first
+        (table.add if adding else table.remove)(needle, (op, target))
+        if not table:
+            del self.wildcards[by_end]
 
     def _edit_numeric(self, op: Numeric, target: T, adding: bool) -> None:
         if self.numeric is None:
@@ -380,10 +400,20 @@ class OtherOperators(Generic[T]):
                     affixes.collect(lowered, out)
             if self.cidr:
                 self._collect_address(value, out)
+            if self.wildcards:
+                self._collect_wildcards(value, out)
         elif self.numeric is not None and (type(value) is int or type(value) is float):
             self.numeric.collect(value, out)
         for operator, target in self.scan:
             if operator.test(value):
+                out.append(target)
+
+    def _collect_wildcards(self, value: str, out: list[T]) -> None:
+        plausible: list[tuple[Wildcard, T]] = []
+        for table in self.wildcards.values():
+            table.collect(value, plausible)
+        for operator, target in plausible:
+            if operator.glob.match(value):
                 out.append(target)
 
     def _collect_address(self, value: str, out: list[T]) -> None:

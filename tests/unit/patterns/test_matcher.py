@@ -182,3 +182,26 @@ def test_rules_listing_several_types_share_states_and_leave_none_behind() -> Non
     assert len(matcher) == 0
     assert matcher.matching({"type": "A", "data": {"n": 1}}) == set()
     assert not matcher._root.edges  # every state the split routes made is gone
+
+
+def test_many_wildcards_on_one_path_are_filed_by_their_literal_ends() -> None:
+    """Wildcards are only tried when their literal start (or, after a leading *, their end)
+    fits the value; every shape must still match exactly as the pattern does alone."""
+    shapes = ["/a/*", "/a/*.png", "*.png", "*", "*b*", "/a/b.png", "/a\\*", "*x\\*", "", "/*/*"]
+    patterns = {f"w{n}": {"p": [{"wildcard": shape}]} for n, shape in enumerate(shapes)}
+    patterns["mixed"] = {"p": [{"wildcard": "/c*"}, {"prefix": "/a/"}]}
+    matcher = Matcher()
+    for rule_id, pattern in patterns.items():
+        matcher.add(rule_id, pattern)
+    values = ["/a/b.png", "/a/", "/a*", "x.png", "", "zx*", "/c/d", "b", 5, None, "/a/b.pngx"]
+    for value in values:
+        event = {"p": value}
+        expected = {rule_id for rule_id, p in patterns.items() if compile(p).matches(event)}
+        assert matcher.matching(event) == expected, value
+    for rule_id in ("w0", "w2", "w4", "w7"):
+        matcher.remove(rule_id)
+        del patterns[rule_id]
+    for value in values:
+        event = {"p": value}
+        expected = {rule_id for rule_id, p in patterns.items() if compile(p).matches(event)}
+        assert matcher.matching(event) == expected, value
