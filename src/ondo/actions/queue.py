@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import logging
 import os
 import random
@@ -169,6 +168,9 @@ class ActionQueue:
         # every worker from the others.
         self._lane_limits: dict[str, tuple[int, float]] = {}  # lane -> (limit, learnt at)
         self._lane_running: collections.Counter[str] = collections.Counter()
+        # Attempts still counted in their lane: an attempt leaves it once performed, before
+        # its destination event and outcome are stored (they do not use the lane's resource).
+        self._in_lane: dict[asyncio.Task[None], str] = {}
         self._backlog_scanned_at = 0.0
 
     # --- the engine's side ----------------------------------------------------------------
@@ -359,12 +361,19 @@ class ActionQueue:
         task = asyncio.create_task(self._attempt(job))
         self._inflight.add(task)
         self._lane_running[job.lane] += 1
-        task.add_done_callback(functools.partial(self._finished, job.lane))
+        self._in_lane[task] = job.lane
+        task.add_done_callback(self._finished)
 
-    def _finished(self, lane: str, task: asyncio.Task[None]) -> None:
+    def _finished(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
-        self._lane_running[lane] -= 1
+        self._leave_lane(task)
         self._wake.set()
+
+    def _leave_lane(self, task: asyncio.Task[Any] | None) -> None:
+        lane = self._in_lane.pop(task, None) if task is not None else None
+        if lane is not None:
+            self._lane_running[lane] -= 1
+            self._wake.set()
 
     # --- one attempt -----------------------------------------------------------------------
 
@@ -375,7 +384,10 @@ class ActionQueue:
         except OndoError as exc:  # a stored request this version cannot read: retrying won't help
             self._bury(job, job.kind, None, {"error": str(exc)})
             return
-        result = await self._perform(kind, request, job)
+        try:
+            result = await self._perform(kind, request, job)
+        finally:
+            self._leave_lane(asyncio.current_task())  # the lane's next job may start now
         await self._settle(job, kind, request, result)
 
     async def _perform(self, kind: ActionKind, request: ActionRequest, job: Job) -> ActionResult:
