@@ -29,8 +29,11 @@ def unpack(data: bytes, target: Path, limit: int = MAX_APP_BYTES) -> None:
     """Extract regular files and directories only, never outside `target`."""
     try:
         tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:*")  # noqa: SIM115 (closed below)
-    except tarfile.TarError as exc:
-        raise ValidationError(f"deployment body is not a tar archive: {exc}") from None
+    except tarfile.TarError:
+        raise ValidationError(
+            "deployment body is not a tar archive; send the app directory as tar.gz"
+            " (`ondo deploy DIR` does)"
+        ) from None
     total = 0
     with tar:
         for member in tar:
