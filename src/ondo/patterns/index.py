@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from ondo.patterns.operators import (
+    AnythingBut,
     Cidr,
     EqualsIgnoreCase,
     Exact,
@@ -268,6 +269,7 @@ class OtherOperators(Generic[T]):
         "ignore_case",
         "members",
         "memo",
+        "negated",
         "numeric",
         "scan",
         "size",
@@ -283,6 +285,7 @@ class OtherOperators(Generic[T]):
         self.cidr: dict[int, Intervals[T]] = {}
         self.exists: list[T] = []
         self.scan: list[tuple[Operator, T]] = []
+        self.negated: Negated[T] | None = None  # anything-but a list of exact values
         self.size = 0
         self.members: list[tuple[Operator, T]] = []  # to specialise `fast` when one is left
         self.affixes: list[Affixes[T]] = []  # case-sensitive prefixes and suffixes in use
@@ -301,9 +304,8 @@ class OtherOperators(Generic[T]):
         self.folding = bool(self.folded or self.ignore_case)
         self.fast = self.collect
         self.memo = None  # any edit changes what a value collects
-        others = any(
-            (self.exists, self.folding, self.cidr, self.numeric, self.scan, self.wildcards)
-        )
+        tested = (self.exists, self.folding, self.cidr, self.numeric, self.scan, self.wildcards)
+        others = any(tested) or self.negated is not None  # anything but case-sensitive prefixes
         if len(self.members) == 1:  # most indexes deep in the machine: one test, one target
             self.fast = collect_one(*self.members[0])
         elif self.size >= _MEMO_FROM:  # a routing attribute (type, source) under many rules
@@ -325,6 +327,12 @@ class OtherOperators(Generic[T]):
             (self.exists.append if adding else self.exists.remove)(target)
         elif isinstance(op, Wildcard):
             self._edit_wildcard(op, target, adding)
+        elif isinstance(op, AnythingBut) and all(isinstance(x, Exact) for x in op.excluded):
+            if self.negated is None:
+                self.negated = Negated()
+            self.negated.edit(op, target, adding)
+            if not self.negated.entries:
+                self.negated = None
         else:
             (self.scan.append if adding else self.scan.remove)((op, target))
 
@@ -407,6 +415,8 @@ class OtherOperators(Generic[T]):
         for operator, target in self.scan:
             if operator.test(value):
                 out.append(target)
+        if self.negated is not None:
+            self.negated.collect(value, out)
 
     def _collect_wildcards(self, value: str, out: list[T]) -> None:
         plausible: list[tuple[Wildcard, T]] = []
@@ -422,6 +432,41 @@ class OtherOperators(Generic[T]):
             blocks = self.cidr.get(address[0])
             if blocks is not None:
                 blocks.collect(address[1], out)
+
+
+class Negated(Generic[T]):
+    """anything-but over exact values: a value passes all of them but those that exclude it,
+    found by one look-up instead of a test per operator."""
+
+    __slots__ = ("entries", "excluders", "targets")
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[AnythingBut, T]] = []
+        self.targets: list[T] = []  # of every entry, for values that no entry excludes
+        self.excluders: dict[Any, set[int]] = {}  # value key -> ids of the entries excluding it
+
+    def edit(self, op: AnythingBut, target: T, adding: bool) -> None:
+        if adding:
+            entry = (op, target)
+            self.entries.append(entry)
+        else:
+            entry = self.entries.pop(self.entries.index((op, target)))
+        for excluded in op.excluded:
+            assert isinstance(excluded, Exact)
+            ids = self.excluders.setdefault(excluded.lookup, set())
+            (ids.add if adding else ids.discard)(id(entry))
+            if not ids:
+                del self.excluders[excluded.lookup]
+        self.targets = [target for _, target in self.entries]
+
+    def collect(self, value: Any, out: list[T]) -> None:
+        excluders = self.excluders.get(value_key(value))
+        if excluders is None:
+            out.extend(self.targets)
+            return
+        for entry in self.entries:
+            if id(entry) not in excluders:
+                out.append(entry[1])
 
 
 Collect = Callable[[Any, list[T]], None]

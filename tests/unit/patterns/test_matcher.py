@@ -205,3 +205,30 @@ def test_many_wildcards_on_one_path_are_filed_by_their_literal_ends() -> None:
         event = {"p": value}
         expected = {rule_id for rule_id, p in patterns.items() if compile(p).matches(event)}
         assert matcher.matching(event) == expected, value
+
+
+def test_many_anything_but_values_on_one_path_exclude_only_their_own() -> None:
+    """anything-but lists of exact values are found by what they exclude; every value type,
+    5 == 5.0, null, booleans and a second anything-but on the same field must work as alone."""
+    operands: list[Any] = ["a", ["a", "b"], 5, [5.0, 6], ["a", "a"], "", 0, [1, 2], "true"]
+    patterns: dict[str, dict[str, Any]] = {
+        f"n{n}": {"p": [{"anything-but": operand}]} for n, operand in enumerate(operands)
+    }
+    patterns["pair"] = {"p": [{"anything-but": "a"}, {"anything-but": "b"}]}
+    patterns["with-prefix"] = {"p": [{"anything-but": ["x"]}, {"prefix": "x"}]}
+    matcher = Matcher()
+    for rule_id, pattern in patterns.items():
+        matcher.add(rule_id, pattern)
+    values: list[Any] = ["a", "b", "x", "", 5, 5.0, 6, 0, 1, True, False, None, "true", 7.5]
+
+    def check() -> None:
+        for value in values:
+            event = {"p": value}
+            expected = {rule_id for rule_id, p in patterns.items() if compile(p).matches(event)}
+            assert matcher.matching(event) == expected, value
+
+    check()
+    for rule_id in ("n1", "n4", "pair"):
+        matcher.remove(rule_id)
+        del patterns[rule_id]
+    check()
