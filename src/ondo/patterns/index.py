@@ -232,9 +232,9 @@ class ValueIndex(Generic[T]):
         return self.exact or None, *self._probe_others(others)
 
     def _probe_others(self, others: OtherOperators[T]) -> tuple[int, Any, T | None]:
-        if len(others.members) != 1:
+        if others.single is None:
             return COLLECT, others.fast, None
-        op, target = others.members[0]
+        op, target = others.single
         if isinstance(op, Numeric):
             return NUMERIC, (op.low, op.low_inclusive, op.high, op.high_inclusive), target
         if isinstance(op, Prefix | Suffix) and not op.ignore_case:
@@ -267,11 +267,11 @@ class OtherOperators(Generic[T]):
         "folded",
         "folding",
         "ignore_case",
-        "members",
         "memo",
         "negated",
         "numeric",
         "scan",
+        "single",
         "size",
         "tables",
         "wildcards",
@@ -287,7 +287,9 @@ class OtherOperators(Generic[T]):
         self.scan: list[tuple[Operator, T]] = []
         self.negated: Negated[T] | None = None  # anything-but a list of exact values
         self.size = 0
-        self.members: list[tuple[Operator, T]] = []  # to specialise `fast` when one is left
+        # The operator, when it is the only one added so far (most indexes deep in the machine;
+        # not tracked once others came and went: the walk then collects, a little slower).
+        self.single: tuple[Operator, T] | None = None
         self.affixes: list[Affixes[T]] = []  # case-sensitive prefixes and suffixes in use
         self.folded: list[Affixes[T]] = []  # case-folded ones
         self.folding = False  # whether values must be lower-cased for any look-up
@@ -297,7 +299,7 @@ class OtherOperators(Generic[T]):
     def edit(self, operator: Operator, target: T, adding: bool) -> None:
         self._apply(operator, target, adding)
         self.size += 1 if adding else -1
-        (self.members.append if adding else self.members.remove)((operator, target))
+        self.single = (operator, target) if adding and self.size == 1 else None
         tables = self.tables
         self.affixes = [tables[k] for k in ((False, False), (True, False)) if k in tables]
         self.folded = [tables[k] for k in ((False, True), (True, True)) if k in tables]
@@ -306,9 +308,7 @@ class OtherOperators(Generic[T]):
         self.memo = None  # any edit changes what a value collects
         tested = (self.exists, self.folding, self.cidr, self.numeric, self.scan, self.wildcards)
         others = any(tested) or self.negated is not None  # anything but case-sensitive prefixes
-        if len(self.members) == 1:  # most indexes deep in the machine: one test, one target
-            self.fast = collect_one(*self.members[0])
-        elif self.size >= _MEMO_FROM:  # a routing attribute (type, source) under many rules
+        if self.size >= _MEMO_FROM:  # a routing attribute (type, source) under many rules
             self.memo = {}
             self.fast = self.collect_memo
         elif not others and list(tables) == [(False, False)]:  # a source or type prefix
@@ -467,62 +467,6 @@ class Negated(Generic[T]):
         for entry in self.entries:
             if id(entry) not in excluders:
                 out.append(entry[1])
-
-
-Collect = Callable[[Any, list[T]], None]
-
-
-def collect_one(operator: Operator, target: T) -> Collect[T]:
-    """A collector for a single operator: its test inlined, constants in the defaults, so that
-    a call touches the function and a few constants, not a chain of empty tables."""
-    if isinstance(operator, Numeric):
-        return _numeric_one(operator, target)
-    if isinstance(operator, Prefix | Suffix) and not operator.ignore_case:
-        return _affix_one(operator.needle, isinstance(operator, Suffix), target)
-    if isinstance(operator, Exists):
-
-        def exists(value: Any, out: list[T], target: T = target) -> None:
-            out.append(target)
-
-        return exists
-
-    def test_one(value: Any, out: list[T], test: Any = operator.test, target: T = target) -> None:
-        if test(value):
-            out.append(target)
-
-    return test_one
-
-
-def _numeric_one(op: Numeric, target: T) -> Collect[T]:
-    def numeric(
-        value: Any,
-        out: list[T],
-        low: float = op.low,
-        low_in: bool = op.low_inclusive,
-        high: float = op.high,
-        high_in: bool = op.high_inclusive,
-        target: T = target,
-    ) -> None:
-        kind = type(value)
-        if (kind is int or kind is float) and (  # the same test as Intervals.collect
-            (value > low or (value == low and low_in))
-            and (value < high or (value == high and high_in))
-        ):
-            out.append(target)
-
-    return numeric
-
-
-def _affix_one(needle: str, suffix: bool, target: T) -> Collect[T]:
-    def prefix(value: Any, out: list[T], needle: str = needle, target: T = target) -> None:
-        if type(value) is str and value.startswith(needle):
-            out.append(target)
-
-    def suffix_(value: Any, out: list[T], needle: str = needle, target: T = target) -> None:
-        if type(value) is str and value.endswith(needle):
-            out.append(target)
-
-    return suffix_ if suffix else prefix
 
 
 def _add_one(table: dict[Any, Any], key: Any, target: T) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from ondo.patterns.field import Candidates, Field, Trail, consistent
 from ondo.patterns.index import CIDR, EXACT, EXISTS, NUMERIC, PREFIX, SUFFIX, TEST, ValueIndex
-from ondo.patterns.operators import Exact, ip_number
+from ondo.patterns.operators import ip_number
 from ondo.patterns.pattern import CompiledPattern, compile_pattern
 from ondo.patterns.values import value_key
 
@@ -45,17 +45,16 @@ class _State:
     Laid out for the walk, which touches thousands of states per second spread over memory,
     most of them cold in cache at 10,000 rules: `probes` holds, per path,
     (path, exact dict or None, kind, operand, target) (see ValueIndex.probe) so that the usual
-    single non-exact operator is tested inline, and `done` is a tuple of rule ids; a visit
-    thus follows few pointers. `absent`/`done` stay None unless used.
+    single non-exact operator is tested inline; a visit thus follows few pointers.
+    `absent`/`rules` stay None unless used.
     """
 
-    __slots__ = ("absent", "done", "edges", "fields", "probes", "rules")
+    __slots__ = ("absent", "edges", "fields", "probes", "rules")
 
     def __init__(self) -> None:
         self.probes: tuple[Any, ...] = ()
         self.absent: dict[str, list[_State]] | None = None  # path -> next states if no leaf
         self.rules: dict[str, int] | None = None  # rule id -> alternatives of it ending here
-        self.done: tuple[str, ...] | None = None  # the ids in rules, for the walk
         self.fields: dict[str, ValueIndex[_State]] = {}
         self.edges: dict[tuple[Any, ...], _Edge] = {}
 
@@ -70,7 +69,6 @@ class _State:
         if not rules[rule_id]:
             del rules[rule_id]
         self.rules = rules or None
-        self.done = tuple(rules) if rules else None
 
 
 class _Edge:
@@ -94,30 +92,9 @@ def _order(field: Field) -> tuple[Any, ...]:
     return (rank == 3, len(field.segments), rank, field.path, operators, field.absent_ok)
 
 
-_SPLIT_UP_TO = 8  # exact values of a leading field that each become an alternative
-
-
 def _routes(alternatives: tuple[tuple[Field, ...], ...]) -> list[tuple[Field, ...]]:
-    """The alternatives to insert, each in canonical order. A leading field of a few exact
-    values (a list of event types) becomes one alternative per value: the rule then shares the
-    state of each value with the other rules on it, instead of owning a state of its own that
-    every event of those types has to visit. A leaf passes the field iff it equals one of the
-    values, so the rule matches the same events (array consistency included)."""
-    routes: list[tuple[Field, ...]] = []
-    for fields in alternatives:
-        first, *rest = sorted(fields, key=_order)
-        if _few_exact_values(first):
-            routes.extend((Field(first.path, (value,), False), *rest) for value in first.operators)
-        else:
-            routes.append((first, *rest))
-    return routes
-
-
-def _few_exact_values(field: Field) -> bool:
-    values = field.operators
-    if field.absent_ok or not 2 <= len(values) <= _SPLIT_UP_TO:
-        return False
-    return all(isinstance(value, Exact) for value in values)
+    """The alternatives to insert, each in canonical order."""
+    return [tuple(sorted(fields, key=_order)) for fields in alternatives]
 
 
 class Matcher:
@@ -171,8 +148,9 @@ class Matcher:
         return _walk_with_arrays(self._root, values, trails)
 
     def _insert(self, rule_id: str, fields: tuple[Field, ...]) -> list[_Edge]:
+        """Add one route; its fields come in canonical order (see _routes)."""
         state, route = self._root, []
-        for field in sorted(fields, key=_order):
+        for field in fields:
             edge = state.edges.get(field.key)
             if edge is None:
                 edge = state.edges[field.key] = _Edge(field)
@@ -338,8 +316,8 @@ def _walk(root: _State, values: Flat) -> set[str]:
     more: list[_State] = []
     while pending:
         state = pending.pop()
-        if state.done is not None:
-            matched.update(state.done)
+        if state.rules is not None:
+            matched.update(state.rules)
         probes = state.probes
         for path, exact, kind, operand, target in probes:
             leaves = values.get(path)
@@ -356,8 +334,8 @@ def _walk(root: _State, values: Flat) -> set[str]:
                         seen.add(hit)
                         if hit.probes or hit.absent is not None:
                             pending.append(hit)
-                        elif hit.done is not None:  # a final state: no need to visit it
-                            matched.update(hit.done)
+                        elif hit.rules is not None:  # a final state: no need to visit it
+                            matched.update(hit.rules)
                 if not kind:
                     continue
                 if kind == EXACT:  # one value: compared as the dict would, without the dict

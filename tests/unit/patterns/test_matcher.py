@@ -163,8 +163,8 @@ def test_an_index_of_many_operators_remembers_values_and_forgets_them_on_change(
 
 
 def test_rules_listing_several_types_share_states_and_leave_none_behind() -> None:
-    """A leading list of exact values is inserted as one route per value; matching, replacing
-    and removing must be as if it were one field."""
+    """Rules listing several types, alone and among $or alternatives that repeat one another:
+    matching, replacing and removing them leaves no state behind."""
     matcher = Matcher()
     matcher.add("both", {"type": ["A", "B"], "data": {"n": [1]}})
     matcher.add("a", {"type": ["A"], "data": {"n": [1]}})
@@ -181,7 +181,7 @@ def test_rules_listing_several_types_share_states_and_leave_none_behind() -> Non
         matcher.remove(rule_id)
     assert len(matcher) == 0
     assert matcher.matching({"type": "A", "data": {"n": 1}}) == set()
-    assert not matcher._root.edges  # every state the split routes made is gone
+    assert not matcher._root.edges  # every state the routes made is gone
 
 
 def test_many_wildcards_on_one_path_are_filed_by_their_literal_ends() -> None:
