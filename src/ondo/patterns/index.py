@@ -232,9 +232,9 @@ class ValueIndex(Generic[T]):
         return self.exact or None, *self._probe_others(others)
 
     def _probe_others(self, others: OtherOperators[T]) -> tuple[int, Any, T | None]:
-        if others.single is None:
+        op, target = others.single, others.single_target
+        if op is None:
             return COLLECT, others.fast, None
-        op, target = others.single
         if isinstance(op, Numeric):
             return NUMERIC, (op.low, op.low_inclusive, op.high, op.high_inclusive), target
         if isinstance(op, Prefix | Suffix) and not op.ignore_case:
@@ -243,7 +243,7 @@ class ValueIndex(Generic[T]):
             return CIDR, (op.network.version, op.low, op.high), target
         if isinstance(op, Exists):
             return EXISTS, None, target
-        return TEST, op.test, target
+        return TEST, op, target
 
     def collect(self, value: Any, out: list[T]) -> None:
         """Append the target of every operator that the leaf value passes."""
@@ -272,6 +272,7 @@ class OtherOperators(Generic[T]):
         "numeric",
         "scan",
         "single",
+        "single_target",
         "size",
         "tables",
         "wildcards",
@@ -289,7 +290,8 @@ class OtherOperators(Generic[T]):
         self.size = 0
         # The operator, when it is the only one added so far (most indexes deep in the machine;
         # not tracked once others came and went: the walk then collects, a little slower).
-        self.single: tuple[Operator, T] | None = None
+        self.single: Operator | None = None
+        self.single_target: T | None = None
         self.affixes: list[Affixes[T]] = []  # case-sensitive prefixes and suffixes in use
         self.folded: list[Affixes[T]] = []  # case-folded ones
         self.folding = False  # whether values must be lower-cased for any look-up
@@ -299,7 +301,8 @@ class OtherOperators(Generic[T]):
     def edit(self, operator: Operator, target: T, adding: bool) -> None:
         self._apply(operator, target, adding)
         self.size += 1 if adding else -1
-        self.single = (operator, target) if adding and self.size == 1 else None
+        alone = adding and self.size == 1
+        self.single, self.single_target = (operator, target) if alone else (None, None)
         tables = self.tables
         self.affixes = [tables[k] for k in ((False, False), (True, False)) if k in tables]
         self.folded = [tables[k] for k in ((False, True), (True, True)) if k in tables]

@@ -381,7 +381,7 @@ def _passes(kind: int, operand: Any, value: Any, more: list[_State]) -> bool:
     if kind == EXISTS:
         return True
     if kind == TEST:
-        return bool(operand(value))
+        return bool(operand.test(value))
     operand(value, more)
     return False
 
