@@ -87,8 +87,10 @@ async def invoke(request: Request) -> Response:
             {"id": record.id, "status": record.status}, 202, {"X-Ondo-Invocation-Id": record.id}
         )
     try:
+        # The HTTP caller tracks a sync call: it sees the connection drop if we crash, so
+        # the `running` row is written only for calls that outlast RUNNING_ROW_AFTER_S.
         record = await platform.functions.invoke(
-            name, payload, namespace=namespace, version=version, trigger="api"
+            name, payload, namespace=namespace, version=version, trigger="api", tracked=True
         )
     except ConcurrencyExhausted as exc:
         body_429 = {"error": {"code": exc.code, "message": str(exc)}}
