@@ -318,11 +318,11 @@ def _walk(root: _State, values: Flat) -> set[str]:
         state = pending.pop()
         if state.rules is not None:
             matched.update(state.rules)
-        probes = state.probes
-        for path, exact, kind, operand, target in probes:
-            leaves = values.get(path)
+        for probe in state.probes:  # fields read only when needed: each read touches memory
+            leaves = values.get(probe[0])
             if leaves is None:
                 continue
+            exact, kind = probe[1], probe[2]
             for value in leaves:
                 if exact is not None:
                     hit = exact.get(value_key(value) if type(value) is bool else value)
@@ -338,21 +338,22 @@ def _walk(root: _State, values: Flat) -> set[str]:
                             matched.update(hit.rules)
                 if not kind:
                     continue
+                operand = probe[3]
                 if kind == EXACT:  # one value: compared as the dict would, without the dict
                     if (value_key(value) if type(value) is bool else value) == operand:
-                        more.append(target)
+                        more.append(probe[4])
                 elif kind == NUMERIC:  # the test of Intervals.collect, inline
                     low, low_in, high, high_in = operand
                     if (type(value) is int or type(value) is float) and (
                         (value > low or (value == low and low_in))
                         and (value < high or (value == high and high_in))
                     ):
-                        more.append(target)
+                        more.append(probe[4])
                 elif kind == PREFIX:
                     if type(value) is str and value.startswith(operand):
-                        more.append(target)
+                        more.append(probe[4])
                 elif _passes(kind, operand, value, more):
-                    more.append(target)
+                    more.append(probe[4])
         if state.absent is not None:
             for path, targets in state.absent.items():
                 if path not in values:
