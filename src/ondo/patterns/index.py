@@ -1,9 +1,12 @@
 """Per-path value indexes of the Matcher: from one leaf value to the targets whose tests it passes.
 
-Exact values and equals-ignore-case are dict look-ups; prefixes and suffixes are dicts keyed by
-length (one slice and one look-up per distinct length); numeric ranges and CIDR blocks are
-elementary intervals found by bisect. Only wildcard and anything-but are tested one by one, and
-only those registered at this path in this state of the machine.
+Exact values and equals-ignore-case are dict look-ups; prefixes and suffixes are found by one
+bisect in a sorted list plus a short chain of shorter ones; numeric ranges and CIDR blocks are
+elementary intervals found by bisect; wildcards are filed like prefixes (or suffixes) under
+their literal start (or end) and only those that fit are tried; anything-but over exact values
+is found by what it excludes. Only other anything-but forms are tested one by one, and only
+those registered at this path in this state of the machine. An index holding one operator is
+tested inline by the walk (see `probe`); one holding many remembers recent string values.
 """
 
 from __future__ import annotations
