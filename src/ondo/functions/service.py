@@ -16,6 +16,7 @@ from ondo.clock import Clock
 from ondo.errors import ConcurrencyExhausted, NotFound
 from ondo.functions.bundle import CodeStore
 from ondo.functions.model import FunctionConfig, FunctionVersion, InvocationRecord
+from ondo.functions.records import RecordWriter
 from ondo.metrics import Metrics
 from ondo.runtime.base import FunctionSpec, InvocationOutcome, Runtime
 
@@ -52,6 +53,8 @@ class FunctionService:
         self._listeners: list[InvocationListener] = []
         self._closing = False
         self._publishing = asyncio.Lock()
+        self.records = RecordWriter(repo.record_many)
+        self._running = 0  # invocations between their runtime call and their final record
 
     # --- lookup -------------------------------------------------------------------------
 
@@ -255,13 +258,18 @@ class FunctionService:
             late_row = asyncio.get_running_loop().call_later(
                 RUNNING_ROW_AFTER_S, self.repo.record, record, row_payload
             )
+        self._running += 1
         try:
-            outcome = await self.runtime.invoke(self.spec(fv), payload, record.id)
+            try:
+                outcome = await self.runtime.invoke(self.spec(fv), payload, record.id)
+            finally:
+                if late_row is not None:
+                    late_row.cancel()
+            final = _apply_outcome(record, outcome, self.clock.now())
+            # Committed (with whatever else finished alongside) before anyone is answered.
+            await self.records.write(final, alone=self._running == 1)
         finally:
-            if late_row is not None:
-                late_row.cancel()
-        final = _apply_outcome(record, outcome, self.clock.now())
-        self.repo.record(final)
+            self._running -= 1
         self._count(final)
         for listener in self._listeners:
             try:

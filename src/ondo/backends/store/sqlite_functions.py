@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from ondo.backends.store.sqlite import Migration, SqliteDatabase
@@ -42,6 +43,10 @@ MIGRATIONS: list[Migration] = [
     ),
 ]
 
+
+RECORD_SQL = (
+    "INSERT OR REPLACE INTO invocations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 CURRENT_CACHE_SIZE = 4096  # functions whose current version is remembered
 
@@ -155,29 +160,16 @@ class FunctionRepository:
 
     def record(self, rec: InvocationRecord, payload: bytes | None = None) -> None:
         """Insert or replace the record (payload kept while the invocation is pending)."""
-        self.db.execute(
-            "INSERT OR REPLACE INTO invocations VALUES"
-            " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                rec.id,
-                rec.namespace,
-                rec.function,
-                rec.version,
-                rec.status,
-                rec.mode,
-                rec.created_at,
-                rec.finished_at,
-                int(rec.cold),
-                rec.init_ms,
-                rec.duration_ms,
-                rec.max_memory_mb,
-                _dump(rec.error),
-                _dump(rec.result),
-                rec.logs,
-                rec.trigger,
-                payload,
-            ),
-        )
+        self.db.execute(RECORD_SQL, _record_row(rec, payload))
+
+    def record_many(self, records: Sequence[InvocationRecord]) -> None:
+        """Insert or replace final records (no payloads), all in one transaction."""
+        if len(records) == 1:
+            self.db.execute(RECORD_SQL, _record_row(records[0], None))
+            return
+        rows = [_record_row(rec, None) for rec in records]
+        with self.db.transaction() as conn:
+            conn.executemany(RECORD_SQL, rows)
 
     def invocation(self, invocation_id: str) -> InvocationRecord | None:
         row = self.db.query_one("SELECT * FROM invocations WHERE id = ?", (invocation_id,))
@@ -230,6 +222,28 @@ def _set_current(
         " SET current_version = excluded.current_version, app = excluded.app,"
         " updated_at = excluded.updated_at",
         (namespace, name, version, app, now, now),
+    )
+
+
+def _record_row(rec: InvocationRecord, payload: bytes | None) -> tuple[Any, ...]:
+    return (
+        rec.id,
+        rec.namespace,
+        rec.function,
+        rec.version,
+        rec.status,
+        rec.mode,
+        rec.created_at,
+        rec.finished_at,
+        int(rec.cold),
+        rec.init_ms,
+        rec.duration_ms,
+        rec.max_memory_mb,
+        _dump(rec.error),
+        _dump(rec.result),
+        rec.logs,
+        rec.trigger,
+        payload,
     )
 
 

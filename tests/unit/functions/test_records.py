@@ -1,0 +1,72 @@
+"""Group commit of invocation records: one transaction per loop iteration, durable on return."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ondo.backends.store.sqlite import SqliteDatabase
+from ondo.backends.store.sqlite_functions import FunctionRepository
+from ondo.functions.model import InvocationRecord
+from ondo.functions.records import RecordWriter
+
+
+def _record(n: int) -> InvocationRecord:
+    return InvocationRecord(
+        id=f"inv-{n}",
+        namespace="default",
+        function="f",
+        version=1,
+        status="succeeded",
+        mode="sync",
+        created_at=float(n),
+        result={"n": n},
+        finished_at=float(n) + 0.5,
+    )
+
+
+def test_records_finishing_together_share_one_commit(tmp_path: Path) -> None:
+    repo = FunctionRepository(SqliteDatabase(tmp_path / "s.db"))
+    writer = RecordWriter(repo.record_many)
+
+    async def main() -> None:
+        await asyncio.gather(*(writer.write(_record(n)) for n in range(10)))
+        await writer.write(_record(10), alone=True)
+
+    asyncio.run(main())
+    assert (writer.batches, writer.records) == (2, 11)
+    found = repo.invocation("inv-7")
+    assert found is not None and found.result == {"n": 7} and found.status == "succeeded"
+
+
+def test_a_write_returns_only_once_its_record_is_readable(tmp_path: Path) -> None:
+    repo = FunctionRepository(SqliteDatabase(tmp_path / "s.db"))
+    writer = RecordWriter(repo.record_many)
+
+    async def write_then_read(n: int) -> InvocationRecord | None:
+        await writer.write(_record(n))
+        return repo.invocation(f"inv-{n}")
+
+    async def main() -> list[InvocationRecord | None]:
+        return list(await asyncio.gather(*(write_then_read(n) for n in range(5))))
+
+    assert [r.id if r else None for r in asyncio.run(main())] == [f"inv-{n}" for n in range(5)]
+
+
+def test_a_failed_commit_fails_every_writer_of_the_batch(tmp_path: Path) -> None:
+    db = SqliteDatabase(tmp_path / "s.db")
+    repo = FunctionRepository(db)
+    writer = RecordWriter(repo.record_many)
+    db.close()  # every statement now fails
+
+    async def main() -> list[BaseException | None]:
+        writes = (writer.write(_record(n)) for n in range(3))
+        return list(await asyncio.gather(*writes, return_exceptions=True))
+
+    outcomes = asyncio.run(main())
+    assert all(isinstance(o, sqlite3.ProgrammingError) for o in outcomes), outcomes
+    with pytest.raises(sqlite3.ProgrammingError):
+        asyncio.run(writer.write(_record(9), alone=True))
