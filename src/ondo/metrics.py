@@ -61,9 +61,36 @@ class Metrics:
             ["namespace"],
             registry=self.registry,
         )
+        self._functions: dict[tuple[str, str], FunctionMetrics] = {}
+
+    def of_function(self, namespace: str, function: str) -> FunctionMetrics:
+        """The labelled series of one function, looked up once (labels() costs per call)."""
+        key = (namespace, function)
+        found = self._functions.get(key)
+        if found is None:
+            found = self._functions[key] = FunctionMetrics(self, namespace, function)
+        return found
 
     def watch_pool(self, status: Callable[[], Mapping[str, Any]]) -> None:
         self.registry.register(_PoolCollector(status))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class FunctionMetrics:
+    """One function's counters and histogram, already labelled."""
+
+    def __init__(self, metrics: Metrics, namespace: str, function: str) -> None:
+        self._invocations = metrics.invocations
+        self._labels = (namespace, function)
+        self._by_status: dict[str, Any] = {}
+        self.duration = metrics.duration.labels(namespace, function)
+        self.errors = metrics.errors.labels(namespace, function)
+        self.cold_starts = metrics.cold_starts.labels(namespace, function)
+
+    def invocations(self, status: str) -> Any:
+        found = self._by_status.get(status)
+        if found is None:
+            found = self._by_status[status] = self._invocations.labels(*self._labels, status)
+        return found

@@ -80,6 +80,11 @@ class InvocationRecord:
     logs: str = ""
     trigger: str | None = None
     finished_at: float | None = None
+    # `result` as the worker encoded it (compact JSON), when known: stored and answered as
+    # is instead of being encoded again. Not part of the record's JSON form.
+    result_json: bytes | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        del data["result_json"]
+        return data

@@ -28,6 +28,7 @@ InvocationListener = Callable[[InvocationRecord], Awaitable[None]]
 # gets its `running` row only once it has run this long: most finish sooner, and then their
 # final record is the one write.
 RUNNING_ROW_AFTER_S = 0.05
+SPEC_CACHE_SIZE = 4096  # versions whose runtime spec is remembered
 
 
 class FunctionService:
@@ -54,6 +55,7 @@ class FunctionService:
         self._closing = False
         self._publishing = asyncio.Lock()
         self.records = RecordWriter(repo.record_many)
+        self._specs: dict[tuple[str, str, int], tuple[FunctionVersion, FunctionSpec]] = {}
         self._running = 0  # invocations between their runtime call and their final record
 
     # --- lookup -------------------------------------------------------------------------
@@ -75,6 +77,19 @@ class FunctionService:
         return self.repo.current(namespace, name) is not None
 
     def spec(self, fv: FunctionVersion) -> FunctionSpec:
+        """The runtime's view of a version, built once per version (the repository hands out
+        the same object each time; a deleted and re-created function fails the equality test)."""
+        key = (fv.namespace, fv.name, fv.version)
+        cached = self._specs.get(key)
+        if cached is not None and (cached[0] is fv or cached[0] == fv):
+            return cached[1]
+        if len(self._specs) >= SPEC_CACHE_SIZE:
+            self._specs.clear()
+        spec = self._build_spec(fv)
+        self._specs[key] = (fv, spec)
+        return spec
+
+    def _build_spec(self, fv: FunctionVersion) -> FunctionSpec:
         cfg = fv.config
         return FunctionSpec(
             namespace=fv.namespace,
@@ -279,13 +294,13 @@ class FunctionService:
         return final
 
     def _count(self, rec: InvocationRecord) -> None:
-        labels = (rec.namespace, rec.function)
-        self.metrics.invocations.labels(*labels, rec.status).inc()
-        self.metrics.duration.labels(*labels).observe(rec.duration_ms / 1000.0)
+        series = self.metrics.of_function(rec.namespace, rec.function)
+        series.invocations(rec.status).inc()
+        series.duration.observe(rec.duration_ms / 1000.0)
         if rec.status != "succeeded":
-            self.metrics.errors.labels(*labels).inc()
+            series.errors.inc()
         if rec.cold:
-            self.metrics.cold_starts.labels(*labels).inc()
+            series.cold_starts.inc()
 
     async def drain(self, grace_s: float) -> None:
         """Stop taking queued async work; let running invocations finish for up to `grace_s`."""
@@ -298,8 +313,9 @@ def _apply_outcome(
     record: InvocationRecord, outcome: InvocationOutcome, now: float
 ) -> InvocationRecord:
     result: Any = None
+    raw: bytes | None = None
     if outcome.status == "succeeded" and outcome.result is not None:
-        result = json.loads(outcome.result)
+        raw, result = _checked_json(outcome.result)
     return replace(
         record,
         status=outcome.status,
@@ -309,6 +325,16 @@ def _apply_outcome(
         max_memory_mb=round(outcome.max_memory_mb, 2),
         error=dict(outcome.error) if outcome.error is not None else None,
         result=result,
+        result_json=raw,
         logs=outcome.logs,
         finished_at=now,
     )
+
+
+def _checked_json(data: bytes) -> tuple[bytes | None, Any]:
+    """The worker's result parsed; its bytes kept for answering as is only if UTF-8 JSON."""
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        return None, json.loads(data)
+    return data, json.loads(text)

@@ -240,7 +240,7 @@ def _record_row(rec: InvocationRecord, payload: bytes | None) -> tuple[Any, ...]
         rec.duration_ms,
         rec.max_memory_mb,
         _dump(rec.error),
-        _dump(rec.result),
+        rec.result_json.decode() if rec.result_json is not None else _dump(rec.result),
         rec.logs,
         rec.trigger,
         payload,
