@@ -16,6 +16,7 @@ from ondo.api.http import (
     namespace_of,
     parse_json,
     platform_of,
+    principal_of,
     read_body,
 )
 from ondo.errors import ConcurrencyExhausted, NotFound, ValidationError
@@ -69,16 +70,23 @@ def _version_param(request: Request) -> int | None:
     return int(raw)
 
 
-async def invoke(request: Request) -> Response:
-    platform = platform_of(request)
+def _invoke_params(request: Request) -> tuple[str, str, int | None]:
+    """mode, namespace and version; without a query string, the defaults (none to parse)."""
+    if not request.scope["query_string"]:
+        return "sync", principal_of(request).namespace, None
     mode = request.query_params.get("mode", "sync")
     if mode not in ("sync", "async"):
         raise ValidationError(f"query parameter 'mode' must be sync or async, got {mode!r}")
+    return mode, namespace_of(request), _version_param(request)
+
+
+async def invoke(request: Request) -> Response:
+    platform = platform_of(request)
+    mode, namespace, version = _invoke_params(request)
     body = await read_body(request, platform.config.max_body_bytes)
     payload = body if body.strip() else b"null"
     parse_json(payload, "event (request body)")
-    name, namespace = request.path_params["name"], namespace_of(request)
-    version = _version_param(request)
+    name = request.path_params["name"]
     if mode == "async":
         record = await platform.functions.submit(
             name, payload, namespace=namespace, version=version, trigger="api"
