@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
@@ -85,6 +85,8 @@ class InvocationRecord:
     result_json: bytes | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        del data["result_json"]
-        return data
+        # Field by field: asdict deep-copies `result` and `error`, which the API only serialises.
+        return {name: getattr(self, name) for name in _RECORD_FIELDS}
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(InvocationRecord) if f.name != "result_json")
