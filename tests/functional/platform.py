@@ -9,13 +9,25 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def wait_for(what: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """Poll until `what()` is truthy (a bound on waiting, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = what()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached in {timeout} s; last value {found!r}")
+        time.sleep(0.05)
 
 
 def free_port() -> int:

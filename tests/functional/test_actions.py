@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.functional.platform import RunningPlatform
+from tests.functional.platform import RunningPlatform, wait_for
 
 FLAKY = """
 import os
@@ -53,18 +53,6 @@ def event(event_id: str, type_: str = "test.go") -> dict[str, Any]:
 def post_events(client: httpx.Client, events: list[dict[str, Any]]) -> None:
     response = client.post("/v1/events", json=events if len(events) > 1 else events[0])
     assert response.status_code in (200, 202), response.text
-
-
-def wait_for(what: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """Poll until `what()` is truthy (a bound on waiting, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = what()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {timeout} s; last value {found!r}")
-        time.sleep(0.05)
 
 
 def dead_letters(client: httpx.Client) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from tests.functional.apps import write_app
-from tests.functional.platform import RunningPlatform
+from tests.functional.platform import RunningPlatform, wait_for
 
 ECHO = """
 import os
@@ -60,16 +60,6 @@ def echo_app(root: Path, level: str = "info", body: str = ECHO) -> Path:
         },
         {"echo/app.py": body, "trouble/app.py": TROUBLE},
     )
-
-
-def wait_for(predicate, timeout: float = 20.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_example_app_is_deployed_and_answers(platform: RunningPlatform) -> None:

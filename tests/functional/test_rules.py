@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.functional.platform import RunningPlatform
+from tests.functional.platform import RunningPlatform, wait_for
 
 ECHO = """
 def handler(event, context):
@@ -46,18 +45,6 @@ def ondo(tmp_path: Path) -> Iterator[RunningPlatform]:
     app = write_app(tmp_path / "app", [{"name": "bob-login", "when": LOGIN}])
     with RunningPlatform(tmp_path / "data", apps=[app], env={"ONDO_CLOCK": "manual"}) as running:
         yield running
-
-
-def wait_for(what: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """Poll until `what()` is truthy (a bound on waiting, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = what()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {timeout} s; last value {found!r}")
-        time.sleep(0.05)
 
 
 def send(client: httpx.Client, event_id: str, type_: str, **attrs: Any) -> None:
