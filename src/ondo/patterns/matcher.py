@@ -130,6 +130,10 @@ class Matcher:
         """The compiled pattern of a rule (KeyError if absent)."""
         return self._rules[rule_id][0]
 
+    def ids(self) -> list[str]:
+        """The ids of the rules added (and not removed)."""
+        return list(self._rules)
+
     def __len__(self) -> int:
         return len(self._rules)
 

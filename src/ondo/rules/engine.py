@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter
 from ondo.actions.base import ActionRequest
 from ondo.backends.bus.base import StoredEvent
 from ondo.patterns import Matcher
+from ondo.patterns.field import Field
 from ondo.rules import enforcement, windows
 from ondo.rules.definitions import CompiledRule, RuleBook
 from ondo.rules.enforcement import Enforcement, PlannedAction, Stage
@@ -78,6 +79,9 @@ class RuleEngine:
         self.log = enforcement.EnforcementLog(db)
         self.metrics = RuleMetrics(platform.metrics.registry)
         self._matchers: dict[str, Matcher] = {}
+        # Per namespace, the `type` conditions every indexed pattern alternative carries (None:
+        # some alternative has none, so any type may match); built on demand, dropped on change.
+        self._type_gates: dict[str, list[Field] | None] = {}
         self.dispatcher: RuleDispatcher | None = None  # set by dispatcher.install
         self.book = RuleBook(platform, on_change=self._reindex, on_forget=self._forget_state)
         for rule in self.book.compiled():
@@ -88,6 +92,7 @@ class RuleEngine:
     def _reindex(self, rule_id: str, rule: CompiledRule | None) -> None:
         namespace = rule_id.split("/", 1)[0]
         matcher = self._matchers.setdefault(namespace, Matcher())
+        self._type_gates.pop(namespace, None)
         for mid in (rule_id, rule_id + BASE_SUFFIX):
             matcher.remove(mid)
         if rule is None or not rule.stored.enabled:
@@ -101,6 +106,21 @@ class RuleEngine:
         windows.forget_rule(conn, rule_id)
 
     # --- one event ---------------------------------------------------------------------------
+
+    def _may_concern(self, namespace: str, event_type: str) -> bool:
+        """False only when no pattern in the namespace can match an event of this type.
+
+        Exact: an alternative whose top-level `type` condition fails on the event's type cannot
+        match, whatever the other fields hold. Lets the dispatcher skip building the JSON form
+        of events no rule looks at (e.g. `ondo.action.*` outcomes).
+        """
+        matcher = self._matchers.get(namespace)
+        if matcher is None:
+            return False
+        if namespace not in self._type_gates:
+            self._type_gates[namespace] = _type_conditions(matcher)
+        gate = self._type_gates[namespace]
+        return gate is None or any(field.test(event_type) for field in gate)
 
     def candidates(self, namespace: str, event_json: dict[str, Any]) -> list[tuple[str, bool]]:
         """(rule id, full pattern matched) for each rule the event concerns, in name order."""
@@ -132,6 +152,8 @@ class RuleEngine:
         """
         concerned = []
         for stored in batch:
+            if not self._may_concern(stored.namespace, stored.event.type):
+                continue
             event_json = stored.event.to_json_dict()
             rules = self._rules_for(stored, event_json, only_rule)
             if rules:
@@ -457,3 +479,15 @@ def _span(seconds: float) -> str:
         if seconds >= size and (seconds / size).is_integer():
             return f"{int(seconds / size)}{unit}"
     return f"{seconds:g}s"
+
+
+def _type_conditions(matcher: Matcher) -> list[Field] | None:
+    """The top-level `type` fields of every alternative of every pattern; None if one lacks it."""
+    found: list[Field] = []
+    for rule_id in matcher.ids():
+        for alternative in matcher.pattern(rule_id).alternatives:
+            gate = [f for f in alternative if f.path == "type" and not f.absent_ok]
+            if not gate:
+                return None
+            found += gate
+    return found
