@@ -20,6 +20,7 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter
@@ -424,8 +425,8 @@ class RuleEngine:
         handled = 0
         while True:
             now = self.clock.now()
-            with self.db.transaction() as conn:
-                due = windows.due_timers(conn, now, 100)
+            # A plain read (no write transaction): the dispatcher wakes this after every batch.
+            due: list[windows.Timer] = self.db.call(partial(windows.due_timers, now=now))
             if not due:
                 return handled
             for timer in due:
