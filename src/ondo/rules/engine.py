@@ -482,8 +482,14 @@ def _span(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+# The gate is tried on every event, so it must stay small: past this many `type` conditions it
+# is switched off and the Matcher (whose cost does not grow with the rules) decides alone.
+TYPE_GATE_MAX = 32
+
+
 def _type_conditions(matcher: Matcher) -> list[Field] | None:
-    """The top-level `type` fields of every alternative of every pattern; None if one lacks it."""
+    """The top-level `type` fields of every alternative of every pattern; None if one lacks it
+    or if there are more than TYPE_GATE_MAX of them."""
     found: list[Field] = []
     for rule_id in matcher.ids():
         for alternative in matcher.pattern(rule_id).alternatives:
@@ -491,4 +497,6 @@ def _type_conditions(matcher: Matcher) -> list[Field] | None:
             if not gate:
                 return None
             found += gate
+            if len(found) > TYPE_GATE_MAX:
+                return None
     return found

@@ -39,3 +39,16 @@ def test_gate_is_exact(patterns: list[dict[str, Any]], event_type: str, allowed:
         matcher.add(f"r{n}", pattern)
     if matcher.matching(event):  # whatever matches must pass the gate
         assert allowed
+
+
+def test_gate_switches_off_past_its_size_limit() -> None:
+    """Many rules: no per-event loop over their types; the Matcher decides alone."""
+    from ondo.rules.engine import TYPE_GATE_MAX
+
+    few = [{"type": [f"t{n}"]} for n in range(TYPE_GATE_MAX)]
+    many = [{"type": [f"t{n}"]} for n in range(TYPE_GATE_MAX + 1)]
+    assert not gate_allows(few, "ondo.action.succeeded")
+    matcher = Matcher()
+    for n, pattern in enumerate(many):
+        matcher.add(f"r{n}", pattern)
+    assert _type_conditions(matcher) is None
