@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 import secrets
 from dataclasses import dataclass
@@ -77,7 +76,3 @@ class TokenStore:
             fh.write(token + "\n")
         os.chmod(path, 0o600)
         return token, True
-
-
-def same_token(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -128,7 +127,7 @@ async def function_invocations(request: Request) -> JSONResponse:
     platform.functions.get(name, namespace)
     limit = int_param(request, "limit", 20, 1, 1000)
     records = platform.functions.repo.invocations(namespace, name, limit)
-    return answer({"invocations": [_public(r) for r in records]})
+    return answer({"invocations": [r.to_json() for r in records]})
 
 
 async def function_logs(request: Request) -> JSONResponse:
@@ -142,7 +141,7 @@ async def function_logs(request: Request) -> JSONResponse:
         raise ValidationError("query parameter 'after' must be a number (seconds)") from None
     limit = int_param(request, "limit", 100, 1, 1000)
     records = platform.functions.repo.logs_after(namespace, name, after, limit)
-    return answer({"invocations": [_public(r) for r in records]})
+    return answer({"invocations": [r.to_json() for r in records]})
 
 
 async def get_invocation(request: Request) -> JSONResponse:
@@ -150,11 +149,7 @@ async def get_invocation(request: Request) -> JSONResponse:
     record = platform.functions.repo.invocation(request.path_params["id"])
     if record is None or record.namespace != namespace_of(request):
         raise NotFound(f"invocation {request.path_params['id']!r} does not exist")
-    return answer(_public(record))
-
-
-def _public(record: InvocationRecord) -> dict[str, Any]:
-    return record.to_json()
+    return answer(record.to_json())
 
 
 def routes(platform: Platform) -> list[BaseRoute]:

@@ -12,6 +12,7 @@ thread of its own, so no statement on the loop's thread pays for it. Commits are
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -124,6 +125,11 @@ class _Checkpointer:
     def stop(self) -> None:
         self._stopping.set()
         self._thread.join()
+
+
+def dump_json(value: Any) -> str | None:
+    """A nullable JSON column's text: None stays NULL."""
+    return None if value is None else json.dumps(value)
 
 
 def _split_statements(script: str) -> list[str]:

@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ondo.backends.store.sqlite import Migration, SqliteDatabase
+from ondo.backends.store.sqlite import Migration, SqliteDatabase, dump_json
 
 MIGRATIONS: list[Migration] = [
     (
@@ -377,7 +377,7 @@ def _store_outcome(conn: sqlite3.Connection, outcome: Outcome, now: float) -> No
         conn.execute(
             "UPDATE action_jobs SET status = 'pending', next_attempt_at = ?, last_error = ?,"
             f" updated_at = ?, invocation_ids = {_APPEND_ID} WHERE id = ?",
-            (outcome.when, _dump(outcome.error), now, *appended, outcome.job_id),
+            (outcome.when, dump_json(outcome.error), now, *appended, outcome.job_id),
         )
         return
     conn.execute(
@@ -385,8 +385,8 @@ def _store_outcome(conn: sqlite3.Connection, outcome: Outcome, now: float) -> No
         f" updated_at = ?, finished_at = ?, invocation_ids = {_APPEND_ID} WHERE id = ?",
         (
             outcome.status,
-            _dump(outcome.result),
-            _dump(outcome.error),
+            dump_json(outcome.result),
+            dump_json(outcome.error),
             now,
             now,
             *appended,
@@ -404,10 +404,6 @@ _APPEND_ID = (
 
 def _append(invocation_id: str | None) -> tuple[str | None, str | None, str | None]:
     return (invocation_id, invocation_id, invocation_id)
-
-
-def _dump(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
 
 
 def _job(row: sqlite3.Row) -> Job:

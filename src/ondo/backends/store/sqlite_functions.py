@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from ondo.backends.store.sqlite import Migration, SqliteDatabase
+from ondo.backends.store.sqlite import Migration, SqliteDatabase, dump_json
 from ondo.functions.model import FunctionConfig, FunctionVersion, InvocationRecord
 
 MIGRATIONS: list[Migration] = [
@@ -239,16 +239,12 @@ def _record_row(rec: InvocationRecord, payload: bytes | None) -> tuple[Any, ...]
         rec.init_ms,
         rec.duration_ms,
         rec.max_memory_mb,
-        _dump(rec.error),
-        rec.result_json.decode() if rec.result_json is not None else _dump(rec.result),
+        dump_json(rec.error),
+        rec.result_json.decode() if rec.result_json is not None else dump_json(rec.result),
         rec.logs,
         rec.trigger,
         payload,
     )
-
-
-def _dump(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
 
 
 def _version(row: sqlite3.Row) -> FunctionVersion:
