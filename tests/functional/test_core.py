@@ -247,6 +247,40 @@ def test_platform_errors(tmp_path: Path, platform: RunningPlatform) -> None:
     assert cli.returncode == 1 and "not valid JSON" in cli.stderr and "Traceback" not in cli.stderr
 
 
+def test_plain_sync_invokes_answer_as_the_framework_route_does(
+    tmp_path: Path, platform: RunningPlatform
+) -> None:
+    """A plain sync call takes the fast path; one with a query string takes the framework's
+    route. Both must give the same answers, errors included."""
+    assert platform.cli("deploy", str(echo_app(tmp_path / "shop"))).returncode == 0
+    with platform.client() as api:
+        for body in ({"do": "ok"}, {"do": "raise", "why": "z"}):
+            fast = api.post("/v1/functions/trouble/invoke", json=body)
+            routed = api.post("/v1/functions/trouble/invoke?namespace=default", json=body)
+            assert (fast.status_code, fast.json()["errorMessage" if "why" in body else "ok"]) == (
+                routed.status_code,
+                routed.json()["errorMessage" if "why" in body else "ok"],
+            )
+            for header in ("X-Ondo-Function-Version", "X-Ondo-Function-Error", "Content-Type"):
+                assert fast.headers.get(header) == routed.headers.get(header), header
+            # The record of a call answered this way is there for the very next reader.
+            rid = fast.headers["X-Ondo-Invocation-Id"]
+            assert (
+                httpx.get(f"{platform.url}/v1/invocations/{rid}", headers=api.headers).json()["id"]
+                == rid
+            )
+        empty = api.post("/v1/functions/echo/invoke", content=b"")
+        assert empty.status_code == 200 and empty.json()["event"] is None
+    wrong = httpx.post(
+        f"{platform.url}/v1/functions/echo/invoke",
+        json={},
+        headers={"Authorization": "Bearer nope"},
+    )
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "unauthorized"
+    anonymous = httpx.post(f"{platform.url}/v1/functions/echo/invoke", json={})
+    assert anonymous.status_code == 401 and "missing bearer token" in anonymous.text
+
+
 def test_concurrency_exhausted_answers_429(tmp_path: Path, platform: RunningPlatform) -> None:
     assert platform.cli("deploy", str(echo_app(tmp_path / "shop"))).returncode == 0
     import threading

@@ -78,7 +78,7 @@ def payload_of(request: ActionRequest) -> bytes:
 
 def _finished_before(platform: Platform, request_id: str) -> InvocationRecord | None:
     """The record of this very attempt if it already ran to the end (before a crash)."""
-    record = platform.functions.repo.invocation(request_id)
+    record = platform.functions.invocation(request_id)
     if record is None or record.status not in FINAL_STATUSES or record.status == "interrupted":
         return None
     return record

@@ -7,6 +7,7 @@ import json
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ondo.platform import Platform
+from ondo.security.tokens import Principal
 
 PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/openapi.json"})
 
@@ -22,13 +23,19 @@ class BearerAuth:
         if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
             await self.app(scope, receive, send)
             return
-        token = _bearer(scope)
-        principal = self.platform.tokens.authenticate(token) if token else None
+        principal = authenticate(self.platform, scope)
         if principal is None:
-            await _unauthorized(send, "missing bearer token" if not token else "unknown token")
+            why = "unknown token" if _bearer(scope) else "missing bearer token"
+            await _unauthorized(send, why)
             return
         scope["ondo.principal"] = principal
         await self.app(scope, receive, send)
+
+
+def authenticate(platform: Platform, scope: Scope) -> Principal | None:
+    """The caller a request's bearer token names, or None (no token, or an unknown one)."""
+    token = _bearer(scope)
+    return platform.tokens.authenticate(token) if token else None
 
 
 def _bearer(scope: Scope) -> str:

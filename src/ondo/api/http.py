@@ -32,16 +32,27 @@ def namespace_of(request: Request) -> str:
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it passes `limit` bytes."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit} bytes")
+    if declared is not None:
+        check_declared_length(declared, limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+        check_running_length(size, limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def check_declared_length(declared: str, limit: int) -> None:
+    """413 before reading, when the Content-Length header already says too much."""
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit} bytes")
+
+
+def check_running_length(size: int, limit: int) -> None:
+    """413 as soon as the bytes read pass the limit (a body without or lying about its length)."""
+    if size > limit:
+        raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
 
 
 def parse_json(body: bytes, what: str = "request body") -> Any:

@@ -1,28 +1,37 @@
 """Group commit of invocation records: the records that finish together share one transaction.
 
-A final record must be committed before its invocation is answered, and one SQLite commit
-costs far more than one row. Under load many invocations finish in the same loop iteration,
-so `write` queues the record and the first writer of an iteration schedules one flush (with
-`call_soon`) that commits all of them with `executemany` and only then wakes their callers.
-When nothing else is in flight (`alone`), the record is committed at once: no batch to wait for.
+One SQLite commit costs far more than one row. Under load many invocations finish in the same
+loop iteration, so queued records are committed together by one flush scheduled with
+`call_soon` (one `executemany`, one commit).
+
+Two ways in. `write` returns once the record is committed: for invocations whose record is
+what tracks them (async ones, rule actions); when nothing else is in flight (`alone`) it
+commits at once, with no batch to wait for. `write_soon` queues a record and returns: for sync
+HTTP invocations, whose caller holds the result itself, so the answer need not wait for the
+commit (which then overlaps the caller's next request). A crash in between loses that record
+only, as one in the invocation's first 50 ms would. Readers call `flush` first, so a record
+is visible to every reader as soon as its invocation has been answered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 
 from ondo.functions.model import InvocationRecord
 
 WriteMany = Callable[[Sequence[InvocationRecord]], None]
 
+log = logging.getLogger("ondo.functions")
+
 
 class RecordWriter:
-    """Commits final invocation records in batches; `await write(record)` returns once durable."""
+    """Commits final invocation records in batches."""
 
     def __init__(self, write_many: WriteMany) -> None:
         self._write_many = write_many
-        self._pending: list[tuple[InvocationRecord, asyncio.Future[None]]] = []
+        self._pending: list[tuple[InvocationRecord, asyncio.Future[None] | None]] = []
         self.batches = 0  # transactions committed (for tests and benchmarks)
         self.records = 0
 
@@ -31,24 +40,40 @@ class RecordWriter:
         if alone and not self._pending:
             self._commit([record])
             return
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._flush)
-        self._pending.append((record, future))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue(record, future)
         await future
+
+    def write_soon(self, record: InvocationRecord) -> None:
+        """Queue `record` for the next group commit (this loop iteration's end) and return."""
+        self._queue(record, None)
+
+    def flush(self) -> None:
+        """Commit what is queued now (readers call this first, and so does shutdown)."""
+        if self._pending:
+            self._flush()
+
+    def _queue(self, record: InvocationRecord, future: asyncio.Future[None] | None) -> None:
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending.append((record, future))
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
+        if not batch:  # flushed early by a reader
+            return
         try:
             self._commit([record for record, _ in batch])
-        except Exception as exc:  # every caller in the batch learns its record was not written
+        except Exception as exc:  # every waiter learns its record was not written
+            unawaited = [record.id for record, future in batch if future is None]
+            if unawaited:
+                log.exception("invocation records not written: %s", ", ".join(unawaited))
             for _, future in batch:
-                if not future.done():
+                if future is not None and not future.done():
                     future.set_exception(exc)
             return
         for _, future in batch:
-            if not future.done():  # a cancelled caller's record is written all the same
+            if future is not None and not future.done():  # a cancelled caller's is written too
                 future.set_result(None)
 
     def _commit(self, records: list[InvocationRecord]) -> None:

@@ -184,6 +184,7 @@ class FunctionService:
         request_id: str | None = None,
         wait_for_slot: bool = False,
         tracked: bool = False,
+        record_after_answer: bool = False,
     ) -> InvocationRecord:
         """Run one invocation now and return its final record.
 
@@ -191,6 +192,8 @@ class FunctionService:
         the caller keeps its own durable record of the attempt (the action queue's job row),
         so the `running` row is written only if the invocation outlasts RUNNING_ROW_AFTER_S;
         otherwise it is written first, and a crash leaves it `interrupted`.
+        `record_after_answer`: the caller answers with the result itself (a sync HTTP call), so
+        the final record is group-committed just after, not awaited (see RecordWriter).
         """
         fv = self.get(name, namespace, version)
         slot = self._slot(fv)
@@ -203,7 +206,9 @@ class FunctionService:
         async with slot:
             if not tracked:
                 self.repo.record(record)
-            return await self._run(fv, record, payload, lazy_row=tracked)
+            return await self._run(
+                fv, record, payload, lazy_row=tracked, record_after_answer=record_after_answer
+            )
 
     async def submit(
         self,
@@ -265,6 +270,7 @@ class FunctionService:
         payload: bytes,
         lazy_row: bool = False,
         row_payload: bytes | None = None,
+        record_after_answer: bool = False,
     ) -> InvocationRecord:
         """Run and record the outcome. `lazy_row`: write the `running` row (with `row_payload`)
         only if the run outlasts RUNNING_ROW_AFTER_S."""
@@ -281,8 +287,10 @@ class FunctionService:
                 if late_row is not None:
                     late_row.cancel()
             final = _apply_outcome(record, outcome, self.clock.now())
-            # Committed (with whatever else finished alongside) before anyone is answered.
-            await self.records.write(final, alone=self._running == 1)
+            if record_after_answer:
+                self.records.write_soon(final)
+            else:  # committed (with whatever finished alongside) before anyone is answered
+                await self.records.write(final, alone=self._running == 1)
         finally:
             self._running -= 1
         self._count(final)
@@ -307,6 +315,23 @@ class FunctionService:
         self._closing = True
         if self._async_tasks:
             await asyncio.wait(set(self._async_tasks), timeout=grace_s)
+        self.records.flush()
+
+    # --- records (each read commits queued records first: see RecordWriter) -------------
+
+    def invocation(self, invocation_id: str) -> InvocationRecord | None:
+        self.records.flush()
+        return self.repo.invocation(invocation_id)
+
+    def invocations(self, namespace: str, name: str, limit: int) -> list[InvocationRecord]:
+        self.records.flush()
+        return self.repo.invocations(namespace, name, limit)
+
+    def logs_after(
+        self, namespace: str, name: str, after: float, limit: int
+    ) -> list[InvocationRecord]:
+        self.records.flush()
+        return self.repo.logs_after(namespace, name, after, limit)
 
 
 def _apply_outcome(

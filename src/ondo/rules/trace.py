@@ -36,7 +36,7 @@ def _decision(platform: Platform, rec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _invocation(platform: Platform, invocation_id: str) -> dict[str, Any]:
-    record = platform.functions.repo.invocation(invocation_id)
+    record = platform.functions.invocation(invocation_id)
     if record is None:
         return {"id": invocation_id, "status": "unknown (record not found)"}
     return {

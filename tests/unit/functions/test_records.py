@@ -70,3 +70,41 @@ def test_a_failed_commit_fails_every_writer_of_the_batch(tmp_path: Path) -> None
     assert all(isinstance(o, sqlite3.ProgrammingError) for o in outcomes), outcomes
     with pytest.raises(sqlite3.ProgrammingError):
         asyncio.run(writer.write(_record(9), alone=True))
+
+
+def test_records_written_soon_share_the_iterations_commit_and_flush_makes_them_readable(
+    tmp_path: Path,
+) -> None:
+    repo = FunctionRepository(SqliteDatabase(tmp_path / "s.db"))
+    writer = RecordWriter(repo.record_many)
+
+    async def main() -> tuple[InvocationRecord | None, InvocationRecord | None]:
+        for n in range(4):
+            writer.write_soon(_record(n))
+        before = repo.invocation("inv-2")  # queued, not yet committed
+        await asyncio.sleep(0)  # the iteration ends: one group commit
+        after = repo.invocation("inv-2")
+        writer.write_soon(_record(9))
+        writer.flush()  # what a reader does first
+        return before, after if repo.invocation("inv-9") is not None else None
+
+    before, after = asyncio.run(main())
+    assert before is None and after is not None and after.result == {"n": 2}
+    assert (writer.batches, writer.records) == (2, 5)
+
+
+def test_a_failed_commit_of_records_written_soon_is_logged_with_their_ids(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = SqliteDatabase(tmp_path / "s.db")
+    writer = RecordWriter(FunctionRepository(db).record_many)
+    db.close()
+
+    async def main() -> None:
+        writer.write_soon(_record(1))
+        writer.write_soon(_record(2))
+        await asyncio.sleep(0)
+
+    with caplog.at_level("ERROR", logger="ondo.functions"):
+        asyncio.run(main())
+    assert "invocation records not written: inv-1, inv-2" in caplog.text

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -13,13 +11,12 @@ from ondo.api.http import (
     int_param,
     json_body,
     namespace_of,
-    parse_json,
     platform_of,
     principal_of,
     read_body,
 )
-from ondo.errors import ConcurrencyExhausted, NotFound, ValidationError
-from ondo.functions.model import InvocationRecord
+from ondo.api.invoke import run_invoke
+from ondo.errors import NotFound, ValidationError
 from ondo.platform import Platform
 
 
@@ -83,42 +80,11 @@ async def invoke(request: Request) -> Response:
     platform = platform_of(request)
     mode, namespace, version = _invoke_params(request)
     body = await read_body(request, platform.config.max_body_bytes)
-    payload = body if body.strip() else b"null"
-    parse_json(payload, "event (request body)")
     name = request.path_params["name"]
-    if mode == "async":
-        record = await platform.functions.submit(
-            name, payload, namespace=namespace, version=version, trigger="api"
-        )
-        return answer(
-            {"id": record.id, "status": record.status}, 202, {"X-Ondo-Invocation-Id": record.id}
-        )
-    try:
-        # The HTTP caller tracks a sync call: it sees the connection drop if we crash, so
-        # the `running` row is written only for calls that outlast RUNNING_ROW_AFTER_S.
-        record = await platform.functions.invoke(
-            name, payload, namespace=namespace, version=version, trigger="api", tracked=True
-        )
-    except ConcurrencyExhausted as exc:
-        body_429 = {"error": {"code": exc.code, "message": str(exc)}}
-        return answer(body_429, 429, {"Retry-After": "1"})
-    return _sync_answer(record)
-
-
-def _sync_answer(record: InvocationRecord) -> Response:
-    headers = {
-        "X-Ondo-Invocation-Id": record.id,
-        "X-Ondo-Function-Version": str(record.version),
-    }
-    if record.status != "succeeded":
-        headers["X-Ondo-Function-Error"] = (
-            "Unhandled" if record.status == "failed" else record.status
-        )
-        return answer(record.error or {}, 200, headers)
-    content = record.result_json
-    if content is None:
-        content = json.dumps(record.result, separators=(",", ":")).encode()
-    return Response(content, 200, headers, media_type="application/json")
+    status, headers, content = await run_invoke(
+        platform, name, body, mode=mode, namespace=namespace, version=version
+    )
+    return Response(content, status, headers, media_type="application/json")
 
 
 async def function_invocations(request: Request) -> JSONResponse:
@@ -126,7 +92,7 @@ async def function_invocations(request: Request) -> JSONResponse:
     name, namespace = request.path_params["name"], namespace_of(request)
     platform.functions.get(name, namespace)
     limit = int_param(request, "limit", 20, 1, 1000)
-    records = platform.functions.repo.invocations(namespace, name, limit)
+    records = platform.functions.invocations(namespace, name, limit)
     return answer({"invocations": [r.to_json() for r in records]})
 
 
@@ -140,13 +106,13 @@ async def function_logs(request: Request) -> JSONResponse:
     except ValueError:
         raise ValidationError("query parameter 'after' must be a number (seconds)") from None
     limit = int_param(request, "limit", 100, 1, 1000)
-    records = platform.functions.repo.logs_after(namespace, name, after, limit)
+    records = platform.functions.logs_after(namespace, name, after, limit)
     return answer({"invocations": [r.to_json() for r in records]})
 
 
 async def get_invocation(request: Request) -> JSONResponse:
     platform = platform_of(request)
-    record = platform.functions.repo.invocation(request.path_params["id"])
+    record = platform.functions.invocation(request.path_params["id"])
     if record is None or record.namespace != namespace_of(request):
         raise NotFound(f"invocation {request.path_params['id']!r} does not exist")
     return answer(record.to_json())
