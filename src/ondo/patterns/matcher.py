@@ -22,10 +22,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ondo.patterns.field import Candidates, Field, Trail, consistent
-from ondo.patterns.index import CIDR, EXACT, EXISTS, NUMERIC, PREFIX, SUFFIX, TEST, ValueIndex
-from ondo.patterns.operators import ip_number
+from ondo.patterns.index import ValueIndex
 from ondo.patterns.pattern import CompiledPattern, compile_pattern
-from ondo.patterns.values import value_key
+from ondo.patterns.program import Program, program_of, walk
 
 Flat = dict[str, list[Any]]
 Chosen = tuple[tuple[int, int], ...]
@@ -42,25 +41,18 @@ class _Tree(dict[str, "tuple[str, _Tree]"]):
 class _State:
     """A point in the machine: conditions matched so far; where the next ones lead.
 
-    Laid out for the walk, which touches thousands of states per second spread over memory,
-    most of them cold in cache at 10,000 rules: `probes` holds, per path,
-    (path, exact dict or None, kind, operand, target) (see ValueIndex.probe) so that the usual
-    single non-exact operator is tested inline; a visit thus follows few pointers.
-    `absent`/`rules` stay None unless used.
+    Built for editing; the walk reads `program` instead (see program.py), compiled on first use
+    and dropped by any edit of a route through this state. `absent`/`rules` stay None unless used.
     """
 
-    __slots__ = ("absent", "edges", "fields", "probes", "rules")
+    __slots__ = ("absent", "edges", "fields", "program", "rules")
 
     def __init__(self) -> None:
-        self.probes: tuple[Any, ...] = ()
+        self.program: Program | None = None
         self.absent: dict[str, list[_State]] | None = None  # path -> next states if no leaf
         self.rules: dict[str, int] | None = None  # rule id -> alternatives of it ending here
         self.fields: dict[str, ValueIndex[_State]] = {}
         self.edges: dict[tuple[Any, ...], _Edge] = {}
-
-    def reprobe(self) -> None:
-        """Probe with only the tables in use: an empty dict or table is still a cache miss."""
-        self.probes = tuple((path, *index.probe()) for path, index in self.fields.items())
 
     def count(self, rule_id: str, delta: int) -> None:
         """Record one more (or one fewer) alternative of a rule ending here."""
@@ -145,7 +137,7 @@ class Matcher:
         wanted = self._wanted if self._wanted is not None else self._wanted_paths()
         values: Flat = {}
         if _flatten_plain(event, self._tree, values):
-            return _walk(self._root, values)
+            return walk(program_of(self._root), values)
         values = {}
         trails: dict[str, list[Trail]] = {}
         _flatten(event, "", wanted, values, trails, ())
@@ -163,9 +155,11 @@ class Matcher:
             route.append(edge)
             state = edge.following
         state.count(rule_id, +1)
+        _drop_programs(self._root, route)
         return route
 
     def _withdraw(self, rule_id: str, route: list[_Edge]) -> None:
+        _drop_programs(self._root, route)
         state = self._root
         for edge in route:
             state = edge.following
@@ -190,7 +184,6 @@ class Matcher:
                 index = state.fields[field.path] = ValueIndex()
             for operator in field.operators:
                 index.add(operator, edge.following)
-            state.reprobe()
         self._use_path(field.path, +1)
 
     def _disconnect(self, state: _State, edge: _Edge) -> None:
@@ -208,7 +201,6 @@ class Matcher:
                 index.remove(operator, edge.following)
             if not index.size:
                 del state.fields[field.path]
-            state.reprobe()
         self._use_path(field.path, -1)
 
     def _use_path(self, path: str, delta: int) -> None:
@@ -232,6 +224,13 @@ class Matcher:
         self._tree = tree
         self._wanted = frozenset(wanted)  # last: matching() reads it before the tree
         return self._wanted
+
+
+def _drop_programs(root: _State, route: list[_Edge]) -> None:
+    """An edit along a route changes what its states (and so their ancestors) compile to."""
+    root.program = None
+    for edge in route:
+        edge.following.program = None
 
 
 def _flatten_plain(node: Mapping[str, Any], tree: _Tree, values: Flat) -> bool:
@@ -310,85 +309,6 @@ def _flatten_array(
         else:
             values.setdefault(path, []).append(child)
             trails.setdefault(path, []).append(here)
-
-
-def _walk(root: _State, values: Flat) -> set[str]:
-    """Follow every transition the event takes (no arrays, so no consistency to keep)."""
-    matched: set[str] = set()
-    seen = {root}
-    pending = [root]
-    more: list[_State] = []
-    while pending:
-        state = pending.pop()
-        if state.rules is not None:
-            matched.update(state.rules)
-        for probe in state.probes:  # fields read only when needed: each read touches memory
-            leaves = values.get(probe[0])
-            if leaves is None:
-                continue
-            exact, kind = probe[1], probe[2]
-            for value in leaves:
-                if exact is not None:
-                    hit = exact.get(value_key(value) if type(value) is bool else value)
-                    if hit is None:
-                        pass
-                    elif type(hit) is list:
-                        more.extend(hit)
-                    elif hit not in seen:
-                        seen.add(hit)
-                        if hit.probes or hit.absent is not None:
-                            pending.append(hit)
-                        elif hit.rules is not None:  # a final state: no need to visit it
-                            matched.update(hit.rules)
-                if not kind:
-                    continue
-                operand = probe[3]
-                if kind == EXACT:  # one value: compared as the dict would, without the dict
-                    if (value_key(value) if type(value) is bool else value) == operand:
-                        more.append(probe[4])
-                elif kind == NUMERIC:  # the test of Intervals.collect, inline
-                    low, low_in, high, high_in = operand
-                    if (type(value) is int or type(value) is float) and (
-                        (value > low or (value == low and low_in))
-                        and (value < high or (value == high and high_in))
-                    ):
-                        more.append(probe[4])
-                elif kind == PREFIX:
-                    if type(value) is str and value.startswith(operand):
-                        more.append(probe[4])
-                elif _passes(kind, operand, value, more):
-                    more.append(probe[4])
-        if state.absent is not None:
-            for path, targets in state.absent.items():
-                if path not in values:
-                    more.extend(targets)
-        if more:
-            for following in more:
-                if following not in seen:
-                    seen.add(following)
-                    pending.append(following)
-            more.clear()
-    return matched
-
-
-def _passes(kind: int, operand: Any, value: Any, more: list[_State]) -> bool:
-    """Whether a leaf passes the one operator of an index (COLLECT: adds the targets itself).
-    The walk tests the two commonest kinds, numeric ranges and prefixes, itself."""
-    if kind == SUFFIX:
-        return type(value) is str and value.endswith(operand)
-    if kind == CIDR:
-        address = ip_number(value) if type(value) is str else None
-        return (
-            address is not None
-            and address[0] == operand[0]
-            and operand[1] <= address[1] <= operand[2]
-        )
-    if kind == EXISTS:
-        return True
-    if kind == TEST:
-        return bool(operand.test(value))
-    operand(value, more)
-    return False
 
 
 def _walk_with_arrays(root: _State, values: Flat, trails: dict[str, list[Trail]]) -> set[str]:
