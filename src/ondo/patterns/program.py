@@ -1,18 +1,18 @@
-"""The machine as the walk reads it: each state compiled into one tuple of entries.
+"""The machine as the walk reads it: each state compiled into a chain of entries.
 
 At 10,000 rules the states an event reaches were last touched thousands of events ago, so a
 walk's cost is mostly the memory it touches (measured: the same machine runs 2.5x faster on
 events of one type than on events of all its 3,333). The Matcher's states are built for editing
-(edges, per-path value indexes, counters); a program keeps only what the walk reads, as few
-objects as possible: a state is a tuple of entries and each entry a 6-tuple
+(edges, per-path value indexes, counters); a program keeps only what the walk reads, in as few
+objects as possible: one 7-tuple per path of a state,
 
-    (path, exact dict or None, kind, operand, target, distinct)
+    (path, exact dict or None, kind, operand, target, distinct, next entry of the state or None)
 
-so a visit touches the state's tuple and one small tuple per path, not an object, its tuple of
-probes and then each probe. A path-less entry carries the state's rule ids (kind RULES) or the
-states to enter when a path is absent (ABSENT). A state's program is compiled on first use and
-dropped by any edit of a route through it (a state's program holds its children's programs, and
-every ancestor of an edited state is on the edited route).
+where a target is the first entry of the next state. A visit thus touches one small tuple per
+path, not a state object, its tuple of probes and then each probe. A path-less entry carries
+the state's rule ids (kind RULES) or the states to enter when a path is absent (ABSENT). A
+state's program is compiled on first use and dropped by any edit of a route through it (it holds
+its children's programs, and every ancestor of an edited state is on the edited route).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from ondo.patterns.matcher import _State
 
 Flat = dict[str, list[Any]]
-Entry = tuple[str | None, dict[Any, Any] | None, int, Any, Any, bool]
-Program = tuple[Entry, ...]
+Entry = tuple[str | None, dict[Any, Any] | None, int, Any, Any, bool, "Entry | None"]
+Program = Entry | None  # a state's first entry; None only for the root of an empty machine
 
 # Entry kinds beyond ValueIndex.probe's: rule ids ending here, states entered when a path is
 # absent, and an index of many operators whose answers per string value are remembered.
@@ -51,25 +51,37 @@ _MEMO_SIZE = 4096  # strings remembered per memoised entry, at most
 
 def program_of(state: _State) -> Program:
     """The state's program, compiling it (and any descendant an edit dropped) if needed."""
-    program = state.program
-    if program is None:
-        program = state.program = _compile(state)
+    if state.program is None and (state.rules or state.fields or state.absent):
+        state.program = _compile(state)
+    return state.program
+
+
+def _entry_of(state: _State) -> Entry:
+    """The program of a state that some edge leads to (never empty: a route goes through it)."""
+    program = program_of(state)
+    assert program is not None
     return program
 
 
-def _compile(state: _State) -> Program:
-    entries: list[Entry] = []
+def _compile(state: _State) -> Entry:
+    parts: list[tuple[str | None, dict[Any, Any] | None, int, Any, Any, bool]] = []
     if state.rules is not None:
-        entries.append((None, None, RULES, tuple(state.rules), None, True))
+        parts.append((None, None, RULES, tuple(state.rules), None, True))
     repeats = {e.field.path for e in state.edges.values() if len(e.field.operators) > 1}
     for path, index in state.fields.items():
-        entries.append(_entry(path, index, path not in repeats))
+        parts.append(_entry(path, index, path not in repeats))
     for path, targets in (state.absent or {}).items():
-        entries.append((None, None, ABSENT, path, tuple(map(program_of, targets)), True))
-    return tuple(entries)
+        parts.append((None, None, ABSENT, path, tuple(map(_entry_of, targets)), True))
+    chain: Entry | None = None
+    for part in reversed(parts):
+        chain = (*part, chain)
+    assert chain is not None
+    return chain
 
 
-def _entry(path: str, index: ValueIndex[_State], distinct: bool) -> Entry:
+def _entry(
+    path: str, index: ValueIndex[_State], distinct: bool
+) -> tuple[str, dict[Any, Any] | None, int, Any, Any, bool]:
     """`distinct`: no target of the index is reached by two of its operators (so one leaf value
     reaches each at most once, and the walk need not look for repeats)."""
     others = index.others
@@ -77,16 +89,16 @@ def _entry(path: str, index: ValueIndex[_State], distinct: bool) -> Entry:
         return (path, None, MEMO, _Memo(index), None, True)
     exact, kind, operand, state = index.probe()
     if exact is not None:
-        exact = {key: _programs(found) for key, found in exact.items()}
+        exact = {key: _targets(found) for key, found in exact.items()}
     if kind == COLLECT:
         operand = _Collect(operand).collect
-    target = None if state is None else program_of(state)
+    target = None if state is None else _entry_of(state)
     return (path, exact, kind, operand, target, distinct)
 
 
-def _programs(found: Any) -> Any:
+def _targets(found: Any) -> Any:
     """An exact dict's value: one state, or a list of several (as in ValueIndex.exact)."""
-    return list(map(program_of, found)) if type(found) is list else program_of(found)
+    return list(map(_entry_of, found)) if type(found) is list else _entry_of(found)
 
 
 class _Collect:
@@ -97,10 +109,10 @@ class _Collect:
     def __init__(self, fast: Callable[[Any, list[_State]], None]) -> None:
         self.fast = fast
 
-    def collect(self, value: Any, out: list[Program]) -> None:
+    def collect(self, value: Any, out: list[Entry]) -> None:
         found: list[_State] = []
         self.fast(value, found)
-        out.extend(map(program_of, found))
+        out.extend(map(_entry_of, found))
 
 
 class _Memo:
@@ -111,9 +123,9 @@ class _Memo:
 
     def __init__(self, index: ValueIndex[_State]) -> None:
         self.index = index
-        self.table: dict[str, tuple[Program, ...]] = {}
+        self.table: dict[str, tuple[Entry, ...]] = {}
 
-    def fill(self, value: Any) -> tuple[Program, ...]:
+    def fill(self, value: Any) -> tuple[Entry, ...]:
         found: list[_State] = []
         hit = self.index.exact.get(value_key(value))
         if hit is not None:
@@ -121,7 +133,7 @@ class _Memo:
         others = self.index.others
         if others is not None:
             others.collect(value, found)
-        programs = tuple({id(state): program_of(state) for state in found}.values())
+        programs = tuple({id(state): _entry_of(state) for state in found}.values())
         if type(value) is str:
             if len(self.table) >= _MEMO_SIZE:
                 self.table.clear()  # values that do not repeat: start over rather than track age
@@ -137,9 +149,11 @@ def walk(root: Program, values: Flat) -> set[str]:
     """
     matched: set[str] = set()
     pending = [root]
-    more: list[Program] = []
+    push = pending.append
     while pending:
-        for path, exact, kind, operand, target, distinct in pending.pop():
+        entry = pending.pop()
+        while entry is not None:
+            path, exact, kind, operand, target, distinct, entry = entry
             leaves = values.get(path)  # type: ignore[arg-type]  # None for path-less entries
             if leaves is None:
                 if kind == RULES:
@@ -147,40 +161,38 @@ def walk(root: Program, values: Flat) -> set[str]:
                 elif kind == ABSENT and operand not in values:
                     pending.extend(target)
                 continue
+            start = -1 if distinct and len(leaves) == 1 else len(pending)
             for value in leaves:
                 if exact is not None:
                     hit = exact.get(value_key(value) if type(value) is bool else value)
                     if hit is None:
                         pass
                     elif type(hit) is list:
-                        more.extend(hit)
+                        pending.extend(hit)
                     else:
-                        more.append(hit)
+                        push(hit)
                 if not kind:
                     continue
                 if kind == MEMO:
                     found = operand.table.get(value) if type(value) is str else None
-                    more.extend(operand.fill(value) if found is None else found)
+                    pending.extend(operand.fill(value) if found is None else found)
                 elif kind == EXACT:  # one value: compared as the dict would, without the dict
                     if (value_key(value) if type(value) is bool else value) == operand:
-                        more.append(target)
+                        push(target)
                 elif kind == NUMERIC:  # the test of Intervals.collect, inline
                     low, low_in, high, high_in = operand
                     if (type(value) is int or type(value) is float) and (
                         (value > low or (value == low and low_in))
                         and (value < high or (value == high and high_in))
                     ):
-                        more.append(target)
+                        push(target)
                 elif kind == PREFIX:
                     if type(value) is str and value.startswith(operand):
-                        more.append(target)
-                elif _passes(kind, operand, value, more):
-                    more.append(target)
-            if more:
-                if len(more) > 1 and (not distinct or len(leaves) > 1):
-                    more = list({id(program): program for program in more}.values())
-                pending.extend(more)
-                more.clear()
+                        push(target)
+                elif _passes(kind, operand, value, pending):
+                    push(target)
+            if start >= 0 and len(pending) > start + 1:
+                pending[start:] = {id(state): state for state in pending[start:]}.values()
     return matched
 
 

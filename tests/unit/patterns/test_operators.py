@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from ondo.patterns import Matcher, compile
+from ondo.patterns.operators import ip_number, parse_ip
 
 CASES: list[tuple[str, dict[str, Any], dict[str, Any], bool]] = [
     # exact values
@@ -178,3 +179,17 @@ def test_json_text_last_duplicate_key_wins() -> None:
 def test_compile_accepts_a_compiled_pattern() -> None:
     pattern = compile({"s": ["a"]})
     assert compile(pattern) is pattern
+
+
+ADDRESS_TEXTS = [
+    *("1.2.3.4", "0.0.0.0", "255.255.255.255", "10.0.0.300", "01.2.3.4", "1.2.3.04", "00.1.1.1"),
+    *("1.2.3", "1.2.3.4.5", "1..2.3", " 1.2.3.4", "1.2.3.4 ", "+1.2.3.4", "0x1.2.3.4", "1.2.3.4/8"),
+    *("1.2.3.4\x00", "\uff11.2.3.4", "", "::1", "2001:db8::1", "::ffff:1.2.3.4", "hello"),
+]
+
+
+@pytest.mark.parametrize("text", ADDRESS_TEXTS)
+def test_ip_number_reads_addresses_as_the_ipaddress_module_does(text: str) -> None:
+    """The quick C parse of dotted quads must accept and reject exactly what ipaddress does."""
+    address = parse_ip(text)
+    assert ip_number(text) == (None if address is None else (address.version, int(address)))
