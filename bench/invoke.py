@@ -5,7 +5,8 @@
    running the same handler inside the same sandbox layers.
 2. Warm sync invoke over HTTP (`ondo up`, POST /v1/functions/bench/invoke) at concurrency 1
    (p50/p99) and 64 (invocations/s), against a plain Starlette endpoint calling the same
-   handler in-process, served the same way (uvicorn).
+   handler in-process, served the same way (uvicorn). Both servers run side by side and are
+   measured in alternating rounds, so that load drifting on a shared machine hits both alike.
 
 Prints one JSON document. Targets: cold p50 <= 3 ms; warm p50 <= 2.5x the Starlette baseline;
 warm throughput >= 0.4x the baseline. Run: `.venv/bin/python bench/invoke.py [--quick]`.
@@ -255,7 +256,8 @@ class HttpClient:
         self.writer.close()
 
 
-async def latency(port: int, path: str, token: str | None, count: int) -> dict[str, float]:
+async def latency_samples(port: int, path: str, token: str | None, count: int) -> list[float]:
+    """Round-trip times (ms) of `count` sequential requests on one keep-alive connection."""
     client = HttpClient(port, path, token)
     await client.connect()
     for _ in range(50):  # warm-up: workers, connections, caches
@@ -267,7 +269,7 @@ async def latency(port: int, path: str, token: str | None, count: int) -> dict[s
         samples.append((time.perf_counter() - started) * 1000.0)
         assert json.loads(reply)["n"] == n, reply
     client.close()
-    return summary(samples)
+    return samples
 
 
 async def throughput(
@@ -290,7 +292,7 @@ async def throughput(
     elapsed = time.perf_counter() - started
     for client in connections:
         client.close()
-    return {"invocations_per_s": round(done / elapsed, 1), "clients": clients}
+    return {"invocations_per_s": round(done / elapsed, 1), "clients": clients, "seconds": elapsed}
 
 
 def free_port() -> int:
@@ -320,13 +322,47 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-async def measure_server(
-    port: int, path: str, token: str | None, count: int, seconds: float
-) -> dict[str, Any]:
+ROUNDS = 6  # the two servers are measured in alternating rounds, so both see the same load
+
+
+async def alternate(
+    servers: dict[str, tuple[int, str, str | None]], count: int, seconds: float
+) -> dict[str, dict[str, Any]]:
+    """Latency at concurrency 1 and throughput at 64 of each server, in alternating rounds:
+    on a shared machine the load drifts, and rounds of one after the other would put the
+    drift into the ratio."""
+    samples: dict[str, list[float]] = {name: [] for name in servers}
+    done: dict[str, float] = dict.fromkeys(servers, 0.0)
+    spent: dict[str, float] = dict.fromkeys(servers, 0.0)
+    for _ in range(ROUNDS):
+        for name, (port, path, token) in servers.items():
+            samples[name] += await latency_samples(port, path, token, max(1, count // ROUNDS))
+            figures = await throughput(port, path, token, 64, seconds / ROUNDS)
+            done[name] += figures["invocations_per_s"] * figures["seconds"]
+            spent[name] += figures["seconds"]
     return {
-        "concurrency_1_ms": await latency(port, path, token, count),
-        "concurrency_64": await throughput(port, path, token, 64, seconds),
+        name: {
+            "concurrency_1_ms": summary(samples[name]),
+            "concurrency_64": {
+                "invocations_per_s": round(done[name] / spent[name], 1),
+                "clients": 64,
+            },
+        }
+        for name in servers
     }
+
+
+def start_server(command: list[str], port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    log = log_path.open("wb")
+    process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=log)
+    log.close()
+    try:
+        wait_for_port(port, process)
+    except RuntimeError:
+        sys.stderr.write(log_path.read_text())
+        stop(process)
+        raise
+    return process
 
 
 def warm_http(work: Path, code_dir: Path, count: int, seconds: float) -> dict[str, Any]:
@@ -343,30 +379,25 @@ def warm_http(work: Path, code_dir: Path, count: int, seconds: float) -> dict[st
             concurrency: 64
         """)
     )
-    data_dir, port = work / "data", free_port()
+    data_dir, port, base_port = work / "data", free_port(), free_port()
     ondo_cmd = [sys.executable, "-m", "ondo", "--data-dir", str(data_dir), "up"]
     ondo_cmd += ["--port", str(port), "--app", str(app_dir)]
-    log = (work / "ondo.log").open("wb")
-    ondo = subprocess.Popen(ondo_cmd, cwd=REPO, stdout=log, stderr=log)
+    base_cmd = [sys.executable, "-c", BASELINE_SERVER, str(code_dir), str(base_port)]
+    ondo = start_server(ondo_cmd, port, work / "ondo.log")
     try:
+        base = start_server(base_cmd, base_port, work / "baseline.log")
         try:
-            wait_for_port(port, ondo)
-        except RuntimeError:
-            sys.stderr.write((work / "ondo.log").read_text())
-            raise
-        token = (data_dir / "admin.token").read_text().strip()
-        path = "/v1/functions/bench/invoke"
-        ondo_figures = asyncio.run(measure_server(port, path, token, count, seconds))
+            token = (data_dir / "admin.token").read_text().strip()
+            servers = {
+                "ondo_http": (port, "/v1/functions/bench/invoke", token),
+                "starlette_in_process": (base_port, "/invoke", None),
+            }
+            figures = asyncio.run(alternate(servers, count, seconds))
+        finally:
+            stop(base)
     finally:
         stop(ondo)
-        log.close()
-    base_port = free_port()
-    base = subprocess.Popen([sys.executable, "-c", BASELINE_SERVER, str(code_dir), str(base_port)])
-    try:
-        wait_for_port(base_port, base)
-        base_figures = asyncio.run(measure_server(base_port, "/invoke", None, count, seconds))
-    finally:
-        stop(base)
+    ondo_figures, base_figures = figures["ondo_http"], figures["starlette_in_process"]
     p50_ratio = ondo_figures["concurrency_1_ms"]["p50"] / base_figures["concurrency_1_ms"]["p50"]
     tput_ratio = (
         ondo_figures["concurrency_64"]["invocations_per_s"]
@@ -375,6 +406,7 @@ def warm_http(work: Path, code_dir: Path, count: int, seconds: float) -> dict[st
     return {
         "ondo_http": ondo_figures,
         "starlette_in_process": base_figures,
+        "rounds": ROUNDS,
         "p50_ratio": round(p50_ratio, 2),
         "throughput_ratio": round(tput_ratio, 2),
         "targets": "p50 ratio <= 2.5, throughput ratio >= 0.4",

@@ -21,6 +21,10 @@ from ondo.runtime.zygote import ZYGOTE_GONE, ZygoteProcess
 log = logging.getLogger("ondo.runtime")
 
 HELLO_TIMEOUT_S = 10.0
+# Spin, then sleep: when a reply is expected within this long and nothing else is in flight,
+# the pool polls the worker's socket instead of going back to the event loop to sleep in epoll.
+# Waking a sleeping loop was measured at a third of a warm round trip (~18 us of ~64 us).
+SPIN_BUDGET_S = 0.0002
 EXIT_REPORT_TIMEOUT_S = 2.0
 
 
@@ -59,6 +63,8 @@ class WorkerHooks:
 
 
 class FunctionPool:
+    in_flight = 0  # invocations awaiting a worker's reply, in every pool of the process
+
     def __init__(
         self,
         spec: FunctionSpec,
@@ -86,6 +92,7 @@ class FunctionPool:
         self.next_slot = 0
         self.exits: dict[int, asyncio.Future[int]] = {}
         self.counts = {"invocations": 0, "cold_starts": 0, "timeouts": 0, "kills": 0}
+        self.typical_s: float | None = None  # moving average of warm round trips
         self._prepare_lock = asyncio.Lock()
         self._idle_changed = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
@@ -254,7 +261,10 @@ class FunctionPool:
         started = time.perf_counter()
         reply = worker.channel.request({"id": request_id}, event)
         timer = loop.call_later(self.spec.timeout_s, self._on_timeout, worker)
+        FunctionPool.in_flight += 1
         try:
+            if self._expect_soon():
+                worker.channel.spin(SPIN_BUDGET_S)
             header, body = await reply
         except WorkerGone as gone:
             return await self._death(worker, gone.why, request_id, cold, init_ms, started)
@@ -262,13 +272,23 @@ class FunctionPool:
             self._abandon(worker)
             raise
         finally:
+            FunctionPool.in_flight -= 1
             timer.cancel()
+        if not cold:
+            took = time.perf_counter() - started
+            self.typical_s = took if self.typical_s is None else 0.8 * self.typical_s + 0.2 * took
         worker.invocations += 1
         if header.get("fatal"):
             return await self._death(worker, "memory", request_id, cold, init_ms, started, header)
         outcome = _outcome_from_reply(header, body, worker, cold, init_ms)
         self._release(worker)
         return outcome
+
+    def _expect_soon(self) -> bool:
+        """Worth spinning for: this is the only invocation in flight in the process (so no other
+        reply is delayed), and this version's warm replies come well within the budget."""
+        typical = self.typical_s
+        return FunctionPool.in_flight == 1 and typical is not None and typical < SPIN_BUDGET_S / 2
 
     def _abandon(self, worker: Worker) -> None:
         """The caller went away mid-invocation: the worker cannot be reused, its slot can."""

@@ -11,7 +11,7 @@ import pytest
 from ondo.backends.store.sqlite import SqliteDatabase
 from ondo.backends.store.sqlite_functions import FunctionRepository
 from ondo.functions.model import InvocationRecord
-from ondo.functions.records import RecordWriter
+from ondo.functions.records import COMMIT_DELAY_S, RecordWriter
 
 
 def _record(n: int) -> InvocationRecord:
@@ -82,7 +82,7 @@ def test_records_written_soon_share_the_iterations_commit_and_flush_makes_them_r
         for n in range(4):
             writer.write_soon(_record(n))
         before = repo.invocation("inv-2")  # queued, not yet committed
-        await asyncio.sleep(0)  # the iteration ends: one group commit
+        await asyncio.sleep(COMMIT_DELAY_S * 2)  # one group commit
         after = repo.invocation("inv-2")
         writer.write_soon(_record(9))
         writer.flush()  # what a reader does first
@@ -103,8 +103,21 @@ def test_a_failed_commit_of_records_written_soon_is_logged_with_their_ids(
     async def main() -> None:
         writer.write_soon(_record(1))
         writer.write_soon(_record(2))
-        await asyncio.sleep(0)
+        await asyncio.sleep(COMMIT_DELAY_S * 2)
 
     with caplog.at_level("ERROR", logger="ondo.functions"):
         asyncio.run(main())
     assert "invocation records not written: inv-1, inv-2" in caplog.text
+
+
+def test_a_waiting_writer_brings_the_delayed_commit_forward(tmp_path: Path) -> None:
+    repo = FunctionRepository(SqliteDatabase(tmp_path / "s.db"))
+    writer = RecordWriter(repo.record_many)
+
+    async def main() -> None:
+        writer.write_soon(_record(1))
+        await writer.write(_record(2))  # durable on return, and record 1 with it
+
+    asyncio.run(main())
+    assert (writer.batches, writer.records) == (1, 2)
+    assert repo.invocation("inv-1") is not None

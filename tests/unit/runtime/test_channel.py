@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import struct
+import time
 
 import pytest
 
@@ -122,5 +123,37 @@ def test_a_missing_hello_fails_the_hello() -> None:
         theirs.close()
         with pytest.raises(WorkerGone, match="hello"):
             await channel.hello
+
+    asyncio.run(scenario())
+
+
+def test_spinning_takes_a_prompt_reply_and_gives_up_on_a_late_one() -> None:
+    """`spin` returns with the reply when the worker answers within the budget, and within
+    about the budget (the reply still pending, for the event loop) when it does not."""
+
+    def answer(sock: socket.socket) -> None:
+        _read_request(sock)
+        sock.send(_frame({"status": "succeeded"}, b"1"))
+
+    async def scenario() -> None:
+        ours, theirs = _pair()
+        channel = WorkerChannel(ours)
+        _hello(theirs)
+        await channel.hello
+        answering = asyncio.get_running_loop().run_in_executor(None, answer, theirs)
+        reply = channel.request({"id": "fast"}, b"{}")
+        channel.spin(5.0)  # the peer answers at once: spin returns as soon as it has
+        assert reply.done() and reply.result() == ({"status": "succeeded"}, b"1")
+        await answering
+
+        late = channel.request({"id": "late"}, b"{}")
+        started = time.perf_counter()
+        channel.spin(0.01)
+        assert not late.done() and time.perf_counter() - started < 1.0
+        _read_request(theirs)
+        theirs.send(_frame({"status": "succeeded"}, b"2"))
+        assert await late == ({"status": "succeeded"}, b"2")  # the loop takes it from here
+        channel.close()
+        theirs.close()
 
     asyncio.run(scenario())
