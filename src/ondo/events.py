@@ -7,7 +7,7 @@ offending attribute when it is wrong.
 
 Payloads: `data` is any JSON value (dict, list, str, int, float, bool) or `bytes` for binary
 payloads; `None` means "no data" (a JSON `null` payload is read as no data, as the spec allows).
-Only `id` and `time` are filled in when missing (a fresh uuid4, the current time); `specversion`,
+Only `id` and `time` are filled in when missing (a fresh UUIDv7, the current time); `specversion`,
 `source` and `type` are required.
 """
 
@@ -17,7 +17,6 @@ import base64
 import binascii
 import json
 import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ondo.errors import EventError, PayloadTooLarge
+from ondo.ids import uuid7
 
 SPECVERSION = "1.0"
 DEFAULT_MAX_EVENT_BYTES = 256 * 1024
@@ -46,7 +46,7 @@ JsonValue = Any  # dict | list | str | int | float | bool (None means "no data")
 
 
 def new_event_id() -> str:
-    return str(uuid.uuid4())
+    return uuid7()
 
 
 def utc_now() -> datetime:

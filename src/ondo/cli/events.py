@@ -20,7 +20,7 @@ def register(sub: Any) -> None:
     emit.add_argument("--source", default="ondo.cli", help="the event source (default ondo.cli)")
     emit.add_argument("--subject", help="the event subject")
     emit.add_argument("--data", help="the payload: JSON text, @FILE or @- for stdin")
-    emit.add_argument("--id", dest="event_id", help="the event id (default: a new uuid4)")
+    emit.add_argument("--id", dest="event_id", help="the event id (default: a new UUIDv7)")
     emit.add_argument("--time", help="the event time, RFC 3339 (default: now)")
     emit.add_argument(
         "--ext",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +16,7 @@ from ondo.errors import ConcurrencyExhausted, NotFound
 from ondo.functions.bundle import CodeStore
 from ondo.functions.model import FunctionConfig, FunctionVersion, InvocationRecord
 from ondo.functions.records import RecordWriter
+from ondo.ids import uuid7
 from ondo.metrics import Metrics
 from ondo.runtime.base import FunctionSpec, InvocationOutcome, Runtime
 
@@ -163,7 +163,7 @@ class FunctionService:
         self, fv: FunctionVersion, mode: str, trigger: str | None, request_id: str | None
     ) -> InvocationRecord:
         return InvocationRecord(
-            id=request_id or str(uuid.uuid4()),
+            id=request_id or uuid7(),
             namespace=fv.namespace,
             function=fv.name,
             version=fv.version,

@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ondo.backends.store.sqlite import SqliteDatabase
+from ondo.ids import uuid7_hex
 
 Stage = Literal["event", "timer"]
 
@@ -192,7 +192,7 @@ def mark_enqueued(conn: sqlite3.Connection, enforcement_id: str) -> None:
 
 
 def new_id() -> str:
-    return "enf-" + uuid.uuid4().hex[:20]
+    return "enf-" + uuid7_hex()
 
 
 class EnforcementLog:

@@ -1,0 +1,26 @@
+"""Time-ordered ids: valid UUIDv7, unique, and sorted by the millisecond they were made in."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from ondo.ids import uuid7, uuid7_hex
+
+
+def test_an_id_is_a_version_7_rfc_uuid_carrying_the_current_millisecond() -> None:
+    before = time.time_ns() // 1_000_000
+    text = uuid7()
+    after = time.time_ns() // 1_000_000
+    parsed = uuid.UUID(text)
+    assert str(parsed) == text and parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    assert before <= parsed.int >> 80 <= after
+
+
+def test_ids_are_unique_and_sort_by_the_millisecond_they_were_made_in() -> None:
+    made = [uuid7_hex() for _ in range(20_000)]
+    assert len(set(made)) == len(made)
+    first = uuid7_hex()
+    time.sleep(0.002)
+    assert uuid7_hex() > first
+    assert [h[:12] for h in made] == sorted(h[:12] for h in made)  # the timestamp part
