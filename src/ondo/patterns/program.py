@@ -30,7 +30,7 @@ from ondo.patterns.index import (
     TEST,
     ValueIndex,
 )
-from ondo.patterns.operators import ip_number
+from ondo.patterns.operators import AnythingBut, Exact, ip_number
 from ondo.patterns.values import value_key
 
 if TYPE_CHECKING:
@@ -43,8 +43,9 @@ Entry = tuple[str | None, dict[Any, Any] | None, int, Any, Any, bool, "Entry | N
 Program = Entry | None  # a state's first entry; None only for the root of an empty machine
 
 # Entry kinds beyond ValueIndex.probe's: rule ids ending here, states entered when a path is
-# absent, and an index of many operators whose answers per string value are remembered.
-RULES, ABSENT, MEMO = 9, 10, 11
+# absent, an index of many operators whose answers per string value are remembered, and a lone
+# anything-but over exact values (a set of value keys to be outside of).
+RULES, ABSENT, MEMO, NONE_OF = 9, 10, 11, 12
 
 _MEMO_SIZE = 4096  # strings remembered per memoised entry, at most
 
@@ -64,9 +65,12 @@ def _entry_of(state: _State) -> Entry:
 
 
 def _compile(state: _State) -> Entry:
+    for edge in state.edges.values():  # every descendant first, depth first: each subtree's
+        program_of(edge.following)  # tuples are made one after another, so lie close together
     parts: list[tuple[str | None, dict[Any, Any] | None, int, Any, Any, bool]] = []
     if state.rules is not None:
-        parts.append((None, None, RULES, tuple(state.rules), None, True))
+        # A frozenset: set.update copies its stored hashes without reading each rule id.
+        parts.append((None, None, RULES, frozenset(state.rules), None, True))
     repeats = {e.field.path for e in state.edges.values() if len(e.field.operators) > 1}
     for path, index in state.fields.items():
         parts.append(_entry(path, index, path not in repeats))
@@ -92,8 +96,20 @@ def _entry(
         exact = {key: _targets(found) for key, found in exact.items()}
     if kind == COLLECT:
         operand = _Collect(operand).collect
+    elif kind == TEST and _excluded_values(operand) is not None:
+        kind, operand = NONE_OF, _excluded_values(operand)
+    if kind == TEST:
+        operand = operand.test  # called by the walk itself
     target = None if state is None else _entry_of(state)
     return (path, exact, kind, operand, target, distinct)
+
+
+def _excluded_values(operator: Any) -> frozenset[Any] | None:
+    """The value keys an anything-but over exact values excludes (None for other operators)."""
+    if not isinstance(operator, AnythingBut):
+        return None
+    keys = [x.lookup for x in operator.excluded if isinstance(x, Exact)]
+    return frozenset(keys) if len(keys) == len(operator.excluded) else None
 
 
 def _targets(found: Any) -> Any:
@@ -189,6 +205,12 @@ def walk(root: Program, values: Flat) -> set[str]:
                 elif kind == PREFIX:
                     if type(value) is str and value.startswith(operand):
                         push(target)
+                elif kind == NONE_OF:
+                    if (value_key(value) if type(value) is bool else value) not in operand:
+                        push(target)
+                elif kind == TEST:
+                    if operand(value):
+                        push(target)
                 elif _passes(kind, operand, value, pending):
                     push(target)
             if start >= 0 and len(pending) > start + 1:
@@ -210,8 +232,6 @@ def _passes(kind: int, operand: Any, value: Any, more: list[Program]) -> bool:
         )
     if kind == EXISTS:
         return True
-    if kind == TEST:
-        return bool(operand.test(value))
     assert kind == COLLECT, kind
     operand(value, more)
     return False
