@@ -135,10 +135,10 @@ class Matcher:
     def matching(self, event: Mapping[str, Any]) -> set[str]:
         """Ids of the rules whose pattern matches the event."""
         wanted = self._wanted if self._wanted is not None else self._wanted_paths()
+        leaves: dict[str, Any] = {}
+        if _flatten_plain(event, self._tree, leaves):
+            return walk(program_of(self._root), leaves)
         values: Flat = {}
-        if _flatten_plain(event, self._tree, values):
-            return walk(program_of(self._root), values)
-        values = {}
         trails: dict[str, list[Trail]] = {}
         _flatten(event, "", wanted, values, trails, ())
         return _walk_with_arrays(self._root, values, trails)
@@ -233,8 +233,9 @@ def _drop_programs(root: _State, route: list[_Edge]) -> None:
         edge.following.program = None
 
 
-def _flatten_plain(node: Mapping[str, Any], tree: _Tree, values: Flat) -> bool:
-    """Collect leaves on wanted paths into values; False if an array is met (use _flatten)."""
+def _flatten_plain(node: Mapping[str, Any], tree: _Tree, leaves: dict[str, Any]) -> bool:
+    """Map each wanted path to its one leaf; False if an array is met, or two leaves at one
+    path (a dotted key and a nested object spelling it): those take _flatten."""
     for key, child in node.items():
         entry = tree.get(key)
         if entry is None:
@@ -246,16 +247,12 @@ def _flatten_plain(node: Mapping[str, Any], tree: _Tree, values: Flat) -> bool:
         path, subtree = entry
         kind = type(child)
         if kind is dict or (kind not in _LEAF_TYPES and isinstance(child, Mapping)):
-            if not _flatten_plain(child, subtree, values):
+            if not _flatten_plain(child, subtree, leaves):
                 return False
-        elif kind is list:
+        elif kind is list or path in leaves:
             return False
         else:
-            found = values.get(path)
-            if found is None:
-                values[path] = [child]
-            else:  # a dotted key and a nested object spelling the same path
-                found.append(child)
+            leaves[path] = child
     return True
 
 
