@@ -5,8 +5,10 @@ bisect in a sorted list plus a short chain of shorter ones; numeric ranges and C
 elementary intervals found by bisect; wildcards are filed like prefixes (or suffixes) under
 their literal start (or end) and only those that fit are tried; anything-but over exact values
 is found by what it excludes. Only other anything-but forms are tested one by one, and only
-those registered at this path in this state of the machine. An index holding one operator is
-tested inline by the walk (see `probe`); one holding many remembers recent string values.
+those registered at this path in this state of the machine. An index holding many operators
+remembers recent string values. (The walk of plain events reads a compiled form of the machine
+instead, see program.py; these indexes serve it where many operators share a path, and serve
+the walk of events with arrays.)
 """
 
 from __future__ import annotations
@@ -39,8 +41,6 @@ Interval = tuple[float, bool, float, bool]
 _MEMO_FROM = 32  # operators in one index from which string results are remembered
 _MEMO_SIZE = 4096  # strings remembered per index, at most
 
-# How the walk tests the non-exact operators of one index (see ValueIndex.probe).
-NO_TEST, EXACT, NUMERIC, PREFIX, SUFFIX, CIDR, EXISTS, TEST, COLLECT = range(9)
 _SCAN_BELOW = 8  # this few intervals are faster to test one by one than to index
 
 
@@ -221,33 +221,6 @@ class ValueIndex(Generic[T]):
         if not self.others.size:
             self.others = None
 
-    def probe(self) -> tuple[dict[Any, Any] | None, int, Any, T | None]:
-        """(exact dict or None, kind, operand, target), for the walk to test inline: an index
-        holding one operator (most of them, deep in the machine) is tested without a call or a
-        dict, touching only its constants; several are collected by `others.fast`."""
-        others = self.others
-        if others is None:
-            if len(self.exact) == 1:
-                ((key, target),) = self.exact.items()
-                if type(target) is not list:
-                    return None, EXACT, key, target
-            return self.exact or None, NO_TEST, None, None
-        return self.exact or None, *self._probe_others(others)
-
-    def _probe_others(self, others: OtherOperators[T]) -> tuple[int, Any, T | None]:
-        op, target = others.single, others.single_target
-        if op is None:
-            return COLLECT, others.fast, None
-        if isinstance(op, Numeric):
-            return NUMERIC, (op.low, op.low_inclusive, op.high, op.high_inclusive), target
-        if isinstance(op, Prefix | Suffix) and not op.ignore_case:
-            return (SUFFIX if isinstance(op, Suffix) else PREFIX), op.needle, target
-        if isinstance(op, Cidr):
-            return CIDR, (op.network.version, op.low, op.high), target
-        if isinstance(op, Exists):
-            return EXISTS, None, target
-        return TEST, op, target
-
     def collect(self, value: Any, out: list[T]) -> None:
         """Append the target of every operator that the leaf value passes."""
         hit = self.exact.get(value_key(value))
@@ -274,8 +247,6 @@ class OtherOperators(Generic[T]):
         "negated",
         "numeric",
         "scan",
-        "single",
-        "single_target",
         "size",
         "tables",
         "wildcards",
@@ -291,10 +262,6 @@ class OtherOperators(Generic[T]):
         self.scan: list[tuple[Operator, T]] = []
         self.negated: Negated[T] | None = None  # anything-but a list of exact values
         self.size = 0
-        # The operator, when it is the only one added so far (most indexes deep in the machine;
-        # not tracked once others came and went: the walk then collects, a little slower).
-        self.single: Operator | None = None
-        self.single_target: T | None = None
         self.affixes: list[Affixes[T]] = []  # case-sensitive prefixes and suffixes in use
         self.folded: list[Affixes[T]] = []  # case-folded ones
         self.folding = False  # whether values must be lower-cased for any look-up
@@ -304,8 +271,6 @@ class OtherOperators(Generic[T]):
     def edit(self, operator: Operator, target: T, adding: bool) -> None:
         self._apply(operator, target, adding)
         self.size += 1 if adding else -1
-        alone = adding and self.size == 1
-        self.single, self.single_target = (operator, target) if alone else (None, None)
         tables = self.tables
         self.affixes = [tables[k] for k in ((False, False), (True, False)) if k in tables]
         self.folded = [tables[k] for k in ((False, True), (True, True)) if k in tables]

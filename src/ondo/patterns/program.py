@@ -9,7 +9,7 @@ objects as possible: one 6-tuple per path of a state,
     (path, exact dict or None, kind, operand, target, next entry of the state or None)
 
 where a target is the first entry of the next state. A visit thus touches one small tuple per
-path, not a state object, its tuple of probes and then each probe. A path-less entry carries
+path (not a state object, its table of paths, then an index per path). A path-less entry carries
 the state's rule ids (kind RULES) or the states to enter when a path is absent (ABSENT). A
 state's program is compiled on first use and dropped by any edit of a route through it (it holds
 its children's programs, and every ancestor of an edited state is on the edited route).
@@ -19,18 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ondo.patterns.index import (
-    CIDR,
-    COLLECT,
-    EXACT,
-    EXISTS,
-    NO_TEST,
-    NUMERIC,
-    PREFIX,
-    SUFFIX,
-    TEST,
-    ValueIndex,
-)
+from ondo.patterns.index import ValueIndex
 from ondo.patterns.operators import (
     AnythingBut,
     Cidr,
@@ -54,10 +43,14 @@ Entry = tuple[str | None, dict[Any, Any] | None, int, Any, Any, "Entry | None"]
 Part = tuple[str | None, dict[Any, Any] | None, int, Any, Any]  # an entry before chaining
 Program = Entry | None  # a state's first entry; None only for the root of an empty machine
 
-# Entry kinds beyond ValueIndex.probe's: rule ids ending here, states entered when a path is
-# absent, an index of many operators whose answers per string value are remembered, and a lone
-# anything-but over exact values (a set of value keys to be outside of).
-RULES, ABSENT, MEMO, NONE_OF = 9, 10, 11, 12
+# Entry kinds: how the walk tests a leaf. NO_TEST: the exact dict alone; EXACT: one exact value,
+# compared without a dict; NUMERIC ... EXISTS: one operator, tested inline; NONE_OF: anything-but
+# over exact values (a set of value keys to be outside of); TEST: any other operator's own test;
+# COLLECT: several operators found by their index; MEMO: many, remembered per string value.
+# Path-less entries: RULES (the rule ids ending at a state), ABSENT (states entered if a path
+# has no leaf).
+NO_TEST, EXACT, NUMERIC, PREFIX, SUFFIX, CIDR, EXISTS, NONE_OF, TEST, COLLECT, MEMO = range(11)
+RULES, ABSENT = 11, 12
 
 _MEMO_SIZE = 4096  # strings remembered per memoised entry, at most
 _SPLIT_UP_TO = 8  # non-exact operators at one path tested one by one; more: by their index
