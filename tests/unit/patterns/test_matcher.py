@@ -232,3 +232,25 @@ def test_many_anything_but_values_on_one_path_exclude_only_their_own() -> None:
         matcher.remove(rule_id)
         del patterns[rule_id]
     check()
+
+
+def test_a_path_spelled_twice_in_one_event_offers_both_leaves() -> None:
+    """A dotted key and a nested object naming one path: either leaf may match (the plain walk
+    takes one leaf per path, so such events take the general one)."""
+    matcher = Matcher()
+    matcher.add("y", {"a": {"b": ["y"]}, "n": [1]})
+    matcher.add("x", {"a.b": [{"prefix": "x"}]})
+    event = {"a.b": "x1", "a": {"b": "y"}, "n": 1}
+    assert matcher.matching(event) == {"x", "y"}
+    assert compile({"a": {"b": ["y"]}, "n": [1]}).matches(event)
+
+
+def test_one_value_passing_two_operators_of_one_field() -> None:
+    """["ab", {"prefix": "a"}] reaches one next state twice for "ab"; the rules after it are
+    reported once and still need their own conditions."""
+    matcher = Matcher()
+    matcher.add("both", {"s": ["ab", {"prefix": "a"}], "n": [1]})
+    matcher.add("other", {"s": [{"prefix": "a"}], "n": [2]})
+    assert matcher.matching({"s": "ab", "n": 1}) == {"both"}
+    assert matcher.matching({"s": "ax", "n": 2}) == {"other"}
+    assert matcher.matching({"s": "ab", "n": 3}) == set()
