@@ -77,11 +77,14 @@ class _Edge:
 def _order(field: Field) -> tuple[Any, ...]:
     """Canonical condition order: indexable conditions before scanned ones, shallow paths
     (routing attributes such as type and source) before payload fields, then the more selective
-    kinds first. Equal rules thus share their states, and payload conditions are only looked at
-    for events whose type or source already matched."""
+    kinds first, and among equally selective kinds the event type first (the attribute that
+    tells events apart most: a type prefix names fewer events than a source prefix, typically).
+    Equal rules thus share their states, and payload conditions are only looked at for events
+    whose type or source already matched."""
     operators = tuple(sorted(repr(op.key) for op in field.operators))
     rank = field.rank()
-    return (rank == 3, len(field.segments), rank, field.path, operators, field.absent_ok)
+    path = field.path
+    return (rank == 3, len(field.segments), rank, path != "type", path, operators, field.absent_ok)
 
 
 def _routes(alternatives: tuple[tuple[Field, ...], ...]) -> list[tuple[Field, ...]]:
