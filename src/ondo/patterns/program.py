@@ -4,9 +4,9 @@ At 10,000 rules the states an event reaches were last touched thousands of event
 walk's cost is mostly the memory it touches (measured: the same machine runs 2.5x faster on
 events of one type than on events of all its 3,333). The Matcher's states are built for editing
 (edges, per-path value indexes, counters); a program keeps only what the walk reads, in as few
-objects as possible: one 6-tuple per path of a state,
+objects as possible: one 5-tuple per test of a state (64 bytes: one or two cache lines),
 
-    (path, exact dict or None, kind, operand, target, next entry of the state or None)
+    (path, kind, operand, target, next entry of the state or None)
 
 where a target is the first entry of the next state. A visit thus touches one small tuple per
 path (not a state object, its table of paths, then an index per path). A path-less entry carries
@@ -39,18 +39,18 @@ if TYPE_CHECKING:
     from ondo.patterns.field import Field
     from ondo.patterns.matcher import _State
 
-Entry = tuple[str | None, dict[Any, Any] | None, int, Any, Any, "Entry | None"]
-Part = tuple[str | None, dict[Any, Any] | None, int, Any, Any]  # an entry before chaining
+Entry = tuple[str | None, int, Any, Any, "Entry | None"]
+Part = tuple[str | None, int, Any, Any]  # an entry before chaining
 Program = Entry | None  # a state's first entry; None only for the root of an empty machine
 
-# Entry kinds: how the walk tests a leaf. NO_TEST: the exact dict alone; EXACT: one exact value,
-# compared without a dict; NUMERIC ... EXISTS: one operator, tested inline; NONE_OF: anything-but
-# over exact values (a set of value keys to be outside of); TEST: any other operator's own test;
-# COLLECT: several operators found by their index; MEMO: many, remembered per string value.
-# Path-less entries: RULES (the rule ids ending at a state), ABSENT (states entered if a path
-# has no leaf).
-NO_TEST, EXACT, NUMERIC, PREFIX, SUFFIX, CIDR, EXISTS, NONE_OF, TEST, COLLECT, MEMO = range(11)
-RULES, ABSENT = 11, 12
+# Entry kinds: how the walk tests a leaf. DICT: exact values, a dict from value key to target(s);
+# EXACT: one exact value, compared without a dict; NUMERIC ... EXISTS: one operator, tested
+# inline; NONE_OF: anything-but over exact values (a set of value keys to be outside of); TEST:
+# any other operator's own test; COLLECT: several operators found by their index; MEMO: many,
+# remembered per string value. Path-less entries: RULES (the rule ids ending at a state), ABSENT
+# (states entered if a path has no leaf).
+DICT, EXACT, NUMERIC, PREFIX, SUFFIX, CIDR, EXISTS, NONE_OF, TEST, COLLECT, MEMO = range(11)
+RULES, ABSENT = 11, 12  # the greatest: one comparison tells them from the tests
 
 _MEMO_SIZE = 4096  # strings remembered per memoised entry, at most
 _SPLIT_UP_TO = 8  # non-exact operators at one path tested one by one; more: by their index
@@ -77,14 +77,14 @@ def _compile(state: _State) -> Entry:
     parts: list[Part] = []
     if state.rules is not None:
         # A frozenset: set.update copies its stored hashes without reading each rule id.
-        parts.append((None, None, RULES, frozenset(state.rules), None))
+        parts.append((None, RULES, frozenset(state.rules), None))
     fields: dict[str, list[tuple[Field, _State]]] = {}
     for edge in state.edges.values():
         fields.setdefault(edge.field.path, []).append((edge.field, edge.following))
     for path, index in state.fields.items():
         parts += _entries(path, index, fields[path])
     for path, targets in (state.absent or {}).items():
-        parts.append((None, None, ABSENT, path, tuple(map(_entry_of, targets))))
+        parts.append((None, ABSENT, path, tuple(map(_entry_of, targets))))
     chain = _chain(parts)
     assert chain is not None
     return chain
@@ -114,20 +114,17 @@ def _entries(
     an entry of its own, tested inline (an index's tables pay off only for many operators)."""
     others = index.others
     if others is not None and others.memo is not None:  # many operators: type, source
-        return [(path, None, MEMO, _Memo(index), None)]
+        return [(path, MEMO, _Memo(index), None)]
     if not all(_one_way(field) for field, _ in fields):
         return [_deduping(path, index)]
-    exact = index.exact
+    parts = [_exact(path, index.exact)] if index.exact else []
     tests = [
         (op, to) for field, to in fields for op in field.operators if not isinstance(op, Exact)
     ]
     if len(tests) > _SPLIT_UP_TO:
         assert others is not None
-        programs = {key: _targets(found) for key, found in exact.items()} or None
-        return [(path, programs, COLLECT, _Collect(others.fast).collect, None)]
-    parts = [_exact(path, exact)] if exact else []
-    parts += [(path, None, *_test(op), _entry_of(to)) for op, to in tests]
-    return parts
+        return [*parts, (path, COLLECT, _Collect(others.fast).collect, None)]
+    return parts + [(path, *_test(op), _entry_of(to)) for op, to in tests]
 
 
 def _exact(path: str, exact: dict[Any, Any]) -> Part:
@@ -135,8 +132,8 @@ def _exact(path: str, exact: dict[Any, Any]) -> Part:
     if len(exact) == 1:
         ((key, found),) = exact.items()
         if type(found) is not list:
-            return (path, None, EXACT, key, _entry_of(found))
-    return (path, {key: _targets(found) for key, found in exact.items()}, NO_TEST, None, None)
+            return (path, EXACT, key, _entry_of(found))
+    return (path, DICT, {key: _targets(found) for key, found in exact.items()}, None)
 
 
 def _test(operator: Operator) -> tuple[int, Any]:
@@ -163,7 +160,7 @@ def _test(operator: Operator) -> tuple[int, Any]:
 def _deduping(path: str, index: ValueIndex[_State]) -> Part:
     """An index where one value may pass two operators leading to one state (a field such as
     ["a", {"prefix": "a"}]): all its operators collected at once, repeats dropped."""
-    return (path, None, COLLECT, _Collect(index.collect).collect, None)
+    return (path, COLLECT, _Collect(index.collect).collect, None)
 
 
 def _excluded_values(operator: Any) -> frozenset[Any] | None:
@@ -218,8 +215,8 @@ class _Memo:
         for state in {id(state): state for state in found}.values():
             entry = program_of(state)
             while entry is not None:
-                parts.append(entry[:5])
-                entry = entry[5]
+                parts.append(entry[:4])
+                entry = entry[4]
         merged = _chain(parts)
         reached = () if merged is None else (merged,)
         if type(value) is str:
@@ -239,27 +236,26 @@ def walk(root: Program, leaves: dict[str, Any]) -> set[str]:
     while pending:
         entry = pending.pop()
         while entry is not None:
-            path, exact, kind, operand, target, entry = entry
+            path, kind, operand, target, entry = entry
             value = leaves.get(path, _NO_LEAF)  # type: ignore[arg-type]  # None: path-less entry
             if value is _NO_LEAF:
-                if kind == RULES:
-                    matched.update(operand)
-                elif kind == ABSENT and operand not in leaves:
-                    pending.extend(target)
+                if kind >= RULES:
+                    if kind == RULES:
+                        matched.update(operand)
+                    elif operand not in leaves:  # ABSENT
+                        pending.extend(target)
                 continue
-            if exact is not None:
-                hit = exact.get(value_key(value) if type(value) is bool else value)
+            if kind == EXACT:  # one value: compared as the dict would, without the dict
+                if (value_key(value) if type(value) is bool else value) == operand:
+                    push(target)
+            elif kind == DICT:
+                hit = operand.get(value_key(value) if type(value) is bool else value)
                 if hit is None:
                     pass
                 elif type(hit) is list:
                     pending.extend(hit)
                 else:
                     push(hit)
-            if not kind:
-                continue
-            if kind == EXACT:  # one value: compared as the dict would, without the dict
-                if (value_key(value) if type(value) is bool else value) == operand:
-                    push(target)
             elif kind == NUMERIC:  # the test of Intervals.collect, inline
                 low, low_in, high, high_in = operand
                 if (type(value) is int or type(value) is float) and (
