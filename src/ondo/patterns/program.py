@@ -47,14 +47,15 @@ Program = Entry | None  # a state's first entry; None only for the root of an em
 # EXACT: one exact value, compared without a dict; NUMERIC ... EXISTS: one operator, tested
 # inline; NONE_OF: anything-but over exact values (a set of value keys to be outside of); TEST:
 # any other operator's own test; COLLECT: several operators found by their index; MEMO: many,
-# remembered per string value. Path-less entries: RULES (the rule ids ending at a state), ABSENT
-# (states entered if a path has no leaf).
+# remembered per string value. Path-less entries: RULE (the id of the one rule ending at a
+# state), RULES (the ids of several), ABSENT (states entered if a path has no leaf).
 DICT, EXACT, NUMERIC, PREFIX, SUFFIX, CIDR, EXISTS, NONE_OF, TEST, COLLECT, MEMO = range(11)
-RULES, ABSENT = 11, 12  # the greatest: one comparison tells them from the tests
+RULE, RULES, ABSENT = 11, 12, 13  # the greatest: one comparison tells them from the tests
 
 _MEMO_SIZE = 4096  # strings remembered per memoised entry, at most
 _SPLIT_UP_TO = 8  # non-exact operators at one path tested one by one; more: by their index
 _NO_LEAF: Any = object()  # the event has no leaf at a path (None is a leaf: JSON null)
+_NOTHING: Entry = (None, RULES, frozenset(), None, None)  # a chain that leads nowhere
 
 
 def program_of(state: _State) -> Program:
@@ -75,7 +76,9 @@ def _compile(state: _State) -> Entry:
     for edge in state.edges.values():  # every descendant first, depth first: each subtree's
         program_of(edge.following)  # tuples are made one after another, so lie close together
     parts: list[Part] = []
-    if state.rules is not None:
+    if state.rules is not None and len(state.rules) == 1:
+        parts.append((None, RULE, next(iter(state.rules)), None))
+    elif state.rules is not None:
         # A frozenset: set.update copies its stored hashes without reading each rule id.
         parts.append((None, RULES, frozenset(state.rules), None))
     fields: dict[str, list[tuple[Field, _State]]] = {}
@@ -201,9 +204,9 @@ class _Memo:
 
     def __init__(self, index: ValueIndex[_State]) -> None:
         self.index = index
-        self.table: dict[str, tuple[Entry, ...]] = {}
+        self.table: dict[str, Entry] = {}
 
-    def fill(self, value: Any) -> tuple[Entry, ...]:
+    def fill(self, value: Any) -> Entry:
         found: list[_State] = []
         hit = self.index.exact.get(value_key(value))
         if hit is not None:
@@ -217,13 +220,12 @@ class _Memo:
             while entry is not None:
                 parts.append(entry[:4])
                 entry = entry[4]
-        merged = _chain(parts)
-        reached = () if merged is None else (merged,)
+        merged = _chain(parts) or _NOTHING
         if type(value) is str:
             if len(self.table) >= _MEMO_SIZE:
                 self.table.clear()  # values that do not repeat: start over rather than track age
-            self.table[value] = reached
-        return reached
+            self.table[value] = merged
+        return merged
 
 
 def walk(root: Program, leaves: dict[str, Any]) -> set[str]:
@@ -239,8 +241,10 @@ def walk(root: Program, leaves: dict[str, Any]) -> set[str]:
             path, kind, operand, target, entry = entry
             value = leaves.get(path, _NO_LEAF)  # type: ignore[arg-type]  # None: path-less entry
             if value is _NO_LEAF:
-                if kind >= RULES:
-                    if kind == RULES:
+                if kind >= RULE:
+                    if kind == RULE:
+                        matched.add(operand)
+                    elif kind == RULES:
                         matched.update(operand)
                     elif operand not in leaves:  # ABSENT
                         pending.extend(target)
@@ -268,7 +272,7 @@ def walk(root: Program, leaves: dict[str, Any]) -> set[str]:
                     push(target)
             elif kind == MEMO:
                 found = operand.table.get(value) if type(value) is str else None
-                pending.extend(operand.fill(value) if found is None else found)
+                push(operand.fill(value) if found is None else found)
             elif kind == NONE_OF:
                 if (value_key(value) if type(value) is bool else value) not in operand:
                     push(target)
