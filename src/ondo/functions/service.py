@@ -341,18 +341,26 @@ def _apply_outcome(
     raw: bytes | None = None
     if outcome.status == "succeeded" and outcome.result is not None:
         raw, result = _checked_json(outcome.result)
-    return replace(
-        record,
+    # Every field spelled out rather than dataclasses.replace, which inspects the class on each
+    # call (5% of the server's time at concurrency 64); test_records checks none is forgotten.
+    return InvocationRecord(
+        id=record.id,
+        namespace=record.namespace,
+        function=record.function,
+        version=record.version,
         status=outcome.status,
+        mode=record.mode,
+        created_at=record.created_at,
         cold=outcome.cold,
         init_ms=round(outcome.init_ms, 3),
         duration_ms=round(outcome.duration_ms, 3),
         max_memory_mb=round(outcome.max_memory_mb, 2),
         error=dict(outcome.error) if outcome.error is not None else None,
         result=result,
-        result_json=raw,
         logs=outcome.logs,
+        trigger=record.trigger,
         finished_at=now,
+        result_json=raw,
     )
 
 

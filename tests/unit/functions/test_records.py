@@ -121,3 +121,45 @@ def test_a_waiting_writer_brings_the_delayed_commit_forward(tmp_path: Path) -> N
     asyncio.run(main())
     assert (writer.batches, writer.records) == (1, 2)
     assert repo.invocation("inv-1") is not None
+
+
+def test_a_final_record_keeps_every_field_of_the_started_one() -> None:
+    """_apply_outcome spells the record's fields out: a field added to InvocationRecord must
+    not be dropped from final records without this failing."""
+    import dataclasses
+
+    from ondo.functions.service import _apply_outcome
+    from ondo.runtime.base import InvocationOutcome
+
+    started = InvocationRecord(
+        id="inv-x",
+        namespace="ns",
+        function="f",
+        version=3,
+        status="running",
+        mode="async",
+        created_at=12.5,
+        trigger="rule:r",
+    )
+    outcome = InvocationOutcome("succeeded", b'{"a":1}', None, True, 1.5, 2.25, 30.0, "log")
+    final = _apply_outcome(started, outcome, 99.0)
+    expected = dataclasses.replace(
+        started,
+        status="succeeded",
+        cold=True,
+        init_ms=1.5,
+        duration_ms=2.25,
+        max_memory_mb=30.0,
+        result={"a": 1},
+        result_json=b'{"a":1}',
+        logs="log",
+        finished_at=99.0,
+    )
+    for field in dataclasses.fields(InvocationRecord):
+        assert getattr(final, field.name) == getattr(expected, field.name), field.name
+    # A new field fails here first: add it above with a value other than its default.
+    assert {f.name for f in dataclasses.fields(InvocationRecord)} == {
+        "id", "namespace", "function", "version", "status", "mode", "created_at", "cold",
+        "init_ms", "duration_ms", "max_memory_mb", "error", "result", "logs", "trigger",
+        "finished_at", "result_json",
+    }  # fmt: skip
