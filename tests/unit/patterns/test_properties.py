@@ -198,3 +198,29 @@ def test_generators_produce_matches_often() -> None:
 
     sample()
     assert sum(found) >= len(found) // 20
+
+
+@FAST
+@given(
+    patterns=st.lists(pattern(), min_size=2, max_size=8),
+    edits=st.lists(st.tuples(st.booleans(), st.integers(0, 7)), min_size=1, max_size=12),
+    events=st.lists(event(), min_size=1, max_size=3),
+)
+def test_matcher_between_edits(
+    patterns: list[dict[str, Any]], edits: list[tuple[bool, int]], events: list[dict[str, Any]]
+) -> None:
+    """Matching after every add or remove: what the walk compiled for earlier rules must not
+    outlive an edit of them."""
+    matcher = Matcher()
+    live: dict[int, dict[str, Any]] = {}
+    for adding, number in edits:
+        number %= len(patterns)
+        if adding:
+            matcher.add(str(number), patterns[number])
+            live[number] = patterns[number]
+        else:
+            matcher.remove(str(number))
+            live.pop(number, None)
+        for e in events:
+            expected = {str(n) for n, p in live.items() if compile(p).matches(e)}
+            assert matcher.matching(e) == expected
