@@ -238,6 +238,8 @@ class AnythingBut(Operator):
 def _any_of(operators: tuple[Operator, ...]) -> Callable[[Any], bool]:
     """One test for "any of these operators passes", specialised for the forms anything-but
     takes (all exact, all prefixes, all suffixes, ...), since it runs for most values."""
+    if len(operators) == 1 and not isinstance(operators[0], Exact):
+        return operators[0].test  # e.g. one wildcard: no generator around its test
     if all(isinstance(op, Exact) for op in operators):
         keys = frozenset(op.lookup for op in operators if isinstance(op, Exact))
         return lambda value: value_key(value) in keys
