@@ -21,10 +21,11 @@ from ondo.runtime.zygote import ZYGOTE_GONE, ZygoteProcess
 log = logging.getLogger("ondo.runtime")
 
 HELLO_TIMEOUT_S = 10.0
-# Spin, then sleep: when a reply is expected within this long and nothing else is in flight,
-# the pool polls the worker's socket instead of going back to the event loop to sleep in epoll.
-# Waking a sleeping loop was measured at a third of a warm round trip (~18 us of ~64 us).
-SPIN_BUDGET_S = 0.0002
+# Spin, then sleep: when a reply is expected within half this long and nothing else is in
+# flight, the pool polls the worker's socket instead of going back to the event loop to sleep in
+# epoll. Waking a sleeping loop was measured at a third of a warm round trip (~18 us of ~64 us
+# without HTTP); behind HTTP, warm round trips take ~110 us, hence the 400 us budget.
+SPIN_BUDGET_S = 0.0004
 EXIT_REPORT_TIMEOUT_S = 2.0
 
 
