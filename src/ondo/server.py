@@ -13,6 +13,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from ondo.api.app import create_app
+from ondo.api.coalesce import CoalescingHttpToolsProtocol
 from ondo.api.routes.deployments import deploy_manifest
 from ondo.config import Config
 from ondo.deploy.manifest import read_manifest
@@ -90,7 +91,7 @@ def serve(config: Config) -> int:
         lifespan="on",
         timeout_graceful_shutdown=15,
         loop="auto",
-        http="auto",
+        http=CoalescingHttpToolsProtocol,  # httptools, one send per response (see coalesce.py)
     )
     server = uvicorn.Server(uv_config)
     try:
