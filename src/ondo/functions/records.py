@@ -26,7 +26,7 @@ WriteMany = Callable[[Sequence[InvocationRecord]], None]
 
 log = logging.getLogger("ondo.functions")
 
-COMMIT_DELAY_S = 0.002  # how long records written soon wait for company
+COMMIT_DELAY_S = 0.005  # how long records written soon wait for company (2 ms: 7% slower at c=64)
 
 
 class RecordWriter:
