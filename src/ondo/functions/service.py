@@ -288,18 +288,24 @@ class FunctionService:
                     late_row.cancel()
             final = _apply_outcome(record, outcome, self.clock.now())
             if record_after_answer:
-                self.records.write_soon(final)
+                # Queued and counted by the loop's next callback, after the answer has left;
+                # still before any later request is read, so every reader finds it.
+                asyncio.get_running_loop().call_soon(self._after_answer, final)
             else:  # committed (with whatever finished alongside) before anyone is answered
                 await self.records.write(final, alone=self._running == 1)
+                self._count(final)
         finally:
             self._running -= 1
-        self._count(final)
         for listener in self._listeners:
             try:
                 await listener(final)
             except Exception:  # a listener must never undo a recorded invocation
                 log.exception("invocation listener failed for %s", final.id)
         return final
+
+    def _after_answer(self, final: InvocationRecord) -> None:
+        self.records.write_soon(final)
+        self._count(final)
 
     def _count(self, rec: InvocationRecord) -> None:
         series = self.metrics.of_function(rec.namespace, rec.function)
