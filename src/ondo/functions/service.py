@@ -12,6 +12,7 @@ from typing import Any
 
 from ondo.backends.store.sqlite_functions import FunctionRepository
 from ondo.clock import Clock
+from ondo.deadlines import Deadlines
 from ondo.errors import ConcurrencyExhausted, NotFound
 from ondo.functions.bundle import CodeStore
 from ondo.functions.model import FunctionConfig, FunctionVersion, InvocationRecord
@@ -57,6 +58,9 @@ class FunctionService:
         self.records = RecordWriter(repo.record_many)
         self._specs: dict[tuple[str, str, int], tuple[FunctionVersion, FunctionSpec]] = {}
         self._running = 0  # invocations between their runtime call and their final record
+        # Runs whose `running` row is written only if they outlast RUNNING_ROW_AFTER_S.
+        self._late_rows: dict[str, tuple[InvocationRecord, bytes | None]] = {}
+        self._late_row_deadlines: Deadlines[str] = Deadlines(self._write_late_row)
 
     # --- lookup -------------------------------------------------------------------------
 
@@ -274,18 +278,17 @@ class FunctionService:
     ) -> InvocationRecord:
         """Run and record the outcome. `lazy_row`: write the `running` row (with `row_payload`)
         only if the run outlasts RUNNING_ROW_AFTER_S."""
-        late_row = None
         if lazy_row:
-            late_row = asyncio.get_running_loop().call_later(
-                RUNNING_ROW_AFTER_S, self.repo.record, record, row_payload
-            )
+            self._late_rows[record.id] = (record, row_payload)
+            self._late_row_deadlines.add(record.id, RUNNING_ROW_AFTER_S)
         self._running += 1
         try:
             try:
                 outcome = await self.runtime.invoke(self.spec(fv), payload, record.id)
             finally:
-                if late_row is not None:
-                    late_row.cancel()
+                if lazy_row:
+                    self._late_row_deadlines.discard(record.id)
+                    self._late_rows.pop(record.id, None)
             final = _apply_outcome(record, outcome, self.clock.now())
             if record_after_answer:
                 # Queued and counted by the loop's next callback, after the answer has left;
@@ -302,6 +305,11 @@ class FunctionService:
             except Exception:  # a listener must never undo a recorded invocation
                 log.exception("invocation listener failed for %s", final.id)
         return final
+
+    def _write_late_row(self, record_id: str) -> None:
+        late = self._late_rows.pop(record_id, None)
+        if late is not None:
+            self.repo.record(*late)
 
     def _after_answer(self, final: InvocationRecord) -> None:
         self.records.write_soon(final)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from ondo.deadlines import Deadlines
 from ondo.errors import ConcurrencyExhausted, HandlerImportError, RuntimeUnavailable
 from ondo.runtime.base import FunctionSpec, InvocationOutcome
 from ondo.runtime.channel import WorkerChannel, WorkerGone
@@ -98,6 +99,7 @@ class FunctionPool:
         self._idle_changed = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
         self._reaper: asyncio.TimerHandle | None = None
+        self._timeouts: Deadlines[Worker] = Deadlines(self._on_timeout)  # busy workers
 
     # --- zygote -------------------------------------------------------------------------
 
@@ -256,12 +258,11 @@ class FunctionPool:
     async def _run(
         self, worker: Worker, event: bytes, request_id: str, cold: bool, init_ms: float
     ) -> InvocationOutcome:
-        loop = asyncio.get_running_loop()
         self.counts["invocations"] += 1
         self.counts["cold_starts"] += cold
         started = time.perf_counter()
         reply = worker.channel.request({"id": request_id}, event)
-        timer = loop.call_later(self.spec.timeout_s, self._on_timeout, worker)
+        self._timeouts.add(worker, self.spec.timeout_s)
         FunctionPool.in_flight += 1
         try:
             if self._expect_soon():
@@ -274,7 +275,7 @@ class FunctionPool:
             raise
         finally:
             FunctionPool.in_flight -= 1
-            timer.cancel()
+            self._timeouts.discard(worker)
         if not cold:
             took = time.perf_counter() - started
             self.typical_s = took if self.typical_s is None else 0.8 * self.typical_s + 0.2 * took
@@ -422,6 +423,7 @@ class FunctionPool:
             await self.zygote.wait_dead(5.0)
         for worker in list(self.busy):
             self._forget(worker)
+        self._timeouts.close()
 
     def status(self) -> dict[str, Any]:
         zygote = self.zygote
