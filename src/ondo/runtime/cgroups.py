@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,6 +151,7 @@ class CgroupHooks(WorkerHooks):
         self.limits: dict[str, tuple[int, int]] = {}  # pool id -> (memory bytes, pids)
         self.oom_baseline: dict[str, int] = {}
         self.spare: dict[str, list[list[str]]] = {}  # pool id -> empty worker cgroups
+        self._lock = threading.Lock()  # adopt runs on threads (see FunctionPool._spawn)
 
     def _bases(self) -> list[tuple[str, Path]]:
         pairs = (("memory", self.cg.memory), ("pids", self.cg.pids), ("unified", self.cg.unified))
@@ -169,13 +171,19 @@ class CgroupHooks(WorkerHooks):
                 _write(path / "pids.max", str(WORKER_PIDS * spec.concurrency + 16))
             dirs.append(str(path / "cgroup.procs"))
         # The first worker's cgroups are made now, at deploy, not on its cold start.
-        self.spare[pool_id] = [self._make_worker_cgroups(pool_id, "w-first")]
+        first = self._make_worker_cgroups(pool_id, "w-first")
+        with self._lock:
+            self.spare[pool_id] = [first]
         return dirs
 
     def adopt(self, pool_id: str, slot: int, pid: int) -> list[str]:
-        """Move a new worker into a cgroup of its own (reused from a dead worker when possible)."""
-        spare = self.spare.get(pool_id)
-        paths = spare.pop() if spare else self._make_worker_cgroups(pool_id, f"w{slot}")
+        """Move a new worker into a cgroup of its own (reused from a dead worker when possible).
+        Called on a thread (the move is slow): the spare lists are shared with the loop's."""
+        with self._lock:
+            spare = self.spare.get(pool_id)
+            paths = spare.pop() if spare else None
+        if paths is None:
+            paths = self._make_worker_cgroups(pool_id, f"w{slot}")
         for path in paths:
             _write(Path(path) / "cgroup.procs", str(pid))
         return paths
@@ -240,14 +248,16 @@ class CgroupHooks(WorkerHooks):
             for path in filter(self._is_memory, cgroups):
                 _write(Path(path) / "memory.max_usage_in_bytes", "0")
             self._note_oom_baseline(cgroups)
-            self.spare.setdefault(pool_id, []).append(cgroups)
+            with self._lock:
+                self.spare.setdefault(pool_id, []).append(cgroups)
         else:
             for path in cgroups:
                 self.oom_baseline.pop(path, None)
 
     def forget_pool(self, pool_id: str) -> None:
         self.limits.pop(pool_id, None)
-        self.spare.pop(pool_id, None)
+        with self._lock:
+            self.spare.pop(pool_id, None)
         for _, base in self._bases():
             self._remove_tree(base / pool_id)
 

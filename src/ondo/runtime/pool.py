@@ -231,9 +231,27 @@ class FunctionPool:
             raise RuntimeUnavailable(f"{self.spec.key}: could not start a worker: {why}") from exc
         finally:
             timer.cancel()
-        return self._attach(slot, pid, channel, log_fd)
+        # On a thread: the kernel's move into the worker's cgroups took 8-14 ms here after an
+        # idle spell, which on the loop's thread would stall every other request meanwhile.
+        adopting = asyncio.ensure_future(
+            asyncio.to_thread(self.hooks.adopt, self.pool_id, slot, pid)
+        )
+        try:
+            cgroups = await asyncio.shield(adopting)
+        except asyncio.CancelledError:
+            channel.close("the invocation was cancelled")  # the worker exits on EOF
+            os.close(log_fd)
+            adopting.add_done_callback(self._kill_adopted)  # and nothing it started outlives it
+            raise
+        return self._attach(slot, pid, channel, log_fd, cgroups)
 
-    def _attach(self, slot: int, pid: int, channel: WorkerChannel, log_fd: int) -> Worker:
+    def _kill_adopted(self, adopting: asyncio.Future[list[str]]) -> None:
+        if not adopting.cancelled() and adopting.exception() is None:
+            self.hooks.kill_tree(adopting.result())
+
+    def _attach(
+        self, slot: int, pid: int, channel: WorkerChannel, log_fd: int, cgroups: list[str]
+    ) -> Worker:
         worker = Worker(
             slot=slot,
             pid=pid,
@@ -241,7 +259,7 @@ class FunctionPool:
             log_fd=log_fd,
             log_map=mmap.mmap(log_fd, os.fstat(log_fd).st_size, prot=mmap.PROT_READ),
             exit_status=self._exit_future(slot),
-            cgroups=self.hooks.adopt(self.pool_id, slot, pid),
+            cgroups=cgroups,
         )
         with contextlib.suppress(OSError):
             worker.pidfd = os.pidfd_open(pid)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -450,5 +452,58 @@ def test_spares_never_push_a_pool_past_its_concurrency(tmp_path: Path) -> None:
             await _until(lambda: pool()["warm"] == 0 and pool()["spare"] == 1, "reap, respare")
             again = await invoke(runtime, spec)
             assert again.cold is True and again.status == "succeeded"
+
+    run(scenario)
+
+
+def test_new_workers_are_moved_into_their_cgroups_off_the_loops_thread(tmp_path: Path) -> None:
+    """The move can take 10 ms and more: on the loop's thread it would stall every other call.
+    A cold start cancelled while its worker is being moved leaves no process behind."""
+    code = write_function(
+        tmp_path,
+        "adopt",
+        """
+        import time
+        def handler(event, context):
+            time.sleep(event.get("sleep", 0))
+            return "done"
+        """,
+    )
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            if not runtime.sandbox.active("cgroups.memory"):
+                pytest.skip("no memory cgroup on this machine: nothing to move workers into")
+            hooks = runtime.sandbox.hooks
+            real_adopt = hooks.adopt
+            threads: list[int] = []
+
+            def adopt(pool_id: str, slot: int, pid: int) -> list[str]:
+                threads.append(threading.get_ident())
+                return real_adopt(pool_id, slot, pid)
+
+            hooks.adopt = adopt  # type: ignore[method-assign]  # the real one, watched
+            spec = make_spec(code, concurrency=2)
+            assert result_of(await invoke(runtime, spec, {"sleep": 0})) == "done"
+            assert threads and threading.get_ident() not in threads
+
+            uid = runtime.status()["functions"][spec.key]["host_uid"]
+            busy = asyncio.create_task(invoke(runtime, spec, {"sleep": 1.0}))  # the warm one
+            await asyncio.sleep(0.2)
+            before = len(processes_of_uid(uid))  # the zygote and the busy worker
+            cold = asyncio.create_task(invoke(runtime, spec, {"sleep": 0}))  # forks another
+            for _ in range(2000):
+                if len(threads) >= 2:
+                    break
+                await asyncio.sleep(0.001)
+            cold.cancel()  # most likely while the new worker is being moved
+            with contextlib.suppress(asyncio.CancelledError):
+                await cold
+            assert result_of(await busy) == "done"
+            for _ in range(100):  # the cancelled worker exits on its closed socket
+                if len(processes_of_uid(uid)) <= before:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(processes_of_uid(uid)) <= before
 
     run(scenario)
