@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 
 from ondo.api.app import create_app
 from ondo.api.coalesce import CoalescingHttpToolsProtocol
+from ondo.api.invoke import InvokeFastPath
 from ondo.api.routes.deployments import deploy_manifest
 from ondo.config import Config
 from ondo.deploy.manifest import read_manifest
@@ -80,11 +81,13 @@ def serve(config: Config) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    _platform, app = build(config)
+    platform, app = build(config)
     # loop/http "auto": uvloop and httptools when installed (they are dependencies), else
     # asyncio and h11. Every platform component runs on this one loop, so its speed is theirs.
     uv_config = uvicorn.Config(
-        app,
+        # The invoke fast path in front of the whole app (it authenticates on its own and
+        # passes on whatever it does not serve, lifespan included): no framework layer per call.
+        InvokeFastPath(app, platform),
         host=config.host,
         port=config.port,
         log_level="warning",
@@ -92,6 +95,7 @@ def serve(config: Config) -> int:
         timeout_graceful_shutdown=15,
         loop="auto",
         http=CoalescingHttpToolsProtocol,  # httptools, one send per response (see coalesce.py)
+        server_header=False,  # no "server: uvicorn" on every answer: nothing to advertise
     )
     server = uvicorn.Server(uv_config)
     try:

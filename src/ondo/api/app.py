@@ -13,7 +13,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from ondo.api.auth import BearerAuth
-from ondo.api.invoke import InvokeFastPath
 from ondo.api.routes import deployments, dlq, events, functions, rules, system
 from ondo.errors import OndoError
 from ondo.platform import Platform
@@ -62,11 +61,7 @@ def create_app(platform: Platform) -> Starlette:
         app_routes.extend(module_routes(platform))
     app = Starlette(
         routes=app_routes,
-        # The fast path first: it authenticates on its own and passes on what it does not serve.
-        middleware=[
-            Middleware(InvokeFastPath, platform=platform),
-            Middleware(BearerAuth, platform=platform),
-        ],
+        middleware=[Middleware(BearerAuth, platform=platform)],
         exception_handlers={
             OndoError: _ondo_error,
             HTTPException: _http_error,
