@@ -141,7 +141,7 @@ class WorkerChannel:
             return
         except OSError:
             data, ancdata = b"", []
-        pid = _credentials_pid(ancdata) if data == b"H" else None
+        pid = credentials_pid(ancdata) if data == b"H" else None
         if pid is None:
             self._close("the worker did not say hello (it exited or could not be forked)")
             return
@@ -198,7 +198,8 @@ class WorkerChannel:
         self._close(why)
 
 
-def _credentials_pid(ancdata: list[Any]) -> int | None:
+def credentials_pid(ancdata: list[Any]) -> int | None:
+    """The sender's pid from SCM_CREDENTIALS ancillary data (None if there is none)."""
     for level, kind, payload in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
             return int(struct.unpack("3i", payload[:12])[0])

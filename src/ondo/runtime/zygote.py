@@ -17,7 +17,6 @@ import os
 import select
 import signal
 import socket
-import struct
 import subprocess
 import sys
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ondo.errors import HandlerImportError, RuntimeUnavailable
+from ondo.runtime.channel import credentials_pid
 
 log = logging.getLogger("ondo.runtime")
 
@@ -153,7 +153,7 @@ class ZygoteProcess:
                 self._mark_dead("the zygote closed its control socket")
                 return
             try:
-                self._on_message(json.loads(data), _sender_pid(ancdata))
+                self._on_message(json.loads(data), credentials_pid(ancdata))
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 self._violation(f"a malformed control message ({exc})")
                 return
@@ -265,10 +265,3 @@ def _running(pidfd: int | None) -> bool:
         return False
     readable, _, _ = select.select([pidfd], [], [], 0)
     return not readable
-
-
-def _sender_pid(ancdata: list[Any]) -> int | None:
-    for level, kind, payload in ancdata:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
-            return int(struct.unpack("3i", payload[:12])[0])
-    return None
