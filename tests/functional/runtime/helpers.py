@@ -99,6 +99,13 @@ def pid_alive(pid: int) -> bool:
     return "\nState:\tZ" not in state
 
 
+SLEEPER = """
+    import time
+    def handler(event, context):
+        time.sleep(event.get("sleep", 0))
+        return "done"
+"""
+
 HEALTHY = """
     def handler(event, context):
         return {"ok": True, "echo": event}

@@ -14,6 +14,7 @@ import pytest
 from ondo.errors import ConcurrencyExhausted, HandlerImportError
 from tests.functional.runtime.helpers import (
     HEALTHY,
+    SLEEPER,
     invoke,
     make_spec,
     processes_of_uid,
@@ -216,16 +217,7 @@ def test_idle_workers_scale_to_zero_and_come_back_cold(tmp_path: Path) -> None:
 
 
 def test_concurrency_limit_raises_concurrency_exhausted(tmp_path: Path) -> None:
-    code = write_function(
-        tmp_path,
-        "slow",
-        """
-        import time
-        def handler(event, context):
-            time.sleep(event["sleep"])
-            return "done"
-        """,
-    )
+    code = write_function(tmp_path, "slow", SLEEPER)
 
     async def scenario() -> None:
         async with started() as runtime:
@@ -314,16 +306,7 @@ def test_status_reports_layers_pools_and_totals(tmp_path: Path) -> None:
 
 
 def test_a_cancelled_invocation_frees_its_slot(tmp_path: Path) -> None:
-    code = write_function(
-        tmp_path,
-        "cancel",
-        """
-        import time
-        def handler(event, context):
-            time.sleep(event["sleep"])
-            return "done"
-        """,
-    )
+    code = write_function(tmp_path, "cancel", SLEEPER)
 
     async def scenario() -> None:
         async with started() as runtime:
@@ -459,16 +442,7 @@ def test_spares_never_push_a_pool_past_its_concurrency(tmp_path: Path) -> None:
 def test_new_workers_are_moved_into_their_cgroups_off_the_loops_thread(tmp_path: Path) -> None:
     """The move can take 10 ms and more: on the loop's thread it would stall every other call.
     A cold start cancelled while its worker is being moved leaves no process behind."""
-    code = write_function(
-        tmp_path,
-        "adopt",
-        """
-        import time
-        def handler(event, context):
-            time.sleep(event.get("sleep", 0))
-            return "done"
-        """,
-    )
+    code = write_function(tmp_path, "adopt", SLEEPER)
 
     async def scenario() -> None:
         async with started() as runtime:

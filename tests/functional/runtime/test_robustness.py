@@ -17,6 +17,7 @@ from ondo.errors import HandlerImportError, OndoError
 from ondo.runtime import FunctionSpec, ZygoteRuntime
 from tests.functional.runtime.helpers import (
     HEALTHY,
+    SLEEPER,
     invoke,
     make_spec,
     pid_alive,
@@ -283,28 +284,19 @@ def test_graceful_close_lets_in_flight_invocations_finish(tmp_path: Path) -> Non
 
 
 def test_the_pool_recovers_when_its_zygote_or_a_warm_worker_is_killed(tmp_path: Path) -> None:
-    code = write_function(
-        tmp_path,
-        "victim",
-        """
-        import time
-        def handler(event, context):
-            time.sleep(event.get("sleep", 0))
-            return "alive"
-        """,
-    )
+    code = write_function(tmp_path, "victim", SLEEPER)
 
     async def scenario() -> None:
         async with started() as runtime:
             spec = make_spec(code, concurrency=2)
-            assert result_of(await invoke(runtime, spec)) == "alive"
+            assert result_of(await invoke(runtime, spec)) == "done"
             status = runtime.status()["functions"][spec.key]
             warm = set(processes_of_uid(status["host_uid"])) - {status["zygote_pid"]}
             for pid in warm:
                 os.kill(pid, signal.SIGKILL)  # the warm worker dies between invocations
             await asyncio.sleep(0.1)
             after_worker = await invoke(runtime, spec)
-            assert result_of(after_worker) == "alive" and after_worker.cold is True
+            assert result_of(after_worker) == "done" and after_worker.cold is True
             running = asyncio.create_task(invoke(runtime, spec, {"sleep": 30}))
             await asyncio.sleep(0.3)
             os.kill(status["zygote_pid"], signal.SIGKILL)
@@ -312,7 +304,7 @@ def test_the_pool_recovers_when_its_zygote_or_a_warm_worker_is_killed(tmp_path: 
             assert interrupted.status == "killed"
             assert interrupted.error is not None and "zygote" in interrupted.error["reason"]
             recovered = await invoke(runtime, spec)  # a new zygote, prepared on demand
-            assert result_of(recovered) == "alive" and recovered.cold is True
+            assert result_of(recovered) == "done" and recovered.cold is True
             new_status = runtime.status()["functions"][spec.key]
             assert new_status["zygote_pid"] != status["zygote_pid"]
 

@@ -25,6 +25,15 @@ def _hello(sock: socket.socket) -> None:
     sock.sendmsg([b"H"], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, creds)])
 
 
+async def _greeted() -> tuple[WorkerChannel, socket.socket]:
+    """A channel whose worker (the returned socket) has said hello."""
+    ours, theirs = _pair()
+    channel = WorkerChannel(ours)
+    _hello(theirs)
+    await channel.hello
+    return channel, theirs
+
+
 def _frame(header: object, body: bytes = b"") -> bytes:
     head = json.dumps(header).encode()
     return struct.pack("<II", len(head), len(body)) + head + body
@@ -59,10 +68,7 @@ def test_hello_gives_the_pid_and_a_reply_may_arrive_in_pieces() -> None:
 
 def test_a_large_request_is_written_completely() -> None:
     async def scenario() -> None:
-        ours, theirs = _pair()
-        channel = WorkerChannel(ours)
-        _hello(theirs)
-        await channel.hello
+        channel, theirs = await _greeted()
         event = b"x" * (5 * 1024 * 1024)
         channel.request({"id": "big"}, event)
         _, body = await asyncio.to_thread(_read_request, theirs)
@@ -85,10 +91,7 @@ def test_a_large_request_is_written_completely() -> None:
 )
 def test_garbage_from_the_worker_is_a_protocol_error(bad: bytes) -> None:
     async def scenario() -> None:
-        ours, theirs = _pair()
-        channel = WorkerChannel(ours)
-        _hello(theirs)
-        await channel.hello
+        channel, theirs = await _greeted()
         reply = channel.request({"id": "r"}, b"{}")
         theirs.sendall(bad)
         with pytest.raises(WorkerGone):
@@ -101,10 +104,7 @@ def test_garbage_from_the_worker_is_a_protocol_error(bad: bytes) -> None:
 
 def test_closing_the_socket_fails_the_pending_request_without_protocol_error() -> None:
     async def scenario() -> None:
-        ours, theirs = _pair()
-        channel = WorkerChannel(ours)
-        _hello(theirs)
-        await channel.hello
+        channel, theirs = await _greeted()
         reply = channel.request({"id": "r"}, b"{}")
         theirs.close()
         with pytest.raises(WorkerGone, match="closed"):
@@ -136,10 +136,7 @@ def test_spinning_takes_a_prompt_reply_and_gives_up_on_a_late_one() -> None:
         sock.send(_frame({"status": "succeeded"}, b"1"))
 
     async def scenario() -> None:
-        ours, theirs = _pair()
-        channel = WorkerChannel(ours)
-        _hello(theirs)
-        await channel.hello
+        channel, theirs = await _greeted()
         answering = asyncio.get_running_loop().run_in_executor(None, answer, theirs)
         reply = channel.request({"id": "fast"}, b"{}")
         channel.spin(5.0)  # the peer answers at once: spin returns as soon as it has
