@@ -157,8 +157,8 @@ def test_without_a_root_switch_the_data_dir_is_still_hidden() -> None:
         code = write_function(data_dir, "reader", READER)  # inside the hidden dir, re-exposed
 
         async def scenario() -> None:
-            options = {"hidden_paths": (str(data_dir),), "disabled_layers": ("rootfs",)}
-            async with started(**options) as runtime:
+            hidden = (str(data_dir),)
+            async with started(hidden_paths=hidden, disabled_layers=("rootfs",)) as runtime:
                 assert runtime.status()["sandbox"]["rootfs"]["active"] is False
                 event = {"paths": [str(secret), str(code / "app.py")]}
                 seen = result_of(await invoke(runtime, make_spec(code), event))
