@@ -1,19 +1,35 @@
-"""Bearer-token authentication for every endpoint except the public ones."""
+"""Bearer-token authentication, and the namespace each call acts in, for every non-public path.
+
+The namespace a request names (`?namespace=`) is resolved here, once, by
+`security.tenancy.resolve_namespace`, and put in scope["ondo.namespace"]: routes read it only
+from there (`api.http.namespace_of`), so no route can skip the check.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Awaitable, Callable
 
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ondo.api.http import principal_of
+from ondo.errors import OndoError
 from ondo.platform import Platform
+from ondo.security.tenancy import require_admin, resolve_namespace
 from ondo.security.tokens import Principal
 
 PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/openapi.json"})
+NAMESPACE_PARAM = "namespace"
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class BearerAuth:
-    """Puts the caller's Principal in scope["ondo.principal"], or answers 401."""
+    """Puts the caller's Principal and namespace in the scope, or answers 401 / 400 / 404."""
 
     def __init__(self, app: ASGIApp, platform: Platform) -> None:
         self.app = app
@@ -26,7 +42,13 @@ class BearerAuth:
         principal = authenticate(self.platform, scope)
         if principal is None:
             why = "unknown token" if _bearer(scope) else "missing bearer token"
-            await _unauthorized(send, why)
+            message = f"{why}: send 'Authorization: Bearer <token>'; the admin token is in"
+            await send_error(send, 401, "unauthorized", f"{message} <data-dir>/admin.token")
+            return
+        try:
+            scope["ondo.namespace"] = namespace_asked(principal, scope)
+        except OndoError as exc:
+            await send_error(send, exc.status, exc.code, str(exc))
             return
         scope["ondo.principal"] = principal
         await self.app(scope, receive, send)
@@ -38,6 +60,23 @@ def authenticate(platform: Platform, scope: Scope) -> Principal | None:
     return platform.tokens.authenticate(token) if token else None
 
 
+def namespace_asked(principal: Principal, scope: Scope) -> str:
+    """The namespace this request acts in (the one it names, if the caller may act there)."""
+    asked = QueryParams(scope["query_string"]).getlist(NAMESPACE_PARAM)
+    return resolve_namespace(principal, asked)
+
+
+def admin_only(endpoint: Endpoint) -> Endpoint:
+    """A platform-wide endpoint: any caller but the admin is answered 404."""
+
+    @functools.wraps(endpoint)
+    async def guarded(request: Request) -> Response:
+        require_admin(principal_of(request), f"{request.method} {request.url.path}")
+        return await endpoint(request)
+
+    return guarded
+
+
 def _bearer(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"authorization":
@@ -46,20 +85,11 @@ def _bearer(scope: Scope) -> str:
     return ""
 
 
-async def _unauthorized(send: Send, why: str) -> None:
-    message = (
-        f"{why}: send 'Authorization: Bearer <token>'; the admin token is in <data-dir>/admin.token"
-    )
-    body = json.dumps({"error": {"code": "unauthorized", "message": message}}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"www-authenticate", b'Bearer realm="ondo"'),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+async def send_error(send: Send, status: int, code: str, message: str) -> None:
+    """The API's error document, sent from ASGI (before the app and its handlers)."""
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="ondo"'))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

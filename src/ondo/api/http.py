@@ -24,9 +24,9 @@ def principal_of(request: Request) -> Principal:
 
 
 def namespace_of(request: Request) -> str:
-    """The namespace asked for (`?namespace=`), defaulting to the caller's own."""
-    principal = principal_of(request)
-    return request.query_params.get("namespace") or principal.namespace
+    """The namespace the call acts in, as `api.auth` resolved it for the caller."""
+    namespace: str = request.scope["ondo.namespace"]
+    return namespace
 
 
 async def read_body(request: Request, limit: int) -> bytes:

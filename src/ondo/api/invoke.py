@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ondo.api.auth import authenticate
+from ondo.api.auth import authenticate, namespace_asked
 from ondo.api.http import check_declared_length, check_running_length, parse_json
 from ondo.errors import ConcurrencyExhausted, OndoError
 from ondo.functions.model import InvocationRecord
@@ -109,7 +109,8 @@ class InvokeFastPath:
             principal = authenticate(self.platform, scope) if match is not None else None
             if match is not None and principal is not None:
                 try:
-                    answer = await self._answer(scope, receive, match[1], principal.namespace)
+                    namespace = namespace_asked(principal, scope)  # the caller's own: no query
+                    answer = await self._answer(scope, receive, match[1], namespace)
                 except _Disconnected:
                     return
                 await _send_answer(send, answer)

@@ -22,6 +22,9 @@ MIGRATIONS: list[Migration] = [
 ]
 
 
+ADMIN = "admin"
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who makes a call. The admin may do everything in every namespace."""
@@ -31,7 +34,7 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
-        return self.name == "admin"
+        return self.name == ADMIN
 
 
 def _digest(token: str) -> str:
@@ -45,6 +48,7 @@ class TokenStore:
         self._cache: dict[str, Principal] = {}
 
     def issue(self, principal: Principal, now: float) -> str:
+        """A new random token (256 bits) for `principal`; only its sha256 is kept."""
         token = "ondo_" + secrets.token_urlsafe(32)
         self.db.execute(
             "INSERT INTO tokens VALUES (?, ?, ?, ?)",
@@ -70,7 +74,7 @@ class TokenStore:
             token = path.read_text().strip()
             if self.authenticate(token) is not None:
                 return token, False
-        token = self.issue(Principal("admin"), now)
+        token = self.issue(Principal(ADMIN), now)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(token + "\n")

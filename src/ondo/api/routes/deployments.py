@@ -40,5 +40,5 @@ async def deploy_manifest(
     return out
 
 
-def routes(platform: Platform) -> list[BaseRoute]:
+def routes() -> list[BaseRoute]:
     return [Route("/v1/deployments", deploy, methods=["POST"])]

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
+from ondo.api.auth import admin_only
 from ondo.api.http import answer, int_param, namespace_of, parse_json, platform_of, read_body
 from ondo.errors import Conflict, ValidationError
 from ondo.platform import Platform
@@ -93,9 +94,9 @@ async def action_counts(request: Request) -> JSONResponse:
     return answer({"jobs": platform_of(request).actions.counts()})
 
 
-def routes(platform: Platform) -> list[BaseRoute]:
+def routes() -> list[BaseRoute]:
     return [
-        Route("/v1/actions", action_counts, methods=["GET"]),
+        Route("/v1/actions", admin_only(action_counts), methods=["GET"]),
         Route("/v1/dlq", list_dead, methods=["GET"]),
         Route("/v1/dlq/retry", retry_all, methods=["POST"]),
         Route("/v1/dlq/{id}", show_dead, methods=["GET"]),

@@ -286,7 +286,7 @@ def _optional_text(body: Mapping[str, Any], name: str) -> str | None:
     return value
 
 
-def routes(platform: Platform) -> list[BaseRoute]:
+def routes() -> list[BaseRoute]:
     return [
         Route("/v1/events", ingest, methods=["POST"]),
         Route("/v1/events", list_events, methods=["GET"]),

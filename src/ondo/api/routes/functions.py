@@ -12,12 +12,10 @@ from ondo.api.http import (
     json_body,
     namespace_of,
     platform_of,
-    principal_of,
     read_body,
 )
 from ondo.api.invoke import run_invoke
 from ondo.errors import NotFound, ValidationError
-from ondo.platform import Platform
 
 
 async def list_functions(request: Request) -> JSONResponse:
@@ -69,7 +67,7 @@ def _version_param(request: Request) -> int | None:
 def _invoke_params(request: Request) -> tuple[str, str, int | None]:
     """mode, namespace and version; without a query string, the defaults (none to parse)."""
     if not request.scope["query_string"]:
-        return "sync", principal_of(request).namespace, None
+        return "sync", namespace_of(request), None
     mode = request.query_params.get("mode", "sync")
     if mode not in ("sync", "async"):
         raise ValidationError(f"query parameter 'mode' must be sync or async, got {mode!r}")
@@ -118,7 +116,7 @@ async def get_invocation(request: Request) -> JSONResponse:
     return answer(record.to_json())
 
 
-def routes(platform: Platform) -> list[BaseRoute]:
+def routes() -> list[BaseRoute]:
     return [
         Route("/v1/functions/{name}/invoke", invoke, methods=["POST"]),  # first: the busiest
         Route("/v1/functions", list_functions, methods=["GET"]),

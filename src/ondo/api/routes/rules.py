@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
+from ondo.api.auth import admin_only
 from ondo.api.http import answer, int_param, json_body, namespace_of, platform_of, principal_of
 from ondo.clock import ManualClock
 from ondo.errors import NotFound, ValidationError
@@ -140,7 +141,7 @@ async def advance_clock(request: Request) -> JSONResponse:
     return answer({"now": now, "before": before, "after": after})
 
 
-def routes(platform: Platform) -> list[BaseRoute]:
+def routes() -> list[BaseRoute]:
     return [
         Route("/v1/rules", list_rules, methods=["GET"]),
         Route("/v1/rules", create_rule, methods=["POST"]),
@@ -151,6 +152,6 @@ def routes(platform: Platform) -> list[BaseRoute]:
         Route("/v1/rules/{name}/disable", disable_rule, methods=["POST"]),
         Route("/v1/rules/{name}/enforcements", rule_enforcements, methods=["GET"]),
         Route("/v1/trace/{event_id}", trace, methods=["GET"]),
-        Route("/v1/clock", get_clock, methods=["GET"]),
-        Route("/v1/clock/advance", advance_clock, methods=["POST"]),
+        Route("/v1/clock", admin_only(get_clock), methods=["GET"]),
+        Route("/v1/clock/advance", admin_only(advance_clock), methods=["POST"]),
     ]

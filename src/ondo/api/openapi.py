@@ -1,0 +1,106 @@
+"""The OpenAPI 3.1 document: every route of the app, with its parameters, bodies and answers.
+
+Routes come from the Starlette router; what each operation takes and answers is declared here in
+`api.openapi_ops`, keyed by (method, path). A route without a declaration fails the unit test
+that compares the two, so the document cannot fall behind the API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.routing import BaseRoute, Route
+
+from ondo import __version__
+from ondo.api.auth import NAMESPACE_PARAM, PUBLIC_PATHS
+from ondo.api.openapi_ops import OPERATIONS, Operation, Schema
+
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }
+    },
+}
+REASONS = {
+    400: "the request is invalid (the message says what and how to fix it)",
+    401: "no bearer token, or an unknown one",
+    404: "not found: no such resource in the namespace, or not one this token may use",
+    409: "conflict with the resource's current state",
+    413: "the body is over the size limit",
+    415: "unsupported Content-Type",
+    429: "too many concurrent calls; retry after a second",
+    503: "a platform part is unavailable; retry",
+}
+NAMESPACE = {
+    "name": NAMESPACE_PARAM,
+    "in": "query",
+    "required": False,
+    "description": "The namespace to act in. Only the admin may name another one than its token's"
+    " own; any other token is answered 404.",
+    "schema": {"type": "string"},
+}
+
+
+def openapi_document(app_routes: list[BaseRoute]) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for route in app_routes:
+        if not isinstance(route, Route):
+            continue
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            op = OPERATIONS[(method, route.path)]
+            paths.setdefault(route.path, {})[method.lower()] = _operation(route, method, op)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "ondo", "version": __version__},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": ERROR},
+        },
+    }
+
+
+def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
+    public = route.path in PUBLIC_PATHS
+    doc = (route.endpoint.__doc__ or route.name.replace("_", " ")).strip().splitlines()[0]
+    params = [
+        {"name": p, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+        for p in route.param_convertors
+    ]
+    params += [
+        {"name": name, "in": "query", "required": False, "schema": schema}
+        for name, schema in op.query.items()
+    ]
+    out: dict[str, Any] = {
+        "summary": doc,
+        "operationId": f"{route.name}_{method.lower()}",
+        "parameters": params if public else [*params, NAMESPACE],
+        "responses": _responses(op, public),
+    }
+    if op.body is not None:
+        out["requestBody"] = {"required": op.body_required, "content": op.body}
+    if not public:
+        out["security"] = [{"bearer": []}]
+    return out
+
+
+def _responses(op: Operation, public: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for status, schema in op.answers.items():
+        out[str(status)] = {"description": "OK", "content": {op.media_type: _content(schema)}}
+    errors = set(op.errors) if public else {400, 401, 404, *op.errors}
+    for status in sorted(errors):
+        out[str(status)] = {
+            "description": REASONS[status],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+    return out
+
+
+def _content(schema: Schema) -> dict[str, Any]:
+    return {"schema": schema}

@@ -1,0 +1,197 @@
+"""What each API operation takes and answers, for the OpenAPI document (see api/openapi.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Schema = dict[str, Any]
+
+ANY: Schema = {}
+TEXT: Schema = {"type": "string"}
+NAME: Schema = {"type": "string", "minLength": 1}
+INT: Schema = {"type": "integer"}
+NUMBER: Schema = {"type": "number"}
+OBJECT: Schema = {"type": "object"}
+FLAG: Schema = {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]}
+
+
+def obj(required: dict[str, Schema], optional: dict[str, Schema] | None = None) -> Schema:
+    """An object with these properties (more are allowed in answers)."""
+    return {
+        "type": "object",
+        "required": sorted(required),
+        "properties": {**required, **(optional or {})},
+    }
+
+
+def closed(required: dict[str, Schema], optional: dict[str, Schema] | None = None) -> Schema:
+    """A request body object: only these properties."""
+    return {**obj(required, optional), "additionalProperties": False}
+
+
+def array(items: Schema) -> Schema:
+    return {"type": "array", "items": items}
+
+
+def limit(default: int, high: int = 1000) -> Schema:
+    return {"type": "integer", "minimum": 1, "maximum": high, "default": default}
+
+
+def json_body(schema: Schema) -> dict[str, Schema]:
+    return {"application/json": {"schema": schema}}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One operation: success answers by status, query parameters, body, extra error statuses."""
+
+    answers: dict[int, Schema]
+    query: dict[str, Schema] = field(default_factory=dict)
+    body: dict[str, Schema] | None = None
+    body_required: bool = True
+    errors: tuple[int, ...] = ()
+    media_type: str = "application/json"
+
+
+FUNCTION = obj({"name": TEXT, "namespace": TEXT, "version": INT})
+INVOCATION = obj({"id": TEXT, "namespace": TEXT, "function": TEXT, "version": INT, "status": TEXT})
+STORED_EVENT = obj({"seq": INT, "received_at": NUMBER, "namespace": TEXT, "event": OBJECT})
+RULE = obj({"name": TEXT, "namespace": TEXT, "enabled": {"type": "boolean"}})
+JOB = obj({"id": INT, "status": TEXT})
+INVOCATIONS = obj({"invocations": array(INVOCATION)})
+CLOUDEVENT = obj(
+    {"specversion": TEXT, "id": NAME, "source": NAME, "type": NAME},
+    {"time": TEXT, "subject": TEXT, "datacontenttype": TEXT, "data": ANY},
+)
+EVENTS_BODY = {
+    "application/cloudevents+json": {"schema": CLOUDEVENT},
+    "application/cloudevents-batch+json": {"schema": {**array(CLOUDEVENT), "minItems": 1}},
+    "application/json": {"schema": {"oneOf": [CLOUDEVENT, {**array(CLOUDEVENT), "minItems": 1}]}},
+}
+RULE_BODY = closed(
+    {},
+    {
+        "name": TEXT,
+        "text": TEXT,
+        "enabled": {"type": "boolean"},
+        "pattern": ANY,
+        "condition": ANY,
+        "window": ANY,
+        "throttle": ANY,
+        "actions": ANY,
+    },
+)
+LINES = array(TEXT)
+CLOCK = obj({"now": NUMBER, "manual": {"type": "boolean"}})
+DEPLOY_BODY = {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}
+INVOKE_QUERY: dict[str, Schema] = {
+    "mode": {"type": "string", "enum": ["sync", "async"]},
+    "version": {"type": "string", "pattern": r"^([0-9]+|\$LATEST|current)$"},
+}
+
+OPERATIONS: dict[tuple[str, str], Operation] = {
+    # --- system -------------------------------------------------------------------------------
+    ("GET", "/healthz"): Operation({200: obj({"status": TEXT, "version": TEXT})}),
+    ("GET", "/metrics"): Operation({200: TEXT}, media_type="text/plain"),
+    ("GET", "/openapi.json"): Operation({200: obj({"openapi": TEXT, "paths": OBJECT})}),
+    ("GET", "/v1/status"): Operation({200: obj({"version": TEXT, "runtime": OBJECT})}),
+    ("POST", "/v1/tokens"): Operation(
+        {201: obj({"token": TEXT, "principal": TEXT, "namespace": TEXT})},
+        body=json_body(closed({"principal": TEXT, "namespace": TEXT})),
+        errors=(413,),
+    ),
+    # --- functions ----------------------------------------------------------------------------
+    ("POST", "/v1/functions/{name}/invoke"): Operation(
+        {200: ANY, 202: obj({"id": TEXT, "status": TEXT})},
+        query=INVOKE_QUERY,
+        body=json_body(ANY),
+        body_required=False,
+        errors=(413, 429, 503),
+    ),
+    ("GET", "/v1/functions"): Operation({200: obj({"functions": array(FUNCTION)})}),
+    ("GET", "/v1/functions/{name}"): Operation({200: FUNCTION}),
+    ("DELETE", "/v1/functions/{name}"): Operation({200: obj({"deleted": TEXT})}),
+    ("GET", "/v1/functions/{name}/versions"): Operation(
+        {200: obj({"current": INT, "versions": array(FUNCTION)})}
+    ),
+    ("POST", "/v1/functions/{name}/rollback"): Operation(
+        {200: obj({"name": TEXT, "current": INT})},
+        body=json_body(closed({"version": {"type": "integer", "minimum": 1}})),
+        errors=(409, 413),
+    ),
+    ("GET", "/v1/functions/{name}/invocations"): Operation(
+        {200: INVOCATIONS}, query={"limit": limit(20)}
+    ),
+    ("GET", "/v1/functions/{name}/logs"): Operation(
+        {200: INVOCATIONS}, query={"after": NUMBER, "limit": limit(100)}
+    ),
+    ("GET", "/v1/invocations/{id}"): Operation({200: INVOCATION}),
+    # --- events -------------------------------------------------------------------------------
+    ("POST", "/v1/events"): Operation(
+        {202: obj({"ids": array(TEXT), "seqs": array(ANY), "duplicates": array(TEXT)})},
+        body=EVENTS_BODY,
+        errors=(413, 415, 503),
+    ),
+    ("GET", "/v1/events"): Operation(
+        {200: obj({"events": array(STORED_EVENT), "next": INT})},
+        query={
+            "type": TEXT,
+            "limit": limit(100),
+            "after": {"type": "integer", "minimum": 0},
+            "wait": {"type": "integer", "minimum": 0, "maximum": 60},
+        },
+    ),
+    ("POST", "/v1/events/replay"): Operation(
+        {200: obj({"since": TEXT, "events": array(OBJECT), "dispatched": INT})},
+        body=json_body(closed({"since": TEXT}, {"rule": NAME, "type": NAME})),
+        errors=(413,),
+    ),
+    ("GET", "/v1/events/{id}"): Operation({200: STORED_EVENT}, query={"source": TEXT}),
+    # --- deployments --------------------------------------------------------------------------
+    ("POST", "/v1/deployments"): Operation(
+        {200: obj({"app": TEXT, "namespace": TEXT, "steps": array(OBJECT)})},
+        query={"dry_run": FLAG, "app": NAME},
+        body=DEPLOY_BODY,
+        errors=(413,),
+    ),
+    # --- actions and the dead-letter queue ----------------------------------------------------
+    ("GET", "/v1/actions"): Operation({200: obj({"jobs": {"additionalProperties": INT}})}),
+    ("GET", "/v1/dlq"): Operation(
+        {200: obj({"dead_letters": array(JOB)})},
+        query={"limit": limit(100), "after": {"type": "integer", "minimum": 0}},
+    ),
+    ("POST", "/v1/dlq/retry"): Operation(
+        {200: obj({"retried": array(INT)}, {"skipped_not_dead": array(INT)})},
+        body=json_body(closed({}, {"ids": array(INT)})),
+        body_required=False,
+        errors=(413,),
+    ),
+    ("GET", "/v1/dlq/{id}"): Operation({200: JOB}),
+    ("DELETE", "/v1/dlq/{id}"): Operation({200: obj({"deleted": INT})}, errors=(409,)),
+    ("POST", "/v1/dlq/{id}/retry"): Operation({200: obj({"retried": array(INT)})}, errors=(409,)),
+    # --- rules, trace and the manual clock ----------------------------------------------------
+    ("GET", "/v1/rules"): Operation({200: obj({"rules": array(RULE)})}),
+    ("POST", "/v1/rules"): Operation(
+        {201: RULE}, query={"replace": FLAG}, body=json_body(RULE_BODY), errors=(409, 413)
+    ),
+    ("POST", "/v1/rules/test"): Operation(
+        {200: OBJECT}, body=json_body(closed({"event": OBJECT}, {"rule": NAME})), errors=(413,)
+    ),
+    ("GET", "/v1/rules/{name}"): Operation({200: RULE}),
+    ("DELETE", "/v1/rules/{name}"): Operation({200: obj({"deleted": TEXT})}),
+    ("POST", "/v1/rules/{name}/enable"): Operation({200: RULE}),
+    ("POST", "/v1/rules/{name}/disable"): Operation({200: RULE}),
+    ("GET", "/v1/rules/{name}/enforcements"): Operation(
+        {200: obj({"enforcements": array(OBJECT)})}, query={"limit": limit(50)}
+    ),
+    ("GET", "/v1/trace/{event_id}"): Operation(
+        {200: obj({"events": array(STORED_EVENT), "decisions": array(OBJECT), "lines": LINES})}
+    ),
+    ("GET", "/v1/clock"): Operation({200: CLOCK}),
+    ("POST", "/v1/clock/advance"): Operation(
+        {200: obj({"now": NUMBER, "before": OBJECT, "after": OBJECT})},
+        body=json_body(closed({"seconds": {"type": "number", "minimum": 0}})),
+        errors=(413,),
+    ),
+}
