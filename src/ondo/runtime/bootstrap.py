@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import _thread
 import array
+import contextlib
 import ctypes
 import gc
 import importlib
@@ -295,12 +296,16 @@ CPU_LIMIT = CpuLimit()
 
 
 def worker_main(
-    sock: socket.socket, log_fd: int, slot: int, handler: Any, config: dict[str, Any]
+    sock: socket.socket, log_fd: int, handler: Any, config: dict[str, Any], jail: Any
 ) -> None:
     # Hello first: the platform moves us into our cgroups while we set up the rest.
     creds = struct.pack("3i", os.getpid(), os.getuid(), os.getgid())
     sock.sendmsg([b"H"], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, creds)])
-    drainer = _capture_logs(log_fd, config)
+    _attach_log_area(log_fd, config)
+    if jail is not None:
+        _isolate(jail, config)  # still single-threaded, as unshare(CLONE_NEWUSER) requires
+    drainer = FdDrainer()
+    drainer.start()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     CPU_LIMIT.rearm(usage.ru_utime + usage.ru_stime, float(config["timeout_s"]))
     frames = FrameReader(sock)
@@ -311,6 +316,7 @@ def worker_main(
         header, body = frame
         SINK.reset()
         reply, result = run_invocation(handler, config, header, body)
+        kill_leftovers()
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         drainer.drain()
@@ -319,7 +325,7 @@ def worker_main(
             os._exit(137)
 
 
-def _capture_logs(log_fd: int, config: dict[str, Any]) -> FdDrainer:
+def _attach_log_area(log_fd: int, config: dict[str, Any]) -> None:
     """Output goes to the shared log area; each worker is its own Lambda log stream."""
     stream = f"{time.strftime('%Y/%m/%d')}/[{config['version']}]{os.urandom(8).hex()}"
     config["log_stream"] = os.environ["AWS_LAMBDA_LOG_STREAM_NAME"] = stream
@@ -327,20 +333,61 @@ def _capture_logs(log_fd: int, config: dict[str, Any]) -> FdDrainer:
     log_map = mmap.mmap(log_fd, size)
     os.close(log_fd)
     SINK.attach(log_map, size - LOG_HEADER.size)
-    drainer = FdDrainer()
-    drainer.start()
-    return drainer
+
+
+def _isolate(jail: Any, config: dict[str, Any]) -> None:
+    try:
+        jail.enter_worker(config.get("applied", {}), int(config.get("tmp_mb", 64)))
+    except (OSError, jail.JailError) as exc:  # reported in the first invocation's logs
+        SINK.write(f"ondo: the worker's sandbox could not be entered: {exc}\n".encode())
+        os._exit(70)
+
+
+def kill_leftovers() -> None:
+    """Nothing an invocation started outlives it. The worker is the subreaper of everything it
+    starts, so each leftover is, or becomes once its parent dies, a child of the worker: kill
+    the children, reap, repeat. With no children this is one waitpid call."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid:
+            continue  # reaped one; there may be more
+        for child in _child_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
+def _child_pids() -> list[int]:
+    me = str(os.getpid())
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        if stat[stat.rfind(b")") + 2 :].split()[1].decode() == me:  # state, then ppid
+            children.append(int(entry))
+    return children
 
 
 def start_worker(
-    sock: socket.socket, log_fd: int, slot: int, handler: Any, config: dict[str, Any]
+    sock: socket.socket, log_fd: int, handler: Any, config: dict[str, Any], jail: Any
 ) -> None:
     """In the freshly forked child: never return into the zygote's loop."""
     code = 0
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        worker_main(sock, log_fd, slot, handler, config)
+        worker_main(sock, log_fd, handler, config, jail)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:
@@ -353,10 +400,11 @@ def start_worker(
 
 
 class Zygote:
-    def __init__(self, ctl: socket.socket, config: dict[str, Any], handler: Any) -> None:
+    def __init__(self, ctl: socket.socket, config: dict[str, Any], handler: Any, jail: Any) -> None:
         self.ctl = ctl
         self.config = config
         self.handler = handler
+        self.jail = jail  # each worker enters its own sandbox with it (jail.enter_worker)
         self.slots: dict[int, int] = {}  # pid -> slot
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
@@ -412,7 +460,9 @@ class Zygote:
             os.close(self.wake_r)
             signal.set_wakeup_fd(-1)
             os.close(self.wake_w)
-            start_worker(socket.socket(fileno=sock_fd), log_fd, slot, self.handler, self.config)
+            start_worker(
+                socket.socket(fileno=sock_fd), log_fd, self.handler, self.config, self.jail
+            )
         os.close(sock_fd)
         os.close(log_fd)
         self.slots[pid] = slot
@@ -472,6 +522,7 @@ def prepare_interpreter(config: dict[str, Any]) -> None:
 
 def zygote_main(ctl: socket.socket, config: dict[str, Any], jail: Any) -> None:
     layers = jail.enter_inner(config) if jail is not None else {}
+    config["applied"] = layers
     for host_detail in HOST_DETAILS:  # user code is about to run: it need not know these
         config.pop(host_detail, None)
     prepare_interpreter(config)
@@ -484,7 +535,7 @@ def zygote_main(ctl: socket.socket, config: dict[str, Any], jail: Any) -> None:
             text += f"\nOutput during import:\n{output}"
         ctl.send(json.dumps({"op": "import_failed", "error": text[-60000:]}).encode())
         return
-    zygote = Zygote(ctl, config, handler)
+    zygote = Zygote(ctl, config, handler, jail)
     warm_up(config)
     gc.freeze()  # workers share these objects without the collector dirtying their pages
     zygote.send({"op": "ready", "layers": layers, "pid": os.getpid()})

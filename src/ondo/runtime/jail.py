@@ -5,6 +5,10 @@ Loaded by bootstrap.py by path (never through the ondo package). Order matters:
   zygote (pid 1):   join its cgroups, build a minimal read-only root and pivot into it, set rlimits,
                     become an unprivileged host uid, enter a new user namespace as uid 1000,
                     drop every capability, no_new_privs, install the seccomp filter.
+  worker (a fork):  its own user, mount and ipc namespaces with a private /tmp and /dev/shm,
+                    capabilities dropped again, a Landlock domain of its own (no signal, ptrace or
+                    /proc/PID/mem access to the zygote or other workers), the strict seccomp filter,
+                    subreaper of everything it starts (see enter_worker).
 `python -I -S jail.py probe <root mount>` tries each layer in a child and prints what works.
 """
 
@@ -43,6 +47,7 @@ MNT_DETACH = 2
 PR_SET_DUMPABLE = 4
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP = 1, 24, 38, 22
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+PR_SET_CHILD_SUBREAPER = 36
 SYS_PIVOT_ROOT, SYS_CAPSET = 155, 126
 SANDBOX_UID = 1000
 
@@ -149,10 +154,81 @@ def enter_inner(config: dict[str, Any]) -> dict[str, Any]:
         applied["user"] = True
     drop_capabilities()
     prctl(PR_SET_NO_NEW_PRIVS, 1)
+    applied["worker_tmp"] = bool(
+        layers.get("worker_tmp") and applied.get("user") and applied.get("rootfs")
+    )
+    applied["landlock"] = bool(layers.get("landlock"))
     if layers.get("seccomp"):
-        install_seccomp()
+        install_seccomp(seccomp_program(worker_setup=applied["worker_tmp"]))
         applied["seccomp"] = True
     return applied
+
+
+# --- worker: what each fork of the zygote enters before its first invocation -------------------
+
+WORKER_NAMESPACES = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC
+TMP_MOUNT_FLAGS = MS_NOSUID | MS_NODEV
+SHM_MOUNT_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC
+
+
+def enter_worker(applied: dict[str, Any], tmp_mb: int) -> None:
+    """Called in a new worker (single-threaded, right after fork): nothing of this worker is
+    reachable from its siblings, and nothing its siblings left behind is reachable from it."""
+    if applied.get("worker_tmp"):
+        private_tmp(tmp_mb)
+        drop_capabilities()  # the new user namespace gave them back
+    if applied.get("landlock"):
+        landlock_scope_self()
+    else:
+        prctl(PR_SET_DUMPABLE, 0)  # second best: no /proc/PID/mem or ptrace from same-uid peers
+    if applied.get("seccomp"):
+        install_seccomp()
+    prctl(PR_SET_CHILD_SUBREAPER, 1)  # every leftover process stays ours to kill
+
+
+def private_tmp(tmp_mb: int) -> None:
+    """A /tmp of its own: an overlay whose lower layer is the zygote's /tmp (what the handler's
+    import wrote there stays visible) and whose upper layer is a tmpfs that dies with the worker
+    (nothing it wrote stays charged to the cgroup its slot passes on). Also /dev/shm and SysV
+    IPC of its own."""
+    uid, gid = os.geteuid(), os.getegid()
+    unshare(WORKER_NAMESPACES)
+    for name, text in (
+        ("setgroups", "deny"),
+        ("uid_map", f"{uid} {uid} 1"),
+        ("gid_map", f"{gid} {gid} 1"),
+    ):
+        with open(f"/proc/self/{name}", "w") as handle:
+            handle.write(text)
+    lower = os.open("/tmp", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        mount("tmp", "/tmp", "tmpfs", TMP_MOUNT_FLAGS, f"size={tmp_mb}m,mode=700")
+        os.mkdir("/tmp/upper", 0o1777)
+        os.chmod("/tmp/upper", 0o1777)
+        os.mkdir("/tmp/work", 0o700)
+        options = f"lowerdir=/proc/self/fd/{lower},upperdir=/tmp/upper,workdir=/tmp/work,userxattr"
+        mount("tmp", "/tmp", "overlay", TMP_MOUNT_FLAGS, options)
+    finally:
+        os.close(lower)
+    mount("shm", "/dev/shm", "tmpfs", SHM_MOUNT_FLAGS, f"size={max(1, tmp_mb // 4)}m,mode=1777")
+
+
+SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_RESTRICT_SELF = 444, 446
+LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET, LANDLOCK_SCOPE_SIGNAL = 1, 2  # Landlock ABI 6 (Linux 6.12)
+
+
+def landlock_scope_self() -> None:
+    """A Landlock domain of this worker's own: it (and what it starts) can signal, ptrace, open
+    /proc/PID/mem of, or connect to abstract sockets of only processes inside it."""
+    scopes = LANDLOCK_SCOPE_SIGNAL | LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET
+    attr = struct.pack("QQQ", 0, 0, scopes)  # handled fs access, handled net access, scoped
+    fd = libc.syscall(SYS_LANDLOCK_CREATE_RULESET, attr, len(attr), 0)
+    if fd < 0:
+        _check(fd, "landlock_create_ruleset")
+    try:
+        _check(libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, fd, 0), "landlock_restrict_self")
+    finally:
+        os.close(fd)
 
 
 def bind(source: str, target: str, writable: bool = False) -> None:
@@ -407,7 +483,34 @@ def _stmt(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
     return struct.pack("HBBI", code, jt, jf, k)
 
 
-def seccomp_program() -> bytes:
+def _arg_is(index: int, values: tuple[int, ...], otherwise: int) -> list[bytes]:
+    """For the syscall in the accumulator's block: allow if 64-bit argument `index` is one of
+    `values`, else return `otherwise`. Terminal: every path returns."""
+    low, high = 16 + 8 * index, 20 + 8 * index
+    prog = [_stmt(BPF_LD_W_ABS, high), _stmt(BPF_JEQ_K, 0, 0, len(values) + 1)]
+    prog.append(_stmt(BPF_LD_W_ABS, low))
+    for n, value in enumerate(values):
+        prog.append(_stmt(BPF_JEQ_K, value, len(values) - n, 0))
+    return [*prog, _stmt(BPF_RET_K, otherwise), _stmt(BPF_RET_K, RET_ALLOW)]
+
+
+def _only_worker_setup() -> list[bytes]:
+    """The zygote's filter lets exactly what enter_worker needs through: unshare of the worker's
+    namespaces and mounts of a new filesystem with its flags (no bind, move or remount). Each
+    worker installs the strict filter on top before any user code runs in it."""
+    prog: list[bytes] = []
+    for nr, flags, otherwise in (
+        (EPERM_SYSCALLS["unshare"], (WORKER_NAMESPACES,), RET_ERRNO | errno.EPERM),
+        (KILLED_SYSCALLS["mount"], (TMP_MOUNT_FLAGS, SHM_MOUNT_FLAGS), RET_KILL_PROCESS),
+    ):
+        index = 0 if nr == EPERM_SYSCALLS["unshare"] else 3
+        block = _arg_is(index, flags, otherwise)
+        prog += [_stmt(BPF_JEQ_K, nr, 0, len(block)), *block]
+    return prog
+
+
+def seccomp_program(worker_setup: bool = False) -> bytes:
+    """The strict filter, or (worker_setup) the zygote's, which allows what enter_worker does."""
     prog = [
         _stmt(BPF_LD_W_ABS, 4),  # seccomp_data.arch
         _stmt(BPF_JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
@@ -416,6 +519,8 @@ def seccomp_program() -> bytes:
         _stmt(BPF_JGE_K, 0x40000000, 0, 1),  # the x32 ABI
         _stmt(BPF_RET_K, RET_KILL_PROCESS),
     ]
+    if worker_setup:
+        prog += _only_worker_setup()
     for nr in KILLED_SYSCALLS.values():
         prog += [_stmt(BPF_JEQ_K, nr, 0, 1), _stmt(BPF_RET_K, RET_KILL_PROCESS)]
     for nr in EPERM_SYSCALLS.values():
@@ -432,10 +537,11 @@ def seccomp_program() -> bytes:
     return b"".join(prog)
 
 
-def install_seccomp() -> None:
+def install_seccomp(program: bytes | None = None) -> None:
+    """Install `program` (the strict filter unless given) on this thread and its descendants."""
     if os.uname().machine != "x86_64":
         raise JailError(f"the seccomp filter is written for x86_64, not {os.uname().machine}")
-    program = seccomp_program()
+    program = program or seccomp_program()
     buffer = ctypes.create_string_buffer(program, len(program))
     fprog = ctypes.create_string_buffer(
         struct.pack("HxxxxxxP", len(program) // 8, ctypes.addressof(buffer))
@@ -483,6 +589,21 @@ def _root_then_user(config: dict[str, Any]) -> None:
     enter_user_namespace(1_999_999)
 
 
+def _worker_tmp(config: dict[str, Any]) -> None:
+    _root_then_user(config)
+    drop_capabilities()
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    install_seccomp(seccomp_program(worker_setup=True))
+    why = _attempt(lambda: private_tmp(1))
+    if why:
+        raise JailError(why)
+
+
+def _landlock() -> None:
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    landlock_scope_self()
+
+
 def probe(root_mount: str) -> dict[str, dict[str, Any]]:
     config = {
         "root_mount": root_mount,
@@ -496,6 +617,8 @@ def probe(root_mount: str) -> dict[str, dict[str, Any]]:
     }
     steps["rootfs"] = _in_pid_child(lambda: build_root(config))
     steps["user"] = _in_pid_child(lambda: _root_then_user(config))
+    steps["worker_tmp"] = _in_pid_child(lambda: _worker_tmp(config))
+    steps["landlock"] = _landlock
     steps["seccomp"] = install_seccomp
     steps["rlimits"] = lambda: resource.setrlimit(resource.RLIMIT_NPROC, (4096, 4096))
     result = {}

@@ -47,5 +47,7 @@ async def _probe(root_mount: str) -> dict[str, dict[str, Any]]:
 
 
 def _all_unavailable(reason: str) -> dict[str, dict[str, Any]]:
+    names: tuple[str, ...]
     names = ("user", "mount", "pid", "ipc", "uts", "net", "rootfs", "seccomp", "rlimits")
+    names += ("worker_tmp", "landlock")
     return {name: {"active": False, "reason": reason} for name in names}

@@ -19,6 +19,7 @@ log = logging.getLogger("ondo.runtime")
 
 SANDBOX_UID_BASE = 2_000_000  # host uids of sandboxed functions: one per zygote, never root
 NS_LAYERS = ("user", "mount", "pid", "ipc", "uts", "net")
+OTHER_LAYERS = ("rootfs", "seccomp", "rlimits", "cgroups", "worker_tmp", "landlock")
 _uid_serials = itertools.count(1)  # shared by every runtime of this process
 
 
@@ -46,7 +47,7 @@ class Sandbox:
         if not self.options.enabled:
             self.layers_state = {
                 name: {"active": False, "reason": "sandbox disabled by configuration"}
-                for name in (*NS_LAYERS, "rootfs", "seccomp", "rlimits", "cgroups")
+                for name in (*NS_LAYERS, *OTHER_LAYERS)
             }
         else:
             self.root_mount = tempfile.mkdtemp(prefix="ondo-sandbox-root-")

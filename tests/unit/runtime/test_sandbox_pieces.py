@@ -61,6 +61,29 @@ def test_seccomp_kills_ptrace_refuses_unshare_and_allows_the_rest() -> None:
     assert os.waitstatus_to_exitcode(_in_child(unshare_after_filter)) == 7
 
 
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the filter is written for x86_64")
+def test_the_zygotes_filter_lets_through_only_what_a_worker_needs_to_isolate_itself() -> None:
+    jail = _load("jail")
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
+
+    def other_unshare_after_filter() -> int:
+        jail.install_seccomp(jail.seccomp_program(worker_setup=True))
+        for flags in (jail.CLONE_NEWUSER, jail.CLONE_NEWNET, jail.WORKER_NAMESPACES | (1 << 32)):
+            if libc.unshare(ctypes.c_ulong(flags)) != -1 or ctypes.get_errno() != 1:
+                return 1
+        return 7
+
+    def bind_mount_after_filter() -> int:
+        jail.install_seccomp(jail.seccomp_program(worker_setup=True))
+        libc.mount(b"/", b"/tmp", None, jail.MS_BIND | jail.TMP_MOUNT_FLAGS, None)
+        return 0
+
+    assert os.waitstatus_to_exitcode(_in_child(other_unshare_after_filter)) == 7
+    status = _in_child(bind_mount_after_filter)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSYS
+
+
 def test_log_sink_keeps_the_first_bytes_and_counts_the_rest() -> None:
     bootstrap = _load("bootstrap")
     sink = bootstrap.LogSink()
@@ -82,5 +105,6 @@ def test_probe_reports_every_layer() -> None:
 
     with tempfile.TemporaryDirectory() as root:
         layers = jail.probe(root)
-    for name in ("user", "mount", "pid", "ipc", "uts", "net", "rootfs", "seccomp", "rlimits"):
+    names = ("user", "mount", "pid", "ipc", "uts", "net", "rootfs", "seccomp", "rlimits")
+    for name in (*names, "worker_tmp", "landlock"):
         assert layers[name]["active"] or layers[name]["reason"]
