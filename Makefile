@@ -13,8 +13,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# `make run PORT=9000`, or ONDO_PORT=9000 in the environment (then the CLI finds it too).
+PORT ?= $(ONDO_PORT)
+
 run: $(STAMP)
-	$(BIN)/ondo up --app examples/hello
+	$(BIN)/ondo up --app examples/hello $(if $(PORT),--port $(PORT))
 
 test: $(STAMP) lint typecheck unit conformance
 

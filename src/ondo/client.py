@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from ondo.config import DEFAULT_PORT
+from ondo.config import DEFAULT_PORT, env_port
 from ondo.errors import OndoError
 
 
@@ -22,16 +21,27 @@ class ClientError(OndoError):
         self.code = code
 
 
-def resolve_token(explicit: str | None, data_dir: Path) -> str | None:
+# What to run when a resource under this path is not found.
+_NOT_FOUND_HINTS = (
+    ("/v1/functions/", "`ondo functions list` shows the deployed functions"),
+    ("/v1/rules/", "`ondo rules list` shows the rules"),
+    ("/v1/invocations/", "`ondo logs FUNCTION` shows a function's recent invocations"),
+    ("/v1/events/", "`ondo events tail` shows the latest events"),
+    ("/v1/trace/", "`ondo events tail` shows the latest events"),
+)
+
+
+def resolve_token(explicit: str | None, data_dir: Path) -> tuple[str | None, str]:
+    """The token and where it came from (for error messages)."""
     if explicit:
-        return explicit
+        return explicit, "--token"
     if os.environ.get("ONDO_TOKEN"):
-        return os.environ["ONDO_TOKEN"]
-    path = data_dir / "admin.token"
+        return os.environ["ONDO_TOKEN"], "$ONDO_TOKEN"
+    path = data_dir.resolve() / "admin.token"
     try:
-        return path.read_text().strip() or None
+        return path.read_text().strip() or None, str(path)
     except OSError:
-        return None
+        return None, str(path)
 
 
 class Client:
@@ -42,11 +52,10 @@ class Client:
         data_dir: Path | None = None,
         timeout: float = 960.0,
     ) -> None:
-        self.url = (url or os.environ.get("ONDO_URL") or f"http://127.0.0.1:{DEFAULT_PORT}").rstrip(
-            "/"
-        )
+        default_url = f"http://127.0.0.1:{env_port(DEFAULT_PORT)}"
+        self.url = (url or os.environ.get("ONDO_URL") or default_url).rstrip("/")
         data_dir = data_dir or Path(os.environ.get("ONDO_DATA_DIR", ".ondo"))
-        self.token = resolve_token(token, data_dir)
+        self.token, self.token_source = resolve_token(token, data_dir)
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
@@ -60,8 +69,29 @@ class Client:
         except httpx.TimeoutException:
             raise ClientError(f"ondo at {self.url} did not answer in time") from None
         if response.status_code >= 400:
-            raise _error_of(response)
+            raise self._error_of(response, path)
         return response
+
+    def _error_of(self, response: httpx.Response, path: str) -> ClientError:
+        error = _error_of(response)
+        if error.status == 401:
+            return ClientError(self._token_advice(), 401, error.code)
+        hint = next((h for prefix, h in _NOT_FOUND_HINTS if path.startswith(prefix)), None)
+        if error.status == 404 and error.code == "not_found" and hint and "`ondo" not in str(error):
+            return ClientError(f"{error}; {hint}", 404, error.code)
+        return error
+
+    def _token_advice(self) -> str:
+        fix = (
+            "set ONDO_TOKEN, pass --token TOKEN, or pass --data-dir DIR of the platform"
+            " (its admin.token is read from there)"
+        )
+        if self.token is None:
+            return (
+                f"ondo at {self.url} needs a token and none was found: not in --token, not in"
+                f" $ONDO_TOKEN, and {self.token_source} cannot be read; {fix}"
+            )
+        return f"ondo at {self.url} refused the token from {self.token_source}; {fix}"
 
     def get(self, path: str, **params: Any) -> Any:
         clean = {k: v for k, v in params.items() if v is not None}
@@ -82,7 +112,3 @@ def _error_of(response: httpx.Response) -> ClientError:
     except (ValueError, KeyError, TypeError):
         message, code = response.text[:500] or response.reason_phrase, "http_error"
     return ClientError(f"{message} (HTTP {response.status_code})", response.status_code, code)
-
-
-def pretty(data: Any) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False)

@@ -59,6 +59,16 @@ def _env_float(name: str, default: float) -> float:
         raise ConfigError(f"environment variable {name} must be a number, got {raw!r}") from None
 
 
+def env_port(default: int | None = None) -> int | None:
+    """$ONDO_PORT as a port number (what `make run PORT=…` sets), or `default`."""
+    raw = os.environ.get("ONDO_PORT", "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ConfigError(f"environment variable ONDO_PORT must be a port number, got {raw!r}")
+    return int(raw)
+
+
 def from_environment() -> Config:
     """Defaults overridden by ONDO_* variables; flags are applied on top by the CLI."""
     base = Config()
@@ -67,6 +77,8 @@ def from_environment() -> Config:
         if os.environ.get("ONDO_DATA_DIR")
         else None,
         bus_url=os.environ.get("ONDO_BUS_URL") or None,
+        host=os.environ.get("ONDO_HOST") or None,
+        port=env_port(),
         idle_ttl_s=_env_float("ONDO_IDLE_TTL", base.idle_ttl_s),
         manual_clock=os.environ.get("ONDO_CLOCK", "") == "manual" or None,
     )

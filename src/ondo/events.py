@@ -174,6 +174,12 @@ def format_time(value: datetime) -> str:
     return text + "Z"
 
 
+def format_epoch(seconds: float) -> str:
+    """Epoch seconds as RFC 3339 in UTC to the millisecond: how ondo writes a time in text."""
+    text = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
+    return text.removesuffix("+00:00") + "Z"
+
+
 def parse_time(value: Any, attribute: str = "time") -> datetime:
     """An RFC 3339 timestamp (with `T` and an offset) as an aware UTC datetime."""
     if not isinstance(value, str):

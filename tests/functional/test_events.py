@@ -197,7 +197,7 @@ def test_emit_tail_and_show_through_the_cli(bare: RunningPlatform) -> None:
     (line,) = only_orders.stdout.splitlines()
     assert json.loads(line)["event"]["data"] == {"total": 3}
 
-    shown = bare.cli("events", "show", event_id)
+    shown = bare.cli("events", "show", event_id, "--json")
     assert shown.returncode == 0 and json.loads(shown.stdout)["event"]["subject"] == "o-1"
     bad = bare.cli("emit", "x", "--data", "{nope")
     assert bad.returncode == 1 and "--data is not valid JSON" in bad.stderr

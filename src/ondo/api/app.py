@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from ondo.api.auth import BearerAuth
-from ondo.api.routes import deployments, dlq, events, functions, rules, system, tokens
+from ondo.api.routes import clock, deployments, dlq, events, functions, rules, system, tokens
 from ondo.errors import OndoError
 from ondo.platform import Platform
 
@@ -27,6 +27,7 @@ ROUTE_MODULES: list[Callable[[], list[BaseRoute]]] = [
     dlq.routes,
     rules.routes,
     tokens.routes,
+    clock.routes,
 ]
 
 

@@ -1,4 +1,4 @@
-"""What every CLI command shares: the client, reading --data, printing."""
+"""What every CLI command shares: the client, reading --data, the --json flag."""
 
 from __future__ import annotations
 
@@ -8,12 +8,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ondo.client import Client, pretty
+from ondo.client import Client
 from ondo.errors import ValidationError
 
 
 def client_of(args: argparse.Namespace) -> Client:
     return Client(args.url, args.token, Path(args.data_dir) if args.data_dir else None)
+
+
+def add_json_flag(parser: argparse.ArgumentParser, document: str) -> None:
+    """`--json`: print `document` (a JSON description) instead of the table for people."""
+    parser.add_argument(
+        "--json", action="store_true", help=f"print JSON instead of a table: {document}"
+    )
 
 
 def read_data(raw: str | None, what: str = "--data") -> bytes:
@@ -35,5 +42,6 @@ def read_data(raw: str | None, what: str = "--data") -> bytes:
     return text
 
 
-def show(data: Any) -> None:
-    print(pretty(data))
+def result_of(data: Any) -> None:
+    """A function's result or a raw document, indented JSON (what `ondo invoke` prints)."""
+    print(json.dumps(data, indent=2, ensure_ascii=False))

@@ -3,56 +3,66 @@
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any
 
-from ondo.cli.common import client_of, show
+from ondo.cli.common import add_json_flag, client_of
+from ondo.cli.output import document, listing, local_time, one_line, print_json
 from ondo.errors import ValidationError
+
+JOB_ID_HELP = "the job id (from `ondo dlq list`)"
 
 
 def register(sub: Any) -> None:
     dlq = sub.add_parser("dlq", help="dead-lettered actions: list, show, retry, delete")
     dsub = dlq.add_subparsers(dest="action", metavar="ACTION", required=True)
     lst = dsub.add_parser("list", help="list dead-lettered actions, oldest first")
-    lst.add_argument("--limit", type=int, default=100)
-    lst.add_argument("--json", action="store_true", help="print the raw JSON")
+    lst.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    add_json_flag(lst, '{"dead_letters": [{id, rule, kind, attempts, last_error, updated_at, …}]}')
     lst.set_defaults(func=run_list)
     shw = dsub.add_parser("show", help="show one action job with its request and last error")
-    shw.add_argument("id")
+    shw.add_argument("id", help=JOB_ID_HELP)
+    add_json_flag(shw, "{id, rule, status, attempts, last_error, invocation_ids, request, …}")
     shw.set_defaults(func=run_show)
     rty = dsub.add_parser("retry", help="queue dead-lettered actions again, attempts reset")
-    rty.add_argument("id", nargs="?", help="the job id (from `ondo dlq list`)")
+    rty.add_argument("id", nargs="?", help=JOB_ID_HELP)
     rty.add_argument("--all", action="store_true", help="retry every dead-lettered action")
     rty.set_defaults(func=run_retry)
     dele = dsub.add_parser("delete", help="drop a dead-lettered action for good")
-    dele.add_argument("id")
+    dele.add_argument("id", help=JOB_ID_HELP)
     dele.set_defaults(func=run_delete)
 
 
 def run_list(args: argparse.Namespace) -> int:
     jobs = client_of(args).get("/v1/dlq", limit=args.limit)["dead_letters"]
-    if args.json:
-        show(jobs)
-        return 0
-    if not jobs:
-        print("no dead-lettered actions")
-    for job in jobs:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job["updated_at"]))
-        print(
-            f"{job['id']:<6} {when}  rule {job['rule']}  action #{job['action_index']}"
-            f" {job['kind']}  attempts {job['attempts']}  error: {_error_text(job['last_error'])}"
-        )
+    listing(
+        args.json,
+        "dead_letters",
+        jobs,
+        [
+            ("ID", lambda j: j["id"]),
+            ("FAILED", lambda j: local_time(j["updated_at"])),
+            ("RULE", lambda j: j["rule"]),
+            ("ACTION", lambda j: f"#{j['action_index']} {j['kind']}"),
+            ("ATTEMPTS", lambda j: j["attempts"]),
+            ("LAST ERROR", lambda j: one_line(_error_text(j["last_error"]), 60)),
+        ],
+        empty="no dead-lettered actions",
+    )
     return 0
 
 
-def _error_text(error: Any) -> str:
+def _error_text(error: Any) -> Any:
     if isinstance(error, dict):
-        return str(error.get("error", error))
-    return str(error)
+        return error.get("error", error)
+    return error
 
 
 def run_show(args: argparse.Namespace) -> int:
-    show(client_of(args).get(f"/v1/dlq/{args.id}"))
+    job = client_of(args).get(f"/v1/dlq/{args.id}")
+    if args.json:
+        print_json(job)
+    else:
+        document(job)
     return 0
 
 

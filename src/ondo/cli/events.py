@@ -6,7 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from ondo.cli.common import client_of, read_data, show
+from ondo.cli.common import add_json_flag, client_of, read_data
+from ondo.cli.output import document, localize, print_json
 from ondo.client import Client
 from ondo.errors import ValidationError
 
@@ -29,6 +30,7 @@ def register(sub: Any) -> None:
         metavar="NAME=VALUE",
         help="an extension attribute (repeatable)",
     )
+    add_json_flag(emit, '{"ids": [the event id]}')
     emit.set_defaults(func=run_emit)
 
     events = sub.add_parser("events", help="read the event log: tail, show, replay")
@@ -37,11 +39,14 @@ def register(sub: Any) -> None:
     tail.add_argument("--type", dest="type_glob", help="only types matching this glob (order.*)")
     tail.add_argument("--limit", type=int, default=20, help="how many past events (default 20)")
     tail.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
-    tail.add_argument("--json", action="store_true", help="one JSON document per line")
+    add_json_flag(tail, "one stored event per line (JSON Lines): {seq, received_at, event}")
     tail.set_defaults(func=run_tail)
     show_cmd = commands.add_parser("show", help="show one stored event by id")
-    show_cmd.add_argument("id")
-    show_cmd.add_argument("--source", help="when several sources used the same id")
+    show_cmd.add_argument(
+        "id", help="the event id (printed by `ondo emit`, shown by `events tail`)"
+    )
+    show_cmd.add_argument("--source", help="the event source, when several sources used the id")
+    add_json_flag(show_cmd, "{seq, received_at, namespace, event}")
     show_cmd.set_defaults(func=run_show)
     replay = commands.add_parser("replay", help="re-dispatch the events received since a time")
     replay.add_argument(
@@ -49,6 +54,7 @@ def register(sub: Any) -> None:
     )
     replay.add_argument("--rule", help="only to this rule (default: every rule)")
     replay.add_argument("--type", dest="type_glob", help="only types matching this glob")
+    add_json_flag(replay, '{"since", "rule", "events": [...], "dispatched"}')
     replay.set_defaults(func=run_replay)
 
 
@@ -75,7 +81,10 @@ def run_emit(args: argparse.Namespace) -> int:
         headers={"Content-Type": STRUCTURED},
     )
     answer = response.json()
-    print(answer["ids"][0])
+    if args.json:
+        print_json(answer)
+    else:
+        print(answer["ids"][0])
     return 0
 
 
@@ -85,13 +94,16 @@ def format_line(stored: dict[str, Any]) -> str:
     payload = "" if data is None else " " + json.dumps(data, separators=(",", ":"))
     subject = f" [{event['subject']}]" if event.get("subject") else ""
     return (
-        f"{stored['seq']:>6} {event['time']} {event['type']} {event['source']}{subject} "
+        f"{stored['seq']:>6} {localize(event['time'])} {event['type']} {event['source']}{subject} "
         f"{event['id']}{payload}"
     )
 
 
 def _print(stored: dict[str, Any], as_json: bool) -> None:
-    print(json.dumps(stored, ensure_ascii=False) if as_json else format_line(stored), flush=True)
+    if as_json:
+        print_json(stored, lines=True)
+    else:
+        print(format_line(stored), flush=True)
 
 
 def run_tail(args: argparse.Namespace) -> int:
@@ -116,16 +128,23 @@ def _follow_once(client: Client, cursor: int, args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    show(client_of(args).get(f"/v1/events/{args.id}", source=args.source))
+    stored = client_of(args).get(f"/v1/events/{args.id}", source=args.source)
+    if args.json:
+        print_json(stored)
+        return 0
+    document({**stored, **stored["event"]}, skip=["event"])
     return 0
 
 
 def run_replay(args: argparse.Namespace) -> int:
     body = {"since": args.since, "rule": args.rule, "type": args.type_glob}
     result = client_of(args).post("/v1/events/replay", {k: v for k, v in body.items() if v})
+    if args.json:
+        print_json(result)
+        return 0
     target = f"rule {result['rule']}" if result.get("rule") else "every rule"
     print(
-        f"{len(result['events'])} event(s) since {result['since']}; "
+        f"{len(result['events'])} event(s) since {localize(result['since'])}; "
         f"{result['dispatched']} dispatched to {target}"
     )
     if result.get("message"):

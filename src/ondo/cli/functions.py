@@ -5,49 +5,82 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ondo.cli.common import client_of, show
+from ondo.cli.common import add_json_flag, client_of
+from ondo.cli.output import document, listing, local_time, print_json, table
 
 
 def register(sub: Any) -> None:
     fns = sub.add_parser("functions", help="deployed functions and their versions")
     fsub = fns.add_subparsers(dest="action", metavar="ACTION", required=True)
-    fsub.add_parser("list", help="list functions").set_defaults(func=run_list)
-    for name, func, text in (
-        ("show", run_show, "show a function's current version"),
-        ("versions", run_versions, "list a function's versions"),
-        ("delete", run_delete, "delete a function and all its versions"),
-    ):
-        cmd = fsub.add_parser(name, help=text)
-        cmd.add_argument("name")
-        cmd.set_defaults(func=func)
+    lst = fsub.add_parser("list", help="list functions with their current version")
+    add_json_flag(lst, '{"functions": [{name, version, handler, created_at, …}]}')
+    lst.set_defaults(func=run_list)
+    shw = fsub.add_parser("show", help="show a function's current version")
+    shw.add_argument("name", help="the function's name (see `ondo functions list`)")
+    add_json_flag(shw, "{name, version, handler, timeout, memory, created_at, …}")
+    shw.set_defaults(func=run_show)
+    ver = fsub.add_parser("versions", help="list a function's versions (* marks the current one)")
+    ver.add_argument("name", help="the function's name (see `ondo functions list`)")
+    add_json_flag(ver, '{"name", "current", "versions": [{version, created_at, …}]}')
+    ver.set_defaults(func=run_versions)
     rb = fsub.add_parser("rollback", help="make an earlier version current")
-    rb.add_argument("name")
-    rb.add_argument("version", type=int)
+    rb.add_argument("name", help="the function's name (see `ondo functions list`)")
+    rb.add_argument(
+        "version", type=int, help="the version to make current (`ondo functions versions NAME`)"
+    )
     rb.set_defaults(func=run_rollback)
+    dele = fsub.add_parser("delete", help="delete a function and all its versions")
+    dele.add_argument("name", help="the function's name (see `ondo functions list`)")
+    dele.set_defaults(func=run_delete)
 
 
 def run_list(args: argparse.Namespace) -> int:
     functions = client_of(args).get("/v1/functions")["functions"]
-    if not functions:
-        print("no functions deployed; try `ondo deploy DIR`")
-    for fn in functions:
-        print(
-            f"{fn['name']:<24} v{fn['version']:<4} {fn['handler']:<24} timeout {fn['timeout']:g}s"
-            f"  memory {fn['memory']} MB  concurrency {fn['concurrency']}"
-        )
+    listing(
+        args.json,
+        "functions",
+        functions,
+        [
+            ("NAME", lambda f: f["name"]),
+            ("VERSION", lambda f: f["version"]),
+            ("HANDLER", lambda f: f["handler"]),
+            ("TIMEOUT", lambda f: f"{f['timeout']:g} s"),
+            ("MEMORY", lambda f: f"{f['memory']} MiB"),
+            ("CONCURRENCY", lambda f: f["concurrency"]),
+            ("DEPLOYED", lambda f: local_time(f["created_at"])),
+        ],
+        empty="no functions deployed; try `ondo deploy DIR`",
+    )
     return 0
 
 
 def run_show(args: argparse.Namespace) -> int:
-    show(client_of(args).get(f"/v1/functions/{args.name}"))
+    fn = client_of(args).get(f"/v1/functions/{args.name}")
+    if args.json:
+        print_json(fn)
+        return 0
+    document(fn)
     return 0
 
 
 def run_versions(args: argparse.Namespace) -> int:
     data = client_of(args).get(f"/v1/functions/{args.name}/versions")
-    for v in data["versions"]:
-        mark = "*" if v["version"] == data["current"] else " "
-        print(f"{mark} {v['version']:<4} code {v['code_sha256'][:12]}  handler {v['handler']}")
+    if args.json:
+        print_json({"name": args.name, **data})
+        return 0
+    table(
+        data["versions"],
+        [
+            (
+                "VERSION",
+                lambda v: f"{'*' if v['version'] == data['current'] else ' '} {v['version']}",
+            ),
+            ("DEPLOYED", lambda v: local_time(v["created_at"])),
+            ("CODE", lambda v: v["code_sha256"][:12]),
+            ("HANDLER", lambda v: v["handler"]),
+        ],
+        empty=f"{args.name} has no versions",
+    )
     return 0
 
 

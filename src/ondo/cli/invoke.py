@@ -1,4 +1,4 @@
-"""`ondo invoke NAME [--data JSON|@FILE] [--async]` and `ondo logs NAME [--follow]`."""
+"""`ondo invoke NAME [--data JSON|@FILE] [--async]`, `ondo logs NAME`, `ondo invocation ID`."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ import sys
 import time
 from typing import Any
 
-from ondo.cli.common import client_of, read_data, show
+from ondo.cli.common import add_json_flag, client_of, read_data, result_of
+from ondo.cli.output import document, local_time, print_json
+
+FOLLOW_POLL_S = 0.5
 
 
 def register(sub: Any) -> None:
     inv = sub.add_parser("invoke", help="invoke a function and print its result as JSON")
-    inv.add_argument("name")
+    inv.add_argument("name", help="the function's name (see `ondo functions list`)")
     inv.add_argument("--data", help="the event: JSON text, @FILE or @- for stdin (default {})")
     inv.add_argument(
         "--async",
@@ -20,15 +23,23 @@ def register(sub: Any) -> None:
         action="store_true",
         help="queue the invocation and print its id at once",
     )
-    inv.add_argument("--version", type=int, help="invoke this version instead of the current one")
+    inv.add_argument(
+        "--version", type=int, metavar="N", help="invoke version N instead of the current one"
+    )
     inv.set_defaults(func=run_invoke)
     logs = sub.add_parser("logs", help="show a function's recent invocations and their output")
-    logs.add_argument("name")
+    logs.add_argument("name", help="the function's name (see `ondo functions list`)")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new invocations")
-    logs.add_argument("--limit", type=int, default=20)
+    logs.add_argument(
+        "--limit", type=int, default=20, help="how many past invocations to show (default 20)"
+    )
+    add_json_flag(logs, "one invocation record per line (JSON Lines), oldest first")
     logs.set_defaults(func=run_logs)
     inv_show = sub.add_parser("invocation", help="show one invocation record")
-    inv_show.add_argument("id")
+    inv_show.add_argument(
+        "id", help="the invocation id (from `ondo invoke --async` or `ondo logs`)"
+    )
+    add_json_flag(inv_show, "{id, function, version, status, created_at, finished_at, result, …}")
     inv_show.set_defaults(func=run_invocation)
 
 
@@ -47,28 +58,32 @@ def run_invoke(args: argparse.Namespace) -> int:
     if args.is_async:
         print(response.json()["id"])
         return 0
-    show(response.json())
+    result_of(response.json())
     error = response.headers.get("X-Ondo-Function-Error")
     if error:
         print(
-            f"function error ({error}); invocation {response.headers.get('X-Ondo-Invocation-Id')}",
+            f"function error ({error}); see `ondo invocation"
+            f" {response.headers.get('X-Ondo-Invocation-Id')}`",
             file=sys.stderr,
         )
         return 1
     return 0
 
 
-def _print_record(rec: dict[str, Any]) -> None:
-    when = time.strftime("%H:%M:%S", time.localtime(rec.get("finished_at") or rec["created_at"]))
+def _print_record(rec: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(rec, lines=True)
+        return
     cold = " cold" if rec["cold"] else ""
     print(
-        f"--- {when} {rec['id']} v{rec['version']} {rec['status']} "
-        f"{rec['duration_ms']:.1f} ms{cold}"
+        f"--- {local_time(rec.get('finished_at') or rec['created_at'])} {rec['id']}"
+        f" v{rec['version']} {rec['status']} {rec['duration_ms']:.1f} ms{cold}"
     )
     if rec["logs"]:
         print(rec["logs"].rstrip("\n"))
     if rec["error"]:
         print(f"{rec['error'].get('errorType')}: {rec['error'].get('errorMessage')}")
+    sys.stdout.flush()
 
 
 def run_logs(args: argparse.Namespace) -> int:
@@ -76,17 +91,24 @@ def run_logs(args: argparse.Namespace) -> int:
     records = client.get(f"/v1/functions/{args.name}/invocations", limit=args.limit)["invocations"]
     records.reverse()
     for rec in records:
-        _print_record(rec)
+        _print_record(rec, args.json)
     after = max((r.get("finished_at") or 0 for r in records), default=0.0)
     while args.follow:
-        time.sleep(0.5)
+        time.sleep(FOLLOW_POLL_S)
         new = client.get(f"/v1/functions/{args.name}/logs", after=after)["invocations"]
         for rec in new:
-            _print_record(rec)
+            _print_record(rec, args.json)
             after = max(after, rec["finished_at"] or after)
     return 0
 
 
 def run_invocation(args: argparse.Namespace) -> int:
-    show(client_of(args).get(f"/v1/invocations/{args.id}"))
+    record = client_of(args).get(f"/v1/invocations/{args.id}")
+    if args.json:
+        print_json(record)
+        return 0
+    document(record, skip=["logs"])
+    if record.get("logs"):
+        print("logs:")
+        print(record["logs"].rstrip("\n"))
     return 0

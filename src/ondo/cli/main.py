@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from ondo import __version__
 from ondo.errors import OndoError
@@ -18,25 +18,60 @@ COMMAND_MODULES = [
     "ondo.cli.events",
     "ondo.cli.dlq",
     "ondo.cli.rules",
+    "ondo.cli.clock",
+    "ondo.cli.completion",
 ]
+
+# (flags, help): accepted before the command and after it (`ondo up --data-dir D`).
+GLOBAL_OPTIONS: list[tuple[str, str, str]] = [
+    ("--url", "URL", "platform URL (default: $ONDO_URL or http://127.0.0.1:8080)"),
+    ("--token", "TOKEN", "bearer token (default: $ONDO_TOKEN or <data-dir>/admin.token)"),
+    (
+        "--data-dir",
+        "DIR",
+        "where a local platform keeps its state and admin.token"
+        " (default: $ONDO_DATA_DIR or ./.ondo)",
+    ),
+]
+
+
+def _add_global_options(parser: argparse.ArgumentParser, default: object) -> None:
+    group = parser.add_argument_group("global options")
+    for flag, metavar, text in GLOBAL_OPTIONS:
+        dest = flag.removeprefix("--").replace("-", "_")
+        group.add_argument(flag, dest=dest, metavar=metavar, default=default, help=text)
+
+
+def subparsers_of(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """The (name, parser) of each direct subcommand of `parser`, aliases left out."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            seen: set[int] = set()
+            for name, child in action.choices.items():
+                if id(child) not in seen:
+                    seen.add(id(child))
+                    yield name, child
+
+
+def walk(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Every parser of the tree with its command path: (), ("functions",), ("functions", "list")…"""
+    yield path, parser
+    for name, child in subparsers_of(parser):
+        yield from walk(child, (*path, name))
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="ondo", description="Self-hosted event-driven serverless.")
     root.add_argument("--version", action="version", version=f"ondo {__version__}")
-    root.add_argument("--url", help="platform URL (default: $ONDO_URL or http://127.0.0.1:8080)")
-    root.add_argument(
-        "--token", help="bearer token (default: $ONDO_TOKEN or <data-dir>/admin.token)"
-    )
-    root.add_argument(
-        "--data-dir",
-        dest="data_dir",
-        default=None,
-        help="where a local platform keeps its state (default: $ONDO_DATA_DIR or ./.ondo)",
-    )
+    _add_global_options(root, None)
     sub = root.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    for path, child in walk(root):
+        if path:  # SUPPRESS: given after the command it wins; not given, the root's value stays
+            _add_global_options(child, argparse.SUPPRESS)
     return root
 
 

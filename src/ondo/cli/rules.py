@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
-from ondo.cli.common import client_of, show
+from ondo.cli.common import add_json_flag, client_of
+from ondo.cli.output import for_json, listing, localize, print_json
 from ondo.errors import ValidationError
+
+RULE_NAME_HELP = "the rule's name (see `ondo rules list`)"
 
 
 def register(sub: Any) -> None:
@@ -19,23 +23,28 @@ def register(sub: Any) -> None:
     add.add_argument("--name", help="rule name (default: derived from the event type)")
     add.add_argument("--replace", action="store_true", help="replace a rule of the same name")
     add.set_defaults(func=run_add)
-    rsub.add_parser("list", help="list rules").set_defaults(func=run_list)
+    lst = rsub.add_parser("list", help="list rules")
+    add_json_flag(lst, '{"rules": [{name, enabled, text, compiled, app, …}]}')
+    lst.set_defaults(func=run_list)
+    shw = rsub.add_parser("show", help="show a rule: its text, compiled JSON and window state")
+    shw.add_argument("name", help=RULE_NAME_HELP)
+    add_json_flag(shw, "{name, enabled, text, compiled, state, …}")
+    shw.set_defaults(func=run_show)
     for name, func, text in (
-        ("show", run_show, "show a rule: its text, compiled JSON and window state"),
         ("delete", run_delete, "delete a rule"),
         ("enable", run_enable, "enable a rule"),
         ("disable", run_disable, "disable a rule (its windows and timers are dropped)"),
     ):
         cmd = rsub.add_parser(name, help=text)
-        cmd.add_argument("name")
+        cmd.add_argument("name", help=RULE_NAME_HELP)
         cmd.set_defaults(func=func)
     test = rsub.add_parser("test", help="dry-run rules against an event (no state, no actions)")
     test.add_argument("--event", required=True, help="file with the CloudEvent JSON (- for stdin)")
     test.add_argument("--rule", help="test only this rule")
     test.set_defaults(func=run_test)
     trace = sub.add_parser("trace", help="what an event caused: rules, actions, invocations")
-    trace.add_argument("event_id")
-    trace.add_argument("--json", action="store_true", help="print the JSON instead of words")
+    trace.add_argument("event_id", help="the event id (printed by `ondo emit`)")
+    add_json_flag(trace, '{"events": [...], "decisions": [{rule, outcome, jobs, …}], "lines"}')
     trace.set_defaults(func=run_trace)
 
 
@@ -49,16 +58,26 @@ def run_add(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     rules = client_of(args).get("/v1/rules")["rules"]
-    if not rules:
-        print("no rules; try `ondo rules add 'on order.placed do invoke ship'`")
-    for rule in rules:
-        state = "enabled " if rule["enabled"] else "disabled"
-        print(f"{rule['name']:<32} {state}  {rule['text'] or '(JSON rule)'}")
+    listing(
+        args.json,
+        "rules",
+        rules,
+        [
+            ("NAME", lambda r: r["name"]),
+            ("STATE", lambda r: "enabled" if r["enabled"] else "disabled"),
+            ("APP", lambda r: r.get("app")),
+            ("RULE", lambda r: r["text"] or "(JSON rule)"),
+        ],
+        empty="no rules; try `ondo rules add 'on order.placed do invoke ship'`",
+    )
     return 0
 
 
 def run_show(args: argparse.Namespace) -> int:
     rule = client_of(args).get(f"/v1/rules/{args.name}")
+    if args.json:
+        print_json(rule)
+        return 0
     print(
         f"rule {rule['name']} ({'enabled' if rule['enabled'] else 'disabled'})"
         f", owner {rule['owner']}, namespace {rule['namespace']}"
@@ -68,7 +87,7 @@ def run_show(args: argparse.Namespace) -> int:
     print("compiled:")
     print(json.dumps(rule["compiled"], indent=2))
     print("state:")
-    print(json.dumps(rule["state"], indent=2))
+    print(localize(json.dumps(for_json(rule["state"]), indent=2)))
     return 0
 
 
@@ -91,8 +110,6 @@ def run_disable(args: argparse.Namespace) -> int:
 
 
 def _read_event(name: str) -> Any:
-    import sys
-
     try:
         raw = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
     except OSError as exc:
@@ -121,8 +138,8 @@ def run_test(args: argparse.Namespace) -> int:
 def run_trace(args: argparse.Namespace) -> int:
     data = client_of(args).get(f"/v1/trace/{args.event_id}")
     if args.json:
-        show(data)
+        print_json(data)
         return 0
     for line in data["lines"]:
-        print(line)
+        print(localize(line))
     return 0

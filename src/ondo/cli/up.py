@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ondo.cli.common import client_of, show
+from ondo.cli.common import add_json_flag, client_of
+from ondo.cli.output import fields, print_json, table
 from ondo.config import from_environment
 
 
@@ -14,8 +15,12 @@ def register(sub: Any) -> None:
     up = sub.add_parser(
         "up", help="run the platform (API, dispatcher, worker pool) in the foreground"
     )
-    up.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
-    up.add_argument("--port", type=int, default=None, help="port to listen on (default 8080)")
+    up.add_argument(
+        "--host", default=None, help="address to listen on (default: $ONDO_HOST or 127.0.0.1)"
+    )
+    up.add_argument(
+        "--port", type=int, default=None, help="port to listen on (default: $ONDO_PORT or 8080)"
+    )
     up.add_argument(
         "--app",
         action="append",
@@ -25,6 +30,7 @@ def register(sub: Any) -> None:
     )
     up.set_defaults(func=run_up)
     status = sub.add_parser("status", help="show the runtime pool and the sandbox layers in force")
+    add_json_flag(status, '{"version", "data_dir", "clock", "runtime": {sandbox, functions, …}}')
     status.set_defaults(func=run_status)
 
 
@@ -42,14 +48,42 @@ def run_up(args: argparse.Namespace) -> int:
 
 def run_status(args: argparse.Namespace) -> int:
     data = client_of(args).get("/v1/status")
+    if args.json:
+        print_json(data)
+        return 0
     runtime = data.get("runtime", {})
-    print(f"ondo {data['version']}  data: {data['data_dir']}  clock: {data['clock']}")
-    layers = runtime.get("sandbox", runtime.get("layers", {}))
-    if layers:
-        print("sandbox layers:")
-        for name, info in layers.items():
-            state = info.get("active") if isinstance(info, dict) else info
-            why = info.get("reason", "") if isinstance(info, dict) else ""
-            print(f"  {name:<12} {'active' if state else 'UNAVAILABLE'}  {why}")
-    show(runtime)
+    fields([("ondo", data["version"]), ("data dir", data["data_dir"]), ("clock", data["clock"])])
+    fields((name.replace("_", " "), value) for name, value in runtime.get("totals", {}).items())
+    print()
+    _layers(runtime.get("sandbox", {}))
+    print()
+    _pools(runtime.get("functions", {}))
     return 0
+
+
+def _layers(layers: dict[str, Any]) -> None:
+    table(
+        [{"name": name, **info} for name, info in layers.items()],
+        [
+            ("SANDBOX LAYER", lambda layer: layer["name"]),
+            ("STATE", lambda layer: "active" if layer.get("active") else "UNAVAILABLE"),
+            ("WHY / WHERE", lambda layer: layer.get("reason") or layer.get("path") or ""),
+        ],
+        empty="no sandbox layers reported",
+    )
+
+
+def _pools(pools: dict[str, Any]) -> None:
+    table(
+        [{"name": name, **pool} for name, pool in pools.items()],
+        [
+            ("FUNCTION", lambda p: p["name"]),
+            ("WARM", lambda p: p.get("warm")),
+            ("SPARE", lambda p: p.get("spare")),
+            ("BUSY", lambda p: p.get("busy")),
+            ("CONCURRENCY", lambda p: p.get("concurrency")),
+            ("INVOCATIONS", lambda p: p.get("invocations")),
+            ("COLD STARTS", lambda p: p.get("cold_starts")),
+        ],
+        empty="no function has run yet",
+    )

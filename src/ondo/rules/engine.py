@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from ondo.actions.base import ActionRequest
 from ondo.backends.bus.base import StoredEvent
+from ondo.events import format_epoch
 from ondo.patterns import Matcher
 from ondo.patterns.field import Field
 from ondo.rules import enforcement, windows
@@ -278,19 +279,20 @@ class RuleEngine:
                 return Decision(enforcement.CONDITION_FALSE, why)
             return Decision(
                 enforcement.TIMER_CANCELLED,
-                f"{why}: cancelled the timer started at {cancelled.started_at:.3f}"
-                f" (due at {cancelled.due_at:.3f})",
+                f"{why}: cancelled the timer started at {format_epoch(cancelled.started_at)}"
+                f" (due at {format_epoch(cancelled.due_at)})",
             )
         timer, started = windows.start_timer(conn, rule.rule_id, key, now, window.for_s, event)
         if started:
             return Decision(
                 enforcement.TIMER_STARTED,
-                f"fires at {timer.due_at:.3f} unless the condition stops holding before"
+                f"fires at {format_epoch(timer.due_at)} unless the condition stops holding before"
                 f" ({_span(window.for_s)})",
             )
         return Decision(
             enforcement.TIMER_PENDING,
-            f"a timer started by event {timer.event.get('id')!r} is due at {timer.due_at:.3f}",
+            f"a timer started by event {timer.event.get('id')!r}"
+            f" is due at {format_epoch(timer.due_at)}",
         )
 
     def _throttled(

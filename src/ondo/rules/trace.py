@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
 from typing import TYPE_CHECKING, Any
 
 from ondo.errors import NotFound
+from ondo.events import format_epoch
 
 if TYPE_CHECKING:
     from ondo.platform import Platform
@@ -51,7 +52,7 @@ def _invocation(platform: Platform, invocation_id: str) -> dict[str, Any]:
 
 
 def _when(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+    return format_epoch(t)
 
 
 def describe(trace: dict[str, Any]) -> list[str]:
@@ -84,12 +85,32 @@ def _describe_decision(dec: dict[str, Any]) -> list[str]:
         lines.append(
             f"    action {action['index']} {what}: job {job['id']} {job['status']}"
             f" after {job['attempts']} attempt(s)"
-            + (f", last error: {job['last_error']}" if job.get("last_error") else "")
+            + (f", last error: {_text(job['last_error'])}" if job.get("last_error") else "")
         )
-        for inv in job["invocations"]:
-            result = inv.get("error") if inv["status"] != "succeeded" else inv.get("result")
-            lines.append(
-                f"      invocation {inv['id']} of {inv.get('function', '?')}"
-                f" v{inv.get('version', '?')}: {inv['status']} → {result!r}"
-            )
+        lines.extend(_describe_job(job))
     return lines
+
+
+def _describe_job(job: dict[str, Any]) -> list[str]:
+    """Each attempt in order (a DLQ retry marked where it began), and the event an emit sent."""
+    lines: list[str] = []
+    retried_after = job.get("attempt_seq", 0) - job["attempts"]
+    for number, inv in enumerate(job["invocations"], start=1):
+        if number == retried_after + 1 and retried_after > 0:
+            lines.append(f"      retried from the dead-letter queue after attempt {retried_after}")
+        result = inv.get("error") if inv["status"] != "succeeded" else inv.get("result")
+        lines.append(
+            f"      attempt {number}: invocation {inv['id']} of {inv.get('function', '?')}"
+            f" v{inv.get('version', '?')}: {inv['status']} → {_text(result)}"
+        )
+    emitted = (job.get("result") or {}).get("event_id") if job["kind"] == "emit" else None
+    if emitted:
+        lines.append(f"      emitted event {emitted}")
+    return lines
+
+
+def _text(value: Any) -> str:
+    """A value as people read it: strings as they are, anything else as compact JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)

@@ -1,4 +1,4 @@
-"""Rules: create (text or JSON), list, show, delete, enable/disable, dry-run test; trace; clock."""
+"""Rules: create (text or JSON), list, show, delete, enable/disable, dry-run test; trace."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from ondo.api.auth import admin_only
 from ondo.api.http import answer, int_param, json_body, namespace_of, platform_of, principal_of
-from ondo.clock import ManualClock
-from ondo.errors import NotFound, ValidationError
+from ondo.errors import ValidationError
 from ondo.platform import Platform
 from ondo.rules.tester import dry_run
 from ondo.rules.trace import trace_event
@@ -114,33 +112,6 @@ async def trace(request: Request) -> JSONResponse:
     )
 
 
-def _manual_clock(platform: Platform) -> ManualClock:
-    clock = platform.clock
-    if not platform.config.manual_clock or not isinstance(clock, ManualClock):
-        raise NotFound("the clock can only be moved when ondo runs with ONDO_CLOCK=manual")
-    return clock
-
-
-async def get_clock(request: Request) -> JSONResponse:
-    clock = _manual_clock(platform_of(request))
-    return answer({"now": clock.now(), "manual": True})
-
-
-async def advance_clock(request: Request) -> JSONResponse:
-    """Dispatch what is on the bus, move the clock, then fire the timers that fell due."""
-    platform = platform_of(request)
-    clock = _manual_clock(platform)
-    body = await json_body(request)
-    seconds = body.get("seconds") if isinstance(body, dict) else None
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-        raise ValidationError('body must be {"seconds": N} with N ≥ 0')
-    dispatcher = platform.rules.dispatcher
-    before = await dispatcher.settle() if dispatcher else {}
-    now = clock.advance(float(seconds))
-    after = await dispatcher.settle() if dispatcher else {}
-    return answer({"now": now, "before": before, "after": after})
-
-
 def routes() -> list[BaseRoute]:
     return [
         Route("/v1/rules", list_rules, methods=["GET"]),
@@ -152,6 +123,4 @@ def routes() -> list[BaseRoute]:
         Route("/v1/rules/{name}/disable", disable_rule, methods=["POST"]),
         Route("/v1/rules/{name}/enforcements", rule_enforcements, methods=["GET"]),
         Route("/v1/trace/{event_id}", trace, methods=["GET"]),
-        Route("/v1/clock", admin_only(get_clock), methods=["GET"]),
-        Route("/v1/clock/advance", admin_only(advance_clock), methods=["POST"]),
     ]
