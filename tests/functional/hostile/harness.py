@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from ondo.runtime import FunctionSpec, ZygoteRuntime
-from tests.functional.runtime.helpers import HEALTHY, invoke, make_spec, result_of, write_function
+from tests.functional.runtime.helpers import (
+    HEALTHY,
+    invoke,
+    make_spec,
+    processes_of_uid,
+    result_of,
+    write_function,
+)
 
 T = TypeVar("T")
 
@@ -39,7 +46,11 @@ async def while_healthy_answers(
 
 def function_processes(runtime: ZygoteRuntime, spec: FunctionSpec) -> tuple[int, set[int]]:
     """The version's zygote pid and the pids of every live process of its host uid."""
-    from tests.functional.runtime.helpers import processes_of_uid
-
     status = runtime.status()["functions"][spec.key]
     return int(status["zygote_pid"]), set(processes_of_uid(int(status["host_uid"])))
+
+
+async def until_busy(runtime: ZygoteRuntime, spec: FunctionSpec, busy: int = 1) -> None:
+    """Wait until `busy` invocations of the version run in their workers."""
+    while runtime.status()["functions"].get(spec.key, {}).get("busy") != busy:
+        await asyncio.sleep(0.01)

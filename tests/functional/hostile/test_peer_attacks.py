@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from ondo.runtime import FunctionSpec, ZygoteRuntime
-from tests.functional.hostile.harness import healthy_spec, while_healthy_answers
+from tests.functional.hostile.harness import healthy_spec, until_busy, while_healthy_answers
 from tests.functional.runtime.helpers import (
     invoke,
     make_spec,
@@ -62,13 +61,6 @@ def handler(event, context):
 """
 
 
-async def _victim_running(runtime: ZygoteRuntime, spec: FunctionSpec) -> asyncio.Task[object]:
-    victim = asyncio.ensure_future(invoke(runtime, spec, {"role": "victim", "sleep": 3}))
-    while runtime.status()["functions"].get(spec.key, {}).get("busy") != 1:
-        await asyncio.sleep(0.01)
-    return victim
-
-
 def test_an_invocation_cannot_read_signal_or_write_its_peers_or_the_zygote(
     tmp_path: Path,
 ) -> None:
@@ -77,7 +69,8 @@ def test_an_invocation_cannot_read_signal_or_write_its_peers_or_the_zygote(
 
     async def scenario() -> None:
         async with started() as runtime:
-            victim = await _victim_running(runtime, spec)
+            victim = asyncio.ensure_future(invoke(runtime, spec, {"role": "victim", "sleep": 3}))
+            await until_busy(runtime, spec)
             attack = invoke(runtime, spec, {"role": "attacker"})
             seen = result_of(await while_healthy_answers(runtime, healthy, attack))
             survived = result_of(await victim)

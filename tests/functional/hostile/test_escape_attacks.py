@@ -1,4 +1,5 @@
-"""What a function cannot see or reach from inside its sandbox."""
+"""Attacks on what lies outside the function: files that are not its own, other functions'
+/tmp, the host's sockets with `network: false`, the platform's environment."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.functional.hostile.harness import healthy_spec, while_healthy_answers
 from tests.functional.runtime.helpers import (
     invoke,
     make_spec,
@@ -57,7 +59,7 @@ def _listener() -> socket.socket:
     return server
 
 
-def test_function_cannot_read_the_data_dir_other_code_or_reach_the_host(tmp_path: Path) -> None:
+def test_files_outside_its_own_and_the_hosts_sockets_are_out_of_reach(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     secret = data_dir / "admin.token"
     data_dir.mkdir()
@@ -70,9 +72,9 @@ def test_function_cannot_read_the_data_dir_other_code_or_reach_the_host(tmp_path
             port = server.getsockname()[1]
             async with started(hidden_paths=(str(data_dir),)) as runtime:
                 paths = [str(secret), str(other / "app.py"), "/etc/shadow"]
-                seen = result_of(
-                    await invoke(runtime, make_spec(code), {"paths": paths, "port": port})
-                )
+                attack = invoke(runtime, make_spec(code), {"paths": paths, "port": port})
+                healthy = healthy_spec(tmp_path)
+                seen = result_of(await while_healthy_answers(runtime, healthy, attack))
         assert seen[str(secret)] == "FileNotFoundError"
         assert seen[str(other / "app.py")] == "FileNotFoundError"
         assert seen["/etc/shadow"] == "FileNotFoundError"
@@ -106,7 +108,7 @@ def test_network_true_reaches_the_host(tmp_path: Path) -> None:
     run(scenario)
 
 
-def test_each_function_has_its_own_tmp(tmp_path: Path) -> None:
+def test_another_functions_tmp_is_out_of_reach(tmp_path: Path) -> None:
     writer = write_function(
         tmp_path,
         "writer",
@@ -124,7 +126,9 @@ def test_each_function_has_its_own_tmp(tmp_path: Path) -> None:
             first = make_spec(writer, name="first")
             second = make_spec(writer, name="second")
             assert result_of(await invoke(runtime, first, {"value": "a"})) == ["a"]
-            assert result_of(await invoke(runtime, second, {"value": "b"})) == ["b"]
+            attack = invoke(runtime, second, {"value": "b"})
+            healthy = healthy_spec(tmp_path)
+            assert result_of(await while_healthy_answers(runtime, healthy, attack)) == ["b"]
 
     run(scenario)
 
@@ -161,7 +165,8 @@ def test_without_a_root_switch_the_data_dir_is_still_hidden() -> None:
             async with started(hidden_paths=hidden, disabled_layers=("rootfs",)) as runtime:
                 assert runtime.status()["sandbox"]["rootfs"]["active"] is False
                 event = {"paths": [str(secret), str(code / "app.py")]}
-                seen = result_of(await invoke(runtime, make_spec(code), event))
+                attack = invoke(runtime, make_spec(code), event)
+                seen = result_of(await while_healthy_answers(runtime, healthy_spec(root), attack))
             assert seen[str(secret)] == "FileNotFoundError"
             assert seen[str(code / "app.py")] == textwrap.dedent(READER)
             assert "work" in seen["root_entries"]  # the host's root: only the data dir is covered
@@ -188,7 +193,8 @@ def test_the_platforms_environment_does_not_reach_the_function(
     async def scenario() -> None:
         async with started() as runtime:
             spec = make_spec(code, environment={"FUNCTION_SETTING": "mine"})
-            seen = result_of(await invoke(runtime, spec))
+            healthy = healthy_spec(tmp_path)
+            seen = result_of(await while_healthy_answers(runtime, healthy, invoke(runtime, spec)))
         assert "do-not-leak" not in seen["initial"]
         assert "ONDO_TEST_PLATFORM_SECRET" not in seen["environ"]
         assert "FUNCTION_SETTING=mine" in seen["initial"]
