@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -31,7 +31,9 @@ ROUTE_MODULES: list[Callable[[], list[BaseRoute]]] = [
 ]
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+def _error(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
     return JSONResponse(
         {"error": {"code": code, "message": message}}, status_code=status, headers=headers
     )
@@ -49,7 +51,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     detail = exc.detail
     if exc.status_code == 404:
         detail = f"no endpoint {request.method} {request.url.path}; see /openapi.json"
-    return _error(exc.status_code, code, str(detail))
+    return _error(exc.status_code, code, str(detail), exc.headers)  # 405 carries `Allow`
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -59,13 +59,18 @@ def parse_json(body: bytes, what: str = "request body") -> Any:
     if not body.strip():
         raise ValidationError(f"{what} is empty; send a JSON document")
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise ValidationError(
             f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
     except UnicodeDecodeError:
         raise ValidationError(f"{what} is not UTF-8 text") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    """NaN and ±Infinity are not JSON: stored, they would make every later answer unrenderable."""
+    raise json.JSONDecodeError(f"{name} is not a JSON number", name, 0)
 
 
 async def json_body(request: Request, limit: int = 1024 * 1024) -> Any:

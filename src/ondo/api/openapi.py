@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 from ondo import __version__
 from ondo.api.auth import NAMESPACE_PARAM, PUBLIC_PATHS
 from ondo.api.openapi_ops import OPERATIONS, Operation, Schema
+from ondo.security.tenancy import NAMESPACE_RE
 
 ERROR = {
     "type": "object",
@@ -42,7 +43,7 @@ NAMESPACE = {
     "required": False,
     "description": "The namespace to act in. Only the admin may name another one than its token's"
     " own; any other token is answered 404.",
-    "schema": {"type": "string"},
+    "schema": {"type": "string", "pattern": NAMESPACE_RE.pattern},
 }
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ondo.api.routes.clock import MAX_ADVANCE_S as CENTURY
+
 Schema = dict[str, Any]
 
 ANY: Schema = {}
@@ -61,7 +63,7 @@ RULE = obj({"name": TEXT, "namespace": TEXT, "enabled": {"type": "boolean"}})
 JOB = obj({"id": INT, "status": TEXT})
 INVOCATIONS = obj({"invocations": array(INVOCATION)})
 CLOUDEVENT = obj(
-    {"specversion": TEXT, "id": NAME, "source": NAME, "type": NAME},
+    {"specversion": {"const": "1.0"}, "id": NAME, "source": NAME, "type": NAME},
     {"time": TEXT, "subject": TEXT, "datacontenttype": TEXT, "data": ANY},
 )
 EVENTS_BODY = {
@@ -84,7 +86,11 @@ RULE_BODY = closed(
 )
 LINES = array(TEXT)
 CLOCK = obj({"now": NUMBER, "manual": {"type": "boolean"}})
-DEPLOY_BODY = {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}
+ARCHIVE: Schema = {"type": "string", "format": "binary"}
+DEPLOY_BODY = {
+    "application/gzip": {"schema": ARCHIVE},
+    "application/octet-stream": {"schema": ARCHIVE},
+}
 INVOKE_QUERY: dict[str, Schema] = {
     "mode": {"type": "string", "enum": ["sync", "async"]},
     "version": {"type": "string", "pattern": r"^([0-9]+|\$LATEST|current)$"},
@@ -191,7 +197,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/v1/clock"): Operation({200: CLOCK}),
     ("POST", "/v1/clock/advance"): Operation(
         {200: obj({"now": NUMBER, "before": OBJECT, "after": OBJECT})},
-        body=json_body(closed({"seconds": {"type": "number", "minimum": 0}})),
-        errors=(413,),
+        body=json_body(closed({"seconds": {"type": "number", "minimum": 0, "maximum": CENTURY}})),
+        errors=(409, 413),
     ),
 }

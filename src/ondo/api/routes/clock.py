@@ -12,6 +12,8 @@ from ondo.clock import ManualClock
 from ondo.errors import Conflict, ValidationError
 from ondo.platform import Platform
 
+MAX_ADVANCE_S = 100 * 365 * 86400  # a century: larger moves would overflow the clock's float
+
 
 def _manual_clock(platform: Platform) -> ManualClock:
     clock = platform.clock
@@ -36,8 +38,10 @@ async def advance_clock(request: Request) -> JSONResponse:
     clock = _manual_clock(platform)
     body = await json_body(request)
     seconds = body.get("seconds") if isinstance(body, dict) else None
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-        raise ValidationError('body must be {"seconds": N} with N ≥ 0')
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        seconds = -1
+    if not 0 <= seconds <= MAX_ADVANCE_S:
+        raise ValidationError(f'body must be {{"seconds": N}} with 0 ≤ N ≤ {MAX_ADVANCE_S}')
     dispatcher = platform.rules.dispatcher
     before = await dispatcher.settle() if dispatcher else {}
     now = clock.advance(float(seconds))

@@ -13,7 +13,6 @@ timestamps that are not RFC 3339). A batch with one bad event is refused whole, 
 from __future__ import annotations
 
 import base64
-import json
 import re
 import time
 from collections.abc import Mapping
@@ -106,12 +105,9 @@ class _StrictJSONFormat(JSONFormat):
         content_type = datacontenttype or self.DEFAULT_CONTENT_TYPE
         if re.match(JSONFormat.JSON_CONTENT_TYPE_PATTERN, content_type):
             try:
-                return json.loads(body)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise EventError(
-                    f"'data' (the request body) is not valid JSON for Content-Type "
-                    f"{content_type!r}: {exc}"
-                ) from None
+                return parse_json(body, f"'data' (the request body, Content-Type {content_type!r})")
+            except InvalidRequest as exc:
+                raise EventError(str(exc)) from None
         if content_type.startswith("text/"):
             try:
                 return body.decode()
