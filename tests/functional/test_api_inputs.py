@@ -32,5 +32,6 @@ def test_nan_and_infinity_are_not_json(manual_platform: RunningPlatform) -> None
 def test_a_method_not_allowed_names_the_allowed_ones(manual_platform: RunningPlatform) -> None:
     with manual_platform.client() as api:
         refused = api.request("TRACE", "/v1/functions")
-        assert refused.status_code == 405 and refused.headers["allow"] == "GET, HEAD"
+        assert refused.status_code == 405
+        assert set(refused.headers["allow"].split(", ")) == {"GET", "HEAD"}
         assert refused.json()["error"]["code"] == "method_not_allowed"
