@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import functools
 import json
 import os
 import resource
@@ -159,6 +160,7 @@ def enter_inner(config: dict[str, Any]) -> dict[str, Any]:
     )
     applied["landlock"] = bool(layers.get("landlock"))
     if layers.get("seccomp"):
+        seccomp_program()  # built here, once, for every worker's enter_worker
         install_seccomp(seccomp_program(worker_setup=applied["worker_tmp"]))
         applied["seccomp"] = True
     return applied
@@ -198,8 +200,11 @@ def private_tmp(tmp_mb: int) -> None:
         ("uid_map", f"{uid} {uid} 1"),
         ("gid_map", f"{gid} {gid} 1"),
     ):
-        with open(f"/proc/self/{name}", "w") as handle:
-            handle.write(text)
+        fd = os.open(f"/proc/self/{name}", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
     lower = os.open("/tmp", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         mount("tmp", "/tmp", "tmpfs", TMP_MOUNT_FLAGS, f"size={tmp_mb}m,mode=700")
@@ -380,14 +385,19 @@ def enter_user_namespace(host_uid: int) -> None:
             handle.write(text)
 
 
-def drop_capabilities() -> None:
-    last = 63
+def _last_capability() -> int:
     try:
         with open("/proc/sys/kernel/cap_last_cap") as handle:
-            last = int(handle.read())
+            return int(handle.read())
     except OSError:
-        pass
-    for cap in range(last + 1):
+        return 63
+
+
+LAST_CAPABILITY = _last_capability()  # read once: workers drop capabilities on each start
+
+
+def drop_capabilities() -> None:
+    for cap in range(LAST_CAPABILITY + 1):
         libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EPERM once CAP_SETPCAP is gone: harmless
     libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
     header = struct.pack("Ii", 0x20080522, 0)
@@ -509,8 +519,10 @@ def _only_worker_setup() -> list[bytes]:
     return prog
 
 
+@functools.cache
 def seccomp_program(worker_setup: bool = False) -> bytes:
-    """The strict filter, or (worker_setup) the zygote's, which allows what enter_worker does."""
+    """The strict filter, or (worker_setup) the zygote's, which allows what enter_worker does.
+    Cached: the zygote builds both, so each worker only installs its own."""
     prog = [
         _stmt(BPF_LD_W_ABS, 4),  # seccomp_data.arch
         _stmt(BPF_JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
