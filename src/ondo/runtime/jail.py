@@ -163,6 +163,8 @@ def enter_inner(config: dict[str, Any]) -> dict[str, Any]:
         seccomp_program()  # built here, once, for every worker's enter_worker
         install_seccomp(seccomp_program(worker_setup=applied["worker_tmp"]))
         applied["seccomp"] = True
+    if not applied["landlock"]:
+        prctl(PR_SET_DUMPABLE, 0)  # no Landlock to keep workers out: /proc/1/mem is root's
     return applied
 
 
@@ -177,6 +179,7 @@ def enter_worker(applied: dict[str, Any], tmp_mb: int) -> None:
     """Called in a new worker (single-threaded, right after fork): nothing of this worker is
     reachable from its siblings, and nothing its siblings left behind is reachable from it."""
     if applied.get("worker_tmp"):
+        prctl(PR_SET_DUMPABLE, 1)  # the zygote may not be: else /proc/self/uid_map is root's
         private_tmp(tmp_mb)
         drop_capabilities()  # the new user namespace gave them back
     if applied.get("landlock"):
