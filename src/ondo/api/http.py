@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from typing import Any, TypeGuard
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -11,6 +12,21 @@ from starlette.responses import JSONResponse
 from ondo.errors import PayloadTooLarge, ValidationError
 from ondo.platform import Platform
 from ondo.security.tokens import Principal
+
+MAX_STORED_INT = 2**63 - 1  # the largest integer the stores keep (SQLite and PostgreSQL bigint)
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
+
+
+def whole_number(raw: str, what: str) -> int:
+    """`raw` as a number the stores can hold (ASCII digits, at most 18), or a 400 naming `what`."""
+    if not _WHOLE_NUMBER.fullmatch(raw):
+        raise ValidationError(f"{what} is a number of 1-18 digits, got {raw[:40]!r}")
+    return int(raw)
+
+
+def is_stored_int(value: object, low: int = 0) -> TypeGuard[int]:
+    """A JSON integer (not a boolean) from `low` up to what the stores can hold."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= MAX_STORED_INT
 
 
 def platform_of(request: Request) -> Platform:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ondo.api.http import MAX_STORED_INT
 from ondo.api.routes.clock import MAX_ADVANCE_S as CENTURY
 
 Schema = dict[str, Any]
@@ -14,6 +15,7 @@ TEXT: Schema = {"type": "string"}
 NAME: Schema = {"type": "string", "minLength": 1}
 INT: Schema = {"type": "integer"}
 NUMBER: Schema = {"type": "number"}
+ID: Schema = {"type": "integer", "minimum": 0, "maximum": MAX_STORED_INT}
 OBJECT: Schema = {"type": "object"}
 FLAG: Schema = {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]}
 
@@ -93,7 +95,7 @@ DEPLOY_BODY = {
 }
 INVOKE_QUERY: dict[str, Schema] = {
     "mode": {"type": "string", "enum": ["sync", "async"]},
-    "version": {"type": "string", "pattern": r"^([0-9]+|\$LATEST|current)$"},
+    "version": {"type": "string", "pattern": r"^([0-9]{1,18}|\$LATEST|current)$"},
 }
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
@@ -123,7 +125,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("POST", "/v1/functions/{name}/rollback"): Operation(
         {200: obj({"name": TEXT, "current": INT})},
-        body=json_body(closed({"version": {"type": "integer", "minimum": 1}})),
+        body=json_body(closed({"version": {**ID, "minimum": 1}})),
         errors=(409, 413),
     ),
     ("GET", "/v1/functions/{name}/invocations"): Operation(
@@ -169,7 +171,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("POST", "/v1/dlq/retry"): Operation(
         {200: obj({"retried": array(INT)}, {"skipped_not_dead": array(INT)})},
-        body=json_body(closed({}, {"ids": array(INT)})),
+        body=json_body(closed({}, {"ids": array(ID)})),
         body_required=False,
         errors=(413,),
     ),

@@ -9,16 +9,22 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from ondo.api.auth import admin_only
-from ondo.api.http import answer, int_param, namespace_of, parse_json, platform_of, read_body
+from ondo.api.http import (
+    answer,
+    int_param,
+    is_stored_int,
+    namespace_of,
+    parse_json,
+    platform_of,
+    read_body,
+    whole_number,
+)
 from ondo.errors import Conflict, ValidationError
 from ondo.platform import Platform
 
 
 def _job_id(request: Request) -> int:
-    raw = request.path_params["id"]
-    if not raw.isdigit():
-        raise ValidationError(f"a dead-letter id is a number (see `ondo dlq list`), got {raw!r}")
-    return int(raw)
+    return whole_number(request.path_params["id"], "a dead-letter id (see `ondo dlq list`)")
 
 
 async def list_dead(request: Request) -> JSONResponse:
@@ -58,7 +64,7 @@ async def retry_all(request: Request) -> JSONResponse:
     ids = body.get("ids") if isinstance(body, dict) else None
     if ids is None:
         ids = _all_dead_ids(platform, namespace)
-    elif not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+    elif not isinstance(ids, list) or not all(is_stored_int(i) for i in ids):
         raise ValidationError('body must be {"ids": [N, …]} or empty to retry every dead letter')
     else:
         jobs = [platform.actions.job(i, namespace) for i in ids]

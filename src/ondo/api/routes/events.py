@@ -128,7 +128,8 @@ def _decode_binary(headers: Mapping[str, str], body: bytes) -> CloudEvent:
     if isinstance(doc.get("time"), datetime):
         doc["time"] = _header_time(doc["time"])
     hops = doc.get(HOPS_EXTENSION)
-    if isinstance(hops, str) and hops.isdigit():  # headers carry every extension as text
+    # Headers carry every extension as text; isdigit alone also passes digits such as '²'.
+    if isinstance(hops, str) and hops.isascii() and hops.isdigit():
         doc[HOPS_EXTENSION] = int(hops)
     if isinstance(data, bytes):
         doc["data_base64"] = base64.b64encode(data).decode("ascii")
@@ -268,7 +269,10 @@ def parse_since(value: Any, now: float) -> datetime:
         match = _DURATION.fullmatch(value.strip())
         if match:
             seconds = float(match.group(1)) * _UNITS[match.group(2)]
-            return datetime.fromtimestamp(now, UTC) - timedelta(seconds=seconds)
+            try:
+                return datetime.fromtimestamp(now, UTC) - timedelta(seconds=seconds)
+            except OverflowError:
+                raise InvalidRequest(f"since {value!r} reaches back before the year 1") from None
     try:
         return parse_time(value, "since")
     except EventError as exc:

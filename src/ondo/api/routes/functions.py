@@ -9,10 +9,12 @@ from starlette.routing import BaseRoute, Route
 from ondo.api.http import (
     answer,
     int_param,
+    is_stored_int,
     json_body,
     namespace_of,
     platform_of,
     read_body,
+    whole_number,
 )
 from ondo.api.invoke import run_invoke
 from ondo.errors import NotFound, ValidationError
@@ -46,7 +48,7 @@ async def list_versions(request: Request) -> JSONResponse:
 async def rollback(request: Request) -> JSONResponse:
     body = await json_body(request)
     version = body.get("version") if isinstance(body, dict) else None
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+    if not is_stored_int(version, low=1):
         raise ValidationError('body must be {"version": N} with N a version number ≥ 1')
     platform = platform_of(request)
     fv = await platform.functions.rollback(
@@ -59,9 +61,7 @@ def _version_param(request: Request) -> int | None:
     raw = request.query_params.get("version")
     if raw is None or raw in ("", "$LATEST", "current"):
         return None
-    if not raw.isdigit():
-        raise ValidationError(f"query parameter 'version' must be a version number, got {raw!r}")
-    return int(raw)
+    return whole_number(raw, "query parameter 'version' (a version number, $LATEST or current)")
 
 
 def _invoke_params(request: Request) -> tuple[str, str, int | None]:
