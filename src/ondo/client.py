@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,8 @@ class ClientError(OndoError):
         self.status = status
         self.code = code
 
+
+NDJSON = "application/x-ndjson"
 
 # What to run when a resource under this path is not found.
 _NOT_FOUND_HINTS = (
@@ -60,17 +65,46 @@ class Client:
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
+        with self._reaching():
             response = self.http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise self._error_of(response, path)
+        return response
+
+    def watched(
+        self, method: str, path: str, on_progress: Callable[[str], None], **kwargs: Any
+    ) -> Any:
+        """A request answered with NDJSON progress lines: each step to `on_progress`, then the
+        result (or its error raised)."""
+        headers = {**kwargs.pop("headers", {}), "Accept": NDJSON}
+        with self._reaching(), self.http.stream(method, path, headers=headers, **kwargs) as answer:
+            if answer.status_code >= 400:
+                answer.read()
+                raise self._error_of(answer, path)
+            for raw in answer.iter_lines():
+                doc = json.loads(raw) if raw.strip() else {}
+                if "progress" in doc:
+                    on_progress(str(doc["progress"]))
+                elif "error" in doc:
+                    error = doc["error"]
+                    status = int(error.get("status", 500))
+                    message = f"{error['message']} (HTTP {status})"
+                    raise ClientError(message, status, str(error.get("code")))
+                elif "result" in doc:
+                    return doc["result"]
+        raise ClientError(f"ondo at {self.url} ended the answer before its outcome; see its log")
+
+    @contextlib.contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """Transport failures as errors that say what to check."""
+        try:
+            yield
         except httpx.ConnectError:
             raise ClientError(
                 f"cannot reach ondo at {self.url}: is it running? (`ondo up`, or set ONDO_URL)"
             ) from None
         except httpx.TimeoutException:
             raise ClientError(f"ondo at {self.url} did not answer in time") from None
-        if response.status_code >= 400:
-            raise self._error_of(response, path)
-        return response
 
     def _error_of(self, response: httpx.Response, path: str) -> ClientError:
         error = _error_of(response)

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from ondo.errors import EventError, PayloadTooLarge
 from ondo.ids import uuid7
+from ondo.units import size_text
 
 SPECVERSION = "1.0"
 DEFAULT_MAX_EVENT_BYTES = 256 * 1024
@@ -131,8 +132,9 @@ class CloudEvent:
     def check_size(self, limit: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         if self.size > limit:
             raise PayloadTooLarge(
-                f"event {self.id!r} from {self.source!r} is {self.size} bytes in its JSON form; "
-                f"the limit is {limit} bytes: send a reference to large data instead"
+                f"event {self.id!r} from {self.source!r} is {size_text(self.size)}"
+                f" in its JSON form; the limit is {size_text(limit)}:"
+                " send a reference to large data instead"
             )
 
     @classmethod

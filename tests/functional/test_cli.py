@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +20,7 @@ import pytest
 import yaml
 
 from tests.functional.platform import REPO, RunningPlatform, free_port, wait_for
+from tests.unit.runtime.test_layers import make_wheel
 
 FLAKY = """
 import os
@@ -218,3 +223,148 @@ def _healthy(port: int) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def write_wheel_app(root: Path, requirements: str) -> Path:
+    """An app whose function needs a local wheel (no index, no network)."""
+    (root / "fn").mkdir(parents=True, exist_ok=True)
+    make_wheel(root)
+    (root / "requirements.txt").write_text(requirements)
+    (root / "fn" / "app.py").write_text(
+        "import tinypkg\n\ndef handler(event, context):\n    return {'ok': True}\n"
+    )
+    manifest = {
+        "name": root.name,
+        "functions": {
+            root.name: {
+                "code": "./fn",
+                "handler": "app.handler",
+                "requirements": "requirements.txt",
+            }
+        },
+    }
+    (root / "ondo.yaml").write_text(yaml.safe_dump(manifest))
+    return root
+
+
+def on_a_terminal(platform: RunningPlatform, *args: str) -> tuple[int, str, str]:
+    """Run the CLI with stderr on a pseudo-terminal: (exit code, stdout, what the terminal got)."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ondo", *args],
+        env={**platform.env, "ONDO_TOKEN": platform.token},
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+        cwd=REPO,
+    )
+    os.close(follower)
+    terminal = b""
+    with contextlib.suppress(OSError):  # EIO once the child closed its end
+        while chunk := os.read(leader, 4096):
+            terminal += chunk
+    os.close(leader)
+    out, _ = proc.communicate(timeout=300)
+    return proc.returncode, out, terminal.decode(errors="replace").replace("\r\n", "\n")
+
+
+def test_deploy_shows_each_step_on_a_terminal_and_is_quiet_in_json(
+    platform: RunningPlatform, tmp_path: Path
+) -> None:
+    wheel = "--no-index\n./tinypkg-0.1-py3-none-any.whl\n"
+    code, out, terminal = on_a_terminal(
+        platform, "deploy", str(write_wheel_app(tmp_path / "a", wheel))
+    )
+    assert code == 0, terminal
+    steps = [line.strip() for line in terminal.splitlines() if line.strip().startswith("…")]
+    assert steps == [
+        "… function a: installing requirements.txt",
+        "… function a: resolving ./tinypkg-0.1-py3-none-any.whl",
+        "… function a: installing tinypkg",
+        "… function a: importing app.handler",
+    ]
+    assert "function a is now version 1" in out
+
+    code, out, terminal = on_a_terminal(
+        platform, "deploy", str(write_wheel_app(tmp_path / "b", wheel + "# b\n")), "--json"
+    )
+    assert code == 0 and terminal == ""
+    assert json.loads(out)["applied"][0]["version"] == 1
+
+
+def test_a_requirements_error_names_the_users_file(
+    platform: RunningPlatform, tmp_path: Path
+) -> None:
+    app = write_wheel_app(tmp_path / "bad", "--no-index\nno-such-package-here==1.0\n")
+    failed = platform.cli("deploy", str(app))
+    assert failed.returncode == 1
+    assert f"{app / 'requirements.txt'}: pip could not install" in failed.stderr
+    assert "ondo-deploy-" not in failed.stderr  # never the server's temporary copy
+
+
+def test_rule_errors_say_keywords_are_lower_case_and_suggest_actions(
+    platform: RunningPlatform,
+) -> None:
+    upper = platform.cli("rules", "add", "On greeting.requested do invoke hello")
+    assert upper.returncode == 1 and 'keywords are lower case: write "on"' in upper.stderr
+    near = platform.cli("rules", "add", "on greeting.requested do invok hello")
+    assert near.returncode == 1 and 'did you mean "invoke"?' in near.stderr
+
+
+@pytest.mark.parametrize("command", [["logs", "hello", "--follow"], ["events", "tail", "--follow"]])
+def test_follow_keeps_printing_what_arrives(platform: RunningPlatform, command: list[str]) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "ondo", *command],
+        env={**platform.env, "ONDO_TOKEN": platform.token},
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    ) as follower:
+        try:
+            ok(platform, "emit", "greeting.requested", "--data", '{"name": "Follower"}')
+            assert follower.stdout is not None
+            seen = ""
+            while "Follower" not in seen:  # bounded by the platform answering; no timer here
+                line = follower.stdout.readline()
+                assert line, "the follower stopped"
+                seen += line
+        finally:
+            follower.terminate()
+
+
+@pytest.mark.skipif(
+    not (REPO / ".venv" / ".installed").exists(), reason="make run needs the repository's .venv"
+)
+@pytest.mark.parametrize("how", ["make-variable", "environment"])
+def test_make_run_listens_where_it_is_told_and_the_cli_follows_ondo_port(
+    tmp_path: Path, how: str
+) -> None:
+    port = str(free_port())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONDO_")}
+    env["ONDO_DATA_DIR"] = str(tmp_path / "state")
+    argv = ["make", "-o", ".venv/.installed", "run"]  # -o: never reinstall the .venv here
+    if how == "make-variable":
+        argv.append(f"PORT={port}")
+    else:
+        env["ONDO_PORT"] = port
+    with subprocess.Popen(
+        argv,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    ) as make:
+        try:
+            wait_for(lambda: _healthy(int(port)))
+            invoked = subprocess.run(
+                [sys.executable, "-m", "ondo", "invoke", "hello", "--data", '{"name": "Port"}'],
+                env={**env, "ONDO_PORT": port},
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+            )
+            assert invoked.returncode == 0, invoked.stderr
+            assert json.loads(invoked.stdout)["message"] == "Hello, Port!"
+        finally:
+            os.killpg(make.pid, signal.SIGTERM)

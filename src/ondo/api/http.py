@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 from ondo.errors import PayloadTooLarge, ValidationError
 from ondo.platform import Platform
 from ondo.security.tokens import Principal
+from ondo.units import size_text
 
 MAX_STORED_INT = 2**63 - 1  # the largest integer the stores keep (SQLite and PostgreSQL bigint)
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
@@ -62,13 +63,15 @@ async def read_body(request: Request, limit: int) -> bytes:
 def check_declared_length(declared: str, limit: int) -> None:
     """413 before reading, when the Content-Length header already says too much."""
     if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit} bytes")
+        raise PayloadTooLarge(
+            f"request body is {size_text(int(declared))}; the limit is {size_text(limit)}"
+        )
 
 
 def check_running_length(size: int, limit: int) -> None:
     """413 as soon as the bytes read pass the limit (a body without or lying about its length)."""
     if size > limit:
-        raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+        raise PayloadTooLarge(f"request body is over the limit of {size_text(limit)}")
 
 
 def parse_json(body: bytes, what: str = "request body") -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +26,23 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     app_dir = Path(args.dir).resolve()
     manifest = read_manifest(app_dir)  # fail fast, locally, with file:line
-    result = (
-        client_of(args)
-        .request(
-            "POST",
-            "/v1/deployments",
-            content=pack(app_dir),
-            params={"dry_run": str(args.dry_run).lower(), "app": manifest.app},
-            headers={"Content-Type": "application/gzip"},
-        )
-        .json()
-    )
+    request: dict[str, Any] = {
+        "content": pack(app_dir),
+        "params": {"dry_run": str(args.dry_run).lower(), "app": manifest.app, "dir": str(app_dir)},
+        "headers": {"Content-Type": "application/gzip"},
+    }
+    client = client_of(args)
     if args.json:
-        print_json(result)
-    else:
-        print_result(result)
+        print_json(client.request("POST", "/v1/deployments", **request).json())
+        return 0
+    print_result(client.watched("POST", "/v1/deployments", _show_progress, **request))
     return 0
+
+
+def _show_progress(step: str) -> None:
+    """Each step as it starts, on a terminal; nothing in a pipe or a log."""
+    if sys.stderr.isatty():
+        print(f"  … {step}", file=sys.stderr, flush=True)
 
 
 def print_result(result: dict[str, Any]) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -135,15 +134,3 @@ def one_line(value: Any, limit: int = 80) -> str:
     """A value as compact JSON on one line, cut at `limit` characters."""
     text = _cell(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def size_text(size: int) -> str:
-    """Bytes as people read them: 512 B, 64 KiB, 1.5 MiB."""
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if size >= scale:
-            return f"{size / scale:.1f}".removesuffix(".0") + f" {unit}"
-    return f"{size} B"
-
-
-def is_terminal() -> bool:
-    return sys.stderr.isatty()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ondo.errors import PayloadTooLarge, ValidationError
 from ondo.functions.bundle import IGNORED_NAMES
+from ondo.units import size_text
 
 MAX_APP_BYTES = 64 * 1024 * 1024
 
@@ -44,7 +45,7 @@ def unpack(data: bytes, target: Path, limit: int = MAX_APP_BYTES) -> None:
                 raise ValidationError(f"deployment archive: {member.name!r} points outside the app")
             total += member.size
             if total > limit:
-                raise PayloadTooLarge(f"deployment unpacks to more than {limit} bytes")
+                raise PayloadTooLarge(f"deployment unpacks to more than {size_text(limit)}")
             if member.isdir():
                 dest.mkdir(parents=True, exist_ok=True)
                 continue

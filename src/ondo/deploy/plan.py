@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from ondo.deploy import progress
 from ondo.deploy.manifest import FunctionDecl, Manifest
 from ondo.errors import DeployError, OndoError
 from ondo.functions.bundle import hash_code
@@ -58,6 +59,7 @@ class FunctionStep:
             return {"version": functions.get(self.name, self.namespace).version}
         code_hash = await asyncio.to_thread(functions.code.add, self.decl.code_dir)
         layer_hash = await _build_layer(platform, self.decl)
+        progress.report(f"function {self.name}: importing {self.decl.config.handler}")
         try:
             fv = await functions.publish(
                 self.name,
@@ -77,8 +79,13 @@ async def _build_layer(platform: Platform, decl: FunctionDecl) -> str | None:
         return None
     from ondo.runtime import build_layer
 
+    listener = progress.current()
+    progress.report(f"function {decl.name}: installing {decl.requirements.name}")
     path = await asyncio.to_thread(
-        build_layer, decl.requirements, platform.config.data_dir / "layers"
+        build_layer,
+        decl.requirements,
+        platform.config.data_dir / "layers",
+        (lambda step: listener(f"function {decl.name}: {step}")) if listener else None,
     )
     return str(path.name)
 

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from ondo.errors import DeployError
+from ondo.units import size_text
 
 MAX_CODE_BYTES = 50 * 1024 * 1024
 IGNORED_NAMES = frozenset({"__pycache__", ".git", ".venv", ".mypy_cache", ".pytest_cache"})
@@ -33,7 +34,7 @@ def hash_code(root: Path, *, limit: int = MAX_CODE_BYTES) -> str:
         total += path.stat().st_size
         if total > limit:
             raise DeployError(
-                f"code directory {root} is larger than {limit // (1024 * 1024)} MB;"
+                f"code directory {root} is larger than {size_text(limit)};"
                 " keep data out of it or move dependencies to requirements.txt"
             )
         digest.update(str(path.relative_to(root)).encode() + b"\0")

@@ -6,6 +6,7 @@ The grammar is written out in docs/rules.md.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from typing import Any, Final
@@ -114,6 +115,7 @@ class _Parser:
     def expect(self, word: str, context: str, hint: str | None = None) -> Token:
         token = self.accept(word)
         if token is None:
+            hint = _lower_case_hint(self.token, (word, *_CLAUSE_WORDS)) or hint
             raise syntax_error(f'expected "{word}" {context}', self.token.column, hint)
         return token
 
@@ -335,7 +337,7 @@ class _Parser:
         word = self.token
         if not word.is_word(*ACTION_KINDS):
             where = f'after "{after.text}"' if after is not None else 'after "do"'
-            hint = f"actions are {', '.join(ACTION_KINDS)}"
+            hint = _action_hint(word)
             if previous is not None and previous.kind == "notify":
                 copied = ", ".join((*previous.cc, word.text))
                 hint += f'; to copy several people write "notify {previous.target} cc {copied}"'
@@ -382,6 +384,24 @@ class _Parser:
             )
         args: dict[str, Any] = token.value
         return args
+
+
+def _lower_case_hint(token: Token, words: tuple[str, ...]) -> str | None:
+    """For `On`, `DO`, `Invoke`: keywords are lower case."""
+    text = str(token.value) if token.kind == WORD else ""
+    if text.lower() in words and text not in words:
+        return f'keywords are lower case: write "{text.lower()}"'
+    return None
+
+
+def _action_hint(word: Token) -> str:
+    """ "did you mean" for a near miss of an action word, else the list of actions."""
+    known = f"actions are {', '.join(ACTION_KINDS)}"
+    cased = _lower_case_hint(word, ACTION_KINDS)
+    if cased:
+        return cased
+    close = difflib.get_close_matches(str(word.value).lower(), ACTION_KINDS, n=1, cutoff=0.6)
+    return f'did you mean "{close[0]}"? The {known}' if close and word.kind == WORD else known
 
 
 def _before_do(has_condition: bool, has_window: bool, has_throttle: bool) -> tuple[str, str]:

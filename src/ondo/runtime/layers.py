@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ondo.errors import RequirementsError
@@ -16,25 +18,50 @@ from ondo.errors import RequirementsError
 PIP_TIMEOUT_S = 600.0
 _NO_MATCH = re.compile(r"No matching distribution found for ([^\s]+)")
 _NOT_FOUND = re.compile(r"Could not find a version that satisfies the requirement ([^\s]+)")
+# pip's own lines that start a step people wait for, and the word we show for it.
+_PIP_STEPS = (
+    ("Collecting ", "resolving"),
+    ("Processing ", "resolving"),
+    ("Downloading ", "downloading"),
+    ("Using cached ", "downloading (cached)"),
+    ("Building wheel for ", "building"),
+    ("Installing collected packages: ", "installing"),
+)
+
+Progress = Callable[[str], None]
+
+
+def pip_step(line: str) -> str | None:
+    """`resolving requests` for pip's `Collecting requests`; None for lines that start no step."""
+    text = line.strip()
+    for prefix, step in _PIP_STEPS:
+        if text.startswith(prefix):
+            what = text.removeprefix(prefix).split(" (from ")[0]  # not pip's own file paths
+            return f"{step} {what}"
+    return None
 
 
 def layer_hash(requirements: Path) -> str:
     return hashlib.sha256(requirements.read_bytes()).hexdigest()
 
 
-def build_layer(requirements: Path, layers_root: Path) -> Path:
-    """Install `requirements` into layers_root/<sha256 of its content>/ (reused when present)."""
+def build_layer(requirements: Path, layers_root: Path, progress: Progress | None = None) -> Path:
+    """Install `requirements` into layers_root/<sha256 of its content>/ (reused when present).
+
+    `progress` hears each step of pip's work as it starts (resolving, downloading, building).
+    """
     try:
         digest = layer_hash(requirements)
     except OSError as exc:
         raise RequirementsError(f"cannot read {requirements}: {exc.strerror}") from exc
     target = layers_root / digest
     if target.is_dir():
+        (progress or _quiet)(f"{requirements.name} unchanged: layer {digest[:12]} reused")
         return target
     layers_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=layers_root))
     try:
-        _pip_install(requirements, staging)
+        _pip_install(requirements, staging, progress or _quiet)
         os.chmod(staging, 0o755)
         try:
             staging.rename(target)
@@ -47,28 +74,53 @@ def build_layer(requirements: Path, layers_root: Path) -> Path:
     return target
 
 
-def _pip_install(requirements: Path, into: Path) -> None:
+def _quiet(step: str) -> None:
+    pass
+
+
+def _pip_install(requirements: Path, into: Path, progress: Progress) -> None:
     command = [
-        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-        "--no-input", "--no-warn-script-location", "--target", str(into),
-        "-r", str(requirements),
+        sys.executable, "-m", "pip", "install", "--progress-bar", "off",
+        "--disable-pip-version-check", "--no-input", "--no-warn-script-location",
+        "--target", str(into), "-r", str(requirements),
     ]  # fmt: skip
-    try:
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=PIP_TIMEOUT_S,
-            cwd=requirements.parent,
-            env={**os.environ, "PIP_NO_INPUT": "1"},
-        )
-    except subprocess.TimeoutExpired as exc:
+    with subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=requirements.parent,
+        env={**os.environ, "PIP_NO_INPUT": "1"},
+    ) as pip:
+        expired = threading.Event()
+        timer = threading.Timer(PIP_TIMEOUT_S, _expire, (pip, expired))
+        timer.start()
+        output = _follow(pip.stdout, progress)
+        returncode = pip.wait()
+        timer.cancel()
+    if expired.is_set():
         raise RequirementsError(
             f"{requirements}: pip did not finish in {PIP_TIMEOUT_S:.0f} s; "
             "check the network or pin smaller packages"
-        ) from exc
-    if done.returncode != 0:
-        raise RequirementsError(_explain(requirements, done.stderr or done.stdout))
+        )
+    if returncode != 0:
+        raise RequirementsError(_explain(requirements, output))
+
+
+def _expire(pip: subprocess.Popen[str], expired: threading.Event) -> None:
+    expired.set()
+    pip.kill()
+
+
+def _follow(stream: Iterable[str] | None, progress: Progress) -> str:
+    """pip's output, reporting each step as its line arrives."""
+    lines: list[str] = []
+    for line in stream or ():
+        lines.append(line)
+        step = pip_step(line)
+        if step:
+            progress(step)
+    return "".join(lines)
 
 
 def _explain(requirements: Path, output: str) -> str:

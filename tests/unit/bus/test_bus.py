@@ -191,7 +191,7 @@ def test_sqlite_group_commit_batches_concurrent_appends(tmp_path: Path) -> None:
 def test_oversized_event_is_refused_before_anything_is_written(make_bus: BusFactory) -> None:
     async def body(bus: Bus) -> None:
         big = CloudEvent(id="big", source="/s", type="t", data="x" * 2000)
-        with pytest.raises(PayloadTooLarge, match="limit is 1000 bytes"):
+        with pytest.raises(PayloadTooLarge, match="limit is 1000 B"):
             await bus.append([ev(1), big])
         assert await bus.read(0) == []
 

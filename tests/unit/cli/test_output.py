@@ -9,9 +9,10 @@ from collections.abc import Iterator
 import pytest
 
 from ondo.cli.clock import parse_duration
-from ondo.cli.output import for_json, local_time, localize, size_text
+from ondo.cli.output import for_json, local_time, localize
 from ondo.errors import ValidationError
 from ondo.events import format_epoch
+from ondo.units import size_text
 
 
 @pytest.fixture
@@ -60,10 +61,12 @@ def test_bad_durations_say_how_to_write_one(text: str) -> None:
 
 
 def test_sizes_read_in_binary_units() -> None:
-    assert [size_text(n) for n in (512, 1024, 1536, 64 << 20, 3 << 30)] == [
+    sizes = (512, 1024, 1536, 64 << 20, 3 << 30, (64 << 10) + 1)
+    assert [size_text(n) for n in sizes] == [
         "512 B",
         "1 KiB",
         "1.5 KiB",
         "64 MiB",
         "3 GiB",
+        "64.1 KiB",  # one byte over 64 KiB never reads as the limit itself
     ]

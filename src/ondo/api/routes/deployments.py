@@ -4,29 +4,47 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from functools import partial
 from pathlib import Path
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ondo.api.http import answer, namespace_of, platform_of, read_body
+from ondo.api.progress import progress_stream, wants_progress
 from ondo.deploy.bundle import MAX_APP_BYTES, unpack
 from ondo.deploy.manifest import Manifest, read_manifest
 from ondo.deploy.plan import apply_plan, make_plan
+from ondo.errors import OndoError
 from ondo.platform import Platform
 
 
-async def deploy(request: Request) -> JSONResponse:
+async def deploy(request: Request) -> Response:
+    """Apply an app archive (`?dry_run=true`: plan only); NDJSON progress when asked for."""
     platform = platform_of(request)
     body = await read_body(request, MAX_APP_BYTES)
-    dry_run = request.query_params.get("dry_run", "false").lower() in ("1", "true", "yes")
+    job = partial(_deploy_archive, platform, body, request.query_params, namespace_of(request))
+    if wants_progress(request):
+        return progress_stream(job)
+    return answer(await job())
+
+
+async def _deploy_archive(
+    platform: Platform, body: bytes, params: QueryParams, namespace: str
+) -> dict[str, object]:
+    dry_run = params.get("dry_run", "false").lower() in ("1", "true", "yes")
     with tempfile.TemporaryDirectory(prefix="ondo-deploy-") as tmp:
         root = Path(tmp)
-        await asyncio.to_thread(unpack, body, root)
-        manifest = read_manifest(root, request.query_params.get("app"))
-        result = await deploy_manifest(platform, manifest, namespace_of(request), dry_run)
-    return answer(result)
+        try:
+            await asyncio.to_thread(unpack, body, root)
+            manifest = read_manifest(root, params.get("app"))
+            return await deploy_manifest(platform, manifest, namespace, dry_run)
+        except OndoError as exc:
+            # Name the sender's files (`?dir=` is their app directory), not this temporary copy.
+            exc.args = (str(exc).replace(str(root), params.get("dir") or "<app>"),)
+            raise
 
 
 async def deploy_manifest(
