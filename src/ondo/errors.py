@@ -75,6 +75,12 @@ class PatternError(OndoError, ValueError):
     status = 400
 
 
+class PatternTooLarge(PatternError):
+    """Raised when a pattern exceeds a bound of ondo.patterns.limits (the message names it)."""
+
+    code = "pattern_too_large"
+
+
 # --- functions and runtime --------------------------------------------------------------
 
 
@@ -153,6 +159,12 @@ class RuleError(ValidationError):
     """Raised when a rule parses but cannot be accepted (unknown function, bad window, types)."""
 
     code = "invalid_rule"
+
+
+class RuleTooLarge(RuleError):
+    """Raised when a rule exceeds a bound of ondo.rules.limits (the message names it)."""
+
+    code = "rule_too_large"
 
 
 class ActionNotAvailable(RuleError):

@@ -83,6 +83,9 @@ def run_show(args: argparse.Namespace) -> int:
         f", owner {rule['owner']}, namespace {rule['namespace']}"
         + (f", app {rule['app']}" if rule.get("app") else "")
     )
+    if rule.get("disabled_reason"):
+        print(f"disabled by ondo: {rule['disabled_reason']}")
+        print(f"  fix the rule, then `ondo rules enable {rule['name']}`")
     print(f"text:     {rule['text'] or '(given as JSON)'}")
     print("compiled:")
     print(json.dumps(rule["compiled"], indent=2))

@@ -13,8 +13,15 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ondo.errors import PatternError
+from ondo.errors import PatternError, PatternTooLarge
 from ondo.patterns.field import Field
+from ondo.patterns.limits import (
+    MAX_ALTERNATIVES,
+    MAX_PATTERN_STATES,
+    check_json_text,
+    check_path,
+    check_tree,
+)
 from ondo.patterns.operators import (
     AnythingBut,
     Cidr,
@@ -30,24 +37,28 @@ from ondo.patterns.operators import (
 from ondo.patterns.values import is_number, show
 from ondo.patterns.wildcards import MAX_COMPLEXITY, complexity, parse_wildcard
 
-MAX_ALTERNATIVES = 1000  # $or combinations one pattern may expand into
 Alternative = tuple[Field, ...]
 _LOWER = {">": False, ">=": True}
 _UPPER = {"<": False, "<=": True}
 
 
 def parse_pattern(pattern: Mapping[str, Any] | str | bytes) -> tuple[Any, list[Alternative]]:
-    """The pattern as a dict and its alternatives; raises PatternError naming path and reason."""
+    """The pattern as a dict and its alternatives; raises PatternError naming path and reason
+    (PatternTooLarge naming the bound of ondo.patterns.limits it exceeds)."""
     if isinstance(pattern, str | bytes):
+        check_json_text(pattern, "pattern")
         pattern = _load_json(pattern)
     if not isinstance(pattern, Mapping):
         raise PatternError(f"pattern must be a JSON object, got {show(pattern)}")
     if not pattern:
         raise PatternError('pattern is empty: name at least one field, e.g. {"type": ["x"]}')
+    check_tree(pattern, "pattern")  # bounds what the recursive walk below may meet
     alternatives = [tuple(fields) for fields in _object(pattern, "")]
     for fields in alternatives:
         _check_complexity(fields)
-    return pattern, _unique(alternatives)
+    alternatives = _unique(alternatives)
+    _check_states(sum(map(len, alternatives)), "")
+    return pattern, alternatives
 
 
 def _load_json(text: str | bytes) -> Any:
@@ -80,6 +91,7 @@ def _object(obj: Mapping[Any, Any], path: str) -> list[list[Field]]:
             field = _field(_join(path, key), value)
             for fields in alternatives:
                 fields.append(field)
+            _check_states(len(alternatives) * len(alternatives[0]), path)  # a lower bound
         else:
             raise PatternError(
                 f"{_join(path, key)}: values must be in a list, got {show(value)}; "
@@ -97,16 +109,34 @@ def _or(items: list[Any], path: str) -> list[list[Field]]:
         if not isinstance(item, Mapping) or not item:
             raise PatternError(f"{where}[{index}]: each alternative must be a non-empty object")
         result.extend(_object(item, path))
+        _check_alternatives(len(result), where)
     return result
 
 
 def _product(left: list[list[Field]], right: list[list[Field]], path: str) -> list[list[Field]]:
-    if len(left) * len(right) > MAX_ALTERNATIVES:
-        raise PatternError(
-            f"{path or 'pattern'}: $or expands into more than {MAX_ALTERNATIVES} combinations; "
-            "split the pattern into several rules"
-        )
+    """Every left alternative joined with every right one, refused before it is built when
+    that would pass MAX_ALTERNATIVES or MAX_PATTERN_STATES."""
+    _check_alternatives(len(left) * len(right), path)
+    states = len(right) * sum(map(len, left)) + len(left) * sum(map(len, right))
+    _check_states(states, path)
     return [a + b for a, b in itertools.product(left, right)]
+
+
+def _check_alternatives(count: int, path: str) -> None:
+    if count > MAX_ALTERNATIVES:
+        raise PatternTooLarge(
+            f"{path or 'pattern'}: $or expands into more than {MAX_ALTERNATIVES} combinations "
+            "(MAX_ALTERNATIVES); split the pattern into several rules"
+        )
+
+
+def _check_states(states: int, path: str) -> None:
+    if states > MAX_PATTERN_STATES:
+        raise PatternTooLarge(
+            f"{path or 'pattern'}: the pattern would add more than {MAX_PATTERN_STATES} states "
+            "to the matcher (MAX_PATTERN_STATES: one per field condition of each $or "
+            "alternative); split it into several rules"
+        )
 
 
 def _unique(alternatives: list[Alternative]) -> list[Alternative]:
@@ -121,6 +151,7 @@ def _unique(alternatives: list[Alternative]) -> list[Alternative]:
 
 
 def _field(path: str, items: list[Any]) -> Field:
+    check_path(path)
     if not items:
         raise PatternError(f"{path}: an empty list matches nothing; list at least one value")
     operators: dict[Any, Operator] = {}

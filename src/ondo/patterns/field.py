@@ -8,7 +8,7 @@ of every array they share, which is event-ruler's array-consistency rule.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ondo.patterns.operators import Operator
@@ -119,7 +119,9 @@ def _descend(
         if type(element) is dict or isinstance(element, Mapping):
             _collect(element, path_joins, start, here, values, trails)
         elif type(element) is list:
-            _descend(element, path_joins, start, here, values, trails)
+            for inner, inner_trail in nested_elements(element, here):
+                if type(inner) is dict or isinstance(inner, Mapping):
+                    _collect(inner, path_joins, start, inner_trail, values, trails)
 
 
 def _emit(node: Any, trail: Trail, values: list[Any], trails: list[Trail]) -> None:
@@ -128,12 +130,29 @@ def _emit(node: Any, trail: Trail, values: list[Any], trails: list[Trail]) -> No
         values.append(node)
         trails.append(trail)
     elif kind is list:
-        array = id(node)
-        for index, element in enumerate(node):
-            _emit(element, (*trail, (array, index)), values, trails)
+        for element, here in nested_elements(node, trail):
+            if type(element) is not dict and not isinstance(element, Mapping):
+                values.append(element)
+                trails.append(here)
     elif kind is not dict and not isinstance(node, Mapping):
         values.append(node)
         trails.append(trail)
+
+
+def nested_elements(items: list[Any], trail: Trail) -> Iterator[tuple[Any, Trail]]:
+    """The elements of a list that are not lists, looking into lists in it at any depth, in
+    order, each with its trail. Iterative: an event may nest lists deeper than Python recurses."""
+    stack = [(id(items), enumerate(items), trail)]
+    while stack:
+        array, elements, outer = stack[-1]
+        for index, element in elements:
+            here = (*outer, (array, index))
+            if type(element) is list:
+                stack.append((id(element), enumerate(element), here))
+                break
+            yield element, here
+        else:
+            stack.pop()
 
 
 class Candidates:

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from ondo.patterns.field import Candidates, Field, Trail, consistent
+from ondo.patterns.field import Candidates, Field, Trail, consistent, nested_elements
 from ondo.patterns.index import ValueIndex
 from ondo.patterns.pattern import CompiledPattern, compile_pattern
 from ondo.patterns.program import Program, program_of, walk
@@ -305,7 +305,12 @@ def _flatten_array(
         if isinstance(child, Mapping):
             _flatten(child, path, wanted, values, trails, here)
         elif isinstance(child, list):
-            _flatten_array(child, path, wanted, values, trails, here)
+            for inner, inner_trail in nested_elements(child, here):
+                if isinstance(inner, Mapping):
+                    _flatten(inner, path, wanted, values, trails, inner_trail)
+                else:
+                    values.setdefault(path, []).append(inner)
+                    trails.setdefault(path, []).append(inner_trail)
         else:
             values.setdefault(path, []).append(child)
             trails.setdefault(path, []).append(here)

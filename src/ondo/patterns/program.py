@@ -61,8 +61,27 @@ _NOTHING: Entry = (None, RULES, frozenset(), None, None)  # a chain that leads n
 def program_of(state: _State) -> Program:
     """The state's program, compiling it (and any descendant an edit dropped) if needed."""
     if state.program is None and (state.rules or state.fields or state.absent):
-        state.program = _compile(state)
+        _compile_tree(state)
     return state.program
+
+
+def _needs_program(state: _State) -> bool:
+    return state.program is None and bool(state.rules or state.fields or state.absent)
+
+
+def _compile_tree(top: _State) -> None:
+    """Compile `top` and each descendant lacking a program, children before their parent and
+    each subtree's tuples one after another (so they lie close together). Iterative: a rule
+    of many conditions is a long route, deeper than Python's recursion limit."""
+    stack: list[tuple[_State, bool]] = [(top, False)]
+    while stack:
+        state, children_done = stack.pop()
+        if children_done:
+            state.program = _compile(state)
+            continue
+        stack.append((state, True))
+        children = [edge.following for edge in state.edges.values()]
+        stack.extend((child, False) for child in reversed(children) if _needs_program(child))
 
 
 def _entry_of(state: _State) -> Entry:
@@ -73,8 +92,7 @@ def _entry_of(state: _State) -> Entry:
 
 
 def _compile(state: _State) -> Entry:
-    for edge in state.edges.values():  # every descendant first, depth first: each subtree's
-        program_of(edge.following)  # tuples are made one after another, so lie close together
+    """The state's chain; its children have their programs already (see _compile_tree)."""
     parts: list[Part] = []
     if state.rules is not None and len(state.rules) == 1:
         parts.append((None, RULE, next(iter(state.rules)), None))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
@@ -21,7 +22,10 @@ from celpy.adapter import json_to_cel
 from celpy.celparser import CELParseError
 from celpy.evaluation import CELEvalError
 
-from ondo.errors import RuleError
+from ondo.errors import RuleError, RuleTooLarge
+from ondo.patterns.field import nested_elements
+from ondo.patterns.limits import MAX_PATH_SEGMENTS
+from ondo.rules.limits import MAX_CEL_BYTES, MAX_CEL_DEPTH
 
 ORDERING: Final = frozenset({"<", "<=", ">", ">="})
 Literal: TypeAlias = str | int | float | bool | None
@@ -199,10 +203,24 @@ def _cel_literal(value: Literal) -> str:
 
 def leaf_values(event: Mapping[str, Any], path: str) -> list[Any]:
     """The values a dotted path reaches, as EventBridge finds them: lists are looked into
-    element by element, objects are not values, a key may itself hold dots ("a.b")."""
+    element by element, objects are not values, a key may itself hold dots ("a.b").
+
+    Raises RuleTooLarge for a path of more than MAX_PATH_SEGMENTS segments (its look-up costs
+    the square of them): only a CEL condition computing its paths can get one this far."""
+    segments = path.split(".")
+    if len(segments) > MAX_PATH_SEGMENTS:
+        raise RuleTooLarge(_long_path(path, len(segments)))
     found: list[Any] = []
-    _collect(event, path.split("."), 0, found)
+    _collect(event, segments, 0, found)
     return found
+
+
+def _long_path(path: str, segments: int) -> str:
+    shown = path if len(path) <= 60 else f"{path[:60]}…"
+    return (
+        f"the condition looks up the path {shown!r} of {segments} segments; at most "
+        f"{MAX_PATH_SEGMENTS} (MAX_PATH_SEGMENTS) are allowed"
+    )
 
 
 def _collect(node: Mapping[str, Any], segments: list[str], start: int, found: list[Any]) -> None:
@@ -220,14 +238,14 @@ def _descend(node: Any, segments: list[str], start: int, found: list[Any]) -> No
     if isinstance(node, Mapping):
         _collect(node, segments, start, found)
     elif isinstance(node, list):
-        for element in node:
-            _descend(element, segments, start, found)
+        for element, _trail in nested_elements(node, ()):
+            if isinstance(element, Mapping):
+                _collect(element, segments, start, found)
 
 
 def _emit(node: Any, found: list[Any]) -> None:
     if isinstance(node, list):
-        for element in node:
-            _emit(element, found)
+        found.extend(e for e, _trail in nested_elements(node, ()) if not isinstance(e, Mapping))
     elif not isinstance(node, Mapping):
         found.append(node)
 
@@ -288,6 +306,27 @@ class _PathMap(celtypes.MapType):
         return self[key]
 
 
+def _need_a_boolean(x: Any, y: Any, operator: str) -> None:
+    if isinstance(x, celtypes.BoolType) or isinstance(y, celtypes.BoolType):
+        return
+    # cel-python's own message holds the repr of both errors, each holding the one before: a
+    # chain of `&&` over missing fields would take time and memory exponential in its length.
+    raise TypeError(f"neither side of {operator} is a boolean")
+
+
+def _and(x: Any, y: Any) -> Any:
+    """CEL `&&` (an error on one side is absorbed by false on the other)."""
+    _need_a_boolean(x, y, "&&")
+    return celtypes.logical_and(x, y)
+
+
+def _or(x: Any, y: Any) -> Any:
+    """CEL `||` (an error on one side is absorbed by true on the other)."""
+    _need_a_boolean(x, y, "||")
+    return celtypes.logical_or(x, y)
+
+
+_FUNCTIONS: Final = {"_&&_": _and, "_||_": _or}
 _ENVIRONMENT: Final = celpy.Environment()
 # Errors a CEL program may raise on an event it does not fit (missing key, wrong type).
 _EVAL_ERRORS: Final = (CELEvalError, TypeError, ValueError, KeyError, ZeroDivisionError)
@@ -304,11 +343,13 @@ class Condition:
 
     def __init__(self, source: str) -> None:
         self.source = source
+        _check_source(source)
         try:
             tree = _ENVIRONMENT.compile(source)
         except CELParseError as exc:
             raise RuleError(f"condition is not valid CEL: {exc}") from exc
-        self._program = _ENVIRONMENT.program(tree)
+        _check_depth(tree)
+        self._program = _ENVIRONMENT.program(tree, functions=_FUNCTIONS)
         names = {
             str(token)
             for token in tree.scan_values(lambda t: isinstance(t, lark.Token))
@@ -333,3 +374,43 @@ class Condition:
 
     def __repr__(self) -> str:
         return f"Condition({self.source!r})"
+
+
+# --- bounds (see ondo.rules.limits) ------------------------------------------------------
+
+# A path map looked up with a literal path: values["data.a.b"].
+_PATH_MAP_NAMES = "|".join(PATH_MAPS)
+_LITERAL_PATH = re.compile(
+    rf"""\b(?:{_PATH_MAP_NAMES})\s*\[\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""
+)
+
+
+def _check_source(source: str) -> None:
+    """RuleTooLarge for CEL source past MAX_CEL_BYTES or looking up a path past
+    MAX_PATH_SEGMENTS (leaf_values refuses those at run time; this says so up front)."""
+    size = len(source.encode("utf-8", "surrogatepass"))
+    if size > MAX_CEL_BYTES:
+        raise RuleTooLarge(
+            f"the condition's CEL form is {size} bytes long; at most {MAX_CEL_BYTES} "
+            "(MAX_CEL_BYTES) are allowed; split the rule"
+        )
+    for match in _LITERAL_PATH.finditer(source):
+        path = match.group(1)[1:-1]
+        if path.count(".") + 1 > MAX_PATH_SEGMENTS:
+            raise RuleTooLarge(_long_path(path, path.count(".") + 1))
+
+
+def _check_depth(tree: lark.Tree[Any]) -> None:
+    """RuleTooLarge when the syntax tree is deeper than MAX_CEL_DEPTH: cel-python evaluates it
+    by recursion. Measured without recursing."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_CEL_DEPTH:
+            raise RuleTooLarge(
+                f"the condition's CEL syntax tree is more than {MAX_CEL_DEPTH} levels deep "
+                "(MAX_CEL_DEPTH; each parenthesis adds about ten); nest fewer parentheses or "
+                "split the rule"
+            )
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, lark.Tree))

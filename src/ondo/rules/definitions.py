@@ -126,9 +126,12 @@ class RuleBook:
         self._compiled: dict[str, CompiledRule] = {}
         for stored in self.registry.all():
             try:
-                self._compiled[stored.rule_id] = _compile(stored, rule_from_json(stored.spec))
-            except OndoError as exc:
-                log.error("rule %s cannot be loaded and stays inactive: %s", stored.rule_id, exc)
+                self._compiled[stored.rule_id] = _load(stored)
+            except OndoError as exc:  # e.g. stored by a version without today's bounds
+                log.error("rule %s cannot be loaded and is disabled: %s", stored.rule_id, exc)
+                if stored.enabled:
+                    with platform.db.transaction() as conn:
+                        self.disable_in(conn, stored, f"it cannot be loaded: {exc}")
 
     def compiled(self) -> list[CompiledRule]:
         return list(self._compiled.values())
@@ -148,11 +151,14 @@ class RuleBook:
         definition: dict[str, Any] | None = None,
         app: str | None = None,
         known_functions: Collection[str] = (),
+        parsed: ParsedRule | None = None,
     ) -> CompiledRule:
-        """Parse and validate without storing anything; raises RuleSyntaxError or RuleError."""
-        if (text is None) == (definition is None):
-            raise ValidationError("give a rule either as text or as its JSON definition")
-        spec = parse_rule(text) if text is not None else rule_from_json(definition or {})
+        """Parse and validate without storing anything; raises RuleSyntaxError or RuleError.
+
+        `parsed`: what parse_definition made of the same text or definition (the API parses
+        off the event loop)."""
+        parsed = parsed or parse_definition(text, definition)
+        spec = parsed.spec
         seed = text if text is not None else json.dumps(definition, sort_keys=True)
         name = name or derived_name(spec, seed)
         if not NAME_RE.match(name):
@@ -162,7 +168,7 @@ class RuleBook:
             )
         self._validate(spec, name, namespace, known_functions)
         stored = StoredRule(namespace, name, owner, text or spec.text, rule_to_json(spec), app=app)
-        return _compile(stored, spec)
+        return CompiledRule(stored, spec, parsed.condition, _base_pattern(spec))
 
     def _validate(
         self, spec: RuleSpec, name: str, namespace: str, known_functions: Collection[str]
@@ -214,12 +220,27 @@ class RuleBook:
         self._on_change(stored.rule_id, None)
 
     def set_enabled(self, namespace: str, name: str, enabled: bool) -> StoredRule:
-        """Enable or disable; a disabled rule's windows and timers are dropped (it sees nothing)."""
+        """Enable or disable; a disabled rule's windows and timers are dropped (it sees nothing).
+
+        Refuses to enable a stored rule that cannot be loaded (it would match nothing)."""
         stored = self.registry.get(namespace, name)
-        if stored.enabled != enabled:
+        if enabled and stored.rule_id not in self._compiled:
+            _load(stored)  # raises why; a rule that loads was loaded at start
+        if stored.enabled != enabled or stored.disabled_reason is not None:
             with self.platform.db.transaction() as conn:
                 self.registry.set_enabled(conn, namespace, name, enabled, self.platform.clock.now())
                 self._on_forget(conn, stored.rule_id)
+        return self.reload(namespace, name)
+
+    def disable_in(self, conn: sqlite3.Connection, stored: StoredRule, reason: str) -> None:
+        """Inside the caller's transaction: disable a rule that failed, keeping why (shown by
+        `ondo rules show`); the caller calls `reload` once it committed."""
+        now = self.platform.clock.now()
+        self.registry.set_enabled(conn, stored.namespace, stored.name, False, now, reason)
+        self._on_forget(conn, stored.rule_id)
+
+    def reload(self, namespace: str, name: str) -> StoredRule:
+        """Bring the compiled rule and the matcher in step with the stored row."""
         stored = self.registry.get(namespace, name)
         current = self._compiled.get(stored.rule_id)
         if current is not None:
@@ -233,7 +254,26 @@ def _stored_only(registry: RuleRegistry, rule: StoredRule) -> StoredRule | None:
     return registry.find(rule.namespace, rule.name)
 
 
-def _compile(stored: StoredRule, spec: RuleSpec) -> CompiledRule:
+@dataclass(frozen=True)
+class ParsedRule:
+    """A rule's spec and its compiled condition: the costly part of defining a rule."""
+
+    spec: RuleSpec
+    condition: Condition | None
+
+
+def parse_definition(text: str | None, definition: dict[str, Any] | None) -> ParsedRule:
+    """Parse rule text or its JSON definition and compile its condition. Pure (touches no
+    store), so the API runs it on a worker thread; bounded by ondo.rules.limits."""
+    if (text is None) == (definition is None):
+        raise ValidationError("give a rule either as text or as its JSON definition")
+    spec = parse_rule(text) if text is not None else rule_from_json(definition or {})
+    return ParsedRule(spec, Condition(spec.condition) if spec.condition else None)
+
+
+def _load(stored: StoredRule) -> CompiledRule:
+    """A stored rule compiled again (at start, or when it is enabled)."""
+    spec = rule_from_json(stored.spec)
     condition = Condition(spec.condition) if spec.condition else None
     return CompiledRule(stored, spec, condition, _base_pattern(spec))
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from ondo.backends.bus.base import StoredEvent
 from ondo.rules.engine import RuleEngine
+from ondo.rules.isolation import reason_of
 
 if TYPE_CHECKING:
     from ondo.platform import Platform
@@ -127,13 +128,18 @@ class RuleDispatcher:
             self._acked = seq
 
     async def _dispatch_one(self, stored: StoredEvent) -> None:
+        """Decide one event; a rule that fails on it is isolated (engine.dispatch_isolating).
+        What still fails is no rule's fault (the store, the bus): tried again, and recorded as
+        skipped if every attempt fails, so that `ondo trace` says so."""
+        reason = ""
         for attempt in range(1, MAX_ATTEMPTS_PER_EVENT + 1):
             try:
-                await self.engine.dispatch(stored)
+                await self.engine.dispatch_isolating(stored)
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                reason = reason_of(exc)
                 log.exception(
                     "dispatching event %s (seq %d) failed, attempt %d of %d",
                     stored.event.id,
@@ -142,9 +148,20 @@ class RuleDispatcher:
                     MAX_ATTEMPTS_PER_EVENT,
                 )
                 await asyncio.sleep(RETRY_DELAY_S * attempt)
-        log.error(
-            "skipping event %s (seq %d): it failed every attempt", stored.event.id, stored.seq
-        )
+        self._record_skipped(stored, reason)
+
+    def _record_skipped(self, stored: StoredEvent, reason: str) -> None:
+        log.error("skipping event %s (seq %d): %s", stored.event.id, stored.seq, reason)
+        try:
+            self.engine.log.record_skipped(
+                stored.namespace,
+                stored.event.to_json_dict(),
+                self.platform.clock.now(),
+                MAX_ATTEMPTS_PER_EVENT,
+                reason,
+            )
+        except Exception:  # the store itself is what fails: the log above is all there is
+            log.exception("recording that event %s was skipped failed", stored.event.id)
 
     async def catch_up(self) -> int:
         """Dispatch everything on the bus now (tests with the manual clock); returns the count."""

@@ -30,6 +30,7 @@ TIMER_PENDING = "timer already pending"
 TIMER_CANCELLED = "timer cancelled"
 CONDITION_FALSE = "condition false"
 ERROR = "error"
+FAILED = "failed"  # the rule raised on the event and was disabled (see isolation.py)
 
 MIGRATIONS = [
     (
@@ -56,6 +57,22 @@ MIGRATIONS = [
             ON rule_enforcements (namespace, rule, at);
         CREATE INDEX IF NOT EXISTS rule_enforcements_outbox ON rule_enforcements (enqueued)
             WHERE enqueued = 0
+        """,
+    ),
+    (
+        "rules_enforcements_002",
+        """
+        CREATE TABLE IF NOT EXISTS rule_skipped_events (
+            namespace TEXT NOT NULL,
+            event_source TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            at REAL NOT NULL,
+            attempts INTEGER NOT NULL,
+            reason TEXT NOT NULL,
+            PRIMARY KEY (namespace, event_source, event_id)
+        );
+        CREATE INDEX IF NOT EXISTS rule_skipped_events_by_event ON rule_skipped_events (event_id)
         """,
     ),
 ]
@@ -222,6 +239,34 @@ class EnforcementLog:
             params.append(event_source)
         rows = self.db.query(sql + " ORDER BY at, rule, stage", params)
         return [_from_row(r) for r in rows]
+
+    def record_skipped(
+        self, namespace: str, event: dict[str, Any], at: float, attempts: int, reason: str
+    ) -> None:
+        """An event the dispatcher gave up on (no rule to blame): kept so `trace` says so."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO rule_skipped_events"
+            " (namespace, event_source, event_id, event_type, at, attempts, reason)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                namespace,
+                str(event.get("source")),
+                str(event.get("id")),
+                str(event.get("type", "")),
+                at,
+                attempts,
+                reason,
+            ),
+        )
+
+    def skipped(self, event_id: str, namespace: str) -> list[dict[str, Any]]:
+        """The dispatcher's give-ups on an event: when, after how many attempts, and why."""
+        rows = self.db.query(
+            "SELECT event_source, at, attempts, reason FROM rule_skipped_events"
+            " WHERE event_id = ? AND namespace = ? ORDER BY at",
+            (event_id, namespace),
+        )
+        return [dict(row) for row in rows]
 
     def for_rule(self, namespace: str, rule: str, limit: int = 50) -> list[Enforcement]:
         rows = self.db.query(

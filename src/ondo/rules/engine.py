@@ -27,10 +27,10 @@ from prometheus_client import CollectorRegistry, Counter
 
 from ondo.actions.base import ActionRequest
 from ondo.backends.bus.base import StoredEvent
-from ondo.events import format_epoch
+from ondo.events import HOPS_EXTENSION, format_epoch
 from ondo.patterns import Matcher
 from ondo.patterns.field import Field
-from ondo.rules import enforcement, windows
+from ondo.rules import enforcement, isolation, windows
 from ondo.rules.definitions import CompiledRule, RuleBook
 from ondo.rules.enforcement import Enforcement, PlannedAction, Stage
 from ondo.rules.model import CountWindow, SustainWindow
@@ -157,7 +157,7 @@ class RuleEngine:
             if not self._may_concern(stored.namespace, stored.event.type):
                 continue
             event_json = stored.event.to_json_dict()
-            rules = self._rules_for(stored, event_json, only_rule)
+            rules = self.rules_for(stored, event_json, only_rule)
             if rules:
                 concerned.append((stored, event_json, rules))
         decided: list[tuple[Enforcement, bool]] = []
@@ -171,7 +171,7 @@ class RuleEngine:
                 self._count(rec)
         return [rec for rec, _new in decided]
 
-    def _rules_for(
+    def rules_for(
         self, stored: StoredEvent, event_json: dict[str, Any], only_rule: str | None
     ) -> list[tuple[CompiledRule, bool]]:
         """The enabled rules the event concerns, with whether their full pattern matched."""
@@ -198,14 +198,38 @@ class RuleEngine:
         ]
 
     def _decide_once(
-        self, rule: CompiledRule, event: dict[str, Any], hops: int, now: float, full: bool
+        self,
+        rule: CompiledRule,
+        event: dict[str, Any],
+        hops: int,
+        now: float,
+        full: bool,
+        with_jobs: bool = False,
     ) -> Enforcement:
-        """Decide and record in a transaction of its own, without enqueueing a firing's jobs."""
+        """Decide and record in a transaction of its own (`with_jobs`: a firing's jobs too)."""
         with self.db.transaction() as conn:
-            rec, new = self._decide_in(conn, rule, event, hops, now, full, False)
+            rec, new = self._decide_in(conn, rule, event, hops, now, full, with_jobs)
         if new:
             self._count(rec)
         return rec
+
+    def decide_alone(
+        self, rule: CompiledRule, event: dict[str, Any], hops: int, now: float, full: bool
+    ) -> Enforcement:
+        """One rule's decision on one event, with its jobs, in a transaction of its own."""
+        return self._decide_once(rule, event, hops, now, full, with_jobs=True)
+
+    async def dispatch_isolating(self, stored: StoredEvent) -> list[Enforcement]:
+        """`dispatch`, but should deciding the event raise, decide it rule by rule: a rule that
+        raises is disabled and recorded as failed, every other rule decides (isolation.py).
+        Errors of the store or bus propagate, for the caller to try again."""
+        try:
+            return self.dispatch_now([stored])
+        except isolation.TRANSIENT:
+            raise
+        except Exception:
+            log.warning("deciding event %s failed; deciding rule by rule", stored.event.id)
+        return await isolation.decide_rule_by_rule(self, stored)
 
     def _decide_in(
         self,
@@ -359,6 +383,18 @@ class RuleEngine:
             self.platform.actions.enqueue_in(conn, self._requests(rec, event, rule))
         return rec
 
+    def record_failure(
+        self,
+        conn: sqlite3.Connection,
+        rule: CompiledRule,
+        stage: Stage,
+        event: dict[str, Any],
+        reason: str,
+    ) -> Enforcement:
+        """Record that the rule raised on the event (isolation.py disables it alongside)."""
+        decision = Decision(enforcement.FAILED, reason)
+        return self._record(conn, rule, stage, event, self.clock.now(), decision)
+
     def _count(self, rec: Enforcement) -> None:
         """Metrics for a new decision, once its transaction committed."""
         if rec.outcome == enforcement.FIRED:
@@ -432,8 +468,22 @@ class RuleEngine:
             if not due:
                 return handled
             for timer in due:
-                self._fire_timer(timer, now)
+                await self._fire_timer_isolating(timer, now)
                 handled += 1
+
+    async def _fire_timer_isolating(self, timer: windows.Timer, now: float) -> None:
+        """Fire a timer; a rule whose firing raises is disabled (its timer cancelled)."""
+        try:
+            self._fire_timer(timer, now)
+        except isolation.TRANSIENT:
+            raise
+        except Exception as exc:
+            rule = self.book.compiled_rule(timer.rule_id)
+            if rule is None:
+                raise
+            failure = isolation.RuleFailure(rule, isolation.reason_of(exc))
+            hops = _hops_of(timer.event)
+            await isolation.isolate(self, failure, "timer", timer.event, hops)
 
     def _fire_timer(self, timer: windows.Timer, now: float) -> Enforcement | None:
         """Mark the timer, decide and record the firing, and enqueue its jobs: one transaction."""
@@ -466,6 +516,11 @@ class RuleEngine:
         rid = f"{namespace}/{name}"
         state: dict[str, Any] = self.db.call(lambda conn: windows.window_state(conn, rid))
         return state
+
+
+def _hops_of(event: dict[str, Any]) -> int:
+    hops = event.get(HOPS_EXTENSION, 0)
+    return hops if isinstance(hops, int) and not isinstance(hops, bool) else 0
 
 
 def _uid(event: dict[str, Any]) -> str:

@@ -8,7 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ondo.errors import RuleSyntaxError
+from ondo.errors import PatternTooLarge, RuleSyntaxError, RuleTooLarge
+from ondo.patterns.limits import check_json_text
 
 WORD: Final = "word"
 NUMBER: Final = "number"
@@ -157,6 +158,10 @@ def _escape(text: str, index: int) -> tuple[str, int]:
 
 
 def _json_object(text: str, pos: int) -> tuple[Token, int]:
+    try:  # the decoder recurses: its nesting is bounded first
+        check_json_text(text, "the JSON object", pos)
+    except PatternTooLarge as exc:
+        raise RuleTooLarge(f"{exc} (at column {pos + 1})") from None
     try:
         value, end = json.JSONDecoder().raw_decode(text, pos)
     except json.JSONDecodeError as exc:

@@ -8,9 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
-from ondo.errors import PatternError, RuleError
+from ondo.errors import PatternError, PatternTooLarge, RuleError, RuleTooLarge
 from ondo.patterns import compile as compile_pattern
+from ondo.patterns.limits import check_tree
 from ondo.rules.conditions import Condition
+from ondo.rules.limits import MAX_ACTIONS
 
 ACTION_KINDS: Final = ("invoke", "emit", "notify", "bcc", "forward", "webhook", "mqtt")
 AVAILABLE_ACTIONS: Final = frozenset({"invoke", "emit"})  # the others parse; the engine refuses
@@ -161,6 +163,11 @@ def rule_from_json(obj: Mapping[str, Any]) -> RuleSpec:
     unknown = sorted(set(obj) - _JSON_FIELDS)
     if unknown:
         raise RuleError(f"unknown rule field {unknown[0]!r}; expected {', '.join(_JSON_ORDER)}")
+    for key, value in obj.items():  # before anything below recurses over them
+        try:
+            check_tree(value, key)
+        except PatternTooLarge as exc:
+            raise RuleTooLarge(str(exc)) from None
     text = _optional_str(obj.get("text"), "text")
     if "pattern" not in obj and text is not None:
         return parse_rule(text)
@@ -201,6 +208,8 @@ def check_pattern(pattern: Mapping[str, Any], where: str) -> None:
     """RuleError naming `where` when ondo.patterns refuses the pattern."""
     try:
         compile_pattern(pattern)
+    except PatternTooLarge as exc:
+        raise RuleTooLarge(f"{where}: {exc}") from exc
     except PatternError as exc:
         raise RuleError(f"{where}: {exc}") from exc
 
@@ -212,7 +221,7 @@ def _condition(value: Any) -> str | None:
     try:
         Condition(text)
     except RuleError as exc:
-        raise RuleError(f"condition: {exc}") from exc
+        raise type(exc)(f"condition: {exc}") from exc
     return text
 
 
@@ -249,6 +258,10 @@ def _throttle_from_json(value: Any) -> Throttle | None:
 def _actions_from_json(value: Any) -> tuple[Action, ...]:
     if not isinstance(value, list) or not value:
         raise RuleError("actions must be a non-empty list of actions")
+    if len(value) > MAX_ACTIONS:
+        raise RuleTooLarge(
+            f"the rule has {len(value)} actions; at most {MAX_ACTIONS} (MAX_ACTIONS) are allowed"
+        )
     return tuple(_action_from_json(item, f"actions[{i}]") for i, item in enumerate(value))
 
 

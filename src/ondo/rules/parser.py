@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ondo.errors import RuleError
+from ondo.errors import RuleError, RuleTooLarge
 from ondo.rules.compile import split_condition
 from ondo.rules.conditions import (
     ORDERING,
@@ -36,6 +37,13 @@ from ondo.rules.lexer import (
     Token,
     syntax_error,
     tokenize,
+)
+from ondo.rules.limits import (
+    MAX_ACTIONS,
+    MAX_CONDITION_DEPTH,
+    MAX_CONDITIONS,
+    MAX_PATH_SEGMENTS,
+    MAX_RULE_TEXT_BYTES,
 )
 from ondo.rules.model import (
     ACTION_KINDS,
@@ -64,7 +72,14 @@ _WINDOW_HINT: Final = 'or a window such as "3 times within 1h", "for 10m", "at m
 
 
 def parse_rule(text: str) -> RuleSpec:
-    """The RuleSpec for `text`; RuleSyntaxError or RuleError (with the column) when it is wrong."""
+    """The RuleSpec for `text`; RuleSyntaxError or RuleError (with the column) when it is wrong,
+    RuleTooLarge when it exceeds a bound of ondo.rules.limits."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_RULE_TEXT_BYTES:
+        raise RuleTooLarge(
+            f"the rule is {size} bytes long; at most {MAX_RULE_TEXT_BYTES} "
+            "(MAX_RULE_TEXT_BYTES) are allowed; split it into several rules"
+        )
     return _Parser(text).rule()
 
 
@@ -93,6 +108,8 @@ class _Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.index = 0
+        self.depth = 0  # parentheses and `not`s open around the token
+        self.tests = 0  # tests read in the where-condition so far
 
     # --- token helpers -------------------------------------------------------------------
 
@@ -180,15 +197,35 @@ class _Parser:
         return parts[0] if len(parts) == 1 else And(tuple(parts))
 
     def negation(self) -> Node:
-        if self.accept("not"):
-            return Not(self.negation())
-        if self.accept("("):
-            inner = self.condition()
+        if self.token.is_word("not"):
+            return Not(self.nested(self.negation))
+        if self.token.kind == PUNCT and self.token.value == "(":
+            inner = self.nested(self.condition)
             self.expect(")", "to close the parenthesis", "every ( needs a )")
             return inner
         return self.comparison()
 
+    def nested(self, parse: Callable[[], Node]) -> Node:
+        """Consume `not` or `(` and parse what it encloses, one level deeper (bounded, so that
+        neither this parser nor what handles its tree can run out of stack)."""
+        opening = self.advance()
+        if self.depth >= MAX_CONDITION_DEPTH:
+            raise RuleTooLarge(
+                f"the condition nests more than {MAX_CONDITION_DEPTH} parentheses and `not`s "
+                f"(MAX_CONDITION_DEPTH) at column {opening.column}; write it flatter"
+            )
+        self.depth += 1
+        node = parse()
+        self.depth -= 1
+        return node
+
     def comparison(self) -> Node:
+        self.tests += 1
+        if self.tests > MAX_CONDITIONS:
+            raise RuleTooLarge(
+                f"the condition has more than {MAX_CONDITIONS} tests (MAX_CONDITIONS) at column "
+                f"{self.token.column}; split it into several rules"
+            )
         left = self.operand()
         token = self.token
         if token.kind == OP:
@@ -324,6 +361,11 @@ class _Parser:
     def actions(self) -> tuple[Action, ...]:
         actions = [self.action()]
         while separator := self.accept("and", ","):
+            if len(actions) == MAX_ACTIONS:
+                raise RuleTooLarge(
+                    f"the rule has more than {MAX_ACTIONS} actions (MAX_ACTIONS) at column "
+                    f"{separator.column}; split it into several rules"
+                )
             actions.append(self.action(after=separator, previous=actions[-1]))
         if self.token.kind != END:
             raise syntax_error(
@@ -443,6 +485,11 @@ def _field(token: Token) -> Field:
             )
         return Field((attribute,), token.column)
     segments = name.split(".")
+    if len(segments) > MAX_PATH_SEGMENTS:
+        raise RuleTooLarge(
+            f"the field at column {token.column} has {len(segments)} segments; at most "
+            f"{MAX_PATH_SEGMENTS} (MAX_PATH_SEGMENTS) are allowed"
+        )
     if not all(_SEGMENT.fullmatch(segment) for segment in segments):
         raise syntax_error(
             f'"{name}" is not a field name',

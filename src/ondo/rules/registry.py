@@ -33,6 +33,10 @@ MIGRATIONS = [
         CREATE INDEX IF NOT EXISTS rules_by_app ON rules (namespace, app)
         """,
     ),
+    (
+        "rules_registry_002",
+        "ALTER TABLE rules ADD COLUMN disabled_reason TEXT",
+    ),
 ]
 
 
@@ -49,6 +53,7 @@ class StoredRule:
     app: str | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    disabled_reason: str | None = None  # set when ondo disabled it (it failed), not a person
 
     @property
     def rule_id(self) -> str:
@@ -66,6 +71,7 @@ class StoredRule:
             "text": self.text,
             "compiled": self.spec,
             "enabled": self.enabled,
+            "disabled_reason": self.disabled_reason,
             "app": self.app,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
@@ -87,6 +93,7 @@ def _from_row(row: sqlite3.Row) -> StoredRule:
         app=row["app"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        disabled_reason=row["disabled_reason"],
     )
 
 
@@ -132,9 +139,8 @@ class RuleRegistry:
         ).fetchone()
         stored = replace(rule, created_at=old[0] if old else now, updated_at=now)
         conn.execute(
-            "INSERT OR REPLACE INTO rules"
-            " (namespace, name, owner, text, spec, enabled, app, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO rules (namespace, name, owner, text, spec, enabled, app,"
+            " created_at, updated_at, disabled_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 stored.namespace,
                 stored.name,
@@ -145,6 +151,7 @@ class RuleRegistry:
                 stored.app,
                 stored.created_at,
                 stored.updated_at,
+                stored.disabled_reason,
             ),
         )
         return stored
@@ -153,9 +160,17 @@ class RuleRegistry:
         conn.execute("DELETE FROM rules WHERE namespace = ? AND name = ?", (namespace, name))
 
     def set_enabled(
-        self, conn: sqlite3.Connection, namespace: str, name: str, enabled: bool, now: float
+        self,
+        conn: sqlite3.Connection,
+        namespace: str,
+        name: str,
+        enabled: bool,
+        now: float,
+        reason: str | None = None,
     ) -> None:
+        """Enable or disable; `reason`: why ondo disabled it (cleared by any other change)."""
         conn.execute(
-            "UPDATE rules SET enabled = ?, updated_at = ? WHERE namespace = ? AND name = ?",
-            (int(enabled), now, namespace, name),
+            "UPDATE rules SET enabled = ?, disabled_reason = ?, updated_at = ?"
+            " WHERE namespace = ? AND name = ?",
+            (int(enabled), reason, now, namespace, name),
         )

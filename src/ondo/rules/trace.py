@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ondo.errors import NotFound
 from ondo.events import format_epoch
+from ondo.rules.enforcement import FAILED
 
 if TYPE_CHECKING:
     from ondo.platform import Platform
@@ -16,7 +17,8 @@ async def trace_event(platform: Platform, event_id: str, namespace: str) -> dict
     """Everything ondo knows about what an event caused, as JSON plus the story in `lines`."""
     stored = await platform.bus.by_id(event_id, namespace)
     records = [r for r in platform.rules.log.for_event(event_id) if r.namespace == namespace]
-    if not stored and not records:
+    skipped = platform.rules.log.skipped(event_id, namespace)
+    if not stored and not records and not skipped:
         raise NotFound(
             f"no event with id {event_id!r} in namespace {namespace!r} (it may have been pruned)"
         )
@@ -24,6 +26,7 @@ async def trace_event(platform: Platform, event_id: str, namespace: str) -> dict
     out: dict[str, Any] = {
         "events": [s.to_json() for s in stored],
         "decisions": decisions,
+        "skipped": skipped,
     }
     out["lines"] = describe(out)
     return out
@@ -64,7 +67,13 @@ def describe(trace: dict[str, Any]) -> list[str]:
             f"event {ev['id']} ({ev['type']} from {ev['source']}) arrived at"
             f" {_when(stored['received_at'])}, seq {stored['seq']}"
         )
-    if not trace["decisions"]:
+    skipped = trace.get("skipped", [])
+    for skip in skipped:
+        lines.append(
+            f"  the rules dispatcher gave up on it at {_when(skip['at'])} after"
+            f" {skip['attempts']} attempts and skipped it: {skip['reason']}"
+        )
+    if not trace["decisions"] and not skipped:
         lines.append("  no rule matched it")
     for dec in trace["decisions"]:
         lines.extend(_describe_decision(dec))
@@ -73,6 +82,10 @@ def describe(trace: dict[str, Any]) -> list[str]:
 
 def _describe_decision(dec: dict[str, Any]) -> list[str]:
     stage = "its timer" if dec["stage"] == "timer" else "the event"
+    if dec["outcome"] == FAILED:
+        on = "its timer" if dec["stage"] == "timer" else "this event"
+        when = _when(dec["at"])
+        return [f"  rule {dec['rule']} failed on {on} ({when}) and was disabled: {dec['detail']}"]
     detail = f": {dec['detail']}" if dec["detail"] else ""
     lines = [f"  rule {dec['rule']} ({stage}, {_when(dec['at'])}): {dec['outcome']}{detail}"]
     jobs = {j["action_index"]: j for j in dec["jobs"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.requests import Request
@@ -11,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 from ondo.api.http import answer, int_param, json_body, namespace_of, platform_of, principal_of
 from ondo.errors import ValidationError
 from ondo.platform import Platform
+from ondo.rules.definitions import parse_definition
 from ondo.rules.tester import dry_run
 from ondo.rules.trace import trace_event
 
@@ -42,8 +44,15 @@ async def create_rule(request: Request) -> JSONResponse:
         )
     namespace = namespace_of(request)
     book = platform.rules.book
+    # Parsing and compiling is the costly part (bounded by ondo.rules.limits): off the loop.
+    parsed = await asyncio.to_thread(parse_definition, text, definition)
     rule = book.prepare(
-        namespace, principal_of(request).name, name=name, text=text, definition=definition
+        namespace,
+        principal_of(request).name,
+        name=name,
+        text=text,
+        definition=definition,
+        parsed=parsed,
     )
     replace = request.query_params.get("replace", "false").lower() in ("1", "true", "yes")
     stored = book.add(rule, replace_existing=replace)

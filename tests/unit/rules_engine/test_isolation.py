@@ -1,0 +1,121 @@
+"""Issue 9 item 4: a rule that fails on an event is disabled with its reason, and every other
+rule goes on deciding that event and the later ones; nothing is skipped silently."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ondo.errors import RuleError
+from ondo.events import CloudEvent
+from ondo.rules import enforcement
+from ondo.rules.definitions import RuleBook
+from ondo.rules.isolation import RULE_FAILED
+from ondo.rules.trace import trace_event
+from tests.unit.rules_engine.conftest import Harness, run
+
+# A condition in CEL that looks up a path it computes: too long a path (MAX_PATH_SEGMENTS)
+# cannot be refused when the rule is defined, so its evaluation raises on every event.
+LONG_PATH = '"a" + ".a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a"'
+FAILING = {
+    "pattern": {"type": ["order.placed"]},
+    "condition": f"values[{LONG_PATH}] == []",
+    "actions": [{"kind": "emit", "target": "order.odd"}],
+}
+
+
+def _add_json(harness: Harness, name: str, definition: dict[str, Any]) -> None:
+    book = harness.platform.rules.book
+    book.add(book.prepare("default", "admin", name=name, definition=definition))
+
+
+async def _publish_and_dispatch(harness: Harness, *event_ids: str) -> None:
+    platform = harness.platform
+    events = [CloudEvent(source="shop", type="order.placed", id=i, data={}) for i in event_ids]
+    await platform.bus.append(events)
+    dispatcher = platform.rules.dispatcher
+    assert dispatcher is not None
+    await dispatcher.catch_up()
+
+
+def _outcomes(harness: Harness, event_id: str) -> dict[str, str]:
+    return {r.rule: r.outcome for r in harness.platform.rules.log.for_event(event_id)}
+
+
+def test_a_failing_rule_is_disabled_and_the_others_fire_on_the_same_event(
+    harness: Harness,
+) -> None:
+    harness.add("on order.placed do emit order.seen", name="good")
+    _add_json(harness, "bad", FAILING)
+    harness.add("on order.placed where total > limit do emit order.big", name="other")
+
+    async def body() -> tuple[list[str], list[Any]]:
+        await _publish_and_dispatch(harness, "o-1")
+        trace = await trace_event(harness.platform, "o-1", "default")
+        await _publish_and_dispatch(harness, "o-2")
+        failed = [s.event for s in await harness.platform.bus.read(0, 100)]
+        return trace["lines"], [e for e in failed if e.type == RULE_FAILED]
+
+    lines, announced = run(body)
+    assert _outcomes(harness, "o-1") == {
+        "bad": enforcement.FAILED,
+        "good": enforcement.FIRED,
+        "other": enforcement.CONDITION_FALSE,
+    }
+    assert _outcomes(harness, "o-2") == {"good": enforcement.FIRED, "other": "condition false"}
+    stored = harness.platform.rules.book.registry.get("default", "bad")
+    assert not stored.enabled
+    assert stored.disabled_reason is not None and "MAX_PATH_SEGMENTS" in stored.disabled_reason
+    assert stored.to_json()["disabled_reason"] == stored.disabled_reason
+    assert any(
+        "rule bad failed on this event" in line and "was disabled" in line for line in lines
+    ), lines
+    assert len(announced) == 1
+    assert (announced[0].source, announced[0].subject) == ("ondo", "bad")
+    data: Any = announced[0].data
+    assert data["event"]["id"] == "o-1" and "MAX_PATH_SEGMENTS" in data["reason"]
+    assert [json.loads(j["request"])["action"]["target"] for j in harness.jobs("good")] == [
+        "order.seen",
+        "order.seen",
+    ]
+
+
+def test_enabling_the_rule_again_lets_it_fail_again_and_be_disabled_again(
+    harness: Harness,
+) -> None:
+    _add_json(harness, "bad", FAILING)
+    run(lambda: _publish_and_dispatch(harness, "o-1"))
+    book = harness.platform.rules.book
+    assert book.set_enabled("default", "bad", True).disabled_reason is None
+    run(lambda: _publish_and_dispatch(harness, "o-2"))
+    assert book.registry.get("default", "bad").disabled_reason is not None
+    assert _outcomes(harness, "o-2") == {"bad": enforcement.FAILED}
+
+
+def test_a_stored_rule_that_no_longer_loads_is_disabled_with_its_reason_at_start(
+    harness: Harness,
+) -> None:
+    """A rule stored by a version without today's bounds: a condition of 100 parentheses
+    compiled, then raised RecursionError when evaluated."""
+    harness.add("on order.placed do emit order.seen", name="good")
+    old = {**FAILING, "condition": "(" * 100 + "true" + ")" * 100, "base_pattern": None}
+    old.update(window=None, throttle=None, text=None)
+    old["actions"] = [{"kind": "emit", "target": "x", "args": None, "cc": []}]
+    with harness.platform.db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO rules (namespace, name, owner, text, spec, enabled, app, created_at,"
+            " updated_at) VALUES ('default', 'old', 'admin', NULL, ?, 1, NULL, 0, 0)",
+            (json.dumps(old),),
+        )
+    platform = harness.platform
+    book = RuleBook(platform, on_change=lambda *_: None, on_forget=lambda *_: None)
+    stored = book.registry.get("default", "old")
+    assert not stored.enabled
+    assert stored.disabled_reason is not None and "MAX_CEL_DEPTH" in stored.disabled_reason
+    try:
+        book.set_enabled("default", "old", True)
+    except RuleError as exc:
+        assert "MAX_CEL_DEPTH" in str(exc)
+    else:
+        raise AssertionError("a rule that cannot be loaded was enabled")
+    assert book.compiled_rule("default/good") is not None
