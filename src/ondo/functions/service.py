@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -13,7 +12,7 @@ from typing import Any
 from ondo.backends.store.sqlite_functions import FunctionRepository
 from ondo.clock import Clock
 from ondo.deadlines import Deadlines
-from ondo.errors import ConcurrencyExhausted, NotFound
+from ondo.errors import ConcurrencyExhausted, NotFound, OndoError
 from ondo.functions.bundle import CodeStore
 from ondo.functions.model import FunctionConfig, FunctionVersion, InvocationRecord
 from ondo.functions.records import RecordWriter
@@ -232,40 +231,55 @@ class FunctionService:
         return record
 
     def resume_pending(self) -> int:
-        """After a restart: run again every async invocation accepted but not finished."""
+        """After a restart: run again every async invocation accepted but not finished, except
+        one that was running at two crashes in a row (it may be what crashes the platform)."""
         count = 0
-        for record, payload in self.repo.pending():
+        for record, payload, resumed in self.repo.pending():
+            if record.status == "running" and resumed:
+                self._end_failed(record, dict(PLATFORM_CRASH_ERROR))
+                continue
             fv = self.repo.version(record.namespace, record.function, record.version)
             if fv is None:
                 fv = self.repo.current(record.namespace, record.function)
             if fv is None:
                 self._finish_without_run(record, "function was deleted before it ran")
                 continue
-            self._spawn(fv, replace(record, status="queued"), payload)
+            self.repo.count_resumption(record.id)
+            self._spawn(fv, replace(record, status="queued"), payload, resumed=True)
             count += 1
         self.repo.interrupt_running_sync(self.clock.now())
         return count
 
-    def _spawn(self, fv: FunctionVersion, record: InvocationRecord, payload: bytes) -> None:
-        task = asyncio.create_task(self._run_async(fv, record, payload))
+    def _spawn(
+        self, fv: FunctionVersion, record: InvocationRecord, payload: bytes, resumed: bool = False
+    ) -> None:
+        task = asyncio.create_task(self._run_async(fv, record, payload, resumed))
         self._async_tasks.add(task)
         task.add_done_callback(self._async_tasks.discard)
 
     async def _run_async(
-        self, fv: FunctionVersion, record: InvocationRecord, payload: bytes
+        self, fv: FunctionVersion, record: InvocationRecord, payload: bytes, resumed: bool
     ) -> None:
         async with self._slot(fv):
             if self._closing:
                 return  # stays queued in the store; the next start resumes it
             # The `queued` row (with the payload) tracks it until the final record replaces it.
             record = replace(record, status="running")
-            await self._run(fv, record, payload, lazy_row=True, row_payload=payload)
+            if resumed:  # `running` before it runs: a crash now counts (see resume_pending)
+                self.repo.record(record, payload)
+            await self._run(fv, record, payload, lazy_row=not resumed, row_payload=payload)
 
     def _finish_without_run(self, record: InvocationRecord, why: str) -> None:
-        error = {"errorMessage": why, "errorType": "Ondo.NotRun", "stackTrace": []}
-        self.repo.record(
-            replace(record, status="failed", error=error, finished_at=self.clock.now())
+        self._end_failed(
+            record, {"errorMessage": why, "errorType": "Ondo.NotRun", "stackTrace": []}
         )
+
+    def _end_failed(self, record: InvocationRecord, error: dict[str, Any]) -> None:
+        final = replace(record, status="failed", error=error, finished_at=self.clock.now())
+        try:
+            self.repo.record(final)
+        except Exception:  # the store's own failure: what the caller raises says more
+            log.exception("could not record the failure of invocation %s", record.id)
 
     async def _run(
         self,
@@ -285,6 +299,9 @@ class FunctionService:
         try:
             try:
                 outcome = await self.runtime.invoke(self.spec(fv), payload, record.id)
+            except Exception as exc:  # the record ends even when the platform fails to run it
+                self._end_failed(record, _platform_error(exc, record.id))
+                raise
             finally:
                 if lazy_row:
                     self._late_row_deadlines.discard(record.id)
@@ -348,13 +365,33 @@ class FunctionService:
         return self.repo.logs_after(namespace, name, after, limit)
 
 
+PLATFORM_CRASH_ERROR = {
+    "errorMessage": "the platform crashed twice while this invocation was running, so it is"
+    " not resumed again; invoke it again once the cause is fixed (see the platform log)",
+    "errorType": "Ondo.PlatformCrash",
+    "stackTrace": [],
+    "reason": "platform_crash",
+}
+
+
+def _platform_error(exc: Exception, record_id: str) -> dict[str, Any]:
+    """The error of an invocation the platform could not run (no worker, no slot, a bug)."""
+    if isinstance(exc, OndoError):
+        message, kind = str(exc), f"Ondo.{type(exc).__name__}"
+    else:
+        log.error("invocation %s failed in the platform", record_id, exc_info=exc)
+        message = f"internal error ({type(exc).__name__}); see the platform log"
+        kind = "Ondo.InternalError"
+    return {"errorMessage": message, "errorType": kind, "stackTrace": [], "reason": "platform"}
+
+
 def _apply_outcome(
     record: InvocationRecord, outcome: InvocationOutcome, now: float
 ) -> InvocationRecord:
     result: Any = None
     raw: bytes | None = None
     if outcome.status == "succeeded" and outcome.result is not None:
-        raw, result = _checked_json(outcome.result)
+        raw, result = outcome.result, outcome.value  # the runtime checked it is UTF-8 JSON
     # Every field spelled out rather than dataclasses.replace, which inspects the class on each
     # call (5% of the server's time at concurrency 64); test_records checks none is forgotten.
     return InvocationRecord(
@@ -376,12 +413,3 @@ def _apply_outcome(
         finished_at=now,
         result_json=raw,
     )
-
-
-def _checked_json(data: bytes) -> tuple[bytes | None, Any]:
-    """The worker's result parsed; its bytes kept for answering as is only if UTF-8 JSON."""
-    try:
-        text = data.decode()
-    except UnicodeDecodeError:
-        return None, json.loads(data)
-    return data, json.loads(text)

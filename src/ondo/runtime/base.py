@@ -53,6 +53,7 @@ class InvocationOutcome:
     duration_ms: float  # handler time
     max_memory_mb: float  # peak RSS of the worker
     logs: str  # captured stdout+stderr, bounded, truncated with "…[truncated N bytes]"
+    value: Any = None  # `result` parsed: the runtime checked that it is UTF-8 JSON
 
 
 class Runtime(Protocol):

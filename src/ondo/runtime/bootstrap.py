@@ -230,7 +230,7 @@ def run_invocation(
     timeout = float(config["timeout_s"])
     started = time.monotonic()
     context = LambdaContext(config, str(header["id"]), started + timeout)
-    reply: dict[str, Any] = {"status": "failed"}
+    reply: dict[str, Any] = {"id": header["id"], "status": "failed"}
     result = b""
     try:
         event = json.loads(body) if body else None
@@ -255,8 +255,12 @@ def run_invocation(
 
 def encode_result(value: Any) -> tuple[bytes, dict[str, Any] | None]:
     try:
-        text = json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
-    except (TypeError, ValueError, RecursionError) as exc:
+        # Not ASCII-escaped: a str that is not Unicode (a lone surrogate) fails here, as the
+        # handler's error, instead of reaching the platform as an escape it cannot show.
+        text = json.dumps(
+            value, separators=(",", ":"), allow_nan=False, ensure_ascii=False
+        ).encode()
+    except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
         return b"", lambda_error(exc, "Runtime.ResultNotSerializable")
     if len(text) > MAX_RESULT_BYTES:
         message = (

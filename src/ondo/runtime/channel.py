@@ -150,24 +150,24 @@ class WorkerChannel:
         self._resolve(pid)
 
     def _parse(self) -> None:
+        if self.pending.done():  # even a partial frame: nothing may arrive between requests
+            self._break("data nobody asked for")
+            return
         if len(self.buffer) < FRAME.size:
             return
         head_len, body_len = FRAME.unpack_from(self.buffer)
         if head_len > MAX_REPLY_HEADER or body_len > MAX_REPLY_BODY:
-            self._break("the worker sent a frame larger than allowed")
+            self._break(f"a frame of {head_len} + {body_len} bytes, more than allowed")
             return
         end = FRAME.size + head_len + body_len
         if len(self.buffer) < end:
             return
-        if len(self.buffer) > end or self.pending.done():
-            self._break("the worker sent data nobody asked for")
+        if len(self.buffer) > end:
+            self._break("data nobody asked for")
             return
-        try:
-            header = json.loads(self.buffer[FRAME.size : FRAME.size + head_len])
-        except ValueError:
-            header = None
-        if not isinstance(header, dict):
-            self._break("the worker sent a reply header that is not a JSON object")
+        header = _header(self.buffer[FRAME.size : FRAME.size + head_len])
+        if header is None:
+            self._break("a reply header that is not a UTF-8 JSON object")
             return
         body = bytes(self.buffer[FRAME.size + head_len : end])
         self.buffer.clear()
@@ -176,6 +176,10 @@ class WorkerChannel:
     def _resolve(self, value: Any) -> None:
         if not self.pending.done():
             self.pending.set_result(value)
+
+    def violated(self, why: str) -> None:
+        """The worker broke the protocol in what it sent (found by the reader of a reply)."""
+        self._break(why)
 
     def _break(self, why: str) -> None:
         self.protocol_error = True
@@ -198,9 +202,21 @@ class WorkerChannel:
         self._close(why)
 
 
+def _header(data: bytearray) -> dict[str, Any] | None:
+    """A frame's header, or None if it is not a UTF-8 JSON object (json.loads alone would also
+    take UTF-16 and 32, and lets RecursionError out for deeply nested arrays)."""
+    try:
+        header = json.loads(data.decode())
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    return header if isinstance(header, dict) else None
+
+
 def credentials_pid(ancdata: list[Any]) -> int | None:
-    """The sender's pid from SCM_CREDENTIALS ancillary data (None if there is none)."""
+    """The sender's pid from SCM_CREDENTIALS ancillary data (None if there is none or it is
+    not a pid: 0 written to cgroup.procs would move the platform itself)."""
     for level, kind, payload in ancdata:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
-            return int(struct.unpack("3i", payload[:12])[0])
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(payload) >= 12:
+            pid = int(struct.unpack("3i", payload[:12])[0])
+            return pid if pid > 0 else None
     return None

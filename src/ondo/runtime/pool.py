@@ -16,6 +16,7 @@ from ondo.deadlines import Deadlines
 from ondo.errors import ConcurrencyExhausted, HandlerImportError, RuntimeUnavailable
 from ondo.runtime.base import FunctionSpec, InvocationOutcome
 from ondo.runtime.channel import WorkerChannel, WorkerGone
+from ondo.runtime.reply import MalformedReply, WorkerReply, read_reply
 from ondo.runtime.worker import Worker, describe_death
 from ondo.runtime.zygote import ZYGOTE_GONE, ZygoteProcess
 
@@ -298,9 +299,14 @@ class FunctionPool:
             took = time.perf_counter() - started
             self.typical_s = took if self.typical_s is None else 0.8 * self.typical_s + 0.2 * took
         worker.invocations += 1
-        if header.get("fatal"):
-            return await self._death(worker, "memory", request_id, cold, init_ms, started, header)
-        outcome = _outcome_from_reply(header, body, worker, cold, init_ms)
+        try:
+            checked = read_reply(header, body, request_id)
+        except MalformedReply as bad:
+            worker.channel.violated(bad.why)
+            return await self._death(worker, bad.why, request_id, cold, init_ms, started)
+        if checked.fatal:
+            return await self._death(worker, "memory", request_id, cold, init_ms, started, checked)
+        outcome = _outcome_from_reply(checked, worker, cold, init_ms)
         self._release(worker)
         return outcome
 
@@ -329,7 +335,7 @@ class FunctionPool:
         cold: bool,
         init_ms: float,
         started: float,
-        reply: dict[str, Any] | None = None,
+        reply: WorkerReply | None = None,
     ) -> InvocationOutcome:
         duration_ms = (time.perf_counter() - started) * 1000.0
         self.counts["kills"] += 1
@@ -342,16 +348,16 @@ class FunctionPool:
         self._idle_changed.set()
         self._refill_spares()
         logs = worker.read_logs()
-        oom = self.hooks.oom_killed(worker.cgroups) or (reply is not None and "fatal" in reply)
+        oom = self.hooks.oom_killed(worker.cgroups) or (reply is not None and reply.fatal)
         peak_mb = self.hooks.peak_memory_mb(worker.cgroups)
         self._forget(worker)
         if worker.killed_for == "timeout":
             outcome = _timed_out(self.spec, request_id, cold, init_ms, duration_ms, logs)
             return replace(outcome, max_memory_mb=peak_mb)
-        death = describe_death(status, oom)
         if worker.killed_for == "protocol":
-            death["reason"] = f"protocol violation: {why}"
-        elif worker.killed_for == "retire":
+            return _unreadable(request_id, why, cold, init_ms, duration_ms, peak_mb, logs)
+        death = describe_death(status, oom)
+        if worker.killed_for == "retire":
             death.update(signal="SIGKILL", reason="the runtime shut down before it finished")
         error = {
             "errorMessage": _death_message(request_id, death),
@@ -359,8 +365,8 @@ class FunctionPool:
             "stackTrace": [],
             **{k: v for k, v in death.items() if k != "errorType"},
         }
-        if reply is not None and reply.get("error"):
-            error["stackTrace"] = reply["error"].get("stackTrace", [])
+        if reply is not None and reply.error is not None:
+            error["stackTrace"] = reply.error["stackTrace"]
         return InvocationOutcome("killed", None, error, cold, init_ms, duration_ms, peak_mb, logs)
 
     async def _wait_tree_gone(self, worker: Worker) -> None:
@@ -461,22 +467,41 @@ class FunctionPool:
 
 
 def _outcome_from_reply(
-    header: dict[str, Any], body: bytes, worker: Worker, cold: bool, init_ms: float
+    reply: WorkerReply, worker: Worker, cold: bool, init_ms: float
 ) -> InvocationOutcome:
-    succeeded = header.get("status") == "succeeded"
-    error = header.get("error")
-    if not succeeded and not isinstance(error, dict):
-        error = {"errorMessage": "the worker reported a failure", "errorType": "Runtime.Unknown"}
     return InvocationOutcome(
-        status="succeeded" if succeeded else "failed",
-        result=body if succeeded else None,
-        error=None if succeeded else error,
+        status="succeeded" if reply.succeeded else "failed",
+        result=reply.result,
+        error=reply.error,
         cold=cold,
         init_ms=init_ms,
-        duration_ms=float(header.get("duration_ms", 0.0)),
-        max_memory_mb=float(header.get("max_rss_kb", 0)) / 1024.0,
+        duration_ms=reply.duration_ms,
+        max_memory_mb=reply.max_rss_kb / 1024.0,
         logs=worker.read_logs(),
+        value=reply.value,
     )
+
+
+def _unreadable(
+    request_id: str,
+    why: str,
+    cold: bool,
+    init_ms: float,
+    duration_ms: float,
+    peak_mb: float,
+    logs: str,
+) -> InvocationOutcome:
+    """The worker broke the protocol (it was killed): the invocation failed, saying how."""
+    reason = f"the worker sent a reply the platform cannot read: {why}"
+    error: dict[str, Any] = {
+        "errorMessage": f"RequestId: {request_id} Error: {reason}; the worker was stopped",
+        "errorType": "Runtime.InvalidReply",
+        "stackTrace": [],
+        "signal": "SIGKILL",
+        "exitCode": None,
+        "reason": reason,
+    }
+    return InvocationOutcome("failed", None, error, cold, init_ms, duration_ms, peak_mb, logs)
 
 
 def _timed_out(

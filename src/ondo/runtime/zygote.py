@@ -11,6 +11,7 @@ import array
 import asyncio
 import contextlib
 import errno
+import fcntl
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ SANDBOX_PYTHON = os.path.realpath(sys.executable)  # the base interpreter, outsi
 CONFIG_MAX_BYTES = 4 * 1024 * 1024
 MESSAGES_PER_WAKEUP = 64  # a flooding zygote cannot monopolise the event loop
 STDERR_KEPT = 16 * 1024
+LOG_AREA_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
 
 ExitListener = Callable[[int, int], None]  # slot, wait status
 ZYGOTE_GONE = -2  # slot and status reported when the zygote itself is gone
@@ -109,19 +111,20 @@ class ZygoteProcess:
             self._close_stderr()
 
     def _handle_start(self, message: dict[str, Any]) -> None:
+        # Text from the sandbox, shown in API answers: never a lone surrogate they cannot encode.
+        error = str(message.get("error", "no reason")).encode("utf-8", "replace").decode()
         if message.get("op") == "import_failed":
             self.kill()
             raise HandlerImportError(
-                f"{self.key}: handler {self.config['handler']!r} failed to import:\n"
-                f"{message.get('error', '')}"
+                f"{self.key}: handler {self.config['handler']!r} failed to import:\n{error}"
             )
         if message.get("op") != "ready":
             self.kill()
             raise RuntimeUnavailable(
-                f"{self.key}: the sandbox did not start ({message.get('error', 'no reason')})"
-                f"{self._stderr_tail()}"
+                f"{self.key}: the sandbox did not start ({error}){self._stderr_tail()}"
             )
-        self.layers = dict(message.get("layers", {}))
+        layers = message.get("layers")
+        self.layers = layers if isinstance(layers, dict) else {}
         self.alive = True
 
     def _stderr_tail(self) -> str:
@@ -154,7 +157,7 @@ class ZygoteProcess:
                 return
             try:
                 self._on_message(json.loads(data), credentials_pid(ancdata))
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
                 self._violation(f"a malformed control message ({exc})")
                 return
 
@@ -217,9 +220,12 @@ class ZygoteProcess:
             raise RuntimeUnavailable(f"{self.key}: the zygote is not running")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        log_fd = os.memfd_create(f"ondo-log-{slot}", os.MFD_CLOEXEC)
+        log_fd = os.memfd_create(f"ondo-log-{slot}", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         try:
             os.ftruncate(log_fd, int(self.config["log_area_bytes"]))
+            # We read it through a mapping: a worker that could shrink it would kill us with
+            # SIGBUS. Sealed before the worker gets it; the worker may still write into it.
+            fcntl.fcntl(log_fd, fcntl.F_ADD_SEALS, LOG_AREA_SEALS)
             message = json.dumps({"op": "fork", "slot": slot}).encode()
             fds = array.array("i", (theirs.fileno(), log_fd)).tobytes()
             self.ctl.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])

@@ -12,7 +12,8 @@ Every known attack on the runtime is listed here, with where its test lives:
 - ptrace, mount, new namespaces, seccomp'd syscalls ................... test_syscall_attacks.py
 - memory past the limit, fork bomb, a timeout that ignores SIGTERM, 1 GB of output, file
   descriptors ........................................................ test_resource_attacks.py
-- the worker's socket and the zygote's control socket (garbage, oversized or forged frames)
+- the worker's socket and the zygote's control socket (garbage, oversized or forged frames),
+  the worker's log area (shrunk under the platform's mapping), a platform crash loop
   ....................... test_channel_attacks.py (and tests/functional/runtime/test_robustness.py)
 - the network beyond what `network` allows ........................... test_network_attacks.py
 

@@ -71,44 +71,6 @@ def test_a_crashing_worker_is_reported_killed_with_signal_and_reason(
     run(scenario)
 
 
-@pytest.mark.parametrize("attack", ["garbage", "close", "oversized"])
-def test_worker_that_breaks_the_protocol_is_killed(tmp_path: Path, attack: str) -> None:
-    code = write_function(
-        tmp_path,
-        "rogue",
-        """
-        import os, stat, struct, time
-        def handler(event, context):
-            for fd in range(3, 64):
-                try:
-                    if stat.S_ISSOCK(os.fstat(fd).st_mode):
-                        break
-                except OSError:
-                    pass
-            if event["attack"] == "garbage":
-                os.write(fd, b"\\x05\\x00\\x00\\x00\\x00\\x00\\x00\\x00{not json")
-            elif event["attack"] == "oversized":
-                os.write(fd, struct.pack("<II", 10, 1 << 30))
-            else:
-                os.close(fd)
-            time.sleep(30)
-        """,
-    )
-    healthy = make_spec(write_function(tmp_path, "healthy", HEALTHY), name="healthy")
-
-    async def scenario() -> None:
-        async with started() as runtime:
-            spec = make_spec(code, timeout_s=60)
-            outcome = await invoke(runtime, spec, {"attack": attack})
-            assert outcome.status == "killed", outcome  # at once, not at the 60 s timeout
-            uid = runtime.status()["functions"][spec.key]["host_uid"]
-            zygote_pid = runtime.status()["functions"][spec.key]["zygote_pid"]
-            assert set(processes_of_uid(uid)) <= {zygote_pid}
-            await _healthy_still_serves(runtime, healthy)
-
-    run(scenario)
-
-
 def test_nothing_outlives_close(tmp_path: Path) -> None:
     code = write_function(
         tmp_path,

@@ -141,7 +141,9 @@ def test_a_final_record_keeps_every_field_of_the_started_one() -> None:
         created_at=12.5,
         trigger="rule:r",
     )
-    outcome = InvocationOutcome("succeeded", b'{"a":1}', None, True, 1.5, 2.25, 30.0, "log")
+    outcome = InvocationOutcome(
+        "succeeded", b'{"a":1}', None, True, 1.5, 2.25, 30.0, "log", value={"a": 1}
+    )
     final = _apply_outcome(started, outcome, 99.0)
     expected = dataclasses.replace(
         started,

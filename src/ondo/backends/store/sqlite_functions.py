@@ -41,11 +41,24 @@ MIGRATIONS: list[Migration] = [
         "functions-0002",
         "CREATE INDEX invocations_by_finish ON invocations (namespace, function, finished_at)",
     ),
+    (
+        # How many platform starts have resumed an async invocation: one found `running` again
+        # after being resumed was running at two crashes in a row (see FunctionService).
+        "functions-0003",
+        "ALTER TABLE invocations ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0",
+    ),
 ]
 
-
+RECORD_COLUMNS = (
+    "id", "namespace", "function", "version", "status", "mode", "created_at", "finished_at",
+    "cold", "init_ms", "duration_ms", "max_memory_mb", "error", "result", "logs", "trigger",
+    "payload",
+)  # fmt: skip
+# An upsert, not INSERT OR REPLACE: every write of a record keeps its `resumed` count.
 RECORD_SQL = (
-    "INSERT OR REPLACE INTO invocations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO invocations ({', '.join(RECORD_COLUMNS)})"
+    f" VALUES ({', '.join('?' for _ in RECORD_COLUMNS)}) ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{column} = excluded.{column}" for column in RECORD_COLUMNS[1:])
 )
 
 CURRENT_CACHE_SIZE = 4096  # functions whose current version is remembered
@@ -196,13 +209,19 @@ class FunctionRepository:
         )
         return [_record(r) for r in rows]
 
-    def pending(self) -> list[tuple[InvocationRecord, bytes]]:
-        """Async invocations accepted but not finished (a restart resumes them)."""
+    def pending(self) -> list[tuple[InvocationRecord, bytes, int]]:
+        """Async invocations accepted but not finished (a restart resumes them): each with its
+        payload and how many starts have resumed it already."""
         rows = self.db.query(
             "SELECT * FROM invocations WHERE status IN ('queued', 'running') AND mode = 'async'"
             " ORDER BY created_at"
         )
-        return [(_record(r), bytes(r["payload"] or b"")) for r in rows]
+        return [(_record(r), bytes(r["payload"] or b""), int(r["resumed"])) for r in rows]
+
+    def count_resumption(self, invocation_id: str) -> None:
+        self.db.execute(
+            "UPDATE invocations SET resumed = resumed + 1 WHERE id = ?", (invocation_id,)
+        )
 
     def interrupt_running_sync(self, now: float) -> int:
         """Sync invocations cut off by a crash cannot be resumed: their caller is gone."""
