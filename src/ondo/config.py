@@ -25,6 +25,7 @@ class Config:
     idle_ttl_s: float = 60.0  # warm workers are reaped after this long unused (scale to zero)
     max_body_bytes: int = 6 * 1024 * 1024
     max_event_bytes: int = 256 * 1024
+    max_batch_events: int = 1000  # events in one batch request (413 above; see docs/events.md)
     log_capture_bytes: int = 64 * 1024
     manual_clock: bool = False  # tests drive time through the API instead of the wall clock
 
@@ -69,6 +70,15 @@ def env_port(default: int | None = None) -> int | None:
     return int(raw)
 
 
+def _env_count(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"environment variable {name} must be a whole number ≥ 1, got {raw!r}")
+    return int(raw)
+
+
 def from_environment() -> Config:
     """Defaults overridden by ONDO_* variables; flags are applied on top by the CLI."""
     base = Config()
@@ -80,5 +90,6 @@ def from_environment() -> Config:
         host=os.environ.get("ONDO_HOST") or None,
         port=env_port(),
         idle_ttl_s=_env_float("ONDO_IDLE_TTL", base.idle_ttl_s),
+        max_batch_events=_env_count("ONDO_MAX_BATCH_EVENTS", base.max_batch_events),
         manual_clock=os.environ.get("ONDO_CLOCK", "") == "manual" or None,
     )

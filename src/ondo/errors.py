@@ -23,11 +23,34 @@ class ConfigError(OndoError):
     status = 400
 
 
+class ConfigLimitExceeded(ConfigError):
+    """Raised when ondo.yaml passes a limit (size, depth, aliases expanded); names the limit."""
+
+    code = "limit_exceeded"
+
+
 class ValidationError(OndoError):
     """Raised when a request or argument is malformed; the message names the field."""
 
     code = "invalid_request"
     status = 400
+
+
+class InputLimitExceeded(ValidationError):
+    """Raised when input passes a limit (JSON depth or integer length, YAML aliases, batch size).
+
+    The message names the limit that was passed and how to stay within it.
+    """
+
+    code = "limit_exceeded"
+    status = 400
+
+
+class DataDirInUse(OndoError):
+    """Raised when another ondo process holds the data directory's lock (`ondo.lock`)."""
+
+    code = "data_dir_in_use"
+    status = 409
 
 
 class NotFound(OndoError):

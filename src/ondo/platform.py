@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
+from ondo import datadir
 from ondo.actions.queue import ActionQueue
 from ondo.backends.bus import Bus, ReplayTarget, open_bus
 from ondo.backends.store.sqlite import SqliteDatabase
@@ -34,7 +35,17 @@ class Service(Protocol):
 class Platform:
     def __init__(self, config: Config, runtime: Runtime | None = None) -> None:
         self.config = config
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        # First, before anything in the directory is opened: one platform per data dir.
+        self.data_lock = datadir.lock(config.data_dir)
+        try:
+            with datadir.owner_only_umask():  # the files the databases create: 0600 at birth
+                self._wire(config, runtime)
+            datadir.make_private(config.data_dir)  # and those of an older version: now 0600
+        except BaseException:
+            self.data_lock.release()
+            raise
+
+    def _wire(self, config: Config, runtime: Runtime | None) -> None:
         self.clock: Clock = ManualClock() if config.manual_clock else WallClock()
         self.db = SqliteDatabase(
             config.db_path, durability=config.store_durability, background_checkpoint=True
@@ -75,6 +86,8 @@ class Platform:
         if created:
             log.warning("created the admin token in %s (mode 0600)", self.config.token_path)
         await self.runtime.start()
+        if datadir.sandboxes_read_code_by_path(self.runtime.status().get("sandbox", {})):
+            datadir.open_for_sandboxes(self.config.data_dir)
         resumed = self.functions.resume_pending()
         if resumed:
             log.info("resuming %d async invocations accepted before the last stop", resumed)
@@ -93,6 +106,7 @@ class Platform:
         await self.runtime.close(grace_s)
         await self.bus.close()
         self.db.close()
+        self.data_lock.release()
 
 
 def _default_runtime(config: Config) -> Runtime:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 import re
-from typing import Any, TypeGuard
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeGuard, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from ondo import boundedjson
+from ondo.boundedjson import JsonLimits
 from ondo.errors import PayloadTooLarge, ValidationError
 from ondo.platform import Platform
 from ondo.security.tokens import Principal
@@ -28,6 +31,14 @@ def whole_number(raw: str, what: str) -> int:
 def is_stored_int(value: object, low: int = 0) -> TypeGuard[int]:
     """A JSON integer (not a boolean) from `low` up to what the stores can hold."""
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= MAX_STORED_INT
+
+
+# Bodies above this are decoded and validated on a worker thread: decoding megabytes takes long
+# enough to stall every other request (and /healthz) if it runs on the event loop.
+OFF_LOOP_BYTES = 64 * 1024
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+READ_BODY_LIMITS = JsonLimits(max_bytes=None)  # read_body has already enforced the size
 
 
 def platform_of(request: Request) -> Platform:
@@ -75,25 +86,26 @@ def check_running_length(size: int, limit: int) -> None:
 
 
 def parse_json(body: bytes, what: str = "request body") -> Any:
-    if not body.strip():
-        raise ValidationError(f"{what} is empty; send a JSON document")
-    try:
-        return json.loads(body, parse_constant=_refuse_constant)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(
-            f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    except UnicodeDecodeError:
-        raise ValidationError(f"{what} is not UTF-8 text") from None
+    """`body` (read by `read_body`, so within its size limit) as JSON within depth and digits."""
+    return boundedjson.loads(body, what, READ_BODY_LIMITS)
 
 
-def _refuse_constant(name: str) -> Any:
-    """NaN and ±Infinity are not JSON: stored, they would make every later answer unrenderable."""
-    raise json.JSONDecodeError(f"{name} is not a JSON number", name, 0)
+async def off_loop_if_large(
+    size: int, work: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
+) -> _T:
+    """`work(...)` on a worker thread when it handles `size` > OFF_LOOP_BYTES bytes, else here."""
+    if size <= OFF_LOOP_BYTES:
+        return work(*args, **kwargs)
+    return await asyncio.to_thread(work, *args, **kwargs)
+
+
+async def decode_json(body: bytes, what: str = "request body") -> Any:
+    """`parse_json`, moved off the event loop when the body is large, so others keep answering."""
+    return await off_loop_if_large(len(body), parse_json, body, what)
 
 
 async def json_body(request: Request, limit: int = 1024 * 1024) -> Any:
-    return parse_json(await read_body(request, limit))
+    return await decode_json(await read_body(request, limit))
 
 
 def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:

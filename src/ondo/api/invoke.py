@@ -18,7 +18,7 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ondo.api.auth import authenticate, namespace_asked
-from ondo.api.http import check_declared_length, check_running_length, parse_json
+from ondo.api.http import check_declared_length, check_running_length, decode_json
 from ondo.errors import ConcurrencyExhausted, OndoError
 from ondo.functions.model import InvocationRecord
 from ondo.platform import Platform
@@ -51,7 +51,8 @@ async def run_invoke(
 ) -> Answer:
     """Status, headers and JSON body for an invocation of `name` with `body` as its event."""
     payload = body if body.strip() else b"null"
-    parse_json(payload, "event (request body)")
+    # The function gets the bytes; decoding them here refuses what its bootstrap cannot read.
+    await decode_json(payload, "event (request body)")
     if mode == "async":
         record = await platform.functions.submit(
             name, payload, namespace=namespace, version=version, trigger="api"

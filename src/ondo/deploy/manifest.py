@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ondo.deploy.yamlsrc import Located, load
-from ondo.errors import ConfigError
+from ondo.deploy.yamlsrc import MAX_MANIFEST_BYTES, Located, load
+from ondo.errors import ConfigError, ConfigLimitExceeded
 from ondo.functions.model import HANDLER_RE, MAX_TIMEOUT_S, NAME_RE, FunctionConfig
 
 MANIFEST_NAME = "ondo.yaml"
@@ -48,6 +48,12 @@ def read_manifest(app_dir: Path, app_name: str | None = None) -> Manifest:
     path = app_dir / MANIFEST_NAME
     if not path.is_file():
         raise ConfigError(f"{path}: not found; an app directory needs an {MANIFEST_NAME}")
+    size = path.stat().st_size
+    if size > MAX_MANIFEST_BYTES:  # refused before reading it into memory
+        raise ConfigLimitExceeded(
+            f"{path}: is {size} bytes; the limit is {MAX_MANIFEST_BYTES} bytes"
+            " (manifest size limit)"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:

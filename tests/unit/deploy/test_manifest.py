@@ -75,3 +75,44 @@ def test_error_line_points_at_the_field(tmp_path: Path) -> None:
     text = "name: shop\nfunctions:\n  resize:\n    handler: app.handler\n    concurrency: 0\n"
     with pytest.raises(ConfigError, match=r"^ondo.yaml:5 \(functions.resize.concurrency\)"):
         parse_manifest(text, make_app(tmp_path / "a", text), "ondo.yaml")
+
+
+ALIAS_BOMB = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 9)
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (ALIAS_BOMB, r"ondo.yaml:\d+: more than 100000 values .*alias expansion limit"),
+        ("name: &a [*a]\n", "ondo.yaml:1: an alias refers to the node that contains it"),
+        ("functions: &f {x: *f}\n", "self-referencing alias"),
+        ("name: " + "[" * 100_000 + "]" * 100_000, "ondo.yaml:1: nested deeper than 64 levels"),
+        ("".join(" " * i + "-\n" for i in range(100)), "ondo.yaml:65: nested deeper than 64"),
+        ("name: " + "1" * 5000, "ondo.yaml:1: a number of more than 1000 digits"),
+        ("? [a]\n: 1\n", "keys must be text"),
+    ],
+    ids=["alias-bomb", "self-alias", "self-alias-map", "deep-flow", "deep-block", "int", "key"],
+)
+def test_hostile_yaml_is_refused_naming_line_and_limit(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_manifest(text, Path("."), "ondo.yaml")
+
+
+def test_aliases_within_the_limit_still_work(tmp_path: Path) -> None:
+    app = make_app(
+        tmp_path / "shop",
+        "functions:\n"
+        "  resize: &fn {timeout: 5, environment: &env {LEVEL: info}}\n"
+        "  thumb: {timeout: 6, environment: *env}\n",
+        {"resize/app.py": "def handler(e, c): ...\n", "thumb/app.py": "def handler(e, c): ...\n"},
+    )
+    manifest = read_manifest(app)
+    assert manifest.functions["thumb"].config.environment == {"LEVEL": "info"}
+
+
+def test_a_manifest_over_the_size_limit_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "big", "name: big\n# " + "x" * (1024 * 1024) + "\n")
+    with pytest.raises(ConfigError, match=r"is \d+ bytes; the limit is 1048576 bytes"):
+        read_manifest(app)

@@ -48,7 +48,9 @@ class Harness:
         return list(rows)
 
     def close(self) -> None:
+        """As the process dying would: the store closed, the data dir's lock released."""
         self.platform.db.close()
+        self.platform.data_lock.release()
 
 
 @pytest.fixture

@@ -39,7 +39,8 @@ async def _deploy_archive(
         root = Path(tmp)
         try:
             await asyncio.to_thread(unpack, body, root)
-            manifest = read_manifest(root, params.get("app"))
+            # Off the loop: YAML parsing is pure Python, and a manifest may be up to its limit.
+            manifest = await asyncio.to_thread(read_manifest, root, params.get("app"))
             return await deploy_manifest(platform, manifest, namespace, dry_run)
         except OndoError as exc:
             # Name the sender's files (`?dir=` is their app directory), not this temporary copy.

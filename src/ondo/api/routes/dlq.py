@@ -11,10 +11,10 @@ from starlette.routing import BaseRoute, Route
 from ondo.api.auth import admin_only
 from ondo.api.http import (
     answer,
+    decode_json,
     int_param,
     is_stored_int,
     namespace_of,
-    parse_json,
     platform_of,
     read_body,
     whole_number,
@@ -60,7 +60,7 @@ async def retry_all(request: Request) -> JSONResponse:
     platform = platform_of(request)
     namespace = namespace_of(request)
     raw = await read_body(request, 1024 * 1024)
-    body: Any = parse_json(raw) if raw.strip() else {}
+    body: Any = await decode_json(raw) if raw.strip() else {}
     ids = body.get("ids") if isinstance(body, dict) else None
     if ids is None:
         ids = _all_dead_ids(platform, namespace)

@@ -6,7 +6,10 @@ Ingest modes (CloudEvents HTTP protocol binding 1.0):
 - structured: `application/cloudevents+json`, or `application/json` holding one event object.
 - batch: `application/cloudevents-batch+json`, or `application/json` holding an array.
 Structured and batch bodies are read by `CloudEvent.from_json_dict` (the SDK's JSON reader accepts
-timestamps that are not RFC 3339). A batch with one bad event is refused whole, naming its index.
+timestamps that are not RFC 3339). A batch with one bad event is refused whole, naming its index;
+a batch of more than `max_batch_events` events is refused whole with 413. Every JSON body goes
+through `ondo.boundedjson` (depth and integer limits), and a large body is decoded and validated
+on a worker thread so the event loop keeps answering other requests meanwhile.
 202 is sent only after the bus has made the events durable.
 """
 
@@ -25,10 +28,25 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from ondo.api.http import answer, int_param, namespace_of, parse_json, platform_of, read_body
+from ondo.api.http import (
+    answer,
+    decode_json,
+    int_param,
+    namespace_of,
+    off_loop_if_large,
+    parse_json,
+    platform_of,
+    read_body,
+)
 from ondo.backends.bus import StoredEvent
 from ondo.backends.bus.base import type_matches
-from ondo.errors import EventError, NotFound, PayloadTooLarge, UnsupportedMediaType
+from ondo.errors import (
+    EventError,
+    InputLimitExceeded,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 from ondo.errors import ValidationError as InvalidRequest
 from ondo.events import HOPS_EXTENSION, CloudEvent, format_time, parse_time
 from ondo.platform import Platform
@@ -39,6 +57,7 @@ MAX_WAIT_S = 60
 WAIT_SLICE_S = 1.0
 MAX_SCAN_PAGES = 20  # a filtered long-poll scans at most this many pages per request
 MAX_REPLAY = 10_000
+DEFAULT_MAX_BATCH_EVENTS = 1000
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -49,10 +68,16 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 async def ingest(request: Request) -> JSONResponse:
     """Accept CloudEvents (structured, batch or binary mode); 202 once durably appended."""
     platform = platform_of(request)
-    body = await read_body(request, platform.config.max_body_bytes)
-    events = decode_request(request.headers, body)
-    for index, event in enumerate(events):
-        _check_size(event, platform.config.max_event_bytes, index if len(events) > 1 else None)
+    config = platform.config
+    body = await read_body(request, config.max_body_bytes)
+    events = await off_loop_if_large(
+        len(body),
+        decode_checked,
+        request.headers,
+        body,
+        config.max_event_bytes,
+        config.max_batch_events,
+    )
     results = await platform.bus.append(events, namespace_of(request))
     return answer(
         {
@@ -64,7 +89,19 @@ async def ingest(request: Request) -> JSONResponse:
     )
 
 
-def decode_request(headers: Mapping[str, str], body: bytes) -> list[CloudEvent]:
+def decode_checked(
+    headers: Mapping[str, str], body: bytes, max_event_bytes: int, max_batch_events: int
+) -> list[CloudEvent]:
+    """`decode_request`, then each event's size checked (which also encodes it, once)."""
+    events = decode_request(headers, body, max_batch_events)
+    for index, event in enumerate(events):
+        _check_size(event, max_event_bytes, index if len(events) > 1 else None)
+    return events
+
+
+def decode_request(
+    headers: Mapping[str, str], body: bytes, max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS
+) -> list[CloudEvent]:
     """The events in an HTTP request, in any of the three content modes."""
     if any(name.lower().startswith("ce-") for name in headers):
         return [_decode_binary(headers, body)]
@@ -76,15 +113,21 @@ def decode_request(headers: Mapping[str, str], body: bytes) -> list[CloudEvent]:
         )
     doc = parse_json(body, "event (request body)")
     if media_type == BATCH or (media_type == "application/json" and isinstance(doc, list)):
-        return _decode_batch(doc)
+        return _decode_batch(doc, max_batch_events)
     return [CloudEvent.from_json_dict(doc)]
 
 
-def _decode_batch(doc: Any) -> list[CloudEvent]:
+def _decode_batch(doc: Any, max_batch_events: int) -> list[CloudEvent]:
     if not isinstance(doc, list):
         raise EventError(f"a {BATCH} body must be a JSON array of events")
     if not doc:
         raise EventError("the batch is empty: send at least one event")
+    if len(doc) > max_batch_events:
+        raise PayloadTooLarge(
+            f"the batch holds {len(doc)} events; the limit is {max_batch_events} events per "
+            "batch (setting max_batch_events, ONDO_MAX_BATCH_EVENTS): split it; "
+            "no event was accepted"
+        )
     events = []
     for index, item in enumerate(doc):
         try:
@@ -106,6 +149,8 @@ class _StrictJSONFormat(JSONFormat):
         if re.match(JSONFormat.JSON_CONTENT_TYPE_PATTERN, content_type):
             try:
                 return parse_json(body, f"'data' (the request body, Content-Type {content_type!r})")
+            except InputLimitExceeded:
+                raise
             except InvalidRequest as exc:
                 raise EventError(str(exc)) from None
         if content_type.startswith("text/"):
@@ -227,7 +272,7 @@ async def show_event(request: Request) -> JSONResponse:
 async def replay(request: Request) -> JSONResponse:
     """Re-dispatch the events received since a time (to one rule, or to all)."""
     platform = platform_of(request)
-    body = parse_json(await read_body(request, 64 * 1024))
+    body = await decode_json(await read_body(request, 64 * 1024))
     if not isinstance(body, dict) or "since" not in body:
         raise InvalidRequest('body must be {"since": TIME, "rule": NAME?, "type": GLOB?}')
     since = parse_since(body["since"], platform.clock.now())
