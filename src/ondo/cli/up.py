@@ -54,6 +54,8 @@ def run_status(args: argparse.Namespace) -> int:
     runtime = data.get("runtime", {})
     fields([("ondo", data["version"]), ("data dir", data["data_dir"]), ("clock", data["clock"])])
     fields((name.replace("_", " "), value) for name, value in runtime.get("totals", {}).items())
+    shown = {"sandbox", "functions", "totals"}
+    fields((name.replace("_", " "), v) for name, v in runtime.items() if name not in shown)
     print()
     _layers(runtime.get("sandbox", {}))
     print()
