@@ -46,7 +46,10 @@ def write_app(root: Path, broken: bool) -> Path:
         },
         "rules": [
             {"name": "run-flaky", "when": "on test.go do invoke flaky"},
-            {"name": "announce", "when": "on test.go do emit test.announced"},
+            {
+                "name": "announce",
+                "when": "on test.go at most once per 1h do emit test.announced",
+            },
         ],
     }
     (root / "ondo.yaml").write_text(yaml.safe_dump(manifest))
@@ -109,6 +112,8 @@ def test_every_list_and_show_command_prints_a_json_document_and_a_table(
     assert {"name", "enabled", "text", "compiled", "state"} <= document(
         platform, "rules", "show", "run-flaky"
     ).keys()
+    throttled = document(platform, "rules", "show", "announce")["state"]["last_fired"]
+    assert all(when.endswith("Z") for when in throttled.values()) and throttled
     logged = [json.loads(line) for line in ok(platform, "logs", "flaky", "--json").splitlines()]
     assert [r["status"] for r in logged] == ["failed", "failed"]
     assert document(platform, "invocation", logged[0]["id"])["finished_at"].endswith("Z")
@@ -131,6 +136,7 @@ def test_every_list_and_show_command_prints_a_json_document_and_a_table(
         ["functions", "versions", "flaky"],
         ["rules", "list"],
         ["rules", "show", "run-flaky"],
+        ["rules", "show", "announce"],  # a throttle: its last firing is a time
         ["logs", "flaky"],
         ["invocation", logged[0]["id"]],
         ["status"],

@@ -17,6 +17,8 @@ from ondo.events import format_epoch
 
 # Fields that hold epoch seconds in the API's answers.
 _TIME_KEYS = frozenset({"at", "now", "due", "since"})
+# Fields that map names to epoch seconds (a throttle's last firing per key).
+_TIME_MAPS = frozenset({"last_fired"})
 _RFC3339 = re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})")
 
 
@@ -54,6 +56,8 @@ def for_json(data: Any) -> Any:
 
 
 def _field(key: str, value: Any) -> Any:
+    if key in _TIME_MAPS and isinstance(value, dict):
+        return {name: _field("at", when) for name, when in value.items()}
     return format_epoch(value) if _is_epoch(key, value) else for_json(value)
 
 

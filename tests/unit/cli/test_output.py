@@ -29,12 +29,19 @@ def berlin() -> Iterator[None]:
 
 
 def test_json_documents_carry_rfc3339_utc_for_every_epoch_field() -> None:
-    doc = {"created_at": 1796281726.308, "jobs": [{"at": 0, "attempts": 3}], "seq": 7, "x": None}
+    doc = {
+        "created_at": 1796281726.308,
+        "jobs": [{"at": 0, "attempts": 3}],
+        "seq": 7,
+        "x": None,
+        "state": {"last_fired": {"alice": 1796281726.308}, "counts": {"alice": 2}},
+    }
     assert for_json(doc) == {
         "created_at": "2026-12-03T07:08:46.308Z",
         "jobs": [{"at": "1970-01-01T00:00:00.000Z", "attempts": 3}],
         "seq": 7,
         "x": None,
+        "state": {"last_fired": {"alice": "2026-12-03T07:08:46.308Z"}, "counts": {"alice": 2}},
     }
 
 
