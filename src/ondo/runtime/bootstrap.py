@@ -341,7 +341,8 @@ def _attach_log_area(log_fd: int, config: dict[str, Any]) -> None:
 
 def _isolate(jail: Any, config: dict[str, Any]) -> None:
     try:
-        jail.enter_worker(config.get("applied", {}), int(config.get("tmp_mb", 64)))
+        applied, tmp_mb = config.get("applied", {}), int(config.get("tmp_mb", 64))
+        jail.enter_worker(applied, tmp_mb, bool(config.get("tmp_from_import", True)))
     except (OSError, jail.JailError) as exc:  # reported in the first invocation's logs
         SINK.write(f"ondo: the worker's sandbox could not be entered: {exc}\n".encode())
         os._exit(70)
@@ -539,6 +540,8 @@ def zygote_main(ctl: socket.socket, config: dict[str, Any], jail: Any) -> None:
             text += f"\nOutput during import:\n{output}"
         ctl.send(json.dumps({"op": "import_failed", "error": text[-60000:]}).encode())
         return
+    if layers.get("worker_tmp"):
+        config["tmp_from_import"] = bool(os.listdir("/tmp"))  # else workers skip the overlay
     zygote = Zygote(ctl, config, handler, jail)
     warm_up(config)
     gc.freeze()  # workers share these objects without the collector dirtying their pages

@@ -160,7 +160,7 @@ def enter_inner(config: dict[str, Any]) -> dict[str, Any]:
     )
     applied["landlock"] = bool(layers.get("landlock"))
     if layers.get("seccomp"):
-        seccomp_program()  # built here, once, for every worker's enter_worker
+        worker_setup_closed()  # built here, once, for every worker's enter_worker
         install_seccomp(seccomp_program(worker_setup=applied["worker_tmp"]))
         applied["seccomp"] = True
     if not applied["landlock"]:
@@ -175,27 +175,27 @@ TMP_MOUNT_FLAGS = MS_NOSUID | MS_NODEV
 SHM_MOUNT_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC
 
 
-def enter_worker(applied: dict[str, Any], tmp_mb: int) -> None:
+def enter_worker(applied: dict[str, Any], tmp_mb: int, tmp_from_import: bool = True) -> None:
     """Called in a new worker (single-threaded, right after fork): nothing of this worker is
     reachable from its siblings, and nothing its siblings left behind is reachable from it."""
     if applied.get("worker_tmp"):
         prctl(PR_SET_DUMPABLE, 1)  # the zygote may not be: else /proc/self/uid_map is root's
-        private_tmp(tmp_mb)
+        private_tmp(tmp_mb, tmp_from_import)
         drop_capabilities()  # the new user namespace gave them back
     if applied.get("landlock"):
         landlock_scope_self()
     else:
         prctl(PR_SET_DUMPABLE, 0)  # second best: no /proc/PID/mem or ptrace from same-uid peers
-    if applied.get("seccomp"):
-        install_seccomp()
+    if applied.get("seccomp") and applied.get("worker_tmp"):
+        install_seccomp(worker_setup_closed())  # with the zygote's: the strict filter
     prctl(PR_SET_CHILD_SUBREAPER, 1)  # every leftover process stays ours to kill
 
 
-def private_tmp(tmp_mb: int) -> None:
-    """A /tmp of its own: an overlay whose lower layer is the zygote's /tmp (what the handler's
-    import wrote there stays visible) and whose upper layer is a tmpfs that dies with the worker
-    (nothing it wrote stays charged to the cgroup its slot passes on). Also /dev/shm and SysV
-    IPC of its own."""
+def private_tmp(tmp_mb: int, over_zygote_tmp: bool = True) -> None:
+    """A /tmp of its own: a tmpfs that dies with the worker (nothing it wrote stays charged to
+    the cgroup its slot passes on); if the handler's import wrote files in the zygote's /tmp
+    (over_zygote_tmp), an overlay with that /tmp as lower layer and the tmpfs as upper layer,
+    so they stay visible. Also /dev/shm and SysV IPC of its own."""
     uid, gid = os.geteuid(), os.getegid()
     unshare(WORKER_NAMESPACES)
     for name, text in (
@@ -208,6 +208,14 @@ def private_tmp(tmp_mb: int) -> None:
             os.write(fd, text.encode())
         finally:
             os.close(fd)
+    if over_zygote_tmp:
+        _overlay_tmp(tmp_mb)
+    else:
+        mount("tmp", "/tmp", "tmpfs", TMP_MOUNT_FLAGS, f"size={tmp_mb}m,mode=1777")
+    mount("shm", "/dev/shm", "tmpfs", SHM_MOUNT_FLAGS, f"size={max(1, tmp_mb // 4)}m,mode=1777")
+
+
+def _overlay_tmp(tmp_mb: int) -> None:
     lower = os.open("/tmp", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         mount("tmp", "/tmp", "tmpfs", TMP_MOUNT_FLAGS, f"size={tmp_mb}m,mode=700")
@@ -218,7 +226,6 @@ def private_tmp(tmp_mb: int) -> None:
         mount("tmp", "/tmp", "overlay", TMP_MOUNT_FLAGS, options)
     finally:
         os.close(lower)
-    mount("shm", "/dev/shm", "tmpfs", SHM_MOUNT_FLAGS, f"size={max(1, tmp_mb // 4)}m,mode=1777")
 
 
 SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_RESTRICT_SELF = 444, 446
@@ -520,6 +527,26 @@ def _only_worker_setup() -> list[bytes]:
         block = _arg_is(index, flags, otherwise)
         prog += [_stmt(BPF_JEQ_K, nr, 0, len(block)), *block]
     return prog
+
+
+@functools.cache
+def worker_setup_closed() -> bytes:
+    """Stacked on the zygote's filter in each worker once it is set up: refuses what that
+    filter let through for the setup, so the two together are the strict filter. A few
+    instructions: the kernel compiles each filter on install, on every worker's cold start."""
+    return b"".join(
+        [
+            _stmt(BPF_LD_W_ABS, 4),  # seccomp_data.arch
+            _stmt(BPF_JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
+            _stmt(BPF_RET_K, RET_KILL_PROCESS),
+            _stmt(BPF_LD_W_ABS, 0),  # seccomp_data.nr
+            _stmt(BPF_JEQ_K, EPERM_SYSCALLS["unshare"], 0, 1),
+            _stmt(BPF_RET_K, RET_ERRNO | errno.EPERM),
+            _stmt(BPF_JEQ_K, KILLED_SYSCALLS["mount"], 0, 1),
+            _stmt(BPF_RET_K, RET_KILL_PROCESS),
+            _stmt(BPF_RET_K, RET_ALLOW),
+        ]
+    )
 
 
 @functools.cache

@@ -79,9 +79,23 @@ def test_the_zygotes_filter_lets_through_only_what_a_worker_needs_to_isolate_its
         libc.mount(b"/", b"/tmp", None, jail.MS_BIND | jail.TMP_MOUNT_FLAGS, None)
         return 0
 
+    def setup_unshare_once_closed() -> int:
+        jail.install_seccomp(jail.seccomp_program(worker_setup=True))
+        jail.install_seccomp(jail.worker_setup_closed())
+        refused = libc.unshare(jail.WORKER_NAMESPACES) == -1 and ctypes.get_errno() == 1
+        return 7 if refused else 1
+
+    def setup_mount_once_closed() -> int:
+        jail.install_seccomp(jail.seccomp_program(worker_setup=True))
+        jail.install_seccomp(jail.worker_setup_closed())
+        libc.mount(b"tmp", b"/tmp", b"tmpfs", jail.TMP_MOUNT_FLAGS, None)
+        return 0
+
     assert os.waitstatus_to_exitcode(_in_child(other_unshare_after_filter)) == 7
-    status = _in_child(bind_mount_after_filter)
-    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSYS
+    assert os.waitstatus_to_exitcode(_in_child(setup_unshare_once_closed)) == 7
+    for killed in (bind_mount_after_filter, setup_mount_once_closed):
+        status = _in_child(killed)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSYS
 
 
 def test_log_sink_keeps_the_first_bytes_and_counts_the_rest() -> None:
