@@ -244,7 +244,8 @@ class CgroupHooks(WorkerHooks):
         if not cgroups:
             return
         pool_id = Path(cgroups[0]).parent.name
-        if pool_id in self.limits and all(_is_empty(Path(path)) for path in cgroups):
+        reusable = all(_is_empty(Path(path)) for path in cgroups)
+        if pool_id in self.limits and reusable and not self._holds_shared_memory(cgroups):
             for path in filter(self._is_memory, cgroups):
                 _write(Path(path) / "memory.max_usage_in_bytes", "0")
             self._note_oom_baseline(cgroups)
@@ -253,6 +254,18 @@ class CgroupHooks(WorkerHooks):
         else:
             for path in cgroups:
                 self.oom_baseline.pop(path, None)
+
+    def _holds_shared_memory(self, cgroups: list[str]) -> bool:
+        """Does the dead worker's memory cgroup still carry tmpfs or shm pages (files it left in
+        a /tmp that outlives it, where workers have no /tmp of their own)? Those are never
+        reclaimed: a worker given this cgroup would start with them charged, so it gets a
+        fresh one."""
+        for path in filter(self._is_memory, cgroups):
+            with contextlib.suppress(OSError, ValueError):
+                for line in (Path(path) / "memory.stat").read_text().splitlines():
+                    if line.startswith("shmem "):
+                        return int(line.split()[1]) > 0
+        return False
 
     def forget_pool(self, pool_id: str) -> None:
         self.limits.pop(pool_id, None)
