@@ -212,6 +212,12 @@ def _header(data: bytearray) -> dict[str, Any] | None:
     return header if isinstance(header, dict) else None
 
 
+def encodable(text: str) -> str:
+    """Text from a sandbox as the API can always answer it: a lone surrogate (JSON lets a
+    `\\ud800` escape through) would make every UTF-8 encoding of it fail."""
+    return text.encode("utf-8", "replace").decode()
+
+
 def credentials_pid(ancdata: list[Any]) -> int | None:
     """The sender's pid from SCM_CREDENTIALS ancillary data (None if there is none or it is
     not a pid: 0 written to cgroup.procs would move the platform itself)."""

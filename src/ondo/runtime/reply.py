@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ondo.runtime.channel import encodable
+
 MAX_ERROR_TEXT = 64 * 1024  # an errorMessage or one stack frame; longer ones are cut
 MAX_STACK_FRAMES = 200
 STATUSES = ("succeeded", "failed")
@@ -102,12 +104,11 @@ def _error(error: Any) -> dict[str, Any]:
 
 
 def _text(value: Any) -> str:
-    text = value if isinstance(value, str) else _shown(value)
-    return text[:MAX_ERROR_TEXT].encode("utf-8", "replace").decode()
+    return encodable(value[:MAX_ERROR_TEXT] if isinstance(value, str) else _shown(value))
 
 
 def _shown(value: Any) -> str:
     """A short, safe rendering (repr of a deeply nested list would itself recurse too far)."""
     if value is None or isinstance(value, (str, int, float)):
-        return repr(value)[:80].encode("utf-8", "replace").decode()
+        return encodable(repr(value)[:80])
     return f"a JSON {'object' if isinstance(value, dict) else 'array'}"

@@ -103,7 +103,7 @@ def describe_death(status: int | None, oom_killed: bool) -> dict[str, Any]:
 def _signal_reason(number: int, oom_killed: bool) -> str:
     if number == signal.SIGKILL and oom_killed:
         return "memory"
-    reasons = {
+    reasons: dict[int, str] = {
         signal.SIGSYS: "seccomp",
         signal.SIGXCPU: "cpu time limit",
         signal.SIGXFSZ: "file size limit",
@@ -114,4 +114,4 @@ def _signal_reason(number: int, oom_killed: bool) -> str:
         signal.SIGFPE: "crash",
         signal.SIGKILL: "killed",
     }
-    return reasons.get(signal.Signals(number), "signal")
+    return reasons.get(number, "signal")  # real-time signals (34-64) are not Signals members

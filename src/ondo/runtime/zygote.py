@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ondo.errors import HandlerImportError, RuntimeUnavailable
-from ondo.runtime.channel import credentials_pid
+from ondo.runtime.channel import credentials_pid, encodable
 
 log = logging.getLogger("ondo.runtime")
 
@@ -111,8 +111,7 @@ class ZygoteProcess:
             self._close_stderr()
 
     def _handle_start(self, message: dict[str, Any]) -> None:
-        # Text from the sandbox, shown in API answers: never a lone surrogate they cannot encode.
-        error = str(message.get("error", "no reason")).encode("utf-8", "replace").decode()
+        error = encodable(str(message.get("error", "no reason")))
         if message.get("op") == "import_failed":
             self.kill()
             raise HandlerImportError(
@@ -172,9 +171,14 @@ class ZygoteProcess:
         elif sender is None or sender != self.pid:
             self._violation(f"a control message from pid {sender}, not the zygote")
         elif op == "exit":
-            self.on_exit(int(message["slot"]), int(message["status"]))
+            status = int(message["status"])
+            if not 0 <= status <= 0xFFFF:  # a wait status; os.WIFSIGNALED takes no more
+                raise ValueError(f"exit status {status} is not a wait status")
+            self.on_exit(int(message["slot"]), status)
         elif op == "fork_failed":
-            self.fork_failures[int(message["slot"])] = str(message.get("error", ""))[:2000]
+            self.fork_failures[int(message["slot"])] = encodable(
+                str(message.get("error", ""))[:2000]
+            )
             self.on_exit(int(message["slot"]), -1)
         else:
             self._violation(f"an unknown control message {str(op)[:50]!r}")

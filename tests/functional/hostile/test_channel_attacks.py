@@ -147,6 +147,38 @@ def test_a_result_that_is_not_unicode_is_the_handlers_error(tmp_path: Path) -> N
     run(scenario)
 
 
+def test_a_zygote_that_lies_about_an_exit_status_is_killed(tmp_path: Path) -> None:
+    """Import-time code runs in the zygote and can change what it reports: a wait status no
+    wait status can be once made the platform raise out of the invocation, its slot lost."""
+    code = write_function(
+        tmp_path,
+        "liar",
+        """
+        import os, sys
+        zygote = sys.modules["__main__"].Zygote
+        _send = zygote.send
+        def _lie(self, message):
+            if message.get("op") == "exit":
+                message = {**message, "status": 1 << 40}
+            _send(self, message)
+        zygote.send = _lie
+        def handler(event, context):
+            os._exit(3)
+        """,
+    )
+    healthy = healthy_spec(tmp_path)
+
+    async def scenario() -> None:
+        async with started() as runtime:
+            spec = make_spec(code, concurrency=1)
+            for attempt in ("req-1", "req-2"):  # the one slot is free again for the second
+                outcome = await invoke(runtime, spec, request_id=attempt)
+                assert outcome.status == "killed", outcome
+            await healthy_answers(runtime, healthy)
+
+    run(scenario)
+
+
 def test_a_worker_that_closes_its_socket_is_killed(tmp_path: Path) -> None:
     code = write_function(
         tmp_path,
@@ -252,16 +284,30 @@ GARBAGE_REPLY = """
         time.sleep(20)  # the platform answers on the garbage, not on this worker's own reply
 """
 
+# Import-time code runs in the zygote, before any worker is forked from it: it can make every
+# worker's hello (one byte with SCM_CREDENTIALS) something else.
+BAD_HELLO = """
+    import socket
+    _sendmsg = socket.socket.sendmsg
+    def _hello(self, buffers, *rest):
+        return _sendmsg(self, [b"not hello"], *rest)
+    socket.socket.sendmsg = _hello
+    def handler(event, context):
+        return "never runs"
+"""
+
 
 def _attack_app(root: Path) -> Path:
     functions: dict[str, dict[str, object]] = {
         "truncate-log": {"timeout": 30},
         "garbage-reply": {"timeout": 30},
+        "bad-hello": {},
         "healthy": {},
     }
     code = {
         "truncate-log/app.py": TRUNCATE_LOG,
         "garbage-reply/app.py": GARBAGE_REPLY,
+        "bad-hello/app.py": BAD_HELLO,
         "healthy/app.py": HEALTHY,
     }
     return write_app(root, functions, code)
@@ -329,6 +375,43 @@ def test_a_garbage_reply_over_http_is_a_recorded_failure_every_time(
             record = _final(api, answer.headers["X-Ondo-Invocation-Id"])
             assert record["status"] == "failed"
             assert record["error"]["errorType"] == "Runtime.InvalidReply"
+        _healthy_answers(api)
+
+
+def test_an_invocation_the_platform_cannot_run_still_ends_its_record(
+    attack_platform: RunningPlatform,
+) -> None:
+    """No worker can start (its hello is wrong): a platform error, yet the record ends."""
+    with attack_platform.client() as api:
+        answer = api.post("/v1/functions/bad-hello/invoke", json={})
+        assert answer.status_code == 503, answer.text
+        assert "did not say hello" in answer.json()["error"]["message"]
+        accepted = api.post("/v1/functions/bad-hello/invoke?mode=async", json={})
+        assert accepted.status_code == 202
+        records = api.get("/v1/functions/bad-hello/invocations?limit=10").json()
+        assert len(records["invocations"]) == 2, records
+        for record in records["invocations"]:
+            record = _final(api, record["id"])
+            assert record["status"] == "failed", record
+            assert record["error"]["reason"] == "platform"
+            assert "did not say hello" in record["error"]["errorMessage"]
+        _healthy_answers(api)
+
+
+def test_an_import_error_that_is_not_unicode_is_a_clear_deploy_error(
+    tmp_path: Path, attack_platform: RunningPlatform
+) -> None:
+    """The zygote's report of a failed import is sandbox text too: a lone surrogate in it must
+    not turn the deploy's 400 into a 500."""
+    app = write_app(
+        tmp_path / "broken",
+        {"broken": {}},
+        {"broken/app.py": 'raise ValueError("bad \\ud800 text")\n'},
+    )
+    out = attack_platform.cli("deploy", str(app))
+    assert out.returncode != 0
+    assert "failed to import" in out.stderr and "bad ? text" in out.stderr, out.stderr
+    with attack_platform.client() as api:
         _healthy_answers(api)
 
 

@@ -41,6 +41,11 @@ CRASHES = {
         "SIGKILL",
         "killed",
     ),
+    "realtime_signal": (  # not a member of signal.Signals: once an exception in the platform
+        "import os\ndef handler(e, c):\n    os.kill(os.getpid(), 40)\n",
+        "40",
+        "signal",
+    ),
 }
 
 
