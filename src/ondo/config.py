@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ondo.destinations import parse_destination
 from ondo.errors import ConfigError
 
 DEFAULT_PORT = 8080
@@ -28,6 +29,8 @@ class Config:
     max_batch_events: int = 1000  # events in one batch request (413 above; see docs/events.md)
     log_capture_bytes: int = 64 * 1024
     manual_clock: bool = False  # tests drive time through the API instead of the wall clock
+    # host ip:port every `network` function may reach (the host is otherwise off limits)
+    egress_allow: tuple[str, ...] = ()
 
     @property
     def db_path(self) -> Path:
@@ -92,4 +95,16 @@ def from_environment() -> Config:
         idle_ttl_s=_env_float("ONDO_IDLE_TTL", base.idle_ttl_s),
         max_batch_events=_env_count("ONDO_MAX_BATCH_EVENTS", base.max_batch_events),
         manual_clock=os.environ.get("ONDO_CLOCK", "") == "manual" or None,
+        egress_allow=_env_destinations("ONDO_EGRESS_ALLOW"),
     )
+
+
+def _env_destinations(name: str) -> tuple[str, ...] | None:
+    """A comma- or space-separated list of ip:port, each checked now rather than at deploy."""
+    items = tuple(os.environ.get(name, "").replace(",", " ").split())
+    for item in items:
+        try:
+            parse_destination(item)
+        except ConfigError as exc:
+            raise ConfigError(f"environment variable {name}: {exc}") from None
+    return items or None

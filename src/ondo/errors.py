@@ -126,6 +126,19 @@ class RequirementsError(DeployError):
     code = "requirements_failed"
 
 
+class UnsafeRequirements(RequirementsError):
+    """Raised when a requirements file reaches outside the app (a path, an include, an index
+    option) without the operator allowing it; names the file and line."""
+
+    code = "requirements_refused"
+
+
+class NetworkUnavailable(DeployError):
+    """Raised when a function asks for `network` but this machine cannot filter its egress."""
+
+    code = "network_unavailable"
+
+
 class ConcurrencyExhausted(OndoError):
     """Raised when a function already runs as many invocations as its concurrency allows."""
 

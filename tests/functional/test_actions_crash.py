@@ -59,7 +59,7 @@ def write_count_app(root: Path, counter_port: int) -> Path:
         "code": "./count",
         "handler": "app.handler",
         "concurrency": CONCURRENCY,
-        "network": True,
+        "network": {"allow": [f"127.0.0.1:{counter_port}"]},
         "environment": {"COUNTER_PORT": str(counter_port)},
     }
     manifest = {

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ondo.deploy.yamlsrc import MAX_MANIFEST_BYTES, Located, load
+from ondo.destinations import parse_destination
 from ondo.errors import ConfigError, ConfigLimitExceeded
 from ondo.functions.model import HANDLER_RE, MAX_TIMEOUT_S, NAME_RE, FunctionConfig
 
@@ -115,6 +116,7 @@ def _function(doc: Located, root: Path, name: str, spec: Any) -> FunctionDecl:
             f"handler module {'.'.join(handler.split('.')[:-1])!r} not found:"
             f" no {module_file.with_suffix('.py')}",
         )
+    network, network_allow = _network(doc, (*path, "network"), spec.get("network", False))
     requirements = spec.get("requirements")
     req_path = _inside(doc, root, (*path, "requirements"), requirements) if requirements else None
     if req_path is not None and not req_path.is_file():
@@ -126,7 +128,8 @@ def _function(doc: Located, root: Path, name: str, spec: Any) -> FunctionDecl:
         concurrency=int(
             _number(doc, (*path, "concurrency"), spec.get("concurrency", 10), 1, 1000, True)
         ),
-        network=_bool(doc, (*path, "network"), spec.get("network", False)),
+        network=network,
+        network_allow=network_allow,
         environment=_environment(doc, (*path, "environment"), spec.get("environment") or {}),
     )
     return FunctionDecl(name, code_dir, config, req_path, doc.where(path))
@@ -158,10 +161,24 @@ def _number(
     return float(value)
 
 
-def _bool(doc: Located, path: tuple[str | int, ...], value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise doc.error(path, f"must be true or false, got {value!r}")
-    return value
+def _network(doc: Located, path: tuple[str | int, ...], value: Any) -> tuple[bool, tuple[str, ...]]:
+    """`true`, `false`, or `{allow: ["127.0.0.1:5432", ...]}` (network on, plus host exceptions)."""
+    if not isinstance(value, dict):
+        if not isinstance(value, bool):
+            raise doc.error(
+                path, f'must be true, false or {{allow: ["ip:port", ...]}}, got {value!r}'
+            )
+        return value, ()
+    _no_unknown_keys(doc, path, value, ("allow",))
+    allow = value.get("allow", [])
+    if not isinstance(allow, list):
+        raise doc.error((*path, "allow"), 'must be a list such as ["127.0.0.1:5432"]')
+    for index, item in enumerate(allow):
+        try:
+            parse_destination(item)
+        except ConfigError as exc:
+            raise doc.error((*path, "allow", index), str(exc)) from None
+    return True, tuple(str(item) for item in allow)
 
 
 def _environment(doc: Located, path: tuple[str | int, ...], value: Any) -> dict[str, str]:

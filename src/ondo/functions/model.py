@@ -27,13 +27,14 @@ class FunctionConfig:
     concurrency: int = 10
     network: bool = False
     environment: dict[str, str] = field(default_factory=dict)
+    network_allow: tuple[str, ...] = ()  # host ip:port a `network` function may reach anyway
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @staticmethod
     def from_json(obj: dict[str, Any]) -> FunctionConfig:
-        return FunctionConfig(**obj)
+        return FunctionConfig(**{**obj, "network_allow": tuple(obj.get("network_allow", ()))})
 
 
 @dataclass(frozen=True)

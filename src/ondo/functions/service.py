@@ -104,6 +104,7 @@ class FunctionService:
             memory_mb=cfg.memory,
             concurrency=cfg.concurrency,
             network=cfg.network,
+            network_allow=cfg.network_allow,
             environment=dict(cfg.environment),
             layer_dir=self.layers_root / fv.layer_hash if fv.layer_hash else None,
         )

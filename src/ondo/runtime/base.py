@@ -31,9 +31,10 @@ class FunctionSpec:
     timeout_s: float = 3.0  # 1..900
     memory_mb: int = 128
     concurrency: int = 10  # max simultaneous invocations (= max workers) of this version
-    network: bool = False  # outbound network allowed?
+    network: bool = False  # outbound network allowed (never to the host: see egress.py)?
     environment: Mapping[str, str] = field(default_factory=dict)
     layer_dir: Path | None = None  # installed requirements (a site-packages-like dir)
+    network_allow: tuple[str, ...] = ()  # "ip:port" host destinations allowed all the same
 
     @property
     def key(self) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ondo.runtime.egress import attach_function_filter
 from ondo.runtime.pool import WorkerHooks
 
 if TYPE_CHECKING:
@@ -146,8 +147,9 @@ def _write(path: Path, value: str) -> bool:
 
 
 class CgroupHooks(WorkerHooks):
-    def __init__(self, cgroups: Cgroups) -> None:
+    def __init__(self, cgroups: Cgroups, egress_allow: tuple[str, ...] = ()) -> None:
         self.cg = cgroups
+        self.egress_allow = egress_allow  # host ip:port every `network` function may reach
         self.limits: dict[str, tuple[int, int]] = {}  # pool id -> (memory bytes, pids)
         self.oom_baseline: dict[str, int] = {}
         self.spare: dict[str, list[list[str]]] = {}  # pool id -> empty worker cgroups
@@ -169,6 +171,8 @@ class CgroupHooks(WorkerHooks):
                 _write(path / "memory.limit_in_bytes", str(total_mb * 1024 * 1024))
             elif name == "pids":
                 _write(path / "pids.max", str(WORKER_PIDS * spec.concurrency + 16))
+            elif spec.network:  # before the zygote joins: its first socket is already filtered
+                attach_function_filter(path, (*self.egress_allow, *spec.network_allow))
             dirs.append(str(path / "cgroup.procs"))
         # The first worker's cgroups are made now, at deploy, not on its cold start.
         first = self._make_worker_cgroups(pool_id, "w-first")

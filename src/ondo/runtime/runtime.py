@@ -160,5 +160,7 @@ def create_runtime(config: Config) -> ZygoteRuntime:
     return ZygoteRuntime(
         idle_ttl_s=config.idle_ttl_s,
         log_capture_bytes=config.log_capture_bytes,
-        sandbox=SandboxOptions(hidden_paths=(str(config.data_dir),)),
+        sandbox=SandboxOptions(
+            hidden_paths=(str(config.data_dir),), egress_allow=config.egress_allow
+        ),
     )

@@ -11,6 +11,8 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
+from ondo.errors import NetworkUnavailable
+from ondo.runtime import egress
 from ondo.runtime.base import FunctionSpec
 from ondo.runtime.cgroups import CgroupHooks, detect_cgroups
 from ondo.runtime.pool import WorkerHooks
@@ -19,7 +21,7 @@ log = logging.getLogger("ondo.runtime")
 
 SANDBOX_UID_BASE = 2_000_000  # host uids of sandboxed functions: one per zygote, never root
 NS_LAYERS = ("user", "mount", "pid", "ipc", "uts", "net")
-OTHER_LAYERS = ("rootfs", "seccomp", "rlimits", "cgroups", "worker_tmp", "landlock")
+OTHER_LAYERS = ("rootfs", "seccomp", "rlimits", "cgroups", "worker_tmp", "landlock", "egress")
 _uid_serials = itertools.count(1)  # shared by every runtime of this process
 
 
@@ -31,6 +33,7 @@ class SandboxOptions:
     use_cgroups: bool = True
     extra_nproc: int = 32  # processes a worker may start beyond itself (fork bombs stop here)
     disabled_layers: tuple[str, ...] = ()  # e.g. ("rootfs",) to fall back to hiding paths
+    egress_allow: tuple[str, ...] = ()  # host ip:port every `network` function may reach
 
 
 @dataclass
@@ -52,12 +55,13 @@ class Sandbox:
         else:
             self.root_mount = tempfile.mkdtemp(prefix="ondo-sandbox-root-")
             self.layers_state = await probe_layers(self.root_mount)
-            for name in self.options.disabled_layers:
-                self.layers_state[name] = {"active": False, "reason": "disabled by configuration"}
             cgroups = detect_cgroups(self.options.use_cgroups)
             self.layers_state.update(cgroups.layers())
+            self.layers_state["egress"] = egress.probe(cgroups.unified)
+            for name in self.options.disabled_layers:
+                self.layers_state[name] = {"active": False, "reason": "disabled by configuration"}
             if cgroups.usable:
-                self.hooks = CgroupHooks(cgroups)
+                self.hooks = CgroupHooks(cgroups, self.options.egress_allow)
         for name, state in self.layers_state.items():
             if not state["active"]:
                 log.warning(
@@ -79,6 +83,13 @@ class Sandbox:
                 "task_root": str(spec.code_dir),
                 "layer_root": str(spec.layer_dir) if spec.layer_dir else None,
             }
+        if spec.network and not self.active("egress"):
+            why = self.layers_state.get("egress", {}).get("reason", "unknown")
+            raise NetworkUnavailable(
+                f"{spec.key}: `network: true` is refused on this machine: the egress filter "
+                f"that keeps functions away from the host's own services is unavailable ({why}); "
+                "deploy with `network: false` or enable cgroup2 (see `ondo status`)"
+            )
         serial = next(_uid_serials)
         rooted = self.active("mount") and self.active("rootfs")
         cgroup_dirs = self.hooks.zygote_cgroups(pool_id, spec) if self.hooks else []

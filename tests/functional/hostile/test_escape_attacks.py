@@ -88,7 +88,7 @@ def test_files_outside_its_own_and_the_hosts_sockets_are_out_of_reach(tmp_path: 
     run(scenario)
 
 
-def test_network_true_reaches_the_host(tmp_path: Path) -> None:
+def test_network_true_reaches_a_host_port_it_is_allowed(tmp_path: Path) -> None:
     code = write_function(tmp_path, "net", PROBE)
 
     async def scenario() -> None:
@@ -96,8 +96,9 @@ def test_network_true_reaches_the_host(tmp_path: Path) -> None:
             port = server.getsockname()[1]
             async with started() as runtime:
                 event = {"paths": [], "port": port}
+                allow = (f"127.0.0.1:{port}",)
                 pending = asyncio.ensure_future(
-                    invoke(runtime, make_spec(code, network=True), event)
+                    invoke(runtime, make_spec(code, network=True, network_allow=allow), event)
                 )
                 conn, _ = await asyncio.to_thread(server.accept)
                 with conn:

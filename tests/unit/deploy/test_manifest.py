@@ -6,6 +6,7 @@ import pytest
 
 from ondo.deploy.manifest import parse_manifest, read_manifest
 from ondo.errors import ConfigError
+from ondo.functions.model import FunctionConfig
 
 
 def make_app(root: Path, yaml_text: str, files: dict[str, str] | None = None) -> Path:
@@ -47,7 +48,14 @@ def test_defaults_and_full_settings(tmp_path: Path) -> None:
         ("functions:\n  resize:\n    handler: nope\n", "module.function"),
         ("functions:\n  resize:\n    handler: missing.handler\n", "handler module 'missing'"),
         ("functions:\n  resize:\n    code: ../elsewhere\n", "outside the app directory"),
-        ("functions:\n  resize:\n    network: yes please\n", "true or false"),
+        ("functions:\n  resize:\n    network: yes please\n", "true, false or"),
+        (
+            "functions:\n  resize:\n    network:\n      allow: [db.local:5432]\n",
+            "ondo.yaml:4 (functions.resize.network.allow.0): 'db.local:5432' is not an allowed",
+        ),
+        ("functions:\n  resize:\n    network: {allow: ['127.0.0.1:0']}\n", "IP address and a port"),
+        ("functions:\n  resize:\n    network: {allow: '127.0.0.1:1'}\n", "must be a list"),
+        ("functions:\n  resize:\n    network: {deny: []}\n", "unknown key 'deny'"),
         ("functions:\n  Resize_Bad:\n    code: ./resize\n", "must match"),
         ("functions:\n  resize:\n    requirements: nope.txt\n", "nope.txt does not exist"),
         ("functions:\n  resize: {a: [1,\n", "not valid YAML"),
@@ -116,3 +124,11 @@ def test_a_manifest_over_the_size_limit_is_refused_before_it_is_read(tmp_path: P
     app = make_app(tmp_path / "big", "name: big\n# " + "x" * (1024 * 1024) + "\n")
     with pytest.raises(ConfigError, match=r"is \d+ bytes; the limit is 1048576 bytes"):
         read_manifest(app)
+
+
+def test_network_allow_turns_network_on_with_host_exceptions(tmp_path: Path) -> None:
+    text = "functions:\n  resize:\n    network:\n      allow: ['127.0.0.1:5432', '[::1]:6379']\n"
+    fn = parse_manifest(text, make_app(tmp_path / "a", text), "ondo.yaml").functions["resize"]
+    assert fn.config.network is True
+    assert fn.config.network_allow == ("127.0.0.1:5432", "[::1]:6379")
+    assert FunctionConfig.from_json(fn.config.to_json()) == fn.config  # stored and read back
