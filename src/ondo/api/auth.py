@@ -26,6 +26,7 @@ PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/openapi.json"})
 NAMESPACE_PARAM = "namespace"
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+ADMIN_ONLY: set[Endpoint] = set()  # endpoints wrapped by admin_only (the OpenAPI document says so)
 
 
 class BearerAuth:
@@ -74,6 +75,7 @@ def admin_only(endpoint: Endpoint) -> Endpoint:
         require_admin(principal_of(request), f"{request.method} {request.url.path}")
         return await endpoint(request)
 
+    ADMIN_ONLY.add(guarded)
     return guarded
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from starlette.routing import BaseRoute, Route
 
 from ondo import __version__
-from ondo.api.auth import NAMESPACE_PARAM, PUBLIC_PATHS
+from ondo.api.auth import ADMIN_ONLY, NAMESPACE_PARAM, PUBLIC_PATHS
 from ondo.api.openapi_ops import OPERATIONS, Operation, Schema
 from ondo.security.tenancy import NAMESPACE_RE
 
@@ -87,6 +87,8 @@ def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
         out["requestBody"] = {"required": op.body_required, "content": op.body}
     if not public:
         out["security"] = [{"bearer": []}]
+    if route.endpoint in ADMIN_ONLY:
+        out["description"] = "Admin only: any other token is answered 404."
     return out
 
 

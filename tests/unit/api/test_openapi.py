@@ -29,3 +29,5 @@ def test_operations_document_parameters_bodies_and_error_answers() -> None:
     create = paths["/v1/rules"]["post"]
     assert create["requestBody"]["content"]["application/json"]["schema"]["type"] == "object"
     assert "security" not in paths["/healthz"]["get"]
+    assert "Admin only" in paths["/v1/tokens"]["post"]["description"]
+    assert "description" not in show
