@@ -46,7 +46,12 @@ class RunCounter(socketserver.ThreadingTCPServer):
 
 class _CountRun(socketserver.StreamRequestHandler):
     def handle(self) -> None:
-        event_id = self.rfile.readline().decode().strip()
+        line = self.rfile.readline()
+        if not line.endswith(b"\n"):
+            # The kill cut the connection before the whole id was sent: the run never
+            # reported, so it is not counted (it runs again after the restart).
+            return
+        event_id = line.decode().strip()
         assert isinstance(self.server, RunCounter)
         with self.server.lock:
             self.server.runs[event_id] += 1
