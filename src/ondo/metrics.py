@@ -57,7 +57,8 @@ class Metrics:
         )
         self.events = Counter(
             "ondo_events_ingested",
-            "Events appended to the bus",
+            "New events appended to the bus (duplicates not counted): ingested over HTTP,"
+            " emitted by rules, destination events",
             ["namespace"],
             registry=self.registry,
         )
@@ -70,6 +71,11 @@ class Metrics:
         if found is None:
             found = self._functions[key] = FunctionMetrics(self, namespace, function)
         return found
+
+    def events_appended(self, namespace: str, new: int) -> None:
+        """Count events appended to the bus; every caller of `bus.append` reports here."""
+        if new:
+            self.events.labels(namespace).inc(new)
 
     def watch_pool(self, status: Callable[[], Mapping[str, Any]]) -> None:
         self.registry.register(_PoolCollector(status))

@@ -77,6 +77,7 @@ def lane_of(request: ActionRequest) -> str:
 # Action word -> module holding its kind (a module-level `KIND`); imported on first use.
 KIND_MODULES: dict[str, str] = {
     "invoke": "ondo.actions.invoke",
+    "invoke-async": "ondo.actions.async_invoke",  # `ondo invoke --async`; not a rule action
     "emit": "ondo.actions.emit",
     "notify": "ondo.actions.unavailable",
     "bcc": "ondo.actions.unavailable",

@@ -14,6 +14,7 @@ from ondo.actions.base import ActionRequest, ActionResult, derived_id
 from ondo.events import HOPS_EXTENSION, CloudEvent
 
 if TYPE_CHECKING:
+    from ondo.backends.bus.base import AppendResult
     from ondo.platform import Platform
 
 SUCCEEDED = "ondo.action.succeeded"
@@ -63,4 +64,11 @@ async def emit_destination(
     result: ActionResult,
 ) -> None:
     event = destination_event(request, attempt_seq, attempts, result)
-    await platform.bus.append([event], namespace=request.namespace)
+    await append_event(platform, event, request.namespace)
+
+
+async def append_event(platform: Platform, event: CloudEvent, namespace: str) -> AppendResult:
+    """Append one event an action makes, counted in ondo_events_ingested_total."""
+    result = (await platform.bus.append([event], namespace=namespace))[0]
+    platform.metrics.events_appended(namespace, 0 if result.duplicate else 1)
+    return result

@@ -11,7 +11,7 @@ import base64
 from typing import TYPE_CHECKING, Any
 
 from ondo.actions.base import ActionRequest, ActionResult, derived_id
-from ondo.actions.destinations import incoming_hops
+from ondo.actions.destinations import append_event, incoming_hops
 from ondo.actions.invoke import with_json
 from ondo.errors import EventError, PayloadTooLarge, RuleError
 from ondo.events import HOPS_EXTENSION, CloudEvent
@@ -36,10 +36,10 @@ class EmitAction:
     ) -> ActionResult:
         try:
             event = event_of(request)
-            results = await platform.bus.append([event], namespace=request.namespace)
+            appended = await append_event(platform, event, request.namespace)
         except (EventError, PayloadTooLarge) as exc:  # the same event would fail again
             return ActionResult(ok=False, detail={"error": str(exc)}, retryable=False)
-        detail = {"event_id": event.id, "seq": results[0].seq, "duplicate": results[0].duplicate}
+        detail = {"event_id": event.id, "seq": appended.seq, "duplicate": appended.duplicate}
         return ActionResult(ok=True, detail=detail)
 
 

@@ -67,7 +67,7 @@ class InvokeAction:
                 )
             except NotFound as exc:  # deleted since the rule was deployed: retrying won't help
                 return ActionResult(ok=False, detail={"error": str(exc)}, retryable=False)
-        return _result_of(record)
+        return result_of(record)
 
 
 def payload_of(request: ActionRequest) -> bytes:
@@ -84,7 +84,7 @@ def _finished_before(platform: Platform, request_id: str) -> InvocationRecord | 
     return record
 
 
-def _result_of(record: InvocationRecord) -> ActionResult:
+def result_of(record: InvocationRecord) -> ActionResult:
     if record.status == "succeeded":
         return ActionResult(ok=True, detail={"result": record.result}, invocation_id=record.id)
     error = dict(record.error or {})

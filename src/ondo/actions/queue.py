@@ -22,6 +22,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from ondo.actions.base import ActionKind, ActionRequest, ActionResult, kind_of, lane_of
 from ondo.actions.codec import request_from_json, request_to_json
@@ -32,8 +34,9 @@ from ondo.backends.store.sqlite_actions import (
     Job,
     NewJob,
     Outcome,
+    QueueStats,
 )
-from ondo.errors import ConfigError, NotFound, OndoError
+from ondo.errors import ConfigError, NotFound, OndoError, RuleError
 
 if TYPE_CHECKING:
     from ondo.platform import Platform
@@ -99,6 +102,13 @@ def _env(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _kind_or_none(word: str) -> ActionKind | None:
+    try:
+        return kind_of(word)
+    except RuleError:  # performing it will dead-letter it with this error
+        return None
+
+
 def backoff_delay(
     attempt: int, settings: QueueSettings, rand: Callable[[], float] = random.random
 ) -> float:
@@ -112,13 +122,53 @@ def backoff_delay(
     return full / 2 + rand() * full / 2
 
 
+class _QueueCollector(Collector):
+    """The queue's state, read from the store at scrape time."""
+
+    def __init__(self, stats: Callable[[], QueueStats], now: Callable[[], float]) -> None:
+        self._stats = stats
+        self._now = now
+        self._functions: set[tuple[str, str]] = set()  # seen once: reported as 0 after
+
+    def collect(self) -> Any:
+        stats = self._stats()
+        jobs = GaugeMetricFamily(
+            "ondo_action_jobs", "Action jobs by status (dead: the DLQ)", labels=["status"]
+        )
+        for status, count in stats.counts.items():
+            jobs.add_metric([status], float(count))
+        oldest = stats.oldest_pending_created_at
+        age = GaugeMetricFamily(
+            "ondo_action_jobs_oldest_pending_age_seconds",
+            "Age of the oldest pending action job (0 when none)",
+        )
+        age.add_metric([], max(0.0, self._now() - oldest) if oldest is not None else 0.0)
+        yield jobs
+        yield age
+        yield self._backlog(stats.async_backlog)
+
+    def _backlog(self, backlog: dict[tuple[str, str], int]) -> GaugeMetricFamily:
+        self._functions.update(backlog)
+        family = GaugeMetricFamily(
+            "ondo_async_backlog",
+            "Async invocations accepted and not finished (pending or running), per function",
+            labels=["namespace", "function"],
+        )
+        for key in sorted(self._functions):
+            family.add_metric(list(key), float(backlog.get(key, 0)))
+        return family
+
+
 class ActionMetrics:
     @staticmethod
-    def of(registry: CollectorRegistry) -> ActionMetrics:
+    def of(
+        registry: CollectorRegistry, stats: Callable[[], QueueStats], now: Callable[[], float]
+    ) -> ActionMetrics:
         """One set per registry: a second queue on the same platform (tests) shares it."""
         found = _METRICS.get(registry)
         if found is None:
             found = _METRICS[registry] = ActionMetrics(registry)
+            registry.register(_QueueCollector(stats, now))
         return found
 
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -153,7 +203,9 @@ class ActionQueue:
         self.clock = platform.clock
         self.settings = settings or QueueSettings.from_environment()
         self.repo = ActionJobRepository(platform.db)
-        self.metrics = ActionMetrics.of(platform.metrics.registry)
+        self.metrics = ActionMetrics.of(
+            platform.metrics.registry, self.repo.queue_stats, self.clock.now
+        )
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
@@ -211,11 +263,20 @@ class ActionQueue:
         )
 
     def max_attempts_of(self, request: ActionRequest) -> int:
-        """Attempts allowed: the platform's setting (ONDO_ACTION_MAX_ATTEMPTS).
+        """Attempts allowed: the kind's own (async invocations: the function's `async.retries`
+        + 1), else the platform's setting (ONDO_ACTION_MAX_ATTEMPTS).
 
         Per-action settings need a place in the rule language; `with` JSON is the payload.
         """
-        return self.settings.max_attempts
+        own = getattr(_kind_or_none(request.action.kind), "max_attempts", None)
+        return int(own(request)) if own is not None else self.settings.max_attempts
+
+    def max_age_of(self, kind: ActionKind, request: ActionRequest) -> tuple[float, str]:
+        """The age after which a job is not tried again, and the setting that says so."""
+        own = getattr(kind, "max_event_age_s", None)
+        if own is not None:
+            return float(own(request)), f"async.max_event_age of {request.action.target}"
+        return self.settings.max_event_age_s, "ONDO_ACTION_MAX_AGE"
 
     # --- reading (ondo trace, the DLQ API) -------------------------------------------------
 
@@ -392,9 +453,10 @@ class ActionQueue:
 
     async def _perform(self, kind: ActionKind, request: ActionRequest, job: Job) -> ActionResult:
         age = self.clock.now() - job.created_at
-        if age > self.settings.max_event_age_s:
+        max_age, setting = self.max_age_of(kind, request)
+        if age > max_age:
             error = f"gave up: the action is {age:.0f} s old, over the limit of"
-            error += f" {self.settings.max_event_age_s:.0f} s (ONDO_ACTION_MAX_AGE)"
+            error += f" {max_age:.0f} s ({setting})"
             return ActionResult(ok=False, detail={"error": error}, retryable=False)
         try:
             return await kind.perform(request, job.attempt_seq, self.platform)
@@ -420,7 +482,7 @@ class ActionQueue:
         if (
             result.retryable
             and job.attempts < job.max_attempts
-            and age_then <= self.settings.max_event_age_s
+            and age_then <= self.max_age_of(kind, request)[0]
         ):
             self.metrics.retried.labels(job.kind).inc()
             when = self.clock.now() + delay
@@ -450,11 +512,19 @@ class ActionQueue:
     async def _destination(
         self, kind: ActionKind, request: ActionRequest, job: Job, result: ActionResult
     ) -> None:
+        own = getattr(kind, "destination", None)  # async invocations: `async.on_failure`
         wanted = self.settings.destinations
-        if not kind.destinations or wanted == "none" or (wanted == "failed" and result.ok):
+        if own is None and (
+            not kind.destinations or wanted == "none" or (wanted == "failed" and result.ok)
+        ):
             return
         try:
-            await emit_destination(self.platform, request, job.attempt_seq, job.attempts, result)
+            if own is not None:
+                await own(self.platform, request, job, result)
+            else:
+                await emit_destination(
+                    self.platform, request, job.attempt_seq, job.attempts, result
+                )
         except asyncio.CancelledError:
             raise
         except Exception:  # the action itself is done; losing its notice must not redo it

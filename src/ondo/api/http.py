@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeGuard, TypeVar
 
 from starlette.requests import Request
@@ -121,6 +121,11 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
     if not low <= value <= high:
         raise ValidationError(f"query parameter {name!r} must be between {low} and {high}")
     return value
+
+
+def flag_param(params: Mapping[str, str], name: str) -> bool:
+    """A yes/no query parameter: true, 1 or yes; anything else (or none) is no."""
+    return params.get(name, "false").lower() in ("1", "true", "yes")
 
 
 def answer(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -17,6 +17,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ondo.actions import async_invoke
 from ondo.api.auth import authenticate, namespace_asked
 from ondo.api.http import check_declared_length, check_running_length, decode_json
 from ondo.errors import ConcurrencyExhausted, OndoError
@@ -52,10 +53,10 @@ async def run_invoke(
     """Status, headers and JSON body for an invocation of `name` with `body` as its event."""
     payload = body if body.strip() else b"null"
     # The function gets the bytes; decoding them here refuses what its bootstrap cannot read.
-    await decode_json(payload, "event (request body)")
-    if mode == "async":
-        record = await platform.functions.submit(
-            name, payload, namespace=namespace, version=version, trigger="api"
+    event = await decode_json(payload, "event (request body)")
+    if mode == "async":  # a job of the action queue: retries, DLQ, on_failure (see there)
+        record = async_invoke.submit(
+            platform, name, event, namespace=namespace, version=version, trigger="api"
         )
         content = _json({"id": record.id, "status": record.status})
         return 202, {"X-Ondo-Invocation-Id": record.id}, content

@@ -1,4 +1,4 @@
-"""`ondo deploy [DIR] [--dry-run] [--json]`: pack the app, send it, print the plan."""
+"""`ondo deploy [DIR] [--dry-run] [--take-over] [--force] [--json]`: pack, send, print the plan."""
 
 from __future__ import annotations
 
@@ -19,6 +19,16 @@ def register(sub: Any) -> None:
     cmd = sub.add_parser("deploy", help="apply DIR/ondo.yaml: print the plan, then apply it")
     cmd.add_argument("dir", nargs="?", default=".", help="the app directory (default: .)")
     cmd.add_argument("--dry-run", action="store_true", help="print the plan only, change nothing")
+    cmd.add_argument(
+        "--take-over",
+        action="store_true",
+        help="move functions and rules that belong to another app into this one",
+    )
+    cmd.add_argument(
+        "--force",
+        action="store_true",
+        help="delete functions that enabled rules invoke, disabling those rules",
+    )
     add_json_flag(cmd, '{"app", "namespace", "steps": [...], "dry_run", "applied": [...]}')
     cmd.set_defaults(func=run)
 
@@ -26,9 +36,16 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     app_dir = Path(args.dir).resolve()
     manifest = read_manifest(app_dir)  # fail fast, locally, with file:line
+    params = {
+        "dry_run": str(args.dry_run).lower(),
+        "app": manifest.app,
+        "dir": str(app_dir),
+        "take_over": str(args.take_over).lower(),
+        "force": str(args.force).lower(),
+    }
     request: dict[str, Any] = {
         "content": pack(app_dir),
-        "params": {"dry_run": str(args.dry_run).lower(), "app": manifest.app, "dir": str(app_dir)},
+        "params": params,
         "headers": {"Content-Type": "application/gzip"},
     }
     client = client_of(args)
@@ -58,3 +75,5 @@ def print_result(result: dict[str, Any]) -> None:
     for applied in result.get("applied", []):
         if "version" in applied and applied["change"] != "unchanged":
             print(f"  {applied['kind']} {applied['name']} is now version {applied['version']}")
+        for rule in applied.get("disabled_rules", []):
+            print(f"  disabled rule {rule}: it invoked the deleted function {applied['name']}")

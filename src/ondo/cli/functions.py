@@ -31,6 +31,9 @@ def register(sub: Any) -> None:
     rb.set_defaults(func=run_rollback)
     dele = fsub.add_parser("delete", help="delete a function and all its versions")
     dele.add_argument("name", help="the function's name (see `ondo functions list`)")
+    dele.add_argument(
+        "--force", action="store_true", help="also when enabled rules invoke it: disable them"
+    )
     dele.set_defaults(func=run_delete)
 
 
@@ -91,6 +94,9 @@ def run_rollback(args: argparse.Namespace) -> int:
 
 
 def run_delete(args: argparse.Namespace) -> int:
-    client_of(args).delete(f"/v1/functions/{args.name}")
+    path = f"/v1/functions/{args.name}" + ("?force=true" if args.force else "")
+    data = client_of(args).delete(path)
+    for rule in data.get("disabled_rules", []):
+        print(f"disabled rule {rule}: it invoked {args.name}")
     print(f"deleted {args.name}")
     return 0

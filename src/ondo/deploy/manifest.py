@@ -10,7 +10,15 @@ from typing import Any
 from ondo.deploy.yamlsrc import MAX_MANIFEST_BYTES, Located, load
 from ondo.destinations import parse_destination
 from ondo.errors import ConfigError, ConfigLimitExceeded
-from ondo.functions.model import HANDLER_RE, MAX_TIMEOUT_S, NAME_RE, FunctionConfig
+from ondo.functions.model import (
+    HANDLER_RE,
+    MAX_EVENT_AGE_S,
+    MAX_RETRIES,
+    MAX_TIMEOUT_S,
+    MIN_EVENT_AGE_S,
+    NAME_RE,
+    FunctionConfig,
+)
 
 MANIFEST_NAME = "ondo.yaml"
 TOP_LEVEL_KEYS = ("name", "functions", "rules")
@@ -23,7 +31,12 @@ FUNCTION_KEYS = (
     "network",
     "environment",
     "requirements",
+    "async",
 )
+ASYNC_KEYS = ("retries", "max_event_age", "on_failure")
+DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)([smh])$")
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
+DESTINATION_RE = re.compile(r"^(invoke|emit) +(\S+)$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -70,9 +83,10 @@ def parse_manifest(text: str, root: Path, filename: str, app_name: str | None = 
             (), "the top level must be a mapping with keys: " + ", ".join(TOP_LEVEL_KEYS)
         )
     _no_unknown_keys(doc, (), data, TOP_LEVEL_KEYS)
-    app = data.get("name", app_name or root.resolve().name)
+    app = data.get("name", app_name or folder_app_name(root))
     if not isinstance(app, str) or not NAME_RE.match(app):
-        raise doc.error(("name",), f"app name must match {NAME_RE.pattern}, got {app!r}")
+        how = "" if "name" in data else f" (from the folder's name); add `name:` to {filename}"
+        raise doc.error(("name",), f"app name must match {NAME_RE.pattern}, got {app!r}{how}")
     functions_raw = data.get("functions") or {}
     if not isinstance(functions_raw, dict):
         raise doc.error(("functions",), "functions must be a mapping of name to settings")
@@ -81,6 +95,12 @@ def parse_manifest(text: str, root: Path, filename: str, app_name: str | None = 
     if not isinstance(rules, list | dict):
         raise doc.error(("rules",), "rules must be a list (or a mapping of name to rule)")
     return Manifest(app, root, functions, rules if isinstance(rules, list) else [rules], doc)
+
+
+def folder_app_name(root: Path) -> str:
+    """The app name when ondo.yaml has no `name:`: the folder's, lower case, with `_`, `.` and
+    spaces as `-` (`my_shop` is app `my-shop`)."""
+    return re.sub(r"[_. ]", "-", root.resolve().name.lower())
 
 
 def _no_unknown_keys(
@@ -131,6 +151,7 @@ def _function(doc: Located, root: Path, name: str, spec: Any) -> FunctionDecl:
         network=network,
         network_allow=network_allow,
         environment=_environment(doc, (*path, "environment"), spec.get("environment") or {}),
+        **_async(doc, (*path, "async"), spec.get("async") or {}),
     )
     return FunctionDecl(name, code_dir, config, req_path, doc.where(path))
 
@@ -192,3 +213,37 @@ def _environment(doc: Located, path: tuple[str | int, ...], value: Any) -> dict[
             raise doc.error((*path, key), "must be text, a number or a boolean")
         env[key] = str(item).lower() if isinstance(item, bool) else str(item)
     return env
+
+
+def _async(doc: Located, path: tuple[str | int, ...], value: Any) -> dict[str, Any]:
+    """`async: {retries, max_event_age, on_failure}` as FunctionConfig's async_* fields."""
+    if not isinstance(value, dict):
+        raise doc.error(path, "must be a mapping with keys: " + ", ".join(ASYNC_KEYS))
+    _no_unknown_keys(doc, path, value, ASYNC_KEYS)
+    retries = _number(doc, (*path, "retries"), value.get("retries", MAX_RETRIES), 0, 2, True)
+    age = _duration(doc, (*path, "max_event_age"), value.get("max_event_age", MAX_EVENT_AGE_S))
+    if not MIN_EVENT_AGE_S <= age <= MAX_EVENT_AGE_S:
+        raise doc.error((*path, "max_event_age"), f"must be between 60s and 6h, got {age:g} s")
+    on_failure = value.get("on_failure")
+    if on_failure is not None:
+        match = DESTINATION_RE.match(on_failure) if isinstance(on_failure, str) else None
+        if match is None or (match[1] == "invoke" and not NAME_RE.match(match[2])):
+            raise doc.error(
+                (*path, "on_failure"),
+                f"must be `invoke FUNCTION` or `emit EVENT-TYPE`, got {on_failure!r}",
+            )
+    return {
+        "async_retries": int(retries),
+        "async_max_event_age": age,
+        "async_on_failure": on_failure,
+    }
+
+
+def _duration(doc: Located, path: tuple[str | int, ...], value: Any) -> float:
+    """Seconds, as a number or text with a unit: 90, "90s", "5m", "6h"."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    match = DURATION_RE.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise doc.error(path, f"must be a duration such as 90s, 5m or 6h, got {value!r}")
+    return float(match[1]) * DURATION_UNITS[match[2]]

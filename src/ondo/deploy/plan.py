@@ -9,15 +9,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ondo.deploy import progress
+from ondo.deploy.guards import invokes, invoking_rules, refuse_delete, refuse_take_over
 from ondo.deploy.manifest import FunctionDecl, Manifest
-from ondo.errors import DeployError, OndoError
+from ondo.errors import ConfigError, DeployError, HandlerImportError, OndoError
 from ondo.functions.bundle import hash_code
 from ondo.functions.model import FunctionConfig
-from ondo.rules.planner import plan_rules
+from ondo.rules.planner import RuleStep, plan_rules
 
 if TYPE_CHECKING:
     from ondo.platform import Platform
@@ -49,12 +50,15 @@ class FunctionStep:
     decl: FunctionDecl | None
     code_hash: str | None
     layer_hash: str | None
+    disables: tuple[str, ...] = ()  # rules that invoke a deleted function (deploy --force)
 
     async def apply(self, platform: Platform) -> dict[str, Any]:
         functions = platform.functions
         if self.change == "delete":
+            for rule in self.disables:
+                platform.rules.book.set_enabled(self.namespace, rule, False)
             await functions.delete(self.name, self.namespace)
-            return {}
+            return {"disabled_rules": list(self.disables)} if self.disables else {}
         if self.change == "unchanged" or self.decl is None:
             return {"version": functions.get(self.name, self.namespace).version}
         code_hash = await asyncio.to_thread(functions.code.add, self.decl.code_dir)
@@ -72,6 +76,27 @@ class FunctionStep:
         except OndoError as exc:
             raise type(exc)(f"{self.decl.where}: function {self.name!r}: {exc}") from exc
         return {"version": fv.version}
+
+
+async def check_imports(platform: Platform, plan: Plan) -> None:
+    """A dry run's check: import each new or changed handler in a throwaway zygote, as the
+    deploy would before making it current. HandlerImportError listing every failure."""
+    failures: list[str] = []
+    for step in plan.steps:
+        if not isinstance(step, FunctionStep) or step.decl is None or step.change == "unchanged":
+            continue
+        code_hash = await asyncio.to_thread(platform.functions.code.add, step.decl.code_dir)
+        layer_hash = await _build_layer(platform, step.decl)
+        try:
+            await platform.functions.try_import(
+                step.name, step.decl.config, code_hash, layer_hash, step.namespace
+            )
+        except HandlerImportError as exc:
+            failures.append(f"{step.decl.where}: function {step.name!r}: {exc}")
+    if failures:
+        raise HandlerImportError(
+            "the plan cannot be applied: a handler fails to import\n" + "\n".join(failures)
+        )
 
 
 async def _build_layer(platform: Platform, decl: FunctionDecl) -> str | None:
@@ -129,21 +154,46 @@ def _describe(old: FunctionConfig, new: FunctionConfig, code: bool, layer: bool)
     return "changed: " + ", ".join(changed)
 
 
+def _check_on_failure(
+    platform: Platform, manifest: Manifest, namespace: str, decl: FunctionDecl
+) -> None:
+    """`async.on_failure: invoke F` needs F: in this app or already deployed."""
+    verb, _, target = (decl.config.async_on_failure or "").partition(" ")
+    target = target.strip()
+    if verb != "invoke" or target in manifest.functions:
+        return
+    if not platform.functions.exists(target, namespace):
+        path = ("functions", decl.name, "async", "on_failure")
+        where = manifest.source.where(path) if manifest.source else decl.where
+        raise ConfigError(
+            f"{where}: function {target!r} does not exist in namespace {namespace!r};"
+            " declare it in this app or deploy it first"
+        )
+
+
 def plan_functions(platform: Platform, manifest: Manifest, namespace: str) -> list[Step]:
     steps: list[Step] = []
     for name, decl in sorted(manifest.functions.items()):
+        _check_on_failure(platform, manifest, namespace, decl)
         code_hash = hash_code(decl.code_dir)
         layer_hash = _requirements_hash(decl)
         current = platform.functions.repo.current(namespace, name)
         if current is None:
             change: Change = "create"
             detail = f"new function, handler {decl.config.handler}"
+        elif (current.config, current.code_hash, current.layer_hash, current.app) == (
+            decl.config,
+            code_hash,
+            layer_hash,
+            manifest.app,
+        ):
+            change, detail = "unchanged", f"version {current.version}"
         elif (current.config, current.code_hash, current.layer_hash) == (
             decl.config,
             code_hash,
             layer_hash,
         ):
-            change, detail = "unchanged", f"version {current.version}"
+            change, detail = "update", f"moves to app {manifest.app!r}, version {current.version}"
         else:
             change = "update"
             detail = _describe(
@@ -152,6 +202,17 @@ def plan_functions(platform: Platform, manifest: Manifest, namespace: str) -> li
                 current.code_hash != code_hash,
                 current.layer_hash != layer_hash,
             )
+            same = platform.functions.repo.identical_version(
+                replace(
+                    current,
+                    config=decl.config,
+                    code_hash=code_hash,
+                    layer_hash=layer_hash,
+                    app=manifest.app,
+                )
+            )
+            if same is not None:
+                detail += f"; identical to version {same.version}, which becomes current again"
         steps.append(
             FunctionStep(
                 "function",
@@ -186,11 +247,77 @@ def plan_functions(platform: Platform, manifest: Manifest, namespace: str) -> li
 PLANNERS: list[Planner] = [plan_functions, plan_rules]  # rules after the functions they invoke
 
 
-def make_plan(platform: Platform, manifest: Manifest, namespace: str = "default") -> Plan:
+def make_plan(
+    platform: Platform,
+    manifest: Manifest,
+    namespace: str = "default",
+    *,
+    take_over: bool = False,
+    force: bool = False,
+) -> Plan:
+    """The plan, refused (Conflict) when it would take over another app's functions or rules
+    (unless `take_over`) or delete a function that enabled rules invoke (unless `force`, which
+    makes the deletion disable those rules)."""
     steps: list[Step] = []
     for planner in PLANNERS:
         steps.extend(planner(platform, manifest, namespace))
+    taken = [
+        (step.kind, step.name, owner)
+        for step in steps
+        if step.change == "update"
+        and (owner := _owner(platform, namespace, step)) not in (None, manifest.app)
+    ]
+    if taken and not take_over:
+        raise refuse_take_over(taken, manifest.app)
+    owners = {(kind, name): owner for kind, name, owner in taken}
+    steps = [_taken_over(s, owners.get((s.kind, s.name))) for s in steps]
+    steps = [_guard_delete(platform, namespace, manifest, steps, s, force) for s in steps]
     return Plan(manifest.app, namespace, tuple(steps))
+
+
+def _owner(platform: Platform, namespace: str, step: Step) -> str | None:
+    """The app that owns the resource a step changes today (None: no app, or not known)."""
+    if step.kind == "function":
+        current = platform.functions.repo.current(namespace, step.name)
+        return current.app if current is not None else None
+    if step.kind == "rule":
+        rule = platform.rules.book.registry.find(namespace, step.name)
+        return rule.app if rule is not None else None
+    return None
+
+
+def _taken_over(step: Step, owner: str | None) -> Step:
+    if owner is None or not isinstance(step, FunctionStep | RuleStep):
+        return step
+    return replace(step, detail=f"taken over from app {owner!r} (--take-over); {step.detail}")
+
+
+def _guard_delete(
+    platform: Platform,
+    namespace: str,
+    manifest: Manifest,
+    steps: list[Step],
+    step: Step,
+    force: bool,
+) -> Step:
+    """A function deletion, checked against the rules that will still invoke it."""
+    if not (isinstance(step, FunctionStep) and step.change == "delete"):
+        return step
+    ours = {s.name: s for s in steps if isinstance(s, RuleStep)}
+    rules = [r for r in invoking_rules(platform, namespace, step.name) if r not in ours]
+    rules += [
+        s.name
+        for s in ours.values()
+        if s.rule is not None and s.enabled and invokes(s.rule.spec.actions, step.name)
+    ]
+    if not rules:
+        return step
+    if not force:
+        raise refuse_delete(
+            step.name, namespace, sorted(rules), f"deploy with --force (app {manifest.app!r})"
+        )
+    detail = f"{step.detail}; disables rules {', '.join(sorted(rules))} (--force)"
+    return replace(step, detail=detail, disables=tuple(sorted(rules)))
 
 
 async def apply_plan(platform: Platform, plan: Plan) -> list[dict[str, Any]]:

@@ -9,6 +9,8 @@ from typing import Any, Literal
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 HANDLER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 MAX_TIMEOUT_S = 900
+MAX_RETRIES = 2  # async invocations: Lambda's MaximumRetryAttempts range is 0-2
+MIN_EVENT_AGE_S, MAX_EVENT_AGE_S = 60.0, 21600.0  # Lambda's MaximumEventAgeInSeconds range
 DEFAULT_NAMESPACE = "default"
 
 InvocationStatus = Literal[
@@ -28,6 +30,12 @@ class FunctionConfig:
     network: bool = False
     environment: dict[str, str] = field(default_factory=dict)
     network_allow: tuple[str, ...] = ()  # host ip:port a `network` function may reach anyway
+    # Async invocations (Lambda's names and ranges): retries after a failed attempt (0-2), the
+    # age after which an event is no longer tried (60 s - 6 h), and where a final failure goes
+    # besides the dead-letter queue (`invoke FUNCTION` or `emit TYPE`; None: only the DLQ).
+    async_retries: int = 2
+    async_max_event_age: float = MAX_EVENT_AGE_S
+    async_on_failure: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,6 +89,7 @@ class InvocationRecord:
     logs: str = ""
     trigger: str | None = None
     finished_at: float | None = None
+    attempt: int = 1  # an async invocation's attempt (1, then 2 and 3 for Lambda's retries)
     # `result` as the worker encoded it (compact JSON), when known: stored and answered as
     # is instead of being encoded again. Not part of the record's JSON form.
     result_json: bytes | None = field(default=None, repr=False, compare=False)

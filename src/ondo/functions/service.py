@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -54,6 +55,7 @@ class FunctionService:
         self._listeners: list[InvocationListener] = []
         self._closing = False
         self._publishing = asyncio.Lock()
+        self._trial_ids = itertools.count(1)  # throwaway versions (-1, -2, …) of dry runs
         self.records = RecordWriter(repo.record_many)
         self._specs: dict[tuple[str, str, int], tuple[FunctionVersion, FunctionSpec]] = {}
         self._running = 0  # invocations between their runtime call and their final record
@@ -125,18 +127,43 @@ class FunctionService:
         namespace: str = "default",
         app: str | None = None,
     ) -> FunctionVersion:
-        """Prepare the new version in the runtime first; only then make it current."""
+        """Prepare the new version in the runtime first; only then make it current.
+
+        Code and settings identical to a stored version (of the same app) make that version
+        current again instead of adding a copy of it."""
         async with self._publishing:
             version = self.repo.next_version(namespace, name)
             draft = FunctionVersion(
                 namespace, name, version, config, code_hash, layer_hash, self.clock.now(), app
             )
+            same = self.repo.identical_version(draft)
+            if same is not None:
+                return await self.rollback(name, same.version, namespace)
             await self.runtime.prepare(self.spec(draft))
             previous = self.repo.current(namespace, name)
             fv = self.repo.add_version(draft)
         if previous is not None:
             await self.runtime.retire(self.spec(previous))
         return fv
+
+    async def try_import(
+        self,
+        name: str,
+        config: FunctionConfig,
+        code_hash: str,
+        layer_hash: str | None,
+        namespace: str = "default",
+    ) -> None:
+        """Import the handler in a throwaway zygote (a dry run's check); HandlerImportError with
+        the user's traceback if it fails. Nothing is stored; the zygote is stopped after."""
+        draft = FunctionVersion(
+            namespace, name, -next(self._trial_ids), config, code_hash, layer_hash, 0.0
+        )
+        spec = self._build_spec(draft)
+        try:
+            await self.runtime.prepare(spec)
+        finally:
+            await self.runtime.retire(spec)
 
     async def rollback(
         self, name: str, version: int, namespace: str = "default"
@@ -189,6 +216,7 @@ class FunctionService:
         wait_for_slot: bool = False,
         tracked: bool = False,
         record_after_answer: bool = False,
+        attempt: int | None = None,
     ) -> InvocationRecord:
         """Run one invocation now and return its final record.
 
@@ -198,6 +226,7 @@ class FunctionService:
         otherwise it is written first, and a crash leaves it `interrupted`.
         `record_after_answer`: the caller answers with the result itself (a sync HTTP call), so
         the final record is group-committed just after, not awaited (see RecordWriter).
+        `attempt`: this runs attempt N of an async invocation (actions/async_invoke.py).
         """
         fv = self.get(name, namespace, version)
         slot = self._slot(fv)
@@ -207,6 +236,8 @@ class FunctionService:
                 " (its concurrency); retry shortly or raise `concurrency` in ondo.yaml"
             )
         record = self._new_record(fv, "sync", trigger, request_id)
+        if attempt is not None:
+            record = replace(record, mode="async", attempt=attempt)
         async with slot:
             if not tracked:
                 self.repo.record(record)
@@ -214,26 +245,11 @@ class FunctionService:
                 fv, record, payload, lazy_row=tracked, record_after_answer=record_after_answer
             )
 
-    async def submit(
-        self,
-        name: str,
-        payload: bytes,
-        *,
-        namespace: str = "default",
-        version: int | None = None,
-        trigger: str | None = None,
-        request_id: str | None = None,
-    ) -> InvocationRecord:
-        """Accept an async invocation durably (the record holds the payload), run it later."""
-        fv = self.get(name, namespace, version)
-        record = self._new_record(fv, "async", trigger, request_id)
-        self.repo.record(record, payload)
-        self._spawn(fv, record, payload)
-        return record
-
     def resume_pending(self) -> int:
         """After a restart: run again every async invocation accepted but not finished, except
-        one that was running at two crashes in a row (it may be what crashes the platform)."""
+        one that was running at two crashes in a row (it may be what crashes the platform).
+        Only those an earlier version stored with their payload: the action queue runs the
+        others (actions/async_invoke.py)."""
         count = 0
         for record, payload, resumed in self.repo.pending():
             if record.status == "running" and resumed:
@@ -412,5 +428,6 @@ def _apply_outcome(
         logs=outcome.logs,
         trigger=record.trigger,
         finished_at=now,
+        attempt=record.attempt,
         result_json=raw,
     )

@@ -214,9 +214,34 @@ def send_frame(sock: socket.socket, header: dict[str, Any], body: bytes = b"") -
 # --- invocation --------------------------------------------------------------------------
 
 
+IMPORT_MACHINERY = os.path.dirname(importlib.__file__)
+
+
+def is_user_frame(frame: traceback.FrameSummary) -> bool:
+    """Frames of the function's code (and its libraries), not of this file or of importlib."""
+    name = frame.filename
+    return not (
+        name == __file__ or name.startswith("<frozen ") or name.startswith(IMPORT_MACHINERY)
+    )
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The formatted exception with only the user's frames, in each chained exception too."""
+    top = traceback.TracebackException.from_exception(exc)
+    todo, seen = [top], set()
+    while todo:
+        part = todo.pop()
+        if id(part) in seen:
+            continue
+        seen.add(id(part))
+        part.stack = traceback.StackSummary.from_list([f for f in part.stack if is_user_frame(f)])
+        todo += [p for p in (part.__cause__, part.__context__) if p is not None]
+    return "".join(top.format())
+
+
 def lambda_error(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
     frames = traceback.extract_tb(exc.__traceback__)
-    user_frames = [f for f in frames if f.filename != __file__]
+    user_frames = [f for f in frames if is_user_frame(f)]
     return {
         "errorMessage": str(exc),
         "errorType": error_type or type(exc).__name__,
@@ -534,7 +559,7 @@ def zygote_main(ctl: socket.socket, config: dict[str, Any], jail: Any) -> None:
     try:
         handler = load_handler(config["handler"])
     except BaseException as exc:  # user code ran: anything may come out of it
-        text = "".join(traceback.format_exception(exc))
+        text = user_traceback(exc)
         output = SINK.text()
         if output:
             text += f"\nOutput during import:\n{output}"

@@ -140,6 +140,7 @@ def test_a_final_record_keeps_every_field_of_the_started_one() -> None:
         mode="async",
         created_at=12.5,
         trigger="rule:r",
+        attempt=2,
     )
     outcome = InvocationOutcome(
         "succeeded", b'{"a":1}', None, True, 1.5, 2.25, 30.0, "log", value={"a": 1}
@@ -163,5 +164,5 @@ def test_a_final_record_keeps_every_field_of_the_started_one() -> None:
     assert {f.name for f in dataclasses.fields(InvocationRecord)} == {
         "id", "namespace", "function", "version", "status", "mode", "created_at", "cold",
         "init_ms", "duration_ms", "max_memory_mb", "error", "result", "logs", "trigger",
-        "finished_at", "result_json",
+        "finished_at", "attempt", "result_json",
     }  # fmt: skip

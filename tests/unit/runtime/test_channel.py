@@ -40,8 +40,9 @@ def _frame(header: object, body: bytes = b"") -> bytes:
 
 
 def _read_request(sock: socket.socket) -> tuple[dict[str, object], bytes]:
-    head_len, body_len = struct.unpack("<II", sock.recv(8))
-    head = sock.recv(head_len)
+    # MSG_WAITALL: under load a frame may arrive in pieces, and a short read is not a frame.
+    head_len, body_len = struct.unpack("<II", sock.recv(8, socket.MSG_WAITALL))
+    head = sock.recv(head_len, socket.MSG_WAITALL)
     body = sock.recv(body_len, socket.MSG_WAITALL) if body_len else b""
     return json.loads(head), body
 

@@ -12,11 +12,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ondo.api.http import answer, namespace_of, platform_of, read_body
+from ondo.api.http import answer, flag_param, namespace_of, platform_of, read_body
 from ondo.api.progress import progress_stream, wants_progress
 from ondo.deploy.bundle import MAX_APP_BYTES, unpack
 from ondo.deploy.manifest import Manifest, read_manifest
-from ondo.deploy.plan import apply_plan, make_plan
+from ondo.deploy.plan import apply_plan, check_imports, make_plan
 from ondo.errors import OndoError
 from ondo.platform import Platform
 
@@ -34,14 +34,20 @@ async def deploy(request: Request) -> Response:
 async def _deploy_archive(
     platform: Platform, body: bytes, params: QueryParams, namespace: str
 ) -> dict[str, object]:
-    dry_run = params.get("dry_run", "false").lower() in ("1", "true", "yes")
     with tempfile.TemporaryDirectory(prefix="ondo-deploy-") as tmp:
         root = Path(tmp)
         try:
             await asyncio.to_thread(unpack, body, root)
             # Off the loop: YAML parsing is pure Python, and a manifest may be up to its limit.
             manifest = await asyncio.to_thread(read_manifest, root, params.get("app"))
-            return await deploy_manifest(platform, manifest, namespace, dry_run)
+            return await deploy_manifest(
+                platform,
+                manifest,
+                namespace,
+                flag_param(params, "dry_run"),
+                take_over=flag_param(params, "take_over"),
+                force=flag_param(params, "force"),
+            )
         except OndoError as exc:
             # Name the sender's files (`?dir=` is their app directory), not this temporary copy.
             exc.args = (str(exc).replace(str(root), params.get("dir") or "<app>"),)
@@ -49,12 +55,28 @@ async def _deploy_archive(
 
 
 async def deploy_manifest(
-    platform: Platform, manifest: Manifest, namespace: str, dry_run: bool
+    platform: Platform,
+    manifest: Manifest,
+    namespace: str,
+    dry_run: bool,
+    *,
+    take_over: bool = False,
+    force: bool = False,
 ) -> dict[str, object]:
-    """Plan, and apply unless `dry_run`; shared by the API and `ondo up --app`."""
-    plan = await asyncio.to_thread(make_plan, platform, manifest, namespace)
+    """Plan, and apply unless `dry_run`; shared by the API and `ondo up --app`.
+
+    `take_over`: the app may take functions and rules from other apps; `force`: it may delete
+    functions that enabled rules invoke (those rules are disabled)."""
+    plan = await asyncio.to_thread(
+        partial(make_plan, take_over=take_over, force=force),
+        platform,
+        manifest,
+        namespace,
+    )
     out: dict[str, object] = {**plan.to_json(), "dry_run": dry_run}
-    if not dry_run:
+    if dry_run:
+        await check_imports(platform, plan)
+    else:
         out["applied"] = await apply_plan(platform, plan)
     return out
 

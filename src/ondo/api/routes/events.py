@@ -79,6 +79,7 @@ async def ingest(request: Request) -> JSONResponse:
         config.max_batch_events,
     )
     results = await platform.bus.append(events, namespace_of(request))
+    platform.metrics.events_appended(namespace_of(request), sum(not r.duplicate for r in results))
     return answer(
         {
             "ids": [e.id for e in events],

@@ -8,6 +8,7 @@ from starlette.routing import BaseRoute, Route
 
 from ondo.api.http import (
     answer,
+    flag_param,
     int_param,
     is_stored_int,
     json_body,
@@ -17,6 +18,7 @@ from ondo.api.http import (
     whole_number,
 )
 from ondo.api.invoke import run_invoke
+from ondo.deploy.guards import delete_function as delete_guarded
 from ondo.errors import NotFound, ValidationError
 
 
@@ -32,9 +34,12 @@ async def show_function(request: Request) -> JSONResponse:
 
 
 async def delete_function(request: Request) -> JSONResponse:
+    """Refused (409) while enabled rules invoke the function, unless ?force=true disables them."""
     name = request.path_params["name"]
-    await platform_of(request).functions.delete(name, namespace_of(request))
-    return answer({"deleted": name})
+    disabled = await delete_guarded(
+        platform_of(request), name, namespace_of(request), force=flag_param(request.query_params, "force")
+    )
+    return answer({"deleted": name, "disabled_rules": disabled})
 
 
 async def list_versions(request: Request) -> JSONResponse:

@@ -108,6 +108,13 @@ class Job:
 
 
 @dataclass(frozen=True)
+class QueueStats:
+    counts: dict[str, int]  # pending, running, dead
+    oldest_pending_created_at: float | None
+    async_backlog: dict[tuple[str, str], int]  # (namespace, function) -> pending + running
+
+
+@dataclass(frozen=True)
 class Outcome:
     """How one attempt ended, to store: succeeded, pending again (retry at `when`), or dead."""
 
@@ -274,6 +281,20 @@ class ActionJobRepository:
         )
         return [_job(r) for r in rows]
 
+    def queue_stats(self) -> QueueStats:
+        """What /metrics shows of the queue; reads the pending, running and dead rows only."""
+        counts = {status: _scalar(self.db.query_one(sql)) for status, sql in _COUNT_SQL.items()}
+        oldest = self.db.query_one(
+            "SELECT MIN(created_at) FROM action_jobs WHERE status = 'pending'"
+        )
+        rows = self.db.query(
+            "SELECT namespace, lane, COUNT(*) FROM action_jobs WHERE status IN"
+            " ('pending', 'running') AND kind = 'invoke-async' GROUP BY namespace, lane"
+        )
+        backlog = {(r[0], str(r[1]).rpartition("/")[2]): int(r[2]) for r in rows}
+        first = oldest[0] if oldest is not None and oldest[0] is not None else None
+        return QueueStats(counts, first, backlog)
+
     def counts(self) -> dict[str, int]:
         rows = self.db.query("SELECT status, COUNT(*) FROM action_jobs GROUP BY status")
         return {str(r[0]): int(r[1]) for r in rows}
@@ -312,6 +333,17 @@ _CLAIM_DUE = _CLAIMED.format(
 )
 SCAN_FACTOR = 4  # due jobs looked at per free slot when lanes have limits
 MIN_WINDOW = 64  # ... and at least this many (a lane not yet known may be among them)
+
+
+# Literal statuses, so that SQLite counts from the partial index of each.
+_COUNT_SQL = {
+    status: f"SELECT COUNT(*) FROM action_jobs WHERE status = '{status}'"
+    for status in ("pending", "running", "dead")
+}
+
+
+def _scalar(row: sqlite3.Row | None) -> int:
+    return int(row[0]) if row is not None and row[0] is not None else 0
 
 
 def _claim_ids(count: int) -> str:

@@ -47,18 +47,28 @@ MIGRATIONS: list[Migration] = [
         "functions-0003",
         "ALTER TABLE invocations ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0",
     ),
+    (
+        # Async invocations are retried under the same id; the attempt tells them apart.
+        "functions-0004",
+        "ALTER TABLE invocations ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1",
+    ),
 ]
 
 RECORD_COLUMNS = (
     "id", "namespace", "function", "version", "status", "mode", "created_at", "finished_at",
     "cold", "init_ms", "duration_ms", "max_memory_mb", "error", "result", "logs", "trigger",
-    "payload",
+    "payload", "attempt",
 )  # fmt: skip
 # An upsert, not INSERT OR REPLACE: every write of a record keeps its `resumed` count.
 RECORD_SQL = (
     f"INSERT INTO invocations ({', '.join(RECORD_COLUMNS)})"
     f" VALUES ({', '.join('?' for _ in RECORD_COLUMNS)}) ON CONFLICT (id) DO UPDATE SET "
     + ", ".join(f"{column} = excluded.{column}" for column in RECORD_COLUMNS[1:])
+)
+# The first record of an invocation, unless one with its id is there already.
+NEW_RECORD_SQL = (
+    f"INSERT INTO invocations ({', '.join(RECORD_COLUMNS)})"
+    f" VALUES ({', '.join('?' for _ in RECORD_COLUMNS)}) ON CONFLICT (id) DO NOTHING"
 )
 
 CURRENT_CACHE_SIZE = 4096  # functions whose current version is remembered
@@ -113,6 +123,15 @@ class FunctionRepository:
             (namespace,),
         )
         return [_version(r) for r in rows]
+
+    def identical_version(self, draft: FunctionVersion) -> FunctionVersion | None:
+        """The newest stored version with the draft's code, layer, settings and app, if any."""
+        rows = self.db.query(
+            "SELECT * FROM function_versions WHERE namespace = ? AND name = ? AND code_hash = ?"
+            " AND layer_hash IS ? AND app IS ? ORDER BY version DESC",
+            (draft.namespace, draft.name, draft.code_hash, draft.layer_hash, draft.app),
+        )
+        return next((v for v in map(_version, rows) if v.config == draft.config), None)
 
     def next_version(self, namespace: str, name: str) -> int:
         row = self.db.query_one(
@@ -175,6 +194,11 @@ class FunctionRepository:
         """Insert or replace the record (payload kept while the invocation is pending)."""
         self.db.execute(RECORD_SQL, _record_row(rec, payload))
 
+    def record_new_in(self, conn: sqlite3.Connection, rec: InvocationRecord) -> None:
+        """Insert the first record of an invocation in the caller's transaction, unless its id
+        is already recorded (a repeated destination finds its invocation already there)."""
+        conn.execute(NEW_RECORD_SQL, _record_row(rec, None))
+
     def record_many(self, records: Sequence[InvocationRecord]) -> None:
         """Insert or replace final records (no payloads), all in one transaction."""
         if len(records) == 1:
@@ -211,10 +235,11 @@ class FunctionRepository:
 
     def pending(self) -> list[tuple[InvocationRecord, bytes, int]]:
         """Async invocations accepted but not finished (a restart resumes them): each with its
-        payload and how many starts have resumed it already."""
+        payload and how many starts have resumed it already. Only those stored with their
+        payload by earlier versions: an action job tracks the others (actions/async_invoke)."""
         rows = self.db.query(
             "SELECT * FROM invocations WHERE status IN ('queued', 'running') AND mode = 'async'"
-            " ORDER BY created_at"
+            " AND payload IS NOT NULL ORDER BY created_at"
         )
         return [(_record(r), bytes(r["payload"] or b""), int(r["resumed"])) for r in rows]
 
@@ -263,6 +288,7 @@ def _record_row(rec: InvocationRecord, payload: bytes | None) -> tuple[Any, ...]
         rec.logs,
         rec.trigger,
         payload,
+        rec.attempt,
     )
 
 
@@ -297,4 +323,5 @@ def _record(row: sqlite3.Row) -> InvocationRecord:
         result=json.loads(row["result"]) if row["result"] else None,
         logs=row["logs"] or "",
         trigger=row["trigger"],
+        attempt=row["attempt"],
     )

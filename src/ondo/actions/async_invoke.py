@@ -1,0 +1,222 @@
+"""Async invocations (`ondo invoke --async`, `?mode=async`) as jobs of the action queue.
+
+Lambda's semantics: a failed attempt is retried `async.retries` times (0-2, default 2) with the
+queue's backoff, never once the event is older than `async.max_event_age` (60 s - 6 h, default
+6 h); then the job is dead-lettered (`ondo dlq`) and, if the function says `async.on_failure`,
+a Lambda-style failure record goes there: `invoke FUNCTION` runs that function asynchronously
+with it, `emit TYPE` appends it to the bus as an event of that type.
+
+Every attempt runs under the invocation's own id (the one the 202 answer gave), like Lambda's
+retries; its record shows the latest attempt and its number (`attempt`). An attempt cut off by
+a crash runs again as the same attempt, and finds its record if it had already finished.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ondo.actions.base import ActionRequest, ActionResult, derived_id
+from ondo.actions.destinations import append_event
+from ondo.actions.invoke import result_of
+from ondo.errors import NotFound, RuleError
+from ondo.events import HOPS_EXTENSION, CloudEvent
+from ondo.functions.model import FINAL_STATUSES, FunctionConfig, InvocationRecord
+from ondo.ids import uuid7
+from ondo.rules.model import Action
+
+if TYPE_CHECKING:
+    from ondo.backends.store.sqlite_actions import Job
+    from ondo.platform import Platform
+
+WORD = "invoke-async"  # the job kind; not an action a rule can name
+SOURCE = "ondo/functions/"
+MAX_DESTINATION_HOPS = 4  # on_failure invocations chained deeper than this get no destination
+
+
+def submit(
+    platform: Platform,
+    name: str,
+    payload: Any,
+    *,
+    namespace: str = "default",
+    version: int | None = None,
+    trigger: str | None = "api",
+    invocation_id: str | None = None,
+    hops: int = 0,
+) -> InvocationRecord:
+    """Accept an async invocation of `name` with the JSON value `payload`: its `queued` record
+    and its job are stored in one transaction before this returns."""
+    fv = platform.functions.get(name, namespace, version)
+    record = InvocationRecord(
+        id=invocation_id or uuid7(),
+        namespace=namespace,
+        function=name,
+        version=fv.version,
+        status="queued",
+        mode="async",
+        created_at=platform.clock.now(),
+        trigger=trigger,
+    )
+    request = _request(record, payload, version, fv.config, hops)
+    with platform.db.transaction() as conn:
+        platform.functions.repo.record_new_in(conn, record)
+        platform.actions.enqueue_in(conn, [request])
+    return record
+
+
+def _request(
+    record: InvocationRecord, payload: Any, version: int | None, cfg: FunctionConfig, hops: int
+) -> ActionRequest:
+    args = {
+        "payload": payload,
+        "version": version,
+        "retries": cfg.async_retries,
+        "max_event_age": cfg.async_max_event_age,
+        "on_failure": cfg.async_on_failure,
+        "hops": hops,
+    }
+    return ActionRequest(
+        key=f"async:{record.id}",
+        namespace=record.namespace,
+        rule="",
+        action_index=0,
+        action=Action(kind=WORD, target=record.function, args=args),
+        event={"source": SOURCE + record.function, "id": record.id, "type": WORD},
+        enforcement_id=record.id,
+    )
+
+
+class AsyncInvoke:
+    kind = WORD
+    destinations = True
+
+    def validate(self, action: Action, platform: Platform, namespace: str) -> None:
+        raise RuleError(f"{WORD} is not a rule action; write `invoke FUNCTION`")
+
+    def lane(self, request: ActionRequest) -> str:
+        """The lane of the function's rule invocations too: they share its concurrency."""
+        return f"invoke:{request.namespace}/{request.action.target}"
+
+    def lane_limit(self, request: ActionRequest, platform: Platform) -> int | None:
+        try:
+            return platform.functions.get(
+                request.action.target, request.namespace
+            ).config.concurrency
+        except NotFound:
+            return None
+
+    def max_attempts(self, request: ActionRequest) -> int:
+        return int(_args(request)["retries"]) + 1
+
+    def max_event_age_s(self, request: ActionRequest) -> float:
+        return float(_args(request)["max_event_age"])
+
+    async def perform(
+        self, request: ActionRequest, attempt: int, platform: Platform
+    ) -> ActionResult:
+        invocation_id = str(request.event["id"])
+        before = platform.functions.invocation(invocation_id)
+        if before is not None and before.attempt == attempt and _finished(before):
+            return result_of(before)  # this attempt ran to its end before a crash
+        args = _args(request)
+        try:
+            record = await platform.functions.invoke(
+                request.action.target,
+                json.dumps(args["payload"], separators=(",", ":")).encode(),
+                namespace=request.namespace,
+                version=args["version"],
+                trigger=before.trigger if before is not None else "api",
+                request_id=invocation_id,
+                wait_for_slot=True,
+                tracked=True,  # the job row tracks the attempt; a crash re-runs it
+                attempt=attempt,
+            )
+        except NotFound as exc:  # deleted since: retrying won't help
+            return ActionResult(ok=False, detail={"error": str(exc)}, retryable=False)
+        return result_of(record)
+
+    async def destination(
+        self, platform: Platform, request: ActionRequest, job: Job, result: ActionResult
+    ) -> None:
+        """After the last failed attempt: the failure record to `async.on_failure`, if any."""
+        args = _args(request)
+        target = args.get("on_failure")
+        if result.ok or not target or int(args.get("hops", 0)) >= MAX_DESTINATION_HOPS:
+            return
+        verb, _, name = str(target).partition(" ")
+        record = failure_record(platform, request, job, result)
+        if verb == "emit":
+            event = _failure_event(request, job, name, record)
+            await append_event(platform, event, request.namespace)
+            return
+        submit(
+            platform,
+            name.strip(),
+            record,
+            namespace=request.namespace,
+            trigger=f"on_failure:{request.action.target}",
+            invocation_id=derived_id(f"{request.key}:on-failure:{job.attempt_seq}"),
+            hops=int(args.get("hops", 0)) + 1,
+        )
+
+
+def failure_record(
+    platform: Platform, request: ActionRequest, job: Job, result: ActionResult
+) -> dict[str, Any]:
+    """Lambda's destination record for an async invocation that failed for the last time."""
+    args = _args(request)
+    age = platform.clock.now() - job.created_at
+    if result.retryable and job.attempts >= job.max_attempts:
+        condition = "RetriesExhausted"
+    elif result.retryable or age > float(args["max_event_age"]):
+        condition = "EventAgeExceeded"  # now, or by the time the next attempt would be due
+    else:
+        condition = "NotRetryable"  # e.g. the function was deleted
+    return {
+        "version": "1.0",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(platform.clock.now())),
+        "requestContext": {
+            "requestId": request.event["id"],
+            "function": request.action.target,
+            "namespace": request.namespace,
+            "condition": condition,
+            "approximateInvokeCount": job.attempts,
+            "ageSeconds": round(age, 3),
+        },
+        "requestPayload": args["payload"],
+        "responseContext": {"functionError": result.detail.get("status", "failed")},
+        "responsePayload": dict(result.detail),
+    }
+
+
+def _failure_event(
+    request: ActionRequest, job: Job, event_type: str, record: dict[str, Any]
+) -> CloudEvent:
+    return CloudEvent(
+        id=derived_id(request.key, f"failed-{job.attempt_seq}"),
+        source=SOURCE + request.action.target,
+        type=event_type,
+        subject=str(request.event["id"]),
+        datacontenttype="application/json",
+        data=record,
+        extensions={HOPS_EXTENSION: int(_args(request).get("hops", 0)) + 1},
+    )
+
+
+def _args(request: ActionRequest) -> dict[str, Any]:
+    args = request.action.args
+    return dict(args) if isinstance(args, Mapping) else {}
+
+
+def _finished(record: InvocationRecord) -> bool:
+    return record.status in FINAL_STATUSES and record.status != "interrupted"
+
+
+KIND = AsyncInvoke()
+
+
+def kind_for(word: str) -> AsyncInvoke:
+    return KIND
