@@ -119,7 +119,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("GET", "/v1/functions"): Operation({200: obj({"functions": array(FUNCTION)})}),
     ("GET", "/v1/functions/{name}"): Operation({200: FUNCTION}),
-    ("DELETE", "/v1/functions/{name}"): Operation({200: obj({"deleted": TEXT})}),
+    ("DELETE", "/v1/functions/{name}"): Operation(
+        {200: obj({"deleted": TEXT, "disabled_rules": array(TEXT)})},
+        query={"force": FLAG},
+        errors=(409,),
+    ),
     ("GET", "/v1/functions/{name}/versions"): Operation(
         {200: obj({"current": INT, "versions": array(FUNCTION)})}
     ),
@@ -159,9 +163,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     # --- deployments --------------------------------------------------------------------------
     ("POST", "/v1/deployments"): Operation(
         {200: obj({"app": TEXT, "namespace": TEXT, "steps": array(OBJECT)})},
-        query={"dry_run": FLAG, "app": NAME},
+        query={"dry_run": FLAG, "app": NAME, "take_over": FLAG, "force": FLAG},
         body=DEPLOY_BODY,
-        errors=(413,),
+        errors=(409, 413),
     ),
     # --- actions and the dead-letter queue ----------------------------------------------------
     ("GET", "/v1/actions"): Operation({200: obj({"jobs": {"additionalProperties": INT}})}),
