@@ -138,3 +138,31 @@ def test_async_settings_out_of_range_are_refused_with_file_and_line(
         out = manual_platform.cli("deploy", str(app))
         assert out.returncode == 1, settings
         assert "ondo.yaml:" in out.stderr and message in out.stderr, out.stderr
+
+
+SLOW = (
+    "import time\n\ndef handler(event, context):\n    time.sleep(event['sleep'])\n    return {}\n"
+)
+
+
+def test_an_async_invocation_given_up_before_it_ran_ends_failed(
+    tmp_path: Path, manual_platform: RunningPlatform
+) -> None:
+    app = tmp_path / "slowly"
+    (app / "slow").mkdir(parents=True)
+    (app / "slow" / "app.py").write_text(SLOW)
+    manifest = {"name": "slowly", "functions": {"slow": {"concurrency": 1}}}
+    (app / "ondo.yaml").write_text(yaml.safe_dump(manifest))
+    assert manual_platform.cli("deploy", str(app)).returncode == 0
+    with manual_platform.client() as api:
+        first = api.post("/v1/functions/slow/invoke?mode=async", json={"sleep": 10}).json()["id"]
+        # Concurrency 1: the second waits in the queue while the first runs.
+        second = api.post("/v1/functions/slow/invoke?mode=async", json={"sleep": 0}).json()["id"]
+        wait_for(lambda: api.get(f"/v1/invocations/{first}").json()["status"] == "running")
+        assert api.get(f"/v1/invocations/{second}").json()["status"] == "queued"
+        assert api.delete("/v1/functions/slow").status_code == 200
+        ended = wait_for(
+            lambda: (r := api.get(f"/v1/invocations/{second}").json())["status"] != "queued" and r
+        )
+    assert ended["status"] == "failed" and ended["error"]["errorType"] == "Ondo.NotRun"
+    assert "function 'slow' does not exist" in ended["error"]["errorMessage"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ondo.actions.base import ActionRequest, ActionResult, derived_id
@@ -24,6 +25,7 @@ from ondo.actions.invoke import result_of
 from ondo.errors import NotFound, RuleError
 from ondo.events import HOPS_EXTENSION, CloudEvent
 from ondo.functions.model import FINAL_STATUSES, FunctionConfig, InvocationRecord
+from ondo.functions.service import PLATFORM_CRASH_ERROR
 from ondo.ids import uuid7
 from ondo.rules.model import Action
 
@@ -138,10 +140,14 @@ class AsyncInvoke:
             return ActionResult(ok=False, detail={"error": str(exc)}, retryable=False)
         return result_of(record)
 
-    async def destination(
+    async def on_outcome(
         self, platform: Platform, request: ActionRequest, job: Job, result: ActionResult
     ) -> None:
-        """After the last failed attempt: the failure record to `async.on_failure`, if any."""
+        """After the last attempt (the queue calls this instead of its destination events):
+        a record left unfinished ends `failed`; the failure record goes to
+        `async.on_failure`, if any."""
+        if not result.ok:
+            _end_unfinished_record(platform, request, job, result)
         args = _args(request)
         target = args.get("on_failure")
         if result.ok or not target or int(args.get("hops", 0)) >= MAX_DESTINATION_HOPS:
@@ -161,6 +167,24 @@ class AsyncInvoke:
             invocation_id=derived_id(f"{request.key}:on-failure:{job.attempt_seq}"),
             hops=int(args.get("hops", 0)) + 1,
         )
+
+
+def _end_unfinished_record(
+    platform: Platform, request: ActionRequest, job: Job, result: ActionResult
+) -> None:
+    """An invocation given up while its record is not final would stay `queued` or `running`
+    for ever: no attempt ran (too old, function deleted), or the platform crashed twice in a row
+    while it ran. Its record ends `failed` with the reason."""
+    record = platform.functions.invocation(str(request.event["id"]))
+    if record is None or record.status not in ("queued", "running"):
+        return
+    if result.detail.get("reason") == "platform_crash":
+        error = dict(PLATFORM_CRASH_ERROR)
+    else:
+        why = str(result.detail.get("error", "gave up"))
+        error = {"errorMessage": why, "errorType": "Ondo.NotRun", "stackTrace": []}
+    ended = replace(record, status="failed", error=error, finished_at=platform.clock.now())
+    platform.functions.repo.record(ended)
 
 
 def failure_record(

@@ -209,6 +209,7 @@ class ActionQueue:
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        self._job_ids: dict[asyncio.Task[None], int] = {}  # the job each attempt performs
         # Finished attempts not stored yet: the loop stores them with its next claim, in one
         # transaction. Until then the job is `running` in the store, so a crash re-runs the
         # same attempt, which the kind recognises by its request id (nothing is done twice).
@@ -316,9 +317,11 @@ class ActionQueue:
     # --- the Service side ------------------------------------------------------------------
 
     async def start(self) -> None:
-        recovered = self.repo.recover_running(self.clock.now())
+        recovered, crash_loops = self.repo.recover_running(self.clock.now())
         if recovered:
             log.info("resuming %d actions cut off by the last stop", recovered)
+        for job in crash_loops:
+            await self._after_crash_loop(job)
         self._stopping = False
         self._loop = asyncio.create_task(self._run(), name="ondo-action-queue")
 
@@ -332,11 +335,32 @@ class ActionQueue:
             _done, late = await asyncio.wait(
                 set(self._inflight), timeout=self.settings.stop_grace_s
             )
-            for task in late:  # left `running` in the store: the next start resumes them
+            for task in late:  # the next start resumes them (a clean stop is not a crash)
                 task.cancel()
             if late:
                 await asyncio.wait(late)
+            cut = [self._job_ids[t] for t in late if t in self._job_ids]
+            self.repo.requeue(cut, self.clock.now())
         self._store_outcomes()
+
+    async def _after_crash_loop(self, job: Job) -> None:
+        """A job found running at two starts in a row is dead-lettered by the store; here its
+        kind learns the outcome (an async invocation's record ends), as after a last attempt."""
+        self.metrics.dead_lettered.labels(job.kind).inc()
+        log.warning(
+            "action job %d (%s of rule %r) was running when the platform stopped twice in a"
+            " row; it is dead-lettered instead of run again",
+            job.id,
+            job.kind,
+            job.rule,
+        )
+        try:
+            request = request_from_json(job.request)
+            kind = kind_of(job.kind)
+        except OndoError:
+            return
+        result = ActionResult(ok=False, detail=dict(job.last_error or {}), retryable=False)
+        await self._destination(kind, request, job, result)
 
     def _store_outcomes(self) -> None:
         outcomes, self._outcomes = self._outcomes, []
@@ -421,12 +445,15 @@ class ActionQueue:
     def _spawn(self, job: Job) -> None:
         task = asyncio.create_task(self._attempt(job))
         self._inflight.add(task)
+        self._job_ids[task] = job.id
         self._lane_running[job.lane] += 1
         self._in_lane[task] = job.lane
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
+        if not self._stopping:  # stop() still needs the ids of the attempts it cut off
+            self._job_ids.pop(task, None)
         self._leave_lane(task)
         self._wake.set()
 
@@ -512,7 +539,7 @@ class ActionQueue:
     async def _destination(
         self, kind: ActionKind, request: ActionRequest, job: Job, result: ActionResult
     ) -> None:
-        own = getattr(kind, "destination", None)  # async invocations: `async.on_failure`
+        own = getattr(kind, "on_outcome", None)  # async invocations: `async.on_failure`
         wanted = self.settings.destinations
         if own is None and (
             not kind.destinations or wanted == "none" or (wanted == "failed" and result.ok)

@@ -41,7 +41,7 @@ def run_list(args: argparse.Namespace) -> int:
         [
             ("ID", lambda j: j["id"]),
             ("FAILED", lambda j: local_time(j["updated_at"])),
-            ("RULE", lambda j: j["rule"]),
+            ("RULE", lambda j: j["rule"] or f"({j['event_source']})"),  # async: its function
             ("ACTION", lambda j: f"#{j['action_index']} {j['kind']}"),
             ("ATTEMPTS", lambda j: j["attempts"]),
             ("LAST ERROR", lambda j: one_line(_error_text(j["last_error"]), 60)),

@@ -83,10 +83,36 @@ def test_running_jobs_go_back_to_pending_as_the_same_attempt(repo: ActionJobRepo
     repo.insert([new_job("a"), new_job("b")], now=1.0)
     a, _b = repo.claim_due(1.0, 2)
     repo.succeed(a.id, 2.0, "inv-a", {"ok": 1})
-    assert repo.recover_running(now=5.0) == 1  # only b was still running
+    assert repo.recover_running(now=5.0) == (1, [])  # only b was still running
     again = repo.claim_due(5.0, 5)
     assert [(j.key, j.attempts, j.attempt_seq) for j in again] == [("b", 1, 1)]
     assert repo.get(a.id).status == "succeeded"  # type: ignore[union-attr]
+
+
+def test_a_job_running_at_two_starts_in_a_row_is_dead_lettered(
+    repo: ActionJobRepository,
+) -> None:
+    repo.insert([new_job("a"), new_job("b")], now=1.0)
+    repo.claim_due(1.0, 2)
+    assert repo.recover_running(now=2.0) == (2, [])  # the first crash: both run again
+    a, _b = repo.claim_due(2.0, 2)
+    repo.retry_at(a.id, 3.0, 4.0, "inv-a", {"error": "x"})  # a finished an attempt since
+    a = repo.claim_due(4.0, 1)[0]
+    resumed, dead = repo.recover_running(now=5.0)  # the second crash: b never finished
+    assert resumed == 1 and [j.key for j in dead] == ["b"]
+    assert dead[0].status == "dead" and dead[0].last_error["reason"] == "platform_crash"
+    assert repo.get(a.id).status == "pending"  # type: ignore[union-attr]
+
+
+def test_jobs_a_clean_stop_cut_off_run_again_without_counting_as_a_crash(
+    repo: ActionJobRepository,
+) -> None:
+    repo.insert([new_job("a")], now=1.0)
+    a = repo.claim_due(1.0, 1)[0]
+    repo.requeue([a.id], 2.0)
+    a = repo.claim_due(2.0, 1)[0]
+    assert (a.attempts, a.attempt_seq) == (1, 1)
+    assert repo.recover_running(now=3.0) == (1, [])  # a crash after that is the first one
 
 
 def test_jobs_are_found_by_enforcement_and_by_event(repo: ActionJobRepository) -> None:

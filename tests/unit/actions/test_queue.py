@@ -199,7 +199,8 @@ def test_stop_waits_for_running_actions_and_leaves_the_rest_for_the_next_start(
         await queue.enqueue([request("a"), request("b")])
         await until(lambda: scripted.count("a") == 1)
         await queue.stop()  # a is cut off after the grace; b never started
-        assert status(queue, "a") == "running" and status(queue, "b") == "pending"
+        # A clean stop puts a back to pending as the same attempt (it is not a crash).
+        assert status(queue, "a") == status(queue, "b") == "pending"
         assert scripted.gate is not None
         scripted.gate.set()
         again = queue_of(platform)

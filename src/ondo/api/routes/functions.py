@@ -37,7 +37,10 @@ async def delete_function(request: Request) -> JSONResponse:
     """Refused (409) while enabled rules invoke the function, unless ?force=true disables them."""
     name = request.path_params["name"]
     disabled = await delete_guarded(
-        platform_of(request), name, namespace_of(request), force=flag_param(request.query_params, "force")
+        platform_of(request),
+        name,
+        namespace_of(request),
+        force=flag_param(request.query_params, "force"),
     )
     return answer({"deleted": name, "disabled_rules": disabled})
 

@@ -51,7 +51,18 @@ MIGRATIONS: list[Migration] = [
         "CREATE INDEX action_jobs_due_lane ON action_jobs (next_attempt_at, id, lane)"
         " WHERE status = 'pending'",
     ),
+    (
+        # Starts that found the job running since it last finished an attempt (crash loops).
+        "actions-0004",
+        "ALTER TABLE action_jobs ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0",
+    ),
 ]
+
+PLATFORM_CRASH = {
+    "error": "the platform stopped twice in a row while this action ran (it may be what crashes"
+    " the platform), so it is not run again; see the platform log, then `ondo dlq retry`",
+    "reason": "platform_crash",
+}
 
 STATUSES = ("pending", "running", "succeeded", "dead", "discarded")
 
@@ -227,15 +238,29 @@ class ActionJobRepository:
         outcome = Outcome(job_id, "pending", invocation_id, error=error, when=when)
         self.settle_and_claim([outcome], now, 0)
 
-    def recover_running(self, now: float) -> int:
-        """After a crash: jobs left running go back to pending for the same attempt number."""
-        cur = self.db.execute(
-            "UPDATE action_jobs SET status = 'pending', attempts = MAX(attempts - 1, 0),"
-            " attempt_seq = MAX(attempt_seq - 1, 0), next_attempt_at = ?, updated_at = ?"
-            " WHERE status = 'running'",
-            (now, now),
-        )
-        return cur.rowcount
+    def recover_running(self, now: float) -> tuple[int, list[Job]]:
+        """After a crash: jobs left running go back to pending for the same attempt number,
+        except those found running at the start before too, with no attempt finished since:
+        they are dead-lettered (and returned), since they may be what crashes the platform.
+        Returns how many went back to pending, and the dead-lettered jobs."""
+        with self.db.transaction() as conn:
+            buried = conn.execute(
+                "UPDATE action_jobs SET status = 'dead', last_error = ?, updated_at = ?,"
+                " finished_at = ? WHERE status = 'running' AND recovered > 0 RETURNING *",
+                (dump_json(PLATFORM_CRASH), now, now),
+            ).fetchall()
+            resumed = conn.execute(
+                _REQUEUE.format(count=", recovered = recovered + 1", ids="status = 'running'"),
+                (now, now),
+            ).rowcount
+        return resumed, [_job(r) for r in buried]
+
+    def requeue(self, job_ids: Sequence[int], now: float) -> None:
+        """Jobs a clean stop cut off: back to pending for the same attempt, not counted as a
+        crash."""
+        if job_ids:
+            where = f"status = 'running' AND id IN ({', '.join('?' * len(job_ids))})"
+            self.db.execute(_REQUEUE.format(count="", ids=where), (now, now, *job_ids))
 
     def prune(self, finished_before: float, limit: int = 10_000) -> int:
         """Forget succeeded and discarded jobs finished before the given time; returns how many.
@@ -308,7 +333,7 @@ class ActionJobRepository:
             for job_id in job_ids:
                 moved += conn.execute(
                     "UPDATE action_jobs SET status = 'pending', attempts = 0, next_attempt_at = ?,"
-                    " created_at = ?, updated_at = ?, finished_at = NULL"
+                    " created_at = ?, updated_at = ?, finished_at = NULL, recovered = 0"
                     " WHERE id = ? AND status = 'dead'",
                     (now, now, now, job_id),
                 ).rowcount
@@ -334,6 +359,12 @@ _CLAIM_DUE = _CLAIMED.format(
 SCAN_FACTOR = 4  # due jobs looked at per free slot when lanes have limits
 MIN_WINDOW = 64  # ... and at least this many (a lane not yet known may be among them)
 
+
+_REQUEUE = (
+    "UPDATE action_jobs SET status = 'pending', attempts = MAX(attempts - 1, 0),"
+    " attempt_seq = MAX(attempt_seq - 1, 0), next_attempt_at = ?, updated_at = ?{count}"
+    " WHERE {ids}"
+)
 
 # Literal statuses, so that SQLite counts from the partial index of each.
 _COUNT_SQL = {
@@ -408,13 +439,14 @@ def _store_outcome(conn: sqlite3.Connection, outcome: Outcome, now: float) -> No
     if outcome.status == "pending":
         conn.execute(
             "UPDATE action_jobs SET status = 'pending', next_attempt_at = ?, last_error = ?,"
-            f" updated_at = ?, invocation_ids = {_APPEND_ID} WHERE id = ?",
+            f" updated_at = ?, recovered = 0, invocation_ids = {_APPEND_ID} WHERE id = ?",
             (outcome.when, dump_json(outcome.error), now, *appended, outcome.job_id),
         )
         return
     conn.execute(
         "UPDATE action_jobs SET status = ?, result = ?, last_error = COALESCE(?, last_error),"
-        f" updated_at = ?, finished_at = ?, invocation_ids = {_APPEND_ID} WHERE id = ?",
+        f" updated_at = ?, finished_at = ?, recovered = 0, invocation_ids = {_APPEND_ID}"
+        " WHERE id = ?",
         (
             outcome.status,
             dump_json(outcome.result),
