@@ -13,7 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.routing import Route
 
+from ondo.api.app import api_routes
 from tests.functional.conftest import EXAMPLES
 from tests.functional.platform import RunningPlatform
 
@@ -73,6 +75,25 @@ def test_hostile_json_is_a_400_naming_the_limit(
         limit = "integer limit" if kind == "5000-digit-int" else "depth limit"
         assert limit in error["message"]
         assert api.get("/healthz").status_code == 200
+
+
+PATH_VALUES = {"name": "hello", "id": "1", "event_id": "nope"}
+
+
+def post_paths() -> list[str]:
+    """Every POST route of the API, path parameters filled in (new routes are covered too)."""
+    routes = [r for r in api_routes() if isinstance(r, Route) and "POST" in (r.methods or ())]
+    return sorted({r.path.format(**PATH_VALUES) for r in routes} - {"/v1/deployments"})
+
+
+def test_no_post_route_answers_hostile_json_with_a_500(hello: RunningPlatform) -> None:
+    paths = post_paths()
+    assert "/v1/events" in paths and "/v1/functions/hello/invoke" in paths
+    with hello.client() as api:
+        for path in paths:
+            for kind, body in HOSTILE.items():
+                answer = api.post(path, content=body)
+                assert 400 <= answer.status_code < 500, (path, kind, answer.text)
 
 
 def app_archive(manifest: str) -> bytes:
