@@ -119,19 +119,21 @@ def _chmod_if_needed(path: str, mode: int, wanted: int) -> None:
 
 
 def sandboxes_read_code_by_path(layers: Mapping[str, Any]) -> bool:
-    """Whether sandboxes run as other uids yet reach code by its host path (no private root).
+    """Whether sandboxes run as other uids yet see the host's data dir itself (no mount layer).
 
-    Then they must traverse the data dir: it gets 0711 (enter, not list) and a warning.
+    Then they must traverse it to reach their code: it gets 0711 (enter, not list) and a
+    warning. With a mount namespace they see code through a private root (rootfs) or through
+    a 0755 tmpfs laid over the data dir (hidden paths), never through the 0700 directory.
     """
     active = {name for name, state in layers.items() if state.get("active")}
-    return os.geteuid() == 0 and bool(active) and not {"mount", "rootfs"} <= active
+    return os.geteuid() == 0 and bool(active) and "mount" not in active
 
 
 def open_for_sandboxes(data_dir: Path) -> None:
     log.warning(
-        "sandboxes run without a private root (mount/rootfs layers unavailable) and reach "
-        "function code by its path: %s and its code/ and layers/ are 0711 (others may enter, "
-        "not list); every other file in it stays 0600",
+        "sandboxes run without a mount namespace and reach function code by its path: %s "
+        "and its code/ and layers/ are 0711 (others may enter, not list); every other file "
+        "in it stays 0600",
         data_dir,
     )
     for path in (data_dir, *(data_dir / name for name in SHARED_WITH_SANDBOXES)):

@@ -48,9 +48,11 @@ def test_make_private_keeps_owner_exec_and_leaves_shared_contents_readable(
 
 def test_only_sandboxes_without_a_private_root_need_the_path() -> None:
     rooted = {"mount": {"active": True}, "rootfs": {"active": True}, "user": {"active": True}}
-    unrooted = {**rooted, "rootfs": {"active": False}}
+    hidden_paths = {**rooted, "rootfs": {"active": False}}
+    no_mount = {**hidden_paths, "mount": {"active": False}}
     off = {name: {"active": False} for name in rooted}
     as_root = os.geteuid() == 0
     assert datadir.sandboxes_read_code_by_path(rooted) is False
+    assert datadir.sandboxes_read_code_by_path(hidden_paths) is False
     assert datadir.sandboxes_read_code_by_path(off) is False
-    assert datadir.sandboxes_read_code_by_path(unrooted) is as_root
+    assert datadir.sandboxes_read_code_by_path(no_mount) is as_root
