@@ -39,9 +39,31 @@ def is_number(value: Any) -> bool:
     return kind is int or kind is float
 
 
+_SHOWN_DEPTH = 16  # nesting a message shows; json.dumps recurses, and deeper helps nobody
+_SHOWN_CHARS = 200
+
+
 def show(value: Any) -> str:
-    """A value as it would appear in JSON, for messages."""
+    """A value as it would appear in JSON, for messages (shortened when long or deep)."""
+    if _deeper_than(value, _SHOWN_DEPTH):
+        return f"a value nested more than {_SHOWN_DEPTH} levels deep"
     try:
-        return json.dumps(value, ensure_ascii=False)
+        text = json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
-        return repr(value)
+        text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "…"
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list | tuple):
+            if depth == limit:
+                return True
+            stack.extend((child, depth + 1) for child in _children(node))
+    return False
+
+
+def _children(node: dict[Any, Any] | list[Any] | tuple[Any, ...]) -> Any:
+    return node.values() if isinstance(node, dict) else node

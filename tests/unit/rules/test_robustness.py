@@ -1,0 +1,126 @@
+"""Property tests: the rule language raises only its documented errors, on any input, and its
+work per input is bounded (hypothesis' deadline fails an example that takes too long; inputs
+reach past every bound of ondo.rules.limits).
+
+Documented: parse_rule -> RuleSyntaxError | RuleError (RuleTooLarge among them);
+rule_from_json -> RuleError (RuleSyntaxError for its "text"); Condition(text) -> RuleError;
+Condition.evaluate -> bool, or RuleTooLarge for a path computed past MAX_PATH_SEGMENTS; the
+Matcher never raises on an event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ondo.errors import RuleError, RuleSyntaxError, RuleTooLarge
+from ondo.patterns import Matcher
+from ondo.rules.conditions import Condition
+from ondo.rules.model import parse_rule, rule_from_json, rule_to_json
+
+# Generous for a loaded 2-core machine; the failures these guard against took seconds to hours.
+BOUNDED = settings(
+    max_examples=150,
+    deadline=timedelta(seconds=3),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+WORDS = ["on", "where", "do", "and", "or", "not", "in", "exists", "contains", "emit", "invoke"]
+WORDS += ["from", "about", "for", "at", "most", "once", "per", "times", "within", "with"]
+WORDS += ["t", "a.b", "x", "$subject", "*", "10", "-1", "2.5", "30d", "==", "!=", ">", "<="]
+WORDS += ["(", ")", "[", "]", ",", '"s"', "'q'", '{"a": [1]}', "true", "null", "{", "}"]
+piece = st.sampled_from(WORDS)
+# Runs of one piece reach the bounds: 50,000 parentheses or `not`s, paths of many segments.
+run = st.tuples(piece, st.integers(1, 20_000)).map(lambda pair: " ".join([pair[0]] * pair[1]))
+long_path = st.integers(1, 10_000).map(lambda n: ".".join(["a"] * n))
+rule_text = st.lists(st.one_of(piece, piece, piece, run, long_path), max_size=12).map(" ".join)
+
+
+@BOUNDED
+@given(rule_text, st.booleans())
+def test_any_rule_text_parses_or_fails_with_a_rule_error(text: str, prefixed: bool) -> None:
+    try:
+        spec = parse_rule(f"on t where {text}" if prefixed else text)
+    except (RuleSyntaxError, RuleError):
+        return
+    assert rule_from_json(rule_to_json(spec)) == spec
+    if spec.condition:
+        Condition(spec.condition).evaluate({"type": "t", "data": {"a": {"b": 1}}})
+
+
+def _nested(depth: int, leaf: Any, as_list: bool) -> Any:
+    value = leaf
+    for _ in range(depth):
+        value = [value] if as_list else {"k": value}
+    return value
+
+
+scalar = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
+    st.integers(0, 30).map(lambda n: 10**n),
+)
+json_value = st.recursive(
+    scalar,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=8) | long_path, inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+deep_value = st.builds(_nested, st.integers(1, 100_000), json_value, st.booleans())
+any_json = st.one_of(json_value, deep_value)
+rule_fields = st.sampled_from(
+    ["pattern", "base_pattern", "condition", "window", "throttle", "actions", "text", "other"]
+)
+
+
+@BOUNDED
+@given(st.dictionaries(rule_fields, any_json, max_size=5))
+def test_any_json_rule_is_read_or_fails_with_a_rule_error(definition: dict[str, Any]) -> None:
+    with contextlib.suppress(RuleError, RuleSyntaxError):
+        rule_from_json(definition)
+
+
+CEL = ["data", ".", "a", "x", "values", "[", "]", '"data.a"', "(", ")", "!", "-", "&&", "||"]
+CEL += ["+", ">", "==", "1", "1.5", "true", "null", "?", ":", ".exists(v,", "v", "size(", ","]
+CEL += ['"' + ".a" * 40 + '"', "has(", "int(", "string(", "{", "}", '"k":']
+cel_piece = st.sampled_from(CEL)
+cel_run = st.tuples(cel_piece, st.integers(1, 6_000)).map(lambda pair: pair[0] * pair[1])
+cel_text = st.lists(st.one_of(cel_piece, cel_piece, cel_run), max_size=16).map(" ".join)
+event = st.fixed_dictionaries({"type": st.just("t"), "data": json_value})
+
+
+@BOUNDED
+@given(cel_text, event)
+def test_any_cel_condition_compiles_or_fails_and_evaluates_to_a_boolean(
+    text: str, evented: dict[str, Any]
+) -> None:
+    try:
+        condition = Condition(text)
+    except RuleError:
+        return
+    with contextlib.suppress(RuleTooLarge):
+        assert condition.evaluate(evented) in (True, False)
+
+
+# As deep as JSON carries events (json.loads stops at Python's recursion limit).
+deep_data = st.builds(_nested, st.integers(1, 950), scalar, st.booleans())
+deep_event = st.fixed_dictionaries({"type": st.just("t"), "data": deep_data})
+
+
+@BOUNDED
+@given(st.one_of(event, deep_event))
+def test_the_matcher_never_raises_on_an_event(evented: dict[str, Any]) -> None:
+    matcher = Matcher()
+    matcher.add("plain", {"type": ["t"]})
+    matcher.add("deep", {"data": {"k": {"k": [{"exists": True}]}}})
+    matcher.add("list", {"data": [{"numeric": [">", 0]}]})
+    assert "plain" in matcher.matching(evented)
