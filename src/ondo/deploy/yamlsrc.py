@@ -54,19 +54,26 @@ def load(text: str, filename: str) -> Located:
             f"{filename}: is {size} bytes; the limit is {MAX_MANIFEST_BYTES} bytes "
             "(manifest size limit)"
         )
-    loader = _DepthBoundLoader(text, filename)
+    try:  # the reader refuses control characters as soon as it is made
+        loader = _DepthBoundLoader(text, filename)
+    except yaml.YAMLError as exc:
+        raise _not_yaml(filename, exc) from None
     try:
         root = loader.get_single_node()
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{filename}{line}: not valid YAML: {problem}") from None
+        raise _not_yaml(filename, exc) from None
     finally:
         loader.dispose()
     lines: dict[Path_, int] = {}
     data = _Converter(filename, lines, loader).convert(root, ()) if root is not None else None
     return Located(filename, data, lines)
+
+
+def _not_yaml(filename: str, exc: yaml.YAMLError) -> ConfigError:
+    mark = getattr(exc, "problem_mark", None)
+    line = f":{mark.line + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc)
+    return ConfigError(f"{filename}{line}: not valid YAML: {problem}")
 
 
 class _DepthBoundLoader(yaml.SafeLoader):

@@ -176,12 +176,19 @@ def _decode_binary(headers: Mapping[str, str], body: bytes) -> CloudEvent:
     hops = doc.get(HOPS_EXTENSION)
     # Headers carry every extension as text; isdigit alone also passes digits such as '²'.
     if isinstance(hops, str) and hops.isascii() and hops.isdigit():
+        if len(hops) > _MAX_HOPS_DIGITS:
+            raise EventError(
+                f"header ce-{HOPS_EXTENSION} holds {len(hops)} digits; at most {_MAX_HOPS_DIGITS}"
+            )
         doc[HOPS_EXTENSION] = int(hops)
     if isinstance(data, bytes):
         doc["data_base64"] = base64.b64encode(data).decode("ascii")
     else:
         doc["data"] = data
     return CloudEvent.from_json_dict(doc)
+
+
+_MAX_HOPS_DIGITS = 9  # rule hops; int() refuses past 4,300 digits, and no chain is that long
 
 
 def _capture(attributes: dict[str, Any], data: Any) -> tuple[dict[str, Any], Any]:

@@ -1,0 +1,49 @@
+"""Property test: the manifest reader refuses any ondo.yaml it cannot take with ConfigError
+(its limits with ConfigLimitExceeded, a ConfigError), never another exception, within a bound of
+work (hypothesis' deadline; texts reach deep nesting, alias bombs and unknown tags)."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ondo.deploy.manifest import parse_manifest
+from ondo.errors import ConfigError
+
+BOUNDED = settings(
+    max_examples=300,
+    deadline=timedelta(seconds=3),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+PIECES = ["name: app\n", "functions:\n", "rules:\n", "  f:\n", "    code: .\n", "- ", ": ", "\n"]
+PIECES += ["{", "}", "[", "]", ",", "&a ", "*a", "&b ", "*b", "!!python/object:os.system x"]
+PIECES += ["? ", "'q'", '"s"', "1e400", "9" * 5000, "<<: *a\n", "!!binary aGk=", "\t", "#"]
+PIECES += ["    handler: app.handler\n", "    timeout: 5\n", "  - when: on x do invoke f\n"]
+piece = st.sampled_from(PIECES)
+run = st.tuples(piece, st.integers(1, 20_000)).map(lambda pair: pair[0] * pair[1])
+
+
+def _bomb(levels: int) -> str:
+    lines = ['l0: &l0 ["x","x","x","x","x","x","x","x","x","x"]']
+    for level in range(1, levels):
+        refs = ",".join([f"*l{level - 1}"] * 10)
+        lines.append(f"l{level}: &l{level} [{refs}]")
+    return "\n".join(lines) + "\n"
+
+
+text = st.one_of(
+    st.text(max_size=80),
+    st.lists(st.one_of(piece, piece, run), max_size=20).map("".join),
+    st.integers(1, 9).map(_bomb),
+)
+
+
+@BOUNDED
+@given(text)
+def test_any_manifest_text_is_read_or_refused_with_a_config_error(given_text: str) -> None:
+    with contextlib.suppress(ConfigError):
+        parse_manifest(given_text, Path("/nonexistent-app"), "ondo.yaml")

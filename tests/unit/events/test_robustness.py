@@ -1,0 +1,88 @@
+"""Property test: the CloudEvents parser at the API boundary (every content mode) refuses any
+request it cannot take with one of its documented errors, a 4xx OndoError (EventError,
+UnsupportedMediaType, PayloadTooLarge, InputLimitExceeded, …), never another exception, within
+a bound of work (hypothesis' deadline; bodies reach 100,000 levels of nesting and 5,000 digits)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ondo.api.routes.events import decode_checked
+from ondo.errors import OndoError
+
+BOUNDED = settings(
+    max_examples=300,
+    deadline=timedelta(seconds=3),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+ATTRIBUTES = ["specversion", "id", "source", "type", "subject", "time", "data", "data_base64"]
+ATTRIBUTES += ["datacontenttype", "dataschema", "ondohops", "ext", "Bad-Name", ""]
+scalar = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=12),
+    st.sampled_from(["1.0", "2024-05-01T12:00:00Z", "application/json", "aGk=", "9" * 5000]),
+)
+value = st.recursive(
+    scalar,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=20,
+)
+event = st.dictionaries(st.sampled_from(ATTRIBUTES), value, max_size=9)
+valid = st.fixed_dictionaries(
+    {"specversion": st.just("1.0"), "id": st.text(max_size=5), "source": st.just("s")},
+    optional={"type": st.just("t"), "data": value, "time": scalar, "ondohops": scalar},
+)
+
+
+def _deep(depth: int, opener: str) -> bytes:
+    closer = {"[": "]", "{": "}"}[opener]
+    inner = '{"a":' if opener == "{" else "["
+    return (
+        f'{{"specversion":"1.0","id":"1","source":"s","type":"t","data":{inner * depth}1'.encode()
+        + (closer * depth + "}").encode()
+    )
+
+
+body = st.one_of(
+    st.binary(max_size=64),
+    st.one_of(event, valid, st.lists(st.one_of(event, valid), max_size=3), value).map(
+        lambda doc: json.dumps(doc).encode()
+    ),
+    st.builds(_deep, st.integers(1, 100_000), st.sampled_from(["[", "{"])),
+    st.integers(1, 6_000).map(lambda n: b'{"specversion":"1.0","id":' + b"9" * n + b"}"),
+)
+CONTENT_TYPES = ["application/cloudevents+json", "application/cloudevents-batch+json"]
+CONTENT_TYPES += ["application/json", "text/plain", "application/octet-stream", ""]
+CONTENT_TYPES += ["application/json; charset=utf-8"]
+HEADERS = {
+    "content-type": st.sampled_from(CONTENT_TYPES),
+    "ce-specversion": st.sampled_from(["1.0", "0.3", ""]),
+    "ce-id": st.text(max_size=8),
+    "ce-source": st.text(max_size=8),
+    "ce-type": st.text(max_size=8),
+    "ce-time": st.sampled_from(["2024-05-01T12:00:00Z", "2024-05-01T12:00:00", "x", ""]),
+    "ce-ondohops": st.sampled_from(["1", "²", "-1", "9" * 5000]),
+}
+headers = st.fixed_dictionaries({}, optional=HEADERS)
+
+
+@BOUNDED
+@given(headers, body)
+def test_any_request_is_decoded_or_refused_with_a_4xx_error(
+    given_headers: dict[str, Any], given_body: bytes
+) -> None:
+    try:
+        events = decode_checked(given_headers, given_body, 256 * 1024, 100)
+    except OndoError as exc:
+        assert 400 <= exc.status < 500, exc
+        return
+    for decoded in events:
+        assert decoded.encoded  # what is stored: always encodable
