@@ -206,7 +206,7 @@ class RuleDispatcher:
         """platform.replay_target: dispatch stored events again, to one rule or to all."""
         async with self._lock:
             for stored in sorted(events, key=lambda e: e.seq):
-                await self.engine.dispatch(stored, only_rule=rule)
+                await self.engine.dispatch_isolating(stored, only_rule=rule)
         return len(events)
 
     async def settle(self) -> dict[str, int]:

@@ -219,17 +219,19 @@ class RuleEngine:
         """One rule's decision on one event, with its jobs, in a transaction of its own."""
         return self._decide_once(rule, event, hops, now, full, with_jobs=True)
 
-    async def dispatch_isolating(self, stored: StoredEvent) -> list[Enforcement]:
+    async def dispatch_isolating(
+        self, stored: StoredEvent, only_rule: str | None = None
+    ) -> list[Enforcement]:
         """`dispatch`, but should deciding the event raise, decide it rule by rule: a rule that
         raises is disabled and recorded as failed, every other rule decides (isolation.py).
         Errors of the store or bus propagate, for the caller to try again."""
         try:
-            return self.dispatch_now([stored])
+            return self.dispatch_now([stored], only_rule)
         except isolation.TRANSIENT:
             raise
         except Exception:
             log.warning("deciding event %s failed; deciding rule by rule", stored.event.id)
-        return await isolation.decide_rule_by_rule(self, stored)
+        return await isolation.decide_rule_by_rule(self, stored, only_rule)
 
     def _decide_in(
         self,

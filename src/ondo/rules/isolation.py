@@ -50,10 +50,13 @@ def reason_of(exc: BaseException) -> str:
     return text if len(text) <= _REASON_CHARS else text[:_REASON_CHARS] + "…"
 
 
-async def decide_rule_by_rule(engine: RuleEngine, stored: StoredEvent) -> list[Enforcement]:
-    """Decide one event for each rule on its own; a rule that raises is isolated."""
+async def decide_rule_by_rule(
+    engine: RuleEngine, stored: StoredEvent, only_rule: str | None = None
+) -> list[Enforcement]:
+    """Decide one event for each rule (or the one named) on its own; a rule that raises is
+    isolated."""
     event = stored.event.to_json_dict()
-    candidates, failures = _candidates(engine, stored, event)
+    candidates, failures = _candidates(engine, stored, event, only_rule)
     now = engine.clock.now()
     records = []
     for rule, full in candidates:
@@ -69,11 +72,11 @@ async def decide_rule_by_rule(engine: RuleEngine, stored: StoredEvent) -> list[E
 
 
 def _candidates(
-    engine: RuleEngine, stored: StoredEvent, event: dict[str, Any]
+    engine: RuleEngine, stored: StoredEvent, event: dict[str, Any], only_rule: str | None
 ) -> tuple[list[tuple[CompiledRule, bool]], list[RuleFailure]]:
     """The rules the event concerns, from the Matcher or, if that raises, rule by rule."""
     try:
-        return engine.rules_for(stored, event, None), []
+        return engine.rules_for(stored, event, only_rule), []
     except TRANSIENT:
         raise
     except Exception:
@@ -82,6 +85,8 @@ def _candidates(
     failures: list[RuleFailure] = []
     for rule in engine.book.compiled():
         if rule.stored.namespace != stored.namespace or not rule.stored.enabled:
+            continue
+        if only_rule is not None and rule.stored.name != only_rule:
             continue
         try:
             concern = _concerns(rule, event)

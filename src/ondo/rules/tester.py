@@ -8,6 +8,7 @@ from ondo.events import CloudEvent
 from ondo.patterns import explain
 from ondo.rules.definitions import CompiledRule
 from ondo.rules.engine import MAX_HOPS, RuleEngine
+from ondo.rules.isolation import reason_of
 from ondo.rules.model import CountWindow, SustainWindow
 
 
@@ -31,7 +32,14 @@ def _one(engine: RuleEngine, rule: CompiledRule, event: dict[str, Any]) -> dict[
     why = explain(rule.spec.pattern, event)
     if why is not None:
         return {**out, "matches": False, "reason": f"pattern: {why}"}
-    holds, why_not = rule.holds(event)
+    try:
+        holds, why_not = rule.holds(event)
+    except Exception as exc:  # the dispatcher would disable the rule (isolation.py)
+        return {
+            **out,
+            "matches": False,
+            "reason": f"the rule fails on this event: {reason_of(exc)}",
+        }
     if not holds:
         return {**out, "matches": False, "reason": why_not}
     return {**out, "matches": True, "effect": _effect(engine, rule, event)}

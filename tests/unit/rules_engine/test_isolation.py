@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ondo.backends.bus.base import StoredEvent
 from ondo.errors import RuleError
 from ondo.events import CloudEvent
 from ondo.rules import enforcement
 from ondo.rules.definitions import RuleBook
 from ondo.rules.isolation import RULE_FAILED
+from ondo.rules.tester import dry_run
 from ondo.rules.trace import trace_event
 from tests.unit.rules_engine.conftest import Harness, run
 
@@ -119,3 +121,22 @@ def test_a_stored_rule_that_no_longer_loads_is_disabled_with_its_reason_at_start
     else:
         raise AssertionError("a rule that cannot be loaded was enabled")
     assert book.compiled_rule("default/good") is not None
+
+
+def test_the_dry_run_says_that_a_rule_fails_on_the_event(harness: Harness) -> None:
+    _add_json(harness, "bad", FAILING)
+    event = {"specversion": "1.0", "id": "e", "source": "shop", "type": "order.placed"}
+    (result,) = dry_run(harness.platform.rules, "default", event)["results"]
+    assert result["matches"] is False
+    assert "fails on this event" in result["reason"] and "MAX_PATH_SEGMENTS" in result["reason"]
+
+
+def test_a_replay_through_a_failing_rule_disables_it_instead_of_failing(harness: Harness) -> None:
+    harness.add("on order.placed do emit order.seen", name="good")
+    _add_json(harness, "bad", FAILING)
+    event = CloudEvent(source="shop", type="order.placed", id="r-1", data={})
+    dispatcher = harness.platform.rules.dispatcher
+    assert dispatcher is not None
+    assert run(lambda: dispatcher.replay([StoredEvent(1, event, 0.0, "default")], "bad")) == 1
+    assert _outcomes(harness, "r-1") == {"bad": enforcement.FAILED}
+    assert not harness.platform.rules.book.registry.get("default", "bad").enabled
