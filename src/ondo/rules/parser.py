@@ -281,11 +281,13 @@ class _Parser:
         while not self.accept("]"):
             if items:
                 self.expect(",", "between list items", 'write lists like ["a", "b"]')
-            item = self.operand()
-            if item.field is not None or isinstance(item.value, tuple):
+            nested = self.token.kind == PUNCT and self.token.value == "["
+            item = None if nested else self.operand()  # a list in a list: refused, not recursed
+            if item is None or item.field is not None or isinstance(item.value, tuple):
+                token = self.token if item is None else item.token
                 raise syntax_error(
-                    f"a list holds only values, found {item.token.describe()}",
-                    item.token.column,
+                    f"a list holds only values, found {token.describe()}",
+                    token.column,
                     'put text in quotes: ["a", "b"]',
                 )
             items.append(item.value)

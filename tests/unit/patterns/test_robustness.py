@@ -5,6 +5,7 @@ ondo.patterns.limits: 100,000 levels of nesting, 10,000-segment paths, thousands
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from ondo.errors import PatternError
 from ondo.patterns import Matcher, compile
+from tests.unit.huge import Nested, Repeat, build
 
 BOUNDED = settings(
     max_examples=200,
@@ -25,7 +27,7 @@ OPERATORS += ["equals-ignore-case", "$or", "Prefix"]
 key = st.one_of(
     st.sampled_from(["type", "source", "data", "a", "a.b", "$or", *OPERATORS]),
     st.text(max_size=6),
-    st.integers(1, 10_000).map(lambda n: ".".join(["k"] * n)),
+    st.builds(Repeat, st.just("k"), st.integers(1, 10_000), st.just(".")),
 )
 scalar = st.one_of(
     st.none(),
@@ -42,36 +44,66 @@ value = st.recursive(
 )
 
 
-def _nested(depth: int, leaf: Any, via: str) -> Any:
-    for _ in range(depth):
-        leaf = {"$or": [leaf, leaf]} if via == "$or" else ([leaf] if via == "[" else {"k": leaf})
-    return leaf
+deep = st.builds(Nested, st.integers(1, 100_000), value, st.sampled_from(["{", "[", "$or"]))
 
 
-deep = st.builds(_nested, st.integers(1, 100_000), value, st.sampled_from(["{", "[", "$or"]))
-wide = st.builds(lambda n, v: {"a": [v] * n}, st.integers(1, 20_000), scalar)
-many_ors = st.builds(lambda n: {"$or": [{"a": [i]} for i in range(n)]}, st.integers(2, 3_000))
-pattern = st.one_of(value, deep.filter(lambda v: v is not None), wide, many_ors)
+@dataclass(frozen=True)
+class Wide:
+    """A field listing `value` `times` times."""
+
+    times: int
+    value: Any
+
+    def build(self) -> Any:
+        return {"a": [self.value] * self.times}
 
 
-def _text(depth: int, opener: str) -> str:
-    closer = "]" if opener == "[" else "}"
-    inner = '{"a":' if opener == "{" else "["
-    return inner * depth + "1" + closer * depth
+@dataclass(frozen=True)
+class OrOf:
+    """A $or of `branches` alternatives."""
+
+    branches: int
+
+    def build(self) -> Any:
+        return {"$or": [{"a": [i]} for i in range(self.branches)]}
+
+
+@dataclass(frozen=True)
+class DeepText:
+    """JSON text nesting `depth` levels of `opener`."""
+
+    depth: int
+    opener: str
+
+    def build(self) -> str:
+        inner, closer = ('{"a":', "}") if self.opener == "{" else ("[", "]")
+        return inner * self.depth + "1" + closer * self.depth
 
 
 text = st.one_of(
     st.text(max_size=40),
-    st.builds(_text, st.integers(1, 100_000), st.sampled_from(["{", "["])),
-    value.map(lambda v: json.dumps(v, allow_nan=True)),
+    st.builds(DeepText, st.integers(1, 100_000), st.sampled_from(["{", "["])),
+    value.map(lambda v: json.dumps(build(v), allow_nan=True)),
 )
+
+
+pattern = st.one_of(
+    value,
+    deep,
+    st.builds(Wide, st.integers(1, 20_000), scalar),
+    st.builds(OrOf, st.integers(2, 3_000)),
+)
+
+
+def _built(recipe: Any) -> Any:
+    return recipe.build() if isinstance(recipe, OrOf | DeepText | Wide) else build(recipe)
 
 
 @BOUNDED
 @given(st.one_of(pattern, text))
-def test_any_input_compiles_or_fails_with_a_pattern_error(given_pattern: Any) -> None:
+def test_any_input_compiles_or_fails_with_a_pattern_error(recipe: Any) -> None:
     try:
-        compiled = compile(given_pattern)
+        compiled = compile(_built(recipe))
     except PatternError:
         return
     compiled.matches({"type": "t", "a": 1})
@@ -79,12 +111,10 @@ def test_any_input_compiles_or_fails_with_a_pattern_error(given_pattern: Any) ->
 
 @BOUNDED
 @given(pattern)
-def test_the_matcher_takes_any_pattern_or_refuses_it_with_a_pattern_error(
-    given_pattern: Any,
-) -> None:
+def test_the_matcher_takes_any_pattern_or_refuses_it_with_a_pattern_error(recipe: Any) -> None:
     matcher = Matcher()
     try:
-        matcher.add("r", given_pattern)
+        matcher.add("r", _built(recipe))
     except PatternError:
         assert "r" not in matcher
         return

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ondo.errors import PatternTooLarge, RuleTooLarge
+from ondo.errors import PatternTooLarge, RuleSyntaxError, RuleTooLarge
 from ondo.patterns import Matcher
 from ondo.patterns import compile as compile_pattern
 from ondo.rules import limits
@@ -238,3 +238,8 @@ def test_a_chain_of_failing_tests_is_evaluated_in_linear_time() -> None:
     for operator in ("&&", "||"):
         condition = Condition(f" {operator} ".join(["systolic > 140.0"] * 26))
         assert condition.evaluate({"data": {}}) is False
+
+
+def test_lists_in_lists_are_refused_without_recursing() -> None:
+    with pytest.raises(RuleSyntaxError, match="a list holds only values"):
+        parse_rule("on x where a in " + "[" * 5_000 + "1" + "]" * 5_000 + " do emit y")
