@@ -5,7 +5,11 @@ repr of that size, or none at all."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 
 @dataclass(frozen=True)
@@ -49,3 +53,25 @@ def build(value: Any) -> Any:
     if isinstance(value, dict):
         return {build(key): build(item) for key, item in value.items()}
     return value
+
+
+def bounded(examples: int) -> settings:
+    """Settings of the robustness properties: a deadline bounds each example's work (generous
+    for a loaded 2-core machine: the failures guarded against took seconds to hours)."""
+    return settings(
+        max_examples=examples,
+        deadline=timedelta(seconds=3),
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
+
+def scalars(*special: Any) -> st.SearchStrategy[Any]:
+    """Any JSON scalar (and floats JSON lacks), or one of `special`."""
+    return st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(),
+        st.text(max_size=12),
+        st.sampled_from(special),
+    )

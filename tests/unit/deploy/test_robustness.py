@@ -5,22 +5,17 @@ work (hypothesis' deadline; texts reach deep nesting, alias bombs and unknown ta
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ondo.deploy.manifest import parse_manifest
 from ondo.errors import ConfigError
-from tests.unit.huge import Repeat, build
+from tests.unit.huge import Repeat, bounded, build
 
-BOUNDED = settings(
-    max_examples=300,
-    deadline=timedelta(seconds=3),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+BOUNDED = bounded(300)
 PIECES = ["name: app\n", "functions:\n", "rules:\n", "  f:\n", "    code: .\n", "- ", ": ", "\n"]
 PIECES += ["{", "}", "[", "]", ",", "&a ", "*a", "&b ", "*b", "!!python/object:os.system x"]
 PIECES += ["? ", "'q'", '"s"', "1e400", "9" * 5000, "<<: *a\n", "!!binary aGk=", "\t", "#"]

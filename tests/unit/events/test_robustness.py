@@ -7,30 +7,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ondo.api.routes.events import decode_checked
 from ondo.errors import OndoError
+from tests.unit.huge import bounded, scalars
 
-BOUNDED = settings(
-    max_examples=300,
-    deadline=timedelta(seconds=3),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+BOUNDED = bounded(300)
 ATTRIBUTES = ["specversion", "id", "source", "type", "subject", "time", "data", "data_base64"]
 ATTRIBUTES += ["datacontenttype", "dataschema", "ondohops", "ext", "Bad-Name", ""]
-scalar = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    st.floats(),
-    st.text(max_size=12),
-    st.sampled_from(["1.0", "2024-05-01T12:00:00Z", "application/json", "aGk=", "9" * 5000]),
-)
+scalar = scalars(*["1.0", "2024-05-01T12:00:00Z", "application/json", "aGk=", "9" * 5000])
 value = st.recursive(
     scalar,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner),

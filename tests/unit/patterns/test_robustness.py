@@ -6,21 +6,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ondo.errors import PatternError
 from ondo.patterns import Matcher, compile
-from tests.unit.huge import Nested, Repeat, build
+from tests.unit.huge import Nested, Repeat, bounded, build, scalars
 
-BOUNDED = settings(
-    max_examples=200,
-    deadline=timedelta(seconds=3),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+BOUNDED = bounded(200)
 
 OPERATORS = ["prefix", "suffix", "anything-but", "numeric", "exists", "cidr", "wildcard"]
 OPERATORS += ["equals-ignore-case", "$or", "Prefix"]
@@ -29,14 +24,7 @@ key = st.one_of(
     st.text(max_size=6),
     st.builds(Repeat, st.just("k"), st.integers(1, 10_000), st.just(".")),
 )
-scalar = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    st.floats(),
-    st.text(max_size=12),
-    st.sampled_from(["*", "a*b*c*d*e*f", "10.0.0.0/8", ">", "<=", "="]),
-)
+scalar = scalars(*["*", "a*b*c*d*e*f", "10.0.0.0/8", ">", "<=", "="])
 value = st.recursive(
     scalar,
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(key, inner, max_size=4),

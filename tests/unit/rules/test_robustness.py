@@ -11,24 +11,18 @@ Matcher never raises on an event.
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ondo.errors import RuleError, RuleSyntaxError, RuleTooLarge
 from ondo.patterns import Matcher
 from ondo.rules.conditions import Condition
 from ondo.rules.model import parse_rule, rule_from_json, rule_to_json
-from tests.unit.huge import Nested, Repeat, build
+from tests.unit.huge import Nested, Repeat, bounded, build
 
-# Generous for a loaded 2-core machine; the failures these guard against took seconds to hours.
-BOUNDED = settings(
-    max_examples=150,
-    deadline=timedelta(seconds=3),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+BOUNDED = bounded(150)
 
 WORDS = ["on", "where", "do", "and", "or", "not", "in", "exists", "contains", "emit", "invoke"]
 WORDS += ["from", "about", "for", "at", "most", "once", "per", "times", "within", "with"]
