@@ -517,7 +517,7 @@ def _arg_is(index: int, values: tuple[int, ...], otherwise: int) -> list[bytes]:
 def _only_worker_setup() -> list[bytes]:
     """The zygote's filter lets exactly what enter_worker needs through: unshare of the worker's
     namespaces and mounts of a new filesystem with its flags (no bind, move or remount). Each
-    worker installs the strict filter on top before any user code runs in it."""
+    worker stacks worker_setup_closed() on top before any user code runs in it."""
     prog: list[bytes] = []
     for nr, flags, otherwise in (
         (EPERM_SYSCALLS["unshare"], (WORKER_NAMESPACES,), RET_ERRNO | errno.EPERM),
