@@ -31,6 +31,9 @@ class Config:
     manual_clock: bool = False  # tests drive time through the API instead of the wall clock
     # host ip:port every `network` function may reach (the host is otherwise off limits)
     egress_allow: tuple[str, ...] = ()
+    # dependency builds: the index they reach, and whether requirements may name others
+    build_index_url: str = "https://pypi.org/simple"
+    build_allow_index_options: bool = False
 
     @property
     def db_path(self) -> Path:
@@ -96,6 +99,9 @@ def from_environment() -> Config:
         max_batch_events=_env_count("ONDO_MAX_BATCH_EVENTS", base.max_batch_events),
         manual_clock=os.environ.get("ONDO_CLOCK", "") == "manual" or None,
         egress_allow=_env_destinations("ONDO_EGRESS_ALLOW"),
+        build_index_url=os.environ.get("ONDO_BUILD_INDEX_URL") or None,
+        build_allow_index_options=os.environ.get("ONDO_BUILD_ALLOW_INDEX_OPTIONS", "") == "1"
+        or None,
     )
 
 

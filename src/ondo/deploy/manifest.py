@@ -47,6 +47,7 @@ class FunctionDecl:
     config: FunctionConfig
     requirements: Path | None
     where: str  # file:line, for errors found later (import failures)
+    app_root: Path | None = None  # what a dependency build may see (requirements.py)
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ def _function(doc: Located, root: Path, name: str, spec: Any) -> FunctionDecl:
         environment=_environment(doc, (*path, "environment"), spec.get("environment") or {}),
         **_async(doc, (*path, "async"), spec.get("async") or {}),
     )
-    return FunctionDecl(name, code_dir, config, req_path, doc.where(path))
+    return FunctionDecl(name, code_dir, config, req_path, doc.where(path), root.resolve())
 
 
 def _inside(doc: Located, root: Path, path: tuple[str | int, ...], value: Any) -> Path:

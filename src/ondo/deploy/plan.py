@@ -103,7 +103,12 @@ async def _build_layer(platform: Platform, decl: FunctionDecl) -> str | None:
     if decl.requirements is None:
         return None
     from ondo.runtime import build_layer
+    from ondo.runtime.builds import BuildSettings
 
+    config = platform.config
+    settings = BuildSettings(
+        index_url=config.build_index_url, allow_index_options=config.build_allow_index_options
+    )
     listener = progress.current()
     progress.report(f"function {decl.name}: installing {decl.requirements.name}")
     path = await asyncio.to_thread(
@@ -111,6 +116,8 @@ async def _build_layer(platform: Platform, decl: FunctionDecl) -> str | None:
         decl.requirements,
         platform.config.data_dir / "layers",
         (lambda step: listener(f"function {decl.name}: {step}")) if listener else None,
+        decl.app_root,
+        settings,
     )
     return str(path.name)
 

@@ -7,15 +7,16 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ondo.errors import RequirementsError
+from ondo.runtime.builds import BuildSettings, sandboxed_pip
+from ondo.runtime.requirements import check_requirements
 
-PIP_TIMEOUT_S = 600.0
 _NO_MATCH = re.compile(r"No matching distribution found for ([^\s]+)")
 _NOT_FOUND = re.compile(r"Could not find a version that satisfies the requirement ([^\s]+)")
 # pip's own lines that start a step people wait for, and the word we show for it.
@@ -45,15 +46,26 @@ def layer_hash(requirements: Path) -> str:
     return hashlib.sha256(requirements.read_bytes()).hexdigest()
 
 
-def build_layer(requirements: Path, layers_root: Path, progress: Progress | None = None) -> Path:
+def build_layer(
+    requirements: Path,
+    layers_root: Path,
+    progress: Progress | None = None,
+    app_root: Path | None = None,
+    settings: BuildSettings | None = None,
+) -> Path:
     """Install `requirements` into layers_root/<sha256 of its content>/ (reused when present).
 
     `progress` hears each step of pip's work as it starts (resolving, downloading, building).
+    The file and its includes are checked first (nothing outside `app_root`, by default the
+    file's directory); pip then runs in a sandbox (builds.py) that can write only the layer.
     """
+    settings = settings or BuildSettings()
     try:
         digest = layer_hash(requirements)
     except OSError as exc:
         raise RequirementsError(f"cannot read {requirements}: {exc.strerror}") from exc
+    root = (app_root or requirements.parent).resolve()
+    checked = check_requirements(requirements, root, settings.allow_index_options)
     target = layers_root / digest
     if target.is_dir():
         (progress or _quiet)(f"{requirements.name} unchanged: layer {digest[:12]} reused")
@@ -61,7 +73,8 @@ def build_layer(requirements: Path, layers_root: Path, progress: Progress | None
     layers_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=layers_root))
     try:
-        _pip_install(requirements, staging, progress or _quiet)
+        build = Build(requirements.resolve(), root, staging, settings, checked.index_urls)
+        _pip_install(build, progress or _quiet)
         os.chmod(staging, 0o755)
         try:
             staging.rename(target)
@@ -78,29 +91,29 @@ def _quiet(step: str) -> None:
     pass
 
 
-def _pip_install(requirements: Path, into: Path, progress: Progress) -> None:
-    command = [
-        sys.executable, "-m", "pip", "install", "--progress-bar", "off",
-        "--disable-pip-version-check", "--no-input", "--no-warn-script-location",
-        "--target", str(into), "-r", str(requirements),
-    ]  # fmt: skip
-    with subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=requirements.parent,
-        env={**os.environ, "PIP_NO_INPUT": "1"},
+@dataclass(frozen=True)
+class Build:
+    requirements: Path
+    app_root: Path
+    staging: Path
+    settings: BuildSettings
+    index_urls: list[str]
+
+
+def _pip_install(build: Build, progress: Progress) -> None:
+    requirements, timeout_s = build.requirements, build.settings.timeout_s
+    with sandboxed_pip(
+        requirements, build.app_root, build.staging, build.settings, build.index_urls
     ) as pip:
         expired = threading.Event()
-        timer = threading.Timer(PIP_TIMEOUT_S, _expire, (pip, expired))
+        timer = threading.Timer(timeout_s, _expire, (pip, expired))
         timer.start()
         output = _follow(pip.stdout, progress)
         returncode = pip.wait()
         timer.cancel()
     if expired.is_set():
         raise RequirementsError(
-            f"{requirements}: pip did not finish in {PIP_TIMEOUT_S:.0f} s; "
+            f"{requirements.name}: the dependency build did not finish in {timeout_s:.0f} s; "
             "check the network or pin smaller packages"
         )
     if returncode != 0:
