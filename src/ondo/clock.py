@@ -46,4 +46,5 @@ class ManualClock:
         # Wake on advance or after a short real delay, so callers re-check their deadlines.
         moved = self._moved
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(moved.wait(), timeout=min(max(seconds, 0.0), 0.05) or 0.001)
+            async with asyncio.timeout(min(max(seconds, 0.0), 0.05) or 0.001):
+                await moved.wait()

@@ -377,7 +377,8 @@ class FunctionPool:
 
     async def _wait_exit(self, worker: Worker) -> int | None:
         try:
-            return await asyncio.wait_for(asyncio.shield(worker.exit_status), EXIT_REPORT_TIMEOUT_S)
+            async with asyncio.timeout(EXIT_REPORT_TIMEOUT_S):
+                return await asyncio.shield(worker.exit_status)
         except TimeoutError:
             log.warning("%s: no exit report for worker %d", self.spec.key, worker.pid)
             return None
@@ -434,7 +435,8 @@ class FunctionPool:
         while (self.busy or self.starting) and time.monotonic() < deadline:
             self._idle_changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle_changed.wait(), deadline - time.monotonic())
+                async with asyncio.timeout(deadline - time.monotonic()):
+                    await self._idle_changed.wait()
         if self._spare_task is not None:
             self._spare_task.cancel()
         for worker in [*self.idle, *self.spares, *self.busy]:

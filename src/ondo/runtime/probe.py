@@ -34,7 +34,8 @@ async def _probe(root_mount: str) -> dict[str, dict[str, Any]]:
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        out, err = await asyncio.wait_for(process.communicate(), PROBE_TIMEOUT_S)
+        async with asyncio.timeout(PROBE_TIMEOUT_S):
+            out, err = await process.communicate()
     except TimeoutError:
         process.kill()
         await process.wait()

@@ -99,7 +99,8 @@ class ZygoteProcess:
         loop.add_reader(ours.fileno(), self._on_control)
         self._watch_launcher()
         try:
-            message = await asyncio.wait_for(asyncio.shield(self._ready), import_timeout_s)
+            async with asyncio.timeout(import_timeout_s):
+                message = await asyncio.shield(self._ready)
             self._handle_start(message)
         except TimeoutError:
             self.kill()

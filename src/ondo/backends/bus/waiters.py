@@ -45,7 +45,8 @@ class Waiters:
                 if current() > after_seq:  # appended between the check and the registration
                     return
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(future, min(remaining, POLL_INTERVAL_S))
+                    async with asyncio.timeout(min(remaining, POLL_INTERVAL_S)):
+                        await future
             finally:
                 with self._lock:
                     self._pending.discard(future)
