@@ -11,7 +11,8 @@ in the same run:
 - paced: events posted one per request at a fixed rate (500/s); latency from just before the
   post to the invocation's `finished_at` (same machine, same wall clock): p50, p99.
 - the baseline: the same function invoked directly (`POST /v1/functions/echo/invoke?mode=async`,
-  no rule, no bus, no action queue), saturated and paced the same way.
+  no rule, no bus; an async invocation is a job of the action queue too, for its retries),
+  saturated and paced the same way.
 - condition cost: one evaluation of a compiled EventBridge pattern
   (`ondo.patterns.compile(p).matches(e)`) against the same test as CEL
   (`ondo.rules.conditions.Condition(cel).evaluate(e)`).
