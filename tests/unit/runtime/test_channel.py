@@ -7,7 +7,6 @@ import json
 import os
 import socket
 import struct
-import time
 
 import pytest
 
@@ -145,9 +144,8 @@ def test_spinning_takes_a_prompt_reply_and_gives_up_on_a_late_one() -> None:
         await answering
 
         late = channel.request({"id": "late"}, b"{}")
-        started = time.perf_counter()
-        channel.spin(0.01)
-        assert not late.done() and time.perf_counter() - started < 1.0
+        channel.spin(0.01)  # returning at all is the point: it gave up on the late reply
+        assert not late.done()
         _read_request(theirs)
         theirs.send(_frame({"status": "succeeded"}, b"2"))
         assert await late == ({"status": "succeeded"}, b"2")  # the loop takes it from here
