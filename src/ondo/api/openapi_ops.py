@@ -61,7 +61,10 @@ class Operation:
 FUNCTION = obj({"name": TEXT, "namespace": TEXT, "version": INT})
 INVOCATION = obj({"id": TEXT, "namespace": TEXT, "function": TEXT, "version": INT, "status": TEXT})
 STORED_EVENT = obj({"seq": INT, "received_at": NUMBER, "namespace": TEXT, "event": OBJECT})
-RULE = obj({"name": TEXT, "namespace": TEXT, "enabled": {"type": "boolean"}})
+RULE = obj(
+    {"name": TEXT, "namespace": TEXT, "enabled": {"type": "boolean"}},
+    {"disabled_reason": {"type": ["string", "null"]}},  # why ondo disabled it (it failed)
+)
 JOB = obj({"id": INT, "status": TEXT})
 INVOCATIONS = obj({"invocations": array(INVOCATION)})
 CLOUDEVENT = obj(
