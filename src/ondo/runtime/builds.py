@@ -121,9 +121,9 @@ def sandboxed_pip(
     extra_index_urls: list[str],
 ) -> Iterator[subprocess.Popen[str]]:
     """pip, started in its sandbox; its output (stdout and stderr) comes on `.stdout`."""
-    from ondo.runtime.sandbox import sandbox_uid  # sandbox -> base -> layers -> us
+    from ondo.runtime.sandbox import next_sandbox_uid  # sandbox -> base -> layers -> us
 
-    uid = sandbox_uid(next(_serials) + 125)  # the other half of this process's uid range
+    uid = next_sandbox_uid()
     if os.geteuid() == 0:
         os.chown(staging, uid, uid)
     cgroups = BuildCgroups(settings.memory_mb)

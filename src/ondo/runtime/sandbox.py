@@ -90,7 +90,6 @@ class Sandbox:
                 f"that keeps functions away from the host's own services is unavailable ({why}); "
                 "deploy with `network: false` or enable cgroup2 (see `ondo status`)"
             )
-        serial = next(_uid_serials)
         rooted = self.active("mount") and self.active("rootfs")
         cgroup_dirs = self.hooks.zygote_cgroups(pool_id, spec) if self.hooks else []
         return {
@@ -103,7 +102,7 @@ class Sandbox:
             "code_dir": str(spec.code_dir),
             "layer_dir": str(spec.layer_dir) if spec.layer_dir else None,
             "python_prefix": os.path.realpath(sys.base_prefix),
-            "host_uid": sandbox_uid(serial),
+            "host_uid": next_sandbox_uid(),
             "network": spec.network,
             "tmp_mb": self.options.tmp_mb,
             "nproc": spec.concurrency * (2 + self.options.extra_nproc) + 8,
@@ -123,9 +122,10 @@ class Sandbox:
                 os.rmdir(self.root_mount)
 
 
-def sandbox_uid(serial: int) -> int:
-    """A host uid no other zygote (of this or, very likely, another platform process) uses."""
-    return SANDBOX_UID_BASE + (os.getpid() % 4000) * 250 + serial % 250
+def next_sandbox_uid() -> int:
+    """A host uid no other sandbox of this process (zygote or build) uses, nor, very likely, one of
+    another platform process: every sandbox draws from the one counter."""
+    return SANDBOX_UID_BASE + (os.getpid() % 4000) * 250 + next(_uid_serials) % 250
 
 
 def _address_space_limit(memory_mb: int, cgroup_memory: bool) -> int:
