@@ -149,6 +149,8 @@ def test_dry_run_reports_a_handler_that_cannot_be_imported_with_the_users_frames
     dry = platform.cli("deploy", str(app), "--dry-run")
     assert "ondo.yaml:2 (functions.echo): function 'echo'" in dry.stderr
     assert "function 'fresh'" in dry.stderr
+    assert "default/echo (dry run): handler" in dry.stderr  # the trial's own version never shows
+    assert "echo:-" not in dry.stderr
     with platform.client() as api:
         assert api.get("/v1/functions/echo").json()["version"] == 1
         assert api.get("/v1/functions/fresh").status_code == 404

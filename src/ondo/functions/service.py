@@ -13,7 +13,7 @@ from typing import Any
 from ondo.backends.store.sqlite_functions import FunctionRepository
 from ondo.clock import Clock
 from ondo.deadlines import Deadlines
-from ondo.errors import ConcurrencyExhausted, NotFound, OndoError
+from ondo.errors import ConcurrencyExhausted, HandlerImportError, NotFound, OndoError
 from ondo.functions.bundle import CodeStore
 from ondo.functions.model import FunctionConfig, FunctionVersion, InvocationRecord
 from ondo.functions.records import RecordWriter
@@ -162,6 +162,9 @@ class FunctionService:
         spec = self._build_spec(draft)
         try:
             await self.runtime.prepare(spec)
+        except HandlerImportError as exc:  # name the function, not the trial's made-up version
+            trial = f"{namespace}/{name} (dry run)"
+            raise HandlerImportError(str(exc).replace(spec.key, trial, 1)) from None
         finally:
             await self.runtime.retire(spec)
 
