@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from ondo.destinations import parse_destination
 from ondo.errors import ConfigError
 
 DEFAULT_PORT = 8080
+DEFAULT_CLUSTER = "ondo"
+_CLUSTER_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,9 @@ class Config:
     port: int = DEFAULT_PORT
     apps: tuple[Path, ...] = ()
     bus_url: str = ""  # default: sqlite under data_dir
+    store_url: str = ""  # default: sqlite under data_dir
+    # prefixes streams, consumers, subjects and the PostgreSQL schema: clusters share servers
+    cluster: str = DEFAULT_CLUSTER
     store_durability: str = "normal"
     idle_ttl_s: float = 60.0  # warm workers are reaped after this long unused (scale to zero)
     max_body_bytes: int = 6 * 1024 * 1024
@@ -46,6 +52,10 @@ class Config:
     @property
     def effective_bus_url(self) -> str:
         return self.bus_url or f"sqlite:///{self.data_dir / 'bus.db'}"
+
+    @property
+    def effective_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{self.db_path}"
 
     @property
     def url(self) -> str:
@@ -92,7 +102,11 @@ def from_environment() -> Config:
         data_dir=Path(os.environ["ONDO_DATA_DIR"]).resolve()
         if os.environ.get("ONDO_DATA_DIR")
         else None,
-        bus_url=os.environ.get("ONDO_BUS_URL") or None,
+        bus_url=os.environ.get("ONDO_BUS") or os.environ.get("ONDO_BUS_URL") or None,
+        store_url=os.environ.get("ONDO_STORE") or None,
+        cluster=check_cluster(os.environ["ONDO_CLUSTER"], "ONDO_CLUSTER")
+        if os.environ.get("ONDO_CLUSTER")
+        else None,
         host=os.environ.get("ONDO_HOST") or None,
         port=env_port(),
         idle_ttl_s=_env_float("ONDO_IDLE_TTL", base.idle_ttl_s),
@@ -114,3 +128,13 @@ def _env_destinations(name: str) -> tuple[str, ...] | None:
         except ConfigError as exc:
             raise ConfigError(f"environment variable {name}: {exc}") from None
     return items or None
+
+
+def check_cluster(name: str, where: str) -> str:
+    """A cluster name as it prefixes NATS subjects and names a PostgreSQL schema."""
+    if not _CLUSTER_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{where}: cluster name {name!r} must be 1-40 characters: a lowercase letter, "
+            "then lowercase letters, digits or '_' (it names NATS streams and a PostgreSQL schema)"
+        )
+    return name

@@ -8,7 +8,7 @@ from typing import Any
 
 from ondo.cli.common import add_json_flag, client_of
 from ondo.cli.output import fields, print_json, table
-from ondo.config import from_environment
+from ondo.config import check_cluster, from_environment
 
 
 def register(sub: Any) -> None:
@@ -28,6 +28,27 @@ def register(sub: Any) -> None:
         metavar="DIR",
         help="deploy DIR/ondo.yaml at start (repeatable)",
     )
+    up.add_argument(
+        "--bus",
+        default=None,
+        metavar="URL",
+        help="event log: sqlite:///PATH (default: DATA_DIR/bus.db), nats://HOST:PORT, memory:// "
+        "(default: $ONDO_BUS)",
+    )
+    up.add_argument(
+        "--store",
+        default=None,
+        metavar="URL",
+        help="state: sqlite:///PATH (default: DATA_DIR/ondo.db) or postgresql://USER@HOST/DB "
+        "(default: $ONDO_STORE)",
+    )
+    up.add_argument(
+        "--cluster",
+        default=None,
+        metavar="NAME",
+        help="prefix of NATS streams and the PostgreSQL schema, so clusters can share servers "
+        "(default: $ONDO_CLUSTER or ondo)",
+    )
     up.set_defaults(func=run_up)
     status = sub.add_parser("status", help="show the runtime pool and the sandbox layers in force")
     add_json_flag(status, '{"version", "data_dir", "clock", "runtime": {sandbox, functions, …}}')
@@ -42,6 +63,9 @@ def run_up(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         apps=tuple(Path(a).resolve() for a in args.app) or None,
+        bus_url=args.bus,
+        store_url=args.store,
+        cluster=check_cluster(args.cluster, "--cluster") if args.cluster else None,
     )
     return serve(config)
 
