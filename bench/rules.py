@@ -456,7 +456,8 @@ async def queue_only(total: int, per_enqueue: int) -> dict[str, Any]:
                 ActionRequest(f"k{n}", "default", "r", 0, action, event, f"enf{n}")
                 for n in range(start, start + per_enqueue)
             ]
-            await queue.enqueue(batch)
+            with platform.db.transaction() as conn:  # as the rules engine does
+                queue.enqueue_in(conn, batch)
             await asyncio.sleep(0)
         while queue.counts()["succeeded"] < total:
             await asyncio.sleep(0.02)

@@ -81,13 +81,6 @@ class Unauthorized(OndoError):
     status = 401
 
 
-class Forbidden(OndoError):
-    """Raised when a principal may not do what it asked."""
-
-    code = "forbidden"
-    status = 403
-
-
 # --- patterns ---------------------------------------------------------------------------
 
 

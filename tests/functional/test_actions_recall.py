@@ -15,7 +15,7 @@ from ondo.config import Config
 from ondo.deploy.manifest import read_manifest
 from ondo.platform import Platform
 from ondo.rules.model import Action
-from tests.unit.actions.conftest import until
+from tests.unit.actions.conftest import job_of, until
 
 ONCE = """
 import time
@@ -60,8 +60,11 @@ def test_a_finished_attempt_is_recalled_after_a_crash_and_an_unfinished_one_runs
             )
             await platform.actions.stop()  # from here on, jobs are only what we make of them
             queue = platform.actions
-            await queue.enqueue([request(done_key), request(todo_key)])
-            claimed = queue.repo.claim_due(platform.clock.now(), 2)  # both running: the crash
+            with platform.db.transaction() as conn:  # as the rules engine does
+                queue.enqueue_in(conn, [request(done_key), request(todo_key)])
+            claimed = queue.repo.settle_and_claim(
+                (), platform.clock.now(), 2
+            )  # both running: the crash
             assert {j.attempt_seq for j in claimed} == {1}
             # The first job's attempt ran to the end before the crash; its outcome was not stored.
             before = await platform.functions.invoke(
@@ -74,12 +77,12 @@ def test_a_finished_attempt_is_recalled_after_a_crash_and_an_unfinished_one_runs
             await until(lambda: restarted.counts()["succeeded"] == 2)
             await restarted.stop()
 
-            done = restarted.repo.by_key(done_key)
+            done = job_of(restarted.repo, done_key)
             assert done is not None and done.invocation_ids == [before.id]
             after = platform.functions.repo.invocation(before.id)
             assert after is not None and after.finished_at == before.finished_at  # not re-run
             assert after.result == before.result
-            todo = restarted.repo.by_key(todo_key)
+            todo = job_of(restarted.repo, todo_key)
             assert todo is not None and todo.invocation_ids == [attempt_id(todo_key, 1)]
             ran = platform.functions.repo.invocation(attempt_id(todo_key, 1))
             assert ran is not None and ran.status == "succeeded" and ran.trigger == "rule:r"

@@ -1,4 +1,4 @@
-"""The durable action queue: every ActionRequest is a job row before `enqueue` returns.
+"""The durable action queue: every ActionRequest is a job row, committed with its firing.
 
 Worker tasks (at most `workers` at a time) take due jobs, perform them through their kind, and
 then mark them succeeded, schedule a retry with exponential backoff and jitter, or dead-letter
@@ -228,14 +228,6 @@ class ActionQueue:
 
     # --- the engine's side ----------------------------------------------------------------
 
-    async def enqueue(self, requests: Sequence[ActionRequest]) -> None:
-        """Store the requests as jobs (durable on return); keys seen before are ignored."""
-        if not requests:
-            return
-        jobs = [self._new_job(r) for r in requests]
-        self.repo.insert(jobs, self.clock.now())
-        self._wake.set()
-
     def enqueue_in(self, conn: sqlite3.Connection, requests: Sequence[ActionRequest]) -> None:
         """Store the requests as jobs inside the caller's open store transaction.
 
@@ -283,9 +275,6 @@ class ActionQueue:
 
     def jobs_for(self, enforcement_id: str) -> list[dict[str, Any]]:
         return [j.to_json() for j in self.repo.by_enforcement(enforcement_id)]
-
-    def jobs_for_event(self, source: str, event_id: str) -> list[dict[str, Any]]:
-        return [j.to_json() for j in self.repo.by_event(source, event_id)]
 
     def job(self, job_id: int, namespace: str | None = None) -> Job:
         found = self.repo.get(job_id)

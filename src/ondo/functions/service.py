@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ from ondo.runtime.base import FunctionSpec, InvocationOutcome, Runtime
 
 log = logging.getLogger("ondo.functions")
 
-InvocationListener = Callable[[InvocationRecord], Awaitable[None]]
 
 # An invocation whose attempt is tracked elsewhere (an action job, or its own `queued` row)
 # gets its `running` row only once it has run this long: most finish sooner, and then their
@@ -52,7 +50,6 @@ class FunctionService:
         self.metrics = metrics
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._async_tasks: set[asyncio.Task[None]] = set()
-        self._listeners: list[InvocationListener] = []
         self._closing = False
         self._publishing = asyncio.Lock()
         self._trial_ids = itertools.count(1)  # throwaway versions (-1, -2, …) of dry runs
@@ -110,10 +107,6 @@ class FunctionService:
             environment=dict(cfg.environment),
             layer_dir=self.layers_root / fv.layer_hash if fv.layer_hash else None,
         )
-
-    def on_finished(self, listener: InvocationListener) -> None:
-        """Call `listener` with every final record (destinations, rules, metrics)."""
-        self._listeners.append(listener)
 
     # --- versions -----------------------------------------------------------------------
 
@@ -336,11 +329,6 @@ class FunctionService:
                 self._count(final)
         finally:
             self._running -= 1
-        for listener in self._listeners:
-            try:
-                await listener(final)
-            except Exception:  # a listener must never undo a recorded invocation
-                log.exception("invocation listener failed for %s", final.id)
         return final
 
     def _write_late_row(self, record_id: str) -> None:

@@ -45,16 +45,12 @@ class RuleDispatcher:
         self._timer_wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._lock = asyncio.Lock()  # one evaluation at a time: the loop, or a test's settle()
-        self._redrive_needed = False  # a firing's enqueue failed: hand it to the queue again
         self._acked = 0  # the position last written to the bus
         self._acking: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         bus = self.platform.bus
         self.position = self._acked = await bus.committed(CONSUMER)
-        redriven = await self.engine.redrive()
-        if redriven:
-            log.info("re-enqueued the actions of %d firings cut off by the last stop", redriven)
         self._tasks = [
             asyncio.create_task(self._consume(), name="ondo-rules-dispatcher"),
             asyncio.create_task(self._timers(), name="ondo-rules-timers"),
@@ -179,13 +175,9 @@ class RuleDispatcher:
             try:
                 async with self._lock:
                     await self.engine.fire_due_timers()
-                    if self._redrive_needed:
-                        self._redrive_needed = False
-                        await self.engine.redrive()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                self._redrive_needed = True
                 log.exception("firing due rule timers failed; trying again shortly")
             await self._sleep_until_next_timer()
 

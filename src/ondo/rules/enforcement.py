@@ -2,9 +2,9 @@
 
 One row per (rule, stage, event): stage `event` is the decision taken when the dispatcher saw the
 event; stage `timer` is the firing of a `for D` timer that the event started. The row doubles as
-the idempotency record: a re-delivered event finds its decision here instead of counting again,
-and a firing whose actions were not yet handed to the action queue (`enqueued = 0`) is handed
-again after a crash; the queue drops duplicates by idempotency key.
+the idempotency record: a re-delivered event finds its decision here instead of counting again.
+A firing's action jobs are written in the same transaction as its record, so `enqueued` is
+always 1 (the column, and `event`, stay for the rows of versions that enqueued after the commit).
 """
 
 from __future__ import annotations
@@ -176,14 +176,10 @@ def find(
     return _from_row(row) if row is not None else None
 
 
-def record(
-    conn: sqlite3.Connection, rec: Enforcement, event: dict[str, Any] | None = None
-) -> Enforcement:
-    """Insert `rec` inside the caller's transaction; a firing not yet enqueued keeps its event
-    (`event`) for `redrive`."""
+def record(conn: sqlite3.Connection, rec: Enforcement) -> Enforcement:
+    """Insert `rec` inside the caller's transaction (with a firing's jobs)."""
     conn.execute(
-        f"INSERT INTO rule_enforcements ({_COLUMNS}, event)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO rule_enforcements ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             rec.id,
             rec.namespace,
@@ -197,15 +193,9 @@ def record(
             rec.detail,
             json.dumps([a.to_json() for a in rec.actions]),
             int(rec.enqueued),
-            json.dumps(event) if event is not None else None,
         ),
     )
     return rec
-
-
-def mark_enqueued(conn: sqlite3.Connection, enforcement_id: str) -> None:
-    """Inside the caller's transaction: the firing's jobs are in the action queue."""
-    conn.execute("UPDATE rule_enforcements SET enqueued = 1 WHERE id = ?", (enforcement_id,))
 
 
 def new_id() -> str:
@@ -218,18 +208,6 @@ class EnforcementLog:
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
         db.migrate(MIGRATIONS)
-
-    def mark_enqueued(self, enforcement_id: str) -> None:
-        self.db.execute("UPDATE rule_enforcements SET enqueued = 1 WHERE id = ?", (enforcement_id,))
-
-    def not_enqueued(self, limit: int = 100) -> list[tuple[Enforcement, dict[str, Any]]]:
-        """Firings whose actions may not have reached the action queue, with their events."""
-        rows = self.db.query(
-            f"SELECT {_COLUMNS}, event FROM rule_enforcements WHERE enqueued = 0"
-            " ORDER BY at LIMIT ?",
-            (limit,),
-        )
-        return [(_from_row(tuple(r)[:12]), json.loads(r["event"] or "{}")) for r in rows]
 
     def for_event(self, event_id: str, event_source: str | None = None) -> list[Enforcement]:
         sql = f"SELECT {_COLUMNS} FROM rule_enforcements WHERE event_id = ?"

@@ -8,9 +8,7 @@ firing writes an enforcement record and hands ActionRequests to the action queue
 Crash safety: the decision for (rule, event), the window state it changed, the enforcement
 record and the action queue's jobs of a firing are written in one SQLite transaction (the
 dispatcher puts a whole batch of events in one), so a crash keeps all of them or none. A
-re-delivered event finds its decision and never counts or fires twice. Records with
-`enqueued = 0` (a firing decided without its jobs: written by versions that enqueued after the
-commit) are handed to the queue again by `redrive`; the queue drops duplicate keys.
+re-delivered event finds its decision and never counts or fires twice.
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -193,31 +191,17 @@ class RuleEngine:
     ) -> list[tuple[Enforcement, bool]]:
         now = self.clock.now()
         hops = stored.event.hops
-        return [
-            self._decide_in(conn, rule, event_json, hops, now, full, True) for rule, full in rules
-        ]
-
-    def _decide_once(
-        self,
-        rule: CompiledRule,
-        event: dict[str, Any],
-        hops: int,
-        now: float,
-        full: bool,
-        with_jobs: bool = False,
-    ) -> Enforcement:
-        """Decide and record in a transaction of its own (`with_jobs`: a firing's jobs too)."""
-        with self.db.transaction() as conn:
-            rec, new = self._decide_in(conn, rule, event, hops, now, full, with_jobs)
-        if new:
-            self._count(rec)
-        return rec
+        return [self._decide_in(conn, rule, event_json, hops, now, full) for rule, full in rules]
 
     def decide_alone(
         self, rule: CompiledRule, event: dict[str, Any], hops: int, now: float, full: bool
     ) -> Enforcement:
         """One rule's decision on one event, with its jobs, in a transaction of its own."""
-        return self._decide_once(rule, event, hops, now, full, with_jobs=True)
+        with self.db.transaction() as conn:
+            rec, new = self._decide_in(conn, rule, event, hops, now, full)
+        if new:
+            self._count(rec)
+        return rec
 
     async def dispatch_isolating(
         self, stored: StoredEvent, only_rule: str | None = None
@@ -241,17 +225,14 @@ class RuleEngine:
         hops: int,
         now: float,
         full: bool,
-        with_jobs: bool,
     ) -> tuple[Enforcement, bool]:
-        """(record, newly decided); `with_jobs`: a firing's jobs join the transaction."""
+        """(record, newly decided); a firing's jobs join the transaction."""
         key = (rule.stored.namespace, rule.stored.name, "event")
         found = enforcement.find(conn, *key, str(event["source"]), str(event["id"]))  # type: ignore[arg-type]
         if found is not None:
-            if with_jobs and not found.enqueued:
-                found = self._stage(conn, found, event, rule)
             return found, False
         decision = self._decide(conn, rule, event, hops, now, full)
-        return self._record(conn, rule, "event", event, now, decision, with_jobs), True
+        return self._record(conn, rule, "event", event, now, decision), True
 
     def _decide(
         self,
@@ -351,12 +332,8 @@ class RuleEngine:
         event: dict[str, Any],
         now: float,
         decision: Decision,
-        with_jobs: bool = False,
     ) -> Enforcement:
-        """Insert the record; `with_jobs`: a firing's jobs are inserted in the same transaction.
-
-        Otherwise a firing is recorded `enqueued = 0` with its event, for `redrive`.
-        """
+        """Insert the record; a firing's jobs are inserted in the same transaction."""
         fired = decision.outcome == enforcement.FIRED
         ns, name = rule.stored.namespace, rule.stored.name
         source, eid = str(event["source"]), str(event["id"])
@@ -378,10 +355,9 @@ class RuleEngine:
             outcome=decision.outcome,
             detail=decision.detail,
             actions=actions if fired else (),
-            enqueued=not fired or with_jobs,
         )
-        enforcement.record(conn, rec, event if fired and not with_jobs else None)
-        if fired and with_jobs:
+        enforcement.record(conn, rec)
+        if fired:
             self.platform.actions.enqueue_in(conn, self._requests(rec, event, rule))
         return rec
 
@@ -405,19 +381,6 @@ class RuleEngine:
             self.metrics.suppressed.labels(rec.namespace).inc()
 
     # --- handing firings to the action queue ------------------------------------------------
-
-    async def _enqueue(self, rec: Enforcement, event: dict[str, Any]) -> None:
-        rule = self.book.compiled_rule(rec.namespace + "/" + rec.rule)
-        await self.platform.actions.enqueue(self._requests(rec, event, rule))
-        self.log.mark_enqueued(rec.id)
-
-    def _stage(
-        self, conn: sqlite3.Connection, rec: Enforcement, event: dict[str, Any], rule: CompiledRule
-    ) -> Enforcement:
-        """Enqueue a recorded firing's jobs and mark it enqueued, inside `conn`'s transaction."""
-        self.platform.actions.enqueue_in(conn, self._requests(rec, event, rule))
-        enforcement.mark_enqueued(conn, rec.id)
-        return replace(rec, enqueued=True)
 
     def _requests(
         self, rec: Enforcement, event: dict[str, Any], rule: CompiledRule | None
@@ -444,15 +407,6 @@ class RuleEngine:
                 )
             )
         return requests
-
-    async def redrive(self) -> int:
-        """Enqueue the actions of firings recorded before a crash but not yet enqueued."""
-        count = 0
-        while batch := self.log.not_enqueued(100):
-            for rec, event in batch:
-                await self._enqueue(rec, event)
-                count += 1
-        return count
 
     # --- `for D` timers ---------------------------------------------------------------------
 
@@ -505,10 +459,10 @@ class RuleEngine:
                 str(event["id"]),
             )
             if found is not None:
-                return found if found.enqueued else self._stage(conn, found, event, rule)
+                return found
             why = f"held for {_span(now - timer.started_at)}; "
             decision = self._throttled(conn, rule, event, now, why)
-            rec = self._record(conn, rule, "timer", event, now, decision, with_jobs=True)
+            rec = self._record(conn, rule, "timer", event, now, decision)
         self._count(rec)
         return rec
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from ondo.actions.base import ActionRequest, ActionResult, _extra, register_kind
+from ondo.actions.queue import ActionQueue
+from ondo.backends.store.sqlite_actions import ActionJobRepository, Job
 from ondo.config import Config
 from ondo.platform import Platform
 from ondo.rules.model import Action
@@ -71,6 +73,17 @@ def request(
         event={"specversion": "1.0", "id": f"ev-{key}", "source": "test/src", "type": "t.happened"},
         enforcement_id=f"enf-{key}",
     )
+
+
+def enqueue(queue: ActionQueue, requests: Sequence[ActionRequest]) -> None:
+    """Jobs as the rules engine makes them: inside a store transaction (its decision's)."""
+    with queue.platform.db.transaction() as conn:
+        queue.enqueue_in(conn, requests)
+
+
+def job_of(repo: ActionJobRepository, key: str) -> Job | None:
+    """The job with this key (every job a test makes has the enforcement id `enf-<key>`)."""
+    return next((j for j in repo.by_enforcement(f"enf-{key}") if j.key == key), None)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from ondo.actions.queue import ActionQueue, QueueSettings, backoff_delay
 from ondo.clock import ManualClock
 from ondo.errors import ConfigError
 from ondo.platform import Platform
-from tests.unit.actions.conftest import ScriptedKind, request, until
+from tests.unit.actions.conftest import ScriptedKind, enqueue, job_of, request, until
 
 SETTINGS = QueueSettings(workers=4, max_attempts=3, backoff_s=10.0, backoff_cap_s=1000.0)
 
@@ -26,7 +26,7 @@ def clock_of(platform: Platform) -> ManualClock:
 
 
 def status(queue: ActionQueue, key: str) -> str | None:
-    job = queue.repo.by_key(key)
+    job = job_of(queue.repo, key)
     return job.status if job else None
 
 
@@ -43,10 +43,10 @@ def test_an_enqueued_action_is_performed_once_even_if_enqueued_twice(
     async def scenario() -> None:
         queue = queue_of(platform)
         await queue.start()
-        await queue.enqueue([request("k1"), request("k2")])
-        await queue.enqueue([request("k1")])
+        enqueue(queue, [request("k1"), request("k2")])
+        enqueue(queue, [request("k1")])
         await until(lambda: status(queue, "k1") == status(queue, "k2") == "succeeded")
-        await queue.enqueue([request("k1")])  # after it ran, too
+        enqueue(queue, [request("k1")])  # after it ran, too
         await asyncio.sleep(0.05)
         await queue.stop()
         assert scripted.count("k1") == 1 and scripted.count("k2") == 1
@@ -65,9 +65,9 @@ def test_a_failing_action_is_retried_with_backoff_then_dead_lettered(
         queue = queue_of(platform)
         await queue.start()
         started = clock.now()
-        await queue.enqueue([request("k")])
+        enqueue(queue, [request("k")])
         await until(lambda: scripted.count("k") == 1 and status(queue, "k") == "pending")
-        job = queue.repo.by_key("k")
+        job = job_of(queue.repo, "k")
         assert job is not None and job.attempts == 1
         assert started + 5.0 <= job.next_attempt_at <= started + 10.0  # 10 s base, jittered
         clock.advance(4.9)
@@ -75,7 +75,7 @@ def test_a_failing_action_is_retried_with_backoff_then_dead_lettered(
         assert scripted.count("k") == 1  # not due yet
         clock.advance(5.2)
         await until(lambda: scripted.count("k") == 2 and status(queue, "k") == "pending")
-        job = queue.repo.by_key("k")
+        job = job_of(queue.repo, "k")
         assert job is not None and job.next_attempt_at - clock.now() >= 10.0  # doubled: 20 s
         clock.advance(20.1)
         await until(lambda: status(queue, "k") == "dead")
@@ -98,9 +98,9 @@ def test_a_dead_letter_retried_runs_again_with_attempts_reset(
     async def scenario() -> None:
         queue = queue_of(platform, replace(SETTINGS, max_attempts=1))
         await queue.start()
-        await queue.enqueue([request("k")])
+        enqueue(queue, [request("k")])
         await until(lambda: status(queue, "k") == "dead")
-        job = queue.repo.by_key("k")
+        job = job_of(queue.repo, "k")
         assert job is not None
         assert queue.retry_dead([job.id]) == 1
         await until(lambda: status(queue, "k") == "dead" and scripted.count("k") == 2)
@@ -122,7 +122,7 @@ def test_a_failure_that_retrying_cannot_fix_is_dead_lettered_at_once(
     async def scenario() -> None:
         queue = queue_of(platform)
         await queue.start()
-        await queue.enqueue([request("k")])
+        enqueue(queue, [request("k")])
         await until(lambda: status(queue, "k") == "dead")
         await queue.stop()
         assert scripted.count("k") == 1
@@ -139,13 +139,13 @@ def test_an_action_older_than_the_age_limit_is_given_up(
         clock = clock_of(platform)
         queue = queue_of(platform, replace(SETTINGS, max_attempts=10, max_event_age_s=25.0))
         await queue.start()
-        await queue.enqueue([request("k")])
+        enqueue(queue, [request("k")])
         await until(lambda: scripted.count("k") == 1 and status(queue, "k") == "pending")
         clock.advance(40.0)  # the retry falls due only after the action is 40 s old
         await until(lambda: status(queue, "k") == "dead")
         await queue.stop()
         assert scripted.count("k") == 1
-        job = queue.repo.by_key("k")
+        job = job_of(queue.repo, "k")
         assert job is not None and "ONDO_ACTION_MAX_AGE" in job.last_error["error"]
 
     asyncio.run(scenario())
@@ -160,10 +160,10 @@ def test_no_retry_is_scheduled_past_the_age_limit(
         # The first retry would wait at least 5 s (10 s base, jittered): past the 4 s limit.
         queue = queue_of(platform, replace(SETTINGS, max_attempts=10, max_event_age_s=4.0))
         await queue.start()
-        await queue.enqueue([request("k")])
+        enqueue(queue, [request("k")])
         await until(lambda: status(queue, "k") == "dead")
         await queue.stop()
-        job = queue.repo.by_key("k")
+        job = job_of(queue.repo, "k")
         assert scripted.count("k") == 1
         assert job is not None and job.last_error == {"error": "failure 1"}
 
@@ -175,9 +175,9 @@ def test_jobs_cut_off_by_a_crash_run_again_as_the_same_attempt(
 ) -> None:
     async def scenario() -> None:
         crashed = queue_of(platform)
-        await crashed.enqueue([request("a"), request("b"), request("c")])
+        enqueue(crashed, [request("a"), request("b"), request("c")])
         # What `kill -9` leaves behind: jobs claimed (running) whose outcome was never stored.
-        claimed = crashed.repo.claim_due(platform.clock.now(), 2)
+        claimed = crashed.repo.settle_and_claim((), platform.clock.now(), 2)
         assert {j.status for j in claimed} == {"running"}
         restarted = queue_of(platform)
         await restarted.start()
@@ -196,7 +196,7 @@ def test_stop_waits_for_running_actions_and_leaves_the_rest_for_the_next_start(
     async def scenario() -> None:
         queue = queue_of(platform, replace(SETTINGS, workers=1, stop_grace_s=0.05))
         await queue.start()
-        await queue.enqueue([request("a"), request("b")])
+        enqueue(queue, [request("a"), request("b")])
         await until(lambda: scripted.count("a") == 1)
         await queue.stop()  # a is cut off after the grace; b never started
         # A clean stop puts a back to pending as the same attempt (it is not a crash).
@@ -224,7 +224,7 @@ def test_many_actions_complete_exactly_once(
         queue = queue_of(platform, replace(SETTINGS, workers=workers, backoff_s=0.001))
         await queue.start()
         for start in range(0, len(keys), 50):
-            await queue.enqueue([request(k) for k in keys[start : start + 50]])
+            enqueue(queue, [request(k) for k in keys[start : start + 50]])
         clock = clock_of(platform)
 
         def all_succeeded() -> bool:
@@ -268,9 +268,9 @@ def test_outcomes_become_destination_events_as_configured(
         settings = replace(SETTINGS, max_attempts=1, destinations=wanted)
         queue = queue_of(platform, settings)
         await queue.start()
-        await queue.enqueue([request("good")])
+        enqueue(queue, [request("good")])
         await until(lambda: status(queue, "good") == "succeeded")
-        await queue.enqueue([request("bad")])
+        enqueue(queue, [request("bad")])
         await until(lambda: status(queue, "bad") == "dead")
         await queue.stop()
         events = [s.event for s in await platform.bus.tail(10)]
@@ -288,7 +288,7 @@ def test_finished_jobs_are_forgotten_after_the_retention(
         clock = clock_of(platform)
         queue = queue_of(platform, replace(SETTINGS, retention_s=60.0))
         await queue.start()
-        await queue.enqueue([request("old")])
+        enqueue(queue, [request("old")])
         await until(lambda: status(queue, "old") == "succeeded")
         clock.advance(3601.0)  # past the retention and the hourly prune
         await until(lambda: status(queue, "old") is None)
@@ -308,8 +308,8 @@ def test_a_full_lane_leaves_the_workers_to_other_lanes(
     async def scenario() -> None:
         queue = queue_of(platform, replace(SETTINGS, workers=4))
         await queue.start()
-        await queue.enqueue([request(k, target="slow") for k in slow])
-        await queue.enqueue([request(k, target="fast") for k in fast])
+        enqueue(queue, [request(k, target="slow") for k in slow])
+        enqueue(queue, [request(k, target="fast") for k in fast])
         await until(lambda: all(status(queue, k) == "succeeded" for k in fast))
         # Only as many slow jobs as the lane allows were started; the rest wait, pending.
         assert sum(scripted.count(k) for k in slow) == 2
@@ -330,8 +330,8 @@ def test_jobs_behind_a_long_full_lane_are_found(platform: Platform, scripted: Sc
     async def scenario() -> None:
         queue = queue_of(platform, replace(SETTINGS, workers=2))
         await queue.start()
-        await queue.enqueue([request(k, target="slow") for k in slow])
-        await queue.enqueue([request(f"fast{i}", target="fast") for i in range(3)])
+        enqueue(queue, [request(k, target="slow") for k in slow])
+        enqueue(queue, [request(f"fast{i}", target="fast") for i in range(3)])
         await until(lambda: all(status(queue, f"fast{i}") == "succeeded" for i in range(3)))
         assert sum(scripted.count(k) for k in slow) == 1
         scripted.gates["slow"].set()

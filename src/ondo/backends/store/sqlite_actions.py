@@ -144,13 +144,9 @@ class ActionJobRepository:
 
     # --- the queue's own transitions ----------------------------------------------------
 
-    def insert(self, jobs: Sequence[NewJob], now: float) -> int:
-        """Store new jobs in one transaction; a key seen before is ignored. Returns how many."""
-        with self.db.transaction() as conn:
-            return self.insert_in(conn, jobs, now)
-
     def insert_in(self, conn: sqlite3.Connection, jobs: Sequence[NewJob], now: float) -> int:
-        """`insert` inside the caller's transaction."""
+        """Store new jobs inside the caller's transaction; a key seen before is ignored.
+        Returns how many were new."""
         rows = [
             (
                 j.key,
@@ -179,10 +175,6 @@ class ActionJobRepository:
             rows,
         )
         return conn.total_changes - before
-
-    def claim_due(self, now: float, limit: int) -> list[Job]:
-        """Mark up to `limit` due pending jobs running (attempts + 1) and return them."""
-        return self.settle_and_claim((), now, limit)
 
     def settle_and_claim(
         self,
@@ -224,19 +216,6 @@ class ActionJobRepository:
             tuple(skip_lanes),
         )
         return None if row is None or row[0] is None else float(row[0])
-
-    def succeed(self, job_id: int, now: float, invocation_id: str | None, result: Any) -> None:
-        self.settle_and_claim([Outcome(job_id, "succeeded", invocation_id, result=result)], now, 0)
-
-    def bury(self, job_id: int, now: float, invocation_id: str | None, error: Any) -> None:
-        """Dead-letter the job after its last attempt (or a failure that retrying cannot fix)."""
-        self.settle_and_claim([Outcome(job_id, "dead", invocation_id, error=error)], now, 0)
-
-    def retry_at(
-        self, job_id: int, now: float, when: float, invocation_id: str | None, error: Any
-    ) -> None:
-        outcome = Outcome(job_id, "pending", invocation_id, error=error, when=when)
-        self.settle_and_claim([outcome], now, 0)
 
     def recover_running(self, now: float) -> tuple[int, list[Job]]:
         """After a crash: jobs left running go back to pending for the same attempt number,
@@ -280,21 +259,10 @@ class ActionJobRepository:
         row = self.db.query_one("SELECT * FROM action_jobs WHERE id = ?", (job_id,))
         return _job(row) if row else None
 
-    def by_key(self, key: str) -> Job | None:
-        row = self.db.query_one("SELECT * FROM action_jobs WHERE key = ?", (key,))
-        return _job(row) if row else None
-
     def by_enforcement(self, enforcement_id: str) -> list[Job]:
         rows = self.db.query(
             "SELECT * FROM action_jobs WHERE enforcement_id = ? ORDER BY action_index, id",
             (enforcement_id,),
-        )
-        return [_job(r) for r in rows]
-
-    def by_event(self, source: str, event_id: str) -> list[Job]:
-        rows = self.db.query(
-            "SELECT * FROM action_jobs WHERE event_source = ? AND event_id = ? ORDER BY id",
-            (source, event_id),
         )
         return [_job(r) for r in rows]
 
