@@ -128,10 +128,6 @@ class Plan:
     namespace: str
     steps: tuple[Step, ...]
 
-    @property
-    def changes(self) -> int:
-        return sum(1 for s in self.steps if s.change != "unchanged")
-
     def to_json(self) -> dict[str, Any]:
         return {
             "app": self.app,

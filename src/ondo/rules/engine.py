@@ -132,21 +132,14 @@ class RuleEngine:
         base = {m[: -len(BASE_SUFFIX)] for m in found if m.endswith(BASE_SUFFIX)} - full
         return sorted([(r, True) for r in full] + [(r, False) for r in base])
 
-    async def dispatch(
-        self, stored: StoredEvent, only_rule: str | None = None
-    ) -> list[Enforcement]:
-        """Decide, record and enqueue for every rule the event concerns; safe to repeat.
-
-        A decision already recorded for (rule, event) is reused, never taken again: replaying
-        an event reaches rules that did not see it (e.g. added since), not the ones that did.
-        """
-        return self.dispatch_now([stored], only_rule)
-
     def dispatch_now(
         self, batch: Sequence[StoredEvent], only_rule: str | None = None
     ) -> list[Enforcement]:
-        """`dispatch` for several events in order, all in ONE store transaction.
+        """Decide, record and enqueue for every rule each event concerns, in order, all in ONE
+        store transaction; safe to repeat.
 
+        A decision already recorded for (rule, event) is reused, never taken again: replaying
+        an event reaches rules that did not see it (e.g. added since), not the ones that did.
         Decisions, window state, enforcement records and the jobs of every firing commit
         together; if any event raises, nothing of the batch is kept and the error propagates.
         """
@@ -206,9 +199,9 @@ class RuleEngine:
     async def dispatch_isolating(
         self, stored: StoredEvent, only_rule: str | None = None
     ) -> list[Enforcement]:
-        """`dispatch`, but should deciding the event raise, decide it rule by rule: a rule that
-        raises is disabled and recorded as failed, every other rule decides (isolation.py).
-        Errors of the store or bus propagate, for the caller to try again."""
+        """`dispatch_now` of one event, but should deciding it raise, decide it rule by rule: a
+        rule that raises is disabled and recorded as failed, every other rule decides
+        (isolation.py). Errors of the store or bus propagate, for the caller to try again."""
         try:
             return self.dispatch_now([stored], only_rule)
         except isolation.TRANSIENT:

@@ -37,9 +37,8 @@ class Harness:
 
     async def send(self, type_: str, namespace: str = "default", **attrs: Any) -> list[Enforcement]:
         event = CloudEvent(source=attrs.pop("source", "test"), type=type_, **attrs)
-        return await self.platform.rules.dispatch(
-            StoredEvent(next(_seq), event, self.clock.now(), namespace)
-        )
+        stored = StoredEvent(next(_seq), event, self.clock.now(), namespace)
+        return self.platform.rules.dispatch_now([stored])
 
     def jobs(self, rule: str) -> list[Any]:
         rows = self.platform.db.query(
