@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from ondo.deploy import progress
 from ondo.deploy.guards import invokes, invoking_rules, refuse_delete, refuse_take_over
 from ondo.deploy.manifest import FunctionDecl, Manifest
+from ondo.deploy.rules import RuleStep, plan_rules
 from ondo.errors import ConfigError, DeployError, HandlerImportError, OndoError
 from ondo.functions.bundle import hash_code
 from ondo.functions.model import FunctionConfig
-from ondo.rules.planner import RuleStep, plan_rules
 
 if TYPE_CHECKING:
     from ondo.platform import Platform

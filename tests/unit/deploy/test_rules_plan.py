@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from ondo.deploy.manifest import Manifest, parse_manifest
+from ondo.deploy.rules import plan_rules
 from ondo.errors import ConfigError
-from ondo.rules.planner import plan_rules
 from tests.unit.rules_engine.conftest import Harness, run
 
 
