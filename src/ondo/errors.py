@@ -46,6 +46,12 @@ class InputLimitExceeded(ValidationError):
     status = 400
 
 
+class DurationError(ValidationError):
+    """Raised when a duration is not understood; the message names the text and the forms."""
+
+    code = "invalid_duration"
+
+
 class DataDirInUse(OndoError):
     """Raised when another ondo process holds the data directory's lock (`ondo.lock`)."""
 

@@ -129,7 +129,7 @@ def test_async_settings_out_of_range_are_refused_with_file_and_line(
     for settings, message in (
         ({"retries": 3}, "(functions.flaky.async.retries): must be between 0 and 2, got 3"),
         ({"max_event_age": "7h"}, "must be between 60s and 6h, got 25200 s"),
-        ({"max_event_age": "soon"}, "must be a duration such as 90s, 5m or 6h"),
+        ({"max_event_age": "soon"}, "duration 'soon' is not understood; write a number"),
         ({"on_failure": "page bob"}, "must be `invoke FUNCTION` or `emit EVENT-TYPE`"),
         ({"on_failure": "invoke nobody"}, "function 'nobody' does not exist"),
         ({"retry": 1}, "unknown key 'retry'; allowed here: retries, max_event_age, on_failure"),

@@ -3,36 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import re
 from typing import Any
 
 from ondo.cli.common import client_of
 from ondo.cli.output import fields, local_time, print_json
-from ondo.errors import ValidationError
-
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(text: str) -> float:
-    """`90s`, `15m`, `2h`, `1d`, `1h30m`, `250ms` or plain seconds, as seconds."""
-    raw = text.strip().lower()
-    try:
-        return _non_negative(float(raw), text)
-    except ValueError:
-        pass
-    parts = _PART.findall(raw)
-    if not parts or "".join(n + u for n, u in parts) != raw:
-        raise ValidationError(
-            f"duration {text!r} is not understood; write it like 90s, 15m, 2h, 1d or 1h30m"
-        )
-    return _non_negative(sum(float(n) * _SECONDS[u] for n, u in parts), text)
-
-
-def _non_negative(seconds: float, text: str) -> float:
-    if seconds < 0:
-        raise ValidationError(f"duration {text!r} is negative; the clock only moves forward")
-    return seconds
+from ondo.durations import parse_duration
 
 
 def register(sub: Any) -> None:
@@ -63,7 +38,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_advance(args: argparse.Namespace) -> int:
-    seconds = parse_duration(args.duration)
+    seconds = parse_duration(args.duration, bare_seconds=True)
     data = client_of(args).post("/v1/clock/advance", {"seconds": seconds})
     if args.json:
         print_json(data)

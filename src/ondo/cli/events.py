@@ -50,7 +50,7 @@ def register(sub: Any) -> None:
     show_cmd.set_defaults(func=run_show)
     replay = commands.add_parser("replay", help="re-dispatch the events received since a time")
     replay.add_argument(
-        "--since", required=True, help="RFC 3339 time, or a duration back from now: 15m, 2h, 1d"
+        "--since", required=True, help="RFC 3339 time, or a duration back from now: 15m, 2h, 1d, 2w"
     )
     replay.add_argument("--rule", help="only to this rule (default: every rule)")
     replay.add_argument("--type", dest="type_glob", help="only types matching this glob")

@@ -9,7 +9,8 @@ from typing import Any
 
 from ondo.deploy.yamlsrc import MAX_MANIFEST_BYTES, Located, load
 from ondo.destinations import parse_destination
-from ondo.errors import ConfigError, ConfigLimitExceeded
+from ondo.durations import accepted_forms, parse_duration
+from ondo.errors import ConfigError, ConfigLimitExceeded, DurationError
 from ondo.functions.model import (
     HANDLER_RE,
     MAX_EVENT_AGE_S,
@@ -34,8 +35,6 @@ FUNCTION_KEYS = (
     "async",
 )
 ASYNC_KEYS = ("retries", "max_event_age", "on_failure")
-DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)([smh])$")
-DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
 DESTINATION_RE = re.compile(r"^(invoke|emit) +(\S+)$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -241,10 +240,12 @@ def _async(doc: Located, path: tuple[str | int, ...], value: Any) -> dict[str, A
 
 
 def _duration(doc: Located, path: tuple[str | int, ...], value: Any) -> float:
-    """Seconds, as a number or text with a unit: 90, "90s", "5m", "6h"."""
+    """Seconds, as a number or text (ondo.durations): 90, "90s", "5m", "6h", "1h30m"."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    match = DURATION_RE.match(value) if isinstance(value, str) else None
-    if match is None:
-        raise doc.error(path, f"must be a duration such as 90s, 5m or 6h, got {value!r}")
-    return float(match[1]) * DURATION_UNITS[match[2]]
+    if not isinstance(value, str):
+        raise doc.error(path, f"must be a duration: {accepted_forms(bare_seconds=True)}")
+    try:
+        return parse_duration(value, bare_seconds=True)
+    except DurationError as exc:
+        raise doc.error(path, str(exc)) from None

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ondo.errors import RuleError, RuleTooLarge
+from ondo.durations import accepted_forms, parse_duration
+from ondo.errors import DurationError, RuleError, RuleTooLarge
 from ondo.rules.compile import split_condition
 from ondo.rules.conditions import (
     ORDERING,
@@ -57,8 +58,6 @@ from ondo.rules.model import (
     check_pattern,
 )
 
-_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"(-?\d+(?:\.\d+)?)([smhdw])")
 _SEGMENT = re.compile(r"[\w-]+")
 _ATTRIBUTE = re.compile(r"[a-z0-9]+")
 _CLAUSE_WORDS: Final = frozenset({"on", "from", "about", "where", "for", "at", "do"})
@@ -327,15 +326,19 @@ class _Parser:
 
     def duration(self) -> float:
         token = self.advance()
-        match = _DURATION.fullmatch(str(token.value)) if token.kind == WORD else None
-        if match is None:
+        text = str(token.value) if token.kind == WORD else ""
+        negative = text.startswith("-")
+        try:
+            seconds = parse_duration(text.removeprefix("-"))
+        except DurationError:
+            seconds = None
+        if seconds is None:
             raise syntax_error(
                 f"expected a duration, found {token.describe()}",
                 token.column,
-                "write a number and a unit together: 30s, 10m, 1h, 30d or 2w",
+                f"write {accepted_forms()}",
             )
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-        if seconds <= 0:
+        if seconds <= 0 or negative:
             raise RuleError(
                 f"the duration {token.text} at column {token.column} must be more than zero"
             )

@@ -40,7 +40,9 @@ from ondo.api.http import (
 )
 from ondo.backends.bus import StoredEvent
 from ondo.backends.bus.base import type_matches
+from ondo.durations import accepted_forms, parse_duration
 from ondo.errors import (
+    DurationError,
     EventError,
     InputLimitExceeded,
     NotFound,
@@ -58,8 +60,6 @@ WAIT_SLICE_S = 1.0
 MAX_SCAN_PAGES = 20  # a filtered long-poll scans at most this many pages per request
 MAX_REPLAY = 10_000
 DEFAULT_MAX_BATCH_EVENTS = 1000
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 # --- ingest ---------------------------------------------------------------------------------
@@ -317,11 +317,13 @@ async def collect_since(
 
 
 def parse_since(value: Any, now: float) -> datetime:
-    """An RFC 3339 time, or a duration back from now: `90s`, `15m`, `2h`, `1d`."""
+    """An RFC 3339 time, or a duration back from now (ondo.durations): `90s`, `2h`, `2w`."""
     if isinstance(value, str):
-        match = _DURATION.fullmatch(value.strip())
-        if match:
-            seconds = float(match.group(1)) * _UNITS[match.group(2)]
+        try:
+            seconds = parse_duration(value)
+        except DurationError:
+            pass
+        else:
             try:
                 return datetime.fromtimestamp(now, UTC) - timedelta(seconds=seconds)
             except OverflowError:
@@ -329,7 +331,8 @@ def parse_since(value: Any, now: float) -> datetime:
     try:
         return parse_time(value, "since")
     except EventError as exc:
-        raise InvalidRequest(f"{exc}; or give a duration back from now like 15m, 2h, 1d") from None
+        duration = f"or give a duration back from now: {accepted_forms()}"
+        raise InvalidRequest(f"{exc}; {duration}") from None
 
 
 def _optional_text(body: Mapping[str, Any], name: str) -> str | None:
