@@ -181,6 +181,33 @@ class BusClosed(BusError):
     code = "bus_closed"
 
 
+# --- store ------------------------------------------------------------------------------
+
+
+class StoreError(OndoError):
+    """Raised when the store (SQLite or PostgreSQL) cannot read or write state."""
+
+    code = "store_unavailable"
+    status = 503
+
+
+class StoreUnavailable(StoreError):
+    """Raised when the store cannot be reached or opened; the message names the URL and the fix."""
+
+
+class DuplicateKey(StoreError):
+    """Raised when a write breaks a uniqueness or foreign-key constraint of the store."""
+
+    code = "duplicate_key"
+    status = 409
+
+
+class StoreConflict(StoreError):
+    """Raised when a transaction lost to concurrent ones more times than it may retry."""
+
+    code = "store_conflict"
+
+
 # --- rules ------------------------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ondo.backends.store.sqlite import SqliteDatabase
+from ondo.backends.store.sqlite.migrations import MIGRATIONS
 from ondo.ids import uuid7_hex
 
 Stage = Literal["event", "timer"]
@@ -31,51 +32,6 @@ TIMER_CANCELLED = "timer cancelled"
 CONDITION_FALSE = "condition false"
 ERROR = "error"
 FAILED = "failed"  # the rule raised on the event and was disabled (see isolation.py)
-
-MIGRATIONS = [
-    (
-        "rules_enforcements_001",
-        """
-        CREATE TABLE IF NOT EXISTS rule_enforcements (
-            id TEXT PRIMARY KEY,
-            namespace TEXT NOT NULL,
-            rule TEXT NOT NULL,
-            stage TEXT NOT NULL,
-            event_source TEXT NOT NULL,
-            event_id TEXT NOT NULL,
-            event_type TEXT NOT NULL,
-            at REAL NOT NULL,
-            outcome TEXT NOT NULL,
-            detail TEXT NOT NULL,
-            actions TEXT NOT NULL,
-            enqueued INTEGER NOT NULL,
-            event TEXT,
-            UNIQUE (namespace, rule, stage, event_source, event_id)
-        );
-        CREATE INDEX IF NOT EXISTS rule_enforcements_by_event ON rule_enforcements (event_id);
-        CREATE INDEX IF NOT EXISTS rule_enforcements_by_rule
-            ON rule_enforcements (namespace, rule, at);
-        CREATE INDEX IF NOT EXISTS rule_enforcements_outbox ON rule_enforcements (enqueued)
-            WHERE enqueued = 0
-        """,
-    ),
-    (
-        "rules_enforcements_002",
-        """
-        CREATE TABLE IF NOT EXISTS rule_skipped_events (
-            namespace TEXT NOT NULL,
-            event_source TEXT NOT NULL,
-            event_id TEXT NOT NULL,
-            event_type TEXT NOT NULL,
-            at REAL NOT NULL,
-            attempts INTEGER NOT NULL,
-            reason TEXT NOT NULL,
-            PRIMARY KEY (namespace, event_source, event_id)
-        );
-        CREATE INDEX IF NOT EXISTS rule_skipped_events_by_event ON rule_skipped_events (event_id)
-        """,
-    ),
-]
 
 
 @dataclass(frozen=True)
@@ -207,7 +163,7 @@ class EnforcementLog:
 
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
-        db.migrate(MIGRATIONS)
+        db.migrate(MIGRATIONS)  # every domain's: idempotent
 
     def for_event(self, event_id: str, event_source: str | None = None) -> list[Enforcement]:
         sql = f"SELECT {_COLUMNS} FROM rule_enforcements WHERE event_id = ?"

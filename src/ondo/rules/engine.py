@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from ondo.actions.base import ActionRequest
 from ondo.backends.bus.base import StoredEvent
+from ondo.backends.store.sqlite.migrations import MIGRATIONS
 from ondo.events import HOPS_EXTENSION, format_epoch
 from ondo.patterns import Matcher
 from ondo.patterns.field import Field
@@ -75,7 +76,7 @@ class RuleEngine:
         self.db = platform.db
         self.clock = platform.clock
         db = platform.db
-        db.migrate(windows.MIGRATIONS)
+        db.migrate(MIGRATIONS)  # every domain's: idempotent
         self.log = enforcement.EnforcementLog(db)
         self.metrics = RuleMetrics(platform.metrics.registry)
         self._matchers: dict[str, Matcher] = {}

@@ -12,32 +12,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ondo.backends.store.sqlite import SqliteDatabase
+from ondo.backends.store.sqlite.migrations import MIGRATIONS
 from ondo.errors import NotFound
-
-MIGRATIONS = [
-    (
-        "rules_registry_001",
-        """
-        CREATE TABLE IF NOT EXISTS rules (
-            namespace TEXT NOT NULL,
-            name TEXT NOT NULL,
-            owner TEXT NOT NULL,
-            text TEXT,
-            spec TEXT NOT NULL,
-            enabled INTEGER NOT NULL DEFAULT 1,
-            app TEXT,
-            created_at REAL NOT NULL,
-            updated_at REAL NOT NULL,
-            PRIMARY KEY (namespace, name)
-        );
-        CREATE INDEX IF NOT EXISTS rules_by_app ON rules (namespace, app)
-        """,
-    ),
-    (
-        "rules_registry_002",
-        "ALTER TABLE rules ADD COLUMN disabled_reason TEXT",
-    ),
-]
 
 
 @dataclass(frozen=True)
@@ -102,7 +78,7 @@ class RuleRegistry:
 
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
-        db.migrate(MIGRATIONS)
+        db.migrate(MIGRATIONS)  # every domain's: idempotent
 
     def find(self, namespace: str, name: str) -> StoredRule | None:
         row = self.db.query_one(

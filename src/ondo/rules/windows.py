@@ -15,40 +15,6 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-MIGRATIONS = [
-    (
-        "rules_windows_001",
-        """
-        CREATE TABLE IF NOT EXISTS rule_counts (
-            rule_id TEXT NOT NULL,
-            key TEXT NOT NULL,
-            event_uid TEXT NOT NULL,
-            at REAL NOT NULL,
-            PRIMARY KEY (rule_id, event_uid)
-        );
-        CREATE INDEX IF NOT EXISTS rule_counts_by_key ON rule_counts (rule_id, key, at);
-        CREATE TABLE IF NOT EXISTS rule_throttles (
-            rule_id TEXT NOT NULL,
-            key TEXT NOT NULL,
-            last_fired_at REAL NOT NULL,
-            PRIMARY KEY (rule_id, key)
-        );
-        CREATE TABLE IF NOT EXISTS rule_timers (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            rule_id TEXT NOT NULL,
-            key TEXT NOT NULL,
-            started_at REAL NOT NULL,
-            due_at REAL NOT NULL,
-            event TEXT NOT NULL,
-            status TEXT NOT NULL
-        );
-        CREATE UNIQUE INDEX IF NOT EXISTS rule_timers_one_pending
-            ON rule_timers (rule_id, key) WHERE status = 'pending';
-        CREATE INDEX IF NOT EXISTS rule_timers_due ON rule_timers (status, due_at)
-        """,
-    ),
-]
-
 
 @dataclass(frozen=True)
 class CountResult:

@@ -8,19 +8,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from ondo.backends.store.sqlite import Migration, SqliteDatabase
-
-MIGRATIONS: list[Migration] = [
-    (
-        "tokens-0001",
-        """
-        CREATE TABLE tokens (
-            hash TEXT PRIMARY KEY, principal TEXT NOT NULL, namespace TEXT NOT NULL,
-            created_at REAL NOT NULL)
-        """,
-    ),
-]
-
+from ondo.backends.store.sqlite import SqliteDatabase
+from ondo.backends.store.sqlite.migrations import MIGRATIONS
 
 ADMIN = "admin"
 
@@ -44,7 +33,7 @@ def _digest(token: str) -> str:
 class TokenStore:
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
-        db.migrate(MIGRATIONS)
+        db.migrate(MIGRATIONS)  # every domain's: idempotent
         self._cache: dict[str, Principal] = {}
 
     def issue(self, principal: Principal, now: float) -> str:

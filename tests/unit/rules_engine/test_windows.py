@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ondo.backends.store.sqlite import SqliteDatabase
+from ondo.backends.store.sqlite.migrations import MIGRATIONS
 from ondo.rules import windows
 
 RULE = "default/r"
@@ -16,7 +17,7 @@ RULE = "default/r"
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[SqliteDatabase]:
     database = SqliteDatabase(tmp_path / "ondo.db")
-    database.migrate(windows.MIGRATIONS)
+    database.migrate(MIGRATIONS)
     yield database
     database.close()
 
@@ -56,12 +57,12 @@ def test_the_same_event_counts_once(db: SqliteDatabase) -> None:
 
 def test_counts_survive_reopening_the_store(tmp_path: Path) -> None:
     first = SqliteDatabase(tmp_path / "x.db")
-    first.migrate(windows.MIGRATIONS)
+    first.migrate(MIGRATIONS)
     _count(first, "k", "a", 1.0)
     _count(first, "k", "b", 2.0)
     first.close()
     second = SqliteDatabase(tmp_path / "x.db")
-    second.migrate(windows.MIGRATIONS)
+    second.migrate(MIGRATIONS)
     assert _count(second, "k", "c", 3.0).reached
     second.close()
 

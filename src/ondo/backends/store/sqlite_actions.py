@@ -14,49 +14,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ondo.backends.store.sqlite import Migration, SqliteDatabase, dump_json
-
-MIGRATIONS: list[Migration] = [
-    (
-        "actions-0001",
-        """
-        CREATE TABLE action_jobs (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            key TEXT NOT NULL UNIQUE,
-            namespace TEXT NOT NULL, rule TEXT NOT NULL, action_index INTEGER NOT NULL,
-            kind TEXT NOT NULL, enforcement_id TEXT NOT NULL,
-            event_source TEXT NOT NULL, event_id TEXT NOT NULL,
-            status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
-            attempt_seq INTEGER NOT NULL DEFAULT 0,
-            max_attempts INTEGER NOT NULL, next_attempt_at REAL NOT NULL,
-            last_error TEXT, invocation_ids TEXT NOT NULL DEFAULT '[]', result TEXT,
-            request TEXT NOT NULL,
-            created_at REAL NOT NULL, updated_at REAL NOT NULL, finished_at REAL);
-        CREATE INDEX action_jobs_due ON action_jobs (next_attempt_at, id)
-            WHERE status = 'pending';
-        CREATE INDEX action_jobs_running ON action_jobs (status) WHERE status = 'running';
-        CREATE INDEX action_jobs_dead ON action_jobs (namespace, id) WHERE status = 'dead';
-        CREATE INDEX action_jobs_enforcement ON action_jobs (enforcement_id);
-        CREATE INDEX action_jobs_event ON action_jobs (event_source, event_id)
-        """,
-    ),
-    (
-        # The lane groups jobs that share a limit (invoke: the function and its concurrency).
-        "actions-0002",
-        "ALTER TABLE action_jobs ADD COLUMN lane TEXT NOT NULL DEFAULT ''",
-    ),
-    (
-        # Due jobs with their lane, read from the index alone when claiming.
-        "actions-0003",
-        "CREATE INDEX action_jobs_due_lane ON action_jobs (next_attempt_at, id, lane)"
-        " WHERE status = 'pending'",
-    ),
-    (
-        # Starts that found the job running since it last finished an attempt (crash loops).
-        "actions-0004",
-        "ALTER TABLE action_jobs ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0",
-    ),
-]
+from ondo.backends.store.sqlite import SqliteDatabase, dump_json
+from ondo.backends.store.sqlite.migrations import MIGRATIONS
 
 PLATFORM_CRASH = {
     "error": "the platform stopped twice in a row while this action ran (it may be what crashes"
@@ -140,7 +99,7 @@ class Outcome:
 class ActionJobRepository:
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
-        db.migrate(MIGRATIONS)
+        db.migrate(MIGRATIONS)  # every domain's: idempotent
 
     # --- the queue's own transitions ----------------------------------------------------
 

@@ -7,52 +7,9 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from ondo.backends.store.sqlite import Migration, SqliteDatabase, dump_json
+from ondo.backends.store.sqlite import SqliteDatabase, dump_json
+from ondo.backends.store.sqlite.migrations import MIGRATIONS
 from ondo.functions.model import FunctionConfig, FunctionVersion, InvocationRecord
-
-MIGRATIONS: list[Migration] = [
-    (
-        "functions-0001",
-        """
-        CREATE TABLE functions (
-            namespace TEXT NOT NULL, name TEXT NOT NULL, current_version INTEGER NOT NULL,
-            app TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL,
-            PRIMARY KEY (namespace, name));
-        CREATE TABLE function_versions (
-            namespace TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL,
-            config TEXT NOT NULL, code_hash TEXT NOT NULL, layer_hash TEXT,
-            app TEXT, created_at REAL NOT NULL,
-            PRIMARY KEY (namespace, name, version));
-        CREATE TABLE invocations (
-            id TEXT PRIMARY KEY, namespace TEXT NOT NULL, function TEXT NOT NULL,
-            version INTEGER NOT NULL, status TEXT NOT NULL, mode TEXT NOT NULL,
-            created_at REAL NOT NULL, finished_at REAL, cold INTEGER NOT NULL DEFAULT 0,
-            init_ms REAL NOT NULL DEFAULT 0, duration_ms REAL NOT NULL DEFAULT 0,
-            max_memory_mb REAL NOT NULL DEFAULT 0, error TEXT, result TEXT, logs TEXT,
-            trigger TEXT, payload BLOB);
-        CREATE INDEX invocations_by_function ON invocations (namespace, function, created_at);
-        CREATE INDEX invocations_pending ON invocations (status)
-            WHERE status IN ('queued', 'running')
-        """,
-    ),
-    (
-        # `logs_after` (ondo logs --follow) walks finished invocations in finishing order;
-        # without this it sorts every invocation of the function on each poll.
-        "functions-0002",
-        "CREATE INDEX invocations_by_finish ON invocations (namespace, function, finished_at)",
-    ),
-    (
-        # How many platform starts have resumed an async invocation: one found `running` again
-        # after being resumed was running at two crashes in a row (see FunctionService).
-        "functions-0003",
-        "ALTER TABLE invocations ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0",
-    ),
-    (
-        # Async invocations are retried under the same id; the attempt tells them apart.
-        "functions-0004",
-        "ALTER TABLE invocations ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1",
-    ),
-]
 
 RECORD_COLUMNS = (
     "id", "namespace", "function", "version", "status", "mode", "created_at", "finished_at",
@@ -77,7 +34,7 @@ CURRENT_CACHE_SIZE = 4096  # functions whose current version is remembered
 class FunctionRepository:
     def __init__(self, db: SqliteDatabase) -> None:
         self.db = db
-        db.migrate(MIGRATIONS)
+        db.migrate(MIGRATIONS)  # every domain's: idempotent
         # The current version of each function, as read last: every invocation asks. Versions
         # are immutable and only this repository changes which one is current (it forgets the
         # entry when it does), so an entry is never stale.

@@ -1,4 +1,4 @@
-"""The embedded store: one SQLite database in WAL mode, shared by the repositories of every domain.
+"""One SQLite database in WAL mode, shared by the repositories of every domain (engine.py wraps it).
 
 Calls run on the event loop's thread: each statement is sub-millisecond in WAL mode, and a single
 writer connection keeps transactions serial without locks. `synchronous=NORMAL` in WAL mode makes a
@@ -40,6 +40,7 @@ class SqliteDatabase:
             self.path, isolation_level=None, check_same_thread=False, timeout=30.0
         )
         self._conn.row_factory = sqlite3.Row
+        self._async_open = False
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute(f"PRAGMA synchronous={durability.upper()}")
         self._conn.execute("PRAGMA foreign_keys=ON")
@@ -64,10 +65,32 @@ class SqliteDatabase:
                     "INSERT INTO schema_migrations VALUES (?, strftime('%s','now'))", (name,)
                 )
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._conn
+
+    @contextmanager
+    def async_transaction(self) -> Iterator[sqlite3.Connection]:
+        """The engine's transaction (the caller holds its asyncio lock); while it is open, a
+        synchronous call on this connection would join it, so those raise instead."""
+        with self.transaction() as conn:
+            self._async_open = True
+            try:
+                yield conn
+            finally:
+                self._async_open = False
+
+    def _check_no_async(self) -> None:
+        if self._async_open:
+            raise RuntimeError(
+                "a synchronous store call ran inside an open asynchronous transaction"
+            )
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE … COMMIT, rolled back if the block raises."""
         with self._lock:
+            self._check_no_async()
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
@@ -78,21 +101,25 @@ class SqliteDatabase:
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
         with self._lock:
+            self._check_no_async()
             return self._conn.execute(sql, params)
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
+            self._check_no_async()
             return self._conn.execute(sql, params).fetchall()
 
     def query_one(
         self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
     ) -> sqlite3.Row | None:
         with self._lock:
+            self._check_no_async()
             row: sqlite3.Row | None = self._conn.execute(sql, params).fetchone()
             return row
 
     def call(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         with self._lock:
+            self._check_no_async()
             return fn(self._conn)
 
     def close(self) -> None:

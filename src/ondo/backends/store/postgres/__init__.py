@@ -1,0 +1,1 @@
+"""The PostgreSQL store (`pip install 'ondo[postgres]'`): engine.py and migrations.py."""

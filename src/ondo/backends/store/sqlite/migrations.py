@@ -1,0 +1,201 @@
+"""Every migration of the SQLite store, in the order they apply; never edit an applied one.
+
+A migration is (unique name, script); the names are those each domain module used when it
+migrated its own tables, so databases made by older versions carry on where they stopped.
+"""
+
+from __future__ import annotations
+
+from ondo.backends.store.base import Migration
+
+MIGRATIONS: list[Migration] = [
+    # --- tokens (security/tokens.py) --------------------------------------------------
+    (
+        "tokens-0001",
+        """
+        CREATE TABLE tokens (
+            hash TEXT PRIMARY KEY, principal TEXT NOT NULL, namespace TEXT NOT NULL,
+            created_at REAL NOT NULL)
+        """,
+    ),
+    # --- functions and invocations ----------------------------------------------------
+    (
+        "functions-0001",
+        """
+        CREATE TABLE functions (
+            namespace TEXT NOT NULL, name TEXT NOT NULL, current_version INTEGER NOT NULL,
+            app TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+            PRIMARY KEY (namespace, name));
+        CREATE TABLE function_versions (
+            namespace TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL,
+            config TEXT NOT NULL, code_hash TEXT NOT NULL, layer_hash TEXT,
+            app TEXT, created_at REAL NOT NULL,
+            PRIMARY KEY (namespace, name, version));
+        CREATE TABLE invocations (
+            id TEXT PRIMARY KEY, namespace TEXT NOT NULL, function TEXT NOT NULL,
+            version INTEGER NOT NULL, status TEXT NOT NULL, mode TEXT NOT NULL,
+            created_at REAL NOT NULL, finished_at REAL, cold INTEGER NOT NULL DEFAULT 0,
+            init_ms REAL NOT NULL DEFAULT 0, duration_ms REAL NOT NULL DEFAULT 0,
+            max_memory_mb REAL NOT NULL DEFAULT 0, error TEXT, result TEXT, logs TEXT,
+            trigger TEXT, payload BLOB);
+        CREATE INDEX invocations_by_function ON invocations (namespace, function, created_at);
+        CREATE INDEX invocations_pending ON invocations (status)
+            WHERE status IN ('queued', 'running')
+        """,
+    ),
+    (
+        # `logs_after` (ondo logs --follow) walks finished invocations in finishing order;
+        # without this it sorts every invocation of the function on each poll.
+        "functions-0002",
+        "CREATE INDEX invocations_by_finish ON invocations (namespace, function, finished_at)",
+    ),
+    (
+        # How many platform starts have resumed an async invocation: one found `running` again
+        # after being resumed was running at two crashes in a row (see FunctionService).
+        "functions-0003",
+        "ALTER TABLE invocations ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0",
+    ),
+    (
+        # Async invocations are retried under the same id; the attempt tells them apart.
+        "functions-0004",
+        "ALTER TABLE invocations ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1",
+    ),
+    # --- action jobs ------------------------------------------------------------------
+    (
+        "actions-0001",
+        """
+        CREATE TABLE action_jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            key TEXT NOT NULL UNIQUE,
+            namespace TEXT NOT NULL, rule TEXT NOT NULL, action_index INTEGER NOT NULL,
+            kind TEXT NOT NULL, enforcement_id TEXT NOT NULL,
+            event_source TEXT NOT NULL, event_id TEXT NOT NULL,
+            status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+            attempt_seq INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL, next_attempt_at REAL NOT NULL,
+            last_error TEXT, invocation_ids TEXT NOT NULL DEFAULT '[]', result TEXT,
+            request TEXT NOT NULL,
+            created_at REAL NOT NULL, updated_at REAL NOT NULL, finished_at REAL);
+        CREATE INDEX action_jobs_due ON action_jobs (next_attempt_at, id)
+            WHERE status = 'pending';
+        CREATE INDEX action_jobs_running ON action_jobs (status) WHERE status = 'running';
+        CREATE INDEX action_jobs_dead ON action_jobs (namespace, id) WHERE status = 'dead';
+        CREATE INDEX action_jobs_enforcement ON action_jobs (enforcement_id);
+        CREATE INDEX action_jobs_event ON action_jobs (event_source, event_id)
+        """,
+    ),
+    (
+        # The lane groups jobs that share a limit (invoke: the function and its concurrency).
+        "actions-0002",
+        "ALTER TABLE action_jobs ADD COLUMN lane TEXT NOT NULL DEFAULT ''",
+    ),
+    (
+        # Due jobs with their lane, read from the index alone when claiming.
+        "actions-0003",
+        "CREATE INDEX action_jobs_due_lane ON action_jobs (next_attempt_at, id, lane)"
+        " WHERE status = 'pending'",
+    ),
+    (
+        # Starts that found the job running since it last finished an attempt (crash loops).
+        "actions-0004",
+        "ALTER TABLE action_jobs ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0",
+    ),
+    # --- rule windows, throttles and timers -------------------------------------------
+    (
+        "rules_windows_001",
+        """
+        CREATE TABLE IF NOT EXISTS rule_counts (
+            rule_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            event_uid TEXT NOT NULL,
+            at REAL NOT NULL,
+            PRIMARY KEY (rule_id, event_uid)
+        );
+        CREATE INDEX IF NOT EXISTS rule_counts_by_key ON rule_counts (rule_id, key, at);
+        CREATE TABLE IF NOT EXISTS rule_throttles (
+            rule_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            last_fired_at REAL NOT NULL,
+            PRIMARY KEY (rule_id, key)
+        );
+        CREATE TABLE IF NOT EXISTS rule_timers (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            rule_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            due_at REAL NOT NULL,
+            event TEXT NOT NULL,
+            status TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX IF NOT EXISTS rule_timers_one_pending
+            ON rule_timers (rule_id, key) WHERE status = 'pending';
+        CREATE INDEX IF NOT EXISTS rule_timers_due ON rule_timers (status, due_at)
+        """,
+    ),
+    # --- rule enforcement records -----------------------------------------------------
+    (
+        "rules_enforcements_001",
+        """
+        CREATE TABLE IF NOT EXISTS rule_enforcements (
+            id TEXT PRIMARY KEY,
+            namespace TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            stage TEXT NOT NULL,
+            event_source TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            at REAL NOT NULL,
+            outcome TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            actions TEXT NOT NULL,
+            enqueued INTEGER NOT NULL,
+            event TEXT,
+            UNIQUE (namespace, rule, stage, event_source, event_id)
+        );
+        CREATE INDEX IF NOT EXISTS rule_enforcements_by_event ON rule_enforcements (event_id);
+        CREATE INDEX IF NOT EXISTS rule_enforcements_by_rule
+            ON rule_enforcements (namespace, rule, at);
+        CREATE INDEX IF NOT EXISTS rule_enforcements_outbox ON rule_enforcements (enqueued)
+            WHERE enqueued = 0
+        """,
+    ),
+    (
+        "rules_enforcements_002",
+        """
+        CREATE TABLE IF NOT EXISTS rule_skipped_events (
+            namespace TEXT NOT NULL,
+            event_source TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            at REAL NOT NULL,
+            attempts INTEGER NOT NULL,
+            reason TEXT NOT NULL,
+            PRIMARY KEY (namespace, event_source, event_id)
+        );
+        CREATE INDEX IF NOT EXISTS rule_skipped_events_by_event ON rule_skipped_events (event_id)
+        """,
+    ),
+    # --- rule registry ----------------------------------------------------------------
+    (
+        "rules_registry_001",
+        """
+        CREATE TABLE IF NOT EXISTS rules (
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            text TEXT,
+            spec TEXT NOT NULL,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            app TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (namespace, name)
+        );
+        CREATE INDEX IF NOT EXISTS rules_by_app ON rules (namespace, app)
+        """,
+    ),
+    (
+        "rules_registry_002",
+        "ALTER TABLE rules ADD COLUMN disabled_reason TEXT",
+    ),
+]

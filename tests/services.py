@@ -1,0 +1,49 @@
+"""The real services some tests need: skip when one is unreachable locally, fail in CI.
+
+CI (env CI set, as `.ci/run` does) must prove every backend, so a missing service is a failure
+there, never a silent skip.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+import pytest
+
+POSTGRES_URL = os.environ.get("ONDO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+NATS_URL = os.environ.get("ONDO_TEST_NATS", "nats://127.0.0.1:4222")
+
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def require(name: str, host: str, port: int) -> None:
+    """Skip the calling test (locally) or fail it (CI) when `name` is not listening."""
+    if reachable(host, port):
+        return
+    message = f"{name} is not reachable on {host}:{port}"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}, and CI needs every service (.ci/run starts them)")
+    pytest.skip(f"{message} (CI is unset, so this is a skip; in CI it fails)")
+
+
+def require_postgres() -> str:
+    require("PostgreSQL", "127.0.0.1", 5432)
+    return POSTGRES_URL
+
+
+def require_nats() -> str:
+    require("NATS", "127.0.0.1", 4222)
+    return NATS_URL
+
+
+def unique_cluster(prefix: str = "t") -> str:
+    """A cluster name of its own for one test (schema, streams), so parallel runs never meet."""
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
