@@ -12,17 +12,7 @@ from typing import Any
 import httpx
 
 from ondo.config import DEFAULT_PORT, env_port
-from ondo.errors import OndoError
-
-
-class ClientError(OndoError):
-    """Raised when the platform answers with an error or cannot be reached."""
-
-    def __init__(self, message: str, status: int = 0, code: str = "client_error") -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
+from ondo.errors import ClientError
 
 NDJSON = "application/x-ndjson"
 

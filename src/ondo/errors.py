@@ -1,6 +1,7 @@
 """Every error ondo raises on purpose, each "Raised when …"; messages say what, where, how to fix.
 
 Modules add their classes here, grouped under their heading, rather than defining errors locally.
+They know nothing of HTTP: api/errors.py maps each class to the status the API answers with.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ class OndoError(Exception):
     """Base of every error ondo raises on purpose."""
 
     code: str = "error"
-    status: int = 500
 
 
 # --- configuration and input -------------------------------------------------------------
@@ -20,7 +20,6 @@ class ConfigError(OndoError):
     """Raised when ondo.yaml or a setting is invalid; the message names file, line and field."""
 
     code = "invalid_config"
-    status = 400
 
 
 class ConfigLimitExceeded(ConfigError):
@@ -33,7 +32,6 @@ class ValidationError(OndoError):
     """Raised when a request or argument is malformed; the message names the field."""
 
     code = "invalid_request"
-    status = 400
 
 
 class InputLimitExceeded(ValidationError):
@@ -43,7 +41,6 @@ class InputLimitExceeded(ValidationError):
     """
 
     code = "limit_exceeded"
-    status = 400
 
 
 class DurationError(ValidationError):
@@ -56,35 +53,30 @@ class DataDirInUse(OndoError):
     """Raised when another ondo process holds the data directory's lock (`ondo.lock`)."""
 
     code = "data_dir_in_use"
-    status = 409
 
 
 class NotFound(OndoError):
     """Raised when a named resource (function, rule, invocation, event) does not exist."""
 
     code = "not_found"
-    status = 404
 
 
 class Conflict(OndoError):
     """Raised when a request conflicts with the current state of a resource."""
 
     code = "conflict"
-    status = 409
 
 
 class PayloadTooLarge(OndoError):
     """Raised when a request body or event exceeds its size limit."""
 
     code = "payload_too_large"
-    status = 413
 
 
 class Unauthorized(OndoError):
     """Raised when a request carries no valid bearer token."""
 
     code = "unauthorized"
-    status = 401
 
 
 # --- patterns ---------------------------------------------------------------------------
@@ -94,7 +86,6 @@ class PatternError(OndoError, ValueError):
     """Raised when an event pattern is invalid; the message names the path and the reason."""
 
     code = "invalid_pattern"
-    status = 400
 
 
 class PatternTooLarge(PatternError):
@@ -110,7 +101,6 @@ class DeployError(OndoError):
     """Raised when a function cannot be deployed (import failure, bad requirements, size)."""
 
     code = "deploy_failed"
-    status = 400
 
 
 class HandlerImportError(DeployError):
@@ -142,14 +132,12 @@ class ConcurrencyExhausted(OndoError):
     """Raised when a function already runs as many invocations as its concurrency allows."""
 
     code = "concurrency_exhausted"
-    status = 429
 
 
 class RuntimeUnavailable(OndoError):
     """Raised when the runtime cannot start a worker for a function."""
 
     code = "runtime_unavailable"
-    status = 503
 
 
 # --- events and bus ---------------------------------------------------------------------
@@ -165,14 +153,12 @@ class UnsupportedMediaType(ValidationError):
     """Raised when a request body's Content-Type is not one the endpoint reads."""
 
     code = "unsupported_media_type"
-    status = 415
 
 
 class BusError(OndoError):
     """Raised when the event log cannot store or read events (disk full, I/O error, corruption)."""
 
     code = "bus_unavailable"
-    status = 503
 
 
 class BusClosed(BusError):
@@ -233,3 +219,18 @@ class ActionNotAvailable(RuleError):
     """Raised when a rule uses an action word that this version of ondo cannot carry out yet."""
 
     code = "action_not_available"
+
+
+# --- the CLI's client -------------------------------------------------------------------
+
+
+class ClientError(OndoError):
+    """Raised when the platform answers with an error or cannot be reached.
+
+    `status` is the HTTP status the platform answered with (0: no answer), `code` its error code.
+    """
+
+    def __init__(self, message: str, status: int = 0, code: str = "client_error") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from ondo.api.auth import BearerAuth
+from ondo.api.errors import INTERNAL, error_response, internal_message, status_of
 from ondo.api.routes import clock, deployments, dlq, events, functions, rules, system, tokens
 from ondo.errors import OndoError
 from ondo.platform import Platform
@@ -31,18 +32,9 @@ ROUTE_MODULES: list[Callable[[], list[BaseRoute]]] = [
 ]
 
 
-def _error(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-) -> Response:
-    return JSONResponse(
-        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
-    )
-
-
 async def _ondo_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OndoError)
-    headers = {"Retry-After": "1"} if exc.status == 429 else None
-    return _error(exc.status, exc.code, str(exc), headers)
+    return error_response(status_of(exc), exc.code, str(exc))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -51,12 +43,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     detail = exc.detail
     if exc.status_code == 404:
         detail = f"no endpoint {request.method} {request.url.path}; see /openapi.json"
-    return _error(exc.status_code, code, str(detail), exc.headers)  # 405 carries `Allow`
+    return error_response(exc.status_code, code, str(detail), exc.headers)  # 405: `Allow`
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error in %s %s", request.method, request.url.path)
-    return _error(500, "internal", f"internal error ({type(exc).__name__}); see the platform log")
+    return error_response(500, INTERNAL, internal_message(exc))
 
 
 def api_routes() -> list[BaseRoute]:

@@ -8,7 +8,6 @@ from there (`api.http.namespace_of`), so no route can skip the check.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Awaitable, Callable
 
 from starlette.datastructures import QueryParams
@@ -16,8 +15,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ondo.api.errors import answer_for, send_answer
 from ondo.api.http import principal_of
-from ondo.errors import OndoError
+from ondo.errors import OndoError, Unauthorized
 from ondo.platform import Platform
 from ondo.security.tenancy import require_admin, resolve_namespace
 from ondo.security.tokens import Principal
@@ -44,12 +44,12 @@ class BearerAuth:
         if principal is None:
             why = "unknown token" if _bearer(scope) else "missing bearer token"
             message = f"{why}: send 'Authorization: Bearer <token>'; the admin token is in"
-            await send_error(send, 401, "unauthorized", f"{message} <data-dir>/admin.token")
+            await send_answer(send, answer_for(Unauthorized(f"{message} <data-dir>/admin.token")))
             return
         try:
             scope["ondo.namespace"] = namespace_asked(principal, scope)
         except OndoError as exc:
-            await send_error(send, exc.status, exc.code, str(exc))
+            await send_answer(send, answer_for(exc))
             return
         scope["ondo.principal"] = principal
         await self.app(scope, receive, send)
@@ -85,13 +85,3 @@ def _bearer(scope: Scope) -> str:
             scheme, _, token = value.decode("latin-1").partition(" ")
             return token.strip() if scheme.lower() == "bearer" else ""
     return ""
-
-
-async def send_error(send: Send, status: int, code: str, message: str) -> None:
-    """The API's error document, sent from ASGI (before the app and its handlers)."""
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if status == 401:
-        headers.append((b"www-authenticate", b'Bearer realm="ondo"'))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -10,15 +10,22 @@ to the Starlette app unchanged, where the same `run_invoke` answers it.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ondo.actions import async_invoke
 from ondo.api.auth import authenticate, namespace_asked
+from ondo.api.errors import (
+    INTERNAL,
+    Answer,
+    answer_for,
+    error_answer,
+    internal_message,
+    render,
+    send_answer,
+)
 from ondo.api.http import check_declared_length, check_running_length, decode_json
 from ondo.errors import ConcurrencyExhausted, OndoError
 from ondo.functions.model import InvocationRecord
@@ -26,19 +33,8 @@ from ondo.platform import Platform
 
 log = logging.getLogger("ondo.api")
 
-Answer = tuple[int, dict[str, str], bytes]
 
 _INVOKE_PATH = re.compile(r"/v1/functions/([^/]+)/invoke")
-
-
-def error_answer(status: int, code: str, message: str) -> Answer:
-    headers = {"Retry-After": "1"} if status == 429 else {}
-    return status, headers, _json({"error": {"code": code, "message": message}})
-
-
-def _json(value: Any) -> bytes:
-    """As Starlette's JSONResponse renders it, so both ways in answer alike."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 async def run_invoke(
@@ -58,7 +54,7 @@ async def run_invoke(
         record = async_invoke.submit(
             platform, name, event, namespace=namespace, version=version, trigger="api"
         )
-        content = _json({"id": record.id, "status": record.status})
+        content = render({"id": record.id, "status": record.status})
         return 202, {"X-Ondo-Invocation-Id": record.id}, content
     try:
         # The HTTP caller tracks a sync call (it sees the connection drop if we crash), so the
@@ -74,7 +70,7 @@ async def run_invoke(
             record_after_answer=True,
         )
     except ConcurrencyExhausted as exc:
-        return error_answer(exc.status, exc.code, str(exc))
+        return answer_for(exc)
     return _sync_answer(record)
 
 
@@ -87,10 +83,10 @@ def _sync_answer(record: InvocationRecord) -> Answer:
         headers["X-Ondo-Function-Error"] = (
             "Unhandled" if record.status == "failed" else record.status
         )
-        return 200, headers, _json(record.error or {})
+        return 200, headers, render(record.error or {})
     content = record.result_json
     if content is None:
-        content = _json(record.result)
+        content = render(record.result)
     return 200, headers, content
 
 
@@ -115,7 +111,7 @@ class InvokeFastPath:
                     answer = await self._answer(scope, receive, match[1], namespace)
                 except _Disconnected:
                     return
-                await _send_answer(send, answer)
+                await send_answer(send, answer)
                 return
         await self.app(scope, receive, send)
 
@@ -124,13 +120,12 @@ class InvokeFastPath:
             body = await _read_body(scope, receive, self.platform.config.max_body_bytes)
             return await run_invoke(self.platform, name, body, namespace=namespace)
         except OndoError as exc:
-            return error_answer(exc.status, exc.code, str(exc))
+            return answer_for(exc)
         except _Disconnected:
             raise
         except Exception as exc:  # as the app's own handler for unexpected errors answers
             log.exception("unexpected error in POST %s", scope["path"])
-            why = f"internal error ({type(exc).__name__}); see the platform log"
-            return error_answer(500, "internal", why)
+            return error_answer(500, INTERNAL, internal_message(exc))
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
@@ -149,14 +144,3 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-async def _send_answer(send: Send, answer: Answer) -> None:
-    status, headers, content = answer
-    raw_headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(content)).encode()),
-    ]
-    raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": content})

@@ -16,6 +16,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
+from ondo.api.errors import INTERNAL, error_document, internal_message, status_of
 from ondo.deploy import progress
 from ondo.errors import OndoError
 
@@ -45,11 +46,10 @@ def progress_stream(job: Callable[[], Awaitable[Any]]) -> StreamingResponse:
             with progress.watched_by(lambda step: send({"progress": step})):
                 send({"result": await job()})
         except OndoError as exc:
-            send({"error": {"code": exc.code, "status": exc.status, "message": str(exc)}})
+            send(error_document(exc.code, str(exc), status_of(exc)))
         except Exception as exc:
             log.exception("unexpected error in a streamed request")
-            message = f"internal error ({type(exc).__name__}); see the platform log"
-            send({"error": {"code": "internal", "status": 500, "message": message}})
+            send(error_document(INTERNAL, internal_message(exc), 500))
         finally:
             send(None)
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from ondo.api.errors import status_of
 from ondo.errors import OndoError
 from ondo.patterns import Matcher, PatternError, compile
 
@@ -81,7 +82,7 @@ def test_pattern_error_is_a_value_error_and_an_ondo_error() -> None:
     with pytest.raises(ValueError):
         compile({"s": "x"})
     assert issubclass(PatternError, OndoError)
-    assert PatternError.status == 400
+    assert status_of(PatternError("x")) == 400
     assert PatternError.code == "invalid_pattern"
 
 

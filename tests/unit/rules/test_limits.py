@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from ondo.api.errors import status_of
 from ondo.errors import PatternTooLarge, RuleSyntaxError, RuleTooLarge
 from ondo.patterns import Matcher
 from ondo.patterns import compile as compile_pattern
@@ -78,7 +79,7 @@ def test_rule_text_past_a_bound_is_refused_naming_it(name: str) -> None:
     text, bound = RULE_TEXTS[name]
     with pytest.raises(RuleTooLarge, match=bound) as caught:
         parse_rule(text)
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
 
 
 RULE_DEFINITIONS: dict[str, tuple[dict[str, Any], str]] = {
