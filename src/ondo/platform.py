@@ -59,6 +59,7 @@ class Platform:
             config.effective_bus_url,
             clock=self.clock.now,
             max_event_bytes=config.max_event_bytes,
+            cluster=config.cluster,
         )
         self.replay_target: ReplayTarget | None = None  # the rules dispatcher registers itself
         self.runtime = runtime if runtime is not None else _default_runtime(config)

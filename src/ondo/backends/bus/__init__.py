@@ -4,7 +4,10 @@
 - `sqlite:///ABS/PATH/bus.db` (or `sqlite://REL/PATH`) — the embedded durable log;
   `?synchronous=full|normal` (default full)
 Both take `?dedup_window=SECONDS` (default 86400): how long a (source, id) counts as a duplicate.
-- `nats://HOST:PORT` — NATS JetStream (optional extra: `pip install 'ondo[nats]'`)
+- `nats://HOST:PORT` — NATS JetStream (optional extra: `pip install 'ondo[nats]'`);
+  `?max_age=7d&max_bytes=10GiB&replicas=1&timeout=5s` (see nats_options.py)
+`cluster` (default `ondo`) prefixes a NATS bus's stream, offsets and subjects; the embedded
+backends ignore it (their file is already the cluster's own).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ def open_bus(
     clock: Callable[[], float] = time.time,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     dedup_window_s: float = DEFAULT_DEDUP_WINDOW_S,
+    cluster: str = "ondo",
 ) -> Bus:
     """Open the bus named by `url`; an unknown scheme or option raises ConfigError."""
     scheme, _, rest = url.partition("://")
@@ -65,7 +69,7 @@ def open_bus(
         return _open_sqlite(url, rest, options, common)
     if scheme == "nats":
         module = _optional_backend("nats", "nats")
-        bus: Bus = module.open_bus(url, **common)
+        bus: Bus = module.open_bus(url, options=options, cluster=cluster, **common)
         return bus
     raise ConfigError(
         f"unknown bus URL {url!r}: the scheme must be one of "
@@ -101,7 +105,8 @@ def _no_more_options(url: str, options: dict[str, str]) -> None:
     if options:
         raise ConfigError(
             f"bus URL {url!r} has unknown option(s) {sorted(options)}; "
-            "known: dedup_window (any bus), synchronous (sqlite)"
+            "known: dedup_window (any bus), synchronous (sqlite), "
+            "max_age, max_bytes, replicas, timeout (nats)"
         )
 
 
