@@ -141,6 +141,7 @@ class NatsBus:
         self._connecting = asyncio.Lock()
         self._cursors: dict[int, wire.Cursor] = {}  # parked, by the seq they deliver next
         self._known_last = 0
+        self._last_error: Exception | None = None
         self._waiters = Waiters()
         self._closed = False
 
@@ -159,18 +160,13 @@ class NatsBus:
 
     async def _connect(self) -> None:
         try:
-            nc = await nats.connect(
-                servers=list(self.options.servers),
-                name=f"ondo-{self.options.cluster}",
-                connect_timeout=max(1, round(self.options.timeout_s)),
-                reconnect_time_wait=1,
-                max_reconnect_attempts=-1,
-                error_cb=self._on_error,
-                disconnected_cb=self._on_disconnected,
-                reconnected_cb=self._on_reconnected,
-            )
+            # nats-py retries a first connection as often as a reconnection (for ever here):
+            # give up after `timeout`, so a wrong URL or a stopped server is an error at once.
+            async with asyncio.timeout(self.options.timeout_s):
+                nc = await self._dial()
         except (NatsError, OSError, TimeoutError) as exc:
-            raise BusError(self._unreachable(_describe(exc))) from exc
+            last = self._last_error  # why the attempts failed, rather than "timed out"
+            raise BusError(self._unreachable(_describe(last or exc))) from exc
         js = nc.jetstream(timeout=self.options.timeout_s)
         try:
             await self._ensure_stream(js)
@@ -180,6 +176,18 @@ class NatsBus:
             await nc.close()
             raise BusError(self._no_jetstream(exc)) from exc
         self._nc, self._js = nc, js
+
+    async def _dial(self) -> Client:
+        return await nats.connect(
+            servers=list(self.options.servers),
+            name=f"ondo-{self.options.cluster}",
+            connect_timeout=max(1, round(self.options.timeout_s)),
+            reconnect_time_wait=1,
+            max_reconnect_attempts=-1,
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
+        )
 
     def _stream_config(self) -> StreamConfig:
         return StreamConfig(
@@ -223,6 +231,7 @@ class NatsBus:
             return await js.create_key_value(config)
 
     async def _on_error(self, exc: Exception) -> None:
+        self._last_error = exc
         log.debug("NATS client error on %s: %s", self.url, exc)
 
     async def _on_disconnected(self) -> None:
