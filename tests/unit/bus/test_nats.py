@@ -14,7 +14,7 @@ from ondo.backends.bus import open_bus
 from ondo.backends.bus.nats import NatsBus
 from ondo.errors import BusClosed, BusError, ConfigError
 from ondo.events import CloudEvent
-from tests.services import NATS, cluster_name, require
+from tests.services import NATS_URL, require_nats, unique_cluster
 from tests.unit.bus.nats_cleanup import delete_cluster
 
 WHEN = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -100,17 +100,17 @@ def test_an_unreachable_server_is_a_bus_error_naming_the_url_and_the_fix() -> No
 
 @pytest.fixture
 def clusters() -> Iterator[list[str]]:
-    require(NATS)
-    names = [cluster_name(), cluster_name()]
+    require_nats()
+    names = [unique_cluster(), unique_cluster()]
     yield names
     for name in names:
-        delete_cluster(NATS.url, name)
+        delete_cluster(NATS_URL, name)
 
 
 @pytest.mark.nats
 def test_clusters_sharing_one_server_do_not_see_each_other(clusters: list[str]) -> None:
     async def body() -> None:
-        first, second = (open_bus(NATS.url, cluster=name) for name in clusters)
+        first, second = (open_bus(NATS_URL, cluster=name) for name in clusters)
         try:
             assert [r.seq for r in await first.append([ev(1), ev(2)])] == [1, 2]
             assert (await second.append([ev(1)]))[0].duplicate is False
@@ -128,7 +128,7 @@ def test_clusters_sharing_one_server_do_not_see_each_other(clusters: list[str]) 
 @pytest.mark.nats
 def test_retention_options_reach_the_stream(clusters: list[str]) -> None:
     async def body() -> None:
-        url = f"{NATS.url}?max_age=3d&max_bytes=1MiB"
+        url = f"{NATS_URL}?max_age=3d&max_bytes=1MiB"
         bus = nats_bus(url, cluster=clusters[0], dedup_window_s=600.0)
         try:
             await bus.append([ev(1)])
@@ -137,7 +137,7 @@ def test_retention_options_reach_the_stream(clusters: list[str]) -> None:
             assert config.duplicate_window == 600
         finally:
             await bus.close()
-        reopened = nats_bus(f"{NATS.url}?max_age=4d", cluster=clusters[0], dedup_window_s=600.0)
+        reopened = nats_bus(f"{NATS_URL}?max_age=4d", cluster=clusters[0], dedup_window_s=600.0)
         try:
             assert await reopened.last_seq() == 1  # the log is kept; its limits follow the URL
             config = await _stream_config(clusters[0])
@@ -151,7 +151,7 @@ def test_retention_options_reach_the_stream(clusters: list[str]) -> None:
 async def _stream_config(cluster: str) -> object:
     import nats
 
-    nc = await nats.connect(NATS.url)
+    nc = await nats.connect(NATS_URL)
     try:
         return (await nc.jetstream().stream_info(f"{cluster}_events")).config
     finally:
@@ -163,7 +163,7 @@ def test_namespaces_and_odd_ids_round_trip_through_subjects(clusters: list[str])
     odd = CloudEvent(id="a.b *>\u00e9", source="urn:x y/.z", type="t", data=None)
 
     async def body() -> None:
-        bus = open_bus(NATS.url, cluster=clusters[0])
+        bus = open_bus(NATS_URL, cluster=clusters[0])
         try:
             await bus.append([odd], namespace="team.a b")
             await bus.append([odd])
