@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,11 @@ def test_unknown_scheme_names_the_known_ones() -> None:
         open_bus("/just/a/path")
 
 
-def test_nats_backend_is_reported_clearly() -> None:
-    with pytest.raises(ConfigError, match="nats"):
+def test_nats_without_its_extra_names_the_pip_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ondo.backends.bus.nats", "ondo.backends.bus.nats_wire"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.setitem(sys.modules, "nats", None)  # as if nats-py were not installed
+    with pytest.raises(
+        ConfigError, match=r"needs the package 'nats': run `pip install 'ondo\[nats\]'`"
+    ):
         open_bus("nats://127.0.0.1:4222")
