@@ -174,7 +174,6 @@ class StoreError(OndoError):
     """Raised when the store (SQLite or PostgreSQL) cannot read or write state."""
 
     code = "store_unavailable"
-    status = 503
 
 
 class StoreUnavailable(StoreError):
@@ -185,7 +184,6 @@ class DuplicateKey(StoreError):
     """Raised when a write breaks a uniqueness or foreign-key constraint of the store."""
 
     code = "duplicate_key"
-    status = 409
 
 
 class StoreConflict(StoreError):

@@ -27,6 +27,7 @@ from ondo.errors import (
     Conflict,
     DataDirInUse,
     DeployError,
+    DuplicateKey,
     DurationError,
     EventError,
     HandlerImportError,
@@ -42,6 +43,9 @@ from ondo.errors import (
     RuleSyntaxError,
     RuleTooLarge,
     RuntimeUnavailable,
+    StoreConflict,
+    StoreError,
+    StoreUnavailable,
     Unauthorized,
     UnsafeRequirements,
     UnsupportedMediaType,
@@ -78,11 +82,15 @@ STATUSES: Final[tuple[tuple[type[OndoError], int], ...]] = (
     (NotFound, 404),
     (Conflict, 409),
     (DataDirInUse, 409),
+    (DuplicateKey, 409),
     (ConcurrencyExhausted, 429),  # answered with Retry-After
     # the platform cannot serve now
     (RuntimeUnavailable, 503),
     (BusClosed, 503),
     (BusError, 503),
+    (StoreUnavailable, 503),
+    (StoreConflict, 503),
+    (StoreError, 503),
     # raised by the CLI's client when a platform answered an error; never by the server
     (ClientError, 502),
     (OndoError, 500),

@@ -54,6 +54,10 @@ EXPECTED = {
     "RuleError": 400,
     "RuleTooLarge": 400,
     "ActionNotAvailable": 400,
+    "StoreError": 503,
+    "StoreUnavailable": 503,
+    "DuplicateKey": 409,
+    "StoreConflict": 503,
     "ClientError": 502,
 }
 
