@@ -23,7 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from ondo.backends.store.repositories.functions import (
+        FunctionRepository,
+        InvocationRepository,
+    )
+    from ondo.backends.store.repositories.tokens import TokenRepository
 
 Dialect = Literal["sqlite", "postgres"]
 # SQLite runs one writer at a time, so its transactions are serializable whatever is asked.
@@ -111,6 +118,15 @@ class Repositories(Protocol):
     async def notify(self, topic: str, key: str) -> None:
         """Tell every cache of `topic` (in every process) that `key` changed, at commit."""
         ...
+
+    @property
+    def functions(self) -> FunctionRepository: ...
+
+    @property
+    def invocations(self) -> InvocationRepository: ...
+
+    @property
+    def tokens(self) -> TokenRepository: ...
 
 
 RepositoryFactory = Callable[[Sql], Repositories]

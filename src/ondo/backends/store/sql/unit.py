@@ -3,7 +3,11 @@ the domain. Each repository is built on first use; each domain adds its own here
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from ondo.backends.store.base import Sql
+from ondo.backends.store.sql.functions import SqlFunctionRepository, SqlInvocationRepository
+from ondo.backends.store.sql.tokens import SqlTokenRepository
 
 
 class SqlRepositories:
@@ -14,3 +18,15 @@ class SqlRepositories:
 
     async def notify(self, topic: str, key: str) -> None:
         await self._sql.notify(topic, key)
+
+    @cached_property
+    def functions(self) -> SqlFunctionRepository:
+        return SqlFunctionRepository(self._sql)
+
+    @cached_property
+    def invocations(self) -> SqlInvocationRepository:
+        return SqlInvocationRepository(self._sql)
+
+    @cached_property
+    def tokens(self) -> SqlTokenRepository:
+        return SqlTokenRepository(self._sql)

@@ -60,6 +60,11 @@ MIGRATIONS: list[Migration] = [
         "functions-0004",
         "ALTER TABLE invocations ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1",
     ),
+    (
+        # Retention deletes the oldest finished records first, a few hundred at a time.
+        "functions-0005",
+        "CREATE INDEX invocations_by_created ON invocations (created_at)",
+    ),
     # --- action jobs ------------------------------------------------------------------
     (
         "actions-0001",
