@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ondo.actions.base import validate_action
+from ondo.backends.store.repositories.rules import StoredRule
 from ondo.errors import Conflict, OndoError, RuleError, ValidationError
 from ondo.functions.model import NAME_RE
 from ondo.patterns import compile as compile_pattern
@@ -30,7 +31,7 @@ from ondo.rules.model import (
     rule_from_json,
     rule_to_json,
 )
-from ondo.rules.registry import RuleRegistry, StoredRule
+from ondo.rules.registry import RuleRegistry
 
 if TYPE_CHECKING:
     from ondo.platform import Platform

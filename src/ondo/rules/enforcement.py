@@ -12,14 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
+from ondo.backends.store.repositories.rules import Enforcement, PlannedAction, Stage
 from ondo.backends.store.sqlite import SqliteDatabase
 from ondo.backends.store.sqlite.migrations import MIGRATIONS
 from ondo.ids import uuid7_hex
-
-Stage = Literal["event", "timer"]
 
 FIRED = "fired"
 SUPPRESSED = "suppressed"
@@ -32,58 +30,6 @@ TIMER_CANCELLED = "timer cancelled"
 CONDITION_FALSE = "condition false"
 ERROR = "error"
 FAILED = "failed"  # the rule raised on the event and was disabled (see isolation.py)
-
-
-@dataclass(frozen=True)
-class PlannedAction:
-    """One action of a firing, with the idempotency key the action queue dedupes on."""
-
-    index: int
-    kind: str
-    target: str
-    idempotency_key: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "kind": self.kind,
-            "target": self.target,
-            "idempotency_key": self.idempotency_key,
-        }
-
-
-@dataclass(frozen=True)
-class Enforcement:
-    id: str
-    namespace: str
-    rule: str
-    stage: Stage
-    event_source: str
-    event_id: str
-    event_type: str
-    at: float
-    outcome: str
-    detail: str
-    actions: tuple[PlannedAction, ...] = field(default=())
-    enqueued: bool = True
-
-    @property
-    def fired(self) -> bool:
-        return self.outcome == FIRED
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "namespace": self.namespace,
-            "rule": self.rule,
-            "stage": self.stage,
-            "event": {"source": self.event_source, "id": self.event_id, "type": self.event_type},
-            "at": self.at,
-            "outcome": self.outcome,
-            "detail": self.detail,
-            "actions": [a.to_json() for a in self.actions],
-            "enqueued": self.enqueued,
-        }
 
 
 def idempotency_key(event_source: str, event_id: str, rule_id: str, index: int) -> str:

@@ -25,13 +25,13 @@ from prometheus_client import CollectorRegistry, Counter
 
 from ondo.actions.base import ActionRequest
 from ondo.backends.bus.base import StoredEvent
+from ondo.backends.store.repositories.rules import Enforcement, PlannedAction, Stage
 from ondo.backends.store.sqlite.migrations import MIGRATIONS
 from ondo.events import HOPS_EXTENSION, format_epoch
 from ondo.patterns import Matcher
 from ondo.patterns.field import Field
 from ondo.rules import enforcement, isolation, windows
 from ondo.rules.definitions import CompiledRule, RuleBook
-from ondo.rules.enforcement import Enforcement, PlannedAction, Stage
 from ondo.rules.model import CountWindow, SustainWindow
 
 if TYPE_CHECKING:

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ondo.actions.base import derived_id
 from ondo.backends.bus.base import StoredEvent
+from ondo.backends.store.repositories.rules import Enforcement, Stage
 from ondo.errors import BusError
 from ondo.events import HOPS_EXTENSION, CloudEvent
 from ondo.patterns import compile as compile_pattern
 from ondo.rules import enforcement
 from ondo.rules.definitions import CompiledRule
-from ondo.rules.enforcement import Enforcement, Stage
 
 if TYPE_CHECKING:
     from ondo.rules.engine import RuleEngine

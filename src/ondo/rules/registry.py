@@ -8,54 +8,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 
+from ondo.backends.store.repositories.rules import StoredRule
 from ondo.backends.store.sqlite import SqliteDatabase
 from ondo.backends.store.sqlite.migrations import MIGRATIONS
 from ondo.errors import NotFound
-
-
-@dataclass(frozen=True)
-class StoredRule:
-    """A rule as the registry keeps it: who, where, the source text and the compiled JSON."""
-
-    namespace: str
-    name: str
-    owner: str
-    text: str | None
-    spec: dict[str, Any]
-    enabled: bool = True
-    app: str | None = None
-    created_at: float = 0.0
-    updated_at: float = 0.0
-    disabled_reason: str | None = None  # set when ondo disabled it (it failed), not a person
-
-    @property
-    def rule_id(self) -> str:
-        return rule_id(self.namespace, self.name)
-
-    def same_definition(self, other: StoredRule) -> bool:
-        """True when both would behave the same (deploy's "unchanged")."""
-        return (self.text, self.spec) == (other.text, other.spec)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "namespace": self.namespace,
-            "owner": self.owner,
-            "text": self.text,
-            "compiled": self.spec,
-            "enabled": self.enabled,
-            "disabled_reason": self.disabled_reason,
-            "app": self.app,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
-
-
-def rule_id(namespace: str, name: str) -> str:
-    return f"{namespace}/{name}"
 
 
 def _from_row(row: sqlite3.Row) -> StoredRule:

@@ -9,11 +9,11 @@ from typing import Any, TypeVar
 import pytest
 
 from ondo.backends.bus.base import StoredEvent
+from ondo.backends.store.repositories.rules import Enforcement
 from ondo.clock import ManualClock
 from ondo.config import Config
 from ondo.events import CloudEvent
 from ondo.platform import Platform
-from ondo.rules.enforcement import Enforcement
 
 T = TypeVar("T")
 _seq = itertools.count(1)

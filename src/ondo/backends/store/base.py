@@ -30,6 +30,11 @@ if TYPE_CHECKING:
         FunctionRepository,
         InvocationRepository,
     )
+    from ondo.backends.store.repositories.rules import (
+        EnforcementRepository,
+        RuleRepository,
+        WindowRepository,
+    )
     from ondo.backends.store.repositories.tokens import TokenRepository
 
 Dialect = Literal["sqlite", "postgres"]
@@ -114,6 +119,21 @@ class Repositories(Protocol):
     Each domain's repository Protocol and record types live in backends/store/repositories/;
     sql/unit.py builds them. Attributes are added here as domains move onto the store.
     """
+
+    @property
+    def rules(self) -> RuleRepository:
+        """Rule definitions (the rules engine's book)."""
+        ...
+
+    @property
+    def windows(self) -> WindowRepository:
+        """Rule window state: counts, throttles, `for D` timers."""
+        ...
+
+    @property
+    def enforcements(self) -> EnforcementRepository:
+        """Rule decisions and the dispatcher's skipped events."""
+        ...
 
     async def notify(self, topic: str, key: str) -> None:
         """Tell every cache of `topic` (in every process) that `key` changed, at commit."""

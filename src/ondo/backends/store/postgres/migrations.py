@@ -50,4 +50,49 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX invocations_by_created ON invocations (created_at)
         """,
     ),
+    # --- rules: definitions, windows, timers, enforcement records ----------------------
+    # (SQLite: rules_registry_001/002, rules_windows_001, rules_enforcements_001/002; the
+    # SQLite-only `event` column of rule_enforcements, unused since the outbox went, is not here)
+    (
+        "rules-0001",
+        """
+        CREATE TABLE rules (
+            namespace TEXT NOT NULL, name TEXT NOT NULL, owner TEXT NOT NULL, text TEXT,
+            spec TEXT NOT NULL, enabled INTEGER NOT NULL DEFAULT 1, app TEXT,
+            created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+            disabled_reason TEXT,
+            PRIMARY KEY (namespace, name));
+        CREATE INDEX rules_by_app ON rules (namespace, app);
+        CREATE TABLE rule_counts (
+            rule_id TEXT NOT NULL, key TEXT NOT NULL, event_uid TEXT NOT NULL,
+            at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (rule_id, event_uid));
+        CREATE INDEX rule_counts_by_key ON rule_counts (rule_id, key, at);
+        CREATE TABLE rule_throttles (
+            rule_id TEXT NOT NULL, key TEXT NOT NULL, last_fired_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (rule_id, key));
+        CREATE TABLE rule_timers (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            rule_id TEXT NOT NULL, key TEXT NOT NULL,
+            started_at DOUBLE PRECISION NOT NULL, due_at DOUBLE PRECISION NOT NULL,
+            event TEXT NOT NULL, status TEXT NOT NULL);
+        CREATE UNIQUE INDEX rule_timers_one_pending ON rule_timers (rule_id, key)
+            WHERE status = 'pending';
+        CREATE INDEX rule_timers_due ON rule_timers (status, due_at);
+        CREATE TABLE rule_enforcements (
+            id TEXT PRIMARY KEY, namespace TEXT NOT NULL, rule TEXT NOT NULL,
+            stage TEXT NOT NULL, event_source TEXT NOT NULL, event_id TEXT NOT NULL,
+            event_type TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, outcome TEXT NOT NULL,
+            detail TEXT NOT NULL, actions TEXT NOT NULL, enqueued INTEGER NOT NULL,
+            UNIQUE (namespace, rule, stage, event_source, event_id));
+        CREATE INDEX rule_enforcements_by_event ON rule_enforcements (event_id);
+        CREATE INDEX rule_enforcements_by_rule ON rule_enforcements (namespace, rule, at);
+        CREATE TABLE rule_skipped_events (
+            namespace TEXT NOT NULL, event_source TEXT NOT NULL, event_id TEXT NOT NULL,
+            event_type TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, attempts INTEGER NOT NULL,
+            reason TEXT NOT NULL,
+            PRIMARY KEY (namespace, event_source, event_id));
+        CREATE INDEX rule_skipped_events_by_event ON rule_skipped_events (event_id)
+        """,
+    ),
 ]

@@ -7,6 +7,11 @@ from functools import cached_property
 
 from ondo.backends.store.base import Sql
 from ondo.backends.store.sql.functions import SqlFunctionRepository, SqlInvocationRepository
+from ondo.backends.store.sql.rules import (
+    SqlEnforcementRepository,
+    SqlRuleRepository,
+    SqlWindowRepository,
+)
 from ondo.backends.store.sql.tokens import SqlTokenRepository
 
 
@@ -15,6 +20,18 @@ class SqlRepositories:
 
     def __init__(self, sql: Sql) -> None:
         self._sql = sql
+
+    @cached_property
+    def rules(self) -> SqlRuleRepository:
+        return SqlRuleRepository(self._sql)
+
+    @cached_property
+    def windows(self) -> SqlWindowRepository:
+        return SqlWindowRepository(self._sql)
+
+    @cached_property
+    def enforcements(self) -> SqlEnforcementRepository:
+        return SqlEnforcementRepository(self._sql)
 
     async def notify(self, topic: str, key: str) -> None:
         await self._sql.notify(topic, key)
