@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,26 @@ from ondo.errors import ConfigError
 DEFAULT_PORT = 8080
 DEFAULT_CLUSTER = "ondo"
 _CLUSTER_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+DESTINATIONS = ("all", "failed", "none")
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """How hard the action queue tries; ONDO_ACTION_* environment variables override the
+    defaults (`queue_settings`)."""
+
+    workers: int = 64
+    max_attempts: int = 3
+    backoff_s: float = 1.0  # delay before the 2nd attempt; doubles (factor) for each one after
+    backoff_factor: float = 2.0
+    backoff_cap_s: float = 300.0
+    max_event_age_s: float = 6 * 3600.0
+    idle_poll_s: float = 1.0  # longest wait between looks for due retries
+    destinations: str = "all"  # which outcomes become events: all, failed or none
+    retention_s: float = 7 * 86400.0  # finished jobs are kept this long (dedup, `ondo trace`)
+    stop_grace_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +61,7 @@ class Config:
     # dependency builds: the index they reach, and whether requirements may name others
     build_index_url: str = "https://pypi.org/simple"
     build_allow_index_options: bool = False
+    actions: QueueSettings = field(default_factory=QueueSettings)
 
     @property
     def db_path(self) -> Path:
@@ -116,7 +138,44 @@ def from_environment() -> Config:
         build_index_url=os.environ.get("ONDO_BUILD_INDEX_URL") or None,
         build_allow_index_options=os.environ.get("ONDO_BUILD_ALLOW_INDEX_OPTIONS", "") == "1"
         or None,
+        actions=queue_settings(os.environ),
     )
+
+
+def queue_settings(env: Mapping[str, str]) -> QueueSettings:
+    """The action queue's defaults overridden by ONDO_ACTION_* variables of `env`."""
+    base = QueueSettings()
+    return replace(
+        base,
+        workers=int(_positive(env, "ONDO_ACTION_WORKERS", base.workers)),
+        max_attempts=int(_positive(env, "ONDO_ACTION_MAX_ATTEMPTS", base.max_attempts)),
+        backoff_s=_positive(env, "ONDO_ACTION_BACKOFF", base.backoff_s),
+        backoff_factor=_positive(env, "ONDO_ACTION_BACKOFF_FACTOR", base.backoff_factor),
+        backoff_cap_s=_positive(env, "ONDO_ACTION_BACKOFF_CAP", base.backoff_cap_s),
+        max_event_age_s=_positive(env, "ONDO_ACTION_MAX_AGE", base.max_event_age_s),
+        destinations=_choice(env, "ONDO_ACTION_DESTINATIONS", DESTINATIONS),
+        retention_s=_positive(env, "ONDO_ACTION_RETENTION", base.retention_s),
+    )
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    raw = env.get(name, "") or allowed[0]
+    if raw not in allowed:
+        raise ConfigError(f"environment variable {name} must be one of {', '.join(allowed)}")
+    return raw
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"environment variable {name} must be greater than 0, got {raw!r}")
+    return value
 
 
 def _env_destinations(name: str) -> tuple[str, ...] | None:

@@ -76,7 +76,7 @@ class Platform:
         self._services: list[Service] = []
         self._started: list[Service] = []
         # Before the engine's service, so it stops after the engine and starts before it.
-        self.actions = ActionQueue(self)
+        self.actions = ActionQueue(self, config.actions)
         self.add_service(self.actions)
         self.rules = install_rules(self)  # after the action queue: it enqueues there
 

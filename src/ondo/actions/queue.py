@@ -12,13 +12,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import os
 import random
 import sqlite3
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter
@@ -36,7 +34,8 @@ from ondo.backends.store.sqlite_actions import (
     Outcome,
     QueueStats,
 )
-from ondo.errors import ConfigError, NotFound, OndoError, RuleError
+from ondo.config import QueueSettings
+from ondo.errors import NotFound, OndoError, RuleError
 
 if TYPE_CHECKING:
     from ondo.platform import Platform
@@ -44,62 +43,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("ondo.actions")
 
 
-@dataclass(frozen=True)
-class QueueSettings:
-    """How hard the queue tries; ONDO_ACTION_* environment variables override the defaults."""
-
-    workers: int = 64
-    max_attempts: int = 3
-    backoff_s: float = 1.0  # delay before the 2nd attempt; doubles (factor) for each one after
-    backoff_factor: float = 2.0
-    backoff_cap_s: float = 300.0
-    max_event_age_s: float = 6 * 3600.0
-    idle_poll_s: float = 1.0  # longest wait between looks for due retries
-    destinations: str = "all"  # which outcomes become events: all, failed or none
-    retention_s: float = 7 * 86400.0  # finished jobs are kept this long (dedup, `ondo trace`)
-    stop_grace_s: float = 10.0
-
-    @staticmethod
-    def from_environment(env: Mapping[str, str] | None = None) -> QueueSettings:
-        env = os.environ if env is None else env
-        base = QueueSettings()
-        return replace(
-            base,
-            workers=int(_env(env, "ONDO_ACTION_WORKERS", base.workers)),
-            max_attempts=int(_env(env, "ONDO_ACTION_MAX_ATTEMPTS", base.max_attempts)),
-            backoff_s=_env(env, "ONDO_ACTION_BACKOFF", base.backoff_s),
-            backoff_factor=_env(env, "ONDO_ACTION_BACKOFF_FACTOR", base.backoff_factor),
-            backoff_cap_s=_env(env, "ONDO_ACTION_BACKOFF_CAP", base.backoff_cap_s),
-            max_event_age_s=_env(env, "ONDO_ACTION_MAX_AGE", base.max_event_age_s),
-            destinations=_choice(env, "ONDO_ACTION_DESTINATIONS", DESTINATIONS),
-            retention_s=_env(env, "ONDO_ACTION_RETENTION", base.retention_s),
-        )
-
-
-DESTINATIONS = ("all", "failed", "none")
 LANE_LIMIT_TTL_S = 5.0  # a function's concurrency is looked up again after this long
 BACKLOG_SCAN_EVERY_S = 0.05
 PRUNE_EVERY_S = 3600.0
-
-
-def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
-    raw = env.get(name, "") or allowed[0]
-    if raw not in allowed:
-        raise ConfigError(f"environment variable {name} must be one of {', '.join(allowed)}")
-    return raw
-
-
-def _env(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "")
-    if raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"environment variable {name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"environment variable {name} must be greater than 0, got {raw!r}")
-    return value
 
 
 def _kind_or_none(word: str) -> ActionKind | None:
@@ -201,7 +147,7 @@ class ActionQueue:
     def __init__(self, platform: Platform, settings: QueueSettings | None = None) -> None:
         self.platform = platform
         self.clock = platform.clock
-        self.settings = settings or QueueSettings.from_environment()
+        self.settings = settings or QueueSettings()
         self.repo = ActionJobRepository(platform.db)
         self.metrics = ActionMetrics.of(
             platform.metrics.registry, self.repo.queue_stats, self.clock.now

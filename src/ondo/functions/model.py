@@ -35,4 +35,3 @@ MAX_TIMEOUT_S = 900
 MAX_RETRIES = 2  # async invocations: Lambda's MaximumRetryAttempts range is 0-2
 MIN_EVENT_AGE_S = 60.0  # Lambda's MaximumEventAgeInSeconds range: up to MAX_EVENT_AGE_S
 DEFAULT_NAMESPACE = "default"
-

@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from ondo.actions.queue import ActionQueue, QueueSettings, backoff_delay
+from ondo.actions.queue import ActionQueue, backoff_delay
 from ondo.clock import ManualClock
-from ondo.errors import ConfigError
+from ondo.config import QueueSettings
 from ondo.platform import Platform
 from tests.unit.actions.conftest import ScriptedKind, enqueue, job_of, request, until
 
@@ -236,18 +236,6 @@ def test_many_actions_complete_exactly_once(
         assert all(scripted.count(k) == 1 + scripted.failures.get(k, 0) for k in keys)
 
     asyncio.run(scenario())
-
-
-def test_settings_come_from_the_environment_and_bad_values_are_named() -> None:
-    env = {"ONDO_ACTION_BACKOFF": "0.05", "ONDO_ACTION_MAX_ATTEMPTS": "5"}
-    settings = QueueSettings.from_environment(env)
-    assert (settings.backoff_s, settings.max_attempts, settings.destinations) == (0.05, 5, "all")
-    with pytest.raises(ConfigError, match="ONDO_ACTION_BACKOFF must be a number, got 'soon'"):
-        QueueSettings.from_environment({"ONDO_ACTION_BACKOFF": "soon"})
-    with pytest.raises(ConfigError, match="ONDO_ACTION_WORKERS must be greater than 0"):
-        QueueSettings.from_environment({"ONDO_ACTION_WORKERS": "0"})
-    with pytest.raises(ConfigError, match="one of all, failed, none"):
-        QueueSettings.from_environment({"ONDO_ACTION_DESTINATIONS": "some"})
 
 
 @pytest.mark.parametrize(
