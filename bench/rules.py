@@ -457,7 +457,7 @@ async def queue_only(total: int, per_enqueue: int) -> dict[str, Any]:
                 for n in range(start, start + per_enqueue)
             ]
             with platform.db.transaction() as conn:  # as the rules engine does
-                queue.enqueue_in(conn, batch)
+                queue.enqueue_in_connection(conn, batch)
             await asyncio.sleep(0)
         while queue.counts()["succeeded"] < total:
             await asyncio.sleep(0.02)

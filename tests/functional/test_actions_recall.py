@@ -61,7 +61,7 @@ def test_a_finished_attempt_is_recalled_after_a_crash_and_an_unfinished_one_runs
             await platform.actions.stop()  # from here on, jobs are only what we make of them
             queue = platform.actions
             with platform.db.transaction() as conn:  # as the rules engine does
-                queue.enqueue_in(conn, [request(done_key), request(todo_key)])
+                queue.enqueue_in_connection(conn, [request(done_key), request(todo_key)])
             claimed = queue.repo.settle_and_claim(
                 (), platform.clock.now(), 2
             )  # both running: the crash

@@ -65,7 +65,7 @@ def submit(
     request = _request(record, payload, version, fv.config, hops)
     with platform.db.transaction() as conn:
         platform.functions.repo.record_new_in(conn, record)
-        platform.actions.enqueue_in(conn, [request])
+        platform.actions.enqueue_in_connection(conn, [request])
     return record
 
 

@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 from ondo.actions.base import ActionKind, ActionRequest, ActionResult, kind_of, lane_of
 from ondo.actions.codec import request_from_json, request_to_json
 from ondo.actions.destinations import emit_destination
+from ondo.backends.store.base import Repositories
 from ondo.backends.store.sqlite_actions import (
     STATUSES,
     ActionJobRepository,
@@ -45,6 +46,7 @@ log = logging.getLogger("ondo.actions")
 
 LANE_LIMIT_TTL_S = 5.0  # a function's concurrency is looked up again after this long
 BACKLOG_SCAN_EVERY_S = 0.05
+JOBS_TOPIC = "action_jobs"  # change feed: jobs became due (enqueued, revived) somewhere
 PRUNE_EVERY_S = 3600.0
 
 
@@ -171,16 +173,25 @@ class ActionQueue:
         # its destination event and outcome are stored (they do not use the lane's resource).
         self._in_lane: dict[asyncio.Task[None], str] = {}
         self._backlog_scanned_at = 0.0
+        self._detach: Callable[[], None] | None = None
 
     # --- the engine's side ----------------------------------------------------------------
 
-    def enqueue_in(self, conn: sqlite3.Connection, requests: Sequence[ActionRequest]) -> None:
-        """Store the requests as jobs inside the caller's open store transaction.
+    async def enqueue_in(self, uow: Repositories, requests: Sequence[ActionRequest]) -> None:
+        """Store the requests as jobs in the caller's unit of work (the rules engine: the
+        decision that fired them). They are durable when it commits, with whatever else it
+        wrote; the commit wakes the workers of every process on the store (the change feed)."""
+        if not requests:
+            return
+        await uow.jobs.insert([self._new_job(r) for r in requests], self.clock.now())
+        await uow.notify(JOBS_TOPIC, "new")
 
-        The jobs are durable when the caller commits, together with whatever else it wrote (the
-        rules engine: the decision that fired them). The caller must commit before it next
-        yields to the event loop; the workers, woken here, look only after that.
-        """
+    def enqueue_in_connection(
+        self, conn: sqlite3.Connection, requests: Sequence[ActionRequest]
+    ) -> None:
+        """Transitional (until the rules engine enqueues through `enqueue_in`): store the jobs
+        inside the caller's open synchronous SQLite transaction, which it must commit before it
+        next yields to the event loop; the workers, woken here, look only after that."""
         if not requests:
             return
         self.repo.insert_in(conn, [self._new_job(r) for r in requests], self.clock.now())
@@ -258,10 +269,17 @@ class ActionQueue:
         for job in crash_loops:
             await self._after_crash_loop(job)
         self._stopping = False
+        self._detach = self.platform.store.subscribe(JOBS_TOPIC, self._heard)
         self._loop = asyncio.create_task(self._run(), name="ondo-action-queue")
+
+    def _heard(self, _key: str) -> None:
+        self._wake.set()
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._detach is not None:
+            self._detach()
+            self._detach = None
         self._wake.set()
         if self._loop is not None:
             await self._loop

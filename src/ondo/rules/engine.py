@@ -352,7 +352,7 @@ class RuleEngine:
         )
         enforcement.record(conn, rec)
         if fired:
-            self.platform.actions.enqueue_in(conn, self._requests(rec, event, rule))
+            self.platform.actions.enqueue_in_connection(conn, self._requests(rec, event, rule))
         return rec
 
     def record_failure(

@@ -78,7 +78,7 @@ def request(
 def enqueue(queue: ActionQueue, requests: Sequence[ActionRequest]) -> None:
     """Jobs as the rules engine makes them: inside a store transaction (its decision's)."""
     with queue.platform.db.transaction() as conn:
-        queue.enqueue_in(conn, requests)
+        queue.enqueue_in_connection(conn, requests)
 
 
 def job_of(repo: ActionJobRepository, key: str) -> Job | None:

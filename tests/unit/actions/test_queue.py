@@ -327,3 +327,26 @@ def test_jobs_behind_a_long_full_lane_are_found(platform: Platform, scripted: Sc
         await queue.stop()
 
     asyncio.run(scenario())
+
+
+def test_jobs_enqueued_in_a_unit_of_work_run_once_it_commits_and_not_if_it_rolls_back(
+    platform: Platform, scripted: ScriptedKind
+) -> None:
+    async def scenario() -> None:
+        queue = queue_of(platform)
+        await queue.start()
+        try:
+            async with platform.store.transaction() as uow:
+                await queue.enqueue_in(uow, [request("undone")])
+                raise LookupError("the decision failed")
+        except LookupError:
+            pass
+        async with platform.store.transaction() as uow:
+            await queue.enqueue_in(uow, [request("k1"), request("k2")])
+            await queue.enqueue_in(uow, [request("k1")])
+        await until(lambda: status(queue, "k1") == status(queue, "k2") == "succeeded")
+        await queue.stop()
+        assert sorted(scripted.calls) == [("k1", 1), ("k2", 1)]
+        assert status(queue, "undone") is None
+
+    asyncio.run(scenario())

@@ -26,6 +26,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
+    from ondo.backends.store.repositories.actions import JobRepository
     from ondo.backends.store.repositories.functions import (
         FunctionRepository,
         InvocationRepository,
@@ -133,6 +134,11 @@ class Repositories(Protocol):
     @property
     def enforcements(self) -> EnforcementRepository:
         """Rule decisions and the dispatcher's skipped events."""
+        ...
+
+    @property
+    def jobs(self) -> JobRepository:
+        """Action jobs (the action queue)."""
         ...
 
     async def notify(self, topic: str, key: str) -> None:

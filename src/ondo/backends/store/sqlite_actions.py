@@ -1,4 +1,7 @@
-"""Action jobs in the embedded SQLite store: one row per ActionRequest, keyed by idempotency key.
+"""Transitional: action jobs over the synchronous SQLite connection, until the queue runs on
+the async store (repositories/actions.py, sql/actions.py).
+
+Action jobs in the embedded SQLite store: one row per ActionRequest, keyed by idempotency key.
 
 A job moves pending -> running -> succeeded, or back to pending with a later `next_attempt_at`
 after a failed attempt, or to dead (the dead-letter queue) after its last one. `ondo dlq retry`
@@ -14,74 +17,17 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ondo.backends.store.repositories.actions import (
+    PLATFORM_CRASH,
+    STATUSES,
+    Job,
+    NewJob,
+    QueueStats,
+)
 from ondo.backends.store.sqlite import SqliteDatabase, dump_json
 from ondo.backends.store.sqlite.migrations import MIGRATIONS
 
-PLATFORM_CRASH = {
-    "error": "the platform stopped twice in a row while this action ran (it may be what crashes"
-    " the platform), so it is not run again; see the platform log, then `ondo dlq retry`",
-    "reason": "platform_crash",
-}
-
-STATUSES = ("pending", "running", "succeeded", "dead", "discarded")
-
-
-@dataclass(frozen=True)
-class NewJob:
-    key: str
-    namespace: str
-    rule: str
-    action_index: int
-    kind: str
-    enforcement_id: str
-    event_source: str
-    event_id: str
-    max_attempts: int
-    request: str  # the ActionRequest's JSON form
-    lane: str = ""
-
-
-@dataclass(frozen=True)
-class Job:
-    id: int
-    key: str
-    namespace: str
-    rule: str
-    action_index: int
-    kind: str
-    enforcement_id: str
-    event_source: str
-    event_id: str
-    status: str
-    attempts: int  # attempts in this round (a DLQ retry starts a new round at 0)
-    attempt_seq: int  # attempts ever made: names each attempt uniquely (its request id)
-    max_attempts: int
-    next_attempt_at: float
-    last_error: Any
-    invocation_ids: list[str]
-    result: Any
-    request: str
-    created_at: float
-    updated_at: float
-    finished_at: float | None
-    lane: str = ""
-
-    def to_json(self, with_request: bool = False) -> dict[str, Any]:
-        out = {
-            name: getattr(self, name)
-            for name in self.__dataclass_fields__
-            if name != "request" or with_request
-        }
-        if with_request:
-            out["request"] = json.loads(self.request)
-        return out
-
-
-@dataclass(frozen=True)
-class QueueStats:
-    counts: dict[str, int]  # pending, running, dead
-    oldest_pending_created_at: float | None
-    async_backlog: dict[tuple[str, str], int]  # (namespace, function) -> pending + running
+__all__ = ["STATUSES", "ActionJobRepository", "Job", "NewJob", "Outcome", "QueueStats"]
 
 
 @dataclass(frozen=True)

@@ -95,4 +95,33 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX rule_skipped_events_by_event ON rule_skipped_events (event_id)
         """,
     ),
+    # --- action jobs (SQLite: actions-0001 … 0004 in one) -------------------------------
+    (
+        "actions-0001",
+        """
+        CREATE TABLE action_jobs (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
+            namespace TEXT NOT NULL, rule TEXT NOT NULL, action_index INTEGER NOT NULL,
+            kind TEXT NOT NULL, enforcement_id TEXT NOT NULL,
+            event_source TEXT NOT NULL, event_id TEXT NOT NULL,
+            status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+            attempt_seq INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL, next_attempt_at DOUBLE PRECISION NOT NULL,
+            last_error TEXT, invocation_ids TEXT NOT NULL DEFAULT '[]', result TEXT,
+            request TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+            finished_at DOUBLE PRECISION,
+            lane TEXT NOT NULL DEFAULT '',
+            recovered INTEGER NOT NULL DEFAULT 0);
+        CREATE INDEX action_jobs_due_lane ON action_jobs (next_attempt_at, id, lane)
+            WHERE status = 'pending';
+        CREATE INDEX action_jobs_running ON action_jobs (status) WHERE status = 'running';
+        CREATE INDEX action_jobs_dead ON action_jobs (namespace, id) WHERE status = 'dead';
+        CREATE INDEX action_jobs_enforcement ON action_jobs (enforcement_id);
+        CREATE INDEX action_jobs_event ON action_jobs (event_source, event_id);
+        CREATE INDEX action_jobs_finished ON action_jobs (updated_at)
+            WHERE status IN ('succeeded', 'discarded')
+        """,
+    ),
 ]

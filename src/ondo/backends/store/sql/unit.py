@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from ondo.backends.store.base import Sql
+from ondo.backends.store.sql.actions import SqlJobRepository
 from ondo.backends.store.sql.functions import SqlFunctionRepository, SqlInvocationRepository
 from ondo.backends.store.sql.rules import (
     SqlEnforcementRepository,
@@ -32,6 +33,10 @@ class SqlRepositories:
     @cached_property
     def enforcements(self) -> SqlEnforcementRepository:
         return SqlEnforcementRepository(self._sql)
+
+    @cached_property
+    def jobs(self) -> SqlJobRepository:
+        return SqlJobRepository(self._sql)
 
     async def notify(self, topic: str, key: str) -> None:
         await self._sql.notify(topic, key)
