@@ -16,6 +16,7 @@ or the server says there is no more (status 404 or 408).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -97,7 +98,11 @@ class CursorGone(Exception):
 
 @dataclass
 class Cursor:
-    """An ephemeral pull consumer (no acks) and the inbox its batches come back to."""
+    """An ephemeral pull consumer (no acks) and the inbox its batches come back to.
+
+    Messages are taken by a subscription callback (no timer per message, as `next_msg` has);
+    one pull at a time per cursor.
+    """
 
     nc: Client
     stream: str
@@ -105,29 +110,46 @@ class Cursor:
     next_seq: int
     timeout_s: float
     inbox: Subscription | None = field(default=None, repr=False)
+    _found: list[Msg] = field(default_factory=list, repr=False)
+    _wanted: int = 0
+    _done: asyncio.Future[None] | None = field(default=None, repr=False)
 
     async def pull(self, batch: int) -> list[Msg]:
         """Up to `batch` messages available now, in stream order (no waiting for new ones)."""
         if self.inbox is None:
-            self.inbox = await self.nc.subscribe(self.nc.new_inbox())
+            self.inbox = await self.nc.subscribe(self.nc.new_inbox(), cb=self._receive)
+        self._found, self._wanted = [], batch
+        self._done = done = asyncio.get_running_loop().create_future()
         request = json.dumps({"batch": batch, "no_wait": True}).encode()
         subject = f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.name}"
-        await self.nc.publish(subject, request, reply=self.inbox.subject)
-        found: list[Msg] = []
-        while len(found) < batch:
-            msg = await self.inbox.next_msg(timeout=self.timeout_s)
-            status = status_of(msg)
-            if status is None:
-                found.append(msg)
-            elif status in END_OF_BATCH:
-                break
-            elif status in CURSOR_GONE:
-                raise CursorGone(status)
-            elif status != "100":  # 100: an idle heartbeat
-                raise BusError(f"JetStream answered a pull on {self.stream} with status {status}")
+        try:
+            await self.nc.publish(subject, request, reply=self.inbox.subject)
+            async with asyncio.timeout(self.timeout_s):
+                await done
+        finally:
+            self._done = None
+        found, self._found = self._found, []
         if found:
             self.next_seq = found[-1].metadata.sequence.stream + 1
         return found
+
+    async def _receive(self, msg: Msg) -> None:
+        done = self._done
+        if done is None or done.done():
+            return  # the answer to a pull that timed out
+        status = status_of(msg)
+        if status is None:
+            self._found.append(msg)
+            if len(self._found) >= self._wanted:
+                done.set_result(None)
+        elif status in END_OF_BATCH:
+            done.set_result(None)
+        elif status in CURSOR_GONE:
+            done.set_exception(CursorGone(status))
+        elif status != "100":  # 100: an idle heartbeat
+            done.set_exception(
+                BusError(f"JetStream answered a pull on {self.stream} with status {status}")
+            )
 
     async def close(self) -> None:
         if self.inbox is not None:
