@@ -1,6 +1,6 @@
-"""NATS killed and restarted while events are appended: no false success, then it recovers.
+"""NATS killed and restarted while events are appended or posted: errors, never a false success.
 
-The test runs its own nats-server on a free port (never the shared one on 4222), kills it with
+Each test runs its own nats-server on a free port (never the shared one on 4222), kills it with
 SIGKILL while a producer appends, and starts it again on the same store directory.
 """
 
@@ -16,11 +16,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ondo.backends.bus import Bus, open_bus
 from ondo.errors import BusError
 from ondo.events import CloudEvent
+from tests.functional.platform import RunningPlatform
 
 pytestmark = [pytest.mark.nats, pytest.mark.slow]
 
@@ -139,3 +141,42 @@ def test_appends_during_a_restart_raise_and_every_acknowledged_one_is_kept(
         await bus.close()
 
     asyncio.run(body())
+
+
+def test_posts_during_a_restart_get_errors_never_a_false_202(
+    own_nats: OwnNats, tmp_path: Path
+) -> None:
+    env = {"ONDO_BUS": f"{own_nats.url}?timeout=2s", "ONDO_CLUSTER": "posts"}
+    accepted: list[str] = []
+    refused: list[int] = []
+
+    def post(client: httpx.Client, n: int) -> None:
+        event = {"specversion": "1.0", "id": f"p{n}", "type": "t.posted", "source": "/posts"}
+        response = client.post("/v1/events", json=event)
+        if response.status_code in (200, 202):
+            accepted.append(f"p{n}")
+        else:
+            assert response.status_code == 503, response.text
+            assert "NATS at" in response.text
+            refused.append(n)
+
+    with RunningPlatform(tmp_path / "data", env=env) as ondo, ondo.client() as client:
+        posted = iter(range(1_000_000))
+        while len(accepted) < 100:
+            post(client, next(posted))
+        own_nats.kill()
+        while len(refused) < 3:
+            post(client, next(posted))
+        own_nats.start()
+        before = len(accepted)
+        while len(accepted) < before + 100:
+            post(client, next(posted))
+        stored: set[str] = set()
+        after = 0
+        while page := client.get("/v1/events", params={"after": after, "limit": 1000}).json():
+            if not page["events"]:
+                break
+            stored.update(e["event"]["id"] for e in page["events"])
+            after = page["next"]
+    missing = set(accepted) - stored
+    assert not missing, f"answered 202 but lost across the restart: {sorted(missing)}"
