@@ -427,7 +427,7 @@ class NatsBus:
         namespace: str | None = None,
     ) -> list[StoredEvent]:
         cutoff = time.timestamp()
-        start = max(after_seq + 1, await self._first_received_at_or_after(cutoff))
+        start = await self._first_received_at_or_after(cutoff, after_seq + 1)
         subject = wire.namespace_filter(self.options.subject_root, namespace)
         return await self._scan(
             start,
@@ -540,10 +540,14 @@ class NatsBus:
             yield stored
             seq = stored.seq + 1
 
-    async def _first_received_at_or_after(self, cutoff: float) -> int:
-        """The lowest seq from which on every event was received at or after `cutoff`."""
-        low, high = await self._state()
-        high += 1
+    async def _first_received_at_or_after(self, cutoff: float, from_seq: int = 1) -> int:
+        """The lowest seq ≥ `from_seq` from which on every event was received at or after `cutoff`.
+
+        A binary search on the events' `received_at` (log2(n) direct gets): the bus's clock is
+        assumed to grow with the seq, as it does for one process and for synchronized clocks.
+        """
+        first, last = await self._state()
+        low, high = max(first, from_seq), last + 1
         while low < high:
             middle = (low + high) // 2
             msg = await self._direct(
