@@ -92,6 +92,7 @@ CURSOR_IDLE_S = 300.0  # the server deletes a parked cursor unused this long
 SCAN_BATCH = 1000
 TAIL_CHUNK = 1000
 TAIL_SCAN_LIMIT = 100_000
+EXPECTED_STREAM = "Nats-Expected-Stream"  # JetStream refuses the message if another stream has it
 HEADER_ROOM = 512  # bytes the subject and headers take besides the event
 
 
@@ -138,6 +139,7 @@ class NatsBus:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._kv: KeyValue | None = None
+        self._publisher: wire.Publisher | None = None
         self._connecting = asyncio.Lock()
         self._cursors: dict[int, wire.Cursor] = {}  # parked, by the seq they deliver next
         self._known_last = 0
@@ -175,7 +177,7 @@ class NatsBus:
         except (NatsError, OSError, TimeoutError) as exc:
             await nc.close()
             raise BusError(self._no_jetstream(exc)) from exc
-        self._nc, self._js = nc, js
+        self._nc, self._js, self._publisher = nc, js, wire.Publisher(nc)
 
     async def _dial(self) -> Client:
         return await nats.connect(
@@ -275,29 +277,29 @@ class NatsBus:
             event.check_size(self.max_event_bytes)
         if not events:
             return []
-        nc, js = await self._connection()
+        nc, _ = await self._connection()
         self._check_payloads(nc, events)
         now = self._clock()
-        root, stream = self.options.subject_root, self.options.stream
+        root = self.options.subject_root
+        messages = [
+            (
+                wire.event_subject(root, namespace, event.id, event.source),
+                event.encoded,
+                {**wire.headers(event, namespace, now), EXPECTED_STREAM: self.options.stream},
+            )
+            for event in events
+        ]
+        assert self._publisher is not None
         try:
             async with asyncio.timeout(self.options.timeout_s):
-                pending = [
-                    await js.publish_async(
-                        wire.event_subject(root, namespace, event.id, event.source),
-                        event.encoded,
-                        stream=stream,
-                        headers=wire.headers(event, namespace, now),
-                    )
-                    for event in events
-                ]
-                acks = await asyncio.gather(*pending)
+                acks = await self._publisher.publish(messages)
         except (NatsError, OSError, TimeoutError) as exc:
             raise BusError(
                 f"appending {len(events)} event(s) to NATS at {self.url} was not acknowledged "
                 f"({_describe(exc)}); they may or may not be stored: sending them again is "
                 "safe (duplicates are dropped)"
             ) from exc
-        results = await self._results([(ack.seq, bool(ack.duplicate)) for ack in acks])
+        results = await self._results(acks)
         self.counters.append_calls += 1
         self.counters.transactions += 1
         written = [r.seq for r in results if not r.duplicate and r.seq is not None]
