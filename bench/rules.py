@@ -456,10 +456,10 @@ async def queue_only(total: int, per_enqueue: int) -> dict[str, Any]:
                 ActionRequest(f"k{n}", "default", "r", 0, action, event, f"enf{n}")
                 for n in range(start, start + per_enqueue)
             ]
-            with platform.db.transaction() as conn:  # as the rules engine does
-                queue.enqueue_in_connection(conn, batch)
+            async with platform.store.transaction() as uow:  # as the rules engine does
+                await queue.enqueue_in(uow, batch)
             await asyncio.sleep(0)
-        while queue.counts()["succeeded"] < total:
+        while (await queue.counts())["succeeded"] < total:
             await asyncio.sleep(0.02)
         elapsed = time.perf_counter() - started
         await queue.stop()

@@ -60,11 +60,9 @@ def test_a_finished_attempt_is_recalled_after_a_crash_and_an_unfinished_one_runs
             )
             await platform.actions.stop()  # from here on, jobs are only what we make of them
             queue = platform.actions
-            with platform.db.transaction() as conn:  # as the rules engine does
-                queue.enqueue_in_connection(conn, [request(done_key), request(todo_key)])
-            claimed = queue.repo.settle_and_claim(
-                (), platform.clock.now(), 2
-            )  # both running: the crash
+            async with platform.store.transaction() as uow:  # as the rules engine does
+                await queue.enqueue_in(uow, [request(done_key), request(todo_key)])
+            claimed = await queue.jobs.claim(platform.clock.now(), 2)  # both running: the crash
             assert {j.attempt_seq for j in claimed} == {1}
             # The first job's attempt ran to the end before the crash; its outcome was not stored.
             before = await platform.functions.invoke(
@@ -74,15 +72,19 @@ def test_a_finished_attempt_is_recalled_after_a_crash_and_an_unfinished_one_runs
 
             restarted = ActionQueue(platform, queue.settings)
             await restarted.start()
-            await until(lambda: restarted.counts()["succeeded"] == 2)
+
+            async def both_succeeded() -> bool:
+                return (await restarted.counts())["succeeded"] == 2
+
+            await until(both_succeeded)
             await restarted.stop()
 
-            done = job_of(restarted.repo, done_key)
+            done = await job_of(restarted.jobs, done_key)
             assert done is not None and done.invocation_ids == [before.id]
             after = platform.functions.repo.invocation(before.id)
             assert after is not None and after.finished_at == before.finished_at  # not re-run
             assert after.result == before.result
-            todo = job_of(restarted.repo, todo_key)
+            todo = await job_of(restarted.jobs, todo_key)
             assert todo is not None and todo.invocation_ids == [attempt_id(todo_key, 1)]
             ran = platform.functions.repo.invocation(attempt_id(todo_key, 1))
             assert ran is not None and ran.status == "succeeded" and ran.trigger == "rule:r"

@@ -30,7 +30,7 @@ from ondo.ids import uuid7
 from ondo.rules.model import Action
 
 if TYPE_CHECKING:
-    from ondo.backends.store.sqlite_actions import Job
+    from ondo.backends.store.repositories.actions import Job
     from ondo.platform import Platform
 
 WORD = "invoke-async"  # the job kind; not an action a rule can name

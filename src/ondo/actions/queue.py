@@ -15,28 +15,24 @@ import logging
 import random
 import sqlite3
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
-
-from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 
 from ondo.actions.base import ActionKind, ActionRequest, ActionResult, kind_of, lane_of
 from ondo.actions.codec import request_from_json, request_to_json
 from ondo.actions.destinations import emit_destination
+from ondo.actions.metrics import ActionMetrics
 from ondo.backends.store.base import Repositories
-from ondo.backends.store.sqlite_actions import (
+from ondo.backends.store.repositories.actions import (
     STATUSES,
-    ActionJobRepository,
     Job,
+    LaneClaim,
     NewJob,
     Outcome,
-    QueueStats,
 )
+from ondo.backends.store.sqlite_actions import insert_in
 from ondo.config import QueueSettings
-from ondo.errors import NotFound, OndoError, RuleError
+from ondo.errors import NotFound, OndoError, RuleError, StoreError
 
 if TYPE_CHECKING:
     from ondo.platform import Platform
@@ -48,6 +44,8 @@ LANE_LIMIT_TTL_S = 5.0  # a function's concurrency is looked up again after this
 BACKLOG_SCAN_EVERY_S = 0.05
 JOBS_TOPIC = "action_jobs"  # change feed: jobs became due (enqueued, revived) somewhere
 PRUNE_EVERY_S = 3600.0
+STATS_EVERY_S = 1.0  # the metrics' snapshot of the queue is refreshed this often
+STORE_RETRY_S = 1.0  # after the store failed, the loop tries again this much later
 
 
 def _kind_or_none(word: str) -> ActionKind | None:
@@ -70,79 +68,6 @@ def backoff_delay(
     return full / 2 + rand() * full / 2
 
 
-class _QueueCollector(Collector):
-    """The queue's state, read from the store at scrape time."""
-
-    def __init__(self, stats: Callable[[], QueueStats], now: Callable[[], float]) -> None:
-        self._stats = stats
-        self._now = now
-        self._functions: set[tuple[str, str]] = set()  # seen once: reported as 0 after
-
-    def collect(self) -> Any:
-        stats = self._stats()
-        jobs = GaugeMetricFamily(
-            "ondo_action_jobs", "Action jobs by status (dead: the DLQ)", labels=["status"]
-        )
-        for status, count in stats.counts.items():
-            jobs.add_metric([status], float(count))
-        oldest = stats.oldest_pending_created_at
-        age = GaugeMetricFamily(
-            "ondo_action_jobs_oldest_pending_age_seconds",
-            "Age of the oldest pending action job (0 when none)",
-        )
-        age.add_metric([], max(0.0, self._now() - oldest) if oldest is not None else 0.0)
-        yield jobs
-        yield age
-        yield self._backlog(stats.async_backlog)
-
-    def _backlog(self, backlog: dict[tuple[str, str], int]) -> GaugeMetricFamily:
-        self._functions.update(backlog)
-        family = GaugeMetricFamily(
-            "ondo_async_backlog",
-            "Async invocations accepted and not finished (pending or running), per function",
-            labels=["namespace", "function"],
-        )
-        for key in sorted(self._functions):
-            family.add_metric(list(key), float(backlog.get(key, 0)))
-        return family
-
-
-class ActionMetrics:
-    @staticmethod
-    def of(
-        registry: CollectorRegistry, stats: Callable[[], QueueStats], now: Callable[[], float]
-    ) -> ActionMetrics:
-        """One set per registry: a second queue on the same platform (tests) shares it."""
-        found = _METRICS.get(registry)
-        if found is None:
-            found = _METRICS[registry] = ActionMetrics(registry)
-            registry.register(_QueueCollector(stats, now))
-        return found
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.performed = Counter(
-            "ondo_actions_performed",
-            "Action attempts finished, by kind and outcome (succeeded, failed)",
-            ["kind", "outcome"],
-            registry=registry,
-        )
-        self.retried = Counter(
-            "ondo_actions_retried",
-            "Failed action attempts scheduled again",
-            ["kind"],
-            registry=registry,
-        )
-        self.dead_lettered = Counter(
-            "ondo_actions_dead_lettered",
-            "Actions moved to the dead-letter queue",
-            ["kind"],
-            registry=registry,
-        )
-
-
-_METRICS: weakref.WeakKeyDictionary[CollectorRegistry, ActionMetrics] = weakref.WeakKeyDictionary()
-
-
 class ActionQueue:
     """platform.actions: enqueue requests; workers perform them with retries and a DLQ."""
 
@@ -150,10 +75,9 @@ class ActionQueue:
         self.platform = platform
         self.clock = platform.clock
         self.settings = settings or QueueSettings()
-        self.repo = ActionJobRepository(platform.db)
-        self.metrics = ActionMetrics.of(
-            platform.metrics.registry, self.repo.queue_stats, self.clock.now
-        )
+        self.store = platform.store
+        self.jobs = platform.store.repos.jobs  # each call on its own (autocommit)
+        self.metrics = ActionMetrics.of(platform.metrics.registry, self.clock.now)
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
@@ -174,6 +98,7 @@ class ActionQueue:
         self._in_lane: dict[asyncio.Task[None], str] = {}
         self._backlog_scanned_at = 0.0
         self._detach: Callable[[], None] | None = None
+        self._stats_task: asyncio.Task[None] | None = None
 
     # --- the engine's side ----------------------------------------------------------------
 
@@ -194,7 +119,7 @@ class ActionQueue:
         next yields to the event loop; the workers, woken here, look only after that."""
         if not requests:
             return
-        self.repo.insert_in(conn, [self._new_job(r) for r in requests], self.clock.now())
+        insert_in(conn, [self._new_job(r) for r in requests], self.clock.now())
         self._wake.set()
 
     def _new_job(self, request: ActionRequest) -> NewJob:
@@ -230,40 +155,43 @@ class ActionQueue:
 
     # --- reading (ondo trace, the DLQ API) -------------------------------------------------
 
-    def jobs_for(self, enforcement_id: str) -> list[dict[str, Any]]:
-        return [j.to_json() for j in self.repo.by_enforcement(enforcement_id)]
+    async def jobs_for(self, enforcement_id: str) -> list[dict[str, Any]]:
+        return [j.to_json() for j in await self.jobs.by_enforcement(enforcement_id)]
 
-    def job(self, job_id: int, namespace: str | None = None) -> Job:
-        found = self.repo.get(job_id)
+    async def job(self, job_id: int, namespace: str | None = None) -> Job:
+        found = await self.jobs.get(job_id)
         if found is None or (namespace is not None and found.namespace != namespace):
             where = f" in namespace {namespace!r}" if namespace else ""
             raise NotFound(f"action job {job_id} does not exist{where}; see `ondo dlq list`")
         return found
 
-    def counts(self) -> dict[str, int]:
+    async def counts(self) -> dict[str, int]:
         """Jobs per status, every status present (zero when none)."""
-        found = self.repo.counts()
+        found = await self.jobs.counts()
         return {status: found.get(status, 0) for status in STATUSES}
 
-    def dead_letters(self, namespace: str, limit: int = 100, after_id: int = 0) -> list[Job]:
-        return self.repo.dead(namespace, limit, after_id)
+    async def dead_letters(self, namespace: str, limit: int = 100, after_id: int = 0) -> list[Job]:
+        return await self.jobs.dead(namespace, limit, after_id)
 
     # --- the dead-letter queue ---------------------------------------------------------------
 
-    def retry_dead(self, job_ids: Sequence[int]) -> int:
-        """Put dead jobs back to pending with their attempts reset; returns how many moved."""
-        moved = self.repo.revive(job_ids, self.clock.now())
-        if moved:
-            self._wake.set()
+    async def retry_dead(self, job_ids: Sequence[int]) -> int:
+        """Put dead jobs back to pending with their attempts reset; returns how many moved.
+        The workers of every process on the store hear of them at commit."""
+        async with self.store.transaction() as uow:
+            moved = await uow.jobs.revive(job_ids, self.clock.now())
+            if moved:
+                await uow.notify(JOBS_TOPIC, "revived")
         return moved
 
-    def discard_dead(self, job_id: int) -> bool:
-        return self.repo.discard(job_id, self.clock.now())
+    async def discard_dead(self, job_id: int) -> bool:
+        return await self.jobs.discard(job_id, self.clock.now())
 
     # --- the Service side ------------------------------------------------------------------
 
     async def start(self) -> None:
-        recovered, crash_loops = self.repo.recover_running(self.clock.now())
+        # Every job left `running` was cut off: one process per store until leases exist.
+        recovered, crash_loops = await self.jobs.recover_running(self.clock.now())
         if recovered:
             log.info("resuming %d actions cut off by the last stop", recovered)
         for job in crash_loops:
@@ -271,6 +199,7 @@ class ActionQueue:
         self._stopping = False
         self._detach = self.platform.store.subscribe(JOBS_TOPIC, self._heard)
         self._loop = asyncio.create_task(self._run(), name="ondo-action-queue")
+        self._stats_task = asyncio.create_task(self._keep_stats(), name="ondo-action-stats")
 
     def _heard(self, _key: str) -> None:
         self._wake.set()
@@ -281,6 +210,10 @@ class ActionQueue:
             self._detach()
             self._detach = None
         self._wake.set()
+        if self._stats_task is not None:
+            self._stats_task.cancel()
+            await asyncio.gather(self._stats_task, return_exceptions=True)
+            self._stats_task = None
         if self._loop is not None:
             await self._loop
             self._loop = None
@@ -293,8 +226,8 @@ class ActionQueue:
             if late:
                 await asyncio.wait(late)
             cut = [self._job_ids[t] for t in late if t in self._job_ids]
-            self.repo.requeue(cut, self.clock.now())
-        self._store_outcomes()
+            await self.jobs.requeue(cut, self.clock.now())
+        await self._store_outcomes()
 
     async def _after_crash_loop(self, job: Job) -> None:
         """A job found running at two starts in a row is dead-lettered by the store; here its
@@ -315,9 +248,19 @@ class ActionQueue:
         result = ActionResult(ok=False, detail=dict(job.last_error or {}), retryable=False)
         await self._destination(kind, request, job, result)
 
-    def _store_outcomes(self) -> None:
+    async def _store_outcomes(self) -> None:
         outcomes, self._outcomes = self._outcomes, []
-        self.repo.settle_and_claim(outcomes, self.clock.now(), 0)
+        if outcomes:
+            await self.jobs.settle(outcomes, self.clock.now())
+
+    async def _keep_stats(self) -> None:
+        """The metrics' snapshot of the queue (a collector cannot await the store)."""
+        while True:
+            try:
+                self.metrics.stats = await self.jobs.queue_stats()
+            except StoreError as exc:
+                log.warning("could not read the action queue's stats: %s", exc)
+            await asyncio.sleep(STATS_EVERY_S)
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -325,9 +268,14 @@ class ActionQueue:
             free = self.settings.workers - len(self._inflight)
             outcomes, self._outcomes = self._outcomes, []
             allowance = self._allowance()
-            jobs = self.repo.settle_and_claim(
-                outcomes, self.clock.now(), max(free, 0), allowance, 1, self._may_scan_backlog()
-            )
+            lanes = LaneClaim(allowance, 1, self._may_scan_backlog())
+            try:
+                jobs = await self._settle_and_claim(outcomes, max(free, 0), lanes)
+            except StoreError as exc:  # e.g. PostgreSQL restarting: keep the outcomes, retry
+                log.warning("the action queue could not reach the store (%s); retrying", exc)
+                self._outcomes[:0] = outcomes
+                await asyncio.sleep(STORE_RETRY_S)
+                continue
             for job in jobs:
                 self._learn_limit(job)
                 self._spawn(job)
@@ -336,15 +284,26 @@ class ActionQueue:
             elif not jobs:
                 await self._idle([lane for lane, left in allowance.items() if left <= 0])
 
+    async def _settle_and_claim(
+        self, outcomes: Sequence[Outcome], limit: int, lanes: LaneClaim
+    ) -> list[Job]:
+        """Store finished attempts and claim due jobs, in one transaction."""
+        if not outcomes and limit <= 0:
+            return []
+        now = self.clock.now()
+        async with self.store.transaction() as uow:
+            await uow.jobs.settle(outcomes, now)
+            return await uow.jobs.claim(now, limit, lanes)
+
     async def _idle(self, full_lanes: list[str]) -> None:
         """Sleep until an enqueue, a freed slot, or the next retry falls due."""
-        self._prune_now_and_then()
+        await self._prune_now_and_then()
         if full_lanes:
             # Work may wait behind full lanes: a finishing job wakes us; look again soon anyway
             # rather than scanning the backlog for the next due time.
             delay = BACKLOG_SCAN_EVERY_S
         else:
-            due = self.repo.next_due_at()
+            due = await self.jobs.next_due_at()
             delay = self.settings.idle_poll_s
             if due is not None:
                 delay = max(0.0, min(delay, due - self.clock.now()))
@@ -356,12 +315,12 @@ class ActionQueue:
             for task in (waker, sleeper):
                 task.cancel()
 
-    def _prune_now_and_then(self) -> None:
+    async def _prune_now_and_then(self) -> None:
         now = self.clock.now()
         if now - self._pruned_at < PRUNE_EVERY_S:
             return
         self._pruned_at = now
-        removed = self.repo.prune(now - self.settings.retention_s)
+        removed = await self.jobs.prune(now - self.settings.retention_s, 10_000)
         if removed:
             log.info("forgot %d finished action jobs older than the retention", removed)
 
@@ -455,7 +414,8 @@ class ActionQueue:
         self.metrics.performed.labels(job.kind, outcome).inc()
         if result.ok:
             await self._destination(kind, request, job, result)
-            self._store(Outcome(job.id, "succeeded", result.invocation_id, dict(result.detail)))
+            ids = job.invocations_with(result.invocation_id)
+            self._store(Outcome(job.id, "succeeded", ids, dict(result.detail)))
             return
         delay = backoff_delay(job.attempts, self.settings)
         age_then = self.clock.now() + delay - job.created_at
@@ -467,14 +427,15 @@ class ActionQueue:
             self.metrics.retried.labels(job.kind).inc()
             when = self.clock.now() + delay
             error = dict(result.detail)
-            self._store(Outcome(job.id, "pending", result.invocation_id, error=error, when=when))
+            ids = job.invocations_with(result.invocation_id)
+            self._store(Outcome(job.id, "pending", ids, error=error, when=when))
             return
         await self._destination(kind, request, job, result)
         self._bury(job, job.kind, result.invocation_id, dict(result.detail))
 
     def _bury(self, job: Job, kind: str, invocation_id: str | None, error: Any) -> None:
         self.metrics.dead_lettered.labels(kind).inc()
-        self._store(Outcome(job.id, "dead", invocation_id, error=error))
+        self._store(Outcome(job.id, "dead", job.invocations_with(invocation_id), error=error))
         log.warning(
             "action %s #%d of rule %s is dead-lettered as job %d after %d attempts: %s",
             kind,

@@ -22,7 +22,7 @@ async def trace_event(platform: Platform, event_id: str, namespace: str) -> dict
         raise NotFound(
             f"no event with id {event_id!r} in namespace {namespace!r} (it may have been pruned)"
         )
-    decisions = [_decision(platform, r.to_json()) for r in records]
+    decisions = [await _decision(platform, r.to_json()) for r in records]
     out: dict[str, Any] = {
         "events": [s.to_json() for s in stored],
         "decisions": decisions,
@@ -32,8 +32,8 @@ async def trace_event(platform: Platform, event_id: str, namespace: str) -> dict
     return out
 
 
-def _decision(platform: Platform, rec: dict[str, Any]) -> dict[str, Any]:
-    jobs = platform.actions.jobs_for(rec["id"]) if rec["actions"] else []
+async def _decision(platform: Platform, rec: dict[str, Any]) -> dict[str, Any]:
+    jobs = await platform.actions.jobs_for(rec["id"]) if rec["actions"] else []
     for job in jobs:
         job["invocations"] = [_invocation(platform, i) for i in job.get("invocation_ids") or []]
     return {**rec, "jobs": jobs}

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 
 from ondo.actions.base import ActionRequest, ActionResult, _extra, register_kind
 from ondo.actions.queue import ActionQueue
-from ondo.backends.store.sqlite_actions import ActionJobRepository, Job
+from ondo.backends.store.repositories.actions import Job, JobRepository
 from ondo.config import Config
 from ondo.platform import Platform
 from ondo.rules.model import Action
@@ -75,15 +76,15 @@ def request(
     )
 
 
-def enqueue(queue: ActionQueue, requests: Sequence[ActionRequest]) -> None:
-    """Jobs as the rules engine makes them: inside a store transaction (its decision's)."""
-    with queue.platform.db.transaction() as conn:
-        queue.enqueue_in_connection(conn, requests)
+async def enqueue(queue: ActionQueue, requests: Sequence[ActionRequest]) -> None:
+    """Jobs as the rules engine makes them: in a unit of work of the store (its decision's)."""
+    async with queue.store.transaction() as uow:
+        await queue.enqueue_in(uow, requests)
 
 
-def job_of(repo: ActionJobRepository, key: str) -> Job | None:
+async def job_of(jobs: JobRepository, key: str) -> Job | None:
     """The job with this key (every job a test makes has the enforcement id `enf-<key>`)."""
-    return next((j for j in repo.by_enforcement(f"enf-{key}") if j.key == key), None)
+    return next((j for j in await jobs.by_enforcement(f"enf-{key}") if j.key == key), None)
 
 
 @pytest.fixture
@@ -103,10 +104,16 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
     built.db.close()
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait for something the queue does in the background (bounded; not a timing assertion)."""
+async def until(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0) -> None:
+    """Wait for something the queue does in the background (bounded; not a timing assertion).
+    The predicate may be a coroutine function (one that reads the store)."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not await _holds(predicate):
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.005)
+
+
+async def _holds(predicate: Callable[[], bool | Awaitable[bool]]) -> bool:
+    found = predicate()
+    return bool(await found) if inspect.isawaitable(found) else bool(found)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import pytest
@@ -25,9 +26,29 @@ def clock_of(platform: Platform) -> ManualClock:
     return platform.clock
 
 
-def status(queue: ActionQueue, key: str) -> str | None:
-    job = job_of(queue.repo, key)
+async def status(queue: ActionQueue, key: str) -> str | None:
+    job = await job_of(queue.jobs, key)
     return job.status if job else None
+
+
+def are(queue: ActionQueue, wanted: str | None, *keys: str) -> Callable[[], Awaitable[bool]]:
+    """A condition for `until`: every job of `keys` has the status `wanted` (None: gone)."""
+
+    async def check() -> bool:
+        return all([await status(queue, k) == wanted for k in keys])
+
+    return check
+
+
+def calls_then(
+    queue: ActionQueue, scripted: ScriptedKind, key: str, calls: int, wanted: str
+) -> Callable[[], Awaitable[bool]]:
+    """A condition for `until`: `key` was performed `calls` times and is now `wanted`."""
+
+    async def check() -> bool:
+        return scripted.count(key) == calls and await status(queue, key) == wanted
+
+    return check
 
 
 def test_backoff_doubles_with_jitter_and_stops_at_the_cap() -> None:
@@ -43,14 +64,14 @@ def test_an_enqueued_action_is_performed_once_even_if_enqueued_twice(
     async def scenario() -> None:
         queue = queue_of(platform)
         await queue.start()
-        enqueue(queue, [request("k1"), request("k2")])
-        enqueue(queue, [request("k1")])
-        await until(lambda: status(queue, "k1") == status(queue, "k2") == "succeeded")
-        enqueue(queue, [request("k1")])  # after it ran, too
+        await enqueue(queue, [request("k1"), request("k2")])
+        await enqueue(queue, [request("k1")])
+        await until(are(queue, "succeeded", "k1", "k2"))
+        await enqueue(queue, [request("k1")])  # after it ran, too
         await asyncio.sleep(0.05)
         await queue.stop()
         assert scripted.count("k1") == 1 and scripted.count("k2") == 1
-        assert queue.jobs_for("enf-k1")[0]["result"] == {"call": 1}
+        assert (await queue.jobs_for("enf-k1"))[0]["result"] == {"call": 1}
 
     asyncio.run(scenario())
 
@@ -65,23 +86,23 @@ def test_a_failing_action_is_retried_with_backoff_then_dead_lettered(
         queue = queue_of(platform)
         await queue.start()
         started = clock.now()
-        enqueue(queue, [request("k")])
-        await until(lambda: scripted.count("k") == 1 and status(queue, "k") == "pending")
-        job = job_of(queue.repo, "k")
+        await enqueue(queue, [request("k")])
+        await until(calls_then(queue, scripted, "k", 1, "pending"))
+        job = await job_of(queue.jobs, "k")
         assert job is not None and job.attempts == 1
         assert started + 5.0 <= job.next_attempt_at <= started + 10.0  # 10 s base, jittered
         clock.advance(4.9)
         await asyncio.sleep(0.1)
         assert scripted.count("k") == 1  # not due yet
         clock.advance(5.2)
-        await until(lambda: scripted.count("k") == 2 and status(queue, "k") == "pending")
-        job = job_of(queue.repo, "k")
+        await until(calls_then(queue, scripted, "k", 2, "pending"))
+        job = await job_of(queue.jobs, "k")
         assert job is not None and job.next_attempt_at - clock.now() >= 10.0  # doubled: 20 s
         clock.advance(20.1)
-        await until(lambda: status(queue, "k") == "dead")
+        await until(are(queue, "dead", "k"))
         await queue.stop()
         assert [attempt for _, attempt in scripted.calls] == [1, 2, 3]
-        dead = queue.dead_letters("default")
+        dead = await queue.dead_letters("default")
         assert [j.key for j in dead] == ["k"] and dead[0].last_error == {"error": "failure 3"}
         metrics = platform.metrics.render().decode()
         assert 'ondo_actions_retried_total{kind="scripted"} 2.0' in metrics
@@ -98,17 +119,17 @@ def test_a_dead_letter_retried_runs_again_with_attempts_reset(
     async def scenario() -> None:
         queue = queue_of(platform, replace(SETTINGS, max_attempts=1))
         await queue.start()
-        enqueue(queue, [request("k")])
-        await until(lambda: status(queue, "k") == "dead")
-        job = job_of(queue.repo, "k")
+        await enqueue(queue, [request("k")])
+        await until(are(queue, "dead", "k"))
+        job = await job_of(queue.jobs, "k")
         assert job is not None
-        assert queue.retry_dead([job.id]) == 1
-        await until(lambda: status(queue, "k") == "dead" and scripted.count("k") == 2)
-        assert queue.retry_dead([job.id]) == 1
-        await until(lambda: status(queue, "k") == "succeeded")
+        assert await queue.retry_dead([job.id]) == 1
+        await until(calls_then(queue, scripted, "k", 2, "dead"))
+        assert await queue.retry_dead([job.id]) == 1
+        await until(are(queue, "succeeded", "k"))
         await queue.stop()
         assert [attempt for _, attempt in scripted.calls] == [1, 2, 3]  # each attempt named anew
-        assert queue.retry_dead([job.id]) == 0  # succeeded jobs stay put
+        assert await queue.retry_dead([job.id]) == 0  # succeeded jobs stay put
 
     asyncio.run(scenario())
 
@@ -122,8 +143,8 @@ def test_a_failure_that_retrying_cannot_fix_is_dead_lettered_at_once(
     async def scenario() -> None:
         queue = queue_of(platform)
         await queue.start()
-        enqueue(queue, [request("k")])
-        await until(lambda: status(queue, "k") == "dead")
+        await enqueue(queue, [request("k")])
+        await until(are(queue, "dead", "k"))
         await queue.stop()
         assert scripted.count("k") == 1
 
@@ -139,13 +160,13 @@ def test_an_action_older_than_the_age_limit_is_given_up(
         clock = clock_of(platform)
         queue = queue_of(platform, replace(SETTINGS, max_attempts=10, max_event_age_s=25.0))
         await queue.start()
-        enqueue(queue, [request("k")])
-        await until(lambda: scripted.count("k") == 1 and status(queue, "k") == "pending")
+        await enqueue(queue, [request("k")])
+        await until(calls_then(queue, scripted, "k", 1, "pending"))
         clock.advance(40.0)  # the retry falls due only after the action is 40 s old
-        await until(lambda: status(queue, "k") == "dead")
+        await until(are(queue, "dead", "k"))
         await queue.stop()
         assert scripted.count("k") == 1
-        job = job_of(queue.repo, "k")
+        job = await job_of(queue.jobs, "k")
         assert job is not None and "ONDO_ACTION_MAX_AGE" in job.last_error["error"]
 
     asyncio.run(scenario())
@@ -160,10 +181,10 @@ def test_no_retry_is_scheduled_past_the_age_limit(
         # The first retry would wait at least 5 s (10 s base, jittered): past the 4 s limit.
         queue = queue_of(platform, replace(SETTINGS, max_attempts=10, max_event_age_s=4.0))
         await queue.start()
-        enqueue(queue, [request("k")])
-        await until(lambda: status(queue, "k") == "dead")
+        await enqueue(queue, [request("k")])
+        await until(are(queue, "dead", "k"))
         await queue.stop()
-        job = job_of(queue.repo, "k")
+        job = await job_of(queue.jobs, "k")
         assert scripted.count("k") == 1
         assert job is not None and job.last_error == {"error": "failure 1"}
 
@@ -175,13 +196,13 @@ def test_jobs_cut_off_by_a_crash_run_again_as_the_same_attempt(
 ) -> None:
     async def scenario() -> None:
         crashed = queue_of(platform)
-        enqueue(crashed, [request("a"), request("b"), request("c")])
+        await enqueue(crashed, [request("a"), request("b"), request("c")])
         # What `kill -9` leaves behind: jobs claimed (running) whose outcome was never stored.
-        claimed = crashed.repo.settle_and_claim((), platform.clock.now(), 2)
+        claimed = await crashed.jobs.claim(platform.clock.now(), 2)
         assert {j.status for j in claimed} == {"running"}
         restarted = queue_of(platform)
         await restarted.start()
-        await until(lambda: all(status(restarted, k) == "succeeded" for k in "abc"))
+        await until(are(restarted, "succeeded", *"abc"))
         await restarted.stop()
         assert sorted(scripted.calls) == [("a", 1), ("b", 1), ("c", 1)]
 
@@ -196,16 +217,16 @@ def test_stop_waits_for_running_actions_and_leaves_the_rest_for_the_next_start(
     async def scenario() -> None:
         queue = queue_of(platform, replace(SETTINGS, workers=1, stop_grace_s=0.05))
         await queue.start()
-        enqueue(queue, [request("a"), request("b")])
+        await enqueue(queue, [request("a"), request("b")])
         await until(lambda: scripted.count("a") == 1)
         await queue.stop()  # a is cut off after the grace; b never started
         # A clean stop puts a back to pending as the same attempt (it is not a crash).
-        assert status(queue, "a") == status(queue, "b") == "pending"
+        assert await are(queue, "pending", "a", "b")()
         assert scripted.gate is not None
         scripted.gate.set()
         again = queue_of(platform)
         await again.start()
-        await until(lambda: status(again, "a") == status(again, "b") == "succeeded")
+        await until(are(again, "succeeded", "a", "b"))
         await again.stop()
         assert sorted(scripted.calls) == [("a", 1), ("a", 1), ("b", 1)]
 
@@ -224,12 +245,12 @@ def test_many_actions_complete_exactly_once(
         queue = queue_of(platform, replace(SETTINGS, workers=workers, backoff_s=0.001))
         await queue.start()
         for start in range(0, len(keys), 50):
-            enqueue(queue, [request(k) for k in keys[start : start + 50]])
+            await enqueue(queue, [request(k) for k in keys[start : start + 50]])
         clock = clock_of(platform)
 
-        def all_succeeded() -> bool:
+        async def all_succeeded() -> bool:
             clock.advance(0.01)  # lets the retries fall due
-            return queue.repo.counts() == {"succeeded": len(keys)}
+            return await queue.jobs.counts() == {"succeeded": len(keys)}
 
         await until(all_succeeded)
         await queue.stop()
@@ -256,10 +277,10 @@ def test_outcomes_become_destination_events_as_configured(
         settings = replace(SETTINGS, max_attempts=1, destinations=wanted)
         queue = queue_of(platform, settings)
         await queue.start()
-        enqueue(queue, [request("good")])
-        await until(lambda: status(queue, "good") == "succeeded")
-        enqueue(queue, [request("bad")])
-        await until(lambda: status(queue, "bad") == "dead")
+        await enqueue(queue, [request("good")])
+        await until(are(queue, "succeeded", "good"))
+        await enqueue(queue, [request("bad")])
+        await until(are(queue, "dead", "bad"))
         await queue.stop()
         events = [s.event for s in await platform.bus.tail(10)]
         assert [e.type for e in events] == expected
@@ -276,10 +297,10 @@ def test_finished_jobs_are_forgotten_after_the_retention(
         clock = clock_of(platform)
         queue = queue_of(platform, replace(SETTINGS, retention_s=60.0))
         await queue.start()
-        enqueue(queue, [request("old")])
-        await until(lambda: status(queue, "old") == "succeeded")
+        await enqueue(queue, [request("old")])
+        await until(are(queue, "succeeded", "old"))
         clock.advance(3601.0)  # past the retention and the hourly prune
-        await until(lambda: status(queue, "old") is None)
+        await until(are(queue, None, "old"))
         await queue.stop()
 
     asyncio.run(scenario())
@@ -296,14 +317,15 @@ def test_a_full_lane_leaves_the_workers_to_other_lanes(
     async def scenario() -> None:
         queue = queue_of(platform, replace(SETTINGS, workers=4))
         await queue.start()
-        enqueue(queue, [request(k, target="slow") for k in slow])
-        enqueue(queue, [request(k, target="fast") for k in fast])
-        await until(lambda: all(status(queue, k) == "succeeded" for k in fast))
+        await enqueue(queue, [request(k, target="slow") for k in slow])
+        await enqueue(queue, [request(k, target="fast") for k in fast])
+        await until(are(queue, "succeeded", *fast))
         # Only as many slow jobs as the lane allows were started; the rest wait, pending.
         assert sum(scripted.count(k) for k in slow) == 2
-        assert sorted(status(queue, k) or "" for k in slow) == ["pending"] * 8 + ["running"] * 2
+        found = sorted([await status(queue, k) or "" for k in slow])
+        assert found == ["pending"] * 8 + ["running"] * 2
         scripted.gates["slow"].set()
-        await until(lambda: all(status(queue, k) == "succeeded" for k in slow))
+        await until(are(queue, "succeeded", *slow))
         await queue.stop()
         assert all(scripted.count(k) == 1 for k in slow + fast)
 
@@ -318,12 +340,16 @@ def test_jobs_behind_a_long_full_lane_are_found(platform: Platform, scripted: Sc
     async def scenario() -> None:
         queue = queue_of(platform, replace(SETTINGS, workers=2))
         await queue.start()
-        enqueue(queue, [request(k, target="slow") for k in slow])
-        enqueue(queue, [request(f"fast{i}", target="fast") for i in range(3)])
-        await until(lambda: all(status(queue, f"fast{i}") == "succeeded" for i in range(3)))
+        await enqueue(queue, [request(k, target="slow") for k in slow])
+        await enqueue(queue, [request(f"fast{i}", target="fast") for i in range(3)])
+        await until(are(queue, "succeeded", *(f"fast{i}" for i in range(3))))
         assert sum(scripted.count(k) for k in slow) == 1
         scripted.gates["slow"].set()
-        await until(lambda: queue.counts()["succeeded"] == 153)
+
+        async def all_done() -> bool:
+            return (await queue.counts())["succeeded"] == 153
+
+        await until(all_done)
         await queue.stop()
 
     asyncio.run(scenario())
@@ -344,9 +370,9 @@ def test_jobs_enqueued_in_a_unit_of_work_run_once_it_commits_and_not_if_it_rolls
         async with platform.store.transaction() as uow:
             await queue.enqueue_in(uow, [request("k1"), request("k2")])
             await queue.enqueue_in(uow, [request("k1")])
-        await until(lambda: status(queue, "k1") == status(queue, "k2") == "succeeded")
+        await until(are(queue, "succeeded", "k1", "k2"))
         await queue.stop()
         assert sorted(scripted.calls) == [("k1", 1), ("k2", 1)]
-        assert status(queue, "undone") is None
+        assert await status(queue, "undone") is None
 
     asyncio.run(scenario())

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
+from ondo.actions.queue import ActionQueue
 from ondo.api.auth import admin_only
 from ondo.api.http import (
     answer,
@@ -20,7 +21,10 @@ from ondo.api.http import (
     whole_number,
 )
 from ondo.errors import Conflict, ValidationError
-from ondo.platform import Platform
+
+
+def _queue(request: Request) -> ActionQueue:
+    return platform_of(request).actions
 
 
 def _job_id(request: Request) -> int:
@@ -29,58 +33,56 @@ def _job_id(request: Request) -> int:
 
 async def list_dead(request: Request) -> JSONResponse:
     """Dead-lettered actions of the namespace, oldest first (`after` pages by id)."""
-    platform = platform_of(request)
     limit = int_param(request, "limit", 100, 1, 1000)
     after = int_param(request, "after", 0, 0, 2**62)
-    jobs = platform.actions.dead_letters(namespace_of(request), limit, after)
+    jobs = await _queue(request).dead_letters(namespace_of(request), limit, after)
     return answer({"dead_letters": [j.to_json() for j in jobs]})
 
 
 async def show_dead(request: Request) -> JSONResponse:
     """One action job (any status) with its stored request."""
-    platform = platform_of(request)
-    job = platform.actions.job(_job_id(request), namespace_of(request))
+    job = await _queue(request).job(_job_id(request), namespace_of(request))
     return answer(job.to_json(with_request=True))
 
 
 async def retry_dead(request: Request) -> JSONResponse:
     """Put a dead-lettered action back in the queue with its attempts reset."""
-    platform = platform_of(request)
-    job = platform.actions.job(_job_id(request), namespace_of(request))
+    queue = _queue(request)
+    job = await queue.job(_job_id(request), namespace_of(request))
     if job.status != "dead":
         raise Conflict(
             f"action job {job.id} is {job.status}, not dead-lettered; only dead jobs can be retried"
         )
-    platform.actions.retry_dead([job.id])
+    await queue.retry_dead([job.id])
     return answer({"retried": [job.id]})
 
 
 async def retry_all(request: Request) -> JSONResponse:
     """Retry every dead-lettered action of the namespace (or those listed in {"ids": […]})."""
-    platform = platform_of(request)
+    queue = _queue(request)
     namespace = namespace_of(request)
     raw = await read_body(request, 1024 * 1024)
     body: Any = await decode_json(raw) if raw.strip() else {}
     ids = body.get("ids") if isinstance(body, dict) else None
     if ids is None:
-        ids = _all_dead_ids(platform, namespace)
+        ids = await _all_dead_ids(queue, namespace)
     elif not isinstance(ids, list) or not all(is_stored_int(i) for i in ids):
         raise ValidationError('body must be {"ids": [N, …]} or empty to retry every dead letter')
     else:
-        jobs = [platform.actions.job(i, namespace) for i in ids]
+        jobs = [await queue.job(i, namespace) for i in ids]
         ids = [job.id for job in jobs if job.status == "dead"]
         skipped = [job.id for job in jobs if job.status != "dead"]
         if skipped:
-            platform.actions.retry_dead(ids)
+            await queue.retry_dead(ids)
             return answer({"retried": ids, "skipped_not_dead": skipped})
-    platform.actions.retry_dead(ids)
+    await queue.retry_dead(ids)
     return answer({"retried": ids})
 
 
-def _all_dead_ids(platform: Platform, namespace: str) -> list[int]:
+async def _all_dead_ids(queue: ActionQueue, namespace: str) -> list[int]:
     ids: list[int] = []
     while True:
-        page = platform.actions.dead_letters(namespace, 1000, ids[-1] if ids else 0)
+        page = await queue.dead_letters(namespace, 1000, ids[-1] if ids else 0)
         if not page:
             return ids
         ids.extend(j.id for j in page)
@@ -88,16 +90,16 @@ def _all_dead_ids(platform: Platform, namespace: str) -> list[int]:
 
 async def delete_dead(request: Request) -> JSONResponse:
     """Drop a dead-lettered action for good (its row stays as `discarded` for `ondo trace`)."""
-    platform = platform_of(request)
-    job = platform.actions.job(_job_id(request), namespace_of(request))
-    if not platform.actions.discard_dead(job.id):
+    queue = _queue(request)
+    job = await queue.job(_job_id(request), namespace_of(request))
+    if not await queue.discard_dead(job.id):
         raise Conflict(f"action job {job.id} is {job.status}, not dead-lettered; nothing deleted")
     return answer({"deleted": job.id})
 
 
 async def action_counts(request: Request) -> JSONResponse:
     """How many action jobs are in each state (pending, running, succeeded, dead, discarded)."""
-    return answer({"jobs": platform_of(request).actions.counts()})
+    return answer({"jobs": await _queue(request).counts()})
 
 
 def routes() -> list[BaseRoute]:
