@@ -31,20 +31,23 @@ RULE_COUNTS = (1, 100, 1_000)
 async def per_event_us(rule_count: int, events: int) -> float:
     with tempfile.TemporaryDirectory(prefix="ondo-bench-") as tmp:
         platform = Platform(Config(data_dir=Path(tmp), manual_clock=True, bus_url="memory://"))
+        await platform.store.open()
+        await platform.rules.start()
         book = platform.rules.book
         for i in range(rule_count):
             rule = book.prepare("default", "bench", name=f"r{i}", text=f"on t{i} do emit seen{i}")
-            book.add(rule)
+            await book.add(rule)
         batch = [
             StoredEvent(n + 1, CloudEvent(source="bench", type=f"t{n % rule_count}"), 0.0)
             for n in range(events)
         ]
         started = time.perf_counter()
         for stored in batch:
-            platform.rules.dispatch_now([stored])
+            await platform.rules.dispatch_now([stored])
         elapsed = time.perf_counter() - started
+        await platform.rules.stop()
         await platform.bus.close()
-        platform.db.close()
+        await platform.store.close()
     return elapsed / events * 1e6
 
 

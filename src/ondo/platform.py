@@ -10,6 +10,7 @@ import logging
 from typing import Protocol
 
 from ondo import datadir
+from ondo.actions.base import validate_action
 from ondo.actions.queue import ActionQueue
 from ondo.backends.bus import Bus, ReplayTarget, open_bus
 from ondo.backends.store import Store, open_store
@@ -21,7 +22,9 @@ from ondo.errors import ConfigError
 from ondo.functions.bundle import CodeStore
 from ondo.functions.service import FunctionService
 from ondo.metrics import Metrics
-from ondo.rules.dispatcher import install as install_rules
+from ondo.rules.definitions import RuleChecks
+from ondo.rules.dispatcher import RuleDispatcher
+from ondo.rules.engine import RuleEngine
 from ondo.runtime.base import Runtime
 from ondo.security.tokens import TokenStore
 
@@ -78,7 +81,20 @@ class Platform:
         # Before the engine's service, so it stops after the engine and starts before it.
         self.actions = ActionQueue(self, config.actions)
         self.add_service(self.actions)
-        self.rules = install_rules(self)  # after the action queue: it enqueues there
+        self.rules = self._wire_rules()  # after the action queue: it enqueues there
+
+    def _wire_rules(self) -> RuleEngine:
+        checks = RuleChecks(
+            function_exists=self.functions.exists,
+            validate_action=lambda action, namespace: validate_action(action, self, namespace),
+        )
+        engine = RuleEngine(
+            self.store, self.clock, self.metrics.registry, self.actions, checks, self.bus
+        )
+        engine.dispatcher = RuleDispatcher(self.bus, self.clock, engine)
+        self.add_service(engine.dispatcher)  # starts the engine: loads the rules
+        self.replay_target = engine.dispatcher
+        return engine
 
     def add_service(self, service: Service) -> None:
         self._services.append(service)

@@ -69,7 +69,7 @@ def _announce(platform: Platform) -> None:
         lines.append(
             f'function {fv.name} v{fv.version}:  ondo invoke {fv.name} --data \'{{"name": "you"}}\''
         )
-    for rule in platform.rules.book.registry.in_namespace("default"):
+    for rule in platform.rules.book.stored_in("default"):
         lines.append(f"rule {rule.name}: {rule.text or '(JSON form)'}")
     if len(lines) > 2:
         lines.append("events:  ondo emit TYPE --data JSON;  what they caused:  ondo trace EVENT_ID")

@@ -21,7 +21,7 @@ def invoking_rules(platform: Platform, namespace: str, function: str) -> list[st
     """Names of the enabled rules of `namespace` that invoke `function`."""
     return [
         stored.name
-        for stored in platform.rules.book.registry.in_namespace(namespace)
+        for stored in platform.rules.book.stored_in(namespace)
         if stored.enabled and invokes(rule_from_json(stored.spec).actions, function)
     ]
 
@@ -54,6 +54,6 @@ async def delete_function(
     if rules and not force:
         raise refuse_delete(name, namespace, rules, "pass --force")
     for rule in rules:
-        platform.rules.book.set_enabled(namespace, rule, False)
+        await platform.rules.book.set_enabled(namespace, rule, False)
     await platform.functions.delete(name, namespace)
     return rules

@@ -56,7 +56,7 @@ class FunctionStep:
         functions = platform.functions
         if self.change == "delete":
             for rule in self.disables:
-                platform.rules.book.set_enabled(self.namespace, rule, False)
+                await platform.rules.book.set_enabled(self.namespace, rule, False)
             await functions.delete(self.name, self.namespace)
             return {"disabled_rules": list(self.disables)} if self.disables else {}
         if self.change == "unchanged" or self.decl is None:
@@ -284,7 +284,7 @@ def _owner(platform: Platform, namespace: str, step: Step) -> str | None:
         current = platform.functions.repo.current(namespace, step.name)
         return current.app if current is not None else None
     if step.kind == "rule":
-        rule = platform.rules.book.registry.find(namespace, step.name)
+        rule = platform.rules.book.stored_rule(namespace, step.name)
         return rule.app if rule is not None else None
     return None
 

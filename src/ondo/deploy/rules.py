@@ -37,16 +37,16 @@ class RuleStep:
     async def apply(self, platform: Platform) -> dict[str, Any]:
         book = platform.rules.book
         if self.change == "delete":
-            book.delete(self.namespace, self.name)
+            await book.delete(self.namespace, self.name)
         elif self.change != "unchanged" and self.rule is not None:
-            book.add(self.rule, replace_existing=True)
+            await book.add(self.rule, replace_existing=True)
             if not self.enabled:
-                book.set_enabled(self.namespace, self.name, False)
+                await book.set_enabled(self.namespace, self.name, False)
         return {}
 
 
 def plan_rules(platform: Platform, manifest: Manifest, namespace: str) -> list[RuleStep]:
-    registry = platform.rules.book.registry
+    book = platform.rules.book  # its rules as last read from the store (kept by the change feed)
     steps: list[RuleStep] = []
     seen: dict[str, str | int] = {}
     for index, item in _items(manifest):
@@ -55,7 +55,7 @@ def plan_rules(platform: Platform, manifest: Manifest, namespace: str) -> list[R
         if name in seen:
             raise _error(manifest, (index, "name"), f"rule {name!r} is also item {seen[name]}")
         seen[name] = index
-        current = registry.find(namespace, name)
+        current = book.stored_rule(namespace, name)
         if current is None:
             change: Change = "create"
             detail = rule.stored.text or "new rule (JSON form)"
@@ -64,7 +64,7 @@ def plan_rules(platform: Platform, manifest: Manifest, namespace: str) -> list[R
         else:
             change, detail = "update", f"now: {rule.stored.text or 'JSON form changed'}"
         steps.append(RuleStep("rule", name, change, detail, namespace, rule, enabled))
-    for name in registry.names_of_app(namespace, manifest.app):
+    for name in book.names_of_app(namespace, manifest.app):
         if name not in seen:
             steps.append(
                 RuleStep("rule", name, "delete", "no longer in ondo.yaml", namespace, None)

@@ -3,27 +3,37 @@
 `RuleBook.prepare` turns text or JSON into a `CompiledRule` and checks everything that can be
 checked before storing: syntax (the parser's column and hint), the pattern, the condition, window
 lengths, action kinds and their targets (functions must exist). Only a rule that passes is
-written, in one transaction; the engine is told so it can update its matcher.
+written, in one transaction.
+
+The compiled rules are a cache of the store's `rules` table. Every change (add, replace, delete,
+enable, disable, a rule disabled because it failed) notifies the change feed's topic `rules` with
+the rule id in its transaction; every process's book then reads that rule again from the store
+(key `*`: every rule) and tells its engine, which updates its matcher. A process therefore sees
+another's rule changes as soon as PostgreSQL delivers the notification.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import re
-import sqlite3
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ondo.actions.base import validate_action
-from ondo.backends.store.repositories.rules import StoredRule
-from ondo.errors import Conflict, OndoError, RuleError, ValidationError
+from ondo.backends.store import Repositories, Store
+from ondo.backends.store.base import EVERYTHING
+from ondo.backends.store.repositories.rules import StoredRule, rule_id
+from ondo.clock import Clock
+from ondo.errors import Conflict, NotFound, OndoError, RuleError, ValidationError
 from ondo.functions.model import NAME_RE
 from ondo.patterns import compile as compile_pattern
 from ondo.rules.conditions import Condition
 from ondo.rules.model import (
+    Action,
     CountWindow,
     RuleSpec,
     SustainWindow,
@@ -31,12 +41,11 @@ from ondo.rules.model import (
     rule_from_json,
     rule_to_json,
 )
-from ondo.rules.registry import RuleRegistry
-
-if TYPE_CHECKING:
-    from ondo.platform import Platform
 
 log = logging.getLogger("ondo.rules")
+
+TOPIC = "rules"  # the change feed's topic: key = the rule id, or "*"
+RETRY_S = 1.0  # a reload the store refused is tried again after this long
 
 _MISSING = object()
 _SLUG_JUNK = re.compile(r"[^a-z0-9]+")
@@ -111,34 +120,152 @@ def _base_pattern(spec: RuleSpec) -> Mapping[str, Any] | None:
 
 
 ChangeListener = Callable[[str, CompiledRule | None], None]
-ForgetListener = Callable[[sqlite3.Connection, str], None]
+
+
+@dataclass(frozen=True)
+class RuleChecks:
+    """What defining a rule checks against other parts (platform.py wires them)."""
+
+    function_exists: Callable[[str, str], bool]  # (name, namespace)
+    validate_action: Callable[[Action, str], None]  # (action, namespace); raises why not
 
 
 class RuleBook:
     """Create, replace, delete, enable and disable rules; holds every stored rule compiled."""
 
     def __init__(
-        self, platform: Platform, on_change: ChangeListener, on_forget: ForgetListener
+        self, store: Store, clock: Clock, checks: RuleChecks, on_change: ChangeListener
     ) -> None:
-        self.platform = platform
-        self.registry = RuleRegistry(platform.db)
+        self.store = store
+        self.clock = clock
+        self.checks = checks
         self._on_change = on_change
-        self._on_forget = on_forget
+        self._stored: dict[str, StoredRule] = {}  # every row, loadable or not
         self._compiled: dict[str, CompiledRule] = {}
-        for stored in self.registry.all():
-            try:
-                self._compiled[stored.rule_id] = _load(stored)
-            except OndoError as exc:  # e.g. stored by a version without today's bounds
-                log.error("rule %s cannot be loaded and is disabled: %s", stored.rule_id, exc)
-                if stored.enabled:
-                    with platform.db.transaction() as conn:
-                        self.disable_in(conn, stored, f"it cannot be loaded: {exc}")
+        self._lock = asyncio.Lock()  # one reader of the store into the cache at a time
+        self._pending: set[str] = set()  # rule ids the change feed named, not reloaded yet
+        self._reloader: asyncio.Task[None] | None = None
+        self._detach: Callable[[], None] | None = None
+
+    async def load(self) -> None:
+        """Follow the change feed, then read every rule; a stored rule that cannot be loaded
+        (e.g. stored by a version without today's bounds) is disabled, saying why."""
+        if self._detach is None:
+            self._detach = self.store.subscribe(TOPIC, self._heard)
+        failed = await self._refresh_all()
+        for rid, exc in failed.items():
+            log.error("rule %s cannot be loaded and is disabled: %s", rid, exc)
+            stored = self._stored[rid]
+            if stored.enabled:
+                await self._disable(stored, f"it cannot be loaded: {exc}")
+
+    async def _disable(self, stored: StoredRule, reason: str) -> None:
+        async def disable(uow: Repositories) -> None:
+            await self.disable_in(uow, stored, reason)
+
+        await self.store.atomic(disable)
+        await self.reload(stored.namespace, stored.name)
+
+    async def close(self) -> None:
+        if self._detach is not None:
+            self._detach()
+            self._detach = None
+        if self._reloader is not None:
+            self._reloader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reloader
+            self._reloader = None
+
+    # --- the cache ---------------------------------------------------------------------------
 
     def compiled(self) -> list[CompiledRule]:
         return list(self._compiled.values())
 
     def compiled_rule(self, rid: str) -> CompiledRule | None:
         return self._compiled.get(rid)
+
+    def stored_rule(self, namespace: str, name: str) -> StoredRule | None:
+        """The rule as last read from the store (a cache kept by the change feed)."""
+        return self._stored.get(rule_id(namespace, name))
+
+    def stored_in(self, namespace: str) -> list[StoredRule]:
+        """The namespace's rules by name, as last read from the store."""
+        found = [r for r in self._stored.values() if r.namespace == namespace]
+        return sorted(found, key=lambda r: r.name)
+
+    def names_of_app(self, namespace: str, app: str) -> list[str]:
+        return [r.name for r in self.stored_in(namespace) if r.app == app]
+
+    def _heard(self, key: str) -> None:
+        """The change feed: reload the rule (all of them for `*`) in the background."""
+        self._pending.add(key)
+        if self._reloader is None or self._reloader.done():
+            self._reloader = asyncio.get_running_loop().create_task(
+                self._reload_pending(), name="ondo-rules-reload"
+            )
+
+    async def _reload_pending(self) -> None:
+        while self._pending:
+            key = EVERYTHING if EVERYTHING in self._pending else next(iter(self._pending))
+            self._pending.discard(key)
+            try:
+                if key == EVERYTHING:
+                    self._pending.clear()
+                    await self._refresh_all()
+                else:
+                    await self._refresh(key)
+            except OndoError:
+                log.warning("reloading rule %s failed; trying again", key, exc_info=True)
+                self._pending.add(key)
+                await asyncio.sleep(RETRY_S)
+
+    async def _refresh(self, rid: str, hint: CompiledRule | None = None) -> StoredRule | None:
+        """Read one rule from the store into the cache (and the engine's matcher)."""
+        namespace, _, name = rid.partition("/")
+        async with self._lock:
+            stored = await self.store.repos.rules.find(namespace, name)
+            self._apply(rid, stored, hint)
+        return stored
+
+    async def _refresh_all(self) -> dict[str, OndoError]:
+        """Read every rule; returns the ones that cannot be loaded, with why."""
+        async with self._lock:
+            rows = {r.rule_id: r for r in await self.store.repos.rules.all()}
+            for rid in set(self._stored) - set(rows):
+                self._apply(rid, None)
+            failed = {}
+            for rid, stored in rows.items():
+                exc = self._apply(rid, stored)
+                if exc is not None:
+                    failed[rid] = exc
+            return failed
+
+    def _apply(
+        self, rid: str, stored: StoredRule | None, hint: CompiledRule | None = None
+    ) -> OndoError | None:
+        if stored is None:
+            self._stored.pop(rid, None)
+            if self._compiled.pop(rid, None) is not None:
+                self._on_change(rid, None)
+            return None
+        self._stored[rid] = stored
+        current = self._compiled.get(rid)
+        if current is not None and current.stored == stored:
+            return None
+        if current is not None and current.stored.same_definition(stored):
+            compiled = replace(current, stored=stored)
+        elif hint is not None and hint.stored.same_definition(stored):
+            compiled = replace(hint, stored=stored)
+        else:
+            try:
+                compiled = _load(stored)
+            except OndoError as exc:
+                if self._compiled.pop(rid, None) is not None:
+                    self._on_change(rid, None)
+                return exc
+        self._compiled[rid] = compiled
+        self._on_change(rid, compiled)
+        return None
 
     # --- defining ----------------------------------------------------------------------------
 
@@ -185,74 +312,97 @@ class RuleBook:
         for action in spec.actions:
             if action.kind == "invoke" and action.target in known_functions:
                 continue  # created by the same deploy, before the rules
-            if action.kind == "invoke" and not self.platform.functions.exists(
+            if action.kind == "invoke" and not self.checks.function_exists(
                 action.target or "", namespace
             ):
                 raise RuleError(
                     f"{where}: `invoke {action.target}`: there is no function {action.target!r}"
                     f" in namespace {namespace!r}; deploy it first (`ondo deploy`) or fix the name"
                 )
-            validate_action(action, self.platform, namespace)
+            self.checks.validate_action(action, namespace)
 
-    def add(self, rule: CompiledRule, *, replace_existing: bool = False) -> StoredRule:
+    async def get(self, namespace: str, name: str) -> StoredRule:
+        """The rule as stored now; NotFound names it."""
+        found = await self.store.repos.rules.find(namespace, name)
+        if found is None:
+            raise _not_found(namespace, name)
+        return found
+
+    async def add(self, rule: CompiledRule, *, replace_existing: bool = False) -> StoredRule:
         """Store a prepared rule; refuses a name in use unless `replace_existing`."""
-        rid = rule.rule_id
-        old = self._compiled.get(rid) or _stored_only(self.registry, rule.stored)
-        if old is not None and not replace_existing:
-            raise Conflict(
-                f"rule {rule.stored.name!r} already exists in namespace"
-                f" {rule.stored.namespace!r}; delete it first or choose another --name"
-            )
-        now = self.platform.clock.now()
-        with self.platform.db.transaction() as conn:
-            stored = self.registry.put(conn, rule.stored, now)
-            self._on_forget(conn, rid)  # a new definition starts with empty windows
-        compiled = replace(rule, stored=stored)
-        self._compiled[rid] = compiled
-        self._on_change(rid, compiled)
+        rid, now = rule.rule_id, self.clock.now()
+
+        async def put(uow: Repositories) -> StoredRule:
+            if not replace_existing and await uow.rules.find(*_split(rid)) is not None:
+                raise Conflict(
+                    f"rule {rule.stored.name!r} already exists in namespace"
+                    f" {rule.stored.namespace!r}; delete it first or choose another --name"
+                )
+            stored = await uow.rules.put(rule.stored, now)
+            await uow.windows.forget_rule(rid)  # a new definition starts with empty windows
+            await uow.notify(TOPIC, rid)
+            return stored
+
+        stored = await self.store.atomic(put)
+        await self._refresh(rid, rule)
         return stored
 
-    def delete(self, namespace: str, name: str) -> None:
-        stored = self.registry.get(namespace, name)
-        with self.platform.db.transaction() as conn:
-            self.registry.delete(conn, namespace, name)
-            self._on_forget(conn, stored.rule_id)
-        self._compiled.pop(stored.rule_id, None)
-        self._on_change(stored.rule_id, None)
+    async def delete(self, namespace: str, name: str) -> None:
+        rid = rule_id(namespace, name)
 
-    def set_enabled(self, namespace: str, name: str, enabled: bool) -> StoredRule:
+        async def delete(uow: Repositories) -> None:
+            if not await uow.rules.delete(namespace, name):
+                raise _not_found(namespace, name)
+            await uow.windows.forget_rule(rid)
+            await uow.notify(TOPIC, rid)
+
+        await self.store.atomic(delete)
+        await self._refresh(rid)
+
+    async def set_enabled(self, namespace: str, name: str, enabled: bool) -> StoredRule:
         """Enable or disable; a disabled rule's windows and timers are dropped (it sees nothing).
 
         Refuses to enable a stored rule that cannot be loaded (it would match nothing)."""
-        stored = self.registry.get(namespace, name)
+        stored = await self.get(namespace, name)
         if enabled and stored.rule_id not in self._compiled:
             _load(stored)  # raises why; a rule that loads was loaded at start
         if stored.enabled != enabled or stored.disabled_reason is not None:
-            with self.platform.db.transaction() as conn:
-                self.registry.set_enabled(conn, namespace, name, enabled, self.platform.clock.now())
-                self._on_forget(conn, stored.rule_id)
-        return self.reload(namespace, name)
+            now = self.clock.now()
 
-    def disable_in(self, conn: sqlite3.Connection, stored: StoredRule, reason: str) -> None:
-        """Inside the caller's transaction: disable a rule that failed, keeping why (shown by
+            async def switch(uow: Repositories) -> None:
+                if not await uow.rules.set_enabled(namespace, name, enabled, now):
+                    raise _not_found(namespace, name)
+                await uow.windows.forget_rule(stored.rule_id)
+                await uow.notify(TOPIC, stored.rule_id)
+
+            await self.store.atomic(switch)
+        return await self.reload(namespace, name)
+
+    async def disable_in(self, uow: Repositories, stored: StoredRule, reason: str) -> None:
+        """Inside the caller's unit of work: disable a rule that failed, keeping why (shown by
         `ondo rules show`); the caller calls `reload` once it committed."""
-        now = self.platform.clock.now()
-        self.registry.set_enabled(conn, stored.namespace, stored.name, False, now, reason)
-        self._on_forget(conn, stored.rule_id)
+        now = self.clock.now()
+        await uow.rules.set_enabled(stored.namespace, stored.name, False, now, reason)
+        await uow.windows.forget_rule(stored.rule_id)
+        await uow.notify(TOPIC, stored.rule_id)
 
-    def reload(self, namespace: str, name: str) -> StoredRule:
-        """Bring the compiled rule and the matcher in step with the stored row."""
-        stored = self.registry.get(namespace, name)
-        current = self._compiled.get(stored.rule_id)
-        if current is not None:
-            current = replace(current, stored=stored)
-            self._compiled[stored.rule_id] = current
-        self._on_change(stored.rule_id, current)
+    async def reload(self, namespace: str, name: str) -> StoredRule:
+        """Bring the compiled rule and the matcher in step with the stored row now."""
+        stored = await self._refresh(rule_id(namespace, name))
+        if stored is None:
+            raise _not_found(namespace, name)
         return stored
 
 
-def _stored_only(registry: RuleRegistry, rule: StoredRule) -> StoredRule | None:
-    return registry.find(rule.namespace, rule.name)
+def _split(rid: str) -> tuple[str, str]:
+    namespace, _, name = rid.partition("/")
+    return namespace, name
+
+
+def _not_found(namespace: str, name: str) -> NotFound:
+    return NotFound(
+        f"rule {name!r} does not exist in namespace {namespace!r}; see `ondo rules list`"
+    )
 
 
 @dataclass(frozen=True)

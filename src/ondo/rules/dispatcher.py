@@ -1,7 +1,7 @@
 """The rules dispatcher: consumes the bus as consumer `rules`, in order, at least once.
 
 Each batch is decided through the engine (whose decisions are idempotent per rule and event) in
-chunks of up to CHUNK events, each chunk one store transaction, then acknowledged; a crash
+chunks of up to CHUNK events, each chunk one unit of work of the store, then acknowledged; a crash
 between the two re-delivers the batch and changes nothing. A chunk that fails is taken again
 event by event, so one bad event cannot hold up the others. The acknowledgement is written
 in the background (the next batch does not wait for the bus to sync it): it only bounds what a
@@ -14,14 +14,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from ondo.backends.bus.base import StoredEvent
+from ondo.backends.bus.base import Bus, StoredEvent
+from ondo.clock import Clock
 from ondo.rules.engine import RuleEngine
 from ondo.rules.isolation import reason_of
-
-if TYPE_CHECKING:
-    from ondo.platform import Platform
 
 log = logging.getLogger("ondo.rules")
 
@@ -35,10 +32,12 @@ TIMER_POLL_S = 1.0  # longest sleep of the timer loop (new timers and clock jump
 
 
 class RuleDispatcher:
-    """A platform Service: the bus consumer loop and the timer loop."""
+    """A platform Service: the bus consumer loop and the timer loop (and the engine's start:
+    rules are loaded from the store before the first event is read)."""
 
-    def __init__(self, platform: Platform, engine: RuleEngine) -> None:
-        self.platform = platform
+    def __init__(self, bus: Bus, clock: Clock, engine: RuleEngine) -> None:
+        self.bus = bus
+        self.clock = clock
         self.engine = engine
         self.position = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -49,8 +48,8 @@ class RuleDispatcher:
         self._acking: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        bus = self.platform.bus
-        self.position = self._acked = await bus.committed(CONSUMER)
+        await self.engine.start()
+        self.position = self._acked = await self.bus.committed(CONSUMER)
         self._tasks = [
             asyncio.create_task(self._consume(), name="ondo-rules-dispatcher"),
             asyncio.create_task(self._timers(), name="ondo-rules-timers"),
@@ -67,6 +66,7 @@ class RuleDispatcher:
             await self._acking
         if self._acked < self.position:
             await self._write_acks()
+        await self.engine.stop()
 
     def wake_timers(self) -> None:
         self._timer_wake.set()
@@ -74,7 +74,7 @@ class RuleDispatcher:
     # --- the bus consumer ------------------------------------------------------------------
 
     async def _consume(self) -> None:
-        bus = self.platform.bus
+        bus = self.bus
         while True:
             try:
                 async with self._lock:
@@ -93,7 +93,7 @@ class RuleDispatcher:
         for start in range(0, len(batch), CHUNK):
             chunk = batch[start : start + CHUNK]
             try:
-                self.engine.dispatch_now(chunk)
+                await self.engine.dispatch_now(chunk)
             except Exception:
                 log.warning(
                     "deciding %d events together failed; taking them one at a time",
@@ -117,7 +117,7 @@ class RuleDispatcher:
         while self._acked < self.position:
             seq = self.position
             try:
-                await self.platform.bus.ack(CONSUMER, seq)
+                await self.bus.ack(CONSUMER, seq)
             except Exception:  # the next batch tries again; a restart re-reads a little more
                 log.warning("recording the rules position %d on the bus failed", seq, exc_info=True)
                 return
@@ -144,15 +144,15 @@ class RuleDispatcher:
                     MAX_ATTEMPTS_PER_EVENT,
                 )
                 await asyncio.sleep(RETRY_DELAY_S * attempt)
-        self._record_skipped(stored, reason)
+        await self._record_skipped(stored, reason)
 
-    def _record_skipped(self, stored: StoredEvent, reason: str) -> None:
+    async def _record_skipped(self, stored: StoredEvent, reason: str) -> None:
         log.error("skipping event %s (seq %d): %s", stored.event.id, stored.seq, reason)
         try:
-            self.engine.log.record_skipped(
+            await self.engine.log.record_skipped(
                 stored.namespace,
                 stored.event.to_json_dict(),
-                self.platform.clock.now(),
+                self.clock.now(),
                 MAX_ATTEMPTS_PER_EVENT,
                 reason,
             )
@@ -163,7 +163,7 @@ class RuleDispatcher:
         """Dispatch everything on the bus now (tests with the manual clock); returns the count."""
         done = 0
         async with self._lock:
-            while batch := await self.platform.bus.read(self.position, BATCH):
+            while batch := await self.bus.read(self.position, BATCH):
                 await self._dispatch_batch(batch)
                 done += len(batch)
         return done
@@ -182,8 +182,12 @@ class RuleDispatcher:
             await self._sleep_until_next_timer()
 
     async def _sleep_until_next_timer(self) -> None:
-        clock = self.platform.clock
-        due = self.engine.next_timer_due()
+        clock = self.clock
+        try:
+            due = await self.engine.next_timer_due()
+        except Exception:  # the store is unwell: poll again after the longest sleep
+            log.warning("reading when the next rule timer is due failed", exc_info=True)
+            due = None
         delay = TIMER_POLL_S if due is None else min(TIMER_POLL_S, max(0.0, due - clock.now()))
         self._timer_wake.clear()
         waker = asyncio.ensure_future(self._timer_wake.wait())
@@ -212,12 +216,3 @@ class RuleDispatcher:
             if not more and not timers:
                 break
         return {"dispatched": dispatched, "timers_fired": fired}
-
-
-def install(platform: Platform) -> RuleEngine:
-    """Create the engine and its dispatcher, and add the dispatcher to the platform's services."""
-    engine = RuleEngine(platform)
-    engine.dispatcher = RuleDispatcher(platform, engine)
-    platform.add_service(engine.dispatcher)
-    platform.replay_target = engine.dispatcher
-    return engine

@@ -5,43 +5,66 @@ Pipeline per event (StackStorm's matcher → filter → enforcer, with ondo's wi
 candidate's residual CEL condition runs; then its window (count, `for D` timer) and throttle; a
 firing writes an enforcement record and hands ActionRequests to the action queue.
 
-Crash safety: the decision for (rule, event), the window state it changed, the enforcement
-record and the action queue's jobs of a firing are written in one SQLite transaction (the
-dispatcher puts a whole batch of events in one), so a crash keeps all of them or none. A
-re-delivered event finds its decision and never counts or fires twice.
+Crash safety and concurrency: the decision for (rule, event), the window state it changed, the
+enforcement record and the action queue's jobs of a firing are written in one unit of work
+(`Store.atomic`: serializable on PostgreSQL, retried from the start when it lost to a concurrent
+one; the dispatcher puts a chunk of events in one), so a crash keeps all of them or none, and two
+processes deciding the same window never count an event twice nor fire twice. A re-delivered
+event finds its decision and never counts or fires again.
+
+The engine receives what it uses: the store, the clock, a metrics registry, the action queue's
+`enqueue_in` and where to announce a failed rule (the bus); platform.py wires them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter
 
 from ondo.actions.base import ActionRequest
 from ondo.backends.bus.base import StoredEvent
-from ondo.backends.store.repositories.rules import Enforcement, PlannedAction, Stage
-from ondo.backends.store.sqlite.migrations import MIGRATIONS
-from ondo.events import HOPS_EXTENSION, format_epoch
+from ondo.backends.store import Repositories, Store
+from ondo.backends.store.repositories.rules import (
+    Enforcement,
+    PlannedAction,
+    Stage,
+    Timer,
+    WindowState,
+    rule_id,
+)
+from ondo.clock import Clock
+from ondo.events import HOPS_EXTENSION, CloudEvent, format_epoch
 from ondo.patterns import Matcher
 from ondo.patterns.field import Field
 from ondo.rules import enforcement, isolation, windows
-from ondo.rules.definitions import CompiledRule, RuleBook
+from ondo.rules.definitions import CompiledRule, RuleBook, RuleChecks
 from ondo.rules.model import CountWindow, SustainWindow
 
 if TYPE_CHECKING:
-    from ondo.platform import Platform
     from ondo.rules.dispatcher import RuleDispatcher
 
 log = logging.getLogger("ondo.rules")
 
 MAX_HOPS = 16  # an event made by more rule hops than this is dropped (a loop between rules)
 BASE_SUFFIX = "#base"  # matcher id of a `for D` rule's base pattern (events that may cancel)
+TIMER_BATCH = 100  # due timers read at a time
+
+
+class JobQueue(Protocol):
+    """The action queue, as the engine sees it: jobs written in the decision's unit of work."""
+
+    async def enqueue_in(self, uow: Repositories, requests: Sequence[ActionRequest]) -> None: ...
+
+
+class Announcer(Protocol):
+    """Where the engine puts `ondo.rule.failed` events (the bus)."""
+
+    async def append(self, events: Sequence[CloudEvent], namespace: str = ...) -> Any: ...
 
 
 class RuleMetrics:
@@ -68,43 +91,55 @@ class Decision:
     detail: str
 
 
+Decided = list[tuple[Enforcement, bool]]  # (record, newly decided)
+
+
 class RuleEngine:
     """platform.rules: define rules (via `book`) and decide what each event makes them do."""
 
-    def __init__(self, platform: Platform) -> None:
-        self.platform = platform
-        self.db = platform.db
-        self.clock = platform.clock
-        db = platform.db
-        db.migrate(MIGRATIONS)  # every domain's: idempotent
-        self.log = enforcement.EnforcementLog(db)
-        self.metrics = RuleMetrics(platform.metrics.registry)
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        registry: CollectorRegistry,
+        queue: JobQueue,
+        checks: RuleChecks,
+        announcer: Announcer,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.queue = queue
+        self.announcer = announcer
+        self.log = enforcement.EnforcementLog(store)
+        self.metrics = RuleMetrics(registry)
         self._matchers: dict[str, Matcher] = {}
         # Per namespace, the `type` conditions every indexed pattern alternative carries (None:
         # some alternative has none, so any type may match); built on demand, dropped on change.
         self._type_gates: dict[str, list[Field] | None] = {}
-        self.dispatcher: RuleDispatcher | None = None  # set by dispatcher.install
-        self.book = RuleBook(platform, on_change=self._reindex, on_forget=self._forget_state)
-        for rule in self.book.compiled():
-            self._reindex(rule.rule_id, rule)
+        self.dispatcher: RuleDispatcher | None = None  # set by the platform's wiring
+        self.book = RuleBook(store, clock, checks, on_change=self._reindex)
+
+    async def start(self) -> None:
+        """Load every stored rule and follow the change feed (the store must be open)."""
+        await self.book.load()
+
+    async def stop(self) -> None:
+        await self.book.close()
 
     # --- keeping the matcher in step with the registry -------------------------------------
 
-    def _reindex(self, rule_id: str, rule: CompiledRule | None) -> None:
-        namespace = rule_id.split("/", 1)[0]
+    def _reindex(self, rid: str, rule: CompiledRule | None) -> None:
+        namespace = rid.split("/", 1)[0]
         matcher = self._matchers.setdefault(namespace, Matcher())
         self._type_gates.pop(namespace, None)
-        for mid in (rule_id, rule_id + BASE_SUFFIX):
+        for mid in (rid, rid + BASE_SUFFIX):
             matcher.remove(mid)
         if rule is None or not rule.stored.enabled:
             return
-        matcher.add(rule_id, rule.spec.pattern)
+        matcher.add(rid, rule.spec.pattern)
         base = rule.base_pattern
         if base is not None and base != rule.spec.pattern:
-            matcher.add(rule_id + BASE_SUFFIX, base)
-
-    def _forget_state(self, conn: sqlite3.Connection, rule_id: str) -> None:
-        windows.forget_rule(conn, rule_id)
+            matcher.add(rid + BASE_SUFFIX, base)
 
     # --- one event ---------------------------------------------------------------------------
 
@@ -133,11 +168,11 @@ class RuleEngine:
         base = {m[: -len(BASE_SUFFIX)] for m in found if m.endswith(BASE_SUFFIX)} - full
         return sorted([(r, True) for r in full] + [(r, False) for r in base])
 
-    def dispatch_now(
+    async def dispatch_now(
         self, batch: Sequence[StoredEvent], only_rule: str | None = None
     ) -> list[Enforcement]:
         """Decide, record and enqueue for every rule each event concerns, in order, all in ONE
-        store transaction; safe to repeat.
+        unit of work; safe to repeat.
 
         A decision already recorded for (rule, event) is reused, never taken again: replaying
         an event reaches rules that did not see it (e.g. added since), not the ones that did.
@@ -152,11 +187,16 @@ class RuleEngine:
             rules = self.rules_for(stored, event_json, only_rule)
             if rules:
                 concerned.append((stored, event_json, rules))
-        decided: list[tuple[Enforcement, bool]] = []
+        decided: Decided = []
         if concerned:  # events no rule concerns (e.g. action outcomes) need no transaction
-            with self.db.transaction() as conn:
+
+            async def decide(uow: Repositories) -> Decided:
+                found: Decided = []
                 for stored, event_json, rules in concerned:
-                    decided += self._decide_event(conn, stored, event_json, rules)
+                    found += await self._decide_event(uow, stored, event_json, rules)
+                return found
+
+            decided = await self.store.atomic(decide)
         self.metrics.dispatched.inc(len(batch))
         for rec, new in decided:
             if new:
@@ -169,30 +209,33 @@ class RuleEngine:
         """The enabled rules the event concerns, with whether their full pattern matched."""
         found = []
         for rid, full in self.candidates(stored.namespace, event_json):
-            if only_rule is not None and rid != f"{stored.namespace}/{only_rule}":
+            if only_rule is not None and rid != rule_id(stored.namespace, only_rule):
                 continue
             rule = self.book.compiled_rule(rid)
             if rule is not None and rule.stored.enabled:
                 found.append((rule, full))
         return found
 
-    def _decide_event(
+    async def _decide_event(
         self,
-        conn: sqlite3.Connection,
+        uow: Repositories,
         stored: StoredEvent,
         event_json: dict[str, Any],
         rules: list[tuple[CompiledRule, bool]],
-    ) -> list[tuple[Enforcement, bool]]:
+    ) -> Decided:
         now = self.clock.now()
         hops = stored.event.hops
-        return [self._decide_in(conn, rule, event_json, hops, now, full) for rule, full in rules]
+        return [
+            await self._decide_in(uow, rule, event_json, hops, now, full) for rule, full in rules
+        ]
 
-    def decide_alone(
+    async def decide_alone(
         self, rule: CompiledRule, event: dict[str, Any], hops: int, now: float, full: bool
     ) -> Enforcement:
-        """One rule's decision on one event, with its jobs, in a transaction of its own."""
-        with self.db.transaction() as conn:
-            rec, new = self._decide_in(conn, rule, event, hops, now, full)
+        """One rule's decision on one event, with its jobs, in a unit of work of its own."""
+        rec, new = await self.store.atomic(
+            lambda uow: self._decide_in(uow, rule, event, hops, now, full)
+        )
         if new:
             self._count(rec)
         return rec
@@ -204,33 +247,34 @@ class RuleEngine:
         rule that raises is disabled and recorded as failed, every other rule decides
         (isolation.py). Errors of the store or bus propagate, for the caller to try again."""
         try:
-            return self.dispatch_now([stored], only_rule)
+            return await self.dispatch_now([stored], only_rule)
         except isolation.TRANSIENT:
             raise
         except Exception:
             log.warning("deciding event %s failed; deciding rule by rule", stored.event.id)
         return await isolation.decide_rule_by_rule(self, stored, only_rule)
 
-    def _decide_in(
+    async def _decide_in(
         self,
-        conn: sqlite3.Connection,
+        uow: Repositories,
         rule: CompiledRule,
         event: dict[str, Any],
         hops: int,
         now: float,
         full: bool,
     ) -> tuple[Enforcement, bool]:
-        """(record, newly decided); a firing's jobs join the transaction."""
-        key = (rule.stored.namespace, rule.stored.name, "event")
-        found = enforcement.find(conn, *key, str(event["source"]), str(event["id"]))  # type: ignore[arg-type]
+        """(record, newly decided); a firing's jobs join the unit of work."""
+        ns, name = rule.stored.namespace, rule.stored.name
+        source, eid = str(event["source"]), str(event["id"])
+        found = await uow.enforcements.find(ns, name, "event", source, eid)
         if found is not None:
             return found, False
-        decision = self._decide(conn, rule, event, hops, now, full)
-        return self._record(conn, rule, "event", event, now, decision), True
+        decision = await self._decide(uow, rule, event, hops, now, full)
+        return await self._record(uow, rule, "event", event, now, decision), True
 
-    def _decide(
+    async def _decide(
         self,
-        conn: sqlite3.Connection,
+        uow: Repositories,
         rule: CompiledRule,
         event: dict[str, Any],
         hops: int,
@@ -246,13 +290,13 @@ class RuleEngine:
         holds, why = (False, "only the base pattern matched") if not full else rule.holds(event)
         window = rule.spec.window
         if isinstance(window, SustainWindow):
-            return self._sustain(conn, rule, event, now, window, holds, why)
+            return await self._sustain(uow, rule, event, now, window, holds, why)
         if not holds:
             return Decision(enforcement.CONDITION_FALSE, why)
         if isinstance(window, CountWindow):
             key = rule.key_of(window.per, event)
-            counted = windows.count(
-                conn, rule.rule_id, key, _uid(event), now, window.count, window.within_s
+            counted = await windows.count(
+                uow.windows, rule.rule_id, key, _uid(event), now, window.count, window.within_s
             )
             if not counted.reached:
                 return Decision(
@@ -260,12 +304,12 @@ class RuleEngine:
                     f"{counted.count} of {window.count} within {_span(window.within_s)}"
                     + _for_key(window.per, key),
                 )
-            return self._throttled(conn, rule, event, now, f"{window.count}th event; ")
-        return self._throttled(conn, rule, event, now, "")
+            return await self._throttled(uow, rule, event, now, f"{window.count}th event; ")
+        return await self._throttled(uow, rule, event, now, "")
 
-    def _sustain(
+    async def _sustain(
         self,
-        conn: sqlite3.Connection,
+        uow: Repositories,
         rule: CompiledRule,
         event: dict[str, Any],
         now: float,
@@ -275,7 +319,7 @@ class RuleEngine:
     ) -> Decision:
         key = rule.sustain_key(event)
         if not holds:
-            cancelled = windows.cancel_timer(conn, rule.rule_id, key)
+            cancelled = await windows.cancel_timer(uow.windows, rule.rule_id, key)
             if cancelled is None:
                 return Decision(enforcement.CONDITION_FALSE, why)
             return Decision(
@@ -283,7 +327,9 @@ class RuleEngine:
                 f"{why}: cancelled the timer started at {format_epoch(cancelled.started_at)}"
                 f" (due at {format_epoch(cancelled.due_at)})",
             )
-        timer, started = windows.start_timer(conn, rule.rule_id, key, now, window.for_s, event)
+        timer, started = await windows.start_timer(
+            uow.windows, rule.rule_id, key, now, window.for_s, event
+        )
         if started:
             return Decision(
                 enforcement.TIMER_STARTED,
@@ -296,9 +342,9 @@ class RuleEngine:
             f" is due at {format_epoch(timer.due_at)}",
         )
 
-    def _throttled(
+    async def _throttled(
         self,
-        conn: sqlite3.Connection,
+        uow: Repositories,
         rule: CompiledRule,
         event: dict[str, Any],
         now: float,
@@ -308,7 +354,9 @@ class RuleEngine:
         if throttle is None:
             return Decision(enforcement.FIRED, why + "actions enqueued")
         key = rule.key_of(throttle.per, event)
-        allowed, last = windows.throttle_allows(conn, rule.rule_id, key, now, throttle.per_s)
+        allowed, last = await windows.throttle_allows(
+            uow.windows, rule.rule_id, key, now, throttle.per_s
+        )
         if allowed:
             return Decision(enforcement.FIRED, why + "actions enqueued")
         assert last is not None
@@ -318,16 +366,16 @@ class RuleEngine:
             + _for_key(throttle.per, key),
         )
 
-    def _record(
+    async def _record(
         self,
-        conn: sqlite3.Connection,
+        uow: Repositories,
         rule: CompiledRule,
         stage: Stage,
         event: dict[str, Any],
         now: float,
         decision: Decision,
     ) -> Enforcement:
-        """Insert the record; a firing's jobs are inserted in the same transaction."""
+        """Add the record; a firing's jobs are added in the same unit of work."""
         fired = decision.outcome == enforcement.FIRED
         ns, name = rule.stored.namespace, rule.stored.name
         source, eid = str(event["source"]), str(event["id"])
@@ -350,14 +398,14 @@ class RuleEngine:
             detail=decision.detail,
             actions=actions if fired else (),
         )
-        enforcement.record(conn, rec)
+        await uow.enforcements.add(rec)
         if fired:
-            self.platform.actions.enqueue_in_connection(conn, self._requests(rec, event, rule))
+            await self.queue.enqueue_in(uow, self._requests(rec, event, rule))
         return rec
 
-    def record_failure(
+    async def record_failure(
         self,
-        conn: sqlite3.Connection,
+        uow: Repositories,
         rule: CompiledRule,
         stage: Stage,
         event: dict[str, Any],
@@ -365,7 +413,7 @@ class RuleEngine:
     ) -> Enforcement:
         """Record that the rule raised on the event (isolation.py disables it alongside)."""
         decision = Decision(enforcement.FAILED, reason)
-        return self._record(conn, rule, stage, event, self.clock.now(), decision)
+        return await self._record(uow, rule, stage, event, self.clock.now(), decision)
 
     def _count(self, rec: Enforcement) -> None:
         """Metrics for a new decision, once its transaction committed."""
@@ -404,27 +452,26 @@ class RuleEngine:
 
     # --- `for D` timers ---------------------------------------------------------------------
 
-    def next_timer_due(self) -> float | None:
-        result: float | None = self.db.call(windows.next_due)
-        return result
+    async def next_timer_due(self) -> float | None:
+        return await self.store.repos.windows.next_due()
 
     async def fire_due_timers(self) -> int:
         """Fire every timer due by now (platform clock); returns how many fired or were spent."""
         handled = 0
         while True:
             now = self.clock.now()
-            # A plain read (no write transaction): the dispatcher wakes this after every batch.
-            due: list[windows.Timer] = self.db.call(partial(windows.due_timers, now=now))
+            # A plain read: each timer is taken in its own unit of work, which checks it again.
+            due = await self.store.repos.windows.due_timers(now, TIMER_BATCH)
             if not due:
                 return handled
             for timer in due:
                 await self._fire_timer_isolating(timer, now)
                 handled += 1
 
-    async def _fire_timer_isolating(self, timer: windows.Timer, now: float) -> None:
+    async def _fire_timer_isolating(self, timer: Timer, now: float) -> None:
         """Fire a timer; a rule whose firing raises is disabled (its timer cancelled)."""
         try:
-            self._fire_timer(timer, now)
+            rec = await self.store.atomic(lambda uow: self._fire_timer(uow, timer, now))
         except isolation.TRANSIENT:
             raise
         except Exception as exc:
@@ -434,38 +481,38 @@ class RuleEngine:
             failure = isolation.RuleFailure(rule, isolation.reason_of(exc))
             hops = _hops_of(timer.event)
             await isolation.isolate(self, failure, "timer", timer.event, hops)
+            return
+        if rec is not None and rec[1]:
+            self._count(rec[0])
 
-    def _fire_timer(self, timer: windows.Timer, now: float) -> Enforcement | None:
-        """Mark the timer, decide and record the firing, and enqueue its jobs: one transaction."""
+    async def _fire_timer(
+        self, uow: Repositories, timer: Timer, now: float
+    ) -> tuple[Enforcement, bool] | None:
+        """Mark the timer, decide and record the firing, and enqueue its jobs: one unit of
+        work. None when the timer was spent already (another process fired it) or its rule is
+        gone or disabled."""
+        current = await uow.windows.pending_timer(timer.rule_id, timer.key)
+        if current is None or current.id != timer.id:
+            return None
         rule = self.book.compiled_rule(timer.rule_id)
-        with self.db.transaction() as conn:
-            if rule is None or not rule.stored.enabled:
-                windows.mark_timer(conn, timer.id, "cancelled")
-                return None
-            windows.mark_timer(conn, timer.id, "fired")
-            event = timer.event
-            found = enforcement.find(
-                conn,
-                rule.stored.namespace,
-                rule.stored.name,
-                "timer",
-                str(event["source"]),
-                str(event["id"]),
-            )
-            if found is not None:
-                return found
-            why = f"held for {_span(now - timer.started_at)}; "
-            decision = self._throttled(conn, rule, event, now, why)
-            rec = self._record(conn, rule, "timer", event, now, decision)
-        self._count(rec)
-        return rec
+        if rule is None or not rule.stored.enabled:
+            await uow.windows.set_timer_status(timer.id, "cancelled")
+            return None
+        await uow.windows.set_timer_status(timer.id, "fired")
+        event = timer.event
+        ns, name = rule.stored.namespace, rule.stored.name
+        source, eid = str(event["source"]), str(event["id"])
+        found = await uow.enforcements.find(ns, name, "timer", source, eid)
+        if found is not None:
+            return found, False
+        why = f"held for {_span(now - timer.started_at)}; "
+        decision = await self._throttled(uow, rule, event, now, why)
+        return await self._record(uow, rule, "timer", event, now, decision), True
 
     # --- reading -------------------------------------------------------------------------------
 
-    def window_state(self, namespace: str, name: str) -> dict[str, Any]:
-        rid = f"{namespace}/{name}"
-        state: dict[str, Any] = self.db.call(lambda conn: windows.window_state(conn, rid))
-        return state
+    async def window_state(self, namespace: str, name: str) -> WindowState:
+        return await self.store.repos.windows.state(rule_id(namespace, name))
 
 
 def _hops_of(event: dict[str, Any]) -> int:
@@ -498,8 +545,8 @@ def _type_conditions(matcher: Matcher) -> list[Field] | None:
     """The top-level `type` fields of every alternative of every pattern; None if one lacks it
     or if there are more than TYPE_GATE_MAX of them."""
     found: list[Field] = []
-    for rule_id in matcher.ids():
-        for alternative in matcher.pattern(rule_id).alternatives:
+    for rid in matcher.ids():
+        for alternative in matcher.pattern(rid).alternatives:
             gate = [f for f in alternative if f.path == "type" and not f.absent_ok]
             if not gate:
                 return None

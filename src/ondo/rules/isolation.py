@@ -1,8 +1,8 @@
 """When a rule fails on an event: disable that rule, say so, and go on with every other rule.
 
-The dispatcher decides a chunk of events in one transaction; when that raises, it takes the
+The dispatcher decides a chunk of events in one unit of work; when that raises, it takes the
 events one at a time, and an event whose decision still raises is decided here rule by rule,
-each rule in a transaction of its own (matching too, should the Matcher be what raises). A rule
+each rule in a unit of work of its own (matching too, should the Matcher be what raises). A rule
 whose matching, condition, window or actions raise is disabled with the reason kept (`ondo rules
 show`, GET /v1/rules/NAME), gets an enforcement record `failed` (so `ondo trace EVENT` tells it)
 and an `ondo.rule.failed` event on the bus (source `ondo`, subject the rule's name); the other
@@ -13,17 +13,16 @@ the dispatcher tries the event again (and records it as skipped if it never succ
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from ondo.actions.base import derived_id
 from ondo.backends.bus.base import StoredEvent
+from ondo.backends.store import Repositories
 from ondo.backends.store.repositories.rules import Enforcement, Stage
-from ondo.errors import BusError
+from ondo.errors import BusError, StoreError
 from ondo.events import HOPS_EXTENSION, CloudEvent
 from ondo.patterns import compile as compile_pattern
-from ondo.rules import enforcement
 from ondo.rules.definitions import CompiledRule
 
 if TYPE_CHECKING:
@@ -33,7 +32,7 @@ log = logging.getLogger("ondo.rules")
 
 RULE_FAILED: Final = "ondo.rule.failed"
 # Failures of the store or the bus, not of a rule: never a reason to disable one.
-TRANSIENT: Final = (sqlite3.Error, OSError, BusError)
+TRANSIENT: Final = (StoreError, OSError, BusError)
 _REASON_CHARS: Final = 500
 
 
@@ -61,7 +60,7 @@ async def decide_rule_by_rule(
     records = []
     for rule, full in candidates:
         try:
-            records.append(engine.decide_alone(rule, event, stored.event.hops, now, full))
+            records.append(await engine.decide_alone(rule, event, stored.event.hops, now, full))
         except TRANSIENT:
             raise
         except Exception as exc:
@@ -119,12 +118,17 @@ async def isolate(
     record `failed`, in one transaction; then announce it."""
     rule = failure.rule.stored
     source, eid = str(event.get("source")), str(event.get("id"))
-    with engine.db.transaction() as conn:
-        rec = enforcement.find(conn, rule.namespace, rule.name, stage, source, eid)
+    reason = f"failed on event {eid}: {failure.reason}"
+
+    async def disable(uow: Repositories) -> Enforcement:
+        rec = await uow.enforcements.find(rule.namespace, rule.name, stage, source, eid)
         if rec is None:
-            rec = engine.record_failure(conn, failure.rule, stage, event, failure.reason)
-        engine.book.disable_in(conn, rule, f"failed on event {eid}: {failure.reason}")
-    engine.book.reload(rule.namespace, rule.name)
+            rec = await engine.record_failure(uow, failure.rule, stage, event, failure.reason)
+        await engine.book.disable_in(uow, rule, reason)
+        return rec
+
+    rec = await engine.store.atomic(disable)
+    await engine.book.reload(rule.namespace, rule.name)
     log.error("rule %s failed on event %s and was disabled: %s", rule.rule_id, eid, failure.reason)
     await _announce(engine, rec, failure.reason, hops)
     return rec
@@ -150,6 +154,6 @@ async def _announce(engine: RuleEngine, rec: Enforcement, reason: str, hops: int
         extensions={HOPS_EXTENSION: hops + 1},
     )
     try:
-        await engine.platform.bus.append([announcement], namespace=rec.namespace)
+        await engine.announcer.append([announcement], namespace=rec.namespace)
     except TRANSIENT:
         log.exception("could not put %s for rule %s on the bus", RULE_FAILED, rec.rule)

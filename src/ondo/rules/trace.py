@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 async def trace_event(platform: Platform, event_id: str, namespace: str) -> dict[str, Any]:
     """Everything ondo knows about what an event caused, as JSON plus the story in `lines`."""
     stored = await platform.bus.by_id(event_id, namespace)
-    records = [r for r in platform.rules.log.for_event(event_id) if r.namespace == namespace]
-    skipped = platform.rules.log.skipped(event_id, namespace)
+    log = platform.rules.log
+    records = [r for r in await log.for_event(event_id) if r.namespace == namespace]
+    skipped = await log.skipped(event_id, namespace)
     if not stored and not records and not skipped:
         raise NotFound(
             f"no event with id {event_id!r} in namespace {namespace!r} (it may have been pruned)"

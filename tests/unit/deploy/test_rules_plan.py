@@ -9,7 +9,7 @@ import pytest
 from ondo.deploy.manifest import Manifest, parse_manifest
 from ondo.deploy.rules import plan_rules
 from ondo.errors import ConfigError
-from tests.unit.rules_engine.conftest import Harness, run
+from tests.unit.rules_engine.conftest import Harness
 
 
 def _manifest(tmp_path: Path, rules_yaml: str) -> Manifest:
@@ -32,7 +32,7 @@ RULES = """\
 def _changes(harness: Harness, manifest: Manifest) -> dict[str, str]:
     steps = plan_rules(harness.platform, manifest, "default")
     for step in steps:
-        run(lambda step=step: step.apply(harness.platform))  # type: ignore[misc]
+        harness.run(lambda step=step: step.apply(harness.platform))  # type: ignore[misc]
     return {s.name: s.change for s in steps}
 
 
@@ -63,7 +63,7 @@ def test_plan_creates_then_leaves_unchanged_then_updates_and_deletes(
         "shout": "update",
         "echo": "delete",
     }
-    stored = harness.platform.rules.book.registry.get("default", "shout")
+    stored = harness.run(lambda: harness.platform.rules.book.get("default", "shout"))
     assert stored.text == "on ping do emit louder" and stored.app == "shop"
 
 
@@ -84,4 +84,4 @@ def test_errors_name_the_line_and_create_nothing(
         plan_rules(harness.platform, _manifest(tmp_path, rules_yaml), "default")
     assert str(caught.value).startswith(f"ondo.yaml:{line} (rules.")
     assert words in str(caught.value)
-    assert harness.platform.rules.book.registry.in_namespace("default") == []
+    assert harness.platform.rules.book.stored_in("default") == []

@@ -14,31 +14,45 @@ from ondo.clock import ManualClock
 from ondo.config import Config
 from ondo.events import CloudEvent
 from ondo.platform import Platform
+from tests.unit.store.conftest import make_store, store_url  # noqa: F401 (fixtures)
 
 T = TypeVar("T")
 _seq = itertools.count(1)
 
 
 class Harness:
-    """A real Platform (manual clock, memory bus, not started) driven by the test."""
+    """A real Platform (manual clock, memory bus, services not started; the rules engine
+    loaded) driven by the test on one event loop of its own (`run`)."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
+        self.runner = asyncio.Runner()
         self.platform = Platform(Config(data_dir=data_dir, manual_clock=True, bus_url="memory://"))
+        self.run(self._start)
+
+    async def _start(self) -> None:
+        await self.platform.store.open()
+        await self.platform.rules.start()
+
+    def run(self, fn: Callable[[], Awaitable[T]]) -> T:
+        return self.runner.run(_call(fn))
 
     @property
     def clock(self) -> ManualClock:
         assert isinstance(self.platform.clock, ManualClock)
         return self.platform.clock
 
-    def add(self, text: str, name: str | None = None) -> str:
+    async def define(self, text: str, name: str | None = None) -> str:
         book = self.platform.rules.book
-        return book.add(book.prepare("default", "admin", name=name, text=text)).name
+        return (await book.add(book.prepare("default", "admin", name=name, text=text))).name
+
+    def add(self, text: str, name: str | None = None) -> str:
+        return self.run(lambda: self.define(text, name))
 
     async def send(self, type_: str, namespace: str = "default", **attrs: Any) -> list[Enforcement]:
         event = CloudEvent(source=attrs.pop("source", "test"), type=type_, **attrs)
         stored = StoredEvent(next(_seq), event, self.clock.now(), namespace)
-        return self.platform.rules.dispatch_now([stored])
+        return await self.platform.rules.dispatch_now([stored])
 
     def jobs(self, rule: str) -> list[Any]:
         rows = self.platform.db.query(
@@ -48,8 +62,16 @@ class Harness:
 
     def close(self) -> None:
         """As the process dying would: the store closed, the data dir's lock released."""
-        self.platform.db.close()
-        self.platform.data_lock.release()
+        try:
+            self.run(self.platform.rules.stop)
+            self.run(self.platform.store.close)
+        finally:
+            self.runner.close()
+            self.platform.data_lock.release()
+
+
+async def _call(fn: Callable[[], Awaitable[T]]) -> T:
+    return await fn()
 
 
 @pytest.fixture
@@ -57,10 +79,3 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
     h = Harness(tmp_path / "data")
     yield h
     h.close()
-
-
-def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    async def main() -> T:
-        return await coro_fn()
-
-    return asyncio.run(main())

@@ -11,7 +11,7 @@ from ondo.backends.bus.base import StoredEvent
 from ondo.errors import ActionNotAvailable, Conflict, RuleError, RuleSyntaxError
 from ondo.events import CloudEvent
 from ondo.rules import enforcement
-from tests.unit.rules_engine.conftest import Harness, run
+from tests.unit.rules_engine.conftest import Harness
 
 HEAT = "on sensor.temperature where celsius > 30 for 10m at most once per 1h do emit alert.heat"
 
@@ -33,7 +33,7 @@ def test_count_window_fires_once_per_subject_and_never_twice_for_a_redelivery(
         outcomes.append(f"again:{again[0].outcome}")
         return outcomes
 
-    outcomes = run(body)
+    outcomes = harness.run(body)
     assert outcomes == [
         "alice:counted",
         "bob:counted",
@@ -45,8 +45,8 @@ def test_count_window_fires_once_per_subject_and_never_twice_for_a_redelivery(
     jobs = harness.jobs("many")
     assert len(jobs) == 1 and jobs[0]["kind"] == "emit"
     assert json.loads(jobs[0]["request"])["event"]["subject"] == "alice"
-    state = harness.platform.rules.window_state("default", "many")
-    assert state["counts"] == {"bob": 2}
+    state = harness.run(lambda: harness.platform.rules.window_state("default", "many"))
+    assert state.counts == {"bob": 2}
 
 
 def test_sustain_timer_fires_after_the_duration_and_is_cancelled_by_a_cool_reading(
@@ -69,13 +69,13 @@ def test_sustain_timer_fires_after_the_duration_and_is_cancelled_by_a_cool_readi
         assert await engine.fire_due_timers() == 1
         return [r.outcome for r in seen]
 
-    assert run(body) == [
+    assert harness.run(body) == [
         enforcement.TIMER_STARTED,
         enforcement.TIMER_PENDING,
         enforcement.TIMER_CANCELLED,
         enforcement.TIMER_STARTED,
     ]
-    fired = [r for r in engine.log.for_event("h3") if r.stage == "timer"]
+    fired = [r for r in harness.run(lambda: engine.log.for_event("h3")) if r.stage == "timer"]
     assert [r.outcome for r in fired] == [enforcement.FIRED]
     jobs = harness.jobs("heat")
     assert [j["key"] for j in jobs] == [fired[0].actions[0].idempotency_key]
@@ -96,10 +96,12 @@ def test_throttle_suppresses_a_second_firing_within_the_period(harness: Harness)
         harness.clock.advance(3600)
         await heat_for_ten_minutes("c")  # over an hour later: fires again
 
-    run(body)
-    outcomes = {
-        eid: [r.outcome for r in engine.log.for_event(eid) if r.stage == "timer"] for eid in "abc"
-    }
+    harness.run(body)
+
+    async def timer_outcomes(eid: str) -> list[str]:
+        return [r.outcome for r in await engine.log.for_event(eid) if r.stage == "timer"]
+
+    outcomes = {eid: harness.run(lambda eid=eid: timer_outcomes(eid)) for eid in "abc"}  # type: ignore[misc]
     assert outcomes == {"a": ["fired"], "b": ["suppressed"], "c": ["fired"]}
     assert len(harness.jobs("heat")) == 2
 
@@ -112,7 +114,7 @@ def test_events_past_the_hop_limit_are_dropped_as_a_loop(harness: Harness) -> No
         dropped = await harness.send("ping", id="p17", extensions={"ondohops": 17})
         return ok[0].outcome, dropped[0].outcome
 
-    assert run(body) == (enforcement.FIRED, enforcement.DROPPED_LOOP)
+    assert harness.run(body) == (enforcement.FIRED, enforcement.DROPPED_LOOP)
     assert len(harness.jobs("echo")) == 1
 
 
@@ -122,15 +124,15 @@ def test_rules_see_only_their_namespace_and_disabled_rules_see_nothing(harness: 
 
     async def body() -> list[int]:
         counts = [len(await harness.send("ping", namespace="other"))]
-        book.set_enabled("default", "pinger", False)
+        await book.set_enabled("default", "pinger", False)
         counts.append(len(await harness.send("ping")))
-        book.set_enabled("default", "pinger", True)
+        await book.set_enabled("default", "pinger", True)
         counts.append(len(await harness.send("ping")))
-        book.delete("default", "pinger")
+        await book.delete("default", "pinger")
         counts.append(len(await harness.send("ping")))
         return counts
 
-    assert run(body) == [0, 0, 1, 0]
+    assert harness.run(body) == [0, 0, 1, 0]
 
 
 def test_validation_refuses_without_creating_anything(harness: Harness) -> None:
@@ -151,7 +153,7 @@ def test_validation_refuses_without_creating_anything(harness: Harness) -> None:
                 "actions": [{"kind": "emit", "target": "pong"}],
             },
         )
-    assert book.registry.in_namespace("default") == []
+    assert harness.run(lambda: harness.platform.store.repos.rules.in_namespace("default")) == []
 
 
 def test_names_are_derived_and_unique(harness: Harness) -> None:
@@ -168,10 +170,10 @@ def test_rules_reload_from_the_store(tmp_path: Path) -> None:
     async def send(h: Harness, eid: str) -> str:
         return (await h.send("ping", id=eid))[0].outcome
 
-    assert run(lambda: send(first, "1")) == "counted"
+    assert first.run(lambda: send(first, "1")) == "counted"
     first.close()
     second = Harness(tmp_path / "data")
-    assert run(lambda: send(second, "2")) == "fired"
+    assert second.run(lambda: send(second, "2")) == "fired"
     second.close()
 
 
@@ -186,7 +188,7 @@ def test_a_batch_is_decided_in_order_with_its_jobs_and_a_repeat_changes_nothing(
         for seq in range(1, 4)
     ]
     engine = harness.platform.rules
-    first = engine.dispatch_now(batch)
+    first = harness.run(lambda: engine.dispatch_now(batch))
     assert [(r.rule, r.outcome) for r in first] == [
         ("pinger", "fired"),
         ("twice", "counted"),
@@ -196,6 +198,6 @@ def test_a_batch_is_decided_in_order_with_its_jobs_and_a_repeat_changes_nothing(
         ("twice", "counted"),
     ]
     assert all(r.enqueued for r in first)
-    again = engine.dispatch_now(batch)  # re-delivered after a crash before the ack
+    again = harness.run(lambda: engine.dispatch_now(batch))  # re-delivered after a crash
     assert [r.id for r in again] == [r.id for r in first]
     assert len(harness.jobs("pinger")) == 3 and len(harness.jobs("twice")) == 1

@@ -7,14 +7,14 @@ import json
 from typing import Any
 
 from ondo.backends.bus.base import StoredEvent
+from ondo.backends.store.repositories.rules import StoredRule
 from ondo.errors import RuleError
 from ondo.events import CloudEvent
 from ondo.rules import enforcement
-from ondo.rules.definitions import RuleBook
 from ondo.rules.isolation import RULE_FAILED
 from ondo.rules.tester import dry_run
 from ondo.rules.trace import trace_event
-from tests.unit.rules_engine.conftest import Harness, run
+from tests.unit.rules_engine.conftest import Harness
 
 # A condition in CEL that looks up a path it computes: too long a path (MAX_PATH_SEGMENTS)
 # cannot be refused when the rule is defined, so its evaluation raises on every event.
@@ -28,7 +28,9 @@ FAILING = {
 
 def _add_json(harness: Harness, name: str, definition: dict[str, Any]) -> None:
     book = harness.platform.rules.book
-    book.add(book.prepare("default", "admin", name=name, definition=definition))
+    harness.run(
+        lambda: book.add(book.prepare("default", "admin", name=name, definition=definition))
+    )
 
 
 async def _publish_and_dispatch(harness: Harness, *event_ids: str) -> None:
@@ -41,7 +43,12 @@ async def _publish_and_dispatch(harness: Harness, *event_ids: str) -> None:
 
 
 def _outcomes(harness: Harness, event_id: str) -> dict[str, str]:
-    return {r.rule: r.outcome for r in harness.platform.rules.log.for_event(event_id)}
+    records = harness.run(lambda: harness.platform.rules.log.for_event(event_id))
+    return {r.rule: r.outcome for r in records}
+
+
+def _stored(harness: Harness, name: str) -> StoredRule:
+    return harness.run(lambda: harness.platform.rules.book.get("default", name))
 
 
 def test_a_failing_rule_is_disabled_and_the_others_fire_on_the_same_event(
@@ -58,14 +65,14 @@ def test_a_failing_rule_is_disabled_and_the_others_fire_on_the_same_event(
         failed = [s.event for s in await harness.platform.bus.read(0, 100)]
         return trace["lines"], [e for e in failed if e.type == RULE_FAILED]
 
-    lines, announced = run(body)
+    lines, announced = harness.run(body)
     assert _outcomes(harness, "o-1") == {
         "bad": enforcement.FAILED,
         "good": enforcement.FIRED,
         "other": enforcement.CONDITION_FALSE,
     }
     assert _outcomes(harness, "o-2") == {"good": enforcement.FIRED, "other": "condition false"}
-    stored = harness.platform.rules.book.registry.get("default", "bad")
+    stored = _stored(harness, "bad")
     assert not stored.enabled
     assert stored.disabled_reason is not None and "MAX_PATH_SEGMENTS" in stored.disabled_reason
     assert stored.to_json()["disabled_reason"] == stored.disabled_reason
@@ -86,11 +93,11 @@ def test_enabling_the_rule_again_lets_it_fail_again_and_be_disabled_again(
     harness: Harness,
 ) -> None:
     _add_json(harness, "bad", FAILING)
-    run(lambda: _publish_and_dispatch(harness, "o-1"))
+    harness.run(lambda: _publish_and_dispatch(harness, "o-1"))
     book = harness.platform.rules.book
-    assert book.set_enabled("default", "bad", True).disabled_reason is None
-    run(lambda: _publish_and_dispatch(harness, "o-2"))
-    assert book.registry.get("default", "bad").disabled_reason is not None
+    assert harness.run(lambda: book.set_enabled("default", "bad", True)).disabled_reason is None
+    harness.run(lambda: _publish_and_dispatch(harness, "o-2"))
+    assert _stored(harness, "bad").disabled_reason is not None
     assert _outcomes(harness, "o-2") == {"bad": enforcement.FAILED}
 
 
@@ -103,19 +110,17 @@ def test_a_stored_rule_that_no_longer_loads_is_disabled_with_its_reason_at_start
     old = {**FAILING, "condition": "(" * 100 + "true" + ")" * 100, "base_pattern": None}
     old.update(window=None, throttle=None, text=None)
     old["actions"] = [{"kind": "emit", "target": "x", "args": None, "cc": []}]
-    with harness.platform.db.transaction() as conn:
-        conn.execute(
-            "INSERT INTO rules (namespace, name, owner, text, spec, enabled, app, created_at,"
-            " updated_at) VALUES ('default', 'old', 'admin', NULL, ?, 1, NULL, 0, 0)",
-            (json.dumps(old),),
-        )
+    old_rule = StoredRule("default", "old", "admin", None, old)
     platform = harness.platform
-    book = RuleBook(platform, on_change=lambda *_: None, on_forget=lambda *_: None)
-    stored = book.registry.get("default", "old")
+    harness.run(lambda: platform.store.repos.rules.put(old_rule, 0.0))
+    harness.run(platform.rules.stop)
+    harness.run(platform.rules.start)  # as a restart would
+    stored = _stored(harness, "old")
     assert not stored.enabled
     assert stored.disabled_reason is not None and "MAX_CEL_DEPTH" in stored.disabled_reason
+    book = platform.rules.book
     try:
-        book.set_enabled("default", "old", True)
+        harness.run(lambda: book.set_enabled("default", "old", True))
     except RuleError as exc:
         assert "MAX_CEL_DEPTH" in str(exc)
     else:
@@ -126,7 +131,7 @@ def test_a_stored_rule_that_no_longer_loads_is_disabled_with_its_reason_at_start
 def test_the_dry_run_says_that_a_rule_fails_on_the_event(harness: Harness) -> None:
     _add_json(harness, "bad", FAILING)
     event = {"specversion": "1.0", "id": "e", "source": "shop", "type": "order.placed"}
-    (result,) = dry_run(harness.platform.rules, "default", event)["results"]
+    (result,) = harness.run(lambda: dry_run(harness.platform.rules, "default", event))["results"]
     assert result["matches"] is False
     assert "fails on this event" in result["reason"] and "MAX_PATH_SEGMENTS" in result["reason"]
 
@@ -137,6 +142,9 @@ def test_a_replay_through_a_failing_rule_disables_it_instead_of_failing(harness:
     event = CloudEvent(source="shop", type="order.placed", id="r-1", data={})
     dispatcher = harness.platform.rules.dispatcher
     assert dispatcher is not None
-    assert run(lambda: dispatcher.replay([StoredEvent(1, event, 0.0, "default")], "bad")) == 1
+    replayed = harness.run(
+        lambda: dispatcher.replay([StoredEvent(1, event, 0.0, "default")], "bad")
+    )
+    assert replayed == 1
     assert _outcomes(harness, "r-1") == {"bad": enforcement.FAILED}
-    assert not harness.platform.rules.book.registry.get("default", "bad").enabled
+    assert not _stored(harness, "bad").enabled

@@ -19,9 +19,10 @@ from ondo.rules.trace import trace_event
 DEFINITION_KEYS = ("pattern", "condition", "window", "throttle", "actions")
 
 
-def _rule_json(platform: Platform, namespace: str, name: str) -> dict[str, Any]:
-    stored = platform.rules.book.registry.get(namespace, name)
-    return {**stored.to_json(), "state": platform.rules.window_state(namespace, name)}
+async def _rule_json(platform: Platform, namespace: str, name: str) -> dict[str, Any]:
+    stored = await platform.rules.book.get(namespace, name)
+    state = await platform.rules.window_state(namespace, name)
+    return {**stored.to_json(), "state": state.to_json()}
 
 
 async def create_rule(request: Request) -> JSONResponse:
@@ -55,40 +56,40 @@ async def create_rule(request: Request) -> JSONResponse:
         parsed=parsed,
     )
     replace = request.query_params.get("replace", "false").lower() in ("1", "true", "yes")
-    stored = book.add(rule, replace_existing=replace)
+    stored = await book.add(rule, replace_existing=replace)
     if body.get("enabled") is False:
-        stored = book.set_enabled(namespace, stored.name, False)
-    return answer(_rule_json(platform, namespace, stored.name), 201)
+        stored = await book.set_enabled(namespace, stored.name, False)
+    return answer(await _rule_json(platform, namespace, stored.name), 201)
 
 
 async def list_rules(request: Request) -> JSONResponse:
     platform = platform_of(request)
-    rules = platform.rules.book.registry.in_namespace(namespace_of(request))
+    rules = await platform.store.repos.rules.in_namespace(namespace_of(request))
     return answer({"rules": [r.to_json() for r in rules]})
 
 
 async def show_rule(request: Request) -> JSONResponse:
     platform = platform_of(request)
-    return answer(_rule_json(platform, namespace_of(request), request.path_params["name"]))
+    return answer(await _rule_json(platform, namespace_of(request), request.path_params["name"]))
 
 
 async def delete_rule(request: Request) -> JSONResponse:
     name = request.path_params["name"]
-    platform_of(request).rules.book.delete(namespace_of(request), name)
+    await platform_of(request).rules.book.delete(namespace_of(request), name)
     return answer({"deleted": name})
 
 
 async def enable_rule(request: Request) -> JSONResponse:
-    return _set_enabled(request, True)
+    return await _set_enabled(request, True)
 
 
 async def disable_rule(request: Request) -> JSONResponse:
-    return _set_enabled(request, False)
+    return await _set_enabled(request, False)
 
 
-def _set_enabled(request: Request, enabled: bool) -> JSONResponse:
+async def _set_enabled(request: Request, enabled: bool) -> JSONResponse:
     platform = platform_of(request)
-    stored = platform.rules.book.set_enabled(
+    stored = await platform.rules.book.set_enabled(
         namespace_of(request), request.path_params["name"], enabled
     )
     return answer(stored.to_json())
@@ -97,9 +98,9 @@ def _set_enabled(request: Request, enabled: bool) -> JSONResponse:
 async def rule_enforcements(request: Request) -> JSONResponse:
     platform = platform_of(request)
     namespace, name = namespace_of(request), request.path_params["name"]
-    platform.rules.book.registry.get(namespace, name)
+    await platform.rules.book.get(namespace, name)
     limit = int_param(request, "limit", 50, 1, 1000)
-    records = platform.rules.log.for_rule(namespace, name, limit)
+    records = await platform.rules.log.for_rule(namespace, name, limit)
     return answer({"enforcements": [r.to_json() for r in records]})
 
 
@@ -111,7 +112,7 @@ async def test_rules(request: Request) -> JSONResponse:
     if rule is not None and not isinstance(rule, str):
         raise ValidationError("'rule' must be a rule name")
     platform = platform_of(request)
-    return answer(dry_run(platform.rules, namespace_of(request), body["event"], rule))
+    return answer(await dry_run(platform.rules, namespace_of(request), body["event"], rule))
 
 
 async def trace(request: Request) -> JSONResponse:
