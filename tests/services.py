@@ -6,6 +6,8 @@ there, never a silent skip.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import socket
 import uuid
@@ -47,3 +49,42 @@ def require_nats() -> str:
 def unique_cluster(prefix: str = "t") -> str:
     """A cluster name of its own for one test (schema, streams), so parallel runs never meet."""
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+def drop_cluster(cluster: str) -> None:
+    """Delete what a cluster left on the shared servers: its PostgreSQL schema, and every NATS
+    stream (KV buckets and object stores included) whose name starts with the cluster's name."""
+    asyncio.run(_drop_cluster(cluster))
+
+
+async def _drop_cluster(cluster: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{cluster}" CASCADE')
+    finally:
+        await conn.close()
+    await _delete_streams(cluster)
+
+
+async def _delete_streams(cluster: str) -> None:
+    import nats
+
+    prefixes = tuple(f"{kind}{cluster}_" for kind in ("", "KV_", "OBJ_"))
+    nc = await nats.connect(NATS_URL)
+    try:
+        names: list[str] = []
+        while True:  # the server answers a page of names at a time
+            reply = await nc.request(
+                "$JS.API.STREAM.NAMES", json.dumps({"offset": len(names)}).encode(), timeout=10
+            )
+            page = json.loads(reply.data)
+            names += page.get("streams") or []
+            if not page.get("streams") or len(names) >= page.get("total", 0):
+                break
+        for name in names:
+            if name.startswith(prefixes):
+                await nc.request(f"$JS.API.STREAM.DELETE.{name}", b"", timeout=10)
+    finally:
+        await nc.close()

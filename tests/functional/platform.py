@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from tests.functional import backends
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -37,7 +39,8 @@ def free_port() -> int:
 
 
 class RunningPlatform:
-    """`python -m ondo up` on a free port with its own data dir."""
+    """`python -m ondo up` on a free port with its own data dir, on the run's backend
+    (tests/functional/backends.py: embedded SQLite, or PostgreSQL + NATS under its own cluster)."""
 
     def __init__(
         self,
@@ -53,14 +56,25 @@ class RunningPlatform:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}-platform.log"
+        self.backend = backends.configured()
 
     @property
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update({"ONDO_URL": self.url, "ONDO_DATA_DIR": str(self.data_dir)})
-        env.pop("ONDO_TOKEN", None)
+        for name in ("ONDO_TOKEN", "ONDO_STORE", "ONDO_BUS", "ONDO_BUS_URL", "ONDO_CLUSTER"):
+            env.pop(name, None)
+        env.update(backends.environment(self.data_dir, self))
         env.update(self.extra_env)
         return env
+
+    @property
+    def cluster(self) -> str | None:
+        """The cluster name on the distributed backend (None when embedded)."""
+        return self.env.get("ONDO_CLUSTER")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def start(self, timeout: float = 30.0) -> RunningPlatform:
         args = [
