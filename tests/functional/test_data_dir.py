@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.functional.conftest import EXAMPLES
 from tests.functional.platform import REPO, RunningPlatform, free_port
 
@@ -61,6 +63,7 @@ def test_the_lock_is_released_when_ondo_stops(tmp_path: Path) -> None:
         assert holder == str(platform.proc.pid)
 
 
+@pytest.mark.embedded_only
 def test_a_fresh_data_dir_is_owner_only_wal_files_code_and_layers_included(
     tmp_path: Path,
 ) -> None:

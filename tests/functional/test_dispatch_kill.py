@@ -10,6 +10,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from tests.functional.apps import write_app
 from tests.functional.platform import RunningPlatform
 from tests.functional.test_events_kill import post_all
@@ -29,6 +31,7 @@ def tallied(db_path: Path) -> Counter[str]:
     return Counter(json.loads(r[0]) for r in rows)
 
 
+@pytest.mark.embedded_only  # reads ondo.db; test_distributed_kill.py is the distributed one
 def test_every_accepted_event_is_dispatched_once_across_kill_9(tmp_path: Path) -> None:
     app = write_app(tmp_path / "tallyapp", {"tally": {"concurrency": 8}}, {"tally/app.py": TALLY})
     (app / "ondo.yaml").write_text(
