@@ -16,7 +16,6 @@ the embedded engines' files are marked `embedded_only` and skip in the distribut
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -48,38 +47,39 @@ class Alive(Protocol):
     def alive(self) -> bool: ...
 
 
-@dataclass
-class _Cluster:
-    name: str
-    users: list[Alive] = field(default_factory=list)
+_names: dict[Path, str] = {}  # data dir -> its cluster
+_users: dict[str, list[Alive]] = {}  # cluster -> the platforms that ran on it
 
 
-_by_data_dir: dict[Path, _Cluster] = {}
-
-
-def environment(data_dir: Path, user: Alive) -> dict[str, str]:
+def environment(data_dir: Path) -> dict[str, str]:
     """The ONDO_* settings that put a platform on the run's backend (none when embedded)."""
     if not distributed():
         return {}
     require_postgres()
     require_nats()
-    key = data_dir.resolve()
-    cluster = _by_data_dir.setdefault(key, _Cluster(unique_cluster("f")))
-    if user not in cluster.users:
-        cluster.users.append(user)
-    return {"ONDO_STORE": POSTGRES_URL, "ONDO_BUS": NATS_URL, "ONDO_CLUSTER": cluster.name}
+    cluster = _names.setdefault(data_dir.resolve(), unique_cluster("f"))
+    return {"ONDO_STORE": POSTGRES_URL, "ONDO_BUS": NATS_URL, "ONDO_CLUSTER": cluster}
+
+
+def used(cluster: str | None, user: Alive) -> None:
+    """Note that `user` runs on `cluster` (the run's, or one a test chose), to drop it later."""
+    if not distributed() or not cluster:
+        return
+    users = _users.setdefault(cluster, [])
+    if user not in users:
+        users.append(user)
 
 
 def drop_finished() -> None:
     """Drop every cluster whose platforms have all stopped (after a test)."""
-    for key, cluster in list(_by_data_dir.items()):
-        if not any(user.alive() for user in cluster.users):
-            del _by_data_dir[key]
-            drop_cluster(cluster.name)
+    for cluster, users in list(_users.items()):
+        if not any(user.alive() for user in users):
+            del _users[cluster]
+            drop_cluster(cluster)
 
 
 def drop_all() -> None:
     """Drop every cluster left (at the end of the session: its platforms are stopped by then)."""
-    for key, cluster in list(_by_data_dir.items()):
-        del _by_data_dir[key]
-        drop_cluster(cluster.name)
+    for cluster in list(_users):
+        del _users[cluster]
+        drop_cluster(cluster)

@@ -64,8 +64,9 @@ class RunningPlatform:
         env.update({"ONDO_URL": self.url, "ONDO_DATA_DIR": str(self.data_dir)})
         for name in ("ONDO_TOKEN", "ONDO_STORE", "ONDO_BUS", "ONDO_BUS_URL", "ONDO_CLUSTER"):
             env.pop(name, None)
-        env.update(backends.environment(self.data_dir, self))
+        env.update(backends.environment(self.data_dir))
         env.update(self.extra_env)
+        backends.used(env.get("ONDO_CLUSTER"), self)
         return env
 
     @property
