@@ -10,6 +10,11 @@
 
 Prints one JSON document. Targets: cold p50 <= 3 ms; warm p50 <= 2.5x the Starlette baseline;
 warm throughput >= 0.4x the baseline. Run: `.venv/bin/python bench/invoke.py [--quick]`.
+
+Backends (bench/configs.py): `--configs embedded,distributed` starts one `ondo up` per
+configuration beside the baseline and measures all of them in the same alternating rounds
+(`warm_http.configs.<name>`); `--bus/--store/--cluster` measure one given configuration. The
+cold start and the warm runtime do not touch the bus or the store and are measured once.
 """
 
 from __future__ import annotations
@@ -24,11 +29,14 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+
+from configs import EMBEDDED, BackendConfig, add_arguments, chosen  # noqa: E402
 
 from ondo.runtime import FunctionSpec, ZygoteRuntime  # noqa: E402
 from ondo.runtime.zygote import JAIL, SANDBOX_PYTHON  # noqa: E402
@@ -352,9 +360,12 @@ async def alternate(
     }
 
 
-def start_server(command: list[str], port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    command: list[str], port: int, log_path: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     log = log_path.open("wb")
-    process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=log)
+    environment = {**os.environ, **(env or {})}
+    process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=log, env=environment)
     log.close()
     try:
         wait_for_port(port, process)
@@ -365,7 +376,13 @@ def start_server(command: list[str], port: int, log_path: Path) -> subprocess.Po
     return process
 
 
-def warm_http(work: Path, code_dir: Path, count: int, seconds: float) -> dict[str, Any]:
+def warm_http(
+    work: Path,
+    code_dir: Path,
+    count: int,
+    seconds: float,
+    configs: Sequence[BackendConfig] = (EMBEDDED,),
+) -> dict[str, Any]:
     app_dir = code_dir.parent
     (app_dir / "ondo.yaml").write_text(
         textwrap.dedent(f"""
@@ -379,34 +396,50 @@ def warm_http(work: Path, code_dir: Path, count: int, seconds: float) -> dict[st
             concurrency: 64
         """)
     )
-    data_dir, port, base_port = work / "data", free_port(), free_port()
-    ondo_cmd = [sys.executable, "-m", "ondo", "--data-dir", str(data_dir), "up"]
-    ondo_cmd += ["--port", str(port), "--app", str(app_dir)]
+    names = {c.name: "ondo_http" if len(configs) == 1 else f"ondo_http_{c.name}" for c in configs}
+    base_port = free_port()
     base_cmd = [sys.executable, "-c", BASELINE_SERVER, str(code_dir), str(base_port)]
-    ondo = start_server(ondo_cmd, port, work / "ondo.log")
+    servers: dict[str, tuple[int, str, str | None]] = {}
+    processes: list[subprocess.Popen[bytes]] = []
     try:
-        base = start_server(base_cmd, base_port, work / "baseline.log")
-        try:
+        for config in configs:
+            data_dir, port = work / f"data-{config.name}", free_port()
+            ondo_cmd = [sys.executable, "-m", "ondo", "--data-dir", str(data_dir), "up"]
+            ondo_cmd += ["--port", str(port), "--app", str(app_dir)]
+            log = work / f"ondo-{config.name}.log"
+            processes.append(start_server(ondo_cmd, port, log, config.env()))
             token = (data_dir / "admin.token").read_text().strip()
-            servers = {
-                "ondo_http": (port, "/v1/functions/bench/invoke", token),
-                "starlette_in_process": (base_port, "/invoke", None),
-            }
-            figures = asyncio.run(alternate(servers, count, seconds))
-        finally:
-            stop(base)
+            servers[names[config.name]] = (port, "/v1/functions/bench/invoke", token)
+        processes.append(start_server(base_cmd, base_port, work / "baseline.log"))
+        servers["starlette_in_process"] = (base_port, "/invoke", None)
+        figures = asyncio.run(alternate(servers, count, seconds))
     finally:
-        stop(ondo)
-    ondo_figures, base_figures = figures["ondo_http"], figures["starlette_in_process"]
+        for process in processes:
+            stop(process)
+        for config in configs:
+            config.drop()
+    base_figures = figures["starlette_in_process"]
+    compared = {
+        config.name: {
+            "backend": config.describe(),
+            names[config.name]: figures[names[config.name]],
+            **ratios(figures[names[config.name]], base_figures),
+        }
+        for config in configs
+    }
+    shared = {"starlette_in_process": base_figures, "rounds": ROUNDS}
+    if len(configs) == 1:
+        return {**next(iter(compared.values())), **shared}
+    return {"configs": compared, **shared}
+
+
+def ratios(ondo_figures: dict[str, Any], base_figures: dict[str, Any]) -> dict[str, Any]:
     p50_ratio = ondo_figures["concurrency_1_ms"]["p50"] / base_figures["concurrency_1_ms"]["p50"]
     tput_ratio = (
         ondo_figures["concurrency_64"]["invocations_per_s"]
         / base_figures["concurrency_64"]["invocations_per_s"]
     )
     return {
-        "ondo_http": ondo_figures,
-        "starlette_in_process": base_figures,
-        "rounds": ROUNDS,
         "p50_ratio": round(p50_ratio, 2),
         "throughput_ratio": round(tput_ratio, 2),
         "targets": "p50 ratio <= 2.5, throughput ratio >= 0.4",
@@ -418,7 +451,9 @@ def warm_http(work: Path, code_dir: Path, count: int, seconds: float) -> dict[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
+    add_arguments(parser)
     args = parser.parse_args()
+    configs = chosen(args)
     rounds, count, seconds = (10, 200, 2.0) if args.quick else (40, 2000, 5.0)
     with tempfile.TemporaryDirectory(prefix="ondo-bench-") as tmp:
         work = Path(tmp)
@@ -430,7 +465,7 @@ def main() -> None:
             "machine": {"cpus": os.cpu_count(), "load_avg_before": os.getloadavg()},
             "cold_start": asyncio.run(cold_start(code_dir, rounds)),
             "warm_runtime": asyncio.run(warm_direct(code_dir, count)),
-            "warm_http": warm_http(work, code_dir, count, seconds),
+            "warm_http": warm_http(work, code_dir, count, seconds, configs),
         }
         report["machine"]["load_avg_after"] = os.getloadavg()
     print(json.dumps(report, indent=2))

@@ -1,6 +1,7 @@
 """Benchmark "rules": events over HTTP -> rule -> async function -> completed record, end to end.
 
-Run:  .venv/bin/python bench/rules.py [--quick]
+Run:  .venv/bin/python bench/rules.py [--quick] [--configs embedded,distributed]
+      .venv/bin/python bench/rules.py --bus nats://127.0.0.1:4222 --store postgresql://...
 
 Starts `ondo up` (the embedded default: SQLite bus and store, local sandboxes) with one function
 (`echo`, returns the id it was given) and one rule (`on bench.hit do invoke echo`), then measures
@@ -18,7 +19,12 @@ in the same run:
   (`ondo.rules.conditions.Condition(cel).evaluate(e)`).
 
 Targets (issue 5): >= 2,000 events/s sustained with nothing lost; p99 <= 20 ms at 500 events/s.
+On PostgreSQL + NATS (issue 11): >= 1,000 events/s sustained with nothing lost.
 The JSON printed says whether each was met; nothing here asserts.
+
+Backends (bench/configs.py): `--configs embedded,distributed` measures both configurations in the
+same run, each on a fresh platform, one after the other (the figures of each are under
+`configs.<name>`); `--bus/--store/--cluster` measure one given configuration.
 """
 
 from __future__ import annotations
@@ -44,11 +50,14 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
+from configs import EMBEDDED, BackendConfig, add_arguments, chosen  # noqa: E402
+
 from ondo.patterns import compile as compile_pattern  # noqa: E402
 from ondo.rules.conditions import Condition  # noqa: E402
 
 TARGET_EVENTS_PER_S = 2000
 TARGET_P99_MS = 20.0
+TARGET_DISTRIBUTED_EVENTS_PER_S = 1000
 PACED_RATE = 500
 
 ECHO = """
@@ -80,7 +89,13 @@ def free_port() -> int:
 class Platform:
     """`ondo up` in a subprocess with its own data dir; killed with its process tree."""
 
-    def __init__(self, root: Path, concurrency: int, destinations: str = "all") -> None:
+    def __init__(
+        self,
+        root: Path,
+        concurrency: int,
+        destinations: str = "all",
+        backend: BackendConfig = EMBEDDED,
+    ) -> None:
         self.root = root
         app = root / "app"
         (app / "echo").mkdir(parents=True)
@@ -95,6 +110,7 @@ class Platform:
             **os.environ,
             "PYTHONPATH": str(REPO / "src"),
             "ONDO_ACTION_DESTINATIONS": destinations,
+            **backend.env(),
         }
         self.proc = subprocess.Popen(
             args, stdout=self.log, stderr=self.log, env=env, cwd=REPO, start_new_session=True
@@ -502,16 +518,17 @@ async def measure(url: str, token: str, quick: bool) -> dict[str, Any]:
     }
 
 
-def verdict(result: dict[str, Any]) -> dict[str, Any]:
+def verdict(result: dict[str, Any], distributed: bool = False) -> dict[str, Any]:
     sat = result["saturation"]["rule"]
     pace = result["paced"]["rule"]
     rate = sat["events_per_s"] or 0.0
     p99 = pace["p99_ms"]
     direct_rate = result["saturation"]["direct"]["events_per_s"] or 0.0
     direct_p99 = result["paced"]["direct"]["p99_ms"]
+    target = TARGET_DISTRIBUTED_EVENTS_PER_S if distributed else TARGET_EVENTS_PER_S
     return {
-        "events_per_s_target": TARGET_EVENTS_PER_S,
-        "events_per_s_met": rate >= TARGET_EVENTS_PER_S and sat["lost"] == 0,
+        "events_per_s_target": target,
+        "events_per_s_met": rate >= target and sat["lost"] == 0,
         "nothing_lost_or_doubled": sat["lost"] == sat["doubled"] == 0 and pace["lost"] == 0,
         "p99_ms_target": TARGET_P99_MS,
         "p99_met": p99 is not None and p99 <= TARGET_P99_MS,
@@ -536,10 +553,35 @@ def main() -> int:
         default="all",
         help="ONDO_ACTION_DESTINATIONS for the platform (default: all, the platform default)",
     )
+    add_arguments(parser)
     args = parser.parse_args()
+    backends = chosen(args)
     load_before = os.getloadavg()  # other work on the machine skews every figure below
+    measured = {config.name: measure_on(config, args) for config in backends}
+    out: dict[str, Any] = {
+        "bench": "rules",
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "function_concurrency": args.concurrency,
+        "destinations": args.destinations,
+    }
+    if len(measured) == 1:
+        out.update(next(iter(measured.values())))
+    else:
+        out["configs"] = measured
+    out["condition"] = condition_cost(20_000 if args.quick else 100_000)
+    out["queue_only"] = [
+        asyncio.run(queue_only(2000 if args.quick else 10_000, per)) for per in (1, 50)
+    ]
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def measure_on(config: BackendConfig, args: argparse.Namespace) -> dict[str, Any]:
+    """One configuration on a fresh platform: its figures and its verdict."""
     root = Path(tempfile.mkdtemp(prefix="ondo-bench-rules-"))
-    platform = Platform(root, args.concurrency, args.destinations)
+    platform = Platform(root, args.concurrency, args.destinations, config)
     try:
         token = platform.wait_healthy()
         result = asyncio.run(measure(platform.url, token, args.quick))
@@ -547,22 +589,10 @@ def main() -> int:
         platform.close()
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
-    out = {
-        "bench": "rules",
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-        "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "function_concurrency": args.concurrency,
-        "destinations": args.destinations,
-        **result,
-        "condition": condition_cost(20_000 if args.quick else 100_000),
-        "queue_only": [
-            asyncio.run(queue_only(2000 if args.quick else 10_000, per)) for per in (1, 50)
-        ],
-    }
-    out["verdict"] = verdict(out)
-    print(json.dumps(out, indent=2))
-    return 0
+            config.drop()
+    result = {"backend": {"name": config.name, **config.describe()}, **result}
+    result["verdict"] = verdict(result, distributed=config.name != "embedded")
+    return result
 
 
 if __name__ == "__main__":
