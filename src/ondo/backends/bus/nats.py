@@ -9,9 +9,9 @@ Layout, per cluster (`--cluster`, default `ondo`; see nats_options.py and nats_w
 - deduplication is JetStream's: `Nats-Msg-Id` is a hash of (namespace, source, id) and the
   stream's duplicate window is the bus's dedup window. The server answers a duplicate with the
   sequence of the first copy; when that copy is already pruned, the result's seq is None. The
-  window is measured by the NATS server's clock, and the server keeps every id of the window in
-  memory (about 100 bytes each: 24 h at 300 events/s is ~2.5 GB) — lower `dedup_window` for
-  high rates.
+  window is measured by the NATS server's clock, and the server keeps the ids of the window in
+  memory: ~200 B each while it runs (bench/nats_memory.py, nats-server 2.9.10), so 24 h at
+  300 events/s is ~5 GB — lower `dedup_window` for high rates.
 - consumer offsets (`committed`/`ack`) live in the JetStream key-value bucket
   `{cluster}_offsets`, one key per consumer. Not durable consumers with explicit ack: the
   contract is offset-based — `ack` may rewind (that is how replay starts over), which a JetStream
@@ -25,7 +25,11 @@ Layout, per cluster (`--cluster`, default `ondo`; see nats_options.py and nats_w
   get of the first message on the event's subject, `by_id(id)` walks the messages on
   `{cluster}.ev.{ns|*}.{h(id)}.*` (one direct get each); both check the decoded event, as two
   ids may share a hash. The cost: one distinct subject per event, and JetStream keeps state per
-  subject, so the server's memory grows with the events retained. `since` finds its start by a
+  subject in memory, ~200-280 B per retained event, also after a restart (bench/nats_memory.py):
+  at 300 events/s the 7-day default retention holds ~180 M events, ~40 GB of server memory. A
+  bounded number of subjects would bound that memory but make every lookup a scan of the whole
+  stream on the server; until the store indexes the lookups (issue 11), size `max_age` for the
+  rate (1 day at 300 events/s: ~6 GB). `since` finds its start by a
   binary search on `Ondo-Received-At` (log2(n) direct gets), then scans, filtering the
   namespace on the server (subject) and the type glob here. `tail` with a filter scans backwards
   from the end in growing chunks, at most `TAIL_SCAN_LIMIT` events.
