@@ -15,7 +15,6 @@ from ondo.actions.queue import ActionQueue
 from ondo.backends.bus import Bus, ReplayTarget, open_bus
 from ondo.backends.store import Store, open_store
 from ondo.backends.store.sqlite import SqliteDatabase
-from ondo.backends.store.sqlite_functions import FunctionRepository
 from ondo.clock import Clock, ManualClock, WallClock
 from ondo.config import Config
 from ondo.errors import ConfigError
@@ -56,7 +55,7 @@ class Platform:
             config.effective_store_url, cluster=config.cluster, durability=config.store_durability
         )
         self.db = _sqlite_of(self.store)
-        self.tokens = TokenStore(self.db)
+        self.tokens = TokenStore(self.store.repos.tokens)
         self.metrics = Metrics()
         self.bus: Bus = open_bus(
             config.effective_bus_url,
@@ -68,7 +67,7 @@ class Platform:
         self.runtime = runtime if runtime is not None else _default_runtime(config)
         self.metrics.watch_pool(self.runtime.status)
         self.functions = FunctionService(
-            FunctionRepository(self.db),
+            self.store,
             self.runtime,
             CodeStore(config.data_dir / "code"),
             config.data_dir / "layers",
@@ -101,7 +100,7 @@ class Platform:
 
     async def start(self) -> None:
         await self.store.open()
-        self.admin_token, created = self.tokens.ensure_admin_token(
+        self.admin_token, created = await self.tokens.ensure_admin_token(
             self.config.token_path, self.clock.now()
         )
         if created:
@@ -109,7 +108,8 @@ class Platform:
         await self.runtime.start()
         if datadir.sandboxes_read_code_by_path(self.runtime.status().get("sandbox", {})):
             datadir.open_for_sandboxes(self.config.data_dir)
-        resumed = self.functions.resume_pending()
+        await self.functions.start()
+        resumed = await self.functions.resume_pending()
         if resumed:
             log.info("resuming %d async invocations accepted before the last stop", resumed)
         for service in self._services:
@@ -124,6 +124,7 @@ class Platform:
                 log.exception("stopping %r failed", service)
         self._started.clear()
         await self.functions.drain(grace_s)
+        self.functions.close()
         await self.runtime.close(grace_s)
         await self.bus.close()
         await self.store.close()

@@ -65,7 +65,7 @@ def _announce(platform: Platform) -> None:
         f"ondo is up at {cfg.url}  (data in {cfg.data_dir})",
         f"admin token: {cfg.token_path}  (export ONDO_TOKEN=$(cat {cfg.token_path}))",
     ]
-    for fv in platform.functions.repo.list_current("default"):
+    for fv in platform.functions.current.in_namespace("default"):
         lines.append(
             f'function {fv.name} v{fv.version}:  ondo invoke {fv.name} --data \'{{"name": "you"}}\''
         )

@@ -81,12 +81,12 @@ def test_a_finished_attempt_is_recalled_after_a_crash_and_an_unfinished_one_runs
 
             done = await job_of(restarted.jobs, done_key)
             assert done is not None and done.invocation_ids == [before.id]
-            after = platform.functions.repo.invocation(before.id)
+            after = await platform.functions.invocation(before.id)
             assert after is not None and after.finished_at == before.finished_at  # not re-run
             assert after.result == before.result
             todo = await job_of(restarted.jobs, todo_key)
             assert todo is not None and todo.invocation_ids == [attempt_id(todo_key, 1)]
-            ran = platform.functions.repo.invocation(attempt_id(todo_key, 1))
+            ran = await platform.functions.invocation(attempt_id(todo_key, 1))
             assert ran is not None and ran.status == "succeeded" and ran.trigger == "rule:r"
         finally:
             await platform.stop()

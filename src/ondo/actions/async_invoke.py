@@ -38,7 +38,7 @@ SOURCE = "ondo/functions/"
 MAX_DESTINATION_HOPS = 4  # on_failure invocations chained deeper than this get no destination
 
 
-def submit(
+async def submit(
     platform: Platform,
     name: str,
     payload: Any,
@@ -51,7 +51,7 @@ def submit(
 ) -> InvocationRecord:
     """Accept an async invocation of `name` with the JSON value `payload`: its `queued` record
     and its job are stored in one transaction before this returns."""
-    fv = platform.functions.get(name, namespace, version)
+    fv = await platform.functions.get_version(name, namespace, version)
     record = InvocationRecord(
         id=invocation_id or uuid7(),
         namespace=namespace,
@@ -63,9 +63,9 @@ def submit(
         trigger=trigger,
     )
     request = _request(record, payload, version, fv.config, hops)
-    with platform.db.transaction() as conn:
-        platform.functions.repo.record_new_in(conn, record)
-        platform.actions.enqueue_in_connection(conn, [request])
+    async with platform.store.transaction() as uow:
+        await uow.invocations.record_new(record)
+        await platform.actions.enqueue_in(uow, [request])
     return record
 
 
@@ -120,7 +120,7 @@ class AsyncInvoke:
         self, request: ActionRequest, attempt: int, platform: Platform
     ) -> ActionResult:
         invocation_id = str(request.event["id"])
-        before = platform.functions.invocation(invocation_id)
+        before = await platform.functions.invocation(invocation_id)
         if before is not None and before.attempt == attempt and _finished(before):
             return result_of(before)  # this attempt ran to its end before a crash
         args = _args(request)
@@ -147,7 +147,7 @@ class AsyncInvoke:
         a record left unfinished ends `failed`; the failure record goes to
         `async.on_failure`, if any."""
         if not result.ok:
-            _end_unfinished_record(platform, request, job, result)
+            await _end_unfinished_record(platform, request, job, result)
         args = _args(request)
         target = args.get("on_failure")
         if result.ok or not target or int(args.get("hops", 0)) >= MAX_DESTINATION_HOPS:
@@ -158,7 +158,7 @@ class AsyncInvoke:
             event = _failure_event(request, job, name, record)
             await append_event(platform, event, request.namespace)
             return
-        submit(
+        await submit(
             platform,
             name.strip(),
             record,
@@ -169,13 +169,13 @@ class AsyncInvoke:
         )
 
 
-def _end_unfinished_record(
+async def _end_unfinished_record(
     platform: Platform, request: ActionRequest, job: Job, result: ActionResult
 ) -> None:
     """An invocation given up while its record is not final would stay `queued` or `running`
     for ever: no attempt ran (too old, function deleted), or the platform crashed twice in a row
     while it ran. Its record ends `failed` with the reason."""
-    record = platform.functions.invocation(str(request.event["id"]))
+    record = await platform.functions.invocation(str(request.event["id"]))
     if record is None or record.status not in ("queued", "running"):
         return
     if result.detail.get("reason") == "platform_crash":
@@ -184,7 +184,7 @@ def _end_unfinished_record(
         why = str(result.detail.get("error", "gave up"))
         error = {"errorMessage": why, "errorType": "Ondo.NotRun", "stackTrace": []}
     ended = replace(record, status="failed", error=error, finished_at=platform.clock.now())
-    platform.functions.repo.record(ended)
+    await platform.functions.record_final(ended)
 
 
 def failure_record(

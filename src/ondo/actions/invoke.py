@@ -53,7 +53,7 @@ class InvokeAction:
         self, request: ActionRequest, attempt: int, platform: Platform
     ) -> ActionResult:
         request_id = attempt_id(request.key, attempt)
-        record = _finished_before(platform, request_id)
+        record = await _finished_before(platform, request_id)
         if record is None:
             try:
                 record = await platform.functions.invoke(
@@ -76,9 +76,9 @@ def payload_of(request: ActionRequest) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def _finished_before(platform: Platform, request_id: str) -> InvocationRecord | None:
+async def _finished_before(platform: Platform, request_id: str) -> InvocationRecord | None:
     """The record of this very attempt if it already ran to the end (before a crash)."""
-    record = platform.functions.invocation(request_id)
+    record = await platform.functions.invocation(request_id)
     if record is None or record.status not in FINAL_STATUSES or record.status == "interrupted":
         return None
     return record

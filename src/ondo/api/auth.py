@@ -40,7 +40,7 @@ class BearerAuth:
         if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
             await self.app(scope, receive, send)
             return
-        principal = authenticate(self.platform, scope)
+        principal = await authenticate(self.platform, scope)
         if principal is None:
             why = "unknown token" if _bearer(scope) else "missing bearer token"
             message = f"{why}: send 'Authorization: Bearer <token>'; the admin token is in"
@@ -55,10 +55,10 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
-def authenticate(platform: Platform, scope: Scope) -> Principal | None:
+async def authenticate(platform: Platform, scope: Scope) -> Principal | None:
     """The caller a request's bearer token names, or None (no token, or an unknown one)."""
     token = _bearer(scope)
-    return platform.tokens.authenticate(token) if token else None
+    return await platform.tokens.authenticate(token) if token else None
 
 
 def namespace_asked(principal: Principal, scope: Scope) -> str:

@@ -51,7 +51,7 @@ async def run_invoke(
     # The function gets the bytes; decoding them here refuses what its bootstrap cannot read.
     event = await decode_json(payload, "event (request body)")
     if mode == "async":  # a job of the action queue: retries, DLQ, on_failure (see there)
-        record = async_invoke.submit(
+        record = await async_invoke.submit(
             platform, name, event, namespace=namespace, version=version, trigger="api"
         )
         content = render({"id": record.id, "status": record.status})
@@ -104,7 +104,7 @@ class InvokeFastPath:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope["query_string"]:
             match = _INVOKE_PATH.fullmatch(scope["path"])
-            principal = authenticate(self.platform, scope) if match is not None else None
+            principal = await authenticate(self.platform, scope) if match is not None else None
             if match is not None and principal is not None:
                 try:
                     namespace = namespace_asked(principal, scope)  # the caller's own: no query

@@ -1,7 +1,8 @@
 """Deploy: build a plan of frozen steps from ondo.yaml, print it, then apply it (unless dry-run).
 
 Each resource kind contributes a planner: `planner(platform, manifest, namespace) -> [Step]`.
-Functions plan here; other kinds (rules, …) register theirs in PLANNERS.
+Functions plan here, on the loop (they read the store); other kinds (rules, …) register theirs
+in PLANNERS, run after the functions', off the loop.
 """
 
 from __future__ import annotations
@@ -142,10 +143,12 @@ class Plan:
 Planner = Callable[["Platform", Manifest, str], Sequence[Step]]
 
 
-def _requirements_hash(decl: FunctionDecl) -> str | None:
+def _hashes(decl: FunctionDecl) -> tuple[str, str | None]:
+    """The hashes of a declared function's code and of its requirements file, if any."""
     if decl.requirements is None:
-        return None
-    return hashlib.sha256(decl.requirements.read_bytes()).hexdigest()
+        return hash_code(decl.code_dir), None
+    layer = hashlib.sha256(decl.requirements.read_bytes()).hexdigest()
+    return hash_code(decl.code_dir), layer
 
 
 def _describe(old: FunctionConfig, new: FunctionConfig, code: bool, layer: bool) -> str:
@@ -174,13 +177,12 @@ def _check_on_failure(
         )
 
 
-def plan_functions(platform: Platform, manifest: Manifest, namespace: str) -> list[Step]:
+async def plan_functions(platform: Platform, manifest: Manifest, namespace: str) -> list[Step]:
     steps: list[Step] = []
     for name, decl in sorted(manifest.functions.items()):
         _check_on_failure(platform, manifest, namespace, decl)
-        code_hash = hash_code(decl.code_dir)
-        layer_hash = _requirements_hash(decl)
-        current = platform.functions.repo.current(namespace, name)
+        code_hash, layer_hash = await asyncio.to_thread(_hashes, decl)
+        current = platform.functions.current.get(namespace, name)
         if current is None:
             change: Change = "create"
             detail = f"new function, handler {decl.config.handler}"
@@ -205,7 +207,7 @@ def plan_functions(platform: Platform, manifest: Manifest, namespace: str) -> li
                 current.code_hash != code_hash,
                 current.layer_hash != layer_hash,
             )
-            same = platform.functions.repo.identical_version(
+            same = await platform.functions.identical_version(
                 replace(
                     current,
                     config=decl.config,
@@ -229,7 +231,7 @@ def plan_functions(platform: Platform, manifest: Manifest, namespace: str) -> li
                 layer_hash,
             )
         )
-    for name in platform.functions.repo.names_of_app(namespace, manifest.app):
+    for name in await platform.functions.names_of_app(namespace, manifest.app):
         if name not in manifest.functions:
             steps.append(
                 FunctionStep(
@@ -247,10 +249,10 @@ def plan_functions(platform: Platform, manifest: Manifest, namespace: str) -> li
     return steps
 
 
-PLANNERS: list[Planner] = [plan_functions, plan_rules]  # rules after the functions they invoke
+PLANNERS: list[Planner] = [plan_rules]  # after the functions they invoke
 
 
-def make_plan(
+async def make_plan(
     platform: Platform,
     manifest: Manifest,
     namespace: str = "default",
@@ -261,7 +263,22 @@ def make_plan(
     """The plan, refused (Conflict) when it would take over another app's functions or rules
     (unless `take_over`) or delete a function that enabled rules invoke (unless `force`, which
     makes the deletion disable those rules)."""
-    steps: list[Step] = []
+    steps = await plan_functions(platform, manifest, namespace)
+    return await asyncio.to_thread(
+        _finish_plan, platform, manifest, namespace, steps, take_over, force
+    )
+
+
+def _finish_plan(
+    platform: Platform,
+    manifest: Manifest,
+    namespace: str,
+    steps: list[Step],
+    take_over: bool,
+    force: bool,
+) -> Plan:
+    """The other kinds' steps, then the checks across all steps (off the loop: the rules'
+    planner compiles every rule of the manifest)."""
     for planner in PLANNERS:
         steps.extend(planner(platform, manifest, namespace))
     taken = [
@@ -281,7 +298,7 @@ def make_plan(
 def _owner(platform: Platform, namespace: str, step: Step) -> str | None:
     """The app that owns the resource a step changes today (None: no app, or not known)."""
     if step.kind == "function":
-        current = platform.functions.repo.current(namespace, step.name)
+        current = platform.functions.current.get(namespace, step.name)
         return current.app if current is not None else None
     if step.kind == "rule":
         rule = platform.rules.book.stored_rule(namespace, step.name)

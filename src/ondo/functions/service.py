@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ondo.backends.store.sqlite_functions import FunctionRepository
+from ondo.backends.store.base import EVERYTHING
+from ondo.backends.store.repositories.functions import TOPIC, change_key
+from ondo.backends.store.store import Store
 from ondo.clock import Clock
 from ondo.deadlines import Deadlines
 from ondo.errors import ConcurrencyExhausted, HandlerImportError, NotFound, OndoError
 from ondo.functions.bundle import CodeStore
+from ondo.functions.directory import CurrentVersions
 from ondo.functions.model import FunctionConfig, FunctionVersion, InvocationRecord
 from ondo.functions.records import RecordWriter
 from ondo.ids import uuid7
@@ -31,18 +35,23 @@ SPEC_CACHE_SIZE = 4096  # versions whose runtime spec is remembered
 
 
 class FunctionService:
-    """The one place that turns a function name and an event into a recorded invocation."""
+    """The one place that turns a function name and an event into a recorded invocation.
+
+    It reads and writes through `store` (its functions and invocations repositories); what it
+    remembers of deployed state (current versions, runtime specs) follows the store's change
+    feed, so a deploy made by another process sharing the store is seen here too. `start()`
+    loads it."""
 
     def __init__(
         self,
-        repo: FunctionRepository,
+        store: Store,
         runtime: Runtime,
         code: CodeStore,
         layers_root: Path,
         clock: Clock,
         metrics: Metrics,
     ) -> None:
-        self.repo = repo
+        self.store = store
         self.runtime = runtime
         self.code = code
         self.layers_root = layers_root
@@ -53,30 +62,68 @@ class FunctionService:
         self._closing = False
         self._publishing = asyncio.Lock()
         self._trial_ids = itertools.count(1)  # throwaway versions (-1, -2, …) of dry runs
-        self.records = RecordWriter(repo.record_many)
+        self.records = RecordWriter(self._write_records)
+        self.current = CurrentVersions(lambda: store.repos.functions, store.subscribe)
+        self._detach_specs: Callable[[], None] | None = None
+        self._writes: set[asyncio.Task[None]] = set()  # records written off the caller's path
         self._specs: dict[tuple[str, str, int], tuple[FunctionVersion, FunctionSpec]] = {}
         self._running = 0  # invocations between their runtime call and their final record
         # Runs whose `running` row is written only if they outlast RUNNING_ROW_AFTER_S.
         self._late_rows: dict[str, tuple[InvocationRecord, bytes | None]] = {}
         self._late_row_deadlines: Deadlines[str] = Deadlines(self._write_late_row)
 
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the current versions and follow the change feed (before any invocation)."""
+        if self._detach_specs is None:
+            self._detach_specs = self.store.subscribe(TOPIC, self._drop_specs)
+        await self.current.load()
+
+    def _drop_specs(self, key: str) -> None:
+        if key == EVERYTHING:
+            self._specs.clear()
+            return
+        for spec_key in [k for k in self._specs if change_key(k[0], k[1]) == key]:
+            del self._specs[spec_key]
+
     # --- lookup -------------------------------------------------------------------------
 
-    def get(
+    def get(self, name: str, namespace: str = "default") -> FunctionVersion:
+        """The current version (from memory: see CurrentVersions); NotFound if none."""
+        found = self.current.get(namespace, name)
+        if found is None:
+            raise NotFound(f"function {name!r} does not exist in namespace {namespace!r}")
+        return found
+
+    async def get_version(
         self, name: str, namespace: str = "default", version: int | None = None
     ) -> FunctionVersion:
-        found = (
-            self.repo.current(namespace, name)
-            if version is None
-            else self.repo.version(namespace, name, version)
-        )
+        """Version `version` of a function (None: the current one); NotFound if none."""
+        if version is None:
+            return self.get(name, namespace)
+        found = await self.store.repos.functions.version(namespace, name, version)
         if found is None:
-            what = f"function {name!r}" + (f" version {version}" if version else "")
-            raise NotFound(f"{what} does not exist in namespace {namespace!r}")
+            raise NotFound(
+                f"function {name!r} version {version} does not exist in namespace {namespace!r}"
+            )
         return found
 
     def exists(self, name: str, namespace: str = "default") -> bool:
-        return self.repo.current(namespace, name) is not None
+        return self.current.get(namespace, name) is not None
+
+    async def list_current(self, namespace: str) -> list[FunctionVersion]:
+        return await self.store.repos.functions.list_current(namespace)
+
+    async def versions(self, name: str, namespace: str = "default") -> list[FunctionVersion]:
+        return await self.store.repos.functions.versions(namespace, name)
+
+    async def identical_version(self, draft: FunctionVersion) -> FunctionVersion | None:
+        """The newest stored version with the draft's code, layer, settings and app, if any."""
+        return await self.store.repos.functions.identical_version(draft)
+
+    async def names_of_app(self, namespace: str, app: str) -> list[str]:
+        return await self.store.repos.functions.names_of_app(namespace, app)
 
     def spec(self, fv: FunctionVersion) -> FunctionSpec:
         """The runtime's view of a version, built once per version (the repository hands out
@@ -124,20 +171,24 @@ class FunctionService:
 
         Code and settings identical to a stored version (of the same app) make that version
         current again instead of adding a copy of it."""
+        repo = self.store.repos.functions
         async with self._publishing:
-            version = self.repo.next_version(namespace, name)
+            version = await repo.next_version(namespace, name)
             draft = FunctionVersion(
                 namespace, name, version, config, code_hash, layer_hash, self.clock.now(), app
             )
-            same = self.repo.identical_version(draft)
+            same = await repo.identical_version(draft)
             if same is not None:
                 return await self.rollback(name, same.version, namespace)
             await self.runtime.prepare(self.spec(draft))
-            previous = self.repo.current(namespace, name)
-            fv = self.repo.add_version(draft)
+            previous = self.current.get(namespace, name)
+            async with self.store.transaction() as uow:
+                await uow.functions.add_version(draft)
+                await uow.notify(TOPIC, change_key(namespace, name))
+            self.current.put(draft)
         if previous is not None:
             await self.runtime.retire(self.spec(previous))
-        return fv
+        return draft
 
     async def try_import(
         self,
@@ -164,17 +215,23 @@ class FunctionService:
     async def rollback(
         self, name: str, version: int, namespace: str = "default"
     ) -> FunctionVersion:
-        target = self.get(name, namespace, version)
+        target = await self.get_version(name, namespace, version)
         current = self.get(name, namespace)
         await self.runtime.prepare(self.spec(target))
-        self.repo.set_current(namespace, name, version, self.clock.now())
+        async with self.store.transaction() as uow:
+            await uow.functions.set_current(namespace, name, version, self.clock.now())
+            await uow.notify(TOPIC, change_key(namespace, name))
+        self.current.put(target)
         if current.version != version:
             await self.runtime.retire(self.spec(current))
         return target
 
     async def delete(self, name: str, namespace: str = "default") -> None:
         current = self.get(name, namespace)
-        self.repo.delete(namespace, name)
+        async with self.store.transaction() as uow:
+            await uow.functions.delete(namespace, name)
+            await uow.notify(TOPIC, change_key(namespace, name))
+        self.current.forget(namespace, name)
         await self.runtime.retire(self.spec(current))
 
     # --- invocation ---------------------------------------------------------------------
@@ -224,7 +281,11 @@ class FunctionService:
         the final record is group-committed just after, not awaited (see RecordWriter).
         `attempt`: this runs attempt N of an async invocation (actions/async_invoke.py).
         """
-        fv = self.get(name, namespace, version)
+        fv = (
+            self.get(name, namespace)
+            if version is None
+            else await self.get_version(name, namespace, version)
+        )
         slot = self._slot(fv)
         if slot.locked() and not wait_for_slot:
             raise ConcurrencyExhausted(
@@ -236,31 +297,33 @@ class FunctionService:
             record = replace(record, mode="async", attempt=attempt)
         async with slot:
             if not tracked:
-                self.repo.record(record)
+                await self.store.repos.invocations.record(record)
             return await self._run(
                 fv, record, payload, lazy_row=tracked, record_after_answer=record_after_answer
             )
 
-    def resume_pending(self) -> int:
+    async def resume_pending(self) -> int:
         """After a restart: run again every async invocation accepted but not finished, except
         one that was running at two crashes in a row (it may be what crashes the platform).
         Only those an earlier version stored with their payload: the action queue runs the
         others (actions/async_invoke.py)."""
         count = 0
-        for record, payload, resumed in self.repo.pending():
-            if record.status == "running" and resumed:
-                self._end_failed(record, dict(PLATFORM_CRASH_ERROR))
+        functions, invocations = self.store.repos.functions, self.store.repos.invocations
+        for pending in await invocations.pending():
+            record, payload = pending.record, pending.payload
+            if record.status == "running" and pending.resumed:
+                await self._end_failed(record, dict(PLATFORM_CRASH_ERROR))
                 continue
-            fv = self.repo.version(record.namespace, record.function, record.version)
+            fv = await functions.version(record.namespace, record.function, record.version)
             if fv is None:
-                fv = self.repo.current(record.namespace, record.function)
+                fv = self.current.get(record.namespace, record.function)
             if fv is None:
-                self._finish_without_run(record, "function was deleted before it ran")
+                await self._finish_without_run(record, "function was deleted before it ran")
                 continue
-            self.repo.count_resumption(record.id)
+            await invocations.count_resumption(record.id)
             self._spawn(fv, replace(record, status="queued"), payload, resumed=True)
             count += 1
-        self.repo.interrupt_running_sync(self.clock.now())
+        await invocations.interrupt_running_sync(self.clock.now())
         return count
 
     def _spawn(
@@ -279,18 +342,18 @@ class FunctionService:
             # The `queued` row (with the payload) tracks it until the final record replaces it.
             record = replace(record, status="running")
             if resumed:  # `running` before it runs: a crash now counts (see resume_pending)
-                self.repo.record(record, payload)
+                await self.store.repos.invocations.record(record, payload)
             await self._run(fv, record, payload, lazy_row=not resumed, row_payload=payload)
 
-    def _finish_without_run(self, record: InvocationRecord, why: str) -> None:
-        self._end_failed(
+    async def _finish_without_run(self, record: InvocationRecord, why: str) -> None:
+        await self._end_failed(
             record, {"errorMessage": why, "errorType": "Ondo.NotRun", "stackTrace": []}
         )
 
-    def _end_failed(self, record: InvocationRecord, error: dict[str, Any]) -> None:
+    async def _end_failed(self, record: InvocationRecord, error: dict[str, Any]) -> None:
         final = replace(record, status="failed", error=error, finished_at=self.clock.now())
         try:
-            self.repo.record(final)
+            await self.store.repos.invocations.record(final)
         except Exception:  # the store's own failure: what the caller raises says more
             log.exception("could not record the failure of invocation %s", record.id)
 
@@ -313,7 +376,7 @@ class FunctionService:
             try:
                 outcome = await self.runtime.invoke(self.spec(fv), payload, record.id)
             except Exception as exc:  # the record ends even when the platform fails to run it
-                self._end_failed(record, _platform_error(exc, record.id))
+                await self._end_failed(record, _platform_error(exc, record.id))
                 raise
             finally:
                 if lazy_row:
@@ -334,7 +397,23 @@ class FunctionService:
     def _write_late_row(self, record_id: str) -> None:
         late = self._late_rows.pop(record_id, None)
         if late is not None:
-            self.repo.record(*late)
+            task = asyncio.create_task(self._write_row(*late))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
+
+    async def _write_row(self, record: InvocationRecord, payload: bytes | None) -> None:
+        try:
+            await self.store.repos.invocations.record(record, payload)
+        except Exception:  # the final record follows; a store that fails says so there too
+            log.exception("could not record that invocation %s is running", record.id)
+
+    async def _write_records(self, records: Sequence[InvocationRecord]) -> None:
+        """One group commit of final records (RecordWriter's batches)."""
+        if len(records) == 1:  # one statement: no transaction to open around it
+            await self.store.repos.invocations.record_many(records)
+            return
+        async with self.store.transaction() as uow:
+            await uow.invocations.record_many(records)
 
     def _after_answer(self, final: InvocationRecord) -> None:
         self.records.write_soon(final)
@@ -354,23 +433,40 @@ class FunctionService:
         self._closing = True
         if self._async_tasks:
             await asyncio.wait(set(self._async_tasks), timeout=grace_s)
-        self.records.flush()
+        if self._writes:
+            await asyncio.wait(set(self._writes))
+        await self.records.flush()
+
+    def close(self) -> None:
+        """Stop following the change feed (after drain)."""
+        self.current.close()
+        if self._detach_specs is not None:
+            self._detach_specs()
+            self._detach_specs = None
 
     # --- records (each read commits queued records first: see RecordWriter) -------------
 
-    def invocation(self, invocation_id: str) -> InvocationRecord | None:
-        self.records.flush()
-        return self.repo.invocation(invocation_id)
+    async def invocation(self, invocation_id: str) -> InvocationRecord | None:
+        await self.records.flush()
+        return await self.store.repos.invocations.invocation(invocation_id)
 
-    def invocations(self, namespace: str, name: str, limit: int) -> list[InvocationRecord]:
-        self.records.flush()
-        return self.repo.invocations(namespace, name, limit)
+    async def invocations(self, namespace: str, name: str, limit: int) -> list[InvocationRecord]:
+        await self.records.flush()
+        return await self.store.repos.invocations.invocations(namespace, name, limit)
 
-    def logs_after(
+    async def logs_after(
         self, namespace: str, name: str, after: float, limit: int
     ) -> list[InvocationRecord]:
-        self.records.flush()
-        return self.repo.logs_after(namespace, name, after, limit)
+        await self.records.flush()
+        return await self.store.repos.invocations.logs_after(namespace, name, after, limit)
+
+    async def record_final(self, record: InvocationRecord) -> None:
+        """Replace an invocation's record (an action job that gave up on it ends it)."""
+        await self.store.repos.invocations.record(record)
+
+    async def prune_records(self, before: float, limit: int) -> int:
+        """Retention: delete up to `limit` of the oldest finished records before `before`."""
+        return await self.store.repos.invocations.prune_records(before, limit)
 
 
 PLATFORM_CRASH_ERROR = {

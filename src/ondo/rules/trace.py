@@ -36,12 +36,13 @@ async def trace_event(platform: Platform, event_id: str, namespace: str) -> dict
 async def _decision(platform: Platform, rec: dict[str, Any]) -> dict[str, Any]:
     jobs = await platform.actions.jobs_for(rec["id"]) if rec["actions"] else []
     for job in jobs:
-        job["invocations"] = [_invocation(platform, i) for i in job.get("invocation_ids") or []]
+        ids = job.get("invocation_ids") or []
+        job["invocations"] = [await _invocation(platform, i) for i in ids]
     return {**rec, "jobs": jobs}
 
 
-def _invocation(platform: Platform, invocation_id: str) -> dict[str, Any]:
-    record = platform.functions.invocation(invocation_id)
+async def _invocation(platform: Platform, invocation_id: str) -> dict[str, Any]:
+    record = await platform.functions.invocation(invocation_id)
     if record is None:
         return {"id": invocation_id, "status": "unknown (record not found)"}
     return {

@@ -5,25 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 
-from ondo.backends.store.sqlite import SqliteDatabase
-from ondo.backends.store.sqlite.migrations import MIGRATIONS
+from ondo.backends.store.repositories.tokens import ADMIN, Principal, TokenRepository
 
-ADMIN = "admin"
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who makes a call. The admin may do everything in every namespace."""
-
-    name: str
-    namespace: str = "default"
-
-    @property
-    def is_admin(self) -> bool:
-        return self.name == ADMIN
+__all__ = ["ADMIN", "Principal", "TokenStore"]
 
 
 def _digest(token: str) -> str:
@@ -31,39 +17,38 @@ def _digest(token: str) -> str:
 
 
 class TokenStore:
-    def __init__(self, db: SqliteDatabase) -> None:
-        self.db = db
-        db.migrate(MIGRATIONS)  # every domain's: idempotent
+    """Issues and checks tokens through `tokens` (the store's autocommit repository).
+
+    Principals found are remembered: a token is never changed once issued, so an entry cannot
+    go stale (tokens are not revoked yet; revoking will need the change feed)."""
+
+    def __init__(self, tokens: TokenRepository) -> None:
+        self.tokens = tokens
         self._cache: dict[str, Principal] = {}
 
-    def issue(self, principal: Principal, now: float) -> str:
+    async def issue(self, principal: Principal, now: float) -> str:
         """A new random token (256 bits) for `principal`; only its sha256 is kept."""
         token = "ondo_" + secrets.token_urlsafe(32)
-        self.db.execute(
-            "INSERT INTO tokens VALUES (?, ?, ?, ?)",
-            (_digest(token), principal.name, principal.namespace, now),
-        )
+        await self.tokens.add(_digest(token), principal, now)
         return token
 
-    def authenticate(self, token: str) -> Principal | None:
+    async def authenticate(self, token: str) -> Principal | None:
         digest = _digest(token)
         cached = self._cache.get(digest)
         if cached is not None:
             return cached
-        row = self.db.query_one("SELECT principal, namespace FROM tokens WHERE hash = ?", (digest,))
-        if row is None:
-            return None
-        principal = Principal(row[0], row[1])
-        self._cache[digest] = principal
+        principal = await self.tokens.principal(digest)
+        if principal is not None:
+            self._cache[digest] = principal
         return principal
 
-    def ensure_admin_token(self, path: Path, now: float) -> tuple[str, bool]:
+    async def ensure_admin_token(self, path: Path, now: float) -> tuple[str, bool]:
         """Return the admin token, creating it (and its 0600 file) on first start."""
         if path.exists():
             token = path.read_text().strip()
-            if self.authenticate(token) is not None:
+            if await self.authenticate(token) is not None:
                 return token, False
-        token = self.issue(Principal(ADMIN), now)
+        token = await self.issue(Principal(ADMIN), now)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(token + "\n")

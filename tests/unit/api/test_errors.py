@@ -105,11 +105,11 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
 
 
 def test_the_middlewares_and_the_app_answer_errors_alike(platform: Platform) -> None:
-    token = platform.tokens.issue(Principal(ADMIN), platform.clock.now())
     asgi = InvokeFastPath(create_app(platform), platform)
-    auth = {"Authorization": f"Bearer {token}"}
 
     async def ask() -> list[httpx.Response]:
+        token = await platform.tokens.issue(Principal(ADMIN), platform.clock.now())
+        auth = {"Authorization": f"Bearer {token}"}
         transport = httpx.ASGITransport(app=asgi)
         async with httpx.AsyncClient(transport=transport, base_url="http://ondo") as client:
             return [

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import pytest
 
-from ondo.backends.store.sqlite import SqliteDatabase
-from ondo.backends.store.sqlite_functions import FunctionRepository
+from ondo.backends.store import Store, open_store
+from ondo.errors import StoreError
 from ondo.functions.model import InvocationRecord
 from ondo.functions.records import COMMIT_DELAY_S, RecordWriter
 
@@ -28,99 +28,120 @@ def _record(n: int) -> InvocationRecord:
     )
 
 
-def test_records_finishing_together_share_one_commit(tmp_path: Path) -> None:
-    repo = FunctionRepository(SqliteDatabase(tmp_path / "s.db"))
-    writer = RecordWriter(repo.record_many)
+def writer_of(store: Store) -> RecordWriter:
+    """As FunctionService writes its batches: one transaction each (one record: autocommit)."""
 
+    async def write_many(records: Sequence[InvocationRecord]) -> None:
+        if len(records) == 1:
+            await store.repos.invocations.record_many(records)
+            return
+        async with store.transaction() as uow:
+            await uow.invocations.record_many(records)
+
+    return RecordWriter(write_many)
+
+
+def with_store(tmp_path: Path, body: Callable[[Store], Awaitable[None]]) -> None:
     async def main() -> None:
-        await asyncio.gather(*(writer.write(_record(n)) for n in range(10)))
-        await writer.write(_record(10), alone=True)
+        store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+        await store.open()
+        try:
+            await body(store)
+        finally:
+            await store.close()
 
     asyncio.run(main())
-    assert (writer.batches, writer.records) == (2, 11)
-    found = repo.invocation("inv-7")
-    assert found is not None and found.result == {"n": 7} and found.status == "succeeded"
+
+
+async def _found(store: Store, n: int) -> InvocationRecord | None:
+    return await store.repos.invocations.invocation(f"inv-{n}")
+
+
+def test_records_finishing_together_share_one_commit(tmp_path: Path) -> None:
+    async def body(store: Store) -> None:
+        writer = writer_of(store)
+        await asyncio.gather(*(writer.write(_record(n)) for n in range(10)))
+        await writer.write(_record(10), alone=True)
+        assert (writer.batches, writer.records) == (2, 11)
+        found = await _found(store, 7)
+        assert found is not None and found.result == {"n": 7} and found.status == "succeeded"
+
+    with_store(tmp_path, body)
 
 
 def test_a_write_returns_only_once_its_record_is_readable(tmp_path: Path) -> None:
-    repo = FunctionRepository(SqliteDatabase(tmp_path / "s.db"))
-    writer = RecordWriter(repo.record_many)
+    async def body(store: Store) -> None:
+        writer = writer_of(store)
 
-    async def write_then_read(n: int) -> InvocationRecord | None:
-        await writer.write(_record(n))
-        return repo.invocation(f"inv-{n}")
+        async def write_then_read(n: int) -> InvocationRecord | None:
+            await writer.write(_record(n))
+            return await _found(store, n)
 
-    async def main() -> list[InvocationRecord | None]:
-        return list(await asyncio.gather(*(write_then_read(n) for n in range(5))))
+        found = await asyncio.gather(*(write_then_read(n) for n in range(5)))
+        assert [r.id if r else None for r in found] == [f"inv-{n}" for n in range(5)]
 
-    assert [r.id if r else None for r in asyncio.run(main())] == [f"inv-{n}" for n in range(5)]
+    with_store(tmp_path, body)
 
 
 def test_a_failed_commit_fails_every_writer_of_the_batch(tmp_path: Path) -> None:
-    db = SqliteDatabase(tmp_path / "s.db")
-    repo = FunctionRepository(db)
-    writer = RecordWriter(repo.record_many)
-    db.close()  # every statement now fails
-
-    async def main() -> list[BaseException | None]:
+    async def body(store: Store) -> None:
+        writer = writer_of(store)
+        await store.close()  # every statement now fails
         writes = (writer.write(_record(n)) for n in range(3))
-        return list(await asyncio.gather(*writes, return_exceptions=True))
+        outcomes = await asyncio.gather(*writes, return_exceptions=True)
+        # (the SQLite engine's BEGIN on a closed file raises the driver's error, unmapped)
+        assert all(isinstance(o, Exception) for o in outcomes), outcomes
+        assert len({type(o) for o in outcomes}) == 1  # the one commit's failure, to each
+        with pytest.raises(StoreError):
+            await writer.write(_record(9), alone=True)
 
-    outcomes = asyncio.run(main())
-    assert all(isinstance(o, sqlite3.ProgrammingError) for o in outcomes), outcomes
-    with pytest.raises(sqlite3.ProgrammingError):
-        asyncio.run(writer.write(_record(9), alone=True))
+    with_store(tmp_path, body)
 
 
 def test_records_written_soon_share_the_iterations_commit_and_flush_makes_them_readable(
     tmp_path: Path,
 ) -> None:
-    repo = FunctionRepository(SqliteDatabase(tmp_path / "s.db"))
-    writer = RecordWriter(repo.record_many)
-
-    async def main() -> tuple[InvocationRecord | None, InvocationRecord | None]:
+    async def body(store: Store) -> None:
+        writer = writer_of(store)
         for n in range(4):
             writer.write_soon(_record(n))
-        before = repo.invocation("inv-2")  # queued, not yet committed
+        assert await _found(store, 2) is None  # queued, not yet committed
         await asyncio.sleep(COMMIT_DELAY_S * 2)  # one group commit
-        after = repo.invocation("inv-2")
+        await writer.flush()  # (waits for the commit under way, if the loop was slow)
+        after = await _found(store, 2)
+        assert after is not None and after.result == {"n": 2}
         writer.write_soon(_record(9))
-        writer.flush()  # what a reader does first
-        return before, after if repo.invocation("inv-9") is not None else None
+        await writer.flush()  # what a reader does first
+        assert await _found(store, 9) is not None
+        assert (writer.batches, writer.records) == (2, 5)
 
-    before, after = asyncio.run(main())
-    assert before is None and after is not None and after.result == {"n": 2}
-    assert (writer.batches, writer.records) == (2, 5)
+    with_store(tmp_path, body)
 
 
 def test_a_failed_commit_of_records_written_soon_is_logged_with_their_ids(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    db = SqliteDatabase(tmp_path / "s.db")
-    writer = RecordWriter(FunctionRepository(db).record_many)
-    db.close()
-
-    async def main() -> None:
+    async def body(store: Store) -> None:
+        writer = writer_of(store)
+        await store.close()
         writer.write_soon(_record(1))
         writer.write_soon(_record(2))
-        await asyncio.sleep(COMMIT_DELAY_S * 2)
+        await writer.flush()
 
     with caplog.at_level("ERROR", logger="ondo.functions"):
-        asyncio.run(main())
+        with_store(tmp_path, body)
     assert "invocation records not written: inv-1, inv-2" in caplog.text
 
 
 def test_a_waiting_writer_brings_the_delayed_commit_forward(tmp_path: Path) -> None:
-    repo = FunctionRepository(SqliteDatabase(tmp_path / "s.db"))
-    writer = RecordWriter(repo.record_many)
-
-    async def main() -> None:
+    async def body(store: Store) -> None:
+        writer = writer_of(store)
         writer.write_soon(_record(1))
         await writer.write(_record(2))  # durable on return, and record 1 with it
+        assert (writer.batches, writer.records) == (1, 2)
+        assert await _found(store, 1) is not None
 
-    asyncio.run(main())
-    assert (writer.batches, writer.records) == (1, 2)
-    assert repo.invocation("inv-1") is not None
+    with_store(tmp_path, body)
 
 
 def test_a_final_record_keeps_every_field_of_the_started_one() -> None:

@@ -115,6 +115,9 @@ def test_rollback_delete_and_listing(make_store: StoreFactory) -> None:
         assert await repo.names_of_app("default", "shop") == ["hello", "world"]
         listed = await repo.list_current("default")
         assert [(v.name, v.version) for v in listed] == [("hello", 1), ("world", 1)]
+        await add(store, replace(version(4), namespace="other"))
+        everywhere = sorted((v.namespace, v.name) for v in await repo.all_current())
+        assert everywhere == [("default", "hello"), ("default", "world"), ("other", "hello")]
         await repo.delete("default", "hello")
         assert await repo.current("default", "hello") is None
         assert await repo.versions("default", "hello") == []

@@ -67,12 +67,7 @@ async def deploy_manifest(
 
     `take_over`: the app may take functions and rules from other apps; `force`: it may delete
     functions that enabled rules invoke (those rules are disabled)."""
-    plan = await asyncio.to_thread(
-        partial(make_plan, take_over=take_over, force=force),
-        platform,
-        manifest,
-        namespace,
-    )
+    plan = await make_plan(platform, manifest, namespace, take_over=take_over, force=force)
     out: dict[str, object] = {**plan.to_json(), "dry_run": dry_run}
     if dry_run:
         await check_imports(platform, plan)

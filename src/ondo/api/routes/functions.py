@@ -24,7 +24,7 @@ from ondo.errors import NotFound, ValidationError
 
 async def list_functions(request: Request) -> JSONResponse:
     platform = platform_of(request)
-    found = platform.functions.repo.list_current(namespace_of(request))
+    found = await platform.functions.list_current(namespace_of(request))
     return answer({"functions": [fv.to_json() for fv in found]})
 
 
@@ -49,7 +49,7 @@ async def list_versions(request: Request) -> JSONResponse:
     platform = platform_of(request)
     name, namespace = request.path_params["name"], namespace_of(request)
     current = platform.functions.get(name, namespace)
-    versions = platform.functions.repo.versions(namespace, name)
+    versions = await platform.functions.versions(name, namespace)
     return answer({"current": current.version, "versions": [v.to_json() for v in versions]})
 
 
@@ -98,7 +98,7 @@ async def function_invocations(request: Request) -> JSONResponse:
     name, namespace = request.path_params["name"], namespace_of(request)
     platform.functions.get(name, namespace)
     limit = int_param(request, "limit", 20, 1, 1000)
-    records = platform.functions.invocations(namespace, name, limit)
+    records = await platform.functions.invocations(namespace, name, limit)
     return answer({"invocations": [r.to_json() for r in records]})
 
 
@@ -112,13 +112,13 @@ async def function_logs(request: Request) -> JSONResponse:
     except ValueError:
         raise ValidationError("query parameter 'after' must be a number (seconds)") from None
     limit = int_param(request, "limit", 100, 1, 1000)
-    records = platform.functions.logs_after(namespace, name, after, limit)
+    records = await platform.functions.logs_after(namespace, name, after, limit)
     return answer({"invocations": [r.to_json() for r in records]})
 
 
 async def get_invocation(request: Request) -> JSONResponse:
     platform = platform_of(request)
-    record = platform.functions.invocation(request.path_params["id"])
+    record = await platform.functions.invocation(request.path_params["id"])
     if record is None or record.namespace != namespace_of(request):
         raise NotFound(f"invocation {request.path_params['id']!r} does not exist")
     return answer(record.to_json())

@@ -19,7 +19,7 @@ async def issue_token(request: Request) -> JSONResponse:
         raise ValidationError('body must be {"principal": NAME, "namespace": NAMESPACE}')
     principal = new_principal(body.get("principal"), body.get("namespace"))
     platform = platform_of(request)
-    token = platform.tokens.issue(principal, platform.clock.now())
+    token = await platform.tokens.issue(principal, platform.clock.now())
     return answer(
         {"token": token, "principal": principal.name, "namespace": principal.namespace}, 201
     )

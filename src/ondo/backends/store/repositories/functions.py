@@ -130,6 +130,10 @@ class FunctionRepository(Protocol):
         """The current version of each function of the namespace, by name."""
         ...
 
+    async def all_current(self) -> list[FunctionVersion]:
+        """The current version of every function of every namespace."""
+        ...
+
     async def identical_version(self, draft: FunctionVersion) -> FunctionVersion | None:
         """The newest stored version with the draft's code, layer, settings and app, if any."""
         ...

@@ -74,6 +74,9 @@ class SqlFunctionRepository:
         )
         return [_version(r) for r in rows]
 
+    async def all_current(self) -> list[FunctionVersion]:
+        return [_version(r) for r in await self._sql.fetch(_CURRENT)]
+
     async def identical_version(self, draft: FunctionVersion) -> FunctionVersion | None:
         rows = await self._sql.fetch(
             "SELECT * FROM function_versions WHERE namespace = ? AND name = ? AND code_hash = ?"

@@ -1,0 +1,129 @@
+"""Two processes on one PostgreSQL store: a deploy, rollback or delete made through one
+FunctionService is seen by the other's (its current versions and runtime specs follow the
+store's change feed), and the other then invokes what was deployed."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from ondo.backends.store import Store, open_store
+from ondo.clock import WallClock
+from ondo.errors import NotFound
+from ondo.functions.bundle import CodeStore
+from ondo.functions.model import FunctionConfig
+from ondo.functions.service import FunctionService
+from ondo.metrics import Metrics
+from ondo.runtime import SandboxOptions, ZygoteRuntime
+from tests.services import require_postgres, unique_cluster
+from tests.unit.store.conftest import drop_schema
+
+SOURCE = """
+def handler(event, context):
+    return {"says": %r}
+"""
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Wait for the other process to hear of a change (bounded; not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("the change never reached the other process")
+        await asyncio.sleep(0.005)
+
+
+def code(root: Path, says: str) -> Path:
+    code_dir = root / says
+    code_dir.mkdir(parents=True)
+    (code_dir / "app.py").write_text(textwrap.dedent(SOURCE % says))
+    return code_dir
+
+
+@asynccontextmanager
+async def two_processes(tmp_path: Path) -> AsyncIterator[tuple[FunctionService, FunctionService]]:
+    """Two services, each on its own view (pool, LISTEN connection) of one PostgreSQL schema;
+    they share one runtime and code store, as two nodes would share the deployed code."""
+    url, cluster = require_postgres(), unique_cluster()
+    runtime = ZygoteRuntime(sandbox=SandboxOptions(), spare_workers=0)
+    await runtime.start()
+    stores: list[Store] = []
+    services: list[FunctionService] = []
+    try:
+        for _ in range(2):
+            store = open_store(url, cluster=cluster)
+            await store.open()
+            stores.append(store)
+            service = FunctionService(
+                store,
+                runtime,
+                CodeStore(tmp_path / "code"),
+                tmp_path / "layers",
+                WallClock(),
+                Metrics(),
+            )
+            await service.start()
+            services.append(service)
+        yield services[0], services[1]
+    finally:
+        for service in services:
+            await service.drain(1.0)
+            service.close()
+        for store in stores:
+            await store.close()
+        await runtime.close(grace_s=1.0)
+        await drop_schema(url, cluster)
+
+
+async def says(service: FunctionService) -> object:
+    record = await service.invoke("hello", b"{}")
+    assert record.status == "succeeded", record
+    return record.result
+
+
+def test_a_deploy_through_one_process_is_seen_by_the_other(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with two_processes(tmp_path) as (one, other):
+            first = one.code.add(code(tmp_path / "src", "one"))
+            second = one.code.add(code(tmp_path / "src", "two"))
+            with pytest.raises(NotFound):
+                other.get("hello")
+
+            await one.publish("hello", FunctionConfig(), first, None)
+            await until(lambda: other.exists("hello"))
+            assert await says(other) == {"says": "one"}
+
+            await one.publish("hello", FunctionConfig(), second, None)
+            await until(lambda: other.get("hello").version == 2)
+            assert await says(other) == {"says": "two"}
+
+            await one.rollback("hello", 1)
+            await until(lambda: other.get("hello").version == 1)
+            assert await says(other) == {"says": "one"}
+
+            await one.delete("hello")
+            await until(lambda: not other.exists("hello"))
+            with pytest.raises(NotFound):
+                await other.invoke("hello", b"{}")
+
+    asyncio.run(main())
+
+
+def test_records_written_by_one_process_are_read_by_the_other(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with two_processes(tmp_path) as (one, other):
+            await one.publish("hello", FunctionConfig(), one.code.add(code(tmp_path, "x")), None)
+            record = await one.invoke("hello", b"{}")
+            found = await other.invocation(record.id)
+            assert found is not None and found.result == {"says": "x"}
+            assert [r.id for r in await other.logs_after("default", "hello", 0.0, 10)] == [
+                record.id
+            ]
+
+    asyncio.run(main())
