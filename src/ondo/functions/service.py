@@ -15,7 +15,14 @@ from ondo.backends.store.repositories.functions import TOPIC, change_key
 from ondo.backends.store.store import Store
 from ondo.clock import Clock
 from ondo.deadlines import Deadlines
-from ondo.errors import ConcurrencyExhausted, HandlerImportError, NotFound, OndoError
+from ondo.errors import (
+    ConcurrencyExhausted,
+    Conflict,
+    DuplicateKey,
+    HandlerImportError,
+    NotFound,
+    OndoError,
+)
 from ondo.functions.bundle import CodeStore
 from ondo.functions.directory import CurrentVersions
 from ondo.functions.model import FunctionConfig, FunctionVersion, InvocationRecord
@@ -182,9 +189,16 @@ class FunctionService:
                 return await self.rollback(name, same.version, namespace)
             await self.runtime.prepare(self.spec(draft))
             previous = self.current.get(namespace, name)
-            async with self.store.transaction() as uow:
-                await uow.functions.add_version(draft)
-                await uow.notify(TOPIC, change_key(namespace, name))
+            try:
+                async with self.store.transaction() as uow:
+                    await uow.functions.add_version(draft)
+                    await uow.notify(TOPIC, change_key(namespace, name))
+            except DuplicateKey:  # another process sharing the store published it first
+                await self.runtime.retire(self.spec(draft))
+                raise Conflict(
+                    f"function {name!r} version {version} in namespace {namespace!r} was"
+                    " published by another ondo process at the same time; deploy again"
+                ) from None
             self.current.put(draft)
         if previous is not None:
             await self.runtime.retire(self.spec(previous))
