@@ -54,10 +54,6 @@ KNOWN_VIOLATIONS = {
     # validate rules (RuleError, rules.model); the engine builds ActionRequests. One of the two
     # arrows goes once the action model moves out of rules/ (or the kinds stop knowing rules).
     ("actions", "rules"),
-    # functions <-> backends: the old backends/store/sqlite_functions.py imports
-    # functions.model, while the records now live in backends/store/repositories/functions.py
-    # (which functions.model re-exports); goes with sqlite_functions.py.
-    ("backends", "functions"),
 }
 
 
