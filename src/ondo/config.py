@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -10,9 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from ondo.destinations import parse_destination
-from ondo.errors import ConfigError
+from ondo.durations import parse_duration
+from ondo.errors import ConfigError, DurationError
 
 DEFAULT_PORT = 8080
+DAY_S = 86400.0
+# `--retention KIND=DURATION` / ONDO_RETENTION_KIND: the Config field each kind sets
+RETENTION_KINDS = {
+    "events": "retention_events_s",
+    "records": "retention_records_s",
+    "jobs": "retention_jobs_s",
+}
 DEFAULT_CLUSTER = "ondo"
 _CLUSTER_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
@@ -33,7 +42,6 @@ class QueueSettings:
     max_event_age_s: float = 6 * 3600.0
     idle_poll_s: float = 1.0  # longest wait between looks for due retries
     destinations: str = "all"  # which outcomes become events: all, failed or none
-    retention_s: float = 7 * 86400.0  # finished jobs are kept this long (dedup, `ondo trace`)
     stop_grace_s: float = 10.0
 
 
@@ -62,6 +70,22 @@ class Config:
     build_index_url: str = "https://pypi.org/simple"
     build_allow_index_options: bool = False
     actions: QueueSettings = field(default_factory=QueueSettings)
+    # Retention (math.inf: kept forever): events in the log; invocation records and rule
+    # decisions; finished (succeeded or discarded) action jobs. See docs/operations.md.
+    retention_events_s: float = 7 * DAY_S
+    retention_records_s: float = 30 * DAY_S
+    retention_jobs_s: float = 7 * DAY_S
+    retention_every_s: float = 10.0  # how often retention looks for rows to delete
+    wal_limit_mb: int = 64  # each SQLite file's write-ahead log is truncated back beyond this
+
+    def __post_init__(self) -> None:
+        if self.retention_records_s < self.retention_events_s:
+            # A replayed event finds its decision and does not fire again only while it is kept.
+            raise ConfigError(
+                "the retention of records (rule decisions) must be at least that of events, "
+                f"got records {self.retention_records_s:g}s < events {self.retention_events_s:g}s: "
+                "raise ONDO_RETENTION_RECORDS (or --retention records=…) or lower the events'"
+            )
 
     @property
     def db_path(self) -> Path:
@@ -139,6 +163,12 @@ def from_environment() -> Config:
         build_allow_index_options=os.environ.get("ONDO_BUILD_ALLOW_INDEX_OPTIONS", "") == "1"
         or None,
         actions=queue_settings(os.environ),
+        retention_every_s=_env_duration("ONDO_RETENTION_EVERY"),
+        wal_limit_mb=_env_count("ONDO_WAL_LIMIT_MB", base.wal_limit_mb),
+        **{
+            field_name: _env_duration(f"ONDO_RETENTION_{kind.upper()}")
+            for kind, field_name in RETENTION_KINDS.items()
+        },
     )
 
 
@@ -154,7 +184,6 @@ def queue_settings(env: Mapping[str, str]) -> QueueSettings:
         backoff_cap_s=_positive(env, "ONDO_ACTION_BACKOFF_CAP", base.backoff_cap_s),
         max_event_age_s=_positive(env, "ONDO_ACTION_MAX_AGE", base.max_event_age_s),
         destinations=_choice(env, "ONDO_ACTION_DESTINATIONS", DESTINATIONS),
-        retention_s=_positive(env, "ONDO_ACTION_RETENTION", base.retention_s),
     )
 
 
@@ -176,6 +205,38 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     if value <= 0:
         raise ConfigError(f"environment variable {name} must be greater than 0, got {raw!r}")
     return value
+
+
+def retention_duration(text: str, where: str) -> float:
+    """A retention as seconds: 30s, 15m, 2h, 7d, 1h30m, or `forever` (math.inf)."""
+    if text.strip().lower() == "forever":
+        return math.inf
+    try:
+        seconds = parse_duration(text)
+    except DurationError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if seconds <= 0:
+        raise ConfigError(f"{where}: a retention must be more than zero (or `forever`)")
+    return seconds
+
+
+def retention_overrides(items: list[str], where: str = "--retention") -> dict[str, float]:
+    """`KIND=DURATION` items (kinds: events, records, jobs) as Config field values."""
+    values: dict[str, float] = {}
+    for item in items:
+        kind, _, duration = item.partition("=")
+        if kind not in RETENTION_KINDS or not duration:
+            raise ConfigError(
+                f"{where} {item!r} must be KIND=DURATION with KIND one of "
+                f"{', '.join(RETENTION_KINDS)}, e.g. {where} events=7d"
+            )
+        values[RETENTION_KINDS[kind]] = retention_duration(duration, f"{where} {kind}")
+    return values
+
+
+def _env_duration(name: str) -> float | None:
+    raw = os.environ.get(name, "")
+    return retention_duration(raw, f"environment variable {name}") if raw.strip() else None
 
 
 def _env_destinations(name: str) -> tuple[str, ...] | None:

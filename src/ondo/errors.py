@@ -61,6 +61,13 @@ class NotFound(OndoError):
     code = "not_found"
 
 
+class Gone(NotFound):
+    """Raised when what was asked for existed but retention has deleted it (older than the
+    retention of its kind)."""
+
+    code = "gone"
+
+
 class Conflict(OndoError):
     """Raised when a request conflicts with the current state of a resource."""
 

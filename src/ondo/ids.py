@@ -28,3 +28,16 @@ def uuid7() -> str:
     """The canonical 8-4-4-4-12 form."""
     h = uuid7_hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def uuid7_time(text: str) -> float | None:
+    """When a UUIDv7 (either form) was made, in seconds since the epoch; None for anything else
+    (ids chosen by people or other systems carry no time)."""
+    digits = text.replace("-", "").lower()
+    if len(digits) != 32 or digits[12] != "7" or digits[16] not in "89ab":
+        return None
+    try:
+        value = int(digits, 16)
+    except ValueError:
+        return None
+    return (value >> 80) / 1000.0

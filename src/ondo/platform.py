@@ -21,9 +21,11 @@ from ondo.errors import ConfigError
 from ondo.functions.bundle import CodeStore
 from ondo.functions.service import FunctionService
 from ondo.metrics import Metrics
+from ondo.retention import Calling, EventLog, RetentionService
 from ondo.rules.definitions import RuleChecks
 from ondo.rules.dispatcher import RuleDispatcher
 from ondo.rules.engine import RuleEngine
+from ondo.rules.window_retention import StaleWindowRows
 from ondo.runtime.base import Runtime
 from ondo.security.tokens import TokenStore
 
@@ -51,8 +53,12 @@ class Platform:
 
     def _wire(self, config: Config, runtime: Runtime | None) -> None:
         self.clock: Clock = ManualClock() if config.manual_clock else WallClock()
+        wal_limit_bytes = config.wal_limit_mb * 1024 * 1024
         self.store = open_store(
-            config.effective_store_url, cluster=config.cluster, durability=config.store_durability
+            config.effective_store_url,
+            cluster=config.cluster,
+            durability=config.store_durability,
+            wal_limit_bytes=wal_limit_bytes,
         )
         self.db = _sqlite_of(self.store)
         self.tokens = TokenStore(self.store.repos.tokens)
@@ -62,6 +68,7 @@ class Platform:
             clock=self.clock.now,
             max_event_bytes=config.max_event_bytes,
             cluster=config.cluster,
+            wal_limit_bytes=wal_limit_bytes,
         )
         self.replay_target: ReplayTarget | None = None  # the rules dispatcher registers itself
         self.runtime = runtime if runtime is not None else _default_runtime(config)
@@ -81,6 +88,28 @@ class Platform:
         self.actions = ActionQueue(self, config.actions)
         self.add_service(self.actions)
         self.rules = self._wire_rules()  # after the action queue: it enqueues there
+        self.retention = self._retention(config)
+        self.add_service(self.retention)
+
+    def _retention(self, config: Config) -> RetentionService:
+        """Every kind of record, with its retention (see docs/operations.md)."""
+        repos = self.store.repos
+        service = RetentionService(
+            self.clock, repos.watermarks, self.metrics.registry, every_s=config.retention_every_s
+        )
+        records = config.retention_records_s
+        service.register(EventLog(self.bus), config.retention_events_s, "events")
+        invocations = Calling("invocation_records", repos.invocations.prune_records)
+        service.register(invocations, records, "invocation records")
+        decisions = Calling("rule_decisions", repos.enforcements.prune)
+        service.register(decisions, records, "rule decisions")
+        skipped = Calling("skipped_events", repos.enforcements.prune_skipped)
+        service.register(skipped, records, "skipped-event records")
+        jobs = Calling("action_jobs", repos.jobs.prune)
+        service.register(jobs, config.retention_jobs_s, "finished action jobs")
+        stale = StaleWindowRows(repos.windows, self.rules.book.compiled_rule)
+        service.register(stale, 0.0, "stale rule window rows")
+        return service
 
     def _wire_rules(self) -> RuleEngine:
         checks = RuleChecks(

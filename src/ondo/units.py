@@ -17,3 +17,16 @@ def size_text(size: int) -> str:
                 return f"{size // scale} {unit}"
             return f"{math.ceil(size * 10 / scale) / 10:g} {unit}"
     return f"{size} B"
+
+
+_DURATION_UNITS = (("day", 86400.0), ("hour", 3600.0), ("minute", 60.0), ("second", 1.0))
+
+
+def duration_text(seconds: float) -> str:
+    """A duration in the largest unit that says it in a whole number, or to the tenth:
+    7 days, 36 hours, 90 minutes, 30 seconds, 1.5 seconds."""
+    for unit, size in _DURATION_UNITS:
+        if seconds >= size and (seconds / size).is_integer():
+            count = int(seconds / size)
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds:.3g} seconds"

@@ -70,6 +70,10 @@ def test_every_series_is_fed_by_real_traffic_and_listed_in_the_readme(tmp_path: 
         "ONDO_ACTION_MAX_ATTEMPTS": "2",
         "ONDO_ACTION_BACKOFF": "0.01",
         "ONDO_ACTION_DESTINATIONS": "none",  # so the only events are the test's own
+        # retention deletes the events a second old, looking every 0.1 s
+        "ONDO_RETENTION_EVENTS": "1s",
+        "ONDO_RETENTION_RECORDS": "1s",
+        "ONDO_RETENTION_EVERY": "100ms",
     }
     app = write_app(tmp_path / "metered")
     with RunningPlatform(tmp_path / "data", apps=[app], env=env) as p, p.client() as api:
@@ -100,6 +104,7 @@ def test_every_series_is_fed_by_real_traffic_and_listed_in_the_readme(tmp_path: 
                 and value(f, "ondo_rules_suppressed_total") >= 1
                 and value(f, "ondo_action_jobs", status="pending") == 0
                 and value(f, "ondo_action_jobs", status="running") == 0
+                and value(f, "ondo_retention_pruned_rows_total", kind="events") >= 4
                 and f
             )
         )

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import math
 from pathlib import Path
 
 import pytest
 
 import ondo
-from ondo.config import Config, QueueSettings, from_environment, queue_settings
+from ondo.config import Config, QueueSettings, from_environment, queue_settings, retention_overrides
 from ondo.errors import ConfigError
 from ondo.platform import Platform
 
@@ -76,3 +77,36 @@ def _reads_environment(node: ast.AST) -> bool:
     if isinstance(node, ast.ImportFrom) and node.module == "os":
         return bool({a.name for a in node.names} & names)
     return False
+
+
+def test_retention_defaults_and_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    base = from_environment()
+    assert (base.retention_events_s, base.retention_records_s, base.retention_jobs_s) == (
+        7 * 86400.0,
+        30 * 86400.0,
+        7 * 86400.0,
+    )
+    monkeypatch.setenv("ONDO_RETENTION_EVENTS", "30s")
+    monkeypatch.setenv("ONDO_RETENTION_RECORDS", "1h30m")
+    monkeypatch.setenv("ONDO_RETENTION_JOBS", "forever")
+    monkeypatch.setenv("ONDO_RETENTION_EVERY", "2s")
+    config = from_environment()
+    assert (config.retention_events_s, config.retention_records_s) == (30.0, 5400.0)
+    assert config.retention_jobs_s == math.inf and config.retention_every_s == 2.0
+
+
+def test_retention_flags_and_what_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert retention_overrides(["events=1d", "jobs=2w"]) == {
+        "retention_events_s": 86400.0,
+        "retention_jobs_s": 14 * 86400.0,
+    }
+    with pytest.raises(ConfigError, match="--retention 'logs=1d' must be KIND=DURATION"):
+        retention_overrides(["logs=1d"])
+    with pytest.raises(ConfigError, match="--retention events: a retention must be more than"):
+        retention_overrides(["events=0s"])
+    monkeypatch.setenv("ONDO_RETENTION_EVENTS", "a week")
+    with pytest.raises(ConfigError, match="ONDO_RETENTION_EVENTS: duration 'a week' is not"):
+        from_environment()
+    monkeypatch.setenv("ONDO_RETENTION_EVENTS", "60d")  # longer than the decisions' 30 days
+    with pytest.raises(ConfigError, match=r"retention of records .* at least that of events"):
+        from_environment()

@@ -23,7 +23,7 @@ SRC = Path(ondo.__file__).parent
 
 # The layers, top to bottom (docs: /ARCHITECTURE.md "Which way the arrows point").
 ENTRY = {"api", "cli", "client", "server", "platform", "__main__"}  # wiring and the ways in
-DOMAIN = {"actions", "rules", "deploy", "functions", "sources", "security"}
+DOMAIN = {"actions", "rules", "deploy", "functions", "sources", "security", "retention"}
 CONTRACTS = {
     "patterns",
     "events",

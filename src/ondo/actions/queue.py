@@ -43,7 +43,6 @@ log = logging.getLogger("ondo.actions")
 LANE_LIMIT_TTL_S = 5.0  # a function's concurrency is looked up again after this long
 BACKLOG_SCAN_EVERY_S = 0.05
 JOBS_TOPIC = "action_jobs"  # change feed: jobs became due (enqueued, revived) somewhere
-PRUNE_EVERY_S = 3600.0
 STATS_EVERY_S = 1.0  # the metrics' snapshot of the queue is refreshed this often
 STORE_RETRY_S = 1.0  # after the store failed, the loop tries again this much later
 
@@ -87,7 +86,6 @@ class ActionQueue:
         # same attempt, which the kind recognises by its request id (nothing is done twice).
         self._outcomes: list[Outcome] = []
         self._stopping = False
-        self._pruned_at = 0.0
         # Lanes: jobs that share a limit (an invoked function's concurrency). Jobs over the
         # limit stay pending instead of holding workers, so one slow function cannot take
         # every worker from the others.
@@ -297,7 +295,6 @@ class ActionQueue:
 
     async def _idle(self, full_lanes: list[str]) -> None:
         """Sleep until an enqueue, a freed slot, or the next retry falls due."""
-        await self._prune_now_and_then()
         if full_lanes:
             # Work may wait behind full lanes: a finishing job wakes us; look again soon anyway
             # rather than scanning the backlog for the next due time.
@@ -314,15 +311,6 @@ class ActionQueue:
         finally:
             for task in (waker, sleeper):
                 task.cancel()
-
-    async def _prune_now_and_then(self) -> None:
-        now = self.clock.now()
-        if now - self._pruned_at < PRUNE_EVERY_S:
-            return
-        self._pruned_at = now
-        removed = await self.jobs.prune(now - self.settings.retention_s, 10_000)
-        if removed:
-            log.info("forgot %d finished action jobs older than the retention", removed)
 
     def _may_scan_backlog(self) -> bool:
         """Looking behind full lanes scans the backlog: at most every BACKLOG_SCAN_EVERY_S."""

@@ -30,6 +30,7 @@ from ondo.errors import (
     DuplicateKey,
     DurationError,
     EventError,
+    Gone,
     HandlerImportError,
     InputLimitExceeded,
     NetworkUnavailable,
@@ -79,6 +80,7 @@ STATUSES: Final[tuple[tuple[type[OndoError], int], ...]] = (
     (DeployError, 400),
     # who asks, what exists, what else is going on
     (Unauthorized, 401),
+    (Gone, 410),  # before NotFound, which it is a kind of
     (NotFound, 404),
     (Conflict, 409),
     (DataDirInUse, 409),

@@ -32,6 +32,7 @@ REASONS = {
     401: "no bearer token, or an unknown one",
     404: "not found: no such resource in the namespace, or not one this token may use",
     409: "conflict with the resource's current state",
+    410: "gone: it existed, but retention deleted it (older than the retention of its kind)",
     413: "the body is over the size limit",
     415: "unsupported Content-Type",
     429: "too many concurrent calls; retry after a second",

@@ -141,7 +141,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/v1/functions/{name}/logs"): Operation(
         {200: INVOCATIONS}, query={"after": NUMBER, "limit": limit(100)}
     ),
-    ("GET", "/v1/invocations/{id}"): Operation({200: INVOCATION}),
+    ("GET", "/v1/invocations/{id}"): Operation({200: INVOCATION}, errors=(410,)),
     # --- events -------------------------------------------------------------------------------
     ("POST", "/v1/events"): Operation(
         {202: obj({"ids": array(TEXT), "seqs": array(ANY), "duplicates": array(TEXT)})},
@@ -162,7 +162,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         body=json_body(closed({"since": TEXT}, {"rule": NAME, "type": NAME})),
         errors=(413,),
     ),
-    ("GET", "/v1/events/{id}"): Operation({200: STORED_EVENT}, query={"source": TEXT}),
+    ("GET", "/v1/events/{id}"): Operation(
+        {200: STORED_EVENT}, query={"source": TEXT}, errors=(410,)
+    ),
     # --- deployments --------------------------------------------------------------------------
     ("POST", "/v1/deployments"): Operation(
         {200: obj({"app": TEXT, "namespace": TEXT, "steps": array(OBJECT)})},
@@ -201,7 +203,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         {200: obj({"enforcements": array(OBJECT)})}, query={"limit": limit(50)}
     ),
     ("GET", "/v1/trace/{event_id}"): Operation(
-        {200: obj({"events": array(STORED_EVENT), "decisions": array(OBJECT), "lines": LINES})}
+        {200: obj({"events": array(STORED_EVENT), "decisions": array(OBJECT), "lines": LINES})},
+        errors=(410,),
     ),
     ("GET", "/v1/clock"): Operation({200: CLOCK}),
     ("POST", "/v1/clock/advance"): Operation(

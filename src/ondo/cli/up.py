@@ -8,7 +8,7 @@ from typing import Any
 
 from ondo.cli.common import add_json_flag, client_of
 from ondo.cli.output import fields, print_json, table
-from ondo.config import check_cluster, from_environment
+from ondo.config import check_cluster, from_environment, retention_overrides
 
 
 def register(sub: Any) -> None:
@@ -49,6 +49,15 @@ def register(sub: Any) -> None:
         help="prefix of NATS streams and the PostgreSQL schema, so clusters can share servers "
         "(default: $ONDO_CLUSTER or ondo)",
     )
+    up.add_argument(
+        "--retention",
+        action="append",
+        default=[],
+        metavar="KIND=DURATION",
+        help="how long to keep events (default 7d), records (invocation records and rule "
+        "decisions, 30d) or jobs (finished action jobs, 7d); a duration such as 30s, 12h, 7d, "
+        "or forever (repeatable; default: $ONDO_RETENTION_EVENTS, …_RECORDS, …_JOBS)",
+    )
     up.set_defaults(func=run_up)
     status = sub.add_parser("status", help="show the runtime pool and the sandbox layers in force")
     add_json_flag(status, '{"version", "data_dir", "clock", "runtime": {sandbox, functions, …}}')
@@ -66,6 +75,7 @@ def run_up(args: argparse.Namespace) -> int:
         bus_url=args.bus,
         store_url=args.store,
         cluster=check_cluster(args.cluster, "--cluster") if args.cluster else None,
+        **retention_overrides(args.retention),
     )
     return serve(config)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from ondo.errors import NotFound
+from ondo.backends.store.repositories.rules import Enforcement
+from ondo.errors import Gone, NotFound
 from ondo.events import format_epoch
+from ondo.ids import uuid7_time
 from ondo.rules.enforcement import FAILED
 
 if TYPE_CHECKING:
@@ -20,30 +22,78 @@ async def trace_event(platform: Platform, event_id: str, namespace: str) -> dict
     records = [r for r in await log.for_event(event_id) if r.namespace == namespace]
     skipped = await log.skipped(event_id, namespace)
     if not stored and not records and not skipped:
-        raise NotFound(
-            f"no event with id {event_id!r} in namespace {namespace!r} (it may have been pruned)"
-        )
+        raise await _missing(platform, event_id, namespace)
     decisions = [await _decision(platform, r.to_json()) for r in records]
     out: dict[str, Any] = {
         "events": [s.to_json() for s in stored],
         "decisions": decisions,
         "skipped": skipped,
     }
+    if not stored:
+        made = _event_time(event_id, records, skipped)
+        reason = await platform.retention.deleted("events", made)
+        if reason is not None:
+            out["deleted"] = {"event": f"event {event_id} is {reason} and was deleted"}
     out["lines"] = describe(out)
     return out
+
+
+async def _missing(platform: Platform, event_id: str, namespace: str) -> NotFound:
+    """Gone if retention deleted the event and what it caused (its id says when it came),
+    else NotFound, which mentions retention if it has deleted events."""
+    made, retention = uuid7_time(event_id), platform.retention
+    reason = await retention.deleted("rule_decisions", made) or await retention.deleted(
+        "events", made
+    )
+    where = f"event {event_id!r} in namespace {namespace!r}"
+    if reason is not None:
+        return Gone(f"{where} is {reason} and was deleted")
+    maybe = await retention.may_have_deleted("events")
+    hint = f" (if it was sent earlier, it may be older than {maybe} and deleted)" if maybe else ""
+    return NotFound(f"no {where}{hint}")
+
+
+async def deleted_event(platform: Platform, event_id: str, namespace: str) -> str | None:
+    """Why the log no longer holds an event, if retention deleted it: "event X is older than
+    the retention of events (7 days) and was deleted". Its time comes from its id (a UUIDv7)
+    or from the decisions taken on it, which are kept longer."""
+    log = platform.rules.log
+    records = [r for r in await log.for_event(event_id) if r.namespace == namespace]
+    made = _event_time(event_id, records, await log.skipped(event_id, namespace))
+    reason = await platform.retention.deleted("events", made)
+    return None if reason is None else f"event {event_id!r} is {reason} and was deleted"
+
+
+def _event_time(
+    event_id: str, records: list[Enforcement], skipped: list[dict[str, Any]]
+) -> float | None:
+    """When the event arrived, as far as what is left tells (None: nothing tells)."""
+    times = [r.at for r in records] + [float(s["at"]) for s in skipped]
+    made = uuid7_time(event_id)
+    return min(times) if times else made
 
 
 async def _decision(platform: Platform, rec: dict[str, Any]) -> dict[str, Any]:
     jobs = await platform.actions.jobs_for(rec["id"]) if rec["actions"] else []
     for job in jobs:
-        ids = job.get("invocation_ids") or []
-        job["invocations"] = [await _invocation(platform, i) for i in ids]
-    return {**rec, "jobs": jobs}
+        job["invocations"] = [
+            await _invocation(platform, i) for i in job.get("invocation_ids") or []
+        ]
+    out = {**rec, "jobs": jobs}
+    if len(jobs) < len(rec["actions"]):
+        reason = await platform.retention.deleted("action_jobs", rec["at"])
+        if reason is not None:
+            out["jobs_deleted"] = reason
+    return out
 
 
 async def _invocation(platform: Platform, invocation_id: str) -> dict[str, Any]:
     record = await platform.functions.invocation(invocation_id)
     if record is None:
+        made = uuid7_time(invocation_id)
+        reason = await platform.retention.deleted("invocation_records", made)
+        if reason is not None:
+            return {"id": invocation_id, "status": "deleted", "deleted": reason}
         return {"id": invocation_id, "status": "unknown (record not found)"}
     return {
         "id": record.id,
@@ -63,6 +113,8 @@ def _when(t: float) -> str:
 def describe(trace: dict[str, Any]) -> list[str]:
     """The trace told in sentences, one line each (what `ondo trace` prints)."""
     lines: list[str] = []
+    if "deleted" in trace:
+        lines.append(trace["deleted"]["event"])
     for stored in trace["events"]:
         ev = stored["event"]
         lines.append(
@@ -94,6 +146,12 @@ def _describe_decision(dec: dict[str, Any]) -> list[str]:
     for action in dec["actions"]:
         what = f"{action['kind']} {action['target']}".strip()
         job = jobs.get(action["index"])
+        if job is None and dec.get("jobs_deleted"):
+            lines.append(
+                f"    action {action['index']} {what}: its job is {dec['jobs_deleted']}"
+                " and was deleted"
+            )
+            continue
         if job is None:
             lines.append(f"    action {action['index']} {what}: not in the action queue yet")
             continue
@@ -113,6 +171,12 @@ def _describe_job(job: dict[str, Any]) -> list[str]:
     for number, inv in enumerate(job["invocations"], start=1):
         if number == retried_after + 1 and retried_after > 0:
             lines.append(f"      retried from the dead-letter queue after attempt {retried_after}")
+        if inv.get("deleted"):
+            lines.append(
+                f"      attempt {number}: invocation {inv['id']}: its record is {inv['deleted']}"
+                " and was deleted"
+            )
+            continue
         result = inv.get("error") if inv["status"] != "succeeded" else inv.get("result")
         lines.append(
             f"      attempt {number}: invocation {inv['id']} of {inv.get('function', '?')}"

@@ -295,12 +295,17 @@ def test_finished_jobs_are_forgotten_after_the_retention(
 ) -> None:
     async def scenario() -> None:
         clock = clock_of(platform)
-        queue = queue_of(platform, replace(SETTINGS, retention_s=60.0))
+        queue = queue_of(platform)
         await queue.start()
         await enqueue(queue, [request("old")])
         await until(are(queue, "succeeded", "old"))
-        clock.advance(3601.0)  # past the retention and the hourly prune
-        await until(are(queue, None, "old"))
+        await enqueue(queue, [request("new")])
+        await until(are(queue, "succeeded", "new"))
+        clock.advance(7 * 86400.0 - 1)  # the retention of finished jobs: 7 days
+        assert (await platform.retention.sweep())["action_jobs"] == 0
+        clock.advance(2.0)
+        assert (await platform.retention.sweep())["action_jobs"] == 2
+        assert await are(queue, None, "old", "new")()
         await queue.stop()
 
     asyncio.run(scenario())

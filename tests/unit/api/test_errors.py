@@ -34,6 +34,7 @@ EXPECTED = {
     "DurationError": 400,
     "DataDirInUse": 409,
     "NotFound": 404,
+    "Gone": 410,
     "Conflict": 409,
     "PayloadTooLarge": 413,
     "Unauthorized": 401,

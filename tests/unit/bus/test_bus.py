@@ -271,6 +271,26 @@ def test_prune_keeps_seqs_growing(make_bus: BusFactory) -> None:
     run(make_bus(clock=clock), body)
 
 
+def test_prune_deletes_the_oldest_in_batches_of_at_most_limit(make_bus: BusFactory) -> None:
+    clock = FakeClock()
+
+    async def body(bus: Bus) -> None:
+        for n in range(1, 8):
+            await bus.append([ev(n)])
+            clock.now += 1
+        cutoff = datetime.fromtimestamp(clock.now - 2, UTC)  # e1..e5 are older
+        assert await bus.prune(cutoff, limit=2) == 2
+        assert [s.seq for s in await bus.read(0)] == [3, 4, 5, 6, 7]
+        assert await bus.prune(cutoff, limit=2) == 2
+        assert await bus.prune(cutoff, limit=2) == 1  # fewer than the limit: nothing left
+        assert await bus.prune(cutoff, limit=2) == 0
+        assert [s.seq for s in await bus.read(0)] == [6, 7]
+        assert [s.seq for s in await bus.by_id("e6")] == [6]
+        assert await bus.by_id("e5") == []
+
+    run(make_bus(clock=clock), body)
+
+
 def test_a_closed_bus_refuses_work(make_bus: BusFactory) -> None:
     async def body(bus: Bus) -> None:
         await bus.close()

@@ -44,6 +44,7 @@ from ondo.durations import accepted_forms, parse_duration
 from ondo.errors import (
     DurationError,
     EventError,
+    Gone,
     InputLimitExceeded,
     NotFound,
     PayloadTooLarge,
@@ -52,6 +53,7 @@ from ondo.errors import (
 from ondo.errors import ValidationError as InvalidRequest
 from ondo.events import HOPS_EXTENSION, CloudEvent, format_time, parse_time
 from ondo.platform import Platform
+from ondo.rules.trace import deleted_event
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
@@ -264,8 +266,13 @@ async def show_event(request: Request) -> JSONResponse:
     if source is not None:
         found = [s for s in found if s.event.source == source]
     if not found:
+        deleted = await deleted_event(platform, event_id, namespace_of(request))
+        if deleted is not None:
+            raise Gone(deleted)
         where = f" from source {source!r}" if source else ""
-        raise NotFound(f"event {event_id!r}{where} is not in the log (pruned, or never sent)")
+        maybe = await platform.retention.may_have_deleted("events")
+        why = f"never sent, or older than {maybe} and deleted" if maybe else "never sent"
+        raise NotFound(f"event {event_id!r}{where} is not in the log ({why})")
     if len(found) > 1:
         sources = ", ".join(sorted({s.event.source for s in found}))
         raise InvalidRequest(

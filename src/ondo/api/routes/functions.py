@@ -19,7 +19,8 @@ from ondo.api.http import (
 )
 from ondo.api.invoke import run_invoke
 from ondo.deploy.guards import delete_function as delete_guarded
-from ondo.errors import NotFound, ValidationError
+from ondo.errors import Gone, NotFound, ValidationError
+from ondo.ids import uuid7_time
 
 
 async def list_functions(request: Request) -> JSONResponse:
@@ -118,9 +119,17 @@ async def function_logs(request: Request) -> JSONResponse:
 
 async def get_invocation(request: Request) -> JSONResponse:
     platform = platform_of(request)
-    record = await platform.functions.invocation(request.path_params["id"])
+    invocation_id = request.path_params["id"]
+    record = await platform.functions.invocation(invocation_id)
+    if record is None:
+        made = uuid7_time(invocation_id)
+        reason = await platform.retention.deleted("invocation_records", made)
+        if reason is not None:
+            raise Gone(f"invocation {invocation_id!r} is {reason} and was deleted")
     if record is None or record.namespace != namespace_of(request):
-        raise NotFound(f"invocation {request.path_params['id']!r} does not exist")
+        maybe = await platform.retention.may_have_deleted("invocation_records")
+        hint = f" (if it ran earlier, it may be older than {maybe} and deleted)" if maybe else ""
+        raise NotFound(f"invocation {invocation_id!r} does not exist{hint}")
     return answer(record.to_json())
 
 

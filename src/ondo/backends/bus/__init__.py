@@ -50,8 +50,10 @@ def open_bus(
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     dedup_window_s: float = DEFAULT_DEDUP_WINDOW_S,
     cluster: str = "ondo",
+    wal_limit_bytes: int | None = None,
 ) -> Bus:
-    """Open the bus named by `url`; an unknown scheme or option raises ConfigError."""
+    """Open the bus named by `url`; an unknown scheme or option raises ConfigError.
+    `wal_limit_bytes` bounds the SQLite log's write-ahead log (other backends have none)."""
     scheme, _, rest = url.partition("://")
     rest, _, query = rest.partition("?")
     options = {k: v[-1] for k, v in parse_qs(query).items()}
@@ -66,6 +68,8 @@ def open_bus(
         _no_more_options(url, options)
         return MemoryBus(**common)
     if scheme == "sqlite":
+        if wal_limit_bytes is not None:
+            common["wal_limit_bytes"] = wal_limit_bytes
         return _open_sqlite(url, rest, options, common)
     if scheme == "nats":
         module = _optional_backend("nats", "nats")

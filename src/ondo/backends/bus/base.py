@@ -18,6 +18,7 @@ from ondo.events import CloudEvent
 
 DEFAULT_NAMESPACE = "default"
 DEFAULT_DEDUP_WINDOW_S = 24 * 3600.0
+DEFAULT_PRUNE_LIMIT = 500  # events one `prune` call deletes at most (one short transaction)
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,10 @@ class Bus(Protocol):
         """The last `limit` events (matching `type_glob`), oldest first."""
         ...
 
-    async def prune(self, before: datetime) -> int:
-        """Delete events received before `before`; returns how many. Seqs are never reused."""
+    async def prune(self, before: datetime, limit: int = DEFAULT_PRUNE_LIMIT) -> int:
+        """Delete up to `limit` of the oldest events received before `before`; returns how many
+        (fewer than `limit`: none is left). Seqs are never reused. The retention service calls
+        this in small batches; a backend that expires events itself (by age) may return 0."""
         ...
 
     async def close(self) -> None:

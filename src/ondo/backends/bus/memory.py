@@ -13,6 +13,7 @@ from datetime import datetime
 from ondo.backends.bus.base import (
     DEFAULT_DEDUP_WINDOW_S,
     DEFAULT_NAMESPACE,
+    DEFAULT_PRUNE_LIMIT,
     AppendResult,
     BusCounters,
     StoredEvent,
@@ -141,12 +142,14 @@ class MemoryBus:
             found = [s for s in self._log if _selected(s, type_glob, namespace)]
         return found[-limit:] if limit > 0 else []
 
-    async def prune(self, before: datetime) -> int:
+    async def prune(self, before: datetime, limit: int = DEFAULT_PRUNE_LIMIT) -> int:
+        # From the front only: the log stays a run of consecutive seqs (see `_index_after`).
         cutoff = before.timestamp()
         with self._lock:
-            keep = [s for s in self._log if s.received_at >= cutoff]
-            removed = len(self._log) - len(keep)
-            self._log = keep
+            removed = 0
+            while removed < min(limit, len(self._log)) and self._log[removed].received_at < cutoff:
+                removed += 1
+            del self._log[:removed]
             horizon = self._clock() - self.dedup_window_s
             self._dedup = {k: v for k, v in self._dedup.items() if v[1] >= horizon}
         return removed

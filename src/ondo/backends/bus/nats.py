@@ -78,6 +78,7 @@ from ondo.backends.bus import nats_wire as wire
 from ondo.backends.bus.base import (
     DEFAULT_DEDUP_WINDOW_S,
     DEFAULT_NAMESPACE,
+    DEFAULT_PRUNE_LIMIT,
     AppendResult,
     BusCounters,
     StoredEvent,
@@ -358,9 +359,10 @@ class NatsBus:
         assert self._kv is not None
         return self._kv
 
-    async def prune(self, before: datetime) -> int:
+    async def prune(self, before: datetime, limit: int = DEFAULT_PRUNE_LIMIT) -> int:
         cut = await self._first_received_at_or_after(before.timestamp())
         first = await self._first_seq()
+        cut = min(cut, first + max(0, limit))  # the oldest `limit` seqs at most
         if cut <= first:
             return 0
         reply = await self._api(f"STREAM.PURGE.{self.options.stream}", {"seq": cut})

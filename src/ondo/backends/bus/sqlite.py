@@ -10,7 +10,9 @@ append survives `kill -9` of any process and power loss; one fsync covers a whol
 `synchronous=NORMAL` (`?synchronous=normal`) still survives `kill -9` of any process (the WAL
 write has reached the OS before the commit returns) but not an OS crash or power loss.
 
-Readers use their own connection; WAL lets them read while the writer commits.
+Readers use their own connection; WAL lets them read while the writer commits. The writer
+checkpoints as SQLite does by default (PASSIVE, every 1000 pages), and TRUNCATEs the WAL once it
+is over `wal_limit_bytes`, so the file stays bounded while readers come and go (ondo.backends.wal).
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ondo.backends import wal
 from ondo.backends.bus.base import (
     DEFAULT_DEDUP_WINDOW_S,
     DEFAULT_NAMESPACE,
+    DEFAULT_PRUNE_LIMIT,
     AppendResult,
     BusCounters,
     StoredEvent,
@@ -67,6 +71,7 @@ CREATE TABLE IF NOT EXISTS consumers (
 """
 COLUMNS = "seq, namespace, received_at, body"
 DEDUP_PRUNE_EVERY_S = 60.0
+WAL_CHECK_EVERY_S = 0.2
 SYNCHRONOUS_MODES = ("full", "normal")
 
 
@@ -109,9 +114,15 @@ class _Ack(_Job):
 @dataclass
 class _Prune(_Job):
     before: float
+    limit: int
 
     def apply(self, bus: SqliteBus, conn: sqlite3.Connection, now: float) -> int:
-        return conn.execute("DELETE FROM events WHERE received_at < ?", (self.before,)).rowcount
+        # The oldest first, through events_by_received: a short transaction whatever the backlog.
+        return conn.execute(
+            "DELETE FROM events WHERE seq IN (SELECT seq FROM events INDEXED BY events_by_received"
+            " WHERE received_at < ? ORDER BY received_at LIMIT ?)",
+            (self.before, max(0, self.limit)),
+        ).rowcount
 
 
 class SqliteBus:
@@ -124,6 +135,7 @@ class SqliteBus:
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         max_batch_events: int = 2000,
         clock: Callable[[], float] = time.time,
+        wal_limit_bytes: int = wal.WAL_LIMIT_BYTES,
     ) -> None:
         if synchronous not in SYNCHRONOUS_MODES:
             raise ConfigError(
@@ -135,6 +147,8 @@ class SqliteBus:
         self.max_event_bytes = max_event_bytes
         self.max_batch_events = max_batch_events
         self._clock = clock
+        self.wal_limit_bytes = wal_limit_bytes
+        self._wal_checked_at = 0.0
         self._writer = self._connect(synchronous)
         self._writer.executescript(SCHEMA)
         self._reader = self._connect(synchronous)
@@ -158,6 +172,7 @@ class SqliteBus:
             )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            wal.limit_journal(conn, self.wal_limit_bytes)
         except (OSError, sqlite3.Error) as exc:
             raise BusError(f"cannot open the event log {self.path}: {exc}") from exc
         return conn
@@ -179,8 +194,8 @@ class SqliteBus:
     async def ack(self, consumer: str, seq: int) -> None:
         await self._submit(lambda future: _Ack(future, consumer, seq))
 
-    async def prune(self, before: datetime) -> int:
-        removed: int = await self._submit(lambda future: _Prune(future, before.timestamp()))
+    async def prune(self, before: datetime, limit: int = DEFAULT_PRUNE_LIMIT) -> int:
+        removed: int = await self._submit(lambda future: _Prune(future, before.timestamp(), limit))
         return removed
 
     async def _submit(self, make: Callable[[asyncio.Future[Any]], _Job]) -> Any:
@@ -229,6 +244,20 @@ class SqliteBus:
         self._waiters.notify(self._last_seq)
         for job, outcome in zip(batch, outcomes, strict=True):
             _settle(job.future, result=outcome)
+        self._bound_wal()
+
+    def _bound_wal(self) -> None:
+        """Now and then, after a commit: TRUNCATE the WAL if it is over the limit."""
+        now = time.monotonic()
+        if now - self._wal_checked_at < WAL_CHECK_EVERY_S:
+            return
+        self._wal_checked_at = now
+        if wal.wal_bytes(self.path) <= self.wal_limit_bytes:
+            return
+        # Our reader waits meanwhile: read back to back, it could keep the WAL from ever being
+        # free (a few milliseconds: PASSIVE checkpoints have copied nearly all of it).
+        with self._read_lock, contextlib.suppress(sqlite3.Error):  # busy: try again later
+            wal.truncate_if_over(self._writer, self.path, self.wal_limit_bytes)
 
     def _write_event(
         self, conn: sqlite3.Connection, event: CloudEvent, namespace: str, now: float

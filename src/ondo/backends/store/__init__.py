@@ -12,6 +12,7 @@ from typing import Any
 
 from ondo.backends.store.base import Database, Repositories
 from ondo.backends.store.store import Store
+from ondo.backends.wal import WAL_LIMIT_BYTES
 from ondo.errors import ConfigError
 
 __all__ = ["Database", "Repositories", "Store", "open_store"]
@@ -19,8 +20,15 @@ __all__ = ["Database", "Repositories", "Store", "open_store"]
 SCHEMES = ("sqlite", "postgresql", "postgres")
 
 
-def open_store(url: str, *, cluster: str = "ondo", durability: str = "normal") -> Store:
-    """The store named by `url` (not yet connected for PostgreSQL: `await store.open()`)."""
+def open_store(
+    url: str,
+    *,
+    cluster: str = "ondo",
+    durability: str = "normal",
+    wal_limit_bytes: int = WAL_LIMIT_BYTES,
+) -> Store:
+    """The store named by `url` (not yet connected for PostgreSQL: `await store.open()`).
+    `wal_limit_bytes` bounds SQLite's write-ahead log (see ondo.backends.wal)."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise ConfigError(f"store URL {url!r} has no scheme: use {_examples()}")
@@ -30,7 +38,10 @@ def open_store(url: str, *, cluster: str = "ondo", durability: str = "normal") -
         path = rest.partition("?")[0]
         if not path:
             raise ConfigError(f"store URL {url!r} names no file: use sqlite:////ABS/PATH/ondo.db")
-        return Store(SqliteEngine(path, cluster=cluster, durability=durability))
+        engine = SqliteEngine(
+            path, cluster=cluster, durability=durability, wal_limit_bytes=wal_limit_bytes
+        )
+        return Store(engine)
     if scheme in ("postgresql", "postgres"):
         module = _optional("postgres", "asyncpg")
         database: Database = module.PostgresEngine(url, cluster=cluster)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         FunctionRepository,
         InvocationRepository,
     )
+    from ondo.backends.store.repositories.retention import WatermarkRepository
     from ondo.backends.store.repositories.rules import (
         EnforcementRepository,
         RuleRepository,
@@ -139,6 +140,11 @@ class Repositories(Protocol):
     @property
     def jobs(self) -> JobRepository:
         """Action jobs (the action queue)."""
+        ...
+
+    @property
+    def watermarks(self) -> WatermarkRepository:
+        """What retention has deleted up to, per kind of record."""
         ...
 
     async def notify(self, topic: str, key: str) -> None:

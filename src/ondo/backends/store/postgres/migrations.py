@@ -124,4 +124,17 @@ MIGRATIONS: list[Migration] = [
             WHERE status IN ('succeeded', 'discarded')
         """,
     ),
+    # --- retention: the indexes it deletes through, and what it has deleted up to ------
+    (
+        "retention-0001",
+        """
+        CREATE INDEX rule_counts_by_age ON rule_counts (rule_id, at);
+        CREATE INDEX rule_throttles_by_age ON rule_throttles (rule_id, last_fired_at);
+        CREATE INDEX rule_enforcements_by_at ON rule_enforcements (at);
+        CREATE INDEX rule_skipped_events_by_at ON rule_skipped_events (at);
+        CREATE TABLE retention_watermarks (
+            kind TEXT PRIMARY KEY, pruned_before DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL)
+        """,
+    ),
 ]

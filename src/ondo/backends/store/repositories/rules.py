@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol
 
 Stage = Literal["event", "timer"]
 TimerStatus = Literal["pending", "fired", "cancelled"]
+StateTable = Literal["rule_counts", "rule_throttles"]  # what retention walks rule by rule
 
 
 def rule_id(namespace: str, name: str) -> str:
@@ -244,6 +245,24 @@ class WindowRepository(Protocol):
 
     async def state(self, rule_id: str) -> WindowState: ...
 
+    # Retention: rows that can no longer change a decision (see rules/window_retention.py).
+
+    async def next_rule_with_rows(self, table: StateTable, after: str) -> str | None:
+        """The first rule id after `after` with rows in `table` (an index seek)."""
+        ...
+
+    async def prune_counts(self, rule_id: str, before: float, limit: int) -> int:
+        """Delete up to `limit` of the rule's counted events at or before `before`."""
+        ...
+
+    async def prune_throttles(self, rule_id: str, before: float, limit: int) -> int:
+        """Delete up to `limit` of the rule's throttles last fired at or before `before`."""
+        ...
+
+    async def prune_timers(self, before: float, limit: int) -> int:
+        """Delete up to `limit` fired or cancelled timers due before `before`."""
+        ...
+
 
 class EnforcementRepository(Protocol):
     """Enforcement records (one per rule, stage and event) and the dispatcher's skipped events."""
@@ -270,3 +289,11 @@ class EnforcementRepository(Protocol):
         ...
 
     async def skipped(self, event_id: str, namespace: str) -> list[SkippedEvent]: ...
+
+    async def prune(self, before: float, limit: int) -> int:
+        """Delete up to `limit` of the oldest decisions taken before `before`; how many."""
+        ...
+
+    async def prune_skipped(self, before: float, limit: int) -> int:
+        """Delete up to `limit` of the oldest skipped-event records before `before`."""
+        ...

@@ -17,6 +17,7 @@ from ondo.backends.store.repositories.rules import (
     PlannedAction,
     SkippedEvent,
     Stage,
+    StateTable,
     StoredRule,
     Timer,
     TimerStatus,
@@ -227,6 +228,37 @@ class SqlWindowRepository:
             (rule_id,),
         )
 
+    # --- retention (rows that can no longer change a decision) -----------------------
+
+    async def next_rule_with_rows(self, table: StateTable, after: str) -> str | None:
+        if table not in ("rule_counts", "rule_throttles"):
+            raise ValueError(f"not a rule state table: {table!r}")
+        found = await self._sql.fetch_value(
+            f"SELECT MIN(rule_id) FROM {table} WHERE rule_id > ?", (after,)
+        )
+        return None if found is None else str(found)
+
+    async def prune_counts(self, rule_id: str, before: float, limit: int) -> int:
+        return await self._sql.execute(
+            "DELETE FROM rule_counts WHERE rule_id = ? AND event_uid IN (SELECT event_uid"
+            " FROM rule_counts WHERE rule_id = ? AND at <= ? LIMIT ?)",
+            (rule_id, rule_id, float(before), limit),
+        )
+
+    async def prune_throttles(self, rule_id: str, before: float, limit: int) -> int:
+        return await self._sql.execute(
+            "DELETE FROM rule_throttles WHERE rule_id = ? AND key IN (SELECT key"
+            " FROM rule_throttles WHERE rule_id = ? AND last_fired_at <= ? LIMIT ?)",
+            (rule_id, rule_id, float(before), limit),
+        )
+
+    async def prune_timers(self, before: float, limit: int) -> int:
+        return await self._sql.execute(
+            "DELETE FROM rule_timers WHERE id IN (SELECT id FROM rule_timers"
+            " WHERE status IN ('fired', 'cancelled') AND due_at < ? LIMIT ?)",
+            (float(before), limit),
+        )
+
     async def state(self, rule_id: str) -> WindowState:
         sql = self._sql
         counts = await sql.fetch(
@@ -360,3 +392,18 @@ class SqlEnforcementRepository:
             (event_id, namespace),
         )
         return [_skipped(r) for r in rows]
+
+    async def prune(self, before: float, limit: int) -> int:
+        return await self._sql.execute(
+            "DELETE FROM rule_enforcements WHERE id IN (SELECT id FROM rule_enforcements"
+            " WHERE at < ? ORDER BY at LIMIT ?)",
+            (float(before), limit),
+        )
+
+    async def prune_skipped(self, before: float, limit: int) -> int:
+        return await self._sql.execute(
+            "DELETE FROM rule_skipped_events WHERE (namespace, event_source, event_id) IN"
+            " (SELECT namespace, event_source, event_id FROM rule_skipped_events"
+            " WHERE at < ? ORDER BY at LIMIT ?)",
+            (float(before), limit),
+        )

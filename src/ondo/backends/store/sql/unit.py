@@ -8,6 +8,7 @@ from functools import cached_property
 from ondo.backends.store.base import Sql
 from ondo.backends.store.sql.actions import SqlJobRepository
 from ondo.backends.store.sql.functions import SqlFunctionRepository, SqlInvocationRepository
+from ondo.backends.store.sql.retention import SqlWatermarkRepository
 from ondo.backends.store.sql.rules import (
     SqlEnforcementRepository,
     SqlRuleRepository,
@@ -44,6 +45,10 @@ class SqlRepositories:
     @cached_property
     def functions(self) -> SqlFunctionRepository:
         return SqlFunctionRepository(self._sql)
+
+    @cached_property
+    def watermarks(self) -> SqlWatermarkRepository:
+        return SqlWatermarkRepository(self._sql)
 
     @cached_property
     def invocations(self) -> SqlInvocationRepository:

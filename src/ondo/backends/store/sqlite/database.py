@@ -7,7 +7,8 @@ also survives power loss at the cost of an fsync per commit.
 
 With `background_checkpoint`, copying the WAL back into the database file (SQLite's checkpoint,
 which the committing connection otherwise does every 1000 pages, with its fsyncs) happens on a
-thread of its own, so no statement on the loop's thread pays for it. Commits are unchanged.
+thread of its own, so no statement on the loop's thread pays for it. Commits are unchanged. The
+WAL stays under `wal_limit_bytes` whatever the load (see ondo.backends.wal).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ondo.backends import wal
 from ondo.errors import ConfigError
 
 Migration = tuple[str, str]  # (unique name, SQL script)
@@ -30,7 +32,12 @@ class SqliteDatabase:
     """One connection, schema migrations by name, and a transaction context manager."""
 
     def __init__(
-        self, path: Path | str, *, durability: str = "normal", background_checkpoint: bool = False
+        self,
+        path: Path | str,
+        *,
+        durability: str = "normal",
+        background_checkpoint: bool = False,
+        wal_limit_bytes: int = wal.WAL_LIMIT_BYTES,
     ) -> None:
         if durability not in ("normal", "full"):
             raise ConfigError(f"store durability must be 'normal' or 'full', got {durability!r}")
@@ -44,13 +51,15 @@ class SqliteDatabase:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute(f"PRAGMA synchronous={durability.upper()}")
         self._conn.execute("PRAGMA foreign_keys=ON")
+        wal.limit_journal(self._conn, wal_limit_bytes)
+        self._wal_limit_bytes = wal_limit_bytes
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)"
         )
         self._checkpointer: _Checkpointer | None = None
         if background_checkpoint:
             self._conn.execute("PRAGMA wal_autocheckpoint=0")
-            self._checkpointer = _Checkpointer(self.path, durability)
+            self._checkpointer = _Checkpointer(self.path, durability, wal_limit_bytes)
 
     def migrate(self, migrations: Sequence[Migration]) -> None:
         """Apply each migration not applied yet, in order, each in its own transaction."""
@@ -91,6 +100,7 @@ class SqliteDatabase:
         """BEGIN IMMEDIATE … COMMIT, rolled back if the block raises."""
         with self._lock:
             self._check_no_async()
+            self._bound_wal()
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
@@ -102,6 +112,7 @@ class SqliteDatabase:
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
         with self._lock:
             self._check_no_async()
+            self._bound_wal()
             return self._conn.execute(sql, params)
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
@@ -120,7 +131,22 @@ class SqliteDatabase:
     def call(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         with self._lock:
             self._check_no_async()
+            self._bound_wal()
             return fn(self._conn)
+
+    def _bound_wal(self) -> None:
+        """Truncate the WAL here, before a write, when the checkpointer found it over the limit.
+
+        The checkpointer cannot do it itself under a steady stream of writes: a TRUNCATE
+        checkpoint needs the write lock, which this connection takes again the moment it lets
+        go. Done here, it is certain to happen; the writes wait for it (a few milliseconds: the
+        PASSIVE checkpoints already copied nearly everything).
+        """
+        checkpointer = self._checkpointer
+        if checkpointer is None or not checkpointer.truncate_due or self._conn.in_transaction:
+            return
+        checkpointer.truncate_due = False
+        wal.truncate_if_over(self._conn, self.path, self._wal_limit_bytes)
 
     def close(self) -> None:
         if self._checkpointer is not None:
@@ -130,11 +156,15 @@ class SqliteDatabase:
 
 
 class _Checkpointer:
-    """A thread with its own connection that checkpoints the WAL every CHECKPOINT_EVERY_S."""
+    """A thread with its own connection that checkpoints the WAL every CHECKPOINT_EVERY_S
+    (PASSIVE), and asks the writer to truncate it (`truncate_due`) once it is over the limit."""
 
-    def __init__(self, path: str, durability: str) -> None:
+    def __init__(self, path: str, durability: str, wal_limit_bytes: int) -> None:
+        self._path, self._limit = path, wal_limit_bytes
+        self.truncate_due = False
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute(f"PRAGMA synchronous={durability.upper()}")
+        wal.limit_journal(self._conn, wal_limit_bytes)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ondo-store-checkpoint", daemon=True)
         self._thread.start()
@@ -144,6 +174,7 @@ class _Checkpointer:
             while not self._stopping.wait(CHECKPOINT_EVERY_S):
                 # PASSIVE: copies what it can without waiting for (or blocking) anyone.
                 self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                self.truncate_due = wal.wal_bytes(self._path) > self._limit
         except sqlite3.Error:  # the file went away: the loop's connection will report it
             pass
         finally:

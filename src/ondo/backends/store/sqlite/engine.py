@@ -27,6 +27,7 @@ from ondo.backends.store.base import (
 from ondo.backends.store.feed import LocalFeed
 from ondo.backends.store.sqlite.database import SqliteDatabase
 from ondo.backends.store.sqlite.migrations import MIGRATIONS
+from ondo.backends.wal import WAL_LIMIT_BYTES
 from ondo.errors import DuplicateKey, StoreError, StoreUnavailable
 
 
@@ -101,12 +102,22 @@ class SqliteEngine:
     dialect: Dialect = "sqlite"
 
     def __init__(
-        self, path: Path | str, *, cluster: str = "ondo", durability: str = "normal"
+        self,
+        path: Path | str,
+        *,
+        cluster: str = "ondo",
+        durability: str = "normal",
+        wal_limit_bytes: int = WAL_LIMIT_BYTES,
     ) -> None:
         self.cluster = cluster  # one SQLite file is one cluster; the name is only reported
         self.description = f"sqlite:///{path}"
         try:
-            self.database = SqliteDatabase(path, durability=durability, background_checkpoint=True)
+            self.database = SqliteDatabase(
+                path,
+                durability=durability,
+                background_checkpoint=True,
+                wal_limit_bytes=wal_limit_bytes,
+            )
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open the store {self.description}: {exc}") from exc
         self._feed = LocalFeed()

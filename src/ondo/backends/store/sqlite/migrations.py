@@ -105,6 +105,12 @@ MIGRATIONS: list[Migration] = [
         "actions-0004",
         "ALTER TABLE action_jobs ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0",
     ),
+    (
+        # Finished jobs by when they were last touched: retention deletes the oldest first.
+        "actions-0005",
+        "CREATE INDEX action_jobs_finished ON action_jobs (updated_at)"
+        " WHERE status IN ('succeeded', 'discarded')",
+    ),
     # --- rule windows, throttles and timers -------------------------------------------
     (
         "rules_windows_001",
@@ -135,6 +141,14 @@ MIGRATIONS: list[Migration] = [
         CREATE UNIQUE INDEX IF NOT EXISTS rule_timers_one_pending
             ON rule_timers (rule_id, key) WHERE status = 'pending';
         CREATE INDEX IF NOT EXISTS rule_timers_due ON rule_timers (status, due_at)
+        """,
+    ),
+    (
+        # Retention finds each rule's rows that can no longer matter without a scan.
+        "rules_windows_002",
+        """
+        CREATE INDEX IF NOT EXISTS rule_counts_by_age ON rule_counts (rule_id, at);
+        CREATE INDEX IF NOT EXISTS rule_throttles_by_age ON rule_throttles (rule_id, last_fired_at)
         """,
     ),
     # --- rule enforcement records -----------------------------------------------------
@@ -180,6 +194,14 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX IF NOT EXISTS rule_skipped_events_by_event ON rule_skipped_events (event_id)
         """,
     ),
+    (
+        # Retention deletes the oldest decisions first, a few hundred at a time.
+        "rules_enforcements_003",
+        """
+        CREATE INDEX IF NOT EXISTS rule_enforcements_by_at ON rule_enforcements (at);
+        CREATE INDEX IF NOT EXISTS rule_skipped_events_by_at ON rule_skipped_events (at)
+        """,
+    ),
     # --- rule registry ----------------------------------------------------------------
     (
         "rules_registry_001",
@@ -202,5 +224,13 @@ MIGRATIONS: list[Migration] = [
     (
         "rules_registry_002",
         "ALTER TABLE rules ADD COLUMN disabled_reason TEXT",
+    ),
+    # --- retention (retention.py): what each kind has had deleted up to ----------------
+    (
+        "retention-0001",
+        """
+        CREATE TABLE retention_watermarks (
+            kind TEXT PRIMARY KEY, pruned_before REAL NOT NULL, updated_at REAL NOT NULL)
+        """,
     ),
 ]
