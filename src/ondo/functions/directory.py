@@ -7,6 +7,10 @@ rollback, delete) notifies TOPIC with the key "namespace/name" in its transactio
 process's directory then reads that function again (key "*": everything), and until that read
 returns it answers with what it had.
 
+When such a read finds that another process replaced or deleted a version this process knew as
+current, `on_replaced(old)` is called (the service retires the old version's zygote, as the
+process that made the change did in its own runtime).
+
 Reads may finish out of order (PostgreSQL runs them on several connections), so each entry
 remembers the sequence number of the read or write that produced it, and an answer never
 replaces a newer one.
@@ -39,9 +43,11 @@ class CurrentVersions:
         self,
         repository: Callable[[], FunctionRepository],
         subscribe: Callable[[str, Listener], Callable[[], None]],
+        on_replaced: Callable[[FunctionVersion], None] | None = None,
     ) -> None:
         self._repository = repository  # autocommit: each read on its own
         self._subscribe = subscribe
+        self._on_replaced = on_replaced
         self._current: dict[Key, FunctionVersion] = {}
         self._seq_of: dict[Key, int] = {}  # the sequence number behind each entry (or absence)
         self._seq = itertools.count(1)
@@ -106,20 +112,21 @@ class CurrentVersions:
     async def _refresh(self, key: Key) -> None:
         seq = next(self._seq)
         found = await self._repository().current(*key)
-        self._apply(key, found, seq)
+        self._apply(key, found, seq, heard=True)
 
     async def _load_all(self) -> None:
         seq = next(self._seq)
         found = await self._repository().all_current()
         fresh = {(fv.namespace, fv.name): fv for fv in found}
         for key in set(self._current) | set(fresh):
-            self._apply(key, fresh.get(key), seq)
+            self._apply(key, fresh.get(key), seq, heard=True)
 
-    def _apply(self, key: Key, fv: FunctionVersion | None, seq: int) -> None:
+    def _apply(self, key: Key, fv: FunctionVersion | None, seq: int, heard: bool = False) -> None:
         if seq < self._seq_of.get(key, 0):
             return  # a newer answer is there already
         self._seq_of[key] = seq
-        if fv is None:
-            self._current.pop(key, None)
-        else:
+        old = self._current.pop(key, None) if fv is None else self._current.get(key)
+        if fv is not None:
             self._current[key] = fv
+        if heard and old is not None and old != fv and self._on_replaced is not None:
+            self._on_replaced(old)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -70,9 +70,11 @@ class FunctionService:
         self._publishing = asyncio.Lock()
         self._trial_ids = itertools.count(1)  # throwaway versions (-1, -2, …) of dry runs
         self.records = RecordWriter(self._write_records)
-        self.current = CurrentVersions(lambda: store.repos.functions, store.subscribe)
+        self.current = CurrentVersions(
+            lambda: store.repos.functions, store.subscribe, self._replaced_elsewhere
+        )
         self._detach_specs: Callable[[], None] | None = None
-        self._writes: set[asyncio.Task[None]] = set()  # records written off the caller's path
+        self._writes: set[asyncio.Task[None]] = set()  # work off the caller's path
         self._specs: dict[tuple[str, str, int], tuple[FunctionVersion, FunctionSpec]] = {}
         self._running = 0  # invocations between their runtime call and their final record
         # Runs whose `running` row is written only if they outlast RUNNING_ROW_AFTER_S.
@@ -93,6 +95,21 @@ class FunctionService:
             return
         for spec_key in [k for k in self._specs if change_key(k[0], k[1]) == key]:
             del self._specs[spec_key]
+
+    def _replaced_elsewhere(self, old: FunctionVersion) -> None:
+        """Another process made another version current (or deleted the function): this
+        process's zygote of the old one goes too (a no-op when it has none)."""
+        self._background(self.runtime.retire(self.spec(old)))
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._writes.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background work of the function service failed", exc_info=task.exception())
 
     # --- lookup -------------------------------------------------------------------------
 
@@ -411,9 +428,7 @@ class FunctionService:
     def _write_late_row(self, record_id: str) -> None:
         late = self._late_rows.pop(record_id, None)
         if late is not None:
-            task = asyncio.create_task(self._write_row(*late))
-            self._writes.add(task)
-            task.add_done_callback(self._writes.discard)
+            self._background(self._write_row(*late))
 
     async def _write_row(self, record: InvocationRecord, payload: bytes | None) -> None:
         try:

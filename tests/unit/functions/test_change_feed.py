@@ -48,15 +48,17 @@ def code(root: Path, says: str) -> Path:
 
 @asynccontextmanager
 async def two_processes(tmp_path: Path) -> AsyncIterator[tuple[FunctionService, FunctionService]]:
-    """Two services, each on its own view (pool, LISTEN connection) of one PostgreSQL schema;
-    they share one runtime and code store, as two nodes would share the deployed code."""
+    """Two services, each on its own view (pool, LISTEN connection) of one PostgreSQL schema and
+    with its own runtime; they share the code store, as two nodes would share deployed code."""
     url, cluster = require_postgres(), unique_cluster()
-    runtime = ZygoteRuntime(sandbox=SandboxOptions(), spare_workers=0)
-    await runtime.start()
     stores: list[Store] = []
     services: list[FunctionService] = []
+    runtimes: list[ZygoteRuntime] = []
     try:
         for _ in range(2):
+            runtime = ZygoteRuntime(sandbox=SandboxOptions(), spare_workers=0)
+            runtimes.append(runtime)
+            await runtime.start()
             store = open_store(url, cluster=cluster)
             await store.open()
             stores.append(store)
@@ -77,8 +79,14 @@ async def two_processes(tmp_path: Path) -> AsyncIterator[tuple[FunctionService, 
             service.close()
         for store in stores:
             await store.close()
-        await runtime.close(grace_s=1.0)
+        for runtime in runtimes:
+            await runtime.close(grace_s=1.0)
         await drop_schema(url, cluster)
+
+
+def zygotes(service: FunctionService) -> set[str]:
+    """The versions whose zygote the service's runtime holds ("default/hello:1")."""
+    return set(service.runtime.status()["functions"])
 
 
 async def says(service: FunctionService) -> object:
@@ -101,6 +109,8 @@ def test_a_deploy_through_one_process_is_seen_by_the_other(tmp_path: Path) -> No
 
             await one.publish("hello", FunctionConfig(), second, None)
             await until(lambda: other.get("hello").version == 2)
+            # the other's zygote of version 1 goes, as the deploying process's did
+            await until(lambda: "default/hello:1" not in zygotes(other))
             assert await says(other) == {"says": "two"}
 
             await one.rollback("hello", 1)
@@ -109,6 +119,7 @@ def test_a_deploy_through_one_process_is_seen_by_the_other(tmp_path: Path) -> No
 
             await one.delete("hello")
             await until(lambda: not other.exists("hello"))
+            await until(lambda: zygotes(other) == set())
             with pytest.raises(NotFound):
                 await other.invoke("hello", b"{}")
 
