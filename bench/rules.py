@@ -442,10 +442,10 @@ class NoopKind:
     kind = "bench-noop"
     destinations = False
 
-    def validate(self, action: Any, platform: Any, namespace: str) -> None:
+    def validate(self, action: Any, namespace: str) -> None:
         return None
 
-    async def perform(self, request: Any, attempt: int, platform: Any) -> Any:
+    async def perform(self, request: Any, attempt: int) -> Any:
         from ondo.actions.base import ActionResult
 
         return ActionResult(ok=True)
@@ -453,16 +453,16 @@ class NoopKind:
 
 async def queue_only(total: int, per_enqueue: int) -> dict[str, Any]:
     """Jobs/s through enqueue -> claim -> perform (no-op) -> succeeded, on a real SQLite file."""
-    from ondo.actions.base import ActionRequest, register_kind
+    from ondo.actions.base import ActionRequest
     from ondo.actions.queue import ActionQueue
     from ondo.config import Config
     from ondo.platform import Platform as OndoPlatform
     from ondo.rules.model import Action
 
-    register_kind(NoopKind())
     with tempfile.TemporaryDirectory(prefix="ondo-bench-queue-") as tmp:
         platform = OndoPlatform(Config(data_dir=Path(tmp)))
         queue: ActionQueue = platform.actions
+        queue.kinds.add(NoopKind())
         await queue.start()
         action = Action(kind="bench-noop", target="x")
         event = {"specversion": "1.0", "id": "e", "source": "bench", "type": "t"}

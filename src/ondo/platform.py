@@ -10,8 +10,13 @@ import logging
 from typing import Protocol
 
 from ondo import datadir
-from ondo.actions.base import validate_action
+from ondo.actions.async_invoke import AsyncInvoke
+from ondo.actions.base import ActionKinds
+from ondo.actions.destinations import BusAppend
+from ondo.actions.emit import EmitAction
+from ondo.actions.invoke import InvokeAction
 from ondo.actions.queue import ActionQueue
+from ondo.actions.unavailable import unavailable_kinds
 from ondo.backends.bus import Bus, ReplayTarget, open_bus
 from ondo.backends.store import Store, open_store
 from ondo.backends.store.sqlite import SqliteDatabase
@@ -85,7 +90,7 @@ class Platform:
         self._services: list[Service] = []
         self._started: list[Service] = []
         # Before the engine's service, so it stops after the engine and starts before it.
-        self.actions = ActionQueue(self, config.actions)
+        self.actions = self._wire_actions(config)
         self.add_service(self.actions)
         self.rules = self._wire_rules()  # after the action queue: it enqueues there
         self.retention = self._retention(config)
@@ -114,7 +119,7 @@ class Platform:
     def _wire_rules(self) -> RuleEngine:
         checks = RuleChecks(
             function_exists=self.functions.exists,
-            validate_action=lambda action, namespace: validate_action(action, self, namespace),
+            validate_action=self.actions.kinds.validate,
         )
         engine = RuleEngine(
             self.store, self.clock, self.metrics.registry, self.actions, checks, self.bus
@@ -123,6 +128,21 @@ class Platform:
         self.add_service(engine.dispatcher)  # starts the engine: loads the rules
         self.replay_target = engine.dispatcher
         return engine
+
+    def _wire_actions(self, config: Config) -> ActionQueue:
+        """The action queue and its kinds, each kind with its own collaborators."""
+        append = BusAppend(self.bus, self.metrics)
+        kinds = ActionKinds(
+            [InvokeAction(self.functions), EmitAction(append), *unavailable_kinds()]
+        )
+        queue = ActionQueue(
+            self.store, kinds, self.clock, self.metrics.registry, append, config.actions
+        )
+        self.async_invoke = AsyncInvoke(
+            self.functions, self.store, queue.enqueue_in, append, self.clock
+        )
+        kinds.add(self.async_invoke)
+        return queue
 
     def add_service(self, service: Service) -> None:
         self._services.append(service)

@@ -9,13 +9,12 @@ from pathlib import Path
 import yaml
 
 from ondo.actions.base import ActionRequest, attempt_id
-from ondo.actions.queue import ActionQueue
 from ondo.api.routes.deployments import deploy_manifest
 from ondo.config import Config
 from ondo.deploy.manifest import read_manifest
 from ondo.platform import Platform
 from ondo.rules.model import Action
-from tests.unit.actions.conftest import job_of, until
+from tests.unit.actions.conftest import job_of, queue_of, until
 
 ONCE = """
 import time
@@ -70,7 +69,7 @@ def test_a_finished_attempt_is_recalled_after_a_crash_and_an_unfinished_one_runs
             )
             assert before.status == "succeeded"
 
-            restarted = ActionQueue(platform, queue.settings)
+            restarted = queue_of(platform, queue.settings)
             await restarted.start()
 
             async def both_succeeded() -> bool:

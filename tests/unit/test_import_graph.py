@@ -44,10 +44,8 @@ BOTTOM = {"backends", "runtime"}  # the bus and store engines, and the sandbox
 
 # (importer, imported) package edges that break a rule today; each says why and who mends it.
 KNOWN_VIOLATIONS = {
-    # Domain parts receive the whole platform (`perform(request, attempt, platform)`,
-    # deploy steps' `apply(platform)`, rules/trace.py's walk through every part's records):
-    # issue 11, narrow dependencies.
-    ("actions", "platform"),
+    # Domain parts receive the whole platform (deploy steps' `apply(platform)`, rules/trace.py's
+    # walk through every part's records): issue 11, narrow dependencies.
     ("deploy", "platform"),
     ("rules", "platform"),
     # actions <-> rules: ActionRequest carries the rule language's Action, and action kinds

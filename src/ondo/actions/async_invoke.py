@@ -15,58 +15,36 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ondo.actions.base import ActionRequest, ActionResult, derived_id
-from ondo.actions.destinations import append_event
-from ondo.actions.invoke import result_of
+from ondo.actions.invoke import concurrency_of, lane_of_function, result_of
+from ondo.actions.ports import AppendEvent, Functions
+from ondo.backends.store.base import Repositories
+from ondo.backends.store.repositories.functions import (
+    FINAL_STATUSES,
+    FunctionConfig,
+    InvocationRecord,
+)
+from ondo.backends.store.store import Store
+from ondo.clock import Clock
 from ondo.errors import NotFound, RuleError
 from ondo.events import HOPS_EXTENSION, CloudEvent
-from ondo.functions.model import FINAL_STATUSES, FunctionConfig, InvocationRecord
 from ondo.functions.service import PLATFORM_CRASH_ERROR
 from ondo.ids import uuid7
 from ondo.rules.model import Action
 
 if TYPE_CHECKING:
     from ondo.backends.store.repositories.actions import Job
-    from ondo.platform import Platform
 
 WORD = "invoke-async"  # the job kind; not an action a rule can name
 SOURCE = "ondo/functions/"
 MAX_DESTINATION_HOPS = 4  # on_failure invocations chained deeper than this get no destination
 
-
-async def submit(
-    platform: Platform,
-    name: str,
-    payload: Any,
-    *,
-    namespace: str = "default",
-    version: int | None = None,
-    trigger: str | None = "api",
-    invocation_id: str | None = None,
-    hops: int = 0,
-) -> InvocationRecord:
-    """Accept an async invocation of `name` with the JSON value `payload`: its `queued` record
-    and its job are stored in one transaction before this returns."""
-    fv = await platform.functions.get_version(name, namespace, version)
-    record = InvocationRecord(
-        id=invocation_id or uuid7(),
-        namespace=namespace,
-        function=name,
-        version=fv.version,
-        status="queued",
-        mode="async",
-        created_at=platform.clock.now(),
-        trigger=trigger,
-    )
-    request = _request(record, payload, version, fv.config, hops)
-    async with platform.store.transaction() as uow:
-        await uow.invocations.record_new(record)
-        await platform.actions.enqueue_in(uow, [request])
-    return record
+# The action queue's `enqueue_in`: jobs stored in the caller's unit of work.
+Enqueue = Callable[[Repositories, Sequence[ActionRequest]], Awaitable[None]]
 
 
 def _request(
@@ -92,23 +70,64 @@ def _request(
 
 
 class AsyncInvoke:
+    """Accepts async invocations (`submit`) and performs them as jobs of the action queue."""
+
     kind = WORD
     destinations = True
 
-    def validate(self, action: Action, platform: Platform, namespace: str) -> None:
+    def __init__(
+        self,
+        functions: Functions,
+        store: Store,
+        enqueue: Enqueue,
+        append: AppendEvent,
+        clock: Clock,
+    ) -> None:
+        self._functions = functions
+        self._store = store
+        self._enqueue = enqueue
+        self._append = append
+        self._clock = clock
+
+    async def submit(
+        self,
+        name: str,
+        payload: Any,
+        *,
+        namespace: str = "default",
+        version: int | None = None,
+        trigger: str | None = "api",
+        invocation_id: str | None = None,
+        hops: int = 0,
+    ) -> InvocationRecord:
+        """Accept an async invocation of `name` with the JSON value `payload`: its `queued`
+        record and its job are stored in one transaction before this returns."""
+        fv = await self._functions.get_version(name, namespace, version)
+        record = InvocationRecord(
+            id=invocation_id or uuid7(),
+            namespace=namespace,
+            function=name,
+            version=fv.version,
+            status="queued",
+            mode="async",
+            created_at=self._clock.now(),
+            trigger=trigger,
+        )
+        request = _request(record, payload, version, fv.config, hops)
+        async with self._store.transaction() as uow:
+            await uow.invocations.record_new(record)
+            await self._enqueue(uow, [request])
+        return record
+
+    def validate(self, action: Action, namespace: str) -> None:
         raise RuleError(f"{WORD} is not a rule action; write `invoke FUNCTION`")
 
     def lane(self, request: ActionRequest) -> str:
         """The lane of the function's rule invocations too: they share its concurrency."""
-        return f"invoke:{request.namespace}/{request.action.target}"
+        return lane_of_function(request)
 
-    def lane_limit(self, request: ActionRequest, platform: Platform) -> int | None:
-        try:
-            return platform.functions.get(
-                request.action.target, request.namespace
-            ).config.concurrency
-        except NotFound:
-            return None
+    def lane_limit(self, request: ActionRequest) -> int | None:
+        return concurrency_of(self._functions, request)
 
     def max_attempts(self, request: ActionRequest) -> int:
         return int(_args(request)["retries"]) + 1
@@ -116,16 +135,14 @@ class AsyncInvoke:
     def max_event_age_s(self, request: ActionRequest) -> float:
         return float(_args(request)["max_event_age"])
 
-    async def perform(
-        self, request: ActionRequest, attempt: int, platform: Platform
-    ) -> ActionResult:
+    async def perform(self, request: ActionRequest, attempt: int) -> ActionResult:
         invocation_id = str(request.event["id"])
-        before = await platform.functions.invocation(invocation_id)
+        before = await self._functions.invocation(invocation_id)
         if before is not None and before.attempt == attempt and _finished(before):
             return result_of(before)  # this attempt ran to its end before a crash
         args = _args(request)
         try:
-            record = await platform.functions.invoke(
+            record = await self._functions.invoke(
                 request.action.target,
                 json.dumps(args["payload"], separators=(",", ":")).encode(),
                 namespace=request.namespace,
@@ -140,26 +157,22 @@ class AsyncInvoke:
             return ActionResult(ok=False, detail={"error": str(exc)}, retryable=False)
         return result_of(record)
 
-    async def on_outcome(
-        self, platform: Platform, request: ActionRequest, job: Job, result: ActionResult
-    ) -> None:
+    async def on_outcome(self, request: ActionRequest, job: Job, result: ActionResult) -> None:
         """After the last attempt (the queue calls this instead of its destination events):
         a record left unfinished ends `failed`; the failure record goes to
         `async.on_failure`, if any."""
         if not result.ok:
-            await _end_unfinished_record(platform, request, job, result)
+            await self._end_unfinished_record(request, result)
         args = _args(request)
         target = args.get("on_failure")
         if result.ok or not target or int(args.get("hops", 0)) >= MAX_DESTINATION_HOPS:
             return
         verb, _, name = str(target).partition(" ")
-        record = failure_record(platform, request, job, result)
+        record = failure_record(self._clock.now(), request, job, result)
         if verb == "emit":
-            event = _failure_event(request, job, name, record)
-            await append_event(platform, event, request.namespace)
+            await self._append(_failure_event(request, job, name, record), request.namespace)
             return
-        await submit(
-            platform,
+        await self.submit(
             name.strip(),
             record,
             namespace=request.namespace,
@@ -168,31 +181,28 @@ class AsyncInvoke:
             hops=int(args.get("hops", 0)) + 1,
         )
 
-
-async def _end_unfinished_record(
-    platform: Platform, request: ActionRequest, job: Job, result: ActionResult
-) -> None:
-    """An invocation given up while its record is not final would stay `queued` or `running`
-    for ever: no attempt ran (too old, function deleted), or the platform crashed twice in a row
-    while it ran. Its record ends `failed` with the reason."""
-    record = await platform.functions.invocation(str(request.event["id"]))
-    if record is None or record.status not in ("queued", "running"):
-        return
-    if result.detail.get("reason") == "platform_crash":
-        error = dict(PLATFORM_CRASH_ERROR)
-    else:
-        why = str(result.detail.get("error", "gave up"))
-        error = {"errorMessage": why, "errorType": "Ondo.NotRun", "stackTrace": []}
-    ended = replace(record, status="failed", error=error, finished_at=platform.clock.now())
-    await platform.functions.record_final(ended)
+    async def _end_unfinished_record(self, request: ActionRequest, result: ActionResult) -> None:
+        """An invocation given up while its record is not final would stay `queued` or
+        `running` for ever: no attempt ran (too old, function deleted), or the platform crashed
+        twice in a row while it ran. Its record ends `failed` with the reason."""
+        record = await self._functions.invocation(str(request.event["id"]))
+        if record is None or record.status not in ("queued", "running"):
+            return
+        if result.detail.get("reason") == "platform_crash":
+            error = dict(PLATFORM_CRASH_ERROR)
+        else:
+            why = str(result.detail.get("error", "gave up"))
+            error = {"errorMessage": why, "errorType": "Ondo.NotRun", "stackTrace": []}
+        ended = replace(record, status="failed", error=error, finished_at=self._clock.now())
+        await self._functions.record_final(ended)
 
 
 def failure_record(
-    platform: Platform, request: ActionRequest, job: Job, result: ActionResult
+    now: float, request: ActionRequest, job: Job, result: ActionResult
 ) -> dict[str, Any]:
     """Lambda's destination record for an async invocation that failed for the last time."""
     args = _args(request)
-    age = platform.clock.now() - job.created_at
+    age = now - job.created_at
     if result.retryable and job.attempts >= job.max_attempts:
         condition = "RetriesExhausted"
     elif result.retryable or age > float(args["max_event_age"]):
@@ -201,7 +211,7 @@ def failure_record(
         condition = "NotRetryable"  # e.g. the function was deleted
     return {
         "version": "1.0",
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(platform.clock.now())),
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
         "requestContext": {
             "requestId": request.event["id"],
             "function": request.action.target,
@@ -237,10 +247,3 @@ def _args(request: ActionRequest) -> dict[str, Any]:
 
 def _finished(record: InvocationRecord) -> bool:
     return record.status in FINAL_STATUSES and record.status != "interrupted"
-
-
-KIND = AsyncInvoke()
-
-
-def kind_for(word: str) -> AsyncInvoke:
-    return KIND

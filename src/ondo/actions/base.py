@@ -2,21 +2,20 @@
 
 The rules engine builds `ActionRequest`s; the queue (queue.py) stores them and calls the kind's
 `perform` until it succeeds, retrying with backoff and dead-lettering the ones that never do.
-Each kind lives in its own module (invoke.py, emit.py, …) and is listed in `KINDS`.
+Each kind lives in its own module (invoke.py, emit.py, …); platform.py puts them together in
+an `ActionKinds`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ondo.errors import ActionNotAvailable, RuleError
 
 if TYPE_CHECKING:
-    from ondo.platform import Platform
     from ondo.rules.model import Action
 
 
@@ -44,76 +43,65 @@ class ActionResult:
 
 
 class ActionKind(Protocol):
+    """One action word. A kind is built with its own collaborators (invoke: the function
+    service's invoke interface; emit: the bus append), so the queue hands it only the job.
+
+    Optional members the queue looks for: `lane(request) -> str` and
+    `lane_limit(request) -> int | None` (jobs of one lane share a limit: invoke's is the
+    function's concurrency), `max_attempts(request) -> int`, `max_event_age_s(request) -> float`
+    and `async on_outcome(request, job, result)` (called after the last attempt instead of the
+    destination events).
+    """
+
     kind: str
     # Whether the queue emits ondo.action.succeeded/failed destination events for this kind.
     destinations: bool
 
-    def validate(self, action: Action, platform: Platform, namespace: str) -> None:
+    def validate(self, action: Action, namespace: str) -> None:
         """Raise RuleError (or ActionNotAvailable) when the action cannot be accepted."""
         ...
 
-    async def perform(
-        self, request: ActionRequest, attempt: int, platform: Platform
-    ) -> ActionResult:
+    async def perform(self, request: ActionRequest, attempt: int) -> ActionResult:
         """Carry out attempt number `attempt` (1-based); safe to repeat for the same attempt."""
         ...
 
 
-def lane_of(request: ActionRequest) -> str:
-    """The lane of a request: jobs of one lane share a limit (see `lane_limit` below).
+class ActionKinds:
+    """The action words this platform performs (platform.py builds each kind with its
+    collaborators); plug-ins and tests add their own with `add`."""
 
-    A kind may define `lane(request) -> str` and `lane_limit(request, platform) -> int | None`
-    (invoke: one lane per function, limited to the function's concurrency); without them the
-    lane is the action word, with no limit but the queue's own.
-    """
-    try:
-        kind = kind_of(request.action.kind)
-    except RuleError:  # performing it will dead-letter it with this error
-        return request.action.kind
-    lane = getattr(kind, "lane", None)
-    return str(lane(request)) if lane is not None else request.action.kind
+    def __init__(self, kinds: Iterable[ActionKind] = ()) -> None:
+        self._kinds: dict[str, ActionKind] = {}
+        for kind in kinds:
+            self.add(kind)
 
+    def add(self, kind: ActionKind) -> None:
+        """Add (or replace) the kind of `kind.kind`."""
+        self._kinds[kind.kind] = kind
 
-# Action word -> module holding its kind (a module-level `KIND`); imported on first use.
-KIND_MODULES: dict[str, str] = {
-    "invoke": "ondo.actions.invoke",
-    "invoke-async": "ondo.actions.async_invoke",  # `ondo invoke --async`; not a rule action
-    "emit": "ondo.actions.emit",
-    "notify": "ondo.actions.unavailable",
-    "bcc": "ondo.actions.unavailable",
-    "forward": "ondo.actions.unavailable",
-    "webhook": "ondo.actions.unavailable",
-    "mqtt": "ondo.actions.unavailable",
-}
+    def remove(self, word: str) -> None:
+        self._kinds.pop(word, None)
 
-_loaded: dict[str, ActionKind] = {}
-_extra: dict[str, ActionKind] = {}
+    def get(self, word: str) -> ActionKind:
+        """The kind for an action word; RuleError naming the known words when there is none."""
+        found = self._kinds.get(word)
+        if found is None:
+            known = ", ".join(sorted(self._kinds))
+            raise RuleError(f"unknown action {word!r}; the actions are: {known}")
+        return found
 
+    def find(self, word: str) -> ActionKind | None:
+        return self._kinds.get(word)
 
-def register_kind(kind: ActionKind) -> None:
-    """Add (or replace) a kind at run time: plug-ins, and tests' own kinds."""
-    _extra[kind.kind] = kind
+    def validate(self, action: Action, namespace: str = "default") -> None:
+        """Check an action when its rule is deployed, so mistakes surface then, not at 3 a.m."""
+        self.get(action.kind).validate(action, namespace)
 
-
-def kind_of(word: str) -> ActionKind:
-    """The kind for an action word; RuleError naming the known words when there is none."""
-    if word in _extra:
-        return _extra[word]
-    if word in _loaded:
-        return _loaded[word]
-    module = KIND_MODULES.get(word)
-    if module is None:
-        known = ", ".join(sorted({*KIND_MODULES, *_extra}))
-        raise RuleError(f"unknown action {word!r}; the actions are: {known}")
-    found = importlib.import_module(module).kind_for(word)
-    kind: ActionKind = found
-    _loaded[word] = kind
-    return kind
-
-
-def validate_action(action: Action, platform: Platform, namespace: str = "default") -> None:
-    """Check an action when its rule is deployed, so mistakes surface then and not at 3 a.m."""
-    kind_of(action.kind).validate(action, platform, namespace)
+    def lane_of(self, request: ActionRequest) -> str:
+        """The lane of a request: jobs of one lane share a limit (the kind's `lane_limit`);
+        without its own `lane` the lane is the action word, limited by the queue alone."""
+        lane = getattr(self.find(request.action.kind), "lane", None)
+        return str(lane(request)) if lane is not None else request.action.kind
 
 
 def not_available(word: str, why: str) -> ActionNotAvailable:

@@ -8,14 +8,13 @@ and an id derived from the job's key and attempt, so a repeat after a crash is d
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from ondo.actions.base import ActionRequest, ActionResult, derived_id
+from ondo.backends.bus.base import AppendResult, Bus
 from ondo.events import HOPS_EXTENSION, CloudEvent
-
-if TYPE_CHECKING:
-    from ondo.backends.bus.base import AppendResult
-    from ondo.platform import Platform
+from ondo.metrics import Metrics
 
 SUCCEEDED = "ondo.action.succeeded"
 FAILED = "ondo.action.failed"
@@ -56,19 +55,15 @@ def destination_event(
     )
 
 
-async def emit_destination(
-    platform: Platform,
-    request: ActionRequest,
-    attempt_seq: int,
-    attempts: int,
-    result: ActionResult,
-) -> None:
-    event = destination_event(request, attempt_seq, attempts, result)
-    await append_event(platform, event, request.namespace)
+@dataclass(frozen=True)
+class BusAppend:
+    """`AppendEvent` on the platform's bus: each event an action makes, counted in
+    ondo_events_ingested_total."""
 
+    bus: Bus
+    metrics: Metrics
 
-async def append_event(platform: Platform, event: CloudEvent, namespace: str) -> AppendResult:
-    """Append one event an action makes, counted in ondo_events_ingested_total."""
-    result = (await platform.bus.append([event], namespace=namespace))[0]
-    platform.metrics.events_appended(namespace, 0 if result.duplicate else 1)
-    return result
+    async def __call__(self, event: CloudEvent, namespace: str) -> AppendResult:
+        result = (await self.bus.append([event], namespace=namespace))[0]
+        self.metrics.events_appended(namespace, 0 if result.duplicate else 1)
+        return result

@@ -11,13 +11,13 @@ import base64
 from typing import TYPE_CHECKING, Any
 
 from ondo.actions.base import ActionRequest, ActionResult, derived_id
-from ondo.actions.destinations import append_event, incoming_hops
+from ondo.actions.destinations import incoming_hops
 from ondo.actions.invoke import with_json
+from ondo.actions.ports import AppendEvent
 from ondo.errors import EventError, PayloadTooLarge, RuleError
 from ondo.events import HOPS_EXTENSION, CloudEvent
 
 if TYPE_CHECKING:
-    from ondo.platform import Platform
     from ondo.rules.model import Action
 
 
@@ -25,18 +25,19 @@ class EmitAction:
     kind = "emit"
     destinations = False
 
-    def validate(self, action: Action, platform: Platform, namespace: str) -> None:
+    def __init__(self, append: AppendEvent) -> None:
+        self._append = append
+
+    def validate(self, action: Action, namespace: str) -> None:
         if not action.target or any(c.isspace() for c in action.target):
             raise RuleError(
                 f"emit {action.target!r}: an event type is one word, e.g. emit order.shipped"
             )
 
-    async def perform(
-        self, request: ActionRequest, attempt: int, platform: Platform
-    ) -> ActionResult:
+    async def perform(self, request: ActionRequest, attempt: int) -> ActionResult:
         try:
             event = event_of(request)
-            appended = await append_event(platform, event, request.namespace)
+            appended = await self._append(event, request.namespace)
         except (EventError, PayloadTooLarge) as exc:  # the same event would fail again
             return ActionResult(ok=False, detail={"error": str(exc)}, retryable=False)
         detail = {"event_id": event.id, "seq": appended.seq, "duplicate": appended.duplicate}
@@ -66,10 +67,3 @@ def _data_of(event: Any) -> Any:
 def _content_type(request: ActionRequest) -> str | None:
     value = request.event.get("datacontenttype")
     return value if isinstance(value, str) and value else None
-
-
-KIND = EmitAction()
-
-
-def kind_for(word: str) -> EmitAction:
-    return KIND

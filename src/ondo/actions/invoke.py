@@ -12,11 +12,11 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ondo.actions.base import ActionRequest, ActionResult, attempt_id
+from ondo.actions.ports import Functions
+from ondo.backends.store.repositories.functions import FINAL_STATUSES, InvocationRecord
 from ondo.errors import NotFound, RuleError
-from ondo.functions.model import FINAL_STATUSES, InvocationRecord
 
 if TYPE_CHECKING:
-    from ondo.platform import Platform
     from ondo.rules.model import Action
 
 
@@ -29,34 +29,31 @@ class InvokeAction:
     kind = "invoke"
     destinations = True
 
-    def validate(self, action: Action, platform: Platform, namespace: str) -> None:
+    def __init__(self, functions: Functions) -> None:
+        self._functions = functions
+
+    def validate(self, action: Action, namespace: str) -> None:
         if not action.target:
             raise RuleError("`invoke` needs a function name: invoke FUNCTION [with JSON]")
-        if not platform.functions.exists(action.target, namespace):
+        if not self._functions.exists(action.target, namespace):
             raise RuleError(
                 f"invoke {action.target}: function {action.target!r} does not exist in namespace"
                 f" {namespace!r}; deploy it first (`ondo deploy`) or fix the name"
             )
 
     def lane(self, request: ActionRequest) -> str:
-        return f"invoke:{request.namespace}/{request.action.target}"
+        return lane_of_function(request)
 
-    def lane_limit(self, request: ActionRequest, platform: Platform) -> int | None:
+    def lane_limit(self, request: ActionRequest) -> int | None:
         """The function's concurrency: more jobs than that would only wait for a slot."""
-        try:
-            fv = platform.functions.get(request.action.target, request.namespace)
-        except NotFound:
-            return None
-        return fv.config.concurrency
+        return concurrency_of(self._functions, request)
 
-    async def perform(
-        self, request: ActionRequest, attempt: int, platform: Platform
-    ) -> ActionResult:
+    async def perform(self, request: ActionRequest, attempt: int) -> ActionResult:
         request_id = attempt_id(request.key, attempt)
-        record = await _finished_before(platform, request_id)
+        record = await self._finished_before(request_id)
         if record is None:
             try:
-                record = await platform.functions.invoke(
+                record = await self._functions.invoke(
                     request.action.target,
                     payload_of(request),
                     namespace=request.namespace,
@@ -69,19 +66,30 @@ class InvokeAction:
                 return ActionResult(ok=False, detail={"error": str(exc)}, retryable=False)
         return result_of(record)
 
+    async def _finished_before(self, request_id: str) -> InvocationRecord | None:
+        """The record of this very attempt if it already ran to the end (before a crash)."""
+        record = await self._functions.invocation(request_id)
+        if record is None or record.status not in FINAL_STATUSES or record.status == "interrupted":
+            return None
+        return record
+
+
+def lane_of_function(request: ActionRequest) -> str:
+    """One lane per function: its rule and async invocations share its concurrency."""
+    return f"invoke:{request.namespace}/{request.action.target}"
+
+
+def concurrency_of(functions: Functions, request: ActionRequest) -> int | None:
+    try:
+        return functions.get(request.action.target, request.namespace).config.concurrency
+    except NotFound:
+        return None
+
 
 def payload_of(request: ActionRequest) -> bytes:
     given = with_json(request.action)
     body = dict(request.event) if given is None else given
     return json.dumps(body, separators=(",", ":")).encode()
-
-
-async def _finished_before(platform: Platform, request_id: str) -> InvocationRecord | None:
-    """The record of this very attempt if it already ran to the end (before a crash)."""
-    record = await platform.functions.invocation(request_id)
-    if record is None or record.status not in FINAL_STATUSES or record.status == "interrupted":
-        return None
-    return record
 
 
 def result_of(record: InvocationRecord) -> ActionResult:
@@ -92,10 +100,3 @@ def result_of(record: InvocationRecord) -> ActionResult:
     if error.get("errorType"):
         detail["error_type"] = error["errorType"]
     return ActionResult(ok=False, detail=detail, retryable=True, invocation_id=record.id)
-
-
-KIND = InvokeAction()
-
-
-def kind_for(word: str) -> InvokeAction:
-    return KIND

@@ -13,15 +13,17 @@ import asyncio
 import collections
 import logging
 import random
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ondo.actions.base import ActionKind, ActionRequest, ActionResult, kind_of, lane_of
+from prometheus_client import CollectorRegistry
+
+from ondo.actions.base import ActionKind, ActionKinds, ActionRequest, ActionResult
 from ondo.actions.codec import request_from_json, request_to_json
-from ondo.actions.destinations import emit_destination
+from ondo.actions.destinations import destination_event
 from ondo.actions.metrics import ActionMetrics
+from ondo.actions.ports import AppendEvent
 from ondo.backends.store.base import Repositories
 from ondo.backends.store.repositories.actions import (
     STATUSES,
@@ -30,12 +32,10 @@ from ondo.backends.store.repositories.actions import (
     NewJob,
     Outcome,
 )
-from ondo.backends.store.sqlite_actions import insert_in
+from ondo.backends.store.store import Store
+from ondo.clock import Clock
 from ondo.config import QueueSettings
-from ondo.errors import NotFound, OndoError, RuleError, StoreError
-
-if TYPE_CHECKING:
-    from ondo.platform import Platform
+from ondo.errors import NotFound, OndoError, StoreError
 
 log = logging.getLogger("ondo.actions")
 
@@ -45,13 +45,6 @@ BACKLOG_SCAN_EVERY_S = 0.05
 JOBS_TOPIC = "action_jobs"  # change feed: jobs became due (enqueued, revived) somewhere
 STATS_EVERY_S = 1.0  # the metrics' snapshot of the queue is refreshed this often
 STORE_RETRY_S = 1.0  # after the store failed, the loop tries again this much later
-
-
-def _kind_or_none(word: str) -> ActionKind | None:
-    try:
-        return kind_of(word)
-    except RuleError:  # performing it will dead-letter it with this error
-        return None
 
 
 def backoff_delay(
@@ -68,15 +61,27 @@ def backoff_delay(
 
 
 class ActionQueue:
-    """platform.actions: enqueue requests; workers perform them with retries and a DLQ."""
+    """Enqueue requests; workers perform them through their kinds, with retries and a DLQ.
 
-    def __init__(self, platform: Platform, settings: QueueSettings | None = None) -> None:
-        self.platform = platform
-        self.clock = platform.clock
+    It receives what it uses: the store (jobs), the kinds, the clock, the metrics registry,
+    the bus append for destination events, and its settings."""
+
+    def __init__(
+        self,
+        store: Store,
+        kinds: ActionKinds,
+        clock: Clock,
+        registry: CollectorRegistry,
+        append: AppendEvent,
+        settings: QueueSettings | None = None,
+    ) -> None:
+        self.store = store
+        self.jobs = store.repos.jobs  # each call on its own (autocommit)
+        self.kinds = kinds
+        self.clock = clock
+        self._append = append
         self.settings = settings or QueueSettings()
-        self.store = platform.store
-        self.jobs = platform.store.repos.jobs  # each call on its own (autocommit)
-        self.metrics = ActionMetrics.of(platform.metrics.registry, self.clock.now)
+        self.metrics = ActionMetrics.of(registry, self.clock.now)
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
@@ -109,17 +114,6 @@ class ActionQueue:
         await uow.jobs.insert([self._new_job(r) for r in requests], self.clock.now())
         await uow.notify(JOBS_TOPIC, "new")
 
-    def enqueue_in_connection(
-        self, conn: sqlite3.Connection, requests: Sequence[ActionRequest]
-    ) -> None:
-        """Transitional (until the rules engine enqueues through `enqueue_in`): store the jobs
-        inside the caller's open synchronous SQLite transaction, which it must commit before it
-        next yields to the event loop; the workers, woken here, look only after that."""
-        if not requests:
-            return
-        insert_in(conn, [self._new_job(r) for r in requests], self.clock.now())
-        self._wake.set()
-
     def _new_job(self, request: ActionRequest) -> NewJob:
         return NewJob(
             key=request.key,
@@ -132,7 +126,7 @@ class ActionQueue:
             event_id=str(request.event.get("id", "")),
             max_attempts=self.max_attempts_of(request),
             request=request_to_json(request),
-            lane=lane_of(request),
+            lane=self.kinds.lane_of(request),
         )
 
     def max_attempts_of(self, request: ActionRequest) -> int:
@@ -141,7 +135,8 @@ class ActionQueue:
 
         Per-action settings need a place in the rule language; `with` JSON is the payload.
         """
-        own = getattr(_kind_or_none(request.action.kind), "max_attempts", None)
+        # An unknown kind: performing it will dead-letter it with the error that says so.
+        own = getattr(self.kinds.find(request.action.kind), "max_attempts", None)
         return int(own(request)) if own is not None else self.settings.max_attempts
 
     def max_age_of(self, kind: ActionKind, request: ActionRequest) -> tuple[float, str]:
@@ -195,7 +190,7 @@ class ActionQueue:
         for job in crash_loops:
             await self._after_crash_loop(job)
         self._stopping = False
-        self._detach = self.platform.store.subscribe(JOBS_TOPIC, self._heard)
+        self._detach = self.store.subscribe(JOBS_TOPIC, self._heard)
         self._loop = asyncio.create_task(self._run(), name="ondo-action-queue")
         self._stats_task = asyncio.create_task(self._keep_stats(), name="ondo-action-stats")
 
@@ -240,7 +235,7 @@ class ActionQueue:
         )
         try:
             request = request_from_json(job.request)
-            kind = kind_of(job.kind)
+            kind = self.kinds.get(job.kind)
         except OndoError:
             return
         result = ActionResult(ok=False, detail=dict(job.last_error or {}), retryable=False)
@@ -334,10 +329,10 @@ class ActionQueue:
             return
         limit: int | None = None
         try:
-            kind = kind_of(job.kind)
+            kind = self.kinds.get(job.kind)
             lane_limit = getattr(kind, "lane_limit", None)
             if lane_limit is not None:
-                limit = lane_limit(request_from_json(job.request), self.platform)
+                limit = lane_limit(request_from_json(job.request))
         except OndoError:
             limit = None  # the attempt itself will report what is wrong
         self._lane_limits[job.lane] = (limit or self.settings.workers, time.monotonic())
@@ -368,7 +363,7 @@ class ActionQueue:
     async def _attempt(self, job: Job) -> None:
         try:
             request = request_from_json(job.request)
-            kind = kind_of(job.kind)
+            kind = self.kinds.get(job.kind)
         except OndoError as exc:  # a stored request this version cannot read: retrying won't help
             self._bury(job, job.kind, None, {"error": str(exc)})
             return
@@ -386,7 +381,7 @@ class ActionQueue:
             error += f" {max_age:.0f} s ({setting})"
             return ActionResult(ok=False, detail={"error": error}, retryable=False)
         try:
-            return await kind.perform(request, job.attempt_seq, self.platform)
+            return await kind.perform(request, job.attempt_seq)
         except asyncio.CancelledError:
             raise
         except OndoError as exc:
@@ -449,11 +444,10 @@ class ActionQueue:
             return
         try:
             if own is not None:
-                await own(self.platform, request, job, result)
+                await own(request, job, result)
             else:
-                await emit_destination(
-                    self.platform, request, job.attempt_seq, job.attempts, result
-                )
+                event = destination_event(request, job.attempt_seq, job.attempts, result)
+                await self._append(event, request.namespace)
         except asyncio.CancelledError:
             raise
         except Exception:  # the action itself is done; losing its notice must not redo it

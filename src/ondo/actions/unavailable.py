@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 from ondo.actions.base import ActionRequest, ActionResult, not_available
 
 if TYPE_CHECKING:
-    from ondo.platform import Platform
     from ondo.rules.model import Action
 
 WHY = {
@@ -30,15 +29,14 @@ class UnavailableAction:
     def __init__(self, kind: str) -> None:
         self.kind = kind
 
-    def validate(self, action: Action, platform: Platform, namespace: str) -> None:
+    def validate(self, action: Action, namespace: str) -> None:
         raise not_available(self.kind, WHY.get(self.kind, "not in this version"))
 
-    async def perform(
-        self, request: ActionRequest, attempt: int, platform: Platform
-    ) -> ActionResult:
+    async def perform(self, request: ActionRequest, attempt: int) -> ActionResult:
         error = str(not_available(self.kind, WHY.get(self.kind, "not in this version")))
         return ActionResult(ok=False, detail={"error": error}, retryable=False)
 
 
-def kind_for(word: str) -> UnavailableAction:
-    return UnavailableAction(word)
+def unavailable_kinds() -> list[UnavailableAction]:
+    """One kind for each word of the rule language this version cannot carry out."""
+    return [UnavailableAction(word) for word in WHY]

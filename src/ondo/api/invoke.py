@@ -15,7 +15,6 @@ import re
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ondo.actions import async_invoke
 from ondo.api.auth import authenticate, namespace_asked
 from ondo.api.errors import (
     INTERNAL,
@@ -51,8 +50,8 @@ async def run_invoke(
     # The function gets the bytes; decoding them here refuses what its bootstrap cannot read.
     event = await decode_json(payload, "event (request body)")
     if mode == "async":  # a job of the action queue: retries, DLQ, on_failure (see there)
-        record = await async_invoke.submit(
-            platform, name, event, namespace=namespace, version=version, trigger="api"
+        record = await platform.async_invoke.submit(
+            name, event, namespace=namespace, version=version, trigger="api"
         )
         content = render({"id": record.id, "status": record.status})
         return 202, {"X-Ondo-Invocation-Id": record.id}, content

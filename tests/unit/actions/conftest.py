@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from ondo.actions.base import ActionRequest, ActionResult, _extra, register_kind
+from ondo.actions.base import ActionRequest, ActionResult
+from ondo.actions.destinations import BusAppend
 from ondo.actions.queue import ActionQueue
 from ondo.backends.store.repositories.actions import Job, JobRepository
-from ondo.config import Config
+from ondo.config import Config, QueueSettings
 from ondo.platform import Platform
 from ondo.rules.model import Action
 
@@ -31,12 +32,10 @@ class ScriptedKind:
     limits: dict[str, int] = field(default_factory=dict)  # target -> how many may run at once
     gates: dict[str, asyncio.Event] = field(default_factory=dict)  # target -> wait for it
 
-    def validate(self, action: Action, platform: Platform, namespace: str) -> None:
+    def validate(self, action: Action, namespace: str) -> None:
         return None
 
-    async def perform(
-        self, request: ActionRequest, attempt: int, platform: Platform
-    ) -> ActionResult:
+    async def perform(self, request: ActionRequest, attempt: int) -> ActionResult:
         self.calls.append((request.key, attempt))
         if self.gate is not None:
             await self.gate.wait()
@@ -52,7 +51,7 @@ class ScriptedKind:
     def lane(self, request: ActionRequest) -> str:
         return f"scripted:{request.action.target}"
 
-    def lane_limit(self, request: ActionRequest, platform: Platform) -> int | None:
+    def lane_limit(self, request: ActionRequest) -> int | None:
         return self.limits.get(request.action.target)
 
     def count(self, key: str) -> int:
@@ -87,12 +86,24 @@ async def job_of(jobs: JobRepository, key: str) -> Job | None:
     return next((j for j in await jobs.by_enforcement(f"enf-{key}") if j.key == key), None)
 
 
+def queue_of(platform: Platform, settings: QueueSettings) -> ActionQueue:
+    """A queue of its own over the platform's store and kinds (what platform.py wires)."""
+    append = BusAppend(platform.bus, platform.metrics)
+    return ActionQueue(
+        platform.store,
+        platform.actions.kinds,
+        platform.clock,
+        platform.metrics.registry,
+        append,
+        settings,
+    )
+
+
 @pytest.fixture
-def scripted() -> Iterator[ScriptedKind]:
+def scripted(platform: Platform) -> ScriptedKind:
     kind = ScriptedKind()
-    register_kind(kind)
-    yield kind
-    _extra.pop(kind.kind, None)
+    platform.actions.kinds.add(kind)
+    return kind
 
 
 @pytest.fixture

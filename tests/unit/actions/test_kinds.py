@@ -11,8 +11,6 @@ from ondo.actions.base import (
     ActionResult,
     attempt_id,
     derived_id,
-    kind_of,
-    validate_action,
 )
 from ondo.actions.codec import request_from_json, request_to_json
 from ondo.actions.destinations import destination_event
@@ -47,31 +45,31 @@ def req(action: Action) -> ActionRequest:
 
 def test_an_unknown_action_word_is_refused_with_the_known_ones(platform: Platform) -> None:
     with pytest.raises(RuleError, match=r"unknown action 'frobnicate'.*emit.*invoke"):
-        validate_action(Action(kind="frobnicate", target="x"), platform)
+        platform.actions.kinds.validate(Action(kind="frobnicate", target="x"))
 
 
 @pytest.mark.parametrize("word", ["notify", "bcc", "forward", "webhook", "mqtt"])
 def test_words_not_available_yet_are_refused_by_name(platform: Platform, word: str) -> None:
     with pytest.raises(ActionNotAvailable, match=rf"action not available yet: {word} \("):
-        validate_action(Action(kind=word, target="x"), platform)
+        platform.actions.kinds.validate(Action(kind=word, target="x"))
 
 
 def test_invoke_needs_a_deployed_function(platform: Platform) -> None:
     with pytest.raises(RuleError, match="function 'nope' does not exist in namespace 'default'"):
-        validate_action(Action(kind="invoke", target="nope"), platform)
+        platform.actions.kinds.validate(Action(kind="invoke", target="nope"))
 
 
 def test_emit_needs_a_one_word_type(platform: Platform) -> None:
-    validate_action(Action(kind="emit", target="order.big"), platform)
+    platform.actions.kinds.validate(Action(kind="emit", target="order.big"))
     with pytest.raises(RuleError, match="one word"):
-        validate_action(Action(kind="emit", target="order big"), platform)
+        platform.actions.kinds.validate(Action(kind="emit", target="order big"))
 
 
-def test_a_request_survives_its_stored_form() -> None:
+def test_a_request_survives_its_stored_form(platform: Platform) -> None:
     original = req(Action(kind="invoke", target="f", args={"a": [1, 2]}, cc=("x", "y")))
     again = request_from_json(request_to_json(original))
     assert again == original
-    assert kind_of(again.action.kind).kind == "invoke"
+    assert platform.actions.kinds.get(again.action.kind).kind == "invoke"
 
 
 def test_invoke_sends_the_event_or_the_with_json_instead() -> None:
@@ -118,7 +116,7 @@ def test_an_emit_too_large_for_the_bus_fails_without_retrying(platform: Platform
     huge = req(Action(kind="emit", target="order.big", args={"blob": "x" * 300_000}))
 
     async def scenario() -> ActionResult:
-        return await kind_of("emit").perform(huge, 1, platform)
+        return await platform.actions.kinds.get("emit").perform(huge, 1)
 
     result = asyncio.run(scenario())
     assert not result.ok and not result.retryable
@@ -129,8 +127,8 @@ def test_an_emit_is_appended_once_even_when_repeated(platform: Platform) -> None
     request = req(Action(kind="emit", target="order.big"))
 
     async def scenario() -> list[ActionResult]:
-        emit = kind_of("emit")
-        return [await emit.perform(request, 1, platform), await emit.perform(request, 2, platform)]
+        emit = platform.actions.kinds.get("emit")
+        return [await emit.perform(request, 1), await emit.perform(request, 2)]
 
     first, second = asyncio.run(scenario())
     assert first.ok and second.ok

@@ -12,13 +12,14 @@ from ondo.actions.queue import ActionQueue, backoff_delay
 from ondo.clock import ManualClock
 from ondo.config import QueueSettings
 from ondo.platform import Platform
+from tests.unit.actions import conftest
 from tests.unit.actions.conftest import ScriptedKind, enqueue, job_of, request, until
 
 SETTINGS = QueueSettings(workers=4, max_attempts=3, backoff_s=10.0, backoff_cap_s=1000.0)
 
 
 def queue_of(platform: Platform, settings: QueueSettings = SETTINGS) -> ActionQueue:
-    return ActionQueue(platform, settings)
+    return conftest.queue_of(platform, settings)
 
 
 def clock_of(platform: Platform) -> ManualClock:

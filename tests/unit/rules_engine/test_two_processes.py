@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 
 from prometheus_client import CollectorRegistry
 
-from ondo.actions.base import ActionRequest, lane_of
+from ondo.actions.base import ActionRequest
 from ondo.actions.codec import request_to_json
 from ondo.backends.bus import open_bus
 from ondo.backends.bus.base import Bus
@@ -54,7 +54,7 @@ class StoreJobs:
                 event_id=str(r.event.get("id")),
                 max_attempts=1,
                 request=request_to_json(r),
-                lane=lane_of(r),
+                lane=r.action.kind,  # emit: its lane is its word
             )
             for r in requests
         ]

@@ -127,6 +127,8 @@ class PostgresSql:
             return await conn.fetchval(numbered(sql), *params)
 
     async def notify(self, topic: str, key: str) -> None:
+        if self._conn is not None and (topic, key) in self.pending:
+            return  # PostgreSQL sends one of identical notifications of a transaction anyway
         async with self._connection() as conn:
             await conn.execute(
                 "SELECT pg_notify($1, $2)", self._engine.channel, topic + _SEPARATOR + key
