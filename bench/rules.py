@@ -480,7 +480,7 @@ async def queue_only(total: int, per_enqueue: int) -> dict[str, Any]:
         elapsed = time.perf_counter() - started
         await queue.stop()
         await platform.bus.close()
-        platform.db.close()
+        await platform.store.close()
     return {
         "jobs": total,
         "per_enqueue": per_enqueue,

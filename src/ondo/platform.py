@@ -18,11 +18,9 @@ from ondo.actions.invoke import InvokeAction
 from ondo.actions.queue import ActionQueue
 from ondo.actions.unavailable import unavailable_kinds
 from ondo.backends.bus import Bus, ReplayTarget, open_bus
-from ondo.backends.store import Store, open_store
-from ondo.backends.store.sqlite import SqliteDatabase
+from ondo.backends.store import open_store
 from ondo.clock import Clock, ManualClock, WallClock
 from ondo.config import Config
-from ondo.errors import ConfigError
 from ondo.functions.bundle import CodeStore
 from ondo.functions.service import FunctionService
 from ondo.metrics import Metrics
@@ -65,7 +63,6 @@ class Platform:
             durability=config.store_durability,
             wal_limit_bytes=wal_limit_bytes,
         )
-        self.db = _sqlite_of(self.store)
         self.tokens = TokenStore(self.store.repos.tokens)
         self.metrics = Metrics()
         self.bus: Bus = open_bus(
@@ -184,15 +181,3 @@ def _default_runtime(config: Config) -> Runtime:
     from ondo.runtime import create_runtime
 
     return create_runtime(config)
-
-
-def _sqlite_of(store: Store) -> SqliteDatabase:
-    """The SQLite connection the domains not yet moved onto the async store still use."""
-    from ondo.backends.store.sqlite.engine import SqliteEngine
-
-    if isinstance(store.database, SqliteEngine):
-        return store.database.database
-    raise ConfigError(
-        f"the store {store.database.description} is not usable by this build yet: "
-        "rules, actions and functions still need the SQLite store (leave --store unset)"
-    )

@@ -49,7 +49,7 @@ def test_the_platform_hands_the_queue_its_settings(tmp_path: Path) -> None:
         assert platform.actions.settings.max_attempts == 7
     finally:
         asyncio.run(platform.bus.close())
-        platform.db.close()
+        asyncio.run(platform.store.close())
 
 
 # Where the environment may be read: the configuration, the CLI and its HTTP client (which

@@ -112,7 +112,7 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
     built = Platform(Config(data_dir=tmp_path / "data", manual_clock=True))
     yield built
     asyncio.run(built.bus.close())
-    built.db.close()
+    asyncio.run(built.store.close())
 
 
 async def until(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0) -> None:

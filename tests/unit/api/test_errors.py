@@ -102,7 +102,7 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
     built = Platform(Config(data_dir=tmp_path / "data", manual_clock=True))
     yield built
     asyncio.run(built.bus.close())
-    built.db.close()
+    asyncio.run(built.store.close())
 
 
 def test_the_middlewares_and_the_app_answer_errors_alike(platform: Platform) -> None:

@@ -55,10 +55,9 @@ class Harness:
         return await self.platform.rules.dispatch_now([stored])
 
     def jobs(self, rule: str) -> list[Any]:
-        rows = self.platform.db.query(
-            "SELECT key, kind, request FROM action_jobs WHERE rule = ? ORDER BY id", (rule,)
-        )
-        return list(rows)
+        sql = self.platform.store.database.sql
+        query = "SELECT key, kind, request FROM action_jobs WHERE rule = ? ORDER BY id"
+        return self.run(lambda: sql.fetch(query, (rule,)))
 
     def close(self) -> None:
         """As the process dying would: the store closed, the data dir's lock released."""
