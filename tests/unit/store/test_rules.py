@@ -292,3 +292,16 @@ def test_a_conflict_is_what_a_lost_serializable_decision_raises(make_store: Stor
         assert sorted(type(r).__name__ for r in results) == ["NoneType", StoreConflict.__name__]
 
     run(make_store, body)
+
+
+def test_a_rule_comes_back_with_its_pattern_in_the_authors_key_order(
+    make_store: StoreFactory,
+) -> None:
+    async def body(store: Store) -> None:
+        spec = {"pattern": {"type": ["auth.login"], "subject": ["bob"]}, "actions": []}
+        async with store.transaction() as uow:
+            await uow.rules.put(StoredRule("default", "ordered", "admin", None, spec), 1.0)
+        found = await store.repos.rules.find("default", "ordered")
+        assert found is not None and list(found.spec["pattern"]) == ["type", "subject"]
+
+    run(make_store, body)

@@ -88,7 +88,9 @@ class SqlRuleRepository:
                 rule.name,
                 rule.owner,
                 rule.text,
-                json.dumps(rule.spec, sort_keys=True),
+                # In the author's key order: `ondo rules test` names a pattern's first failing
+                # field, which must not change when a process reloads the rule from the store.
+                json.dumps(rule.spec),
                 int(rule.enabled),
                 rule.app,
                 float(now),
