@@ -79,6 +79,9 @@ class FunctionService:
         self._running = 0  # invocations between their runtime call and their final record
         # Runs whose `running` row is written only if they outlast RUNNING_ROW_AFTER_S.
         self._late_rows: dict[str, tuple[InvocationRecord, bytes | None]] = {}
+        # `running` rows being written: the final record waits for its invocation's, or the
+        # late row could land after it and leave the invocation `running` for good.
+        self._late_writes: dict[str, asyncio.Task[None]] = {}
         self._late_row_deadlines: Deadlines[str] = Deadlines(self._write_late_row)
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -101,10 +104,11 @@ class FunctionService:
         process's zygote of the old one goes too (a no-op when it has none)."""
         self._background(self.runtime.retire(self.spec(old)))
 
-    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+    def _background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(work)
         self._writes.add(task)
         task.add_done_callback(self._background_done)
+        return task
 
     def _background_done(self, task: asyncio.Task[None]) -> None:
         self._writes.discard(task)
@@ -407,12 +411,14 @@ class FunctionService:
             try:
                 outcome = await self.runtime.invoke(self.spec(fv), payload, record.id)
             except Exception as exc:  # the record ends even when the platform fails to run it
+                await self._late_row_done(record.id)
                 await self._end_failed(record, _platform_error(exc, record.id))
                 raise
             finally:
                 if lazy_row:
                     self._late_row_deadlines.discard(record.id)
                     self._late_rows.pop(record.id, None)
+            await self._late_row_done(record.id)
             final = _apply_outcome(record, outcome, self.clock.now())
             if record_after_answer:
                 # Queued and counted by the loop's next callback, after the answer has left;
@@ -428,7 +434,14 @@ class FunctionService:
     def _write_late_row(self, record_id: str) -> None:
         late = self._late_rows.pop(record_id, None)
         if late is not None:
-            self._background(self._write_row(*late))
+            task = self._late_writes[record_id] = self._background(self._write_row(*late))
+            task.add_done_callback(lambda _t: self._late_writes.pop(record_id, None))
+
+    async def _late_row_done(self, record_id: str) -> None:
+        """Wait for the `running` row of `record_id` if one is being written (_late_writes)."""
+        task = self._late_writes.pop(record_id, None)
+        if task is not None:
+            await asyncio.wait({task})  # its failure is logged by _write_row
 
     async def _write_row(self, record: InvocationRecord, payload: bytes | None) -> None:
         try:
