@@ -57,6 +57,11 @@ def drop_cluster(cluster: str) -> None:
     asyncio.run(_drop_cluster(cluster))
 
 
+def drop_nats_cluster(cluster: str) -> None:
+    """Delete the cluster's NATS streams only (a run whose store is not on PostgreSQL)."""
+    asyncio.run(_delete_streams(cluster))
+
+
 async def _drop_cluster(cluster: str) -> None:
     import asyncpg
 

@@ -9,6 +9,10 @@ dir (a platform restarted on the same data dir finds its state again). After eac
 clusters of its platforms are dropped (PostgreSQL schema, NATS streams and buckets); a platform
 still running then (a module's shared platform) is dropped at the end of the session.
 
+`ONDO_TEST_BACKEND=nats-bus`: the bus on NATS JetStream, the store embedded (SQLite), with the
+same cluster bookkeeping: the NATS bus proven through the whole suite while the PostgreSQL store
+is not usable yet.
+
 A missing service is a skip locally and a failure in CI (tests/services.py). Tests that look at
 the embedded engines' files are marked `embedded_only` and skip in the distributed run.
 """
@@ -23,12 +27,13 @@ from tests.services import (
     NATS_URL,
     POSTGRES_URL,
     drop_cluster,
+    drop_nats_cluster,
     require_nats,
     require_postgres,
     unique_cluster,
 )
 
-BACKENDS = ("embedded", "distributed")
+BACKENDS = ("embedded", "distributed", "nats-bus")
 
 
 def configured() -> str:
@@ -40,7 +45,8 @@ def configured() -> str:
 
 
 def distributed() -> bool:
-    return configured() == "distributed"
+    """Whether platforms run on shared servers under cluster names (any backend but embedded)."""
+    return configured() != "embedded"
 
 
 class Alive(Protocol):
@@ -55,9 +61,11 @@ def environment(data_dir: Path) -> dict[str, str]:
     """The ONDO_* settings that put a platform on the run's backend (none when embedded)."""
     if not distributed():
         return {}
-    require_postgres()
     require_nats()
     cluster = _names.setdefault(data_dir.resolve(), unique_cluster("f"))
+    if configured() == "nats-bus":
+        return {"ONDO_BUS": NATS_URL, "ONDO_CLUSTER": cluster}
+    require_postgres()
     return {"ONDO_STORE": POSTGRES_URL, "ONDO_BUS": NATS_URL, "ONDO_CLUSTER": cluster}
 
 
@@ -75,11 +83,18 @@ def drop_finished() -> None:
     for cluster, users in list(_users.items()):
         if not any(user.alive() for user in users):
             del _users[cluster]
-            drop_cluster(cluster)
+            _drop(cluster)
 
 
 def drop_all() -> None:
     """Drop every cluster left (at the end of the session: its platforms are stopped by then)."""
     for cluster in list(_users):
         del _users[cluster]
+        _drop(cluster)
+
+
+def _drop(cluster: str) -> None:
+    if configured() == "nats-bus":
+        drop_nats_cluster(cluster)
+    else:
         drop_cluster(cluster)

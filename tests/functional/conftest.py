@@ -24,7 +24,8 @@ def _on_the_backend(request: pytest.FixtureRequest) -> Iterator[None]:
     """Skip `embedded_only` tests on the distributed backend; drop each test's clusters after it
     (those of platforms still running, a module's shared one, at the end of the session)."""
     if backends.distributed() and request.node.get_closest_marker("embedded_only"):
-        pytest.skip("looks at the embedded engines' files (ONDO_TEST_BACKEND=distributed)")
+        backend = backends.configured()
+        pytest.skip(f"looks at the embedded engines' files (ONDO_TEST_BACKEND={backend})")
     yield
     if backends.distributed():
         backends.drop_finished()
