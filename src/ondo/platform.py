@@ -21,6 +21,7 @@ from ondo.backends.bus import Bus, ReplayTarget, open_bus
 from ondo.backends.store import open_store
 from ondo.clock import Clock, ManualClock, WallClock
 from ondo.config import Config
+from ondo.deploy.targets import DeployTargets
 from ondo.functions.bundle import CodeStore
 from ondo.functions.service import FunctionService
 from ondo.metrics import Metrics
@@ -30,6 +31,7 @@ from ondo.rules.dispatcher import RuleDispatcher
 from ondo.rules.engine import RuleEngine
 from ondo.rules.window_retention import StaleWindowRows
 from ondo.runtime.base import Runtime
+from ondo.runtime.builds import BuildSettings
 from ondo.security.tokens import TokenStore
 
 log = logging.getLogger("ondo.platform")
@@ -90,6 +92,15 @@ class Platform:
         self.actions = self._wire_actions(config)
         self.add_service(self.actions)
         self.rules = self._wire_rules()  # after the action queue: it enqueues there
+        self.deploy_targets = DeployTargets(
+            self.functions,
+            self.rules.book,
+            self.functions.layers_root,
+            BuildSettings(
+                index_url=config.build_index_url,
+                allow_index_options=config.build_allow_index_options,
+            ),
+        )
         self.retention = self._retention(config)
         self.add_service(self.retention)
 

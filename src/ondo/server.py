@@ -27,7 +27,7 @@ log = logging.getLogger("ondo")
 async def deploy_apps(platform: Platform) -> None:
     for app_dir in platform.config.apps:
         manifest = read_manifest(app_dir)
-        result = await deploy_manifest(platform, manifest, "default", dry_run=False)
+        result = await deploy_manifest(platform.deploy_targets, manifest, "default", dry_run=False)
         for step in result["steps"]:  # type: ignore[attr-defined]
             log.info(
                 "deploy %s: %s %s %s", manifest.app, step["change"], step["kind"], step["name"]

@@ -55,7 +55,10 @@ def test_a_finished_attempt_is_recalled_after_a_crash_and_an_unfinished_one_runs
         await platform.start()
         try:
             await deploy_manifest(
-                platform, read_manifest(write_app(tmp_path / "app")), "default", False
+                platform.deploy_targets,
+                read_manifest(write_app(tmp_path / "app")),
+                "default",
+                False,
             )
             await platform.actions.stop()  # from here on, jobs are only what we make of them
             queue = platform.actions

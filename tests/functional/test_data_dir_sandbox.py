@@ -28,7 +28,7 @@ def run_hello(data: Path, disabled: tuple[str, ...]) -> tuple[str, int]:
         await platform.start()
         try:
             manifest = read_manifest(EXAMPLES / "hello")
-            await deploy_manifest(platform, manifest, "default", dry_run=False)
+            await deploy_manifest(platform.deploy_targets, manifest, "default", dry_run=False)
             record = await platform.functions.invoke("hello", b'{"name": "x"}')
             return record.status, stat.S_IMODE(data.stat().st_mode)
         finally:

@@ -4,24 +4,21 @@ that enabled rules still invoke (their next event would only be dead-lettered)."
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
+from ondo.deploy.targets import DeployTargets, RuleTargets
 from ondo.errors import Conflict
 from ondo.rules.model import Action, rule_from_json
-
-if TYPE_CHECKING:
-    from ondo.platform import Platform
 
 
 def invokes(actions: Iterable[Action], function: str) -> bool:
     return any(a.kind == "invoke" and a.target == function for a in actions)
 
 
-def invoking_rules(platform: Platform, namespace: str, function: str) -> list[str]:
+def invoking_rules(rules: RuleTargets, namespace: str, function: str) -> list[str]:
     """Names of the enabled rules of `namespace` that invoke `function`."""
     return [
         stored.name
-        for stored in platform.rules.book.stored_in(namespace)
+        for stored in rules.stored_in(namespace)
         if stored.enabled and invokes(rule_from_json(stored.spec).actions, function)
     ]
 
@@ -45,15 +42,15 @@ def refuse_delete(function: str, namespace: str, rules: list[str], how: str) -> 
 
 
 async def delete_function(
-    platform: Platform, name: str, namespace: str, *, force: bool = False
+    targets: DeployTargets, name: str, namespace: str, *, force: bool = False
 ) -> list[str]:
     """Delete `name`; refused while enabled rules invoke it, unless `force`, which disables
     them first. Returns the names of the rules disabled."""
-    platform.functions.get(name, namespace)  # NotFound before anything else
-    rules = invoking_rules(platform, namespace, name)
+    targets.functions.get(name, namespace)  # NotFound before anything else
+    rules = invoking_rules(targets.rules, namespace, name)
     if rules and not force:
         raise refuse_delete(name, namespace, rules, "pass --force")
     for rule in rules:
-        await platform.rules.book.set_enabled(namespace, rule, False)
-    await platform.functions.delete(name, namespace)
+        await targets.rules.set_enabled(namespace, rule, False)
+    await targets.functions.delete(name, namespace)
     return rules

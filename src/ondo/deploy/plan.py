@@ -1,6 +1,7 @@
 """Deploy: build a plan of frozen steps from ondo.yaml, print it, then apply it (unless dry-run).
 
-Each resource kind contributes a planner: `planner(platform, manifest, namespace) -> [Step]`.
+Each resource kind contributes a planner: `planner(targets, manifest, namespace) -> [Step]`,
+where `targets` (targets.py) is what a deploy changes: never the platform object.
 Functions plan here, on the loop (they read the store); other kinds (rules, …) register theirs
 in PLANNERS, run after the functions', off the loop.
 """
@@ -11,18 +12,16 @@ import asyncio
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from ondo.deploy import progress
 from ondo.deploy.guards import invokes, invoking_rules, refuse_delete, refuse_take_over
 from ondo.deploy.manifest import FunctionDecl, Manifest
 from ondo.deploy.rules import RuleStep, plan_rules
+from ondo.deploy.targets import DeployTargets, FunctionTargets
 from ondo.errors import ConfigError, DeployError, HandlerImportError, OndoError
 from ondo.functions.bundle import hash_code
 from ondo.functions.model import FunctionConfig
-
-if TYPE_CHECKING:
-    from ondo.platform import Platform
 
 Change = Literal["create", "update", "unchanged", "delete"]
 
@@ -37,7 +36,7 @@ class Step(Protocol):
     @property
     def detail(self) -> str: ...
 
-    async def apply(self, platform: Platform) -> dict[str, Any]: ...
+    async def apply(self, targets: DeployTargets) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -53,17 +52,17 @@ class FunctionStep:
     layer_hash: str | None
     disables: tuple[str, ...] = ()  # rules that invoke a deleted function (deploy --force)
 
-    async def apply(self, platform: Platform) -> dict[str, Any]:
-        functions = platform.functions
+    async def apply(self, targets: DeployTargets) -> dict[str, Any]:
+        functions = targets.functions
         if self.change == "delete":
             for rule in self.disables:
-                await platform.rules.book.set_enabled(self.namespace, rule, False)
+                await targets.rules.set_enabled(self.namespace, rule, False)
             await functions.delete(self.name, self.namespace)
             return {"disabled_rules": list(self.disables)} if self.disables else {}
         if self.change == "unchanged" or self.decl is None:
             return {"version": functions.get(self.name, self.namespace).version}
         code_hash = await asyncio.to_thread(functions.code.add, self.decl.code_dir)
-        layer_hash = await _build_layer(platform, self.decl)
+        layer_hash = await _build_layer(targets, self.decl)
         progress.report(f"function {self.name}: importing {self.decl.config.handler}")
         try:
             fv = await functions.publish(
@@ -79,17 +78,17 @@ class FunctionStep:
         return {"version": fv.version}
 
 
-async def check_imports(platform: Platform, plan: Plan) -> None:
+async def check_imports(targets: DeployTargets, plan: Plan) -> None:
     """A dry run's check: import each new or changed handler in a throwaway zygote, as the
     deploy would before making it current. HandlerImportError listing every failure."""
     failures: list[str] = []
     for step in plan.steps:
         if not isinstance(step, FunctionStep) or step.decl is None or step.change == "unchanged":
             continue
-        code_hash = await asyncio.to_thread(platform.functions.code.add, step.decl.code_dir)
-        layer_hash = await _build_layer(platform, step.decl)
+        code_hash = await asyncio.to_thread(targets.functions.code.add, step.decl.code_dir)
+        layer_hash = await _build_layer(targets, step.decl)
         try:
-            await platform.functions.try_import(
+            await targets.functions.try_import(
                 step.name, step.decl.config, code_hash, layer_hash, step.namespace
             )
         except HandlerImportError as exc:
@@ -100,25 +99,20 @@ async def check_imports(platform: Platform, plan: Plan) -> None:
         )
 
 
-async def _build_layer(platform: Platform, decl: FunctionDecl) -> str | None:
+async def _build_layer(targets: DeployTargets, decl: FunctionDecl) -> str | None:
     if decl.requirements is None:
         return None
     from ondo.runtime import build_layer
-    from ondo.runtime.builds import BuildSettings
 
-    config = platform.config
-    settings = BuildSettings(
-        index_url=config.build_index_url, allow_index_options=config.build_allow_index_options
-    )
     listener = progress.current()
     progress.report(f"function {decl.name}: installing {decl.requirements.name}")
     path = await asyncio.to_thread(
         build_layer,
         decl.requirements,
-        platform.config.data_dir / "layers",
+        targets.layers_dir,
         (lambda step: listener(f"function {decl.name}: {step}")) if listener else None,
         decl.app_root,
-        settings,
+        targets.build,
     )
     return str(path.name)
 
@@ -140,7 +134,7 @@ class Plan:
         }
 
 
-Planner = Callable[["Platform", Manifest, str], Sequence[Step]]
+Planner = Callable[[DeployTargets, Manifest, str], Sequence[Step]]
 
 
 def _hashes(decl: FunctionDecl) -> tuple[str, str | None]:
@@ -161,14 +155,14 @@ def _describe(old: FunctionConfig, new: FunctionConfig, code: bool, layer: bool)
 
 
 def _check_on_failure(
-    platform: Platform, manifest: Manifest, namespace: str, decl: FunctionDecl
+    functions: FunctionTargets, manifest: Manifest, namespace: str, decl: FunctionDecl
 ) -> None:
     """`async.on_failure: invoke F` needs F: in this app or already deployed."""
     verb, _, target = (decl.config.async_on_failure or "").partition(" ")
     target = target.strip()
     if verb != "invoke" or target in manifest.functions:
         return
-    if not platform.functions.exists(target, namespace):
+    if not functions.exists(target, namespace):
         path = ("functions", decl.name, "async", "on_failure")
         where = manifest.source.where(path) if manifest.source else decl.where
         raise ConfigError(
@@ -177,12 +171,14 @@ def _check_on_failure(
         )
 
 
-async def plan_functions(platform: Platform, manifest: Manifest, namespace: str) -> list[Step]:
+async def plan_functions(
+    functions: FunctionTargets, manifest: Manifest, namespace: str
+) -> list[Step]:
     steps: list[Step] = []
     for name, decl in sorted(manifest.functions.items()):
-        _check_on_failure(platform, manifest, namespace, decl)
+        _check_on_failure(functions, manifest, namespace, decl)
         code_hash, layer_hash = await asyncio.to_thread(_hashes, decl)
-        current = platform.functions.current.get(namespace, name)
+        current = functions.current.get(namespace, name)
         if current is None:
             change: Change = "create"
             detail = f"new function, handler {decl.config.handler}"
@@ -207,7 +203,7 @@ async def plan_functions(platform: Platform, manifest: Manifest, namespace: str)
                 current.code_hash != code_hash,
                 current.layer_hash != layer_hash,
             )
-            same = await platform.functions.identical_version(
+            same = await functions.identical_version(
                 replace(
                     current,
                     config=decl.config,
@@ -231,7 +227,7 @@ async def plan_functions(platform: Platform, manifest: Manifest, namespace: str)
                 layer_hash,
             )
         )
-    for name in await platform.functions.names_of_app(namespace, manifest.app):
+    for name in await functions.names_of_app(namespace, manifest.app):
         if name not in manifest.functions:
             steps.append(
                 FunctionStep(
@@ -249,11 +245,15 @@ async def plan_functions(platform: Platform, manifest: Manifest, namespace: str)
     return steps
 
 
-PLANNERS: list[Planner] = [plan_rules]  # after the functions they invoke
+def _plan_rules(targets: DeployTargets, manifest: Manifest, namespace: str) -> list[RuleStep]:
+    return plan_rules(targets.rules, manifest, namespace)
+
+
+PLANNERS: list[Planner] = [_plan_rules]  # after the functions they invoke
 
 
 async def make_plan(
-    platform: Platform,
+    targets: DeployTargets,
     manifest: Manifest,
     namespace: str = "default",
     *,
@@ -263,14 +263,14 @@ async def make_plan(
     """The plan, refused (Conflict) when it would take over another app's functions or rules
     (unless `take_over`) or delete a function that enabled rules invoke (unless `force`, which
     makes the deletion disable those rules)."""
-    steps = await plan_functions(platform, manifest, namespace)
+    steps = await plan_functions(targets.functions, manifest, namespace)
     return await asyncio.to_thread(
-        _finish_plan, platform, manifest, namespace, steps, take_over, force
+        _finish_plan, targets, manifest, namespace, steps, take_over, force
     )
 
 
 def _finish_plan(
-    platform: Platform,
+    targets: DeployTargets,
     manifest: Manifest,
     namespace: str,
     steps: list[Step],
@@ -280,28 +280,28 @@ def _finish_plan(
     """The other kinds' steps, then the checks across all steps (off the loop: the rules'
     planner compiles every rule of the manifest)."""
     for planner in PLANNERS:
-        steps.extend(planner(platform, manifest, namespace))
+        steps.extend(planner(targets, manifest, namespace))
     taken = [
         (step.kind, step.name, owner)
         for step in steps
         if step.change == "update"
-        and (owner := _owner(platform, namespace, step)) not in (None, manifest.app)
+        and (owner := _owner(targets, namespace, step)) not in (None, manifest.app)
     ]
     if taken and not take_over:
         raise refuse_take_over(taken, manifest.app)
     owners = {(kind, name): owner for kind, name, owner in taken}
     steps = [_taken_over(s, owners.get((s.kind, s.name))) for s in steps]
-    steps = [_guard_delete(platform, namespace, manifest, steps, s, force) for s in steps]
+    steps = [_guard_delete(targets, namespace, manifest, steps, s, force) for s in steps]
     return Plan(manifest.app, namespace, tuple(steps))
 
 
-def _owner(platform: Platform, namespace: str, step: Step) -> str | None:
+def _owner(targets: DeployTargets, namespace: str, step: Step) -> str | None:
     """The app that owns the resource a step changes today (None: no app, or not known)."""
     if step.kind == "function":
-        current = platform.functions.current.get(namespace, step.name)
+        current = targets.functions.current.get(namespace, step.name)
         return current.app if current is not None else None
     if step.kind == "rule":
-        rule = platform.rules.book.stored_rule(namespace, step.name)
+        rule = targets.rules.stored_rule(namespace, step.name)
         return rule.app if rule is not None else None
     return None
 
@@ -313,7 +313,7 @@ def _taken_over(step: Step, owner: str | None) -> Step:
 
 
 def _guard_delete(
-    platform: Platform,
+    targets: DeployTargets,
     namespace: str,
     manifest: Manifest,
     steps: list[Step],
@@ -324,7 +324,7 @@ def _guard_delete(
     if not (isinstance(step, FunctionStep) and step.change == "delete"):
         return step
     ours = {s.name: s for s in steps if isinstance(s, RuleStep)}
-    rules = [r for r in invoking_rules(platform, namespace, step.name) if r not in ours]
+    rules = [r for r in invoking_rules(targets.rules, namespace, step.name) if r not in ours]
     rules += [
         s.name
         for s in ours.values()
@@ -340,13 +340,13 @@ def _guard_delete(
     return replace(step, detail=detail, disables=tuple(sorted(rules)))
 
 
-async def apply_plan(platform: Platform, plan: Plan) -> list[dict[str, Any]]:
+async def apply_plan(targets: DeployTargets, plan: Plan) -> list[dict[str, Any]]:
     """Apply creates and updates first, deletes last; stop at the first failure."""
     ordered = sorted(plan.steps, key=lambda s: s.change == "delete")
     results = []
     for step in ordered:
         try:
-            outcome = await step.apply(platform)
+            outcome = await step.apply(targets)
         except OndoError:
             raise
         except Exception as exc:

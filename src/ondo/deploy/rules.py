@@ -9,14 +9,12 @@ ondo.yaml:LINE); functions of the same manifest count as existing, since functio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from ondo.deploy.manifest import Manifest
+from ondo.deploy.targets import DeployTargets, RuleTargets
 from ondo.errors import ConfigError, OndoError
 from ondo.rules.definitions import CompiledRule
-
-if TYPE_CHECKING:
-    from ondo.platform import Platform
 
 Change = Literal["create", "update", "unchanged", "delete"]
 ITEM_KEYS = ("name", "when", "enabled", "pattern", "condition", "window", "throttle", "actions")
@@ -34,8 +32,8 @@ class RuleStep:
     rule: CompiledRule | None
     enabled: bool = True
 
-    async def apply(self, platform: Platform) -> dict[str, Any]:
-        book = platform.rules.book
+    async def apply(self, targets: DeployTargets) -> dict[str, Any]:
+        book = targets.rules
         if self.change == "delete":
             await book.delete(self.namespace, self.name)
         elif self.change != "unchanged" and self.rule is not None:
@@ -45,12 +43,12 @@ class RuleStep:
         return {}
 
 
-def plan_rules(platform: Platform, manifest: Manifest, namespace: str) -> list[RuleStep]:
-    book = platform.rules.book  # its rules as last read from the store (kept by the change feed)
+def plan_rules(book: RuleTargets, manifest: Manifest, namespace: str) -> list[RuleStep]:
+    """`book`'s rules are as last read from the store (a cache kept by the change feed)."""
     steps: list[RuleStep] = []
     seen: dict[str, str | int] = {}
     for index, item in _items(manifest):
-        rule, enabled = _prepare(platform, manifest, namespace, index, item)
+        rule, enabled = _prepare(book, manifest, namespace, index, item)
         name = rule.stored.name
         if name in seen:
             raise _error(manifest, (index, "name"), f"rule {name!r} is also item {seen[name]}")
@@ -89,7 +87,7 @@ def _named(name: str, item: Any) -> Any:
 
 
 def _prepare(
-    platform: Platform, manifest: Manifest, namespace: str, index: str | int, item: Any
+    book: RuleTargets, manifest: Manifest, namespace: str, index: str | int, item: Any
 ) -> tuple[CompiledRule, bool]:
     if isinstance(item, str):
         item = {"when": item}
@@ -113,7 +111,7 @@ def _prepare(
     if not isinstance(enabled, bool):
         raise _error(manifest, (index, "enabled"), "`enabled` must be true or false")
     try:
-        rule = platform.rules.book.prepare(
+        rule = book.prepare(
             namespace,
             DEPLOY_OWNER,
             name=name,

@@ -30,9 +30,9 @@ RULES = """\
 
 
 def _changes(harness: Harness, manifest: Manifest) -> dict[str, str]:
-    steps = plan_rules(harness.platform, manifest, "default")
+    steps = plan_rules(harness.platform.rules.book, manifest, "default")
     for step in steps:
-        harness.run(lambda step=step: step.apply(harness.platform))  # type: ignore[misc]
+        harness.run(lambda step=step: step.apply(harness.platform.deploy_targets))  # type: ignore[misc]
     return {s.name: s.change for s in steps}
 
 
@@ -41,7 +41,7 @@ def test_plan_creates_then_leaves_unchanged_then_updates_and_deletes(
 ) -> None:
     first = _manifest(tmp_path, RULES)
     # `greet` invokes a function of the same manifest: valid although not deployed yet
-    steps = plan_rules(harness.platform, first, "default")
+    steps = plan_rules(harness.platform.rules.book, first, "default")
     assert {s.name: s.change for s in steps} == {"greet": "create", "echo": "create"}
 
     emit_rules = """\
@@ -81,7 +81,7 @@ def test_errors_name_the_line_and_create_nothing(
     harness: Harness, tmp_path: Path, rules_yaml: str, line: int, words: str
 ) -> None:
     with pytest.raises(ConfigError) as caught:
-        plan_rules(harness.platform, _manifest(tmp_path, rules_yaml), "default")
+        plan_rules(harness.platform.rules.book, _manifest(tmp_path, rules_yaml), "default")
     assert str(caught.value).startswith(f"ondo.yaml:{line} (rules.")
     assert words in str(caught.value)
     assert harness.platform.rules.book.stored_in("default") == []

@@ -17,22 +17,22 @@ from ondo.api.progress import progress_stream, wants_progress
 from ondo.deploy.bundle import MAX_APP_BYTES, unpack
 from ondo.deploy.manifest import Manifest, read_manifest
 from ondo.deploy.plan import apply_plan, check_imports, make_plan
+from ondo.deploy.targets import DeployTargets
 from ondo.errors import OndoError
-from ondo.platform import Platform
 
 
 async def deploy(request: Request) -> Response:
     """Apply an app archive (`?dry_run=true`: plan only); NDJSON progress when asked for."""
-    platform = platform_of(request)
+    targets = platform_of(request).deploy_targets
     body = await read_body(request, MAX_APP_BYTES)
-    job = partial(_deploy_archive, platform, body, request.query_params, namespace_of(request))
+    job = partial(_deploy_archive, targets, body, request.query_params, namespace_of(request))
     if wants_progress(request):
         return progress_stream(job)
     return answer(await job())
 
 
 async def _deploy_archive(
-    platform: Platform, body: bytes, params: QueryParams, namespace: str
+    targets: DeployTargets, body: bytes, params: QueryParams, namespace: str
 ) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="ondo-deploy-") as tmp:
         root = Path(tmp)
@@ -41,7 +41,7 @@ async def _deploy_archive(
             # Off the loop: YAML parsing is pure Python, and a manifest may be up to its limit.
             manifest = await asyncio.to_thread(read_manifest, root, params.get("app"))
             return await deploy_manifest(
-                platform,
+                targets,
                 manifest,
                 namespace,
                 flag_param(params, "dry_run"),
@@ -55,7 +55,7 @@ async def _deploy_archive(
 
 
 async def deploy_manifest(
-    platform: Platform,
+    targets: DeployTargets,
     manifest: Manifest,
     namespace: str,
     dry_run: bool,
@@ -67,12 +67,12 @@ async def deploy_manifest(
 
     `take_over`: the app may take functions and rules from other apps; `force`: it may delete
     functions that enabled rules invoke (those rules are disabled)."""
-    plan = await make_plan(platform, manifest, namespace, take_over=take_over, force=force)
+    plan = await make_plan(targets, manifest, namespace, take_over=take_over, force=force)
     out: dict[str, object] = {**plan.to_json(), "dry_run": dry_run}
     if dry_run:
-        await check_imports(platform, plan)
+        await check_imports(targets, plan)
     else:
-        out["applied"] = await apply_plan(platform, plan)
+        out["applied"] = await apply_plan(targets, plan)
     return out
 
 

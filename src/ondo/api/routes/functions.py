@@ -38,7 +38,7 @@ async def delete_function(request: Request) -> JSONResponse:
     """Refused (409) while enabled rules invoke the function, unless ?force=true disables them."""
     name = request.path_params["name"]
     disabled = await delete_guarded(
-        platform_of(request),
+        platform_of(request).deploy_targets,
         name,
         namespace_of(request),
         force=flag_param(request.query_params, "force"),
