@@ -1,4 +1,5 @@
-"""The rules engine's harness fixture: planning `rules:` needs a platform with its rule book."""
+"""The rules engine's harness: its rule book validates rules as the platform wires it (the
+real action kinds), which the `rules:` planner's error tests rely on."""
 
 from __future__ import annotations
 
