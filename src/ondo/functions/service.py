@@ -506,10 +506,6 @@ class FunctionService:
         """Replace an invocation's record (an action job that gave up on it ends it)."""
         await self.store.repos.invocations.record(record)
 
-    async def prune_records(self, before: float, limit: int) -> int:
-        """Retention: delete up to `limit` of the oldest finished records before `before`."""
-        return await self.store.repos.invocations.prune_records(before, limit)
-
 
 PLATFORM_CRASH_ERROR = {
     "errorMessage": "the platform crashed twice while this invocation was running, so it is"
