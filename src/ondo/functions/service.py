@@ -355,7 +355,8 @@ class FunctionService:
             if fv is None:
                 await self._finish_without_run(record, "function was deleted before it ran")
                 continue
-            await invocations.count_resumption(record.id)
+            if not await invocations.claim_resumption(record.id, pending.resumed):
+                continue  # another process sharing the store resumed it first
             self._spawn(fv, replace(record, status="queued"), payload, resumed=True)
             count += 1
         await invocations.interrupt_running_sync(self.clock.now())

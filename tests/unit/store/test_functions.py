@@ -188,7 +188,8 @@ def test_pending_async_invocations_with_their_payload(make_store: StoreFactory) 
         await repo.record(record(3, status="queued", mode="async", finished_at=None))  # no payload
         await repo.record(record(4, status="running", finished_at=None))  # sync
         await repo.record(record(5, mode="async"), b"{}")  # finished
-        await repo.count_resumption("inv-2")
+        assert await repo.claim_resumption("inv-2", 0)
+        assert not await repo.claim_resumption("inv-2", 0)  # another process came first
         await repo.record(record(2, status="running", mode="async", finished_at=None), b"{}")
         pending = await repo.pending()
         assert [(p.record.id, p.payload, p.resumed) for p in pending] == [

@@ -188,7 +188,10 @@ class InvocationRepository(Protocol):
         """Async invocations stored with their payload and not finished, oldest first."""
         ...
 
-    async def count_resumption(self, invocation_id: str) -> None: ...
+    async def claim_resumption(self, invocation_id: str, resumed: int) -> bool:
+        """Count one more start resuming the invocation, if its count is still `resumed`:
+        True for the one process (of several sharing the store) that resumes it."""
+        ...
 
     async def interrupt_running_sync(self, now: float) -> int:
         """Sync invocations cut off by a crash end `interrupted`; returns how many."""

@@ -192,10 +192,12 @@ class SqlInvocationRepository:
             for r in rows
         ]
 
-    async def count_resumption(self, invocation_id: str) -> None:
-        await self._sql.execute(
-            "UPDATE invocations SET resumed = resumed + 1 WHERE id = ?", (invocation_id,)
+    async def claim_resumption(self, invocation_id: str, resumed: int) -> bool:
+        changed = await self._sql.execute(
+            "UPDATE invocations SET resumed = resumed + 1 WHERE id = ? AND resumed = ?",
+            (invocation_id, resumed),
         )
+        return changed == 1
 
     async def interrupt_running_sync(self, now: float) -> int:
         return await self._sql.execute(
