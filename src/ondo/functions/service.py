@@ -341,7 +341,12 @@ class FunctionService:
         """After a restart: run again every async invocation accepted but not finished, except
         one that was running at two crashes in a row (it may be what crashes the platform).
         Only those an earlier version stored with their payload: the action queue runs the
-        others (actions/async_invoke.py)."""
+        others (actions/async_invoke.py).
+
+        This start-up recovery assumes no other live process shares the store: one would find
+        another's resumed run `running` and end it as a crash victim, and `running` sync rows
+        of a live process are marked `interrupted` until their final record replaces them.
+        Several processes on one store need node ownership of invocations (leases)."""
         count = 0
         functions, invocations = self.store.repos.functions, self.store.repos.invocations
         for pending in await invocations.pending():
