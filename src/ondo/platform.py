@@ -7,6 +7,7 @@ Components that run in the background (dispatcher, action queue, schedulers, …
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Protocol
 
 from ondo import datadir
@@ -144,7 +145,13 @@ class Platform:
             [InvokeAction(self.functions), EmitAction(append), *unavailable_kinds()]
         )
         queue = ActionQueue(
-            self.store, kinds, self.clock, self.metrics.registry, append, config.actions
+            self.store,
+            kinds,
+            self.clock,
+            self.metrics.registry,
+            append,
+            config.actions,
+            owner=f"{socket.gethostname()}:{config.data_dir}",
         )
         self.async_invoke = AsyncInvoke(
             self.functions, self.store, queue.enqueue_in, append, self.clock

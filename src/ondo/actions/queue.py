@@ -74,8 +74,13 @@ class ActionQueue:
         registry: CollectorRegistry,
         append: AppendEvent,
         settings: QueueSettings | None = None,
+        *,
+        owner: str = "",
     ) -> None:
         self.store = store
+        # Names the jobs this queue runs, so that at start it takes back only its own (a
+        # restarted process has the same owner: its host and data dir).
+        self.owner = owner
         self.jobs = store.repos.jobs  # each call on its own (autocommit)
         self.kinds = kinds
         self.clock = clock
@@ -183,8 +188,9 @@ class ActionQueue:
     # --- the Service side ------------------------------------------------------------------
 
     async def start(self) -> None:
-        # Every job left `running` was cut off: one process per store until leases exist.
-        recovered, crash_loops = await self.jobs.recover_running(self.clock.now())
+        # Our jobs left `running` were cut off by our last stop. Those of a process that died
+        # and never comes back stay running: reclaiming them needs leases (a later issue).
+        recovered, crash_loops = await self.jobs.recover_running(self.clock.now(), self.owner)
         if recovered:
             log.info("resuming %d actions cut off by the last stop", recovered)
         for job in crash_loops:
@@ -286,7 +292,7 @@ class ActionQueue:
         now = self.clock.now()
         async with self.store.transaction() as uow:
             await uow.jobs.settle(outcomes, now)
-            return await uow.jobs.claim(now, limit, lanes)
+            return await uow.jobs.claim(now, limit, lanes, self.owner)
 
     async def _idle(self, full_lanes: list[str]) -> None:
         """Sleep until an enqueue, a freed slot, or the next retry falls due."""

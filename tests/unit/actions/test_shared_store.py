@@ -18,7 +18,7 @@ from ondo.clock import ManualClock
 from ondo.config import QueueSettings
 from ondo.events import CloudEvent
 from tests.services import require_postgres, unique_cluster
-from tests.unit.actions.conftest import ScriptedKind, enqueue, request, until
+from tests.unit.actions.conftest import ScriptedKind, enqueue, job_of, request, until
 from tests.unit.store.conftest import drop_schema
 
 SETTINGS = QueueSettings(workers=8, max_attempts=3, backoff_s=0.001, destinations="none")
@@ -45,6 +45,54 @@ def postgres() -> Iterator[tuple[str, str]]:
     url, cluster = require_postgres(), unique_cluster()
     yield url, cluster
     asyncio.run(drop_schema(url, cluster))
+
+
+def test_a_queue_starting_leaves_the_jobs_another_queue_runs_alone(
+    postgres: tuple[str, str],
+) -> None:
+    url, cluster = postgres
+    kind = ScriptedKind(gate=asyncio.Event())
+    clock = ManualClock()
+
+    async def scenario() -> None:
+        stores: list[Store] = [open_store(url, cluster=cluster) for _ in range(2)]
+        for store in stores:
+            await store.open()
+        first, second = (
+            ActionQueue(
+                store,
+                ActionKinds([kind]),
+                clock,
+                CollectorRegistry(),
+                no_events,
+                SETTINGS,
+                owner=f"host:/data{i}",
+            )
+            for i, store in enumerate(stores)
+        )
+        try:
+            await first.start()
+            await enqueue(first, [request("slow")])
+            await until(lambda: kind.count("slow") == 1)
+            await second.start()  # a crash recovery of its own: must not take `slow` back
+            job = await job_of(second.jobs, "slow")
+            assert job is not None and job.status == "running"
+            assert kind.gate is not None
+            kind.gate.set()
+
+            async def done() -> bool:
+                found = await job_of(first.jobs, "slow")
+                return found is not None and found.status == "succeeded"
+
+            await until(done)
+        finally:
+            for queue in (first, second):
+                await queue.stop()
+            for store in stores:
+                await store.close()
+        assert kind.calls == [("slow", 1)]
+
+    asyncio.run(scenario())
 
 
 def test_two_queues_on_one_postgresql_never_run_a_job_twice(

@@ -176,6 +176,23 @@ def test_a_job_running_at_two_starts_in_a_row_is_dead_lettered(make_store: Store
     run(make_store, body)
 
 
+def test_a_start_takes_back_its_own_running_jobs_only(make_store: StoreFactory) -> None:
+    async def body(store: Store, jobs: JobRepository) -> None:
+        await insert(store, [new_job("mine"), new_job("theirs"), new_job("legacy")], now=1.0)
+        assert keys(await jobs.claim(1.0, 1, owner="host:/a")) == ["mine"]
+        assert keys(await jobs.claim(1.0, 1, owner="host:/b")) == ["theirs"]
+        assert keys(await jobs.claim(1.0, 1)) == ["legacy"]  # as versions without owners did
+        assert await jobs.recover_running(2.0, "host:/a") == (2, [])
+        found = {k: (await job_of(jobs, k)) for k in ("mine", "theirs", "legacy")}
+        assert {k: j.status for k, j in found.items() if j} == {
+            "mine": "pending",
+            "theirs": "running",
+            "legacy": "pending",
+        }
+
+    run(make_store, body)
+
+
 def test_jobs_a_clean_stop_cut_off_run_again_without_counting_as_a_crash(
     make_store: StoreFactory,
 ) -> None:

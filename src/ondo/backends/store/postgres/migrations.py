@@ -137,4 +137,11 @@ MIGRATIONS: list[Migration] = [
             updated_at DOUBLE PRECISION NOT NULL)
         """,
     ),
+    # --- action jobs: who claimed a running job --------------------------------------
+    (
+        # The queue that claimed a running job (host and data dir): at start a queue takes
+        # back only its own (and those of versions that kept no owner).
+        "actions-0002",
+        "ALTER TABLE action_jobs ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
+    ),
 ]

@@ -138,20 +138,24 @@ class JobRepository(Protocol):
         """Store finished attempts of running jobs."""
         ...
 
-    async def claim(self, now: float, limit: int, lanes: LaneClaim | None = None) -> list[Job]:
-        """Move up to `limit` due pending jobs to running (one more attempt each), in due
-        order; with `lanes`, no lane over its allowance. No job is claimed by two callers."""
+    async def claim(
+        self, now: float, limit: int, lanes: LaneClaim | None = None, owner: str = ""
+    ) -> list[Job]:
+        """Move up to `limit` due pending jobs to running (one more attempt each) for `owner`,
+        in due order; with `lanes`, no lane over its allowance. No job is claimed by two
+        callers."""
         ...
 
     async def next_due_at(self, skip_lanes: Collection[str] = ()) -> float | None:
         """When the next pending job falls due (ignoring lanes that are full)."""
         ...
 
-    async def recover_running(self, now: float) -> tuple[int, list[Job]]:
-        """After a crash: jobs left running go back to pending for the same attempt number,
-        except those found running at a start before too, with no attempt finished since:
-        they are dead-lettered (and returned), since they may be what crashes the platform.
-        Returns how many went back to pending, and the dead-lettered jobs."""
+    async def recover_running(self, now: float, owner: str = "") -> tuple[int, list[Job]]:
+        """After a crash: the jobs `owner` left running (and those with no owner) go back to
+        pending for the same attempt number, except those found running at a start before
+        too, with no attempt finished since: they are dead-lettered (and returned), since they
+        may be what crashes the platform. Jobs other owners run are left alone. Returns how
+        many went back to pending, and the dead-lettered jobs."""
         ...
 
     async def requeue(self, job_ids: Sequence[int], now: float) -> None:

@@ -36,7 +36,8 @@ _INSERT = (
 _VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)"
 _CLAIMED = (
     "UPDATE action_jobs SET status = 'running', attempts = attempts + 1,"
-    " attempt_seq = attempt_seq + 1, updated_at = ? WHERE status = 'pending' AND id IN ({ids})"
+    " attempt_seq = attempt_seq + 1, updated_at = ?, owner = ?"
+    " WHERE status = 'pending' AND id IN ({ids})"
     " RETURNING *"
 )
 _DUE = (
@@ -111,7 +112,9 @@ class SqlJobRepository:
             )
             await self._sql.execute(_FINISH, params)
 
-    async def claim(self, now: float, limit: int, lanes: LaneClaim | None = None) -> list[Job]:
+    async def claim(
+        self, now: float, limit: int, lanes: LaneClaim | None = None, owner: str = ""
+    ) -> list[Job]:
         if limit <= 0:
             return []
         if lanes is None:
@@ -121,13 +124,14 @@ class SqlJobRepository:
             claim = f"WITH picked AS MATERIALIZED ({due}) " + _CLAIMED.format(
                 ids="SELECT id FROM picked"
             )
-            rows = await self._sql.fetch(claim, (float(now), limit, float(now)))
+            rows = await self._sql.fetch(claim, (float(now), limit, float(now), owner))
         else:
             ids = await self._pick(float(now), limit, lanes)
             rows = []
             if ids:
                 marks = ", ".join("?" * len(ids))
-                rows = await self._sql.fetch(_CLAIMED.format(ids=marks), (float(now), *ids))
+                params = (float(now), owner, *ids)
+                rows = await self._sql.fetch(_CLAIMED.format(ids=marks), params)
         return sorted((_job(r) for r in rows), key=lambda j: (j.next_attempt_at, j.id))
 
     async def _pick(self, now: float, limit: int, lanes: LaneClaim) -> list[int]:
@@ -163,14 +167,16 @@ class SqlJobRepository:
         )
         return None if value is None else float(value)
 
-    async def recover_running(self, now: float) -> tuple[int, list[Job]]:
+    async def recover_running(self, now: float, owner: str = "") -> tuple[int, list[Job]]:
         buried = await self._sql.fetch(
             "UPDATE action_jobs SET status = 'dead', last_error = ?, updated_at = ?,"
-            " finished_at = ? WHERE status = 'running' AND recovered > 0 RETURNING *",
-            (_dump(PLATFORM_CRASH), float(now), float(now)),
+            " finished_at = ? WHERE status = 'running' AND owner IN (?, '') AND recovered > 0"
+            " RETURNING *",
+            (_dump(PLATFORM_CRASH), float(now), float(now), owner),
         )
         resumed = await self._sql.execute(
-            _REQUEUE.format(count=", recovered = recovered + 1", ids=""), (float(now), float(now))
+            _REQUEUE.format(count=", recovered = recovered + 1", ids=" AND owner IN (?, '')"),
+            (float(now), float(now), owner),
         )
         return resumed, [_job(r) for r in buried]
 

@@ -233,4 +233,11 @@ MIGRATIONS: list[Migration] = [
             kind TEXT PRIMARY KEY, pruned_before REAL NOT NULL, updated_at REAL NOT NULL)
         """,
     ),
+    # --- action jobs: who claimed a running job --------------------------------------
+    (
+        # The queue that claimed a running job (host and data dir): at start a queue takes
+        # back only its own (and those of versions that kept no owner).
+        "actions-0006",
+        "ALTER TABLE action_jobs ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
+    ),
 ]
