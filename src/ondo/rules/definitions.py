@@ -328,6 +328,10 @@ class RuleBook:
             raise _not_found(namespace, name)
         return found
 
+    async def in_namespace(self, namespace: str) -> list[StoredRule]:
+        """The namespace's rules as stored now, by name."""
+        return await self.store.repos.rules.in_namespace(namespace)
+
     async def add(self, rule: CompiledRule, *, replace_existing: bool = False) -> StoredRule:
         """Store a prepared rule; refuses a name in use unless `replace_existing`."""
         rid, now = rule.rule_id, self.clock.now()

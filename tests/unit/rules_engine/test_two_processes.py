@@ -197,3 +197,30 @@ def test_everything_changed_is_read_again_on_a_star(make_store: StoreFactory) ->
             await eventually(lambda: two.matches("ping") == [])
 
     run(body)
+
+
+def test_a_timer_falling_due_is_fired_by_one_process_only(make_store: StoreFactory) -> None:
+    async def body() -> None:
+        async with two_processes(make_store) as (one, two):
+            await one.define("on heat where celsius > 30 for 10m do emit alert", "hot")
+            await eventually(lambda: two.matches("heat") == ["default/hot"])
+            for i in range(5):  # one timer per sensor
+                event = CloudEvent(source=f"s{i}", type="heat", id=f"h{i}", data={"celsius": 40})
+                await one.bus.append([event])
+            await one.dispatcher.catch_up()
+            clock = one.engine.clock
+            assert isinstance(clock, ManualClock)
+            clock.advance(600)
+            handled = await asyncio.gather(
+                one.engine.fire_due_timers(), two.engine.fire_due_timers()
+            )
+            assert sum(handled) >= 5
+            sql = one.store.database.sql
+            fired = await sql.fetch_value(
+                "SELECT COUNT(*) FROM rule_enforcements WHERE stage = 'timer' AND outcome = 'fired'"
+            )
+            assert fired == 5
+            assert await sql.fetch_value("SELECT COUNT(*) FROM action_jobs") == 5
+            assert await one.engine.next_timer_due() is None
+
+    run(body)

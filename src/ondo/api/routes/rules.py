@@ -64,7 +64,7 @@ async def create_rule(request: Request) -> JSONResponse:
 
 async def list_rules(request: Request) -> JSONResponse:
     platform = platform_of(request)
-    rules = await platform.store.repos.rules.in_namespace(namespace_of(request))
+    rules = await platform.rules.book.in_namespace(namespace_of(request))
     return answer({"rules": [r.to_json() for r in rules]})
 
 
