@@ -30,6 +30,7 @@ from ondo.retention import Calling, EventLog, RetentionService
 from ondo.rules.definitions import RuleChecks
 from ondo.rules.dispatcher import RuleDispatcher
 from ondo.rules.engine import RuleEngine
+from ondo.rules.trace import Tracer
 from ondo.rules.window_retention import StaleWindowRows
 from ondo.runtime.base import Runtime
 from ondo.runtime.builds import BuildSettings
@@ -104,6 +105,7 @@ class Platform:
         )
         self.retention = self._retention(config)
         self.add_service(self.retention)
+        self.tracer = Tracer(self.bus, self.rules.log, self.actions, self.functions, self.retention)
 
     def _retention(self, config: Config) -> RetentionService:
         """Every kind of record, with its retention (see docs/operations.md)."""

@@ -44,9 +44,6 @@ BOTTOM = {"backends", "runtime"}  # the bus and store engines, and the sandbox
 
 # (importer, imported) package edges that break a rule today; each says why and who mends it.
 KNOWN_VIOLATIONS = {
-    # Domain parts receive the whole platform (rules/trace.py's walk through every part's
-    # records): issue 11, narrow dependencies.
-    ("rules", "platform"),
     # actions <-> rules: ActionRequest carries the rule language's Action, and action kinds
     # validate rules (RuleError, rules.model); the engine builds ActionRequests. One of the two
     # arrows goes once the action model moves out of rules/ (or the kinds stop knowing rules).

@@ -3,65 +3,132 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
+from ondo.backends.bus.base import StoredEvent
+from ondo.backends.store.repositories.functions import InvocationRecord
 from ondo.backends.store.repositories.rules import Enforcement
 from ondo.errors import Gone, NotFound
 from ondo.events import format_epoch
 from ondo.ids import uuid7_time
-from ondo.rules.enforcement import FAILED
-
-if TYPE_CHECKING:
-    from ondo.platform import Platform
+from ondo.rules.enforcement import FAILED, EnforcementLog
 
 
-async def trace_event(platform: Platform, event_id: str, namespace: str) -> dict[str, Any]:
-    """Everything ondo knows about what an event caused, as JSON plus the story in `lines`."""
-    stored = await platform.bus.by_id(event_id, namespace)
-    log = platform.rules.log
-    records = [r for r in await log.for_event(event_id) if r.namespace == namespace]
-    skipped = await log.skipped(event_id, namespace)
-    if not stored and not records and not skipped:
-        raise await _missing(platform, event_id, namespace)
-    decisions = [await _decision(platform, r.to_json()) for r in records]
-    out: dict[str, Any] = {
-        "events": [s.to_json() for s in stored],
-        "decisions": decisions,
-        "skipped": skipped,
-    }
-    if not stored:
-        made = _event_time(event_id, records, skipped)
-        reason = await platform.retention.deleted("events", made)
+class Events(Protocol):
+    """The bus, as far as a trace reads it."""
+
+    async def by_id(self, id: str, namespace: str | None = None) -> Sequence[StoredEvent]: ...
+
+
+class Jobs(Protocol):
+    """The action queue, as far as a trace reads it."""
+
+    async def jobs_for(self, enforcement_id: str) -> list[dict[str, Any]]: ...
+
+
+class Invocations(Protocol):
+    """The function service, as far as a trace reads it."""
+
+    async def invocation(self, invocation_id: str) -> InvocationRecord | None: ...
+
+
+class Retention(Protocol):
+    """What retention says about something missing (ondo.retention.RetentionService)."""
+
+    async def deleted(self, name: str, at: float | None) -> str | None: ...
+
+    async def may_have_deleted(self, name: str) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Tracer:
+    """`ondo trace`: reads the records every part keeps of an event (platform.py wires it)."""
+
+    events: Events
+    log: EnforcementLog
+    jobs: Jobs
+    invocations: Invocations
+    retention: Retention
+
+    async def trace(self, event_id: str, namespace: str) -> dict[str, Any]:
+        """Everything ondo knows about what an event caused, as JSON plus the story in
+        `lines`."""
+        stored = await self.events.by_id(event_id, namespace)
+        records = [r for r in await self.log.for_event(event_id) if r.namespace == namespace]
+        skipped = await self.log.skipped(event_id, namespace)
+        if not stored and not records and not skipped:
+            raise await self._missing(event_id, namespace)
+        decisions = [await self._decision(r.to_json()) for r in records]
+        out: dict[str, Any] = {
+            "events": [s.to_json() for s in stored],
+            "decisions": decisions,
+            "skipped": skipped,
+        }
+        if not stored:
+            made = _event_time(event_id, records, skipped)
+            reason = await self.retention.deleted("events", made)
+            if reason is not None:
+                out["deleted"] = {"event": f"event {event_id} is {reason} and was deleted"}
+        out["lines"] = describe(out)
+        return out
+
+    async def _missing(self, event_id: str, namespace: str) -> NotFound:
+        """Gone if retention deleted the event and what it caused (its id says when it came),
+        else NotFound, which mentions retention if it has deleted events."""
+        made, retention = uuid7_time(event_id), self.retention
+        reason = await retention.deleted("rule_decisions", made) or await retention.deleted(
+            "events", made
+        )
+        where = f"event {event_id!r} in namespace {namespace!r}"
         if reason is not None:
-            out["deleted"] = {"event": f"event {event_id} is {reason} and was deleted"}
-    out["lines"] = describe(out)
-    return out
+            return Gone(f"{where} is {reason} and was deleted")
+        maybe = await retention.may_have_deleted("events")
+        hint = (
+            f" (if it was sent earlier, it may be older than {maybe} and deleted)" if maybe else ""
+        )
+        return NotFound(f"no {where}{hint}")
 
+    async def deleted_event(self, event_id: str, namespace: str) -> str | None:
+        """Why the log no longer holds an event, if retention deleted it: "event X is older
+        than the retention of events (7 days) and was deleted". Its time comes from its id (a
+        UUIDv7) or from the decisions taken on it, which are kept longer."""
+        records = [r for r in await self.log.for_event(event_id) if r.namespace == namespace]
+        made = _event_time(event_id, records, await self.log.skipped(event_id, namespace))
+        reason = await self.retention.deleted("events", made)
+        return None if reason is None else f"event {event_id!r} is {reason} and was deleted"
 
-async def _missing(platform: Platform, event_id: str, namespace: str) -> NotFound:
-    """Gone if retention deleted the event and what it caused (its id says when it came),
-    else NotFound, which mentions retention if it has deleted events."""
-    made, retention = uuid7_time(event_id), platform.retention
-    reason = await retention.deleted("rule_decisions", made) or await retention.deleted(
-        "events", made
-    )
-    where = f"event {event_id!r} in namespace {namespace!r}"
-    if reason is not None:
-        return Gone(f"{where} is {reason} and was deleted")
-    maybe = await retention.may_have_deleted("events")
-    hint = f" (if it was sent earlier, it may be older than {maybe} and deleted)" if maybe else ""
-    return NotFound(f"no {where}{hint}")
+    async def _decision(self, rec: dict[str, Any]) -> dict[str, Any]:
+        jobs = await self.jobs.jobs_for(rec["id"]) if rec["actions"] else []
+        for job in jobs:
+            job["invocations"] = [
+                await self._invocation(i) for i in job.get("invocation_ids") or []
+            ]
+        out = {**rec, "jobs": jobs}
+        if len(jobs) < len(rec["actions"]):
+            reason = await self.retention.deleted("action_jobs", rec["at"])
+            if reason is not None:
+                out["jobs_deleted"] = reason
+        return out
 
-
-async def deleted_event(platform: Platform, event_id: str, namespace: str) -> str | None:
-    """Why the log no longer holds an event, if retention deleted it: "event X is older than
-    the retention of events (7 days) and was deleted". Its time comes from its id (a UUIDv7)
-    or from the decisions taken on it, which are kept longer."""
-    log = platform.rules.log
-    records = [r for r in await log.for_event(event_id) if r.namespace == namespace]
-    made = _event_time(event_id, records, await log.skipped(event_id, namespace))
-    reason = await platform.retention.deleted("events", made)
-    return None if reason is None else f"event {event_id!r} is {reason} and was deleted"
+    async def _invocation(self, invocation_id: str) -> dict[str, Any]:
+        record = await self.invocations.invocation(invocation_id)
+        if record is None:
+            made = uuid7_time(invocation_id)
+            reason = await self.retention.deleted("invocation_records", made)
+            if reason is not None:
+                return {"id": invocation_id, "status": "deleted", "deleted": reason}
+            return {"id": invocation_id, "status": "unknown (record not found)"}
+        return {
+            "id": record.id,
+            "function": record.function,
+            "version": record.version,
+            "status": record.status,
+            "duration_ms": record.duration_ms,
+            "result": record.result,
+            "error": record.error,
+        }
 
 
 def _event_time(
@@ -71,39 +138,6 @@ def _event_time(
     times = [r.at for r in records] + [float(s["at"]) for s in skipped]
     made = uuid7_time(event_id)
     return min(times) if times else made
-
-
-async def _decision(platform: Platform, rec: dict[str, Any]) -> dict[str, Any]:
-    jobs = await platform.actions.jobs_for(rec["id"]) if rec["actions"] else []
-    for job in jobs:
-        job["invocations"] = [
-            await _invocation(platform, i) for i in job.get("invocation_ids") or []
-        ]
-    out = {**rec, "jobs": jobs}
-    if len(jobs) < len(rec["actions"]):
-        reason = await platform.retention.deleted("action_jobs", rec["at"])
-        if reason is not None:
-            out["jobs_deleted"] = reason
-    return out
-
-
-async def _invocation(platform: Platform, invocation_id: str) -> dict[str, Any]:
-    record = await platform.functions.invocation(invocation_id)
-    if record is None:
-        made = uuid7_time(invocation_id)
-        reason = await platform.retention.deleted("invocation_records", made)
-        if reason is not None:
-            return {"id": invocation_id, "status": "deleted", "deleted": reason}
-        return {"id": invocation_id, "status": "unknown (record not found)"}
-    return {
-        "id": record.id,
-        "function": record.function,
-        "version": record.version,
-        "status": record.status,
-        "duration_ms": record.duration_ms,
-        "result": record.result,
-        "error": record.error,
-    }
 
 
 def _when(t: float) -> str:

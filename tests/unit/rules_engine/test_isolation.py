@@ -13,7 +13,6 @@ from ondo.events import CloudEvent
 from ondo.rules import enforcement
 from ondo.rules.isolation import RULE_FAILED
 from ondo.rules.tester import dry_run
-from ondo.rules.trace import trace_event
 from tests.unit.rules_engine.conftest import Harness
 
 # A condition in CEL that looks up a path it computes: too long a path (MAX_PATH_SEGMENTS)
@@ -60,7 +59,7 @@ def test_a_failing_rule_is_disabled_and_the_others_fire_on_the_same_event(
 
     async def body() -> tuple[list[str], list[Any]]:
         await _publish_and_dispatch(harness, "o-1")
-        trace = await trace_event(harness.platform, "o-1", "default")
+        trace = await harness.platform.tracer.trace("o-1", "default")
         await _publish_and_dispatch(harness, "o-2")
         failed = [s.event for s in await harness.platform.bus.read(0, 100)]
         return trace["lines"], [e for e in failed if e.type == RULE_FAILED]

@@ -53,7 +53,6 @@ from ondo.errors import (
 from ondo.errors import ValidationError as InvalidRequest
 from ondo.events import HOPS_EXTENSION, CloudEvent, format_time, parse_time
 from ondo.platform import Platform
-from ondo.rules.trace import deleted_event
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
@@ -266,7 +265,7 @@ async def show_event(request: Request) -> JSONResponse:
     if source is not None:
         found = [s for s in found if s.event.source == source]
     if not found:
-        deleted = await deleted_event(platform, event_id, namespace_of(request))
+        deleted = await platform.tracer.deleted_event(event_id, namespace_of(request))
         if deleted is not None:
             raise Gone(deleted)
         where = f" from source {source!r}" if source else ""

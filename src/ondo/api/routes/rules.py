@@ -14,7 +14,6 @@ from ondo.errors import ValidationError
 from ondo.platform import Platform
 from ondo.rules.definitions import parse_definition
 from ondo.rules.tester import dry_run
-from ondo.rules.trace import trace_event
 
 DEFINITION_KEYS = ("pattern", "condition", "window", "throttle", "actions")
 
@@ -118,7 +117,7 @@ async def test_rules(request: Request) -> JSONResponse:
 async def trace(request: Request) -> JSONResponse:
     platform = platform_of(request)
     return answer(
-        await trace_event(platform, request.path_params["event_id"], namespace_of(request))
+        await platform.tracer.trace(request.path_params["event_id"], namespace_of(request))
     )
 
 
