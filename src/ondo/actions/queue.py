@@ -3,8 +3,9 @@
 Worker tasks (at most `workers` at a time) take due jobs, perform them through their kind, and
 then mark them succeeded, schedule a retry with exponential backoff and jitter, or dead-letter
 them after the last attempt or once the event is too old. Enqueue wakes the workers at once; only
-retries wait for their time. Jobs found `running` at start-up were cut off by a crash: they run
-again as the same attempt, whose request id lets the kind see that it already happened.
+retries wait for their time. This queue's jobs found `running` at start-up were cut off by a
+crash: they run again as the same attempt, whose request id lets the kind see that it already
+happened. Other processes' queues on the same store claim other jobs (see sql/actions.py).
 """
 
 from __future__ import annotations
