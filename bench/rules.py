@@ -454,10 +454,10 @@ class NoopKind:
 async def queue_only(total: int, per_enqueue: int) -> dict[str, Any]:
     """Jobs/s through enqueue -> claim -> perform (no-op) -> succeeded, on a real SQLite file."""
     from ondo.actions.base import ActionRequest
+    from ondo.actions.model import Action
     from ondo.actions.queue import ActionQueue
     from ondo.config import Config
     from ondo.platform import Platform as OndoPlatform
-    from ondo.rules.model import Action
 
     with tempfile.TemporaryDirectory(prefix="ondo-bench-queue-") as tmp:
         platform = OndoPlatform(Config(data_dir=Path(tmp)))

@@ -9,11 +9,11 @@ from pathlib import Path
 import yaml
 
 from ondo.actions.base import ActionRequest, attempt_id
+from ondo.actions.model import Action
 from ondo.api.routes.deployments import deploy_manifest
 from ondo.config import Config
 from ondo.deploy.manifest import read_manifest
 from ondo.platform import Platform
-from ondo.rules.model import Action
 from tests.unit.actions.conftest import job_of, queue_of, until
 
 ONCE = """

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ondo.actions.base import ActionRequest, ActionResult, derived_id
 from ondo.actions.invoke import concurrency_of, lane_of_function, result_of
+from ondo.actions.model import Action
 from ondo.actions.ports import AppendEvent, Functions
 from ondo.backends.store.base import Repositories
 from ondo.backends.store.repositories.functions import (
@@ -34,7 +35,6 @@ from ondo.errors import NotFound, RuleError
 from ondo.events import HOPS_EXTENSION, CloudEvent
 from ondo.functions.service import PLATFORM_CRASH_ERROR
 from ondo.ids import uuid7
-from ondo.rules.model import Action
 
 if TYPE_CHECKING:
     from ondo.backends.store.repositories.actions import Job

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ondo.errors import ActionNotAvailable, RuleError
 
 if TYPE_CHECKING:
-    from ondo.rules.model import Action
+    from ondo.actions.model import Action
 
 
 @dataclass(frozen=True)

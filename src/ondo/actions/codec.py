@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from ondo.actions.base import ActionRequest
+from ondo.actions.model import Action
 from ondo.errors import ValidationError
-from ondo.rules.model import Action
 
 
 def request_to_json(request: ActionRequest) -> str:

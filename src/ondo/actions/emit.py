@@ -18,7 +18,7 @@ from ondo.errors import EventError, PayloadTooLarge, RuleError
 from ondo.events import HOPS_EXTENSION, CloudEvent
 
 if TYPE_CHECKING:
-    from ondo.rules.model import Action
+    from ondo.actions.model import Action
 
 
 class EmitAction:

@@ -17,7 +17,7 @@ from ondo.backends.store.repositories.functions import FINAL_STATUSES, Invocatio
 from ondo.errors import NotFound, RuleError
 
 if TYPE_CHECKING:
-    from ondo.rules.model import Action
+    from ondo.actions.model import Action
 
 
 def with_json(action: Action) -> Any | None:

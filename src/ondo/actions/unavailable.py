@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ondo.actions.base import ActionRequest, ActionResult, not_available
 
 if TYPE_CHECKING:
-    from ondo.rules.model import Action
+    from ondo.actions.model import Action
 
 WHY = {
     "notify": "sending notifications to contacts arrives with the contacts feature",

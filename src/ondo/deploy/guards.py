@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ondo.actions.model import Action
 from ondo.deploy.targets import DeployTargets, RuleTargets
 from ondo.errors import Conflict
-from ondo.rules.model import Action, rule_from_json
+from ondo.rules.model import rule_from_json
 
 
 def invokes(actions: Iterable[Action], function: str) -> bool:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ondo.actions.model import Action
 from ondo.backends.store import Repositories, Store
 from ondo.backends.store.base import EVERYTHING
 from ondo.backends.store.repositories.rules import StoredRule, rule_id
@@ -33,7 +34,6 @@ from ondo.functions.model import NAME_RE
 from ondo.patterns import compile as compile_pattern
 from ondo.rules.conditions import Condition
 from ondo.rules.model import (
-    Action,
     CountWindow,
     RuleSpec,
     SustainWindow,

@@ -8,14 +8,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
+from ondo.actions.model import ACTION_KINDS, Action
 from ondo.errors import PatternError, PatternTooLarge, RuleError, RuleTooLarge
 from ondo.patterns import compile as compile_pattern
 from ondo.patterns.limits import check_tree
 from ondo.rules.conditions import Condition
 from ondo.rules.limits import MAX_ACTIONS
 
-ACTION_KINDS: Final = ("invoke", "emit", "notify", "bcc", "forward", "webhook", "mqtt")
-AVAILABLE_ACTIONS: Final = frozenset({"invoke", "emit"})  # the others parse; the engine refuses
 ATTRIBUTE_KEYS: Final = frozenset({"subject", "source", "type", "id", "time"})
 _PER = re.compile(r"[a-z0-9]+|data(\.[^.\s]+)+")
 
@@ -45,22 +44,6 @@ class Throttle:
 
     per_s: float
     per: str | None = None
-
-
-@dataclass(frozen=True)
-class Action:
-    """One thing to do: kind is invoke|emit|notify|bcc|forward|webhook|mqtt, target the
-    function, event type, recipient, URL or topic; args the JSON after `with`; cc the copies."""
-
-    kind: str
-    target: str
-    args: Mapping[str, Any] | None = None
-    cc: tuple[str, ...] = ()
-
-    @property
-    def available(self) -> bool:
-        """False for action words this version parses but cannot carry out yet."""
-        return self.kind in AVAILABLE_ACTIONS
 
 
 Window: TypeAlias = CountWindow | SustainWindow

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from ondo.actions.model import ACTION_KINDS, Action
 from ondo.durations import accepted_forms, parse_duration
 from ondo.errors import DurationError, RuleError, RuleTooLarge
 from ondo.rules.compile import split_condition
@@ -47,9 +48,7 @@ from ondo.rules.limits import (
     MAX_RULE_TEXT_BYTES,
 )
 from ondo.rules.model import (
-    ACTION_KINDS,
     ATTRIBUTE_KEYS,
-    Action,
     CountWindow,
     RuleSpec,
     SustainWindow,

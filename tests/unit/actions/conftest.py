@@ -12,11 +12,11 @@ import pytest
 
 from ondo.actions.base import ActionRequest, ActionResult
 from ondo.actions.destinations import BusAppend
+from ondo.actions.model import Action
 from ondo.actions.queue import ActionQueue
 from ondo.backends.store.repositories.actions import Job, JobRepository
 from ondo.config import Config, QueueSettings
 from ondo.platform import Platform
-from ondo.rules.model import Action
 
 
 @dataclass

@@ -16,9 +16,9 @@ from ondo.actions.codec import request_from_json, request_to_json
 from ondo.actions.destinations import destination_event
 from ondo.actions.emit import event_of
 from ondo.actions.invoke import payload_of
+from ondo.actions.model import Action
 from ondo.errors import ActionNotAvailable, RuleError
 from ondo.platform import Platform
-from ondo.rules.model import Action
 
 EVENT = {
     "specversion": "1.0",

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from ondo.actions.model import Action
 from ondo.errors import RuleError
 from ondo.rules.model import (
-    Action,
     CountWindow,
     RuleSpec,
     SustainWindow,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from ondo.actions.model import Action
 from ondo.errors import RuleError
 from ondo.rules.conditions import Condition
-from ondo.rules.model import Action, CountWindow, SustainWindow, Throttle, parse_rule
+from ondo.rules.model import CountWindow, SustainWindow, Throttle, parse_rule
 
 
 def where(condition: str) -> tuple[dict[str, object], str | None]:

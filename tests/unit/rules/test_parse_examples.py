@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from ondo.rules.model import (
-    Action,
-    CountWindow,
-    SustainWindow,
-    Throttle,
-    parse_rule,
-)
+from ondo.actions.model import Action
+from ondo.rules.model import CountWindow, SustainWindow, Throttle, parse_rule
 
 BLOOD_PRESSURE = (
     "on health.blood_pressure about alice where systolic > 140 or diastolic > 90 "
