@@ -22,6 +22,10 @@ Targets (issue 5): >= 2,000 events/s sustained with nothing lost; p99 <= 20 ms a
 On PostgreSQL + NATS (issue 11): >= 1,000 events/s sustained with nothing lost.
 The JSON printed says whether each was met; nothing here asserts.
 
+`--sustain RATE [--sustain-seconds 60]` adds a long paced run of rule events (`sustained`): every
+event must complete once, and `end_to_end_events_per_s` (events completed over the time from the
+first post to the last completion) must reach the target; `--events N` sizes the saturation runs.
+
 Backends (bench/configs.py): `--configs embedded,distributed` measures both configurations in the
 same run, each on a fresh platform, one after the other (the figures of each are under
 `configs.<name>`); `--bus/--store/--cluster` measure one given configuration.
@@ -301,6 +305,7 @@ async def paced(
     post_one: Callable[[LeanClient, str, int], Awaitable[None]],
 ) -> dict[str, Any]:
     total = int(rate * seconds)
+    first_post = time.time()
     sent_at: dict[str, float] = {}
     tasks: list[asyncio.Task[None]] = []
     start = time.monotonic()
@@ -313,14 +318,20 @@ async def paced(
         tasks.append(asyncio.create_task(post_one(lean, run, n)))
     await asyncio.gather(*tasks)
     achieved = total / (time.monotonic() - start)
-    done = await completions(client, run, total, timeout=60.0)
+    last_post = time.time()
+    done = await completions(client, run, total, timeout=max(60.0, seconds))
     latencies = sorted((min(v) - sent_at[k]) * 1000 for k, v in done.items() if k in sent_at)
+    last_done = max((min(v) for v in done.values()), default=last_post)
     return {
         "rate_target": rate,
         "rate_achieved": round(achieved, 1),
         "events": total,
         "completed": len(done),
         "lost": total - len(done),
+        "doubled": sum(1 for v in done.values() if len(v) > 1),
+        # from the first post to the last completion: what the whole pipeline kept up with
+        "end_to_end_events_per_s": round(len(done) / (last_done - first_post), 1),
+        "last_completion_after_last_post_s": round(last_done - last_post, 3),
         **percentiles(latencies),
     }
 
@@ -492,9 +503,9 @@ async def queue_only(total: int, per_enqueue: int) -> dict[str, Any]:
 # --- the run ------------------------------------------------------------------------------
 
 
-async def measure(url: str, token: str, quick: bool) -> dict[str, Any]:
-    total = 1000 if quick else 5000
-    seconds = 2.0 if quick else 5.0
+async def measure(url: str, token: str, args: argparse.Namespace) -> dict[str, Any]:
+    total = args.events or (1000 if args.quick else 5000)
+    seconds = 2.0 if args.quick else 5.0
     headers = {"Authorization": f"Bearer {token}"}
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(
@@ -508,12 +519,17 @@ async def measure(url: str, token: str, quick: bool) -> dict[str, Any]:
         direct_sat = await saturate(client, lean, "ds", total, post_direct_batch)
         rule_paced = await paced(client, lean, "rp", PACED_RATE, seconds, post_rule_one)
         direct_paced = await paced(client, lean, "dp", PACED_RATE, seconds, post_direct_one)
+        sustained = None
+        if args.sustain:
+            rate, duration = args.sustain, args.sustain_seconds
+            sustained = await paced(client, lean, "su", rate, duration, post_rule_one)
         actions = (await client.get("/v1/actions")).json()["jobs"]
         await lean.close()
     return {
         "unloaded_stages_ms": unloaded,
         "saturation": {"rule": rule_sat, "direct": direct_sat},
         "paced": {"rule": rule_paced, "direct": direct_paced},
+        **({"sustained": sustained} if sustained else {}),
         "action_jobs": actions,
     }
 
@@ -539,7 +555,20 @@ def verdict(result: dict[str, Any], distributed: bool = False) -> dict[str, Any]
             else None
         ),
         "rule_over_direct_p99": round(p99 / direct_p99, 2) if p99 and direct_p99 else None,
+        **sustained_verdict(result.get("sustained"), target),
     }
+
+
+def sustained_verdict(sustained: dict[str, Any] | None, target: int) -> dict[str, Any]:
+    """Met when every event of the paced run (posted at >= the target) completed once, and the
+    pipeline kept up end to end: within 2% of the target, which the first event's and the last
+    event's own latency take from a run that kept pace (1,000/s for 60 s ends at ~999/s)."""
+    if not sustained:
+        return {}
+    kept_up = sustained["end_to_end_events_per_s"] >= 0.98 * target
+    posted = sustained["rate_target"] >= target
+    lost_or_doubled = sustained["lost"] + sustained["doubled"]
+    return {"sustained_met": posted and kept_up and lost_or_doubled == 0}
 
 
 def main() -> int:
@@ -553,6 +582,15 @@ def main() -> int:
         default="all",
         help="ONDO_ACTION_DESTINATIONS for the platform (default: all, the platform default)",
     )
+    parser.add_argument("--events", type=int, default=0, help="events of the saturation runs")
+    parser.add_argument(
+        "--sustain",
+        type=int,
+        default=0,
+        metavar="RATE",
+        help="also post rule events one per request at RATE/s for --sustain-seconds",
+    )
+    parser.add_argument("--sustain-seconds", type=float, default=60.0)
     add_arguments(parser)
     args = parser.parse_args()
     backends = chosen(args)
@@ -584,7 +622,7 @@ def measure_on(config: BackendConfig, args: argparse.Namespace) -> dict[str, Any
     platform = Platform(root, args.concurrency, args.destinations, config)
     try:
         token = platform.wait_healthy()
-        result = asyncio.run(measure(platform.url, token, args.quick))
+        result = asyncio.run(measure(platform.url, token, args))
     finally:
         platform.close()
         if not args.keep:
