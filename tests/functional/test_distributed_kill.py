@@ -31,19 +31,6 @@ from tests.services import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.nats]
 
-# Until rules, actions and functions run on the PostgreSQL store, `ondo up --store postgresql://`
-# stops with this (platform.py `_sqlite_of`); the skip goes with it.
-NOT_YET = "is not usable by this build yet"
-
-
-def start(platform: RunningPlatform) -> None:
-    try:
-        platform.start()
-    except RuntimeError as exc:
-        if NOT_YET in str(exc):
-            pytest.skip("ondo up does not run on the PostgreSQL store yet (platform.py)")
-        raise
-
 
 def tallied(api: httpx.Client) -> Counter[str]:
     """Event id -> how many distinct succeeded invocations of `tally` ran for it."""
@@ -80,7 +67,7 @@ def test_every_accepted_event_is_logged_and_acted_on_once_across_kill_9(tmp_path
     )
     platform = RunningPlatform(tmp_path / "data", apps=[app], env=env)
     try:
-        start(platform)
+        platform.start()
         accepted, failures = asyncio.run(post_all(platform))
         assert platform.proc is not None and platform.proc.returncode == -9
         assert len(accepted) >= KILL_AFTER
