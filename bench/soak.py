@@ -4,7 +4,8 @@ Run:  .venv/bin/python bench/soak.py [--rate 300] [--duration 150] [--retention 
 
 Starts `ondo up` (the embedded default: SQLite bus and store, local sandboxes) with short
 retentions (events, records and jobs: `--retention`, 30 s by default; retention sweeps every 2 s;
-WALs bounded at `--wal-limit-mb`) and one function and rule (`on soak.hit do invoke echo`). It
+WALs bounded at `--wal-limit-mb`; the bus remembers ids for duplicates as long as it keeps
+events, instead of its usual 24 h) and one function and rule (`on soak.hit do invoke echo`). It
 posts `--rate` events/s for `--duration` seconds, `--fire` of them (30%) of the type the rule
 fires on, the rest of a type no rule looks at, in batches of 10 (one request each).
 
@@ -70,6 +71,7 @@ class Platform:
     """`ondo up` in a subprocess with its own data dir; stopped with its process tree."""
 
     def __init__(self, root: Path, retention: str, wal_limit_mb: int) -> None:
+        dedup_s = retention_duration(retention, "--retention")
         self.root, self.data = root, root / "data"
         app = root / "app"
         (app / "echo").mkdir(parents=True)
@@ -87,6 +89,7 @@ class Platform:
             "PYTHONPATH": str(REPO / "src"),
             "ONDO_RETENTION_EVERY": "2s",
             "ONDO_WAL_LIMIT_MB": str(wal_limit_mb),
+            "ONDO_BUS": f"sqlite:///{self.data / 'bus.db'}?dedup_window={dedup_s:g}",
             "ONDO_ACTION_DESTINATIONS": "none",
         }
         self.proc = subprocess.Popen(
