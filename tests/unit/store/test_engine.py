@@ -11,7 +11,7 @@ import pytest
 
 from ondo.backends.store import Store, open_store
 from ondo.backends.store.base import Sql
-from ondo.errors import ConfigError, DuplicateKey, StoreUnavailable
+from ondo.errors import ConfigError, DuplicateKey, StoreError, StoreUnavailable
 from tests.unit.store.conftest import StoreFactory
 
 TABLE = "CREATE TABLE counters (name TEXT PRIMARY KEY, n BIGINT NOT NULL)"
@@ -201,3 +201,16 @@ def test_an_unreachable_postgresql_is_named_with_the_fix() -> None:
     store = open_store("postgresql://postgres:secret@127.0.0.1:1/test", cluster="t_unreachable")
     with pytest.raises(StoreUnavailable, match=r"postgres:\*\*\*@127.0.0.1:1/test.*Is PostgreSQL"):
         asyncio.run(store.open())
+
+
+def test_a_closed_store_fails_with_the_stores_error(make_store: StoreFactory) -> None:
+    async def main() -> None:
+        store = await make_store()
+        await store.close()
+        with pytest.raises(StoreError):
+            async with store.transaction():
+                pass
+        with pytest.raises(StoreError):
+            await store.database.sql.fetch_value("SELECT 1")
+
+    asyncio.run(main())

@@ -138,8 +138,8 @@ class SqliteEngine:
             raise RuntimeError("a store transaction inside this task's open transaction")
         async with self.lock:
             self.owner = asyncio.current_task()
-            try:
-                with self.database.async_transaction() as conn:
+            try:  # BEGIN and COMMIT fail as StoreError too (a closed or broken database)
+                with _mapped(), self.database.async_transaction() as conn:
                     tx = SqliteSql(conn, self._feed)
                     yield tx
             finally:
