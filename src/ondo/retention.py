@@ -6,9 +6,9 @@ of the platform clock: for each kind it deletes the oldest rows older than `now 
 statements so that the hot path's own statements get their turn, until a statement finds fewer
 than `batch` (nothing left).
 
-A kind's watermark (the time before which rows are gone) is raised in the store whenever a sweep
-deletes some of it, so that `ondo trace`, `ondo events show` and friends can say "deleted by
-retention" instead of "not found".
+A kind's watermark (the time before which rows are gone) is raised in the store at the start of
+every sweep, before anything is deleted, so that `ondo trace`, `ondo events show` and friends can
+say "deleted by retention" instead of "not found", even while the sweep runs.
 """
 
 from __future__ import annotations
@@ -144,10 +144,12 @@ class RetentionService:
     async def _sweep_kind(self, kind: Retained) -> int:
         now = self.clock.now()
         before, total = now - kind.age_s, 0
+        if kind.age_s > 0:
+            # Before deleting: a lookup that misses a row this sweep deletes must already find
+            # the watermark past it (it would say "not found" instead of "deleted").
+            await self.watermarks.raise_to(kind.prunable.name, before, now)
         while True:
             removed = await kind.prunable.prune(before, self.batch)
-            if removed and not total and kind.age_s > 0:
-                await self.watermarks.raise_to(kind.prunable.name, before, now)
             total += removed
             self.pruned.labels(kind.prunable.name).inc(removed)
             if removed < self.batch:
@@ -168,8 +170,8 @@ class RetentionService:
         return f"older than the retention of {kind.label} ({duration_text(kind.age_s)})"
 
     async def may_have_deleted(self, name: str) -> str | None:
-        """For a miss whose time is unknown: "the retention of events (7 days)" if retention
-        has deleted any of that kind, else None."""
+        """For a miss whose time is unknown: "the retention of events (7 days)" once retention
+        has swept that kind, else None."""
         kind = self.kinds.get(name)
         if kind is None or await self.watermarks.get(name) is None:
             return None

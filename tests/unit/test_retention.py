@@ -45,6 +45,19 @@ class Rows:
         return len(old)
 
 
+@dataclass
+class Watching(Rows):
+    """Rows that note the kind's watermark each time they are asked to delete."""
+
+    store: Store | None = None
+    watermarks: list[float | None] = field(default_factory=list)
+
+    async def prune(self, before: float, limit: int) -> int:
+        assert self.store is not None
+        self.watermarks.append(await self.store.repos.watermarks.get(self.name))
+        return await super().prune(before, limit)
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     opened = open_store(f"sqlite:///{tmp_path / 'ondo.db'}")
@@ -68,6 +81,15 @@ def test_a_sweep_deletes_in_batches_until_nothing_is_left(store: Store) -> None:
     assert asyncio.run(service.sweep()) == {"rows": 0}
 
 
+def test_the_watermark_is_raised_before_anything_is_deleted(store: Store) -> None:
+    clock = ManualClock(start=1000.0)
+    service = service_of(store, clock)
+    rows = Watching("rows", [1.0, 2.0], store=store)
+    service.register(rows, 10.0, "rows")
+    assert asyncio.run(service.sweep()) == {"rows": 2}
+    assert rows.watermarks == [990.0]  # a lookup racing the delete already hears "deleted"
+
+
 def test_a_miss_older_than_the_watermark_is_explained(store: Store) -> None:
     clock = ManualClock(start=100 * DAY)
     service = service_of(store, clock)
@@ -77,13 +99,14 @@ def test_a_miss_older_than_the_watermark_is_explained(store: Store) -> None:
     def deleted(kind: str, at: float | None) -> str | None:
         return asyncio.run(service.deleted(kind, at))
 
-    assert deleted("events", 2.0) is None  # nothing was deleted yet
+    assert deleted("events", 2.0) is None  # retention has not run yet
+    assert asyncio.run(service.may_have_deleted("events")) is None
     asyncio.run(service.sweep())
     assert deleted("events", 2.0) == "older than the retention of events (7 days)"
-    assert deleted("events", 99 * DAY) is None  # newer than what was deleted
+    assert deleted("events", 99 * DAY) is None  # newer than what retention deletes
     assert deleted("events", None) is None
     assert asyncio.run(service.may_have_deleted("events")) == "the retention of events (7 days)"
-    assert asyncio.run(service.may_have_deleted("jobs")) is None  # none was ever deleted
+    assert asyncio.run(service.may_have_deleted("other")) is None  # not a kind
 
 
 def test_kept_forever_is_never_swept_and_a_failing_kind_does_not_stop_the_others(
