@@ -144,4 +144,15 @@ MIGRATIONS: list[Migration] = [
         "actions-0002",
         "ALTER TABLE action_jobs ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
     ),
+    # --- the event index (repositories/events.py): lookups the bus's log does not index -
+    (
+        "events-0001",
+        """
+        CREATE TABLE event_index (
+            seq BIGINT PRIMARY KEY, namespace TEXT NOT NULL, source TEXT NOT NULL,
+            id TEXT NOT NULL, type TEXT NOT NULL, received_at DOUBLE PRECISION NOT NULL);
+        CREATE INDEX event_index_by_id ON event_index (id, namespace);
+        CREATE INDEX event_index_by_age ON event_index (received_at)
+        """,
+    ),
 ]

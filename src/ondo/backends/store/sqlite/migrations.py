@@ -240,4 +240,15 @@ MIGRATIONS: list[Migration] = [
         "actions-0006",
         "ALTER TABLE action_jobs ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
     ),
+    # --- the event index (repositories/events.py): lookups the bus's log does not index -
+    (
+        "events-0001",
+        """
+        CREATE TABLE event_index (
+            seq INTEGER PRIMARY KEY, namespace TEXT NOT NULL, source TEXT NOT NULL,
+            id TEXT NOT NULL, type TEXT NOT NULL, received_at REAL NOT NULL);
+        CREATE INDEX event_index_by_id ON event_index (id, namespace);
+        CREATE INDEX event_index_by_age ON event_index (received_at)
+        """,
+    ),
 ]
