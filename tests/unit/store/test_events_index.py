@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import pytest
+
 from ondo.backends.store import Repositories, Store
 from ondo.backends.store.repositories.events import IndexedEvent
 from tests.unit.store.conftest import StoreFactory
@@ -62,10 +64,8 @@ def test_rows_commit_with_the_unit_of_work_or_not_at_all(make_store: StoreFactor
             await uow.event_index.add([row(1)])
             raise RuntimeError("the decision failed")
 
-        try:
+        with pytest.raises(RuntimeError, match="the decision failed"):
             await store.atomic(fails)
-        except RuntimeError:
-            pass
         assert await store.repos.event_index.highest_seq() == 0
 
         async def works(uow: Repositories) -> None:
