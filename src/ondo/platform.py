@@ -75,6 +75,7 @@ class Platform:
             max_event_bytes=config.max_event_bytes,
             cluster=config.cluster,
             wal_limit_bytes=wal_limit_bytes,
+            index=self.store.repos.event_index,  # used by a bus whose log does not index lookups
         )
         self.replay_target: ReplayTarget | None = None  # the rules dispatcher registers itself
         self.runtime = runtime if runtime is not None else _default_runtime(config)
@@ -115,6 +116,8 @@ class Platform:
         )
         records = config.retention_records_s
         service.register(EventLog(self.bus), config.retention_events_s, "events")
+        index = Calling("event_index", repos.event_index.prune)
+        service.register(index, config.retention_events_s, "event index rows")
         invocations = Calling("invocation_records", repos.invocations.prune_records)
         service.register(invocations, records, "invocation records")
         decisions = Calling("rule_decisions", repos.enforcements.prune)
@@ -133,7 +136,13 @@ class Platform:
             validate_action=self.actions.kinds.validate,
         )
         engine = RuleEngine(
-            self.store, self.clock, self.metrics.registry, self.actions, checks, self.bus
+            self.store,
+            self.clock,
+            self.metrics.registry,
+            self.actions,
+            checks,
+            self.bus,
+            index_events=self.bus.indexed_by_store,
         )
         engine.dispatcher = RuleDispatcher(self.bus, self.clock, engine)
         self.add_service(engine.dispatcher)  # starts the engine: loads the rules

@@ -149,6 +149,7 @@ class RuleDispatcher:
     async def _record_skipped(self, stored: StoredEvent, reason: str) -> None:
         log.error("skipping event %s (seq %d): %s", stored.event.id, stored.seq, reason)
         try:
+            await self.engine.index_alone([stored])
             await self.engine.log.record_skipped(
                 stored.namespace,
                 stored.event.to_json_dict(),

@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry, Counter
 from ondo.actions.base import ActionRequest
 from ondo.backends.bus.base import StoredEvent
 from ondo.backends.store import Repositories, Store
+from ondo.backends.store.repositories.events import IndexedEvent
 from ondo.backends.store.repositories.rules import (
     Enforcement,
     PlannedAction,
@@ -105,8 +106,13 @@ class RuleEngine:
         queue: JobQueue,
         checks: RuleChecks,
         announcer: Announcer,
+        *,
+        index_events: bool = False,
     ) -> None:
         self.store = store
+        # Write every dispatched event into the store's event index, in the unit of work of
+        # its chunk's decisions (a bus whose log does not index lookups asks for it: NATS).
+        self.index_events = index_events
         self.clock = clock
         self.queue = queue
         self.announcer = announcer
@@ -178,6 +184,8 @@ class RuleEngine:
         an event reaches rules that did not see it (e.g. added since), not the ones that did.
         Decisions, window state, enforcement records and the jobs of every firing commit
         together; if any event raises, nothing of the batch is kept and the error propagates.
+        With `index_events`, every event of the batch (also those no rule concerns) is written
+        into the store's event index in the same unit of work.
         """
         concerned = []
         for stored in batch:
@@ -188,9 +196,12 @@ class RuleEngine:
             if rules:
                 concerned.append((stored, event_json, rules))
         decided: Decided = []
-        if concerned:  # events no rule concerns (e.g. action outcomes) need no transaction
+        rows = self._index_rows(batch)
+        if concerned or rows:  # events no rule concerns (e.g. action outcomes) need no transaction
 
             async def decide(uow: Repositories) -> Decided:
+                if rows:
+                    await uow.event_index.add(rows)
                 found: Decided = []
                 for stored, event_json, rules in concerned:
                     found += await self._decide_event(uow, stored, event_json, rules)
@@ -202,6 +213,22 @@ class RuleEngine:
             if new:
                 self._count(rec)
         return [rec for rec, _new in decided]
+
+    def _index_rows(self, batch: Sequence[StoredEvent]) -> list[IndexedEvent]:
+        if not self.index_events:
+            return []
+        return [
+            IndexedEvent(
+                s.namespace, s.event.source, s.event.id, s.seq, s.event.type, s.received_at
+            )
+            for s in batch
+        ]
+
+    async def index_alone(self, batch: Sequence[StoredEvent]) -> None:
+        """Index events decided outside `dispatch_now` (rule by rule, or skipped)."""
+        rows = self._index_rows(batch)
+        if rows:
+            await self.store.repos.event_index.add(rows)
 
     def rules_for(
         self, stored: StoredEvent, event_json: dict[str, Any], only_rule: str | None
@@ -252,7 +279,9 @@ class RuleEngine:
             raise
         except Exception:
             log.warning("deciding event %s failed; deciding rule by rule", stored.event.id)
-        return await isolation.decide_rule_by_rule(self, stored, only_rule)
+        decided = await isolation.decide_rule_by_rule(self, stored, only_rule)
+        await self.index_alone([stored])
+        return decided
 
     async def _decide_in(
         self,

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -14,6 +15,7 @@ from ondo.backends.bus import Bus, open_bus
 from ondo.errors import BusClosed, PayloadTooLarge
 from ondo.events import CloudEvent
 from tests.services import NATS_URL, require_nats, unique_cluster
+from tests.unit.bus.indexed import IndexedNatsBus
 from tests.unit.bus.nats_cleanup import delete_cluster
 
 WHEN = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -35,8 +37,12 @@ class BusFactory:
     backend: str
     url: str
     cluster: str
+    store_path: Path  # NATS: the SQLite store holding its event index (shared like the log)
 
     def __call__(self, **options: object) -> Bus:
+        if self.backend == "nats":
+            indexed = IndexedNatsBus(self.url, self.cluster, self.store_path, **options)
+            return cast(Bus, indexed)
         return open_bus(self.url, cluster=self.cluster, **options)  # type: ignore[arg-type]
 
 
@@ -46,7 +52,7 @@ def make_bus(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BusFact
     if backend == "nats":
         require_nats()
     urls = {"memory": "memory://", "sqlite": f"sqlite://{tmp_path}/bus.db", "nats": NATS_URL}
-    factory = BusFactory(backend, urls[backend], unique_cluster())
+    factory = BusFactory(backend, urls[backend], unique_cluster(), tmp_path / "ondo.db")
     yield factory
     if backend == "nats":
         delete_cluster(NATS_URL, factory.cluster)
@@ -55,6 +61,8 @@ def make_bus(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BusFact
 def run(bus: Bus, body: Callable[[Bus], Awaitable[None]]) -> None:
     async def main() -> None:
         try:
+            if isinstance(bus, IndexedNatsBus):
+                await bus.open()
             await body(bus)
         finally:
             await bus.close()

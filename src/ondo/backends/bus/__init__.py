@@ -24,6 +24,7 @@ from ondo.backends.bus.base import (
     AppendResult,
     Bus,
     BusCounters,
+    EventLookup,
     ReplayTarget,
     StoredEvent,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "AppendResult",
     "Bus",
     "BusCounters",
+    "EventLookup",
     "ReplayTarget",
     "StoredEvent",
     "open_bus",
@@ -51,9 +53,12 @@ def open_bus(
     dedup_window_s: float = DEFAULT_DEDUP_WINDOW_S,
     cluster: str = "ondo",
     wal_limit_bytes: int | None = None,
+    index: EventLookup | None = None,
 ) -> Bus:
     """Open the bus named by `url`; an unknown scheme or option raises ConfigError.
-    `wal_limit_bytes` bounds the SQLite log's write-ahead log (other backends have none)."""
+    `wal_limit_bytes` bounds the SQLite log's write-ahead log (other backends have none).
+    `index` (the store's event index) serves a NATS bus's lookups by id; the embedded backends
+    index their own and ignore it. A NATS bus without one scans for lookups (bounded)."""
     scheme, _, rest = url.partition("://")
     rest, _, query = rest.partition("?")
     options = {k: v[-1] for k, v in parse_qs(query).items()}
@@ -73,7 +78,7 @@ def open_bus(
         return _open_sqlite(url, rest, options, common)
     if scheme == "nats":
         module = _optional_backend("nats", "nats")
-        bus: Bus = module.open_bus(url, options=options, cluster=cluster, **common)
+        bus: Bus = module.open_bus(url, options=options, cluster=cluster, index=index, **common)
         return bus
     raise ConfigError(
         f"unknown bus URL {url!r}: the scheme must be one of "

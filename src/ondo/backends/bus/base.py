@@ -1,6 +1,6 @@
 """The bus contract: a durable, ordered, deduplicating event log with named consumer offsets.
 
-Every backend (memory.py, sqlite.py, later nats.py) implements `Bus`. Sequence numbers are global,
+Every backend (memory.py, sqlite.py, nats.py) implements `Bus`. Sequence numbers are global,
 start at 1, only grow, and are never reused, so a consumer's offset (`committed`) stays valid
 across restarts and pruning. Duplicates are detected on (namespace, source, id) within the
 backend's dedup window. `append` returns only once the events are durable.
@@ -60,8 +60,27 @@ class BusCounters:
     transactions: int = 0  # commits to durable storage (group commit makes this < append_calls)
 
 
+class EventLookup(Protocol):
+    """Where events are in the log, for a backend whose log finds events by seq only (NATS).
+
+    The store's event index (backends/store/repositories/events.py) is one; platform.py hands
+    it to the bus. Seqs come lowest first; a seq may name an event the log no longer holds.
+    """
+
+    async def seqs_of(self, namespace: str, source: str, id: str, limit: int) -> list[int]: ...
+
+    async def seqs_by_id(self, id: str, namespace: str | None, limit: int) -> list[int]: ...
+
+    async def highest_seq(self) -> int:
+        """The highest seq indexed (0: none): the log after it is not indexed yet."""
+        ...
+
+
 class Bus(Protocol):
     counters: BusCounters
+    # True when the rules dispatcher must write each event it reads into the store's event
+    # index (in the unit of work of its decisions): the backend's `get`/`by_id` read it.
+    indexed_by_store: bool
 
     async def append(
         self, events: Sequence[CloudEvent], namespace: str = DEFAULT_NAMESPACE

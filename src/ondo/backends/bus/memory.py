@@ -27,6 +27,8 @@ DedupKey = tuple[str, str, str]  # (namespace, source, id)
 
 
 class MemoryBus:
+    indexed_by_store = False  # it indexes its own lookups
+
     def __init__(
         self,
         *,

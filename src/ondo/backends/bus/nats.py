@@ -52,7 +52,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -81,6 +81,7 @@ from ondo.backends.bus.base import (
     DEFAULT_PRUNE_LIMIT,
     AppendResult,
     BusCounters,
+    EventLookup,
     StoredEvent,
     type_matches,
 )
@@ -97,6 +98,8 @@ CURSOR_IDLE_S = 300.0  # the server deletes a parked cursor unused this long
 SCAN_BATCH = 1000
 TAIL_CHUNK = 1000
 TAIL_SCAN_LIMIT = 100_000
+LOOKUP_LIMIT = 1000  # seqs one lookup takes from the index
+UNINDEXED_SCAN_LIMIT = 100_000  # events a lookup scans past the index (or without one) at most
 EXPECTED_STREAM = "Nats-Expected-Stream"  # JetStream refuses the message if another stream has it
 HEADER_ROOM = 512  # bytes the subject and headers take besides the event
 
@@ -109,6 +112,7 @@ def open_bus(
     clock: Callable[[], float] = time.time,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     dedup_window_s: float = DEFAULT_DEDUP_WINDOW_S,
+    index: EventLookup | None = None,
 ) -> NatsBus:
     parsed = parse_nats_url(url, options or {}, cluster)
     if parsed.max_age_s and dedup_window_s > parsed.max_age_s:
@@ -122,6 +126,7 @@ def open_bus(
         clock=clock,
         max_event_bytes=max_event_bytes,
         dedup_window_s=dedup_window_s,
+        index=index,
     )
 
 
@@ -134,8 +139,11 @@ class NatsBus:
         clock: Callable[[], float] = time.time,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         dedup_window_s: float = DEFAULT_DEDUP_WINDOW_S,
+        index: EventLookup | None = None,
     ) -> None:
         self.options = options
+        self.index = index
+        self.indexed_by_store = index is not None
         self.url = url
         self.counters = BusCounters()
         self.max_event_bytes = max_event_bytes
@@ -288,7 +296,7 @@ class NatsBus:
         root = self.options.subject_root
         messages = [
             (
-                wire.event_subject(root, namespace, event.id, event.source),
+                wire.event_subject(root, namespace),
                 event.encoded,
                 {**wire.headers(event, namespace, now), EXPECTED_STREAM: self.options.stream},
             )
@@ -411,19 +419,34 @@ class NatsBus:
     async def get(
         self, source: str, id: str, namespace: str = DEFAULT_NAMESPACE
     ) -> StoredEvent | None:
-        subject = wire.event_subject(self.options.subject_root, namespace, id, source)
-        async for stored in self._walk(subject):
-            if (stored.event.source, stored.event.id, stored.namespace) == (source, id, namespace):
-                return stored
-        return None
+        def wanted(stored: StoredEvent) -> bool:
+            return (stored.event.source, stored.event.id, stored.namespace) == (
+                source,
+                id,
+                namespace,
+            )
+
+        if self.index is not None:
+            for seq in await self.index.seqs_of(namespace, source, id, LOOKUP_LIMIT):
+                stored = await self._at(seq)
+                if stored is not None and wanted(stored):
+                    return stored
+        found = await self._scan_unindexed(namespace, wanted, 1)
+        return found[0] if found else None
 
     async def by_id(self, id: str, namespace: str | None = None) -> list[StoredEvent]:
-        subject = wire.id_filter(self.options.subject_root, id, namespace)
-        return [
-            stored
-            async for stored in self._walk(subject)
-            if stored.event.id == id and (namespace is None or stored.namespace == namespace)
-        ]
+        def wanted(stored: StoredEvent) -> bool:
+            return stored.event.id == id and namespace in (None, stored.namespace)
+
+        found: dict[int, StoredEvent] = {}
+        if self.index is not None:
+            seqs = await self.index.seqs_by_id(id, namespace, LOOKUP_LIMIT)
+            for stored in await asyncio.gather(*(self._at(seq) for seq in seqs)):
+                if stored is not None and wanted(stored):
+                    found[stored.seq] = stored
+        for stored in await self._scan_unindexed(namespace, wanted, None):
+            found[stored.seq] = stored
+        return [found[seq] for seq in sorted(found)]
 
     async def since(
         self,
@@ -537,16 +560,33 @@ class NatsBus:
         finally:
             await self._drop(cursor)
 
-    async def _walk(self, subject: str) -> AsyncIterator[StoredEvent]:
-        """Every message on `subject` (wildcards allowed), one direct get each, in seq order."""
-        seq = 0
-        while True:
-            msg = await self._direct({"seq": seq, "next_by_subj": subject})
-            if msg is None:
-                return
-            stored = _direct_event(msg)
-            yield stored
-            seq = stored.seq + 1
+    async def _at(self, seq: int) -> StoredEvent | None:
+        """The event at `seq` (one direct get), or None if the log no longer holds it."""
+        msg = await self._direct({"seq": seq})
+        return None if msg is None else _direct_event(msg)
+
+    async def _scan_unindexed(
+        self, namespace: str | None, keep: Callable[[StoredEvent], bool], limit: int | None
+    ) -> list[StoredEvent]:
+        """What `keep` takes of the events past the index's highest seq (all, without an index),
+        at most the last UNINDEXED_SCAN_LIMIT of them: the dispatcher's lag, when it keeps up."""
+        first, last = await self._state()
+        high = await self.index.highest_seq() if self.index is not None else 0
+        start = max(first, high + 1)
+        if last - start + 1 > UNINDEXED_SCAN_LIMIT:
+            log.warning(
+                "%d events of NATS at %s are not in the event index (%s); a lookup scans only "
+                "the last %d",
+                last - start + 1,
+                self.url,
+                "is the rules dispatcher running?" if self.index is not None else "none is set",
+                UNINDEXED_SCAN_LIMIT,
+            )
+            start = last - UNINDEXED_SCAN_LIMIT + 1
+        if start > last:
+            return []
+        subject = wire.namespace_filter(self.options.subject_root, namespace)
+        return await self._scan(start, subject, keep, limit, last)
 
     async def _first_received_at_or_after(self, cutoff: float, from_seq: int = 1) -> int:
         """The lowest seq ≥ `from_seq` from which on every event was received at or after `cutoff`.

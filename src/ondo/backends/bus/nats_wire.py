@@ -1,9 +1,10 @@
 """How events sit in the JetStream stream: subjects, headers, message ids, and pulls by hand.
 
-Subject of an event: `{cluster}.ev.{namespace}.{h(id)}.{h(source)}`, where `h` is 8 hex digits
-of BLAKE2b and the namespace is itself when it is made of letters, digits, '-' and '_'
-(otherwise `~` and 16 hex digits of its hash, so it cannot meet a plain name). The stream
-listens on `{cluster}.ev.>`.
+Subject of an event: `{cluster}.ev.{namespace}`, where the namespace is itself when it is made
+of letters, digits, '-' and '_' (otherwise `~` and 16 hex digits of its BLAKE2b hash, so it
+cannot meet a plain name): one subject per namespace, so the server's per-subject state stays
+small whatever the number of events (lookups by id use the store's event index instead). The
+stream listens on `{cluster}.ev.>`.
 
 Headers: `Nats-Msg-Id` (JetStream deduplication: a hash of namespace, source and id),
 `Ondo-Received-At` (seconds since the epoch by the bus's clock) and, only for a namespace the
@@ -57,17 +58,12 @@ def namespace_token(namespace: str) -> str:
     return "~" + _digest(namespace, 8)
 
 
-def event_subject(root: str, namespace: str, id: str, source: str) -> str:
-    return f"{root}.{namespace_token(namespace)}.{_digest(id, 4)}.{_digest(source, 4)}"
-
-
-def id_filter(root: str, id: str, namespace: str | None) -> str:
-    token = "*" if namespace is None else namespace_token(namespace)
-    return f"{root}.{token}.{_digest(id, 4)}.*"
+def event_subject(root: str, namespace: str) -> str:
+    return f"{root}.{namespace_token(namespace)}"
 
 
 def namespace_filter(root: str, namespace: str | None) -> str:
-    return f"{root}.>" if namespace is None else f"{root}.{namespace_token(namespace)}.>"
+    return f"{root}.>" if namespace is None else event_subject(root, namespace)
 
 
 def headers(event: CloudEvent, namespace: str, received_at: float) -> dict[str, str]:

@@ -126,6 +126,8 @@ class _Prune(_Job):
 
 
 class SqliteBus:
+    indexed_by_store = False  # it indexes its own lookups
+
     def __init__(
         self,
         path: Path | str,
