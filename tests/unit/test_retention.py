@@ -14,6 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from ondo.backends.store import Store, open_store
+from ondo.backends.store.repositories.events import IndexedEvent
 from ondo.clock import ManualClock
 from ondo.config import Config
 from ondo.events import CloudEvent
@@ -172,9 +173,12 @@ def test_the_platform_registers_every_kind_with_its_retention(tmp_path: Path) ->
         await platform.store.repos.invocations.record(
             InvocationRecord("inv-1", "default", "f", 1, "succeeded", "sync", clock.now())
         )
+        row = IndexedEvent("default", "/s", "old", 1, "t", clock.now())
+        await platform.store.repos.event_index.add([row])
         clock.advance(7 * DAY + 1)
         swept = await platform.retention.sweep()
         assert swept["events"] == 1 and swept["invocation_records"] == 0
+        assert swept["event_index"] == 1
         assert await platform.bus.by_id("old") == []
         clock.advance(23 * DAY)
         assert (await platform.retention.sweep())["invocation_records"] == 1
@@ -189,6 +193,7 @@ def test_the_platform_registers_every_kind_with_its_retention(tmp_path: Path) ->
             "skipped_events",
             "action_jobs",
             "window_rows",
+            "event_index",
         }
         asyncio.run(scenario())
     finally:
