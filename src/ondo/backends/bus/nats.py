@@ -426,12 +426,13 @@ class NatsBus:
                 namespace,
             )
 
+        high = await self._indexed_up_to()  # first: rows indexed after it are scanned for
         if self.index is not None:
             for seq in await self.index.seqs_of(namespace, source, id, LOOKUP_LIMIT):
                 stored = await self._at(seq)
                 if stored is not None and wanted(stored):
                     return stored
-        found = await self._scan_unindexed(namespace, wanted, 1)
+        found = await self._scan_unindexed(high, namespace, wanted, 1)
         return found[0] if found else None
 
     async def by_id(self, id: str, namespace: str | None = None) -> list[StoredEvent]:
@@ -439,12 +440,13 @@ class NatsBus:
             return stored.event.id == id and namespace in (None, stored.namespace)
 
         found: dict[int, StoredEvent] = {}
+        high = await self._indexed_up_to()
         if self.index is not None:
             seqs = await self.index.seqs_by_id(id, namespace, LOOKUP_LIMIT)
             for stored in await asyncio.gather(*(self._at(seq) for seq in seqs)):
                 if stored is not None and wanted(stored):
                     found[stored.seq] = stored
-        for stored in await self._scan_unindexed(namespace, wanted, None):
+        for stored in await self._scan_unindexed(high, namespace, wanted, None):
             found[stored.seq] = stored
         return [found[seq] for seq in sorted(found)]
 
@@ -565,13 +567,22 @@ class NatsBus:
         msg = await self._direct({"seq": seq})
         return None if msg is None else _direct_event(msg)
 
+    async def _indexed_up_to(self) -> int:
+        """The index's highest seq, read BEFORE the index is asked: the dispatcher indexes in
+        seq order, a chunk per commit, so every event up to it is in the index by then, and
+        whatever it indexes later is past it, where the scan looks."""
+        return await self.index.highest_seq() if self.index is not None else 0
+
     async def _scan_unindexed(
-        self, namespace: str | None, keep: Callable[[StoredEvent], bool], limit: int | None
+        self,
+        high: int,
+        namespace: str | None,
+        keep: Callable[[StoredEvent], bool],
+        limit: int | None,
     ) -> list[StoredEvent]:
-        """What `keep` takes of the events past the index's highest seq (all, without an index),
-        at most the last UNINDEXED_SCAN_LIMIT of them: the dispatcher's lag, when it keeps up."""
+        """What `keep` takes of the events past seq `high` (the index's highest), at most the
+        last UNINDEXED_SCAN_LIMIT of them: the dispatcher's lag, when it keeps up."""
         first, last = await self._state()
-        high = await self.index.highest_seq() if self.index is not None else 0
         start = max(first, high + 1)
         if last - start + 1 > UNINDEXED_SCAN_LIMIT:
             log.warning(
