@@ -70,7 +70,10 @@ CREATE TABLE IF NOT EXISTS consumers (
 );
 """
 COLUMNS = "seq, namespace, received_at, body"
-DEDUP_PRUNE_EVERY_S = 60.0
+DEDUP_PRUNE_EVERY_S = 1.0
+# Expired dedup keys one commit deletes at most, oldest first; after a full batch the next commit
+# deletes more at once, so the pruning keeps up with any ingest rate in small steps.
+DEDUP_PRUNE_LIMIT = 2000
 WAL_CHECK_EVERY_S = 0.2
 SYNCHRONOUS_MODES = ("full", "normal")
 
@@ -290,8 +293,13 @@ class SqliteBus:
     def _maybe_prune_dedup(self, conn: sqlite3.Connection, now: float) -> None:
         if now - self._last_dedup_prune < DEDUP_PRUNE_EVERY_S:
             return
-        conn.execute("DELETE FROM dedup WHERE received_at < ?", (now - self.dedup_window_s,))
-        self._last_dedup_prune = now
+        removed = conn.execute(
+            "DELETE FROM dedup WHERE (namespace, source, id) IN (SELECT namespace, source, id"
+            " FROM dedup INDEXED BY dedup_by_received WHERE received_at < ?"
+            " ORDER BY received_at LIMIT ?)",
+            (now - self.dedup_window_s, DEDUP_PRUNE_LIMIT),
+        ).rowcount
+        self._last_dedup_prune = now if removed < DEDUP_PRUNE_LIMIT else 0.0
 
     # --- reads: on the caller's thread, through the reader connection ----------------------
 
