@@ -2,7 +2,8 @@
 
 Layout, per cluster (`--cluster`, default `ondo`; see nats_options.py and nats_wire.py):
 
-- one stream `{cluster}_events` on `{cluster}.ev.>` holds the events and nothing else, so the
+- one stream `{cluster}_events` on `{cluster}.ev.>` holds the events and nothing else, each on
+  its namespace's subject `{cluster}.ev.{namespace}` (a handful of subjects), so the
   stream sequence IS the bus seq: global, starting at 1, never reused (a purge keeps the last
   sequence). Retention: `max_age` (default 7 days) and `max_bytes` from the URL, enforced by the
   server, and `prune(before)`, which purges the prefix of the stream received before `before`.
@@ -21,16 +22,22 @@ Layout, per cluster (`--cluster`, default `ondo`; see nats_options.py and nats_w
 - reads go through ephemeral pull consumers without acks (cursors): `read(after_seq)` reuses the
   cursor that stopped at `after_seq`, so a sequential reader (the dispatcher) costs one pull
   request per batch; a jump creates a new cursor (one request more).
-- lookups the log has no index for use the subject as the index: `get(source, id)` is a direct
-  get of the first message on the event's subject, `by_id(id)` walks the messages on
-  `{cluster}.ev.{ns|*}.{h(id)}.*` (one direct get each); both check the decoded event, as two
-  ids may share a hash. The cost: one distinct subject per event, and JetStream keeps state per
-  subject in memory, ~200-280 B per retained event, also after a restart (bench/nats_memory.py):
-  at 300 events/s the 7-day default retention holds ~180 M events, ~40 GB of server memory. A
-  bounded number of subjects would bound that memory but make every lookup a scan of the whole
-  stream on the server; until the store indexes the lookups (issue 11), size `max_age` for the
-  rate (1 day at 300 events/s: ~6 GB). `since` finds its start by a
-  binary search on `Ondo-Received-At` (log2(n) direct gets), then scans, filtering the
+- lookups the log has no index for (`get(source, id)`, `by_id(id)`) read the store's event index
+  (`index`, an `EventLookup`: platform.py hands it the store's `event_index` repository), which
+  the rules dispatcher writes for every event it reads, in the unit of work of its decisions
+  (`indexed_by_store` asks it to; backends/store/repositories/events.py): the index gives seqs,
+  each fetched by one direct get and checked (a row may outlive its event). Events appended but
+  not indexed yet — the dispatcher lags by its batch, or is stopped — are found by scanning the
+  stream past the index's highest seq (read before the index is asked, so nothing indexed in
+  between is missed), on the namespace's subject: a scan as long as the dispatcher's lag, at
+  most the last UNINDEXED_SCAN_LIMIT events (a warning says when the lag is longer; an event
+  the dispatcher skipped as poison is indexed when it is recorded as skipped). Without an index
+  (`open_bus` with none: tools, tests) every lookup is that bounded scan of the last
+  UNINDEXED_SCAN_LIMIT events. The cost moved to the store: one row of ~100 B (plus two index
+  entries) per retained event on disk, pruned with the events' retention; the NATS server's
+  memory no longer grows with the number of retained events (bench/nats_memory.py: a subject
+  per event cost ~200-280 B each, ~40 GB at 300 events/s for 7 days). `since` finds its start
+  by a binary search on `Ondo-Received-At` (log2(n) direct gets), then scans, filtering the
   namespace on the server (subject) and the type glob here. `tail` with a filter scans backwards
   from the end in growing chunks, at most `TAIL_SCAN_LIMIT` events.
 - time is the bus's clock (`received_at` in a header), as for the other backends; `since` and
