@@ -203,8 +203,11 @@ class RuleEngine:
                 if rows:
                     await uow.event_index.add(rows)
                 found: Decided = []
+                jobs: list[ActionRequest] = []  # the firings' jobs: one write at the end
                 for stored, event_json, rules in concerned:
-                    found += await self._decide_event(uow, stored, event_json, rules)
+                    found += await self._decide_event(uow, stored, event_json, rules, jobs)
+                if jobs:
+                    await self.queue.enqueue_in(uow, jobs)
                 return found
 
             decided = await self.store.atomic(decide)
@@ -249,20 +252,28 @@ class RuleEngine:
         stored: StoredEvent,
         event_json: dict[str, Any],
         rules: list[tuple[CompiledRule, bool]],
+        jobs: list[ActionRequest],
     ) -> Decided:
         now = self.clock.now()
         hops = stored.event.hops
         return [
-            await self._decide_in(uow, rule, event_json, hops, now, full) for rule, full in rules
+            await self._decide_in(uow, rule, event_json, hops, now, full, jobs)
+            for rule, full in rules
         ]
 
     async def decide_alone(
         self, rule: CompiledRule, event: dict[str, Any], hops: int, now: float, full: bool
     ) -> Enforcement:
         """One rule's decision on one event, with its jobs, in a unit of work of its own."""
-        rec, new = await self.store.atomic(
-            lambda uow: self._decide_in(uow, rule, event, hops, now, full)
-        )
+
+        async def decide(uow: Repositories) -> tuple[Enforcement, bool]:
+            jobs: list[ActionRequest] = []
+            decided = await self._decide_in(uow, rule, event, hops, now, full, jobs)
+            if jobs:
+                await self.queue.enqueue_in(uow, jobs)
+            return decided
+
+        rec, new = await self.store.atomic(decide)
         if new:
             self._count(rec)
         return rec
@@ -291,15 +302,17 @@ class RuleEngine:
         hops: int,
         now: float,
         full: bool,
+        jobs: list[ActionRequest],
     ) -> tuple[Enforcement, bool]:
-        """(record, newly decided); a firing's jobs join the unit of work."""
+        """(record, newly decided); a firing's jobs are added to `jobs`, for the caller to
+        write in the same unit of work."""
         ns, name = rule.stored.namespace, rule.stored.name
         source, eid = str(event["source"]), str(event["id"])
         found = await uow.enforcements.find(ns, name, "event", source, eid)
         if found is not None:
             return found, False
         decision = await self._decide(uow, rule, event, hops, now, full)
-        return await self._record(uow, rule, "event", event, now, decision), True
+        return await self._record(uow, rule, "event", event, now, decision, jobs), True
 
     async def _decide(
         self,
@@ -403,8 +416,10 @@ class RuleEngine:
         event: dict[str, Any],
         now: float,
         decision: Decision,
+        jobs: list[ActionRequest],
     ) -> Enforcement:
-        """Add the record; a firing's jobs are added in the same unit of work."""
+        """Add the record; a firing's jobs go to `jobs` (the caller writes them all at once
+        in the same unit of work: one statement for a chunk's firings)."""
         fired = decision.outcome == enforcement.FIRED
         ns, name = rule.stored.namespace, rule.stored.name
         source, eid = str(event["source"]), str(event["id"])
@@ -429,7 +444,7 @@ class RuleEngine:
         )
         await uow.enforcements.add(rec)
         if fired:
-            await self.queue.enqueue_in(uow, self._requests(rec, event, rule))
+            jobs += self._requests(rec, event, rule)
         return rec
 
     async def record_failure(
@@ -442,7 +457,7 @@ class RuleEngine:
     ) -> Enforcement:
         """Record that the rule raised on the event (isolation.py disables it alongside)."""
         decision = Decision(enforcement.FAILED, reason)
-        return await self._record(uow, rule, stage, event, self.clock.now(), decision)
+        return await self._record(uow, rule, stage, event, self.clock.now(), decision, [])
 
     def _count(self, rec: Enforcement) -> None:
         """Metrics for a new decision, once its transaction committed."""
@@ -536,7 +551,11 @@ class RuleEngine:
             return found, False
         why = f"held for {_span(now - timer.started_at)}; "
         decision = await self._throttled(uow, rule, event, now, why)
-        return await self._record(uow, rule, "timer", event, now, decision), True
+        jobs: list[ActionRequest] = []
+        rec = await self._record(uow, rule, "timer", event, now, decision, jobs)
+        if jobs:
+            await self.queue.enqueue_in(uow, jobs)
+        return rec, True
 
     # --- reading -------------------------------------------------------------------------------
 
