@@ -237,3 +237,24 @@ def test_without_an_index_lookups_scan_the_log(clusters: list[str]) -> None:
             await bus.close()
 
     asyncio.run(body())
+
+
+@pytest.mark.nats
+def test_an_index_ahead_of_the_log_is_not_trusted_for_what_it_lacks(
+    clusters: list[str], tmp_path: Path
+) -> None:
+    async def body() -> None:
+        indexed = IndexedNatsBus(NATS_URL, clusters[0], tmp_path / "ondo.db")
+        await indexed.open()
+        bus, index = indexed.bus, indexed.store.repos.event_index
+        try:
+            # Rows of a stream since deleted (the store was kept): seqs the new log never reached.
+            await index.add([IndexedEvent("default", "/s", "old", 99, "t", 0)])
+            await bus.append([ev(1), ev(2)])
+            found = await bus.get("/s", "e2")
+            assert found is not None and found.seq == 2
+            assert await bus.by_id("old") == []
+        finally:
+            await indexed.close()
+
+    asyncio.run(body())

@@ -590,6 +590,15 @@ class NatsBus:
         """What `keep` takes of the events past seq `high` (the index's highest), at most the
         last UNINDEXED_SCAN_LIMIT of them: the dispatcher's lag, when it keeps up."""
         first, last = await self._state()
+        if high > last:  # the index names seqs the log never reached: it was reset, not the store
+            log.warning(
+                "the event index names seqs up to %d but NATS at %s holds up to %d (was the "
+                "stream deleted?): lookups scan the log until the dispatcher indexes it again",
+                high,
+                self.url,
+                last,
+            )
+            high = 0
         start = max(first, high + 1)
         if last - start + 1 > UNINDEXED_SCAN_LIMIT:
             log.warning(

@@ -32,7 +32,9 @@ class IndexedEvent:
 
 class EventIndexRepository(Protocol):
     async def add(self, rows: Sequence[IndexedEvent]) -> None:
-        """Index these events; a seq already indexed is left as it is."""
+        """Index these events. A seq indexed already for the same event is left as it is (a
+        re-delivered chunk); for another event it is replaced (the log was reset, its seqs
+        start again at 1, and the store was kept)."""
         ...
 
     async def seqs_of(self, namespace: str, source: str, id: str, limit: int) -> list[int]:

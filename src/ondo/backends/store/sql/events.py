@@ -12,9 +12,14 @@ from ondo.backends.store.base import Sql
 from ondo.backends.store.repositories.events import IndexedEvent
 
 INSERT_CHUNK = 100  # rows per INSERT (6 parameters each)
+# A seq indexed already is rewritten only if it named another event (the log was reset under a
+# kept store and numbers from 1 again): a re-delivered chunk writes nothing.
 _INSERT = (
     "INSERT INTO event_index (seq, namespace, source, id, type, received_at) VALUES {values}"
-    " ON CONFLICT (seq) DO NOTHING"
+    " ON CONFLICT (seq) DO UPDATE SET namespace = excluded.namespace, source = excluded.source,"
+    " id = excluded.id, type = excluded.type, received_at = excluded.received_at"
+    " WHERE event_index.id <> excluded.id OR event_index.source <> excluded.source"
+    " OR event_index.namespace <> excluded.namespace"
 )
 _VALUES = "(?, ?, ?, ?, ?, ?)"
 
