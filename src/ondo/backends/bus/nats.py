@@ -31,7 +31,9 @@ Layout, per cluster (`--cluster`, default `ondo`; see nats_options.py and nats_w
   stream past the index's highest seq (read before the index is asked, so nothing indexed in
   between is missed), on the namespace's subject: a scan as long as the dispatcher's lag, at
   most the last UNINDEXED_SCAN_LIMIT events (a warning says when the lag is longer; an event
-  the dispatcher skipped as poison is indexed when it is recorded as skipped). Without an index
+  the dispatcher skipped as poison is indexed when it is recorded as skipped; an index ahead of
+  the log — the stream was deleted, the store kept — is not trusted past the log's end, and
+  the dispatcher's rows replace its stale ones seq by seq). Without an index
   (`open_bus` with none: tools, tests) every lookup is that bounded scan of the last
   UNINDEXED_SCAN_LIMIT events. The cost moved to the store: one row of ~100 B (plus two index
   entries) per retained event on disk, pruned with the events' retention; the NATS server's
