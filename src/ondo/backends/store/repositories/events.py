@@ -51,5 +51,6 @@ class EventIndexRepository(Protocol):
         ...
 
     async def prune(self, before: float, limit: int) -> int:
-        """Delete up to `limit` of the oldest rows received before `before`; returns how many."""
+        """Delete up to `limit` of the oldest rows received before `before`; returns how many.
+        Assumes what the logs' pruning assumes: received_at grows with the seq."""
         ...

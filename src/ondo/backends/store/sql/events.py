@@ -1,7 +1,7 @@
 """The event index (repositories/events.py) in SQL for SQLite and PostgreSQL.
 
 One row per event, keyed by seq; looked up through (id, namespace) — ids are nearly unique, so
-that one index serves both `seqs_of` and `seqs_by_id` — and pruned through received_at.
+that one index serves both `seqs_of` and `seqs_by_id` — and pruned through the primary key.
 """
 
 from __future__ import annotations
@@ -69,8 +69,11 @@ class SqlEventIndexRepository:
         return 0 if found is None else int(found)
 
     async def prune(self, before: float, limit: int) -> int:
+        # The `limit` lowest seqs, of which those received before `before`: a bounded read of
+        # the primary key, whatever the table holds. The bus's clock grows with the seq (as the
+        # logs' own pruning assumes), so fewer than `limit` means nothing older is left.
         return await self._sql.execute(
-            "DELETE FROM event_index WHERE seq IN (SELECT seq FROM event_index"
-            " WHERE received_at < ? ORDER BY received_at LIMIT ?)",
-            (float(before), int(limit)),
+            "DELETE FROM event_index WHERE seq IN (SELECT seq FROM (SELECT seq, received_at"
+            " FROM event_index ORDER BY seq LIMIT ?) AS oldest WHERE received_at < ?)",
+            (int(limit), float(before)),
         )
