@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from ondo.backends.store.repositories.actions import JobRepository
+    from ondo.backends.store.repositories.blobs import BlobRepository
     from ondo.backends.store.repositories.events import EventIndexRepository
     from ondo.backends.store.repositories.functions import (
         FunctionRepository,
@@ -164,6 +165,11 @@ class Repositories(Protocol):
     @property
     def event_index(self) -> EventIndexRepository:
         """Where each event is in the bus's log (for a bus that asks the store to index it)."""
+        ...
+
+    @property
+    def blobs(self) -> BlobRepository:
+        """Code bundles and dependency layers (only on a store shared by several processes)."""
         ...
 
 

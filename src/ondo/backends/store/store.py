@@ -33,6 +33,10 @@ class Store:
         self.database = database
         self.dialect = database.dialect
         self.cluster = database.cluster
+        # Several processes (each with its own data dir) may share it: what one stores only in
+        # its data dir (code bundles, layers) must then be in the store too (repos.blobs).
+        # The embedded SQLite store belongs to the one process that owns its data dir.
+        self.shared = database.dialect != "sqlite"
         self._factory = repositories
         self.repos: Repositories = repositories(database.sql)  # each call commits on its own
 

@@ -161,4 +161,13 @@ MIGRATIONS: list[Migration] = [
         "events-0002",
         "DROP INDEX event_index_by_age",
     ),
+    # --- blobs (repositories/blobs.py): code bundles and dependency layers --------------
+    (
+        "blobs-0001",
+        """
+        CREATE TABLE blob_parts (
+            kind TEXT NOT NULL, hash TEXT NOT NULL, part INTEGER NOT NULL, data BYTEA NOT NULL,
+            PRIMARY KEY (kind, hash, part))
+        """,
+    ),
 ]

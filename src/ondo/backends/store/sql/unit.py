@@ -7,6 +7,7 @@ from functools import cached_property
 
 from ondo.backends.store.base import Sql
 from ondo.backends.store.sql.actions import SqlJobRepository
+from ondo.backends.store.sql.blobs import SqlBlobRepository
 from ondo.backends.store.sql.events import SqlEventIndexRepository
 from ondo.backends.store.sql.functions import SqlFunctionRepository, SqlInvocationRepository
 from ondo.backends.store.sql.retention import SqlWatermarkRepository
@@ -62,3 +63,7 @@ class SqlRepositories:
     @cached_property
     def event_index(self) -> SqlEventIndexRepository:
         return SqlEventIndexRepository(self._sql)
+
+    @cached_property
+    def blobs(self) -> SqlBlobRepository:
+        return SqlBlobRepository(self._sql)

@@ -257,4 +257,13 @@ MIGRATIONS: list[Migration] = [
         "events-0002",
         "DROP INDEX event_index_by_age",
     ),
+    # --- blobs (repositories/blobs.py): code and layers, on a shared store only ---------
+    (
+        "blobs-0001",
+        """
+        CREATE TABLE blob_parts (
+            kind TEXT NOT NULL, hash TEXT NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL,
+            PRIMARY KEY (kind, hash, part))
+        """,
+    ),
 ]
