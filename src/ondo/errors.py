@@ -147,6 +147,13 @@ class RuntimeUnavailable(OndoError):
     code = "runtime_unavailable"
 
 
+class CodeUnavailable(RuntimeUnavailable):
+    """Raised when a version's code bundle or dependency layer is neither in this process's
+    data dir nor in the shared store (functions/shared.py)."""
+
+    code = "code_unavailable"
+
+
 # --- events and bus ---------------------------------------------------------------------
 
 

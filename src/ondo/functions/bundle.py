@@ -67,7 +67,7 @@ class CodeStore:
                 dest = staging / path.relative_to(source)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, dest)
-            _make_read_only(staging)
+            make_read_only(staging)
             staging.rename(target)
         except FileExistsError:
             pass  # another deploy stored the same content first
@@ -81,7 +81,7 @@ class CodeStore:
         return code_hash
 
 
-def _make_read_only(root: Path) -> None:
+def make_read_only(root: Path) -> None:
     read_only_file = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
     for dirpath, _dirs, filenames in os.walk(root):
         for name in filenames:

@@ -9,7 +9,9 @@ returns it answers with what it had.
 
 When such a read finds that another process replaced or deleted a version this process knew as
 current, `on_replaced(old)` is called (the service retires the old version's zygote, as the
-process that made the change did in its own runtime).
+process that made the change did in its own runtime); when it finds a version this process did
+not know as current (the first load included), `on_heard(new)` is called (the service fetches
+its code from a shared store ahead of its first invocation).
 
 Reads may finish out of order (PostgreSQL runs them on several connections), so each entry
 remembers the sequence number of the read or write that produced it, and an answer never
@@ -44,10 +46,12 @@ class CurrentVersions:
         repository: Callable[[], FunctionRepository],
         subscribe: Callable[[str, Listener], Callable[[], None]],
         on_replaced: Callable[[FunctionVersion], None] | None = None,
+        on_heard: Callable[[FunctionVersion], None] | None = None,
     ) -> None:
         self._repository = repository  # autocommit: each read on its own
         self._subscribe = subscribe
         self._on_replaced = on_replaced
+        self._on_heard = on_heard
         self._current: dict[Key, FunctionVersion] = {}
         self._seq_of: dict[Key, int] = {}  # the sequence number behind each entry (or absence)
         self._seq = itertools.count(1)
@@ -130,3 +134,5 @@ class CurrentVersions:
             self._current[key] = fv
         if heard and old is not None and old != fv and self._on_replaced is not None:
             self._on_replaced(old)
+        if heard and fv is not None and old != fv and self._on_heard is not None:
+            self._on_heard(fv)

@@ -27,6 +27,7 @@ from ondo.functions.bundle import CodeStore
 from ondo.functions.directory import CurrentVersions
 from ondo.functions.model import FunctionConfig, FunctionVersion, InvocationRecord
 from ondo.functions.records import RecordWriter
+from ondo.functions.shared import SharedBundles
 from ondo.ids import uuid7
 from ondo.metrics import Metrics
 from ondo.runtime.base import FunctionSpec, InvocationOutcome, Runtime
@@ -70,8 +71,13 @@ class FunctionService:
         self._publishing = asyncio.Lock()
         self._trial_ids = itertools.count(1)  # throwaway versions (-1, -2, …) of dry runs
         self.records = RecordWriter(self._write_records)
+        # On a store shared by several processes: code and layers go through it too.
+        self.bundles = SharedBundles(store, code.root, layers_root)
         self.current = CurrentVersions(
-            lambda: store.repos.functions, store.subscribe, self._replaced_elsewhere
+            lambda: store.repos.functions,
+            store.subscribe,
+            self._replaced_elsewhere,
+            self._heard if self.bundles.enabled else None,
         )
         self._detach_specs: Callable[[], None] | None = None
         self._writes: set[asyncio.Task[None]] = set()  # work off the caller's path
@@ -103,6 +109,11 @@ class FunctionService:
         """Another process made another version current (or deleted the function): this
         process's zygote of the old one goes too (a no-op when it has none)."""
         self._background(self.runtime.retire(self.spec(old)))
+
+    def _heard(self, fv: FunctionVersion) -> None:
+        """A version became current (here or elsewhere): fetch its code and layer now, so
+        its first invocation does not wait for them (a failure is logged; `_run` retries)."""
+        self._background(self.bundles.ensure(fv))
 
     def _background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(work)
@@ -205,6 +216,7 @@ class FunctionService:
             draft = FunctionVersion(
                 namespace, name, version, config, code_hash, layer_hash, self.clock.now(), app
             )
+            await self.bundles.upload(draft)  # in a shared store before anyone sees the version
             same = await repo.identical_version(draft)
             if same is not None:
                 return await self.rollback(name, same.version, namespace)
@@ -252,6 +264,7 @@ class FunctionService:
     ) -> FunctionVersion:
         target = await self.get_version(name, namespace, version)
         current = self.get(name, namespace)
+        await self.bundles.ensure(target)  # deployed by another process sharing the store
         await self.runtime.prepare(self.spec(target))
         async with self.store.transaction() as uow:
             await uow.functions.set_current(namespace, name, version, self.clock.now())
@@ -415,6 +428,8 @@ class FunctionService:
         self._running += 1
         try:
             try:
+                if self.bundles.enabled:  # a store shared with other processes
+                    await self.bundles.ensure(fv)
                 outcome = await self.runtime.invoke(self.spec(fv), payload, record.id)
             except Exception as exc:  # the record ends even when the platform fails to run it
                 await self._late_row_done(record.id)
