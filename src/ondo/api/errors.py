@@ -21,6 +21,7 @@ from ondo.errors import (
     BusClosed,
     BusError,
     ClientError,
+    CodeUnavailable,
     ConcurrencyExhausted,
     ConfigError,
     ConfigLimitExceeded,
@@ -87,6 +88,7 @@ STATUSES: Final[tuple[tuple[type[OndoError], int], ...]] = (
     (DuplicateKey, 409),
     (ConcurrencyExhausted, 429),  # answered with Retry-After
     # the platform cannot serve now
+    (CodeUnavailable, 503),  # before RuntimeUnavailable, which it is a kind of
     (RuntimeUnavailable, 503),
     (BusClosed, 503),
     (BusError, 503),

@@ -47,6 +47,7 @@ EXPECTED = {
     "NetworkUnavailable": 400,
     "ConcurrencyExhausted": 429,
     "RuntimeUnavailable": 503,
+    "CodeUnavailable": 503,
     "EventError": 400,
     "UnsupportedMediaType": 415,
     "BusError": 503,
