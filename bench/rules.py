@@ -237,12 +237,20 @@ async def post_rule_batch_lean(client: LeanClient, run: str, numbers: range) -> 
     await client.post("/v1/events", [hit(n, run) for n in numbers])
 
 
+# Invocation records are committed in batches, so one that finished earlier can become visible
+# after a later one (on PostgreSQL, concurrent transactions commit in any order): a reader that
+# only moves forward by finished_at would skip it. Each idle poll re-reads this much history.
+REREAD_S = 2.0
+
+
 async def completions(
     client: httpx.AsyncClient, run: str, expected: int, timeout: float
 ) -> dict[str, list[float]]:
-    """finished_at of every succeeded invocation whose result id belongs to `run`."""
+    """finished_at of every succeeded invocation whose result id belongs to `run` (a list per
+    id: more than one entry is an effect that happened twice)."""
     seen: dict[str, list[float]] = {}
-    after = 0.0
+    counted: set[str] = set()  # invocation ids, so re-read records count once
+    after = newest = 0.0
     deadline = time.monotonic() + timeout
     while len(seen) < expected and time.monotonic() < deadline:
         response = await client.get(
@@ -251,16 +259,22 @@ async def completions(
         response.raise_for_status()
         records = response.json()["invocations"]
         for record in records:
-            after = max(after, record["finished_at"] or after)
+            newest = max(newest, record["finished_at"] or newest)
             result = record.get("result") or {}
             rid = result.get("id") if isinstance(result, dict) else None
-            if record["status"] == "succeeded" and isinstance(rid, str) and rid.startswith(run):
+            if record["status"] != "succeeded" or not isinstance(rid, str):
+                continue
+            if rid.startswith(run) and record["id"] not in counted:
+                counted.add(record["id"])
                 seen.setdefault(rid, []).append(record["finished_at"])
         if len(records) < 1000:
+            after = max(0.0, newest - REREAD_S)
             # Completion times come from the records, so polling slowly loses no accuracy;
             # it keeps the platform's `logs` query (a scan of the function's invocations)
             # from taking CPU away from the run being measured.
             await asyncio.sleep(0.5)
+        else:
+            after = newest
     return seen
 
 
