@@ -163,6 +163,22 @@ class Asyncpg:
         await self.pool.close()
 
 
+class AsyncpgKeepSession(Asyncpg):
+    """asyncpg as engine.py configures its pool: no reset query when a connection is released
+    (the default `Connection.reset` costs a round trip per release)."""
+
+    name = "asyncpg_no_reset"
+
+    async def open(self, dsn: str, settings: dict[str, str], size: int) -> None:
+        self.pool = await asyncpg.create_pool(
+            dsn, min_size=size, max_size=size, server_settings=settings, reset=_keep_session
+        )
+
+
+async def _keep_session(_conn: object) -> None:
+    return None
+
+
 class Psycopg:
     name = "psycopg"
 
@@ -264,7 +280,7 @@ def summary(values: list[float]) -> dict[str, float]:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     async def body(schema: str) -> dict[str, Any]:
-        drivers: list[Driver] = [Asyncpg(), Psycopg()]
+        drivers: list[Driver] = [Asyncpg(), AsyncpgKeepSession(), Psycopg()]
         settings = {"search_path": schema, "synchronous_commit": args.synchronous_commit}
         for driver in drivers:
             await driver.open(args.dsn, settings, max(CONCURRENCIES))
@@ -319,6 +335,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "synchronous_commit": args.synchronous_commit,
         "results": results,
         "asyncpg_over_psycopg_tps": ratios,
+        "no_reset_over_asyncpg_tps": {
+            f"concurrency_{c}": round(
+                results["asyncpg_no_reset"][f"concurrency_{c}"]["transactions_per_s"]["median"]
+                / results["asyncpg"][f"concurrency_{c}"]["transactions_per_s"]["median"],
+                2,
+            )
+            for c in CONCURRENCIES
+        },
     }
 
 
