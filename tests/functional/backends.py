@@ -10,8 +10,7 @@ clusters of its platforms are dropped (PostgreSQL schema, NATS streams and bucke
 still running then (a module's shared platform) is dropped at the end of the session.
 
 `ONDO_TEST_BACKEND=nats-bus`: the bus on NATS JetStream, the store embedded (SQLite), with the
-same cluster bookkeeping: the NATS bus proven through the whole suite while the PostgreSQL store
-is not usable yet.
+same cluster bookkeeping: the NATS bus proven through the whole suite on its own.
 
 A missing service is a skip locally and a failure in CI (tests/services.py). Tests that look at
 the embedded engines' files are marked `embedded_only` and skip in the distributed run.
