@@ -11,6 +11,8 @@ from ondo.cli.common import add_json_flag, client_of, read_data, result_of
 from ondo.cli.output import document, local_time, print_json
 
 FOLLOW_POLL_S = 0.5
+FOLLOW_PAGE = 1000  # the API's largest page of `logs?after=`
+FOLLOW_LOOKBACK_S = 2.0  # how late a record may commit after one that finished later
 
 
 def register(sub: Any) -> None:
@@ -92,14 +94,33 @@ def run_logs(args: argparse.Namespace) -> int:
     records.reverse()
     for rec in records:
         _print_record(rec, args.json)
-    after = max((r.get("finished_at") or 0 for r in records), default=0.0)
-    while args.follow:
-        time.sleep(FOLLOW_POLL_S)
-        new = client.get(f"/v1/functions/{args.name}/logs", after=after)["invocations"]
-        for rec in new:
-            _print_record(rec, args.json)
-            after = max(after, rec["finished_at"] or after)
+    if args.follow:
+        _follow(client, args, records)
     return 0
+
+
+def _follow(client: Any, args: argparse.Namespace, shown: list[dict[str, Any]]) -> None:
+    """Print each finished invocation once, as it appears. Records are committed in batches,
+    not always in finishing order (on PostgreSQL several commit at once), so each poll reads
+    again the last FOLLOW_LOOKBACK_S before the newest finish seen and skips what it printed."""
+    newest = max((r.get("finished_at") or 0.0 for r in shown), default=0.0)
+    printed = {r["id"]: r.get("finished_at") or 0.0 for r in shown}
+    after = newest - FOLLOW_LOOKBACK_S
+    while True:
+        time.sleep(FOLLOW_POLL_S)
+        page = client.get(f"/v1/functions/{args.name}/logs", after=after, limit=FOLLOW_PAGE)[
+            "invocations"
+        ]
+        for rec in page:
+            if rec["id"] not in printed:
+                _print_record(rec, args.json)
+                printed[rec["id"]] = rec["finished_at"] or 0.0
+            newest = max(newest, rec["finished_at"] or 0.0)
+        if len(page) == FOLLOW_PAGE:  # more to read: go on from this page's end (ids dedupe)
+            after = (page[-1]["finished_at"] or after) - 1e-6
+        else:  # caught up: next time, look back for records committed late
+            after = newest - FOLLOW_LOOKBACK_S
+        printed = {i: t for i, t in printed.items() if t >= after}  # bounded memory
 
 
 def run_invocation(args: argparse.Namespace) -> int:
