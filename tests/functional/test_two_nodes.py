@@ -18,6 +18,7 @@ import pytest
 
 from tests.functional.apps import write_app
 from tests.functional.platform import RunningPlatform, wait_for
+from tests.functional.test_distributed_kill import queue_idle
 from tests.services import (
     NATS_URL,
     POSTGRES_URL,
@@ -63,11 +64,6 @@ def _fired(api: httpx.Client, event_id: str, rule: str) -> bool:
     return any(
         d["rule"] == rule and d["outcome"] == "fired" for d in trace.json().get("decisions", [])
     )
-
-
-def _idle(api: httpx.Client) -> bool:
-    jobs: dict[str, int] = api.get("/v1/actions").json()["jobs"]
-    return jobs.get("pending", 0) == 0 and jobs.get("running", 0) == 0
 
 
 def test_two_processes_share_deploys_code_rules_and_work(tmp_path: Path) -> None:
@@ -125,7 +121,7 @@ def test_two_processes_share_deploys_code_rules_and_work(tmp_path: Path) -> None
             for event_id in sorted(wanted):
                 assert api_a.post("/v1/events", json=_event(event_id, "x.happened")).is_success
             wait_for(lambda: wanted <= set(_answered(api_b)), timeout=120)
-            wait_for(lambda: _idle(api_a) and _idle(api_b), timeout=120)
+            wait_for(lambda: queue_idle(api_a) and queue_idle(api_b), timeout=120)
             counts = _answered(api_a)
         assert {k: n for k, n in counts.items() if k in wanted and n != 1} == {}
         assert wanted <= set(counts)
