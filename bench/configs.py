@@ -14,9 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import sys
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests.services
+
+from tests.services import delete_nats_streams
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 NATS_URL = "nats://127.0.0.1:4222"
@@ -99,27 +104,4 @@ async def _drop(config: BackendConfig) -> None:
         finally:
             await conn.close()
     if config.bus.startswith("nats"):
-        await _delete_streams(config.bus, config.cluster)
-
-
-async def _delete_streams(url: str, cluster: str) -> None:
-    """Every stream (KV buckets and object stores are streams too) named after the cluster."""
-    import nats
-
-    prefixes = tuple(f"{kind}{cluster}_" for kind in ("", "KV_", "OBJ_"))
-    nc = await nats.connect(url)
-    try:
-        names: list[str] = []
-        while True:
-            reply = await nc.request(
-                "$JS.API.STREAM.NAMES", json.dumps({"offset": len(names)}).encode(), timeout=10
-            )
-            page = json.loads(reply.data)
-            names += page.get("streams") or []
-            if not page.get("streams") or len(names) >= page.get("total", 0):
-                break
-        for name in names:
-            if name.startswith(prefixes):
-                await nc.request(f"$JS.API.STREAM.DELETE.{name}", b"", timeout=10)
-    finally:
-        await nc.close()
+        await delete_nats_streams(config.cluster, config.bus)

@@ -59,7 +59,7 @@ def drop_cluster(cluster: str) -> None:
 
 def drop_nats_cluster(cluster: str) -> None:
     """Delete the cluster's NATS streams only (a run whose store is not on PostgreSQL)."""
-    asyncio.run(_delete_streams(cluster))
+    asyncio.run(delete_nats_streams(cluster))
 
 
 async def _drop_cluster(cluster: str) -> None:
@@ -70,14 +70,16 @@ async def _drop_cluster(cluster: str) -> None:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{cluster}" CASCADE')
     finally:
         await conn.close()
-    await _delete_streams(cluster)
+    await delete_nats_streams(cluster)
 
 
-async def _delete_streams(cluster: str) -> None:
+async def delete_nats_streams(cluster: str, url: str = NATS_URL) -> None:
+    """Every stream (KV buckets and object stores are streams too) named after the cluster
+    (the benches' made-up clusters too: bench/configs.py)."""
     import nats
 
     prefixes = tuple(f"{kind}{cluster}_" for kind in ("", "KV_", "OBJ_"))
-    nc = await nats.connect(NATS_URL)
+    nc = await nats.connect(url)
     try:
         names: list[str] = []
         while True:  # the server answers a page of names at a time
