@@ -28,6 +28,12 @@ class ConfigLimitExceeded(ConfigError):
     code = "limit_exceeded"
 
 
+class SourceKindUnavailable(ConfigError):
+    """Raised when a source kind's module or library cannot be imported (names the extra)."""
+
+    code = "source_kind_unavailable"
+
+
 class ValidationError(OndoError):
     """Raised when a request or argument is malformed; the message names the field."""
 

@@ -6,9 +6,12 @@ Components that run in the background (dispatcher, action queue, schedulers, …
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
 import socket
-from typing import Protocol
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 from ondo import datadir
 from ondo.actions.async_invoke import AsyncInvoke
@@ -35,8 +38,12 @@ from ondo.rules.window_retention import StaleWindowRows
 from ondo.runtime.base import Runtime
 from ondo.runtime.builds import BuildSettings
 from ondo.security.tokens import TokenStore
+from ondo.sources.book import SourceBook
+from ondo.sources.supervisor import BusEvents, SourceSupervisor
 
 log = logging.getLogger("ondo.platform")
+# Beyond a step's own grace: how long stopping one part may take before it is left behind.
+STOP_STEP_EXTRA_S = 5.0
 
 
 class Service(Protocol):
@@ -95,9 +102,19 @@ class Platform:
         self.actions = self._wire_actions(config)
         self.add_service(self.actions)
         self.rules = self._wire_rules()  # after the action queue: it enqueues there
+        self.sources = SourceSupervisor(
+            self.store,
+            BusEvents(self.bus, self.metrics),
+            self.clock,
+            self.metrics.registry,
+            config.data_dir / "sources",
+            config.max_event_bytes,
+        )
+        self.add_service(self.sources)  # last: it stops first, so no event arrives mid-stop
         self.deploy_targets = DeployTargets(
             self.functions,
             self.rules.book,
+            SourceBook(self.store),
             self.functions.layers_root,
             BuildSettings(
                 index_url=config.build_index_url,
@@ -192,18 +209,43 @@ class Platform:
             self._started.append(service)
 
     async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop every part in reverse order. Each step has a time budget: one that overruns is
+        logged with every task's stack (so a hang names its cause) and left behind, so that a
+        stuck part never keeps the process, and the data dir's lock, from going."""
+        budget = grace_s + STOP_STEP_EXTRA_S
         for service in reversed(self._started):
-            try:
-                await service.stop()
-            except Exception:
-                log.exception("stopping %r failed", service)
+            await _bounded(f"stopping {type(service).__name__}", service.stop(), budget)
         self._started.clear()
-        await self.functions.drain(grace_s)
+        await _bounded("draining invocations", self.functions.drain(grace_s), budget)
         self.functions.close()
-        await self.runtime.close(grace_s)
-        await self.bus.close()
-        await self.store.close()
+        await _bounded("closing the runtime", self.runtime.close(grace_s), budget)
+        await _bounded("closing the bus", self.bus.close(), STOP_STEP_EXTRA_S)
+        await _bounded("closing the store", self.store.close(), STOP_STEP_EXTRA_S)
         self.data_lock.release()
+
+
+async def _bounded(step: str, work: Coroutine[Any, Any, None], budget_s: float) -> None:
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=budget_s)
+    if not done:
+        log.error(
+            "%s took more than %.0f s; going on without it. Tasks still running:\n%s",
+            step,
+            budget_s,
+            _task_stacks(),
+        )
+        task.cancel()
+        return
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed", step, exc_info=task.exception())
+
+
+def _task_stacks() -> str:
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        if task is not asyncio.current_task():
+            task.print_stack(limit=12, file=out)
+    return out.getvalue()
 
 
 def _default_runtime(config: Config) -> Runtime:

@@ -14,7 +14,17 @@ from starlette.routing import BaseRoute
 
 from ondo.api.auth import BearerAuth
 from ondo.api.errors import INTERNAL, error_response, internal_message, status_of
-from ondo.api.routes import clock, deployments, dlq, events, functions, rules, system, tokens
+from ondo.api.routes import (
+    clock,
+    deployments,
+    dlq,
+    events,
+    functions,
+    rules,
+    sources,
+    system,
+    tokens,
+)
 from ondo.errors import OndoError
 from ondo.platform import Platform
 
@@ -27,6 +37,7 @@ ROUTE_MODULES: list[Callable[[], list[BaseRoute]]] = [
     deployments.routes,
     dlq.routes,
     rules.routes,
+    sources.routes,
     tokens.routes,
     clock.routes,
 ]

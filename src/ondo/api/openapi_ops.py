@@ -65,6 +65,15 @@ RULE = obj(
     {"name": TEXT, "namespace": TEXT, "enabled": {"type": "boolean"}},
     {"disabled_reason": {"type": ["string", "null"]}},  # why ondo disabled it (it failed)
 )
+SOURCE_FIELDS: dict[str, Schema] = {
+    "name": TEXT,
+    "namespace": TEXT,
+    "kind": TEXT,
+    "state": {"type": "string", "enum": ["starting", "connected", "retrying", "stopped", "failed"]},
+    "events": INT,
+    "errors": INT,
+}
+SOURCE = obj(SOURCE_FIELDS, {"last_error": {"type": ["string", "null"]}})
 JOB = obj({"id": INT, "status": TEXT})
 INVOCATIONS = obj({"invocations": array(INVOCATION)})
 CLOUDEVENT = obj(
@@ -202,6 +211,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/v1/rules/{name}/enforcements"): Operation(
         {200: obj({"enforcements": array(OBJECT)})}, query={"limit": limit(50)}
     ),
+    ("GET", "/v1/sources"): Operation({200: obj({"sources": array(SOURCE)})}),
+    ("GET", "/v1/sources/{name}"): Operation({200: obj({**SOURCE_FIELDS, "settings": OBJECT})}),
     ("GET", "/v1/trace/{event_id}"): Operation(
         {200: obj({"events": array(STORED_EVENT), "decisions": array(OBJECT), "lines": LINES})},
         errors=(410,),

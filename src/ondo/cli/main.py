@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "ondo.cli.events",
     "ondo.cli.dlq",
     "ondo.cli.rules",
+    "ondo.cli.sources",
     "ondo.cli.clock",
     "ondo.cli.completion",
 ]

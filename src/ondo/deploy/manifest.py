@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ondo.deploy.sources import Directory, SourceDecl, parse_directory, parse_sources
 from ondo.deploy.yamlsrc import MAX_MANIFEST_BYTES, Located, load
 from ondo.destinations import parse_destination
 from ondo.durations import accepted_forms, parse_duration
@@ -22,7 +23,7 @@ from ondo.functions.model import (
 )
 
 MANIFEST_NAME = "ondo.yaml"
-TOP_LEVEL_KEYS = ("name", "functions", "rules")
+TOP_LEVEL_KEYS = ("name", "functions", "rules", "sources", "contacts", "groups")
 FUNCTION_KEYS = (
     "code",
     "handler",
@@ -56,9 +57,13 @@ class Manifest:
     functions: dict[str, FunctionDecl]
     rules: list[Any] = field(default_factory=list)
     source: Located | None = None
+    sources: dict[str, SourceDecl] = field(default_factory=dict)
+    directory: Directory = field(default_factory=lambda: Directory({}, {}))
 
 
-def read_manifest(app_dir: Path, app_name: str | None = None) -> Manifest:
+def read_manifest(
+    app_dir: Path, app_name: str | None = None, origin: Path | None = None
+) -> Manifest:
     path = app_dir / MANIFEST_NAME
     if not path.is_file():
         raise ConfigError(f"{path}: not found; an app directory needs an {MANIFEST_NAME}")
@@ -72,10 +77,18 @@ def read_manifest(app_dir: Path, app_name: str | None = None) -> Manifest:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
-    return parse_manifest(text, app_dir, MANIFEST_NAME, app_name)
+    return parse_manifest(text, app_dir, MANIFEST_NAME, app_name, origin)
 
 
-def parse_manifest(text: str, root: Path, filename: str, app_name: str | None = None) -> Manifest:
+def parse_manifest(
+    text: str,
+    root: Path,
+    filename: str,
+    app_name: str | None = None,
+    origin: Path | None = None,
+) -> Manifest:
+    """`origin`: the app directory on the deploying machine, when `root` is a copy of it (a
+    source's relative paths, such as a watched folder, are resolved against it)."""
     doc = load(text, filename)
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):
@@ -94,7 +107,15 @@ def parse_manifest(text: str, root: Path, filename: str, app_name: str | None = 
     rules = data.get("rules") or []
     if not isinstance(rules, list | dict):
         raise doc.error(("rules",), "rules must be a list (or a mapping of name to rule)")
-    return Manifest(app, root, functions, rules if isinstance(rules, list) else [rules], doc)
+    return Manifest(
+        app,
+        root,
+        functions,
+        rules if isinstance(rules, list) else [rules],
+        doc,
+        parse_sources(doc, origin or root, data.get("sources")),
+        parse_directory(doc, data.get("contacts"), data.get("groups")),
+    )
 
 
 def folder_app_name(root: Path) -> str:

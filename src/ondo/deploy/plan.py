@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
@@ -18,6 +19,7 @@ from ondo.deploy import progress
 from ondo.deploy.guards import invokes, invoking_rules, refuse_delete, refuse_take_over
 from ondo.deploy.manifest import FunctionDecl, Manifest
 from ondo.deploy.rules import RuleStep, plan_rules
+from ondo.deploy.sources import DirectoryStep, plan_directory
 from ondo.deploy.targets import DeployTargets, FunctionTargets
 from ondo.errors import ConfigError, DeployError, HandlerImportError, OndoError
 from ondo.functions.bundle import hash_code
@@ -259,11 +261,22 @@ async def make_plan(
     *,
     take_over: bool = False,
     force: bool = False,
+    now: float | None = None,
 ) -> Plan:
     """The plan, refused (Conflict) when it would take over another app's functions or rules
     (unless `take_over`) or delete a function that enabled rules invoke (unless `force`, which
     makes the deletion disable those rules)."""
     steps = await plan_functions(targets.functions, manifest, namespace)
+    steps.extend(
+        await plan_directory(
+            targets.sources,
+            manifest.sources,
+            manifest.directory,
+            manifest.app,
+            namespace,
+            time.time() if now is None else now,
+        )
+    )
     return await asyncio.to_thread(
         _finish_plan, targets, manifest, namespace, steps, take_over, force
     )
@@ -303,11 +316,13 @@ def _owner(targets: DeployTargets, namespace: str, step: Step) -> str | None:
     if step.kind == "rule":
         rule = targets.rules.stored_rule(namespace, step.name)
         return rule.app if rule is not None else None
+    if isinstance(step, DirectoryStep):
+        return step.current_app
     return None
 
 
 def _taken_over(step: Step, owner: str | None) -> Step:
-    if owner is None or not isinstance(step, FunctionStep | RuleStep):
+    if owner is None or not isinstance(step, FunctionStep | RuleStep | DirectoryStep):
         return step
     return replace(step, detail=f"taken over from app {owner!r} (--take-over); {step.detail}")
 

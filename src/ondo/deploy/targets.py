@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ondo.backends.store.repositories.functions import FunctionVersion
 from ondo.backends.store.repositories.rules import StoredRule
+from ondo.deploy.sources import SourceTargets
 from ondo.functions.model import FunctionConfig
 
 if TYPE_CHECKING:
@@ -111,5 +112,6 @@ class DeployTargets:
 
     functions: FunctionTargets
     rules: RuleTargets
+    sources: SourceTargets
     layers_dir: Path  # where dependency layers are built (the function service reads them there)
     build: BuildSettings  # how they are built (the operator's index, limits)

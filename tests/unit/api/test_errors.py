@@ -29,6 +29,7 @@ EXPECTED = {
     "OndoError": 500,
     "ConfigError": 400,
     "ConfigLimitExceeded": 400,
+    "SourceKindUnavailable": 400,
     "ValidationError": 400,
     "InputLimitExceeded": 400,
     "DurationError": 400,

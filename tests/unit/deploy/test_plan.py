@@ -24,6 +24,7 @@ from ondo.functions.bundle import CodeStore
 from ondo.functions.model import FunctionConfig, FunctionVersion
 from ondo.rules.definitions import RuleBook, RuleChecks
 from ondo.runtime.builds import BuildSettings
+from ondo.sources.book import SourceBook
 
 T = TypeVar("T")
 Key = tuple[str, str]  # (namespace, name)
@@ -138,7 +139,9 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     checks = RuleChecks(function_exists=functions.exists, validate_action=lambda a, ns: None)
     book = RuleBook(store, clock, checks, on_change=lambda rid, rule: None)
     await book.load()
-    targets = DeployTargets(functions, book, tmp_path / "layers", BuildSettings())
+    targets = DeployTargets(
+        functions, book, SourceBook(store), tmp_path / "layers", BuildSettings()
+    )
     try:
         yield World(targets, functions, book, root)
     finally:

@@ -39,7 +39,10 @@ async def _deploy_archive(
         try:
             await asyncio.to_thread(unpack, body, root)
             # Off the loop: YAML parsing is pure Python, and a manifest may be up to its limit.
-            manifest = await asyncio.to_thread(read_manifest, root, params.get("app"))
+            origin = params.get("dir")
+            manifest = await asyncio.to_thread(
+                read_manifest, root, params.get("app"), Path(origin) if origin else None
+            )
             return await deploy_manifest(
                 targets,
                 manifest,

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         RuleRepository,
         WindowRepository,
     )
+    from ondo.backends.store.repositories.sources import DirectoryRepository, SourceRepository
     from ondo.backends.store.repositories.tokens import TokenRepository
 
 Dialect = Literal["sqlite", "postgres"]
@@ -170,6 +171,16 @@ class Repositories(Protocol):
     @property
     def blobs(self) -> BlobRepository:
         """Code bundles and dependency layers (only on a store shared by several processes)."""
+        ...
+
+    @property
+    def sources(self) -> SourceRepository:
+        """Sources as deployed, and each source's saved state."""
+        ...
+
+    @property
+    def directory(self) -> DirectoryRepository:
+        """Contacts and groups (whom the notify action reaches)."""
         ...
 
 

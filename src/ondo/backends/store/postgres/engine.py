@@ -67,6 +67,7 @@ Connection: TypeAlias = (
 
 RECONNECT_DELAY_S = 1.0
 LISTEN_TIMEOUT_S = 30.0
+POOL_CLOSE_TIMEOUT_S = 3.0
 _ISOLATION: dict[str, Literal["read_committed", "repeatable_read", "serializable"]] = {
     "read committed": "read_committed",
     "repeatable read": "repeatable_read",
@@ -287,7 +288,17 @@ class PostgresEngine:
             await self._listener.close()
         if self._pool is not None:
             pool, self._pool = self._pool, None
-            await pool.close()
+            try:
+                async with asyncio.timeout(POOL_CLOSE_TIMEOUT_S):
+                    await pool.close()  # waits for every connection to be released
+            except TimeoutError:
+                held = pool.get_size() - pool.get_idle_size()
+                log.error(
+                    "%d store connection(s) still held %g s into closing; terminating them",
+                    held,
+                    POOL_CLOSE_TIMEOUT_S,
+                )
+                pool.terminate()
 
 
 @contextmanager

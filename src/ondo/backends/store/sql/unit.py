@@ -16,6 +16,7 @@ from ondo.backends.store.sql.rules import (
     SqlRuleRepository,
     SqlWindowRepository,
 )
+from ondo.backends.store.sql.sources import SqlDirectoryRepository, SqlSourceRepository
 from ondo.backends.store.sql.tokens import SqlTokenRepository
 
 
@@ -67,3 +68,11 @@ class SqlRepositories:
     @cached_property
     def blobs(self) -> SqlBlobRepository:
         return SqlBlobRepository(self._sql)
+
+    @cached_property
+    def sources(self) -> SqlSourceRepository:
+        return SqlSourceRepository(self._sql)
+
+    @cached_property
+    def directory(self) -> SqlDirectoryRepository:
+        return SqlDirectoryRepository(self._sql)

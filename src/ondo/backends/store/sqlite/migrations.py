@@ -266,4 +266,22 @@ MIGRATIONS: list[Migration] = [
             PRIMARY KEY (kind, hash, part))
         """,
     ),
+    # --- sources, their state, contacts and groups (repositories/sources.py) -------------
+    (
+        "sources-0001",
+        """
+        CREATE TABLE sources (
+            namespace TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, spec TEXT NOT NULL,
+            app TEXT, updated_at REAL NOT NULL, PRIMARY KEY (namespace, name));
+        CREATE TABLE source_state (
+            namespace TEXT NOT NULL, name TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+            updated_at REAL NOT NULL, PRIMARY KEY (namespace, name, key));
+        CREATE TABLE contacts (
+            namespace TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, app TEXT,
+            PRIMARY KEY (namespace, name));
+        CREATE TABLE contact_groups (
+            namespace TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, app TEXT,
+            PRIMARY KEY (namespace, name))
+        """,
+    ),
 ]
