@@ -78,6 +78,8 @@ def _source(doc: Located, root: Path, name: Any, spec: Any) -> SourceDecl:
     if not isinstance(spec, dict):
         raise doc.error(path, "source settings must be a mapping with a `kind:`")
     kind = spec.get("kind")
+    if kind is None:
+        raise doc.error(path, f"a source needs `kind:`, one of {', '.join(KIND_MODULES)}")
     if not isinstance(kind, str) or kind not in KIND_MODULES:
         raise doc.error(
             (*path, "kind"), f"kind must be one of {', '.join(KIND_MODULES)}, got {kind!r}"
