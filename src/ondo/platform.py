@@ -39,6 +39,7 @@ from ondo.runtime.base import Runtime
 from ondo.runtime.builds import BuildSettings
 from ondo.security.tokens import TokenStore
 from ondo.sources.book import SourceBook
+from ondo.sources.http_routes import HttpInvoke, HttpRoutes
 from ondo.sources.supervisor import BusEvents, SourceSupervisor
 
 log = logging.getLogger("ondo.platform")
@@ -102,6 +103,10 @@ class Platform:
         self.actions = self._wire_actions(config)
         self.add_service(self.actions)
         self.rules = self._wire_rules()  # after the action queue: it enqueues there
+        # The http sources' routes: their kind registers them, the server answers them.
+        self.http_routes = HttpRoutes(
+            self.tokens.authenticate, HttpInvoke(self.functions), config.max_body_bytes
+        )
         self.sources = SourceSupervisor(
             self.store,
             BusEvents(self.bus, self.metrics),
@@ -109,6 +114,7 @@ class Platform:
             self.metrics.registry,
             config.data_dir / "sources",
             config.max_event_bytes,
+            self.http_routes,
         )
         self.add_service(self.sources)  # last: it stops first, so no event arrives mid-stop
         self.deploy_targets = DeployTargets(

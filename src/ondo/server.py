@@ -20,6 +20,7 @@ from ondo.config import Config
 from ondo.deploy.manifest import read_manifest
 from ondo.errors import OndoError
 from ondo.platform import Platform
+from ondo.sources.http_serve import HttpPrefix
 
 log = logging.getLogger("ondo")
 
@@ -87,7 +88,9 @@ def serve(config: Config) -> int:
     uv_config = uvicorn.Config(
         # The invoke fast path in front of the whole app (it authenticates on its own and
         # passes on whatever it does not serve, lifespan included): no framework layer per call.
-        InvokeFastPath(app, platform),
+        # The http sources' routes (/http/NS/SOURCE/…) in front of that: no token needed by a
+        # public route, and nothing else of the API is reachable through that prefix.
+        HttpPrefix(InvokeFastPath(app, platform), platform.http_routes),
         host=config.host,
         port=config.port,
         log_level="warning",

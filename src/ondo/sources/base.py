@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ondo.backends.store.repositories.sources import StoredSource
     from ondo.clock import Clock
     from ondo.events import CloudEvent
+    from ondo.sources.http_routes import HttpRoutes
 
 Settings = dict[str, Any]
 FieldPath = tuple[str | int, ...]
@@ -83,6 +84,10 @@ class SourceContext(Protocol):
         """The values this source saved (positions, last ticks), kept across restarts."""
 
     async def save_state(self, key: str, value: str) -> None: ...
+
+    @property
+    def http_routes(self) -> HttpRoutes:
+        """The platform's table of HTTP routes, which its server consults (the http kind)."""
 
 
 class SourceKind(Protocol):

@@ -33,6 +33,7 @@ from ondo.clock import Clock
 from ondo.errors import ConfigError, NotFound, OndoError
 from ondo.events import CloudEvent
 from ondo.metrics import Metrics
+from ondo.sources.http_routes import HttpRoutes
 from ondo.sources.kinds import source_kind
 
 log = logging.getLogger("ondo.sources")
@@ -182,6 +183,13 @@ class _Context:
             self.namespace, self.name, key, value, self.clock.now()
         )
 
+    @property
+    def http_routes(self) -> HttpRoutes:
+        routes = self._supervisor.http_routes
+        if routes is None:
+            raise ConfigError("this process serves no HTTP routes (no route table was given)")
+        return routes
+
 
 class SourceSupervisor:
     """The `Service` that runs the deployed sources (see the module's docstring)."""
@@ -194,8 +202,10 @@ class SourceSupervisor:
         registry: CollectorRegistry,
         data_root: Path,
         max_event_bytes: int,
+        http_routes: HttpRoutes | None = None,
     ) -> None:
         self.store = store
+        self.http_routes = http_routes
         self.append = append
         self.clock = clock
         self.metrics = SourceMetrics(registry)
