@@ -180,7 +180,7 @@ def _hmac(signed: Mapping[str, Any], path: FieldPath, at: Where) -> dict[str, st
 def _no_duplicates(routes: list[dict[str, Any]], at: Where) -> None:
     seen: dict[tuple[str, str], int] = {}
     for index, route in enumerate(routes):
-        key = (route["method"], compile_path(route["path"]).regex.pattern)
+        key = (route["method"], compile_path(route["path"]).shape)
         if key in seen:
             raise at.error(
                 ("routes", index, "path"),

@@ -43,6 +43,7 @@ class PathTemplate:
     names: tuple[str, ...]
     literal: bool
     specificity: tuple[int, int, int]
+    shape: str  # the template with parameter names left out: equal shapes are the same route
 
 
 def compile_path(text: str) -> PathTemplate:
@@ -75,10 +76,11 @@ def compile_path(text: str) -> PathTemplate:
         else:
             parts.append(f"(?P<{name}>[0-9]+)" if suffix == ":int" else f"(?P<{name}>[^/]+)")
     regex = re.compile("/" + "/".join(parts))
+    shape = re.sub(r"\(\?P<[^>]+>", "(", regex.pattern)
     literals = len(segments) - len(names)
     # Sorted ascending: literal paths first, then more literal segments, greedy ones last.
     specificity = (1 if greedy else 0, 0 if not names else 1, -literals)
-    return PathTemplate(text, regex, tuple(names), not names, specificity)
+    return PathTemplate(text, regex, tuple(names), not names, specificity, shape)
 
 
 @dataclass(frozen=True)
