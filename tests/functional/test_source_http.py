@@ -19,6 +19,7 @@ import yaml
 from tests.functional.platform import RunningPlatform, free_port, wait_for
 
 SECRET = "webhook-secret-for-tests"
+RULE = 'on github.push from shop where body.ref == "refs/heads/main" do invoke hooked'
 
 CODE = """
 import json
@@ -80,7 +81,12 @@ def write_app(root: Path, port: int) -> Path:
                 "routes": [{"path": "/ping", "function": "plain", "auth": "public"}],
             },
         },
-        "rules": [{"name": "on-push", "when": "on github.push from shop do invoke hooked"}],
+        "rules": [
+            {
+                "name": "on-push",
+                "when": RULE,
+            }
+        ],
     }
     root.mkdir(parents=True, exist_ok=True)
     (root / "ondo.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
@@ -210,7 +216,10 @@ def test_signed_webhook_becomes_an_event_that_a_rule_acts_on(
 
         (record,) = wait_for(ran)
         assert record["trigger"] == "rule:on-push"
-        assert api.get("/v1/sources/shop").json()["events"] == 1
+        shown = api.get("/v1/sources/shop").json()
+        assert shown["events"] == 1
+        assert shown["settings"]["routes"][6]["hmac"]["secret"] == "***"
+        assert SECRET not in json.dumps(shown)
 
 
 def test_a_route_set_on_its_own_port(shop: tuple[RunningPlatform, int]) -> None:
