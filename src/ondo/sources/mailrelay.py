@@ -1,0 +1,159 @@
+"""Relaying spooled messages to the smarthost (aiosmtplib), with retries and backoff.
+
+Each pending message is sent to its pending recipients in one SMTP transaction. A recipient
+the smarthost accepts is delivered; one it refuses with a 5xx answer is failed for good (a
+problem is recorded, the message stays in the spool); anything else (a 4xx answer, a lost
+connection, a timeout) is retried after a backoff that doubles from `retry_first` to
+`retry_max`, until `give_up_after` has passed since the message was received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ondo.sources.mailspool import Spool, Spooled
+
+if TYPE_CHECKING:
+    from ondo.clock import Clock
+    from ondo.sources.base import SourceContext
+
+IDLE_WAKE_S = 60.0
+
+
+@dataclass(frozen=True)
+class Smarthost:
+    host: str
+    port: int
+    tls: str  # none | starttls | tls | auto
+    username: str | None
+    password: str | None
+    timeout: float
+    verify: bool
+    retry_first: float
+    retry_max: float
+    give_up_after: float
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Smarthost:
+        return cls(**{k: spec[k] for k in cls.__dataclass_fields__})
+
+
+@dataclass
+class Outcome:
+    delivered: list[str]
+    failed: dict[str, str]  # recipient -> the smarthost's answer (permanent)
+    retry: str | None  # why the rest must be tried again, if anything is left
+
+
+async def send(smarthost: Smarthost, entry: Spooled, raw: bytes) -> Outcome:
+    """One attempt at relaying `entry` to its pending recipients."""
+    import aiosmtplib
+
+    client = aiosmtplib.SMTP(
+        hostname=smarthost.host,
+        port=smarthost.port,
+        use_tls=smarthost.tls == "tls",
+        start_tls={"starttls": True, "none": False, "tls": False}.get(smarthost.tls),
+        username=smarthost.username,
+        password=smarthost.password,
+        timeout=smarthost.timeout,
+        validate_certs=smarthost.verify,
+    )
+    pending = list(entry.pending)
+    try:
+        async with client:
+            refused, _ = await client.sendmail(entry.mail_from, pending, raw)
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        return _refusals({r.recipient: (r.code, r.message) for r in exc.recipients}, [])
+    except aiosmtplib.SMTPResponseException as exc:
+        if 500 <= exc.code < 600:
+            return Outcome([], {r: f"{exc.code} {exc.message}" for r in pending}, None)
+        return Outcome([], {}, f"smarthost answered {exc.code} {exc.message}")
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        return Outcome([], {}, f"smarthost {smarthost.host}:{smarthost.port}: {exc}")
+    answers = {r: (resp.code, resp.message) for r, resp in refused.items()}
+    return _refusals(answers, [r for r in pending if r not in refused])
+
+
+def _refusals(answers: dict[str, tuple[int, str]], delivered: list[str]) -> Outcome:
+    failed = {r: f"{code} {text}" for r, (code, text) in answers.items() if code >= 500}
+    later = [f"{r}: {code} {text}" for r, (code, text) in answers.items() if code < 500]
+    return Outcome(delivered, failed, "; ".join(later) or None)
+
+
+class Relayer:
+    """Relays what the spool holds, oldest first; `wake()` when a message was accepted."""
+
+    def __init__(self, spool: Spool, smarthost: Smarthost, ctx: SourceContext) -> None:
+        self.spool = spool
+        self.smarthost = smarthost
+        self.ctx = ctx
+        self.busy: set[str] = set()  # refs being acknowledged: not yet ours to relay
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            entries = await asyncio.to_thread(self.spool.entries)
+            now = self.ctx.clock.now()
+            due = [e for e in entries if e.pending and e.next_at <= now and e.ref not in self.busy]
+            for entry in due:
+                await self.attempt(entry)
+            later = [e.next_at for e in entries if e.pending and e.next_at > now]
+            await self._sleep(min([*later, now + IDLE_WAKE_S]) - self.ctx.clock.now())
+
+    async def attempt(self, entry: Spooled) -> None:
+        raw = await asyncio.to_thread(self.spool.raw, entry.ref)
+        outcome = await send(self.smarthost, entry, raw)
+        entry.attempts += 1
+        entry.delivered += outcome.delivered
+        for recipient, answer in outcome.failed.items():
+            entry.failed.append({"recipient": recipient, "error": answer})
+            self.ctx.problem(f"relay of message {entry.ref} to {recipient} refused: {answer}")
+        done = set(outcome.delivered) | set(outcome.failed)
+        entry.pending = [r for r in entry.pending if r not in done]
+        entry.last_error = outcome.retry
+        if entry.pending:
+            self._reschedule(entry, outcome.retry or "not relayed")
+        await asyncio.to_thread(self.spool.save, entry)
+
+    def _reschedule(self, entry: Spooled, why: str) -> None:
+        now = self.ctx.clock.now()
+        if now - entry.received_at >= self.smarthost.give_up_after:
+            for recipient in entry.pending:
+                entry.failed.append({"recipient": recipient, "error": f"gave up: {why}"})
+            self.ctx.problem(
+                f"relay of message {entry.ref} given up after {entry.attempts} attempts: {why}"
+            )
+            entry.pending = []
+            return
+        backoff = self.smarthost.retry_first * 2 ** (entry.attempts - 1)
+        entry.next_at = now + min(backoff, self.smarthost.retry_max)
+        self.ctx.problem(
+            f"relay of message {entry.ref} failed (attempt {entry.attempts}), retrying: {why}"
+        )
+
+    async def _sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        woken = asyncio.ensure_future(self._wake.wait())
+        slept = asyncio.ensure_future(sleep_until(self.ctx.clock, self.ctx.clock.now() + seconds))
+        try:
+            await asyncio.wait({woken, slept}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (woken, slept):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+async def sleep_until(clock: Clock, deadline: float) -> None:
+    """`clock.sleep` may return early (a manual clock wakes its sleepers to re-check)."""
+    while (left := deadline - clock.now()) > 0:
+        await clock.sleep(left)
