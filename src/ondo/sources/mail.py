@@ -65,8 +65,10 @@ def decode_bytes(payload: bytes, charset: str | None, where: str, defects: list[
     """`payload` as text: the declared charset, UTF-8, Windows-1252 (only when none was
     declared: old mail without a charset), then the declared charset or UTF-8 with
     replacement characters, recorded as a defect."""
+    if charset is not None and charset.lower() in ("unknown-8bit", "us-ascii", "ascii"):
+        charset = None  # raw 8-bit bytes where ASCII was declared or nothing was
     tries = [c for c in (_known(charset, where, defects), "utf-8") if c]
-    if charset is None or charset.lower() in ("us-ascii", "ascii"):
+    if charset is None:
         tries.append("cp1252")
     for name in dict.fromkeys(tries):
         try:
@@ -92,19 +94,20 @@ def _header(message: email.message.Message, name: str, defects: list[str]) -> st
     value = message.get(name)
     if value is None:
         return None
-    return _bounded(_decode_header(str(value), name, defects), MAX_STRING)
+    return _bounded(_decode_header(value, name, defects), MAX_STRING)
 
 
-def _decode_header(value: str, where: str, defects: list[str]) -> str:
-    # 8-bit bytes in a raw header arrive as surrogate escapes: get them back as bytes first.
-    if any("\udc80" <= ch <= "\udcff" for ch in value):
+def _decode_header(value: str | email.header.Header, where: str, defects: list[str]) -> str:
+    # compat32 gives raw 8-bit headers as a Header of charset unknown-8bit (decode_header
+    # below hands back their bytes); surrogate escapes are the same bytes in a str.
+    if isinstance(value, str) and any("\udc80" <= ch <= "\udcff" for ch in value):
         raw = value.encode("ascii", errors="surrogateescape")
         return " ".join(decode_bytes(raw, None, where, defects).split())
     try:
         parts = email.header.decode_header(value)
     except Exception as exc:  # the stdlib raises several types on malformed encoded words
         defects.append(f"{where}: {exc}")
-        return " ".join(value.split())
+        return " ".join(str(value).split())
     texts = []
     for chunk, charset in parts:
         if isinstance(chunk, str):
@@ -118,7 +121,7 @@ def _decode_header(value: str, where: str, defects: list[str]) -> str:
 def _addresses(
     message: email.message.Message, name: str, defects: list[str]
 ) -> list[dict[str, str]]:
-    values = [_decode_header(str(v), name, defects) for v in message.get_all(name) or []]
+    values = [_decode_header(v, name, defects) for v in message.get_all(name) or []]
     found = []
     for display, address in email.utils.getaddresses(values):
         if address:
@@ -166,6 +169,7 @@ def _text_body(message: email.message.Message, defects: list[str]) -> tuple[str,
     text = decode_bytes(
         _payload(chosen, where, defects), chosen.get_content_charset(), where, defects
     )
+    text = text.replace("\r\n", "\n")
     if chosen is html:
         text = html_text(text)
     encoded = text.encode("utf-8", errors="replace")

@@ -98,11 +98,17 @@ class Relayer:
         self._wake.set()
 
     async def run(self) -> None:
+        starting = True  # on start, everything pending is tried at once: the smarthost may be back
         while True:
             self._wake.clear()
             entries = await asyncio.to_thread(self.spool.entries)
             now = self.ctx.clock.now()
-            due = [e for e in entries if e.pending and e.next_at <= now and e.ref not in self.busy]
+            due = [
+                e
+                for e in entries
+                if e.pending and (starting or e.next_at <= now) and e.ref not in self.busy
+            ]
+            starting = False
             for entry in due:
                 await self.attempt(entry)
             later = [e.next_at for e in entries if e.pending and e.next_at > now]
