@@ -210,21 +210,23 @@ def test_accepted_mail_becomes_an_event_and_is_relayed(tmp_path: Path) -> None:
 def test_other_domains_are_refused_with_550_and_nothing_is_relayed(tmp_path: Path) -> None:
     async def body() -> None:
         relay = free_port()
-        async with smarthost(relay, Capture()) as capture:
-            async with running_source(tmp_path, settings(free_port(), relay)) as source:
-                for victim in ("victim@elsewhere.test", "victim%elsewhere.test@example.org"):
-                    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
-                        await source.send(report(), [victim], "spammer@outside.test")
-                    code, answer = refused.value.recipients[victim]
-                    assert code == 550 and b"relaying denied" in answer
-                mixed = await source.send(
-                    b"Subject: hi\r\nMessage-ID: <m2@x>\r\n\r\nhello\r\n",
-                    ["victim@elsewhere.test", "bob@example.org"],
-                    "alice@outside.test",
-                )
-                assert mixed["victim@elsewhere.test"][0] == 550
-                (event,) = await until_events(source, 1)
-                await until(lambda: len(capture.received) == 1, "the allowed message relayed")
+        async with (
+            smarthost(relay, Capture()) as capture,
+            running_source(tmp_path, settings(free_port(), relay)) as source,
+        ):
+            for victim in ("victim@elsewhere.test", "victim%elsewhere.test@example.org"):
+                with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+                    await source.send(report(), [victim], "spammer@outside.test")
+                code, answer = refused.value.recipients[victim]
+                assert code == 550 and b"relaying denied" in answer
+            mixed = await source.send(
+                b"Subject: hi\r\nMessage-ID: <m2@x>\r\n\r\nhello\r\n",
+                ["victim@elsewhere.test", "bob@example.org"],
+                "alice@outside.test",
+            )
+            assert mixed["victim@elsewhere.test"][0] == 550
+            (event,) = await until_events(source, 1)
+            await until(lambda: len(capture.received) == 1, "the allowed message relayed")
         assert [e.rcpt_tos for e in capture.received] == [["bob@example.org"]]
         assert isinstance(event.data, dict)
         assert event.data["envelope"]["rcpt_to"] == ["bob@example.org"]
@@ -296,15 +298,17 @@ def test_a_message_over_the_size_limit_is_refused_with_552(tmp_path: Path) -> No
 def test_a_duplicate_delivery_is_one_event_and_one_relay(tmp_path: Path) -> None:
     async def body() -> None:
         relay = free_port()
-        async with smarthost(relay, Capture()) as capture:
-            async with running_source(tmp_path, settings(free_port(), relay)) as source:
-                await source.send(report(), ["bob@example.org"], "alice@outside.test")
-                await until(lambda: len(capture.received) == 1, "the first relay")
-                await source.send(report(), ["bob@example.org"], "alice@outside.test")
-                other = b"Subject: next\r\nMessage-ID: <next@x>\r\n\r\nnext\r\n"
-                await source.send(other, ["bob@example.org"], "alice@outside.test")
-                await until(lambda: len(capture.received) == 2, "the next message relayed")
-                events = await source.events()
+        async with (
+            smarthost(relay, Capture()) as capture,
+            running_source(tmp_path, settings(free_port(), relay)) as source,
+        ):
+            await source.send(report(), ["bob@example.org"], "alice@outside.test")
+            await until(lambda: len(capture.received) == 1, "the first relay")
+            await source.send(report(), ["bob@example.org"], "alice@outside.test")
+            other = b"Subject: next\r\nMessage-ID: <next@x>\r\n\r\nnext\r\n"
+            await source.send(other, ["bob@example.org"], "alice@outside.test")
+            await until(lambda: len(capture.received) == 2, "the next message relayed")
+            events = await source.events()
         assert [e.data["subject"] for e in events if isinstance(e.data, dict)] == [
             "Quarterly report ✓",
             "next",
@@ -328,10 +332,12 @@ def test_a_spooled_message_is_relayed_after_a_restart_and_retries_back_off(
             assert "retrying" in (source.status().last_error or "")
             clock.advance(61)
             await until(lambda: source.status().errors == 2, "the second attempt")
-        async with smarthost(relay, Capture()) as capture:
-            async with running_source(tmp_path, spec, clock) as source:
-                await until(lambda: len(capture.received) == 1, "the relay after restart")
-                assert source.status().errors == 0
+        async with (
+            smarthost(relay, Capture()) as capture,
+            running_source(tmp_path, spec, clock) as source,
+        ):
+            await until(lambda: len(capture.received) == 1, "the relay after restart")
+            assert source.status().errors == 0
         assert capture.received[0].rcpt_tos == ["bob@example.org"]
         assert b"the report is attached" in (capture.received[0].original_content or b"")
 
@@ -342,18 +348,20 @@ def test_a_recipient_the_smarthost_refuses_is_a_problem_and_not_retried(tmp_path
     async def body() -> None:
         relay = free_port()
         refusal = {"gone@example.org": "550 5.1.1 no such user"}
-        async with smarthost(relay, Capture(refuse=refusal)) as capture:
-            async with running_source(tmp_path, settings(free_port(), relay)) as source:
-                await source.send(
-                    report(), ["gone@example.org", "bob@example.org"], "alice@outside.test"
-                )
-                await until(lambda: source.status().errors == 1, "the refusal")
-                assert "gone@example.org refused: 550 5.1.1 no such user" in (
-                    source.status().last_error or ""
-                )
-                other = b"Subject: next\r\nMessage-ID: <next@x>\r\n\r\nnext\r\n"
-                await source.send(other, ["bob@example.org"], "alice@outside.test")
-                await until(lambda: len(capture.received) == 2, "the next message")
+        async with (
+            smarthost(relay, Capture(refuse=refusal)) as capture,
+            running_source(tmp_path, settings(free_port(), relay)) as source,
+        ):
+            await source.send(
+                report(), ["gone@example.org", "bob@example.org"], "alice@outside.test"
+            )
+            await until(lambda: source.status().errors == 1, "the refusal")
+            assert "gone@example.org refused: 550 5.1.1 no such user" in (
+                source.status().last_error or ""
+            )
+            other = b"Subject: next\r\nMessage-ID: <next@x>\r\n\r\nnext\r\n"
+            await source.send(other, ["bob@example.org"], "alice@outside.test")
+            await until(lambda: len(capture.received) == 2, "the next message")
         assert [e.rcpt_tos for e in capture.received] == [["bob@example.org"], ["bob@example.org"]]
 
     asyncio.run(body())
