@@ -85,33 +85,36 @@ def _refusals(answers: dict[str, tuple[int, str]], delivered: list[str]) -> Outc
 
 
 class Relayer:
-    """Relays what the spool holds, oldest first; `wake()` when a message was accepted."""
+    """Relays the messages waiting in the spool, oldest first. It holds them in memory (read
+    once at start, then `add`ed as they are acknowledged), so that a large spool of kept
+    messages costs nothing per delivery."""
 
-    def __init__(self, spool: Spool, smarthost: Smarthost, ctx: SourceContext) -> None:
+    def __init__(
+        self, spool: Spool, smarthost: Smarthost, ctx: SourceContext, waiting: list[Spooled]
+    ) -> None:
         self.spool = spool
         self.smarthost = smarthost
         self.ctx = ctx
-        self.busy: set[str] = set()  # refs being acknowledged: not yet ours to relay
+        self.queue = {entry.ref: entry for entry in waiting if entry.pending}
         self._wake = asyncio.Event()
 
-    def wake(self) -> None:
+    def add(self, entry: Spooled) -> None:
+        """A message was acknowledged: relay it now."""
+        self.queue[entry.ref] = entry
         self._wake.set()
 
     async def run(self) -> None:
         starting = True  # on start, everything pending is tried at once: the smarthost may be back
         while True:
             self._wake.clear()
-            entries = await asyncio.to_thread(self.spool.entries)
             now = self.ctx.clock.now()
-            due = [
-                e
-                for e in entries
-                if e.pending and (starting or e.next_at <= now) and e.ref not in self.busy
-            ]
+            due = [e for e in self.queue.values() if starting or e.next_at <= now]
             starting = False
-            for entry in due:
+            for entry in sorted(due, key=lambda e: e.received_at):
                 await self.attempt(entry)
-            later = [e.next_at for e in entries if e.pending and e.next_at > now]
+                if not entry.pending:
+                    del self.queue[entry.ref]
+            later = [e.next_at for e in self.queue.values()]
             await self._sleep(min([*later, now + IDLE_WAKE_S]) - self.ctx.clock.now())
 
     async def attempt(self, entry: Spooled) -> None:

@@ -16,7 +16,7 @@ import hashlib
 import re
 import socket
 import weakref
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -56,9 +56,9 @@ class SmtpKind:
         for message in spool.unreadable:
             ctx.problem(message)
         smarthost = Smarthost.from_spec(spec["smarthost"]) if spec.get("smarthost") else None
-        relayer = Relayer(spool, smarthost, ctx) if smarthost else None
-        handler = MailHandler(spec, ctx, spool, relayer)
+        relayer = Relayer(spool, smarthost, ctx, entries) if smarthost else None
         hostname = spec.get("hostname") or socket.gethostname()
+        handler = MailHandler(spec, ctx, spool, relayer, hostname)
         sessions: weakref.WeakSet[SMTPServer] = weakref.WeakSet()
 
         def new_session() -> SMTPServer:
@@ -71,20 +71,22 @@ class SmtpKind:
             sessions.add(session)
             return session
 
-        handler.hostname = hostname
         loop = asyncio.get_running_loop()
         server = await loop.create_server(new_session, spec["host"], spec["port"])
         pending = sum(1 for e in entries if e.pending)
-        relaying = f"; relaying to {smarthost.host}:{smarthost.port}" if smarthost else ""
-        ctx.connected(
-            f"listening on {spec['host']}:{spec['port']} for {', '.join(spec['domains'])}"
-            f"{relaying}; {pending} message(s) waiting to be relayed"
+        relaying = (
+            f"; relaying to {smarthost.host}:{smarthost.port} ({pending} waiting)"
+            if smarthost
+            else ""
         )
+        ctx.connected(
+            f"listening on {spec['host']}:{spec['port']} for {', '.join(spec['domains'])}{relaying}"
+        )
+        jobs = [_prune(spool, spec["keep_messages"], ctx)]
+        if relayer is not None:
+            jobs.append(relayer.run())
         try:
-            async with asyncio.TaskGroup() as group:
-                if relayer is not None:
-                    group.create_task(relayer.run())
-                group.create_task(_prune(spool, spec["keep_messages"], ctx))
+            await _until_one_fails(jobs)
         finally:
             server.close()
             for session in list(sessions):
@@ -97,14 +99,20 @@ class MailHandler:
     """aiosmtpd's handler: which recipients to accept, and what to do with a message."""
 
     def __init__(
-        self, spec: dict[str, Any], ctx: SourceContext, spool: Spool, relayer: Relayer | None
+        self,
+        spec: dict[str, Any],
+        ctx: SourceContext,
+        spool: Spool,
+        relayer: Relayer | None,
+        hostname: str,
     ) -> None:
         self.domains = frozenset(spec["domains"])
         self.max_recipients: int = spec["max_recipients"]
         self.ctx = ctx
         self.spool = spool
         self.relayer = relayer
-        self.hostname = ""
+        self.hostname = hostname
+        self.accepting: set[str] = set()  # refs between spool and answer
 
     async def handle_RCPT(
         self,
@@ -148,17 +156,18 @@ class MailHandler:
         received = self.received_header(session, ref, rcpts, now)
         entry = Spooled(ref, mail_from, rcpts, now, pending=rcpts if self.relayer else [])
         event = self.event(ref, parsed, mail_from, rcpts, now, len(raw))
-        busy = self.relayer.busy if self.relayer else set()
-        busy.add(ref)
+        if ref in self.accepting:  # the same message on another connection, right now
+            return "451 4.3.0 The same message is being received; try again later"
+        self.accepting.add(ref)
         try:
             return await self.keep(entry, received + raw, event)
         finally:
-            busy.discard(ref)
-            if self.relayer:
-                self.relayer.wake()
+            self.accepting.discard(ref)
 
     async def keep(self, entry: Spooled, raw: bytes, event: CloudEvent) -> str:
-        """Spool, then emit, then answer: the 250 comes only once both are durable."""
+        """Spool, then emit, then answer: the 250 comes only once both are durable. A message
+        already spooled (a sender's retry) is emitted again (the bus drops the duplicate, and
+        the first try may have stopped before its emit) but not relayed again."""
         fresh = False
         try:
             if not await asyncio.to_thread(self.spool.has, entry.ref):
@@ -171,6 +180,8 @@ class MailHandler:
                     await asyncio.to_thread(self.spool.discard, entry.ref)
             self.ctx.problem(f"message from <{entry.mail_from}> not accepted: {exc}")
             return "451 4.3.0 The message could not be stored; try again later"
+        if fresh and self.relayer is not None:
+            self.relayer.add(entry)
         return f"250 OK: queued as {entry.ref}"
 
     async def emit(self, event: CloudEvent) -> None:
@@ -256,6 +267,20 @@ def _with_data(event: CloudEvent, data: dict[str, Any]) -> CloudEvent:
         id=event.id, source=event.source, type=event.type, subject=event.subject,
         time=event.time, data=data,
     )  # fmt: skip
+
+
+async def _until_one_fails(jobs: list[Coroutine[Any, Any, None]]) -> None:
+    """Run the jobs (each runs forever) until one raises; its error, not an ExceptionGroup,
+    is what the supervisor shows."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _prune(spool: Spool, keep_s: float, ctx: SourceContext) -> None:

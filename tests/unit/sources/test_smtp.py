@@ -156,7 +156,7 @@ def report(sender: str = "Alice Doe <alice@outside.test>") -> EmailMessage:
     message["Cc"] = "Dave <dave@example.net>"
     message["Subject"] = "Quarterly report ✓"
     message["Message-ID"] = "<report-1@outside.test>"
-    message.set_content("Hello Bob,\nthe report is attached.\n")
+    message.set_content("Hello Bob,\nthe report is attached.\n.a line with a leading dot\n")
     message.add_attachment(b"%PDF-1.4 " + b"x" * 1000, "application", "pdf", filename="q3.pdf")
     return message
 
@@ -184,7 +184,7 @@ def test_accepted_mail_becomes_an_event_and_is_relayed(tmp_path: Path) -> None:
         assert data["to"] == ["bob@example.org", "carol@example.org"]
         assert data["cc"] == ["dave@example.net"]
         assert data["subject"] == "Quarterly report ✓"
-        assert data["text"] == "Hello Bob,\nthe report is attached.\n"
+        assert data["text"] == "Hello Bob,\nthe report is attached.\n.a line with a leading dot\n"
         assert data["attachments"] == [
             {"name": "q3.pdf", "size": 1009, "content_type": "application/pdf"}
         ]
@@ -201,6 +201,7 @@ def test_accepted_mail_becomes_an_event_and_is_relayed(tmp_path: Path) -> None:
         content = relayed.original_content or b""
         assert content.startswith(b"Received: from ")
         assert b"Subject: Quarterly report" in content and b"q3.pdf" in content
+        assert b"\n.a line with a leading dot" in content  # dot-stuffing undone at each hop
         kept = message_path(source.data_dir, data["message_ref"]).read_bytes()
         assert kept.replace(b"\r\n", b"\n") == content.replace(b"\r\n", b"\n")
 
