@@ -415,3 +415,21 @@ def test_defaults_are_filled_in() -> None:
         "keep_messages": 7 * 86400.0,
         "smarthost": None,
     }
+
+
+def test_a_message_the_bus_cannot_take_is_answered_451_and_not_kept(tmp_path: Path) -> None:
+    async def body() -> None:
+        relay = free_port()
+        async with (
+            smarthost(relay, Capture()) as capture,
+            running_source(tmp_path, settings(free_port(), relay)) as source,
+        ):
+            await source.bus.close()  # the bus is away: the message cannot be announced
+            with pytest.raises(smtplib.SMTPDataError) as refused:
+                await source.send(report(), ["bob@example.org"], "alice@outside.test")
+            assert refused.value.smtp_code == 451
+            assert "not accepted" in (source.status().last_error or "")
+            assert list((source.data_dir / "messages").iterdir()) == []
+        assert capture.received == []
+
+    asyncio.run(body())
