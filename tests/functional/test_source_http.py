@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -176,10 +177,18 @@ def test_token_route_refuses_anonymous_and_hides_the_token(
     assert wrong.status_code == 401
     with platform.client() as api:
         answer = api.post(url, json={"n": 1})
+        tokens = {
+            namespace: api.post("/v1/tokens", json={"principal": "app", "namespace": namespace})
+            for namespace in ("default", "other")
+        }
     assert answer.status_code == 201, answer.text
     event = answer.json()
     assert json.loads(event["body"]) == {"n": 1}
     assert "authorization" not in event["headers"]
+    for namespace, status in (("default", 201), ("other", 403)):
+        token = tokens[namespace].json()["token"]
+        sent = httpx.post(url, json={}, headers={"Authorization": f"Bearer {token}"})
+        assert sent.status_code == status, sent.text
 
 
 def test_signed_webhook_becomes_an_event_that_a_rule_acts_on(
@@ -261,3 +270,29 @@ def test_bad_routes_are_refused_at_deploy_with_file_and_line(
         assert out.returncode == 1, out.stdout
         assert "ondo.yaml:" in out.stderr and message in out.stderr, out.stderr
         assert "Traceback" not in out.stderr
+
+
+def test_a_port_in_use_is_retried_and_shown(
+    shop: tuple[RunningPlatform, int], tmp_path: Path
+) -> None:
+    platform, _ = shop
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        app = tmp_path / "busy"
+        app.mkdir()
+        route = {"path": "/x", "event": "x.y", "auth": "public"}
+        source = {"kind": "http", "port": port, "routes": [route]}
+        manifest = {"name": "busy", "sources": {"busy": source}}
+        (app / "ondo.yaml").write_text(yaml.safe_dump(manifest))
+        assert platform.cli("deploy", str(app)).returncode == 0
+        with platform.client() as api:
+            shown = wait_for(lambda: _retrying(api, "busy"))
+        assert f"cannot listen on 127.0.0.1:{port}" in shown["last_error"]
+        assert platform.alive() and httpx.get(f"{platform.url}/healthz").status_code == 200
+
+
+def _retrying(api: httpx.Client, name: str) -> dict[str, Any] | None:
+    shown: dict[str, Any] = api.get(f"/v1/sources/{name}").json()
+    return shown if shown.get("state") == "retrying" else None
