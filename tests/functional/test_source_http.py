@@ -67,6 +67,7 @@ def write_app(root: Path, port: int) -> Path:
             "method": "POST",
             "path": "/github",
             "event": "github.push",
+            "id_header": "X-GitHub-Delivery",
             "auth": "hmac",
             "hmac": signed,
         },
@@ -207,9 +208,15 @@ def test_signed_webhook_becomes_an_event_that_a_rule_acts_on(
         refused = httpx.post(url, content=body, headers=headers)
         assert refused.status_code == 401, refused.text
     upper = {**json_type, "X-Hub-Signature-256": "sha256=" + good[7:].upper()}
-    accepted = httpx.post(url, content=body, headers=upper)
+    no_delivery = httpx.post(url, content=body, headers=upper)
+    assert no_delivery.status_code == 400 and "x-github-delivery header" in no_delivery.text
+    delivery = {**upper, "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958"}
+    accepted = httpx.post(url, content=body, headers=delivery)
     assert accepted.status_code == 202, accepted.text
     event_id = accepted.json()["id"]
+    assert accepted.json() == {"id": delivery["X-GitHub-Delivery"], "duplicate": False}
+    again = httpx.post(url, content=body, headers=delivery)  # GitHub's redelivery
+    assert again.json() == {"id": event_id, "duplicate": True}
     with platform.client() as api:
         event = api.get(f"/v1/events/{event_id}").json()["event"]
         assert event["source"] == "shop" and event["type"] == "github.push"
@@ -218,6 +225,7 @@ def test_signed_webhook_becomes_an_event_that_a_rule_acts_on(
         assert data["body"] == {"ref": "refs/heads/main", "commits": 2}
         assert data["route"] == "POST /github" and data["method"] == "POST"
         assert data["headers"]["x-hub-signature-256"] == upper["X-Hub-Signature-256"]
+        assert data["headers"]["x-github-delivery"] == event_id
 
         def ran() -> list[dict[str, Any]]:
             found = api.get("/v1/functions/hooked/invocations").json()["invocations"]
@@ -228,6 +236,7 @@ def test_signed_webhook_becomes_an_event_that_a_rule_acts_on(
         shown = api.get("/v1/sources/shop").json()
         assert shown["events"] == 1
         assert shown["settings"]["routes"][6]["hmac"]["secret"] == "***"
+        assert len(api.get("/v1/events", params={"type": "github.push"}).json()["events"]) == 1
         assert SECRET not in json.dumps(shown)
 
 

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 AUTHS = ("public", "token", "hmac")
 SOURCE_KEYS = ("routes", "port", "host")
-ROUTE_KEYS = ("method", "path", "function", "event", "auth", "hmac")
+ROUTE_KEYS = ("method", "path", "function", "event", "id_header", "auth", "hmac")
 HMAC_KEYS = ("secret", "header", "algorithm", "format")
 MAX_ROUTES = 1000
 
@@ -95,6 +95,7 @@ def route_of(item: Mapping[str, Any]) -> Route:
         auth=item["auth"],
         function=item.get("function"),
         event=item.get("event"),
+        id_header=item["id_header"].lower().encode("latin-1") if "id_header" in item else None,
         hmac=None
         if signed is None
         else Hmac(
@@ -132,6 +133,8 @@ def _target(item: Mapping[str, Any], path: FieldPath, at: Where) -> dict[str, An
     function, event = item.get("function"), item.get("event")
     if (function is None) == (event is None):
         raise at.error(path, "a route needs exactly one of `function: NAME` or `event: TYPE`")
+    if function is not None and "id_header" in item:
+        raise at.error((*path, "id_header"), "id_header applies to an `event:` route")
     if function is not None:
         if not isinstance(function, str) or not NAME_RE.match(function):
             raise at.error(
@@ -140,7 +143,12 @@ def _target(item: Mapping[str, Any], path: FieldPath, at: Where) -> dict[str, An
         return {"function": function}
     if not isinstance(event, str) or not event.strip() or any(c.isspace() for c in event):
         raise at.error((*path, "event"), "event must be an event type, e.g. http.request")
-    return {"event": event}
+    if "id_header" not in item:
+        return {"event": event}
+    header = item["id_header"]
+    if not _header_name(header):
+        raise at.error((*path, "id_header"), "id_header must be an HTTP header name")
+    return {"event": event, "id_header": header}
 
 
 def _auth(item: Mapping[str, Any], path: FieldPath, at: Where) -> dict[str, Any]:
@@ -165,7 +173,7 @@ def _hmac(signed: Mapping[str, Any], path: FieldPath, at: Where) -> dict[str, st
     if not isinstance(secret, str) or not secret:
         raise at.error((*path, "secret"), "secret must be the shared secret (a non-empty string)")
     header = signed.get("header", DEFAULT_HEADER)
-    if not isinstance(header, str) or not header or any(c in header for c in ": \t\r\n"):
+    if not _header_name(header):
         raise at.error((*path, "header"), "header must be an HTTP header name")
     algorithm = signed.get("algorithm", "sha256")
     if algorithm not in ALGORITHMS:
@@ -175,6 +183,10 @@ def _hmac(signed: Mapping[str, Any], path: FieldPath, at: Where) -> dict[str, st
     if why is not None:
         raise at.error((*path, "format"), f"format {why}")
     return {"secret": secret, "header": header, "algorithm": algorithm, "format": fmt}
+
+
+def _header_name(value: Any) -> bool:
+    return isinstance(value, str) and bool(value) and not any(c in value for c in ": \t\r\n")
 
 
 def _no_duplicates(routes: list[dict[str, Any]], at: Where) -> None:

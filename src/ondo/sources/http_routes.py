@@ -101,6 +101,7 @@ class Route:
     function: str | None = None
     event: str | None = None
     hmac: Hmac | None = None
+    id_header: bytes | None = None  # lower-case; its value is the event's id (redeliveries dedup)
 
     @property
     def route_key(self) -> str:

@@ -167,11 +167,18 @@ class RouteServer:
             data = event_data(request, route, params)
         except ValueError as exc:
             return message_answer(400, f"the body is not valid JSON: {exc}")
+        attributes: dict[str, Any] = {}
+        if route.id_header is not None:  # the sender's delivery id: a redelivery is a duplicate
+            sent = [v for k, v in request.headers if k == route.id_header]
+            if len(sent) != 1 or not sent[0].strip():
+                name = route.id_header.decode("latin-1")
+                return message_answer(400, f"send one {name} header: it is the event's id")
+            attributes["id"] = sent[0].strip().decode("latin-1")
         try:
             event = CloudEvent(
-                source=found.source, type=route.event, subject=request.path, data=data
+                source=found.source, type=route.event, subject=request.path, data=data, **attributes
             )
-            await found.emit(event)
+            fresh = await found.emit(event)
         except PayloadTooLarge:
             return TOO_LARGE
         except EventError as exc:
@@ -179,7 +186,7 @@ class RouteServer:
         except OndoError as exc:  # the bus is away: the sender should retry
             found.problem(f"{route.route_key}: could not append the event: {exc}")
             return UNAVAILABLE
-        return 202, [JSON_TYPE], json.dumps({"id": event.id}).encode()
+        return 202, [JSON_TYPE], json.dumps({"id": event.id, "duplicate": not fresh}).encode()
 
 
 def event_data(request: HttpRequest, route: Route, params: dict[str, str]) -> dict[str, Any]:

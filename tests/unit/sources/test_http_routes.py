@@ -39,6 +39,7 @@ def test_defaults_are_filled_in() -> None:
     settings = validate(
         [
             {"path": "/a", "function": "fn"},
+            {"path": "/b", "event": "x.b", "id_header": "X-Id", "auth": "public"},
             {
                 "method": "post",
                 "path": "/hook",
@@ -51,6 +52,7 @@ def test_defaults_are_filled_in() -> None:
     assert settings == {
         "routes": [
             {"method": "ANY", "path": "/a", "function": "fn", "auth": "token"},
+            {"method": "ANY", "path": "/b", "event": "x.b", "id_header": "X-Id", "auth": "public"},
             {
                 "method": "POST",
                 "path": "/hook",
@@ -87,6 +89,8 @@ def test_defaults_are_filled_in() -> None:
         ([{"path": "/a", "function": "f", "auth": "hmac"}], {}, "auth: hmac needs `hmac:"),
         ([{"path": "/a", "function": "f", "hmac": {"secret": "s"}}], {}, "need `auth: hmac`"),
         ([{"path": "/a", "function": "f", "colour": 1}], {}, "routes.0.colour: unknown key"),
+        ([{"path": "/a", "function": "f", "id_header": "X-Id"}], {}, "applies to an `event:`"),
+        ([{"path": "/a", "event": "e", "id_header": "X Id"}], {}, "routes.0.id_header: id_header"),
         ([{"path": "/a", "function": "f"}], {"port": 0}, "sources.shop.port: port must be"),
         ([{"path": "/a", "function": "f"}], {"host": "0.0.0.0"}, "set `port` too"),
         ([{"path": "/a", "function": "f"}], {"tls": True}, "unknown key 'tls'"),
