@@ -29,6 +29,7 @@ from ondo.deploy.targets import DeployTargets
 from ondo.functions.bundle import CodeStore
 from ondo.functions.service import FunctionService
 from ondo.metrics import Metrics
+from ondo.notices import Notices
 from ondo.retention import Calling, EventLog, RetentionService
 from ondo.rules.definitions import RuleChecks
 from ondo.rules.dispatcher import RuleDispatcher
@@ -88,6 +89,8 @@ class Platform:
         self.replay_target: ReplayTarget | None = None  # the rules dispatcher registers itself
         self.runtime = runtime if runtime is not None else _default_runtime(config)
         self.metrics.watch_pool(self.runtime.status)
+        # The platform's own events (the `ondo` source kind): each part publishes its notices.
+        self.notices = Notices()
         self.functions = FunctionService(
             self.store,
             self.runtime,
@@ -96,13 +99,16 @@ class Platform:
             self.clock,
             self.metrics,
         )
+        self.functions.notices = self.notices
         self.admin_token = ""
         self._services: list[Service] = []
         self._started: list[Service] = []
         # Before the engine's service, so it stops after the engine and starts before it.
         self.actions = self._wire_actions(config)
+        self.actions.notices = self.notices
         self.add_service(self.actions)
         self.rules = self._wire_rules()  # after the action queue: it enqueues there
+        self.rules.book.notices = self.notices
         # The http sources' routes: their kind registers them, the server answers them.
         self.http_routes = HttpRoutes(
             self.tokens.authenticate, HttpInvoke(self.functions), config.max_body_bytes
@@ -115,6 +121,7 @@ class Platform:
             config.data_dir / "sources",
             config.max_event_bytes,
             self.http_routes,
+            self.notices,
         )
         self.add_service(self.sources)  # last: it stops first, so no event arrives mid-stop
         self.deploy_targets = DeployTargets(

@@ -39,6 +39,7 @@ CONTRACTS = {
     "deadlines",
     "metrics",
     "testing",
+    "notices",
 }
 BOTTOM = {"backends", "runtime"}  # the bus and store engines, and the sandbox
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from ondo.actions.announce import action_dead_lettered
 from ondo.actions.base import ActionKind, ActionKinds, ActionRequest, ActionResult
 from ondo.actions.codec import request_from_json, request_to_json
 from ondo.actions.destinations import destination_event
@@ -37,6 +38,7 @@ from ondo.backends.store.store import Store
 from ondo.clock import Clock
 from ondo.config import QueueSettings
 from ondo.errors import NotFound, OndoError, StoreError
+from ondo.notices import Notices
 
 log = logging.getLogger("ondo.actions")
 
@@ -107,6 +109,7 @@ class ActionQueue:
         self._in_lane: dict[asyncio.Task[None], str] = {}
         self._backlog_scanned_at = 0.0
         self._detach: Callable[[], None] | None = None
+        self.notices = Notices()  # platform.py hands it the platform's hub
         self._stats_task: asyncio.Task[None] | None = None
 
     # --- the engine's side ----------------------------------------------------------------
@@ -233,6 +236,7 @@ class ActionQueue:
         """A job found running at two starts in a row is dead-lettered by the store; here its
         kind learns the outcome (an async invocation's record ends), as after a last attempt."""
         self.metrics.dead_lettered.labels(job.kind).inc()
+        action_dead_lettered(self.notices, job, job.last_error)
         log.warning(
             "action job %d (%s of rule %r) was running when the platform stopped twice in a"
             " row; it is dead-lettered instead of run again",
@@ -426,6 +430,7 @@ class ActionQueue:
     def _bury(self, job: Job, kind: str, invocation_id: str | None, error: Any) -> None:
         self.metrics.dead_lettered.labels(kind).inc()
         self._store(Outcome(job.id, "dead", job.invocations_with(invocation_id), error=error))
+        action_dead_lettered(self.notices, job, error)
         log.warning(
             "action %s #%d of rule %s is dead-lettered as job %d after %d attempts: %s",
             kind,

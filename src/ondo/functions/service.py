@@ -23,6 +23,7 @@ from ondo.errors import (
     NotFound,
     OndoError,
 )
+from ondo.functions import announce
 from ondo.functions.bundle import CodeStore
 from ondo.functions.directory import CurrentVersions
 from ondo.functions.model import FunctionConfig, FunctionVersion, InvocationRecord
@@ -30,6 +31,7 @@ from ondo.functions.records import RecordWriter
 from ondo.functions.shared import SharedBundles
 from ondo.ids import uuid7
 from ondo.metrics import Metrics
+from ondo.notices import Notices
 from ondo.runtime.base import FunctionSpec, InvocationOutcome, Runtime
 
 log = logging.getLogger("ondo.functions")
@@ -65,6 +67,7 @@ class FunctionService:
         self.layers_root = layers_root
         self.clock = clock
         self.metrics = metrics
+        self.notices = Notices()  # platform.py hands it the platform's hub
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._async_tasks: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -233,6 +236,7 @@ class FunctionService:
                     " published by another ondo process at the same time; deploy again"
                 ) from None
             self.current.put(draft)
+        announce.function_deployed(self.notices, draft)
         if previous is not None:
             await self.runtime.retire(self.spec(previous))
         return draft
@@ -270,6 +274,7 @@ class FunctionService:
             await uow.functions.set_current(namespace, name, version, self.clock.now())
             await uow.notify(TOPIC, change_key(namespace, name))
         self.current.put(target)
+        announce.function_deployed(self.notices, target)
         if current.version != version:
             await self.runtime.retire(self.spec(current))
         return target
@@ -406,6 +411,7 @@ class FunctionService:
 
     async def _end_failed(self, record: InvocationRecord, error: dict[str, Any]) -> None:
         final = replace(record, status="failed", error=error, finished_at=self.clock.now())
+        announce.invocation_failed(self.notices, final, None)
         try:
             await self.store.repos.invocations.record(final)
         except Exception:  # the store's own failure: what the caller raises says more
@@ -441,6 +447,7 @@ class FunctionService:
                     self._late_rows.pop(record.id, None)
             await self._late_row_done(record.id)
             final = _apply_outcome(record, outcome, self.clock.now())
+            announce.invocation_failed(self.notices, final, payload)
             if record_after_answer:
                 # Queued and counted by the loop's next callback, after the answer has left;
                 # still before any later request is read, so every reader finds it.

@@ -31,6 +31,7 @@ from ondo.backends.store.repositories.rules import StoredRule, rule_id
 from ondo.clock import Clock
 from ondo.errors import Conflict, NotFound, OndoError, RuleError, ValidationError
 from ondo.functions.model import NAME_RE
+from ondo.notices import RULE_CHANGED, Notices
 from ondo.patterns import compile as compile_pattern
 from ondo.rules.conditions import Condition
 from ondo.rules.model import (
@@ -140,6 +141,7 @@ class RuleBook:
         self.clock = clock
         self.checks = checks
         self._on_change = on_change
+        self.notices = Notices()  # platform.py hands it the platform's hub
         self._stored: dict[str, StoredRule] = {}  # every row, loadable or not
         self._compiled: dict[str, CompiledRule] = {}
         self._lock = asyncio.Lock()  # one reader of the store into the cache at a time
@@ -335,6 +337,7 @@ class RuleBook:
     async def add(self, rule: CompiledRule, *, replace_existing: bool = False) -> StoredRule:
         """Store a prepared rule; refuses a name in use unless `replace_existing`."""
         rid, now = rule.rule_id, self.clock.now()
+        existed = rid in self._stored
 
         async def put(uow: Repositories) -> StoredRule:
             if not replace_existing and await uow.rules.find(*_split(rid)) is not None:
@@ -349,6 +352,7 @@ class RuleBook:
 
         stored = await self.store.atomic(put)
         await self._refresh(rid, rule)
+        self._announce(stored, "updated" if existed else "created")
         return stored
 
     async def delete(self, namespace: str, name: str) -> None:
@@ -362,6 +366,7 @@ class RuleBook:
 
         await self.store.atomic(delete)
         await self._refresh(rid)
+        self.notices.publish(namespace, RULE_CHANGED, name, {"rule": name, "change": "deleted"})
 
     async def set_enabled(self, namespace: str, name: str, enabled: bool) -> StoredRule:
         """Enable or disable; a disabled rule's windows and timers are dropped (it sees nothing).
@@ -380,7 +385,13 @@ class RuleBook:
                 await uow.notify(TOPIC, stored.rule_id)
 
             await self.store.atomic(switch)
+            self._announce(stored, "enabled" if enabled else "disabled")
         return await self.reload(namespace, name)
+
+    def _announce(self, stored: StoredRule, change: str) -> None:
+        """`ondo.rule.changed` (a rule disabled because it failed is `ondo.rule.failed`)."""
+        data = {"rule": stored.name, "change": change, "app": stored.app, "text": stored.text}
+        self.notices.publish(stored.namespace, RULE_CHANGED, stored.name, data)
 
     async def disable_in(self, uow: Repositories, stored: StoredRule, reason: str) -> None:
         """Inside the caller's unit of work: disable a rule that failed, keeping why (shown by

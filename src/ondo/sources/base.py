@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ondo.backends.store.repositories.sources import StoredSource
     from ondo.clock import Clock
     from ondo.events import CloudEvent
+    from ondo.notices import Notices
     from ondo.sources.http_routes import HttpRoutes
 
 Settings = dict[str, Any]
@@ -66,6 +67,10 @@ class SourceContext(Protocol):
     @property
     def data_dir(self) -> Path:
         """A private directory for this source's files (FTP homes, …), created 0700."""
+
+    @property
+    def notices(self) -> Notices:
+        """The platform's own notices (the `ondo` kind subscribes to its namespace's)."""
 
     async def emit(self, event: CloudEvent) -> bool:
         """Append one event durably to the bus; False if its id was already there (a

@@ -33,6 +33,7 @@ from ondo.clock import Clock
 from ondo.errors import ConfigError, NotFound, OndoError
 from ondo.events import CloudEvent
 from ondo.metrics import Metrics
+from ondo.notices import SOURCE_DISCONNECTED, Notices
 from ondo.sources.http_routes import HttpRoutes
 from ondo.sources.kinds import source_kind
 
@@ -137,6 +138,7 @@ class _Context:
         self.namespace = source.namespace
         self.name = source.name
         self.clock = supervisor.clock
+        self.notices = supervisor.notices
         self._data_dir: Path | None = None
 
     @property
@@ -203,9 +205,11 @@ class SourceSupervisor:
         data_root: Path,
         max_event_bytes: int,
         http_routes: HttpRoutes | None = None,
+        notices: Notices | None = None,
     ) -> None:
         self.store = store
         self.http_routes = http_routes
+        self.notices = notices or Notices()
         self.append = append
         self.clock = clock
         self.metrics = SourceMetrics(registry)
@@ -340,6 +344,7 @@ class SourceSupervisor:
             except Exception as exc:  # any failure of a kind's run is a reason to retry
                 self.record_error(running, _describe(exc))
                 log.warning("source %s/%s failed: %s", source.namespace, source.name, exc)
+                self._announce_disconnected(running)
                 if status.state == "connected" and self.clock.now() - started > HEALTHY_AFTER_S:
                     backoff = FIRST_BACKOFF_S
                 self._set(running, "retrying", f"retrying in {backoff:.0f} s")
@@ -349,6 +354,13 @@ class SourceSupervisor:
                 continue
             self._set(running, "stopped", "its run ended")
             return
+
+    def _announce_disconnected(self, running: _Running) -> None:
+        status = running.status
+        data = {"source": status.name, "kind": status.kind, "error": status.last_error}
+        self.notices.publish(
+            status.namespace, SOURCE_DISCONNECTED, status.name, {**data, "restarts": status.restarts}
+        )
 
     def _set(self, running: _Running, state: State, detail: str) -> None:
         status = running.status

@@ -65,7 +65,7 @@ def parse_rate(text: str) -> int:
 
 def check_cron(expression: str) -> None:
     """Refuse what is not a 5-field cron expression (or an @daily-style alias) croniter reads."""
-    from croniter import CroniterBadCronError, croniter
+    from croniter import CroniterBadCronError, croniter  # type: ignore[import-untyped]
 
     text = expression.strip()
     if not text.startswith("@") and len(text.split()) != 5:
