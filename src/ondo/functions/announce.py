@@ -34,12 +34,13 @@ def invocation_failed(notices: Notices, record: InvocationRecord, payload: bytes
         "error_type": error.get("errorType"),
         "error_message": message,
     }
-    notices.publish(record.namespace, INVOCATION_FAILED, record.function, data, _hops(payload))
+    hops = _hops(payload) + 1 if (record.trigger or "").startswith("rule:") else 0
+    notices.publish(record.namespace, INVOCATION_FAILED, record.function, data, hops)
 
 
 def _hops(payload: bytes | None) -> int:
-    """Rule hops behind an invocation a rule started: its payload is the event (with `ondohops`),
-    plus this hop; 0 for other payloads."""
+    """Rule hops behind the event a rule invoked a function with (its payload is that event,
+    `ondohops` at the top level); 0 when it has none."""
     if payload is None or HOPS_EXTENSION.encode() not in payload:
         return 0
     try:
@@ -47,4 +48,4 @@ def _hops(payload: bytes | None) -> int:
     except ValueError:
         return 0
     hops = doc.get(HOPS_EXTENSION) if isinstance(doc, dict) else None
-    return hops + 1 if isinstance(hops, int) and not isinstance(hops, bool) else 0
+    return hops if isinstance(hops, int) and not isinstance(hops, bool) else 0
