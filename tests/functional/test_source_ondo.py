@@ -70,6 +70,10 @@ def ondo_events(client: httpx.Client, type_: str) -> list[dict[str, Any]]:
     return [e["event"] for e in response.json()["events"] if e["event"]["source"] == "ondo"]
 
 
+def greet_changes(client: httpx.Client) -> list[dict[str, Any]]:
+    return [e for e in ondo_events(client, "ondo.rule.changed") if e["subject"] == "greet"]
+
+
 def bill(client: httpx.Client, customer: str) -> None:
     event = {"specversion": "1.0", "id": customer, "source": "shop", "type": "bill.due"}
     client.post("/v1/events", json={**event, "subject": customer}).raise_for_status()
@@ -92,11 +96,15 @@ def test_three_failed_invocations_of_billing_invoke_alert_once(ondo: RunningPlat
         assert all(e["ondohops"] == 1 for e in failed)  # invocations a rule started
         assert {e["data"]["trigger"] for e in failed} == {"rule:bill"}
         # One attempt each (ONDO_ACTION_MAX_ATTEMPTS=1): each billing action is dead-lettered.
-        dead = wait_for(lambda: len(e := ondo_events(client, "ondo.action.dead_lettered")) == 3 and e)
+        dead = wait_for(
+            lambda: len(e := ondo_events(client, "ondo.action.dead_lettered")) == 3 and e
+        )
         assert {e["data"]["rule"] for e in dead} == {"bill"}
         assert {e["data"]["event"]["id"] for e in dead} == {"ann", "bob", "cid"}
         source = client.get("/v1/sources/ops").json()
-        assert source["state"] == "connected" and source["events"] == 6
+        assert source["state"] == "connected"
+        # The six above, and the startup deploy's rules if the source ran before they were made.
+        assert source["events"] == len(ondo_events(client, "ondo.*")) >= 6
         assert len(invocations(client, "alert")) == 1  # once for three failures
 
 
@@ -120,7 +128,7 @@ def test_deploys_and_rule_changes_are_events(ondo: RunningPlatform, tmp_path: Pa
         deployed = wait_for(lambda: ondo_events(client, "ondo.function.deployed"))
         assert deployed[0]["subject"] == "hello"
         assert deployed[0]["data"]["version"] == 1 and deployed[0]["data"]["app"] == "extra"
-        changes = wait_for(lambda: len(c := ondo_events(client, "ondo.rule.changed")) == 3 and c)
+        changes = wait_for(lambda: len(c := greet_changes(client)) == 3 and c)
         assert [(c["subject"], c["data"]["change"]) for c in changes] == [
             ("greet", "created"),
             ("greet", "disabled"),

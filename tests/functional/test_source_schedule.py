@@ -35,7 +35,9 @@ def write_app(root: Path) -> Path:
                 "data": {"shop": "north"},
             }
         },
-        "rules": [{"name": "run-report", "when": "on report.due from every-minute do invoke report"}],
+        "rules": [
+            {"name": "run-report", "when": "on report.due from every-minute do invoke report"}
+        ],
     }
     (root / "ondo.yaml").write_text(yaml.safe_dump(manifest))
     return root
@@ -57,7 +59,9 @@ def source(client: httpx.Client) -> dict[str, Any]:
 
 def next_tick(client: httpx.Client) -> float:
     detail = wait_for(lambda: (d := source(client)["detail"]).startswith("next tick ") and d)
-    return datetime.fromisoformat(detail.removeprefix("next tick ").replace("Z", "+00:00")).timestamp()
+    return datetime.fromisoformat(
+        detail.removeprefix("next tick ").replace("Z", "+00:00")
+    ).timestamp()
 
 
 def fire(client: httpx.Client) -> float:
@@ -101,7 +105,9 @@ def test_each_tick_invokes_the_function_once_and_a_restart_repeats_none(
         assert {r["result"]["shop"] for r in invocations} == {"north"}
 
 
-def test_a_cron_that_never_fires_is_refused_at_deploy(ondo: RunningPlatform, tmp_path: Path) -> None:
+def test_a_cron_that_never_fires_is_refused_at_deploy(
+    ondo: RunningPlatform, tmp_path: Path
+) -> None:
     app = tmp_path / "leap"
     app.mkdir()
     (app / "ondo.yaml").write_text(

@@ -359,7 +359,10 @@ class SourceSupervisor:
         status = running.status
         data = {"source": status.name, "kind": status.kind, "error": status.last_error}
         self.notices.publish(
-            status.namespace, SOURCE_DISCONNECTED, status.name, {**data, "restarts": status.restarts}
+            status.namespace,
+            SOURCE_DISCONNECTED,
+            status.name,
+            {**data, "restarts": status.restarts},
         )
 
     def _set(self, running: _Running, state: State, detail: str) -> None:

@@ -82,7 +82,11 @@ def test_the_source_emits_its_namespace_notices_of_the_chosen_types(tmp_path: Pa
         hub.publish("default", ACTION_DEAD_LETTERED, "r", {"rule": "r", "job_id": 7})
         events = await h.until(lambda: h.status("ops").events == 2 and h.events())
         failed, dead = await events
-        assert (failed.source, failed.type, failed.subject) == ("ondo", INVOCATION_FAILED, "billing")
+        assert (failed.source, failed.type, failed.subject) == (
+            "ondo",
+            INVOCATION_FAILED,
+            "billing",
+        )
         assert failed.data == {"namespace": "default", **data}
         assert failed.extensions == {HOPS_EXTENSION: 3}
         assert failed.time.timestamp() == T0
@@ -131,7 +135,7 @@ def test_a_source_that_fails_is_announced_as_disconnected(tmp_path: Path) -> Non
     ],
 )
 def test_bad_settings_are_refused(settings: dict[str, Any], message: str) -> None:
-    with pytest.raises(ConfigError, match="^sources.ops") as caught:
+    with pytest.raises(ConfigError, match=r"^sources\.ops") as caught:
         KIND.validate(settings, PlainWhere(Path("."), "sources.ops"))
     assert message in str(caught.value)
 

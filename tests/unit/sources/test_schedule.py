@@ -93,9 +93,7 @@ def test_nothing_fires_before_a_tick_is_due(tmp_path: Path) -> None:
 
 def test_cron_in_a_time_zone_skips_the_missing_hour_in_spring(tmp_path: Path) -> None:
     async def body(h: SourceHarness) -> None:
-        await h.deploy(
-            "night", "schedule", {"cron": "30 2 * * *", "timezone": "Europe/Berlin"}
-        )
+        await h.deploy("night", "schedule", {"cron": "30 2 * * *", "timezone": "Europe/Berlin"})
         ticks = [await step(h, "night") for _ in range(3)]
         # 02:30 does not exist on 2026-03-29 in Berlin (02:00 jumps to 03:00): no tick that day.
         assert [rfc3339(t) for t in ticks] == [
@@ -112,9 +110,7 @@ def test_cron_in_a_time_zone_skips_the_missing_hour_in_spring(tmp_path: Path) ->
 
 def test_cron_in_a_time_zone_fires_a_repeated_wall_time_once_in_autumn(tmp_path: Path) -> None:
     async def body(h: SourceHarness) -> None:
-        await h.deploy(
-            "night", "schedule", {"cron": "30 2 * * *", "timezone": "Europe/Berlin"}
-        )
+        await h.deploy("night", "schedule", {"cron": "30 2 * * *", "timezone": "Europe/Berlin"})
         ticks = [await step(h, "night") for _ in range(3)]
         # 02:30 happens twice on 2026-10-25 in Berlin (03:00 CEST goes back to 02:00 CET).
         assert [rfc3339(t) for t in ticks] == [
@@ -236,7 +232,7 @@ def where() -> PlainWhere:
     ],
 )
 def test_bad_settings_are_refused_naming_the_field(settings: dict[str, Any], message: str) -> None:
-    with pytest.raises(ConfigError, match="^sources.tick") as caught:
+    with pytest.raises(ConfigError, match=r"^sources\.tick") as caught:
         KIND.validate(settings, where())
     assert message in str(caught.value)
 
