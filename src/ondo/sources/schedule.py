@@ -89,13 +89,20 @@ async def _resume_point(ctx: SourceContext, spec: Settings) -> float:
     """Where the schedule stands: its last settled tick, or now for a new (or changed) one."""
     state = await ctx.state()
     fingerprint = _fingerprint(spec)
-    saved = state.get(LAST_TICK)
+    saved = _number(state.get(LAST_TICK))
     if saved is not None and state.get(FINGERPRINT) == fingerprint:
-        return float(saved)
+        return saved
     now = ctx.clock.now()
     await ctx.save_state(FINGERPRINT, fingerprint)
     await ctx.save_state(LAST_TICK, repr(now))
     return now
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:  # unreadable (written by hand?): start afresh rather than fail forever
+        return None
 
 
 async def _sleep_until(ctx: SourceContext, moment: float) -> None:

@@ -87,6 +87,7 @@ def test_nothing_fires_before_a_tick_is_due(tmp_path: Path) -> None:
         assert await h.events() == []
         await step(h, "hourly")
         assert [e.type for e in await h.events()] == ["report.due"]
+        assert h.status("hourly").last_event_at == T0 + 3600  # emitted once the tick came
 
     run(tmp_path, T0 + 10, body)
 
