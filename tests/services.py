@@ -16,6 +16,7 @@ import pytest
 
 POSTGRES_URL = os.environ.get("ONDO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 NATS_URL = os.environ.get("ONDO_TEST_NATS", "nats://127.0.0.1:4222")
+MQTT_HOST, MQTT_PORT = "127.0.0.1", 1883
 
 
 def reachable(host: str, port: int) -> bool:
@@ -44,6 +45,12 @@ def require_postgres() -> str:
 def require_nats() -> str:
     require("NATS", "127.0.0.1", 4222)
     return NATS_URL
+
+
+def require_mqtt() -> str:
+    """The MQTT broker's URL (Mosquitto on 127.0.0.1:1883)."""
+    require("MQTT broker", MQTT_HOST, MQTT_PORT)
+    return f"mqtt://{MQTT_HOST}:{MQTT_PORT}"
 
 
 def unique_cluster(prefix: str = "t") -> str:

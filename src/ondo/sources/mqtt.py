@@ -1,0 +1,468 @@
+"""The `mqtt` source: subscriptions on an MQTT broker, each message one CloudEvent.
+
+```yaml
+sources:
+  fitbit:
+    kind: mqtt
+    url: mqtt://127.0.0.1:1883           # mqtts:// for TLS; mqtt://user:password@host:port
+    topics:
+      - topic: "fitbit/{subject}/bp"     # {subject} -> subject, {type} -> type, {x} -> $x
+        type: health.blood_pressure      # the JSON payload becomes `data`
+```
+
+Delivery is at least once, from the broker to the bus: ondo subscribes with QoS 1 on a
+persistent MQTT 5 session (clean start off, a session expiry), and acknowledges each message only
+after its event was appended. Messages published while ondo was away (within the session's
+expiry and the broker's queue limit) arrive when it reconnects; a message whose event was
+appended but whose acknowledgement was lost in a crash arrives again and becomes a second event
+with a new id, since MQTT gives a message no identity that outlives a session.
+
+Messages arriving together are appended in one batch (`ctx.emit_many`), so the cost of a durable
+append is shared. A payload that cannot become an event (not JSON, not UTF-8, too large) is a
+`ctx.problem`: counted, shown by `ondo sources show`, acknowledged so that it does not come back.
+
+aiomqtt has no public switch for acknowledging after processing yet (aiomqtt issue #345); the
+paho client it wraps does (`manual_ack_set`, `ack`), reached through `Client._client` in one place
+(`_Acks`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import SplitResult, unquote, urlsplit
+
+from ondo import boundedjson
+from ondo.durations import parse_duration
+from ondo.errors import DurationError, EventError, OndoError, PayloadTooLarge, SourceKindUnavailable
+from ondo.events import CloudEvent
+from ondo.sources.base import Settings, SourceContext, Where, no_unknown_keys
+from ondo.sources.mqtt_topics import (
+    TOPIC_EXTENSION,
+    TemplateError,
+    TopicTemplate,
+    attributes,
+    overlap,
+)
+
+if TYPE_CHECKING:
+    import aiomqtt
+
+    from ondo.backends.store.repositories.sources import StoredSource
+
+KEYS = ("url", "client_id", "qos", "topics", "type_prefix", "payload", "session_expiry", "ca_file")
+TOPIC_KEYS = ("topic", "type", "payload")
+PAYLOADS = ("json", "text", "binary")
+CONTENT_TYPES = {
+    "json": "application/json",
+    "text": "text/plain; charset=utf-8",
+    "binary": "application/octet-stream",
+}
+DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+DEFAULT_SESSION_EXPIRY_S = 86400
+MAX_SESSION_EXPIRY_S = 0xFFFFFFFE  # 0xFFFFFFFF would mean "never expires" to the broker
+MAX_TOPICS = 1000
+MAX_CLIENT_ID = 128
+MAX_BATCH = 500  # messages appended together at most
+CONNECT_TIMEOUT_S = 10.0
+KEEPALIVE_S = 30
+STATE_CLIENT_ID = "client_id"
+STATE_FILTERS = "filters"
+
+
+class MqttKind:
+    name = "mqtt"
+
+    def validate(self, settings: Mapping[str, Any], at: Where) -> Settings:
+        no_unknown_keys(settings, KEYS, at)
+        url = _url(settings.get("url"), at)
+        payload = _payload(settings.get("payload", "json"), ("payload",), at)
+        type_prefix = _type_prefix(settings.get("type_prefix"), at)
+        topics = _topics(settings.get("topics"), payload, at)
+        return {
+            "url": url,
+            "client_id": _client_id(settings.get("client_id"), at),
+            "qos": _qos(settings.get("qos", 1), at),
+            "session_expiry": _session_expiry(settings.get("session_expiry"), at),
+            "type_prefix": type_prefix,
+            "payload": payload,
+            "ca_file": _ca_file(settings.get("ca_file"), url, at),
+            "topics": topics,
+        }
+
+    async def run(self, source: StoredSource, ctx: SourceContext) -> None:
+        try:
+            import aiomqtt
+        except ImportError as exc:
+            raise SourceKindUnavailable(
+                f"the mqtt source needs aiomqtt ({exc}); install it with: pip install 'ondo[mqtt]'"
+            ) from exc
+        spec = source.spec
+        mapper = Mapper.from_spec(source.name, spec)
+        client_id = spec["client_id"] or await _stable_client_id(ctx)
+        client = _client(aiomqtt, spec, client_id)
+        acks = _Acks(client, manual=spec["qos"] > 0)
+        async with client:
+            await _subscribe(client, spec, mapper, ctx)
+            where = urlsplit(spec["url"])
+            ctx.connected(f"{where.scheme}://{where.hostname}:{_port(where)}, {_topics_n(mapper)}")
+            await _pump(client, mapper, acks, ctx)
+
+
+KIND = MqttKind()
+
+
+# --- validation ----------------------------------------------------------------------------
+
+
+def _url(value: Any, at: Where) -> str:
+    if not isinstance(value, str) or not value:
+        raise at.error(("url",), "url is required: mqtt://host:port or mqtts://host:port")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise at.error(("url",), f"{exc}; write mqtt://host:port") from None
+    if parts.scheme not in DEFAULT_PORTS:
+        raise at.error(("url",), f"scheme must be mqtt:// or mqtts://, got {parts.scheme!r}://")
+    if not parts.hostname:
+        raise at.error(("url",), "url names no host; write mqtt://host:port")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise at.error(("url",), "url takes no path, query or fragment: mqtt://host:port")
+    if port == 0:
+        raise at.error(("url",), "port 0 is not a port; leave it out for the default")
+    return value
+
+
+def _port(parts: SplitResult) -> int:
+    return parts.port or DEFAULT_PORTS[parts.scheme]
+
+
+def _client_id(value: Any, at: Where) -> str | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, str)
+        or not 0 < len(value) <= MAX_CLIENT_ID
+        or not value.isprintable()
+        or " " in value
+    ):
+        raise at.error(
+            ("client_id",),
+            f"client_id is 1 to {MAX_CLIENT_ID} printable characters without spaces;"
+            " leave it out for one derived from the source's name",
+        )
+    return value
+
+
+def _qos(value: Any, at: Where) -> int:
+    if value not in (0, 1) or isinstance(value, bool):
+        raise at.error(
+            ("qos",),
+            f"qos must be 1 (at least once, the default) or 0 (at most once), got {value!r};"
+            " QoS 2 would not make delivery exactly once, as an event appended before a crash"
+            " is delivered again",
+        )
+    return int(value)
+
+
+def _session_expiry(value: Any, at: Where) -> int:
+    if value is None:
+        return DEFAULT_SESSION_EXPIRY_S
+    try:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise DurationError(f"duration {value!r} is not understood")
+        seconds = (
+            float(value) if not isinstance(value, str) else parse_duration(value, bare_seconds=True)
+        )
+    except DurationError as exc:
+        raise at.error(("session_expiry",), f"{exc} (0 ends the session on disconnect)") from None
+    if not 0 <= seconds <= MAX_SESSION_EXPIRY_S:
+        raise at.error(("session_expiry",), f"must be 0 to {MAX_SESSION_EXPIRY_S} seconds")
+    return int(seconds)
+
+
+def _type_prefix(value: Any, at: Where) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or not value.strip(".") or value != value.strip(". "):
+        raise at.error(
+            ("type_prefix",),
+            "type_prefix is text such as `health` (joined with a dot: {type} = bp ->"
+            " health.bp), without leading or trailing dots or spaces",
+        )
+    return value
+
+
+def _payload(value: Any, path: tuple[str | int, ...], at: Where) -> str:
+    if value not in PAYLOADS:
+        raise at.error(
+            path,
+            f"payload must be json (into data), text (a UTF-8 string into data) or binary"
+            f" (bytes into data_base64), got {value!r}",
+        )
+    return str(value)
+
+
+def _ca_file(value: Any, url: str, at: Where) -> str | None:
+    if value is None:
+        return None
+    if not url.startswith("mqtts:"):
+        raise at.error(("ca_file",), "ca_file is for mqtts:// URLs (TLS)")
+    if not isinstance(value, str) or not value:
+        raise at.error(("ca_file",), "ca_file is the path of a PEM file of CA certificates")
+    path = Path(value) if Path(value).is_absolute() else at.root / value
+    if not path.is_file():
+        raise at.error(("ca_file",), f"no such file: {path}")
+    return str(path)
+
+
+def _topics(value: Any, payload: str, at: Where) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not value:
+        raise at.error(
+            ("topics",),
+            'topics is a non-empty list such as [{topic: "fitbit/{subject}/bp",'
+            " type: health.blood_pressure}]",
+        )
+    if len(value) > MAX_TOPICS:
+        raise at.error(("topics",), f"at most {MAX_TOPICS} topics per source")
+    topics = [_topic(item, index, payload, at) for index, item in enumerate(value)]
+    templates = [TopicTemplate.parse(t["topic"]) for t in topics]
+    for i, a in enumerate(templates):
+        for j in range(i):
+            if overlap(a, templates[j]):
+                raise at.error(
+                    ("topics", i, "topic"),
+                    f"{a.template!r} and topics[{j}] {templates[j].template!r} can match the"
+                    " same topic, so which one names the event would be a guess; make them"
+                    " distinct",
+                )
+    return topics
+
+
+def _topic(item: Any, index: int, payload: str, at: Where) -> dict[str, Any]:
+    path: tuple[str | int, ...] = ("topics", index)
+    if isinstance(item, str):
+        item = {"topic": item}
+    if not isinstance(item, dict):
+        raise at.error(path, 'each topic is a mapping: {topic: "a/{subject}/b", type: x.y}')
+    for key in item:
+        if key not in TOPIC_KEYS:
+            raise at.error((*path, key), f"unknown key {key!r}; allowed: {', '.join(TOPIC_KEYS)}")
+    text = item.get("topic")
+    if not isinstance(text, str):
+        raise at.error(
+            (*path, "topic"), 'topic is required: a topic filter such as "a/{subject}/b"'
+        )
+    try:
+        template = TopicTemplate.parse(text)
+    except TemplateError as exc:
+        raise at.error((*path, "topic"), str(exc)) from None
+    type_ = item.get("type")
+    if type_ is not None and (not isinstance(type_, str) or not type_.strip()):
+        raise at.error((*path, "type"), "type is the events' type such as health.blood_pressure")
+    if type_ is not None and "type" in template.fields:
+        raise at.error(
+            (*path, "type"), "the topic's {type} field already gives the type; remove one"
+        )
+    return {
+        "topic": text,
+        "type": type_,
+        "payload": _payload(item.get("payload", payload), (*path, "payload"), at),
+    }
+
+
+def _topics_n(mapper: Mapper) -> str:
+    n = len(mapper.routes)
+    return f"{n} topic" if n == 1 else f"{n} topics"
+
+
+# --- messages to events --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    template: TopicTemplate
+    type: str | None
+    payload: str
+
+
+@dataclass(frozen=True)
+class Mapper:
+    """Turns (topic, payload) into an event, as the source's validated settings say."""
+
+    source: str
+    routes: tuple[Route, ...]
+    type_prefix: str
+
+    @classmethod
+    def from_spec(cls, source: str, spec: Mapping[str, Any]) -> Mapper:
+        routes = tuple(
+            Route(TopicTemplate.parse(t["topic"]), t["type"], t["payload"]) for t in spec["topics"]
+        )
+        return cls(source, routes, spec["type_prefix"])
+
+    @property
+    def filters(self) -> list[str]:
+        return [route.template.filter for route in self.routes]
+
+    def event(self, topic: str, payload: bytes, now: float) -> CloudEvent:
+        """The event for one message; ValueError (or an OndoError) saying why there is none."""
+        for route in self.routes:
+            fields = route.template.match(topic)
+            if fields is not None:
+                break
+        else:
+            raise ValueError("it matches none of the source's topics (a subscription left over?)")
+        found = attributes(fields, topic, route.type, self.type_prefix)
+        data = _data(payload, route.payload) if payload else None
+        return CloudEvent(
+            source=self.source,
+            type=found.type,
+            subject=found.subject,
+            time=datetime.fromtimestamp(now, UTC),
+            datacontenttype=CONTENT_TYPES[route.payload] if data is not None else None,
+            data=data,
+            extensions=found.extensions,
+        )
+
+
+def _data(payload: bytes, kind: str) -> Any:
+    if kind == "binary":
+        return payload
+    if kind == "text":
+        try:
+            return payload.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"its payload is not UTF-8 text (byte {exc.start}); set payload: binary"
+                " to take any bytes"
+            ) from None
+    limits = boundedjson.JsonLimits(max_bytes=None)
+    try:
+        return boundedjson.loads(payload, "its payload", limits)
+    except OndoError as exc:
+        raise ValueError(f"{exc}; publish JSON, or set payload: text or binary") from None
+
+
+# --- the connection ------------------------------------------------------------------------
+
+
+def _client(aiomqtt_module: Any, spec: Mapping[str, Any], client_id: str) -> aiomqtt.Client:
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    where = urlsplit(spec["url"])
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    properties.SessionExpiryInterval = spec["session_expiry"]
+    tls = None
+    if where.scheme == "mqtts":
+        tls = ssl.create_default_context(cafile=spec["ca_file"])
+    client: aiomqtt.Client = aiomqtt_module.Client(
+        where.hostname,
+        _port(where),
+        username=unquote(where.username) if where.username is not None else None,
+        password=unquote(where.password) if where.password is not None else None,
+        identifier=client_id,
+        protocol=aiomqtt_module.ProtocolVersion.V5,
+        clean_start=spec["session_expiry"] == 0,  # keep the broker's session across runs
+        properties=properties,
+        tls_context=tls,
+        timeout=CONNECT_TIMEOUT_S,
+        keepalive=KEEPALIVE_S,
+    )
+    return client
+
+
+async def _stable_client_id(ctx: SourceContext) -> str:
+    """One client id per source, kept in its state: the same on every run (so the broker keeps
+    the session) and unlike another ondo's source of the same name on a shared broker."""
+    saved = (await ctx.state()).get(STATE_CLIENT_ID)
+    if saved:
+        return saved
+    made = f"ondo-{ctx.namespace}-{ctx.name}-{uuid.uuid4().hex[:8]}"
+    await ctx.save_state(STATE_CLIENT_ID, made)
+    return made
+
+
+async def _subscribe(
+    client: aiomqtt.Client, spec: Mapping[str, Any], mapper: Mapper, ctx: SourceContext
+) -> None:
+    from paho.mqtt.subscribeoptions import SubscribeOptions
+
+    wanted = mapper.filters
+    # The session outlives deploys: drop what an earlier version of the source subscribed to.
+    before = json.loads((await ctx.state()).get(STATE_FILTERS, "[]"))
+    stale = [f for f in before if f not in wanted]
+    if stale:
+        await client.unsubscribe(stale)
+    options = SubscribeOptions(
+        qos=spec["qos"], retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB
+    )
+    codes = await client.subscribe([(f, options) for f in wanted])
+    refused = [
+        f"{f} ({code})" for f, code in zip(wanted, codes, strict=False) if _code(code) >= 0x80
+    ]
+    if refused:
+        raise ConnectionRefusedError(f"the broker refused to subscribe to {', '.join(refused)}")
+    if before != wanted:
+        await ctx.save_state(STATE_FILTERS, json.dumps(wanted))
+
+
+def _code(code: Any) -> int:
+    return int(getattr(code, "value", code))
+
+
+class _Acks:
+    """Acknowledges QoS 1 messages once their events are appended (see the module docstring)."""
+
+    def __init__(self, client: aiomqtt.Client, manual: bool) -> None:
+        self._paho = client._client
+        if manual:
+            self._paho.manual_ack_set(True)
+
+    def ack(self, messages: Sequence[aiomqtt.Message]) -> None:
+        for message in messages:  # in the order received, as MQTT requires
+            if message.qos > 0:
+                self._paho.ack(message.mid, message.qos)
+
+
+async def _pump(client: aiomqtt.Client, mapper: Mapper, acks: _Acks, ctx: SourceContext) -> None:
+    """Read messages in batches, append their events, then acknowledge them; returns never
+    (a lost connection raises aiomqtt.MqttError, and the supervisor reconnects)."""
+    messages = client.messages
+    while True:
+        batch = [await anext(messages)]
+        await asyncio.sleep(0)  # let the reader hand over what arrived with the first
+        while len(messages) and len(batch) < MAX_BATCH:
+            batch.append(await anext(messages))
+        await _deliver(batch, mapper, ctx)
+        acks.ack(batch)
+
+
+async def _deliver(batch: Sequence[aiomqtt.Message], mapper: Mapper, ctx: SourceContext) -> None:
+    now = ctx.clock.now()
+    events: list[CloudEvent] = []
+    for message in batch:
+        topic = message.topic.value
+        payload = message.payload if isinstance(message.payload, bytes) else b""
+        try:
+            events.append(mapper.event(topic, payload, now))
+        except (ValueError, OndoError) as exc:
+            ctx.problem(f"message on topic {topic!r} was not made an event: {exc}")
+    try:
+        await ctx.emit_many(events)
+    except (EventError, PayloadTooLarge):  # one bad event refuses the batch: find it
+        for event in events:
+            try:
+                await ctx.emit(event)
+            except (EventError, PayloadTooLarge) as exc:
+                where = event.extensions.get(TOPIC_EXTENSION)
+                ctx.problem(f"message on topic {where!r} was not made an event: {exc}")
