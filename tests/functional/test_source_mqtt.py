@@ -10,8 +10,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import aiomqtt
+import httpx
 import pytest
 import yaml
 

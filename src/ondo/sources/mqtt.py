@@ -71,6 +71,9 @@ MAX_SESSION_EXPIRY_S = 0xFFFFFFFE  # 0xFFFFFFFF would mean "never expires" to th
 MAX_TOPICS = 1000
 MAX_CLIENT_ID = 128
 MAX_BATCH = 500  # messages appended together at most
+# Unacknowledged messages the broker may send ahead (MQTT 5 Receive Maximum; Mosquitto's own
+# default window is 20, which would cap a source at 20 messages per append).
+RECEIVE_MAXIMUM = 2 * MAX_BATCH
 CONNECT_TIMEOUT_S = 10.0
 KEEPALIVE_S = 30
 STATE_CLIENT_ID = "client_id"
@@ -107,13 +110,14 @@ class MqttKind:
         spec = source.spec
         mapper = Mapper.from_spec(source.name, spec)
         client_id = spec["client_id"] or await _stable_client_id(ctx)
-        client = _client(aiomqtt, spec, client_id)
+        queue_type, queues = _kept_queue()
+        client = _client(aiomqtt, spec, client_id, queue_type)
         acks = _Acks(client, manual=spec["qos"] > 0)
         async with client:
             await _subscribe(client, spec, mapper, ctx)
             where = urlsplit(spec["url"])
             ctx.connected(f"{where.scheme}://{where.hostname}:{_port(where)}, {_topics_n(mapper)}")
-            await _pump(client, mapper, acks, ctx)
+            await _pump(client, queues[0], mapper, acks, ctx)
 
 
 KIND = MqttKind()
@@ -355,13 +359,16 @@ def _data(payload: bytes, kind: str) -> Any:
 # --- the connection ------------------------------------------------------------------------
 
 
-def _client(aiomqtt_module: Any, spec: Mapping[str, Any], client_id: str) -> aiomqtt.Client:
+def _client(
+    aiomqtt_module: Any, spec: Mapping[str, Any], client_id: str, queue_type: type[Any]
+) -> aiomqtt.Client:
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
     where = urlsplit(spec["url"])
     properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     properties.SessionExpiryInterval = spec["session_expiry"]
+    properties.ReceiveMaximum = RECEIVE_MAXIMUM
     tls = None
     if where.scheme == "mqtts":
         tls = ssl.create_default_context(cafile=spec["ca_file"])
@@ -377,6 +384,7 @@ def _client(aiomqtt_module: Any, spec: Mapping[str, Any], client_id: str) -> aio
         tls_context=tls,
         timeout=CONNECT_TIMEOUT_S,
         keepalive=KEEPALIVE_S,
+        queue_type=queue_type,
     )
     return client
 
@@ -434,15 +442,37 @@ class _Acks:
                 self._paho.ack(message.mid, message.qos)
 
 
-async def _pump(client: aiomqtt.Client, mapper: Mapper, acks: _Acks, ctx: SourceContext) -> None:
+def _kept_queue() -> tuple[type[asyncio.Queue[Any]], list[asyncio.Queue[Any]]]:
+    """A queue class for aiomqtt's documented `queue_type`, keeping the instance it makes, so
+    that a batch is taken with `get_nowait` (aiomqtt's iterator makes a task per message)."""
+    made: list[asyncio.Queue[Any]] = []
+
+    class KeptQueue(asyncio.Queue[Any]):
+        def __init__(self, maxsize: int = 0) -> None:
+            super().__init__(maxsize)
+            made.append(self)
+
+    return KeptQueue, made
+
+
+async def _pump(
+    client: aiomqtt.Client,
+    queue: asyncio.Queue[Any],
+    mapper: Mapper,
+    acks: _Acks,
+    ctx: SourceContext,
+) -> None:
     """Read messages in batches, append their events, then acknowledge them; returns never
     (a lost connection raises aiomqtt.MqttError, and the supervisor reconnects)."""
     messages = client.messages
     while True:
-        batch = [await anext(messages)]
+        batch = [await anext(messages)]  # the iterator notices a lost connection
         await asyncio.sleep(0)  # let the reader hand over what arrived with the first
-        while len(messages) and len(batch) < MAX_BATCH:
-            batch.append(await anext(messages))
+        while len(batch) < MAX_BATCH:
+            try:
+                batch.append(queue.get_nowait())
+            except asyncio.QueueEmpty:
+                break
         await _deliver(batch, mapper, ctx)
         acks.ack(batch)
 
