@@ -14,10 +14,11 @@ outbox dropped and created again never reuses an id the bus still remembers as d
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -179,17 +180,47 @@ def first_outbox_id() -> int:
 
 @dataclass(frozen=True)
 class OutboxRow:
+    """One captured change; `old` and `new` hold the row without its excluded columns."""
+
     id: int
     table: str
     operation: str  # insert | update | delete
     old: dict[str, Any] | None
     new: dict[str, Any] | None
-    changed: list[str]
     at: datetime
     schema: str | None = None
     user: str | None = None
     role: str | None = None
     txid: int | None = None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A watched table's columns in table order, and its primary key's (for the subject)."""
+
+    columns: Sequence[str] = ()
+    keys: Sequence[str] = ()
+
+
+NO_LAYOUT = Layout()
+
+
+def changed_columns(row: OutboxRow, layout: Layout) -> list[str]:
+    """Every column of an inserted or deleted row; the columns whose value differs for an
+    update (computed here rather than in the trigger: it halves the trigger's cost). In table
+    order; a column the layout does not know yet (added since the start) comes last."""
+    old, new = row.old, row.new
+    names: Collection[str]
+    if old is None or new is None:
+        names = new or old or {}
+    else:
+        names = {
+            k for k in {**old, **new} if k not in old or k not in new or _differ(old[k], new[k])
+        }
+    known = [c for c in layout.columns if c in names]
+    if len(known) < len(names):
+        known += sorted(set(names) - set(layout.columns))
+    return known
 
 
 def loads(value: Any) -> Any:
@@ -202,13 +233,20 @@ def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def row_event(source: str, row: OutboxRow, keys: Sequence[str], slim: bool = False) -> CloudEvent:
-    """The `db.row.*` event of one outbox row. `keys` are the table's primary-key columns: the
-    subject is `table/key` (`marks/42`, `grades/7,2`) when the key's values are in the row."""
+def _differ(a: Any, b: Any) -> bool:
+    """As jsonb compares: `true` is not `1` (Python says it is), `1` is `1.0`."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is not type(b) or a != b
+    return bool(a != b)
+
+
+def row_event(source: str, row: OutboxRow, layout: Layout, slim: bool = False) -> CloudEvent:
+    """The `db.row.*` event of one outbox row. The subject is `table/key` (`marks/42`,
+    `grades/7,2`) when the table has a primary key and its values are in the row."""
     data: dict[str, Any] = {
         "table": row.table,
         "operation": row.operation,
-        "changed": row.changed,
+        "changed": changed_columns(row, layout),
         "old": None if slim else row.old,
         "new": None if slim else row.new,
         "user": row.user,
@@ -226,7 +264,7 @@ def row_event(source: str, row: OutboxRow, keys: Sequence[str], slim: bool = Fal
         type=TYPES[row.operation],
         id=f"row-{row.id}",
         time=row.at,
-        subject=_subject(row, keys),
+        subject=_subject(row, layout.keys),
         datacontenttype="application/json",
         data=data,
     )
@@ -245,32 +283,48 @@ def _subject(row: OutboxRow, keys: Sequence[str]) -> str | None:
 class Outbox(Protocol):
     """One kind's outbox in the user's database."""
 
-    async def fetch(self, limit: int) -> list[OutboxRow]:
-        """The oldest rows, by id."""
+    async def fetch(self, after: int, limit: int) -> list[OutboxRow]:
+        """The oldest rows with an id above `after`, by id."""
 
     async def delete(self, rows: Sequence[OutboxRow]) -> None:
         """Delete these rows (they are on the bus)."""
 
-    def keys(self, table: str) -> Sequence[str]:
-        """The table's primary-key columns (for the subject)."""
+    def layout(self, table: str) -> Layout:
+        """The table's columns and primary key as found at the start."""
 
 
 async def drain(outbox: Outbox, ctx: SourceContext) -> int:
-    """Append every row in the outbox to the bus, in id order, a batch at a time; how many."""
+    """Append every row in the outbox to the bus, in id order, a batch at a time; how many.
+
+    Pipelined: while the bus appends one batch, the outbox deletes the batch before it and reads
+    the next (database and bus wait on different machines, or threads). A batch is deleted only
+    once the bus has it. A row committed late with an id below what this pass has read is left
+    for the next pass, which starts from the beginning again.
+    """
     total = 0
-    while True:
-        rows = await outbox.fetch(BATCH)
-        if not rows:
-            return total
-        events = [row_event(ctx.name, row, outbox.keys(row.table)) for row in rows]
+    appended: list[OutboxRow] = []
+    rows = await outbox.fetch(0, BATCH)
+    while rows:
+        emitting = asyncio.create_task(_emit(ctx, rows, outbox))
         try:
-            await ctx.emit_many(events)
-        except PayloadTooLarge:
-            await _emit_one_by_one(ctx, rows, events, outbox)
-        await outbox.delete(rows)
+            if appended:
+                await outbox.delete(appended)
+            following = await outbox.fetch(rows[-1].id, BATCH)
+        finally:
+            await emitting  # never leave it running: an error here waits for the append
         total += len(rows)
-        if len(rows) < BATCH:
-            return total
+        appended, rows = rows, following
+    if appended:
+        await outbox.delete(appended)
+    return total
+
+
+async def _emit(ctx: SourceContext, rows: Sequence[OutboxRow], outbox: Outbox) -> None:
+    events = [row_event(ctx.name, row, outbox.layout(row.table)) for row in rows]
+    try:
+        await ctx.emit_many(events)
+    except PayloadTooLarge:
+        await _emit_one_by_one(ctx, rows, events, outbox)
 
 
 async def _emit_one_by_one(
@@ -285,4 +339,4 @@ async def _emit_one_by_one(
                 f"the {row.operation} of a row in table {row.table!r} (outbox id {row.id}) is too"
                 f" large for one event ({exc}); it was emitted without old and new values"
             )
-            await ctx.emit(row_event(ctx.name, row, outbox.keys(row.table), slim=True))
+            await ctx.emit(row_event(ctx.name, row, outbox.layout(row.table), slim=True))

@@ -1,12 +1,13 @@
 """`kind: postgres` — change capture on chosen tables of the user's PostgreSQL database.
 
-On every start, ondo installs (idempotently) one trigger function and one trigger per watched
-table. The trigger writes each inserted, updated or deleted row to the outbox table (old and new
-values as JSONB with the excluded columns already removed, the changed columns, the database
-user, the transaction id, the time) and notifies the channel `SCHEMA.OUTBOX`; ondo listens and
-drains the outbox in order (changes.py). Exclusion and the `columns` filter happen in the
-trigger, so excluded values never leave the database and an update of unwatched columns writes
-nothing. Tables the settings no longer name lose their trigger at the next start.
+On every start, ondo installs (idempotently: CREATE OR REPLACE) its trigger functions and the
+triggers of each watched table (PostgresOutbox says which). They write each inserted, updated or
+deleted row to the outbox table (old and new values as JSONB with the excluded columns already
+removed, the database user and role, the transaction id, the time) and notify the channel
+`SCHEMA.OUTBOX`; ondo listens and drains the outbox in order (changes.py). Exclusion and the
+`columns` filter happen in the database, so excluded values never leave it and an update of
+unwatched columns writes nothing. Triggers of tables the settings no longer name are dropped at
+the next start.
 
 ```yaml
 sources:
@@ -31,6 +32,8 @@ from ondo.errors import ConfigError
 from ondo.sources.base import Settings, Where, no_unknown_keys
 from ondo.sources.changes import (
     DEFAULT_OUTBOX,
+    NO_LAYOUT,
+    Layout,
     OutboxRow,
     TableSettings,
     check_columns,
@@ -52,10 +55,10 @@ if TYPE_CHECKING:
 
 KEYS = ("url", "tables", "schema", "outbox", "poll")
 DEFAULT_POLL_S = 5.0  # a look without a notification, in case one was missed
-MAX_OUTBOX_NAME = 54  # + "_capture" stays within PostgreSQL's 63-character names
+MAX_OUTBOX_NAME = 56  # + "_update" stays within PostgreSQL's 63-character names
 OUTBOX_COLUMNS = [
     "id", "at", "txid", "schema_name", "table_name", "operation",
-    "db_user", "db_role", "changed", "old", "new",
+    "db_user", "db_role", "old", "new",
 ]  # fmt: skip
 
 
@@ -116,22 +119,34 @@ def describe(url: str, schema: str) -> str:
 
 
 class PostgresOutbox:
-    """The outbox table, its trigger function and the triggers, in the user's database."""
+    """The outbox table, its trigger functions and the triggers, in the user's database.
+
+    Per watched table: inserts and deletes are captured by statement-level triggers reading the
+    statement's transition table (one INSERT … SELECT for a whole bulk statement), updates by a
+    row-level trigger (an update's old and new rows can only be paired row by row) whose WHEN
+    clause skips updates of unwatched columns before any function runs, and one statement-level
+    trigger notifies the channel once per statement.
+    """
 
     def __init__(self, conn: asyncpg.Connection, schema: str, name: str) -> None:
         self.conn = conn
         self.schema = schema
         self.name = name
         self.table = f"{q(schema)}.{q(name)}"
-        self.function = f"{q(schema)}.{q(name + '_capture')}"
-        self.trigger = f"{name}_capture"
         self.channel = f"{schema}.{name}"
-        self._keys: dict[str, list[str]] = {}
+        self._layouts: dict[str, Layout] = {}
+
+    def function(self, role: str) -> str:
+        return f"{q(self.schema)}.{q(self.name + '_' + role)}"
+
+    def trigger(self, role: str) -> str:
+        return f"{self.name}_{role}"
 
     async def install(self, tables: Sequence[TableSettings], where: str) -> None:
-        """Create or update the outbox, the function and the triggers, after checking that
+        """Create or update the outbox, the functions and the triggers, after checking that
         every named table and column exists (ConfigError naming the first that does not)."""
-        columns = await self._columns([t.name for t in tables])
+        names = [t.name for t in tables]
+        columns = await self._columns(names)
         for table in tables:
             check_columns(table, columns.get(table.name, []), where)
         async with self.conn.transaction():
@@ -139,11 +154,16 @@ class PostgresOutbox:
             await self.conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self.channel)
             await self.conn.execute(self._create_outbox())
             await self._check_outbox()
-            await self.conn.execute(self._create_function())
+            for statement in self._create_functions():
+                await self.conn.execute(statement)
+            wanted: set[tuple[str, str]] = set()
             for table in tables:
-                await self.conn.execute(self._create_trigger(table))
-            await self._drop_stale_triggers({t.name for t in tables})
-        self._keys = await self._primary_keys([t.name for t in tables])
+                for role, statement in self._create_triggers(table):
+                    await self.conn.execute(statement)
+                    wanted.add((table.name, self.trigger(role)))
+            await self._drop_stale_triggers(wanted)
+        keys = await self._primary_keys(names)
+        self._layouts = {t: Layout(columns[t], keys.get(t, [])) for t in names}
 
     async def _columns(self, tables: list[str]) -> dict[str, list[str]]:
         rows = await self.conn.fetch(
@@ -185,7 +205,6 @@ class PostgresOutbox:
             operation text NOT NULL,
             db_user text NOT NULL DEFAULT session_user,
             db_role text NOT NULL DEFAULT current_user,
-            changed text[] NOT NULL,
             old jsonb,
             new jsonb
         )"""
@@ -200,68 +219,104 @@ class PostgresOutbox:
                 " `outbox:` in the source's settings"
             )
 
-    def _create_function(self) -> str:
-        # TG_ARGV[0]: the excluded columns, TG_ARGV[1]: the watched ones ('{}': every one).
-        return f"""
-        CREATE OR REPLACE FUNCTION {self.function}() RETURNS trigger
+    def _create_functions(self) -> list[str]:
+        # TG_ARGV[0] of the capturing functions: the excluded columns, removed here so that
+        # their values never leave the database.
+        insert = f"INSERT INTO {self.table} (schema_name, table_name, operation, old, new)"
+        rows = f"""
+        CREATE OR REPLACE FUNCTION {self.function("rows")}() RETURNS trigger
+        LANGUAGE plpgsql AS $capture$
+        BEGIN
+            IF TG_OP = 'INSERT' THEN
+                {insert} SELECT TG_TABLE_SCHEMA, TG_TABLE_NAME, 'insert', NULL,
+                                to_jsonb(r) - TG_ARGV[0]::text[]
+                           FROM ondo_new_rows r;
+            ELSE
+                {insert} SELECT TG_TABLE_SCHEMA, TG_TABLE_NAME, 'delete',
+                                to_jsonb(r) - TG_ARGV[0]::text[], NULL
+                           FROM ondo_old_rows r;
+            END IF;
+            RETURN NULL;
+        END
+        $capture$"""
+        update = f"""
+        CREATE OR REPLACE FUNCTION {self.function("update")}() RETURNS trigger
         LANGUAGE plpgsql AS $capture$
         DECLARE
-            excluded text[] := TG_ARGV[0]::text[];
-            watched text[] := TG_ARGV[1]::text[];
-            old_j jsonb;
-            new_j jsonb;
-            changed text[];
+            old_j jsonb := to_jsonb(OLD) - TG_ARGV[0]::text[];
+            new_j jsonb := to_jsonb(NEW) - TG_ARGV[0]::text[];
         BEGIN
-            IF TG_OP <> 'INSERT' THEN old_j := to_jsonb(OLD) - excluded; END IF;
-            IF TG_OP <> 'DELETE' THEN new_j := to_jsonb(NEW) - excluded; END IF;
-            -- the columns in table order: every one for an insert or a delete, the changed
-            -- ones for an update
-            SELECT coalesce(array_agg(c.key ORDER BY c.ord), '{{}}') INTO changed
-              FROM json_each(row_to_json(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END))
-                   WITH ORDINALITY AS c(key, value, ord)
-             WHERE NOT c.key = ANY (excluded)
-               AND (TG_OP <> 'UPDATE' OR (old_j -> c.key) IS DISTINCT FROM (new_j -> c.key));
-            IF TG_OP = 'UPDATE' AND NOT (
-                changed && CASE WHEN cardinality(watched) = 0 THEN changed ELSE watched END
-            ) THEN
-                RETURN NULL;  -- no watched column changed
+            IF old_j = new_j THEN
+                RETURN NULL;  -- only excluded columns changed: nothing may leave
             END IF;
-            INSERT INTO {self.table} (schema_name, table_name, operation, changed, old, new)
-                 VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, lower(TG_OP), changed, old_j, new_j);
+            {insert} VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, 'update', old_j, new_j);
+            RETURN NULL;
+        END
+        $capture$"""
+        notify = f"""
+        CREATE OR REPLACE FUNCTION {self.function("notify")}() RETURNS trigger
+        LANGUAGE plpgsql AS $capture$
+        BEGIN
             PERFORM pg_notify('{self.channel}', '');
             RETURN NULL;
         END
         $capture$"""
+        return [rows, update, notify]
 
-    def _create_trigger(self, table: TableSettings) -> str:
+    def _create_triggers(self, table: TableSettings) -> list[tuple[str, str]]:
+        """(role, CREATE OR REPLACE TRIGGER …) for each trigger the table's settings want."""
+        on = f"{q(self.schema)}.{q(table.name)}"
+        excluded = "'{" + ",".join(table.exclude) + "}'"
+        wanted: list[tuple[str, str]] = []
+        head = "CREATE OR REPLACE TRIGGER"
+        if "insert" in table.operations:
+            wanted.append(("insert", (
+                f"{head} {q(self.trigger('insert'))} AFTER INSERT ON {on}"
+                " REFERENCING NEW TABLE AS ondo_new_rows FOR EACH STATEMENT"
+                f" EXECUTE FUNCTION {self.function('rows')}({excluded})"
+            )))  # fmt: skip
+        if "delete" in table.operations:
+            wanted.append(("delete", (
+                f"{head} {q(self.trigger('delete'))} AFTER DELETE ON {on}"
+                " REFERENCING OLD TABLE AS ondo_old_rows FOR EACH STATEMENT"
+                f" EXECUTE FUNCTION {self.function('rows')}({excluded})"
+            )))  # fmt: skip
+        if "update" in table.operations:
+            watched = " OR ".join(f"OLD.{q(c)} IS DISTINCT FROM NEW.{q(c)}" for c in table.columns)
+            wanted.append(("update", (
+                f"{head} {q(self.trigger('update'))} AFTER UPDATE ON {on} FOR EACH ROW"
+                f" WHEN ({watched or 'OLD.* IS DISTINCT FROM NEW.*'})"
+                f" EXECUTE FUNCTION {self.function('update')}({excluded})"
+            )))  # fmt: skip
         events = " OR ".join(op.upper() for op in table.operations)
-        excluded = "{" + ",".join(table.exclude) + "}"
-        watched = "{" + ",".join(table.columns) + "}"
-        return (
-            f"CREATE OR REPLACE TRIGGER {q(self.trigger)} AFTER {events}"
-            f" ON {q(self.schema)}.{q(table.name)} FOR EACH ROW"
-            f" EXECUTE FUNCTION {self.function}('{excluded}', '{watched}')"
-        )
+        wanted.append(("notify", (
+            f"{head} {q(self.trigger('notify'))} AFTER {events} ON {on} FOR EACH STATEMENT"
+            f" EXECUTE FUNCTION {self.function('notify')}()"
+        )))  # fmt: skip
+        return wanted
 
-    async def _drop_stale_triggers(self, wanted: set[str]) -> None:
+    async def _drop_stale_triggers(self, wanted: set[tuple[str, str]]) -> None:
+        """This outbox's triggers on tables, or for operations, the settings no longer name."""
         rows = await self.conn.fetch(
-            "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+            "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
             " JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE t.tgname = $1 AND n.nspname = $2",
-            self.trigger,
+            " WHERE n.nspname = $1 AND t.tgname = ANY($2::text[])",
             self.schema,
+            [self.trigger(role) for role in ROLES],
         )
         for row in rows:
-            if row["relname"] not in wanted:
+            if (row["relname"], row["tgname"]) not in wanted:
                 table = f"{q(self.schema)}.{q(row['relname'])}"
-                await self.conn.execute(f"DROP TRIGGER IF EXISTS {q(self.trigger)} ON {table}")
+                await self.conn.execute(f"DROP TRIGGER IF EXISTS {q(row['tgname'])} ON {table}")
 
     # --- the Outbox protocol (changes.py) -------------------------------------------------
 
-    async def fetch(self, limit: int) -> list[OutboxRow]:
+    async def fetch(self, after: int, limit: int) -> list[OutboxRow]:
         rows = await self.conn.fetch(
-            "SELECT id, at, txid, schema_name, table_name, operation, db_user, db_role, changed,"
-            f" old::text AS old, new::text AS new FROM {self.table} ORDER BY id LIMIT $1",
+            "SELECT id, at, txid, schema_name, table_name, operation, db_user, db_role,"
+            f" old::text AS old, new::text AS new FROM {self.table} WHERE id > $1"
+            " ORDER BY id LIMIT $2",
+            after,
             limit,
         )
         return [
@@ -271,7 +326,6 @@ class PostgresOutbox:
                 operation=row["operation"],
                 old=loads(row["old"]),
                 new=loads(row["new"]),
-                changed=list(row["changed"]),
                 at=row["at"],
                 schema=row["schema_name"],
                 user=row["db_user"],
@@ -288,8 +342,11 @@ class PostgresOutbox:
             f"DELETE FROM {self.table} WHERE id = ANY($1::bigint[])", [r.id for r in rows]
         )
 
-    def keys(self, table: str) -> Sequence[str]:
-        return self._keys.get(table, ())
+    def layout(self, table: str) -> Layout:
+        return self._layouts.get(table, NO_LAYOUT)
+
+
+ROLES = ("insert", "update", "delete", "notify")
 
 
 KIND = PostgresKind()

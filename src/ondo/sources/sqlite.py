@@ -32,6 +32,8 @@ from ondo.errors import ConfigError
 from ondo.sources.base import Settings, Where, no_unknown_keys
 from ondo.sources.changes import (
     DEFAULT_OUTBOX,
+    NO_LAYOUT,
+    Layout,
     OutboxRow,
     TableSettings,
     check_columns,
@@ -101,7 +103,7 @@ class SqliteOutbox:
         self.prefix = f"{name}_capture_"
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"ondo-sqlite-{name}")
         self._conn: sqlite3.Connection | None = None
-        self._keys: dict[str, list[str]] = {}
+        self._layouts: dict[str, Layout] = {}
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
@@ -144,8 +146,10 @@ class SqliteOutbox:
         where = f"the database {self.path}"
         for table in tables:
             check_columns(table, [c for c, _ in columns[table.name]], where)
-        self._keys = {
-            name: [c for c, pk in sorted(info, key=lambda i: i[1]) if pk]
+        self._layouts = {
+            name: Layout(
+                [c for c, _ in info], [c for c, pk in sorted(info, key=lambda i: i[1]) if pk]
+            )
             for name, info in columns.items()
         }
         wanted = {
@@ -190,8 +194,7 @@ class SqliteOutbox:
             return
         conn.execute(
             f"CREATE TABLE {self.table} (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,"
-            " table_name TEXT NOT NULL, operation TEXT NOT NULL, changed TEXT NOT NULL,"
-            " old TEXT, new TEXT)"
+            " table_name TEXT NOT NULL, operation TEXT NOT NULL, old TEXT, new TEXT)"
         )
         conn.execute(
             "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (self.name, first_outbox_id())
@@ -199,56 +202,41 @@ class SqliteOutbox:
 
     def _trigger(self, table: TableSettings, op: str, columns: list[str]) -> str:
         shown = [c for c in columns if c not in table.exclude]
-        watched = list(table.columns) or shown
         old = _json_object("OLD", shown) if op != "insert" else "NULL"
         new = _json_object("NEW", shown) if op != "delete" else "NULL"
-        if op == "update":
-            changed = (
-                "'[' || substr("
-                + (
-                    " || ".join(
-                        f"CASE WHEN OLD.{q(c)} IS NOT NEW.{q(c)} THEN ',\"{c}\"' ELSE '' END"
-                        for c in shown
-                    )
-                    or "''"
-                )
-                + ", 2) || ']'"
-            )
+        when = ""
+        if op == "update":  # only when a watched (or, by default, a shown) column changed
+            watched = list(table.columns) or shown
             when = " OR ".join(f"OLD.{q(c)} IS NOT NEW.{q(c)}" for c in watched) or "0"
             when = f" WHEN {when}"
-        else:
-            changed = "'[" + ",".join(f'"{c}"' for c in shown) + "]'"
-            when = ""
         return (
             f"CREATE TRIGGER {q(self.prefix + op + '_' + table.name)} AFTER {op.upper()}"
             f" ON {q(table.name)}{when} BEGIN"
-            f" INSERT INTO {self.table} (at, table_name, operation, changed, old, new) VALUES"
-            f" (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), '{table.name}', '{op}', {changed},"
-            f" {old}, {new}); END"
+            f" INSERT INTO {self.table} (at, table_name, operation, old, new) VALUES"
+            f" (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), '{table.name}', '{op}', {old}, {new}); END"
         )
 
     # --- the Outbox protocol (changes.py) -------------------------------------------------
 
-    async def fetch(self, limit: int) -> list[OutboxRow]:
-        rows = await self.call(self._fetch, limit)
+    async def fetch(self, after: int, limit: int) -> list[OutboxRow]:
+        rows = await self.call(self._fetch, after, limit)
         return [
             OutboxRow(
                 id=row[0],
                 at=parse_time(row[1]),
                 table=row[2],
                 operation=row[3],
-                changed=loads(row[4]),
-                old=loads(row[5]) if row[5] is not None else None,
-                new=loads(row[6]) if row[6] is not None else None,
+                old=loads(row[4]) if row[4] is not None else None,
+                new=loads(row[5]) if row[5] is not None else None,
             )
             for row in rows
         ]
 
-    def _fetch(self, limit: int) -> list[tuple[Any, ...]]:
+    def _fetch(self, after: int, limit: int) -> list[tuple[Any, ...]]:
         return self.conn.execute(
-            f"SELECT id, at, table_name, operation, changed, old, new FROM {self.table}"
-            " ORDER BY id LIMIT ?",
-            (limit,),
+            f"SELECT id, at, table_name, operation, old, new FROM {self.table}"
+            " WHERE id > ? ORDER BY id LIMIT ?",
+            (after, limit),
         ).fetchall()
 
     async def delete(self, rows: Sequence[OutboxRow]) -> None:
@@ -259,11 +247,11 @@ class SqliteOutbox:
     def _delete(self, last: int) -> None:
         self.conn.execute(f"DELETE FROM {self.table} WHERE id <= ?", (last,))
 
-    def keys(self, table: str) -> Sequence[str]:
-        return self._keys.get(table, ())
+    def layout(self, table: str) -> Layout:
+        return self._layouts.get(table, NO_LAYOUT)
 
 
-OUTBOX_COLUMNS = ["id", "at", "table_name", "operation", "changed", "old", "new"]
+OUTBOX_COLUMNS = ["id", "at", "table_name", "operation", "old", "new"]
 
 
 def _json_object(row: str, columns: list[str]) -> str:

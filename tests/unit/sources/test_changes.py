@@ -14,7 +14,7 @@ from ondo.errors import ConfigError
 from ondo.patterns import compile as compile_pattern
 from ondo.rules.model import parse_rule
 from ondo.sources.base import PlainWhere
-from ondo.sources.changes import OutboxRow, row_event
+from ondo.sources.changes import Layout, OutboxRow, changed_columns, row_event
 from ondo.sources.postgres import KIND as POSTGRES
 from ondo.sources.sqlite import KIND as SQLITE
 
@@ -73,7 +73,7 @@ def test_table_settings_are_kept_and_operations_ordered() -> None:
             "column 'mark' is both watched (columns) and excluded",
         ),
         ({"schema": "my schema"}, "schema name 'my schema' is not a plain SQL name"),
-        ({"outbox": "o" * 55}, "the outbox name is at most 54 characters"),
+        ({"outbox": "o" * 57}, "the outbox name is at most 56 characters"),
         ({"poll": "soon"}, "sources.school.poll: duration 'soon' is not understood"),
         ({"poll": "0s"}, "poll must be more than zero"),
         ({"slot": "x"}, "unknown key 'slot'"),
@@ -115,20 +115,22 @@ sources:
     assert "ondo.yaml:8" in str(caught.value) and "mark; --" in str(caught.value)
 
 
-def row(operation: str, changed: list[str], table: str = "marks") -> OutboxRow:
+def row(operation: str, change: str = "mark", table: str = "marks") -> OutboxRow:
     old = {"id": 7, "pupil": "ada", "mark": 5}
-    new = {"id": 7, "pupil": "ada", "mark": 6}
+    new = {**old, "mark": 6} if change == "mark" else {**old, change: "other"}
     return OutboxRow(
         id=1_796_000_000_000_000_042,
         table=table,
         operation=operation,
         old=None if operation == "insert" else old,
         new=None if operation == "delete" else new,
-        changed=changed,
         at=datetime(2026, 12, 3, 12, 0, tzinfo=UTC),
         schema="public",
         user="teacher",
     )
+
+
+MARKS = Layout(["id", "pupil", "mark"], ["id"])
 
 
 def matches(event_json: dict[str, Any]) -> bool:
@@ -138,18 +140,15 @@ def matches(event_json: dict[str, Any]) -> bool:
 
 
 def test_the_rule_of_docs_rules_md_matches_an_update_of_the_mark_only() -> None:
-    event = row_event("school", row("update", ["mark"]), ["id"])
-    assert matches(event.to_json_dict())
-    assert not matches(row_event("school", row("update", ["pupil"]), ["id"]).to_json_dict())
-    assert not matches(
-        row_event("school", row("update", ["mark"], "pupils"), ["id"]).to_json_dict()
-    )
-    assert not matches(row_event("school", row("insert", ["mark"]), ["id"]).to_json_dict())
-    assert not matches(row_event("exams", row("update", ["mark"]), ["id"]).to_json_dict())
+    assert matches(row_event("school", row("update"), MARKS).to_json_dict())
+    assert not matches(row_event("school", row("update", "pupil"), MARKS).to_json_dict())
+    assert not matches(row_event("school", row("update", table="pupils"), MARKS).to_json_dict())
+    assert not matches(row_event("school", row("insert"), MARKS).to_json_dict())
+    assert not matches(row_event("exams", row("update"), MARKS).to_json_dict())
 
 
 def test_a_row_event_carries_the_change_under_an_id_from_the_outbox() -> None:
-    event = row_event("school", row("update", ["mark"]), ["id"])
+    event = row_event("school", row("update"), MARKS)
     assert event.to_json_dict() == {
         "specversion": "1.0",
         "id": "row-1796000000000000042",
@@ -168,7 +167,24 @@ def test_a_row_event_carries_the_change_under_an_id_from_the_outbox() -> None:
             "schema": "public",
         },
     }
-    assert row_event("school", row("update", ["mark"]), ["id"]) == event  # same id again
-    assert row_event("school", row("delete", []), ["id", "pupil"]).subject == "marks/7,ada"
-    assert row_event("school", row("delete", []), []).subject is None  # no primary key
-    assert row_event("school", row("delete", []), ["gone"]).subject is None  # key excluded
+    assert row_event("school", row("update"), MARKS) == event  # the same id again
+    two_keys = Layout(MARKS.columns, ["id", "pupil"])
+    assert row_event("school", row("delete"), two_keys).subject == "marks/7,ada"
+    assert row_event("school", row("delete"), Layout(MARKS.columns)).subject is None  # no key
+    assert row_event("school", row("delete"), Layout(keys=["gone"])).subject is None  # excluded
+
+
+def test_changed_columns_come_in_table_order() -> None:
+    layout = Layout(["id", "pupil", "mark", "note"])
+    assert changed_columns(row("insert"), layout) == ["id", "pupil", "mark"]
+    assert changed_columns(row("delete"), Layout()) == ["id", "mark", "pupil"]  # none known
+    both = OutboxRow(
+        id=1,
+        table="marks",
+        operation="update",
+        old={"mark": 5, "pupil": "ada", "flag": 1, "n": 1, "x": 1},
+        new={"pupil": "bob", "mark": 6, "flag": True, "n": 1.0, "added": 2, "x": 1},
+        at=datetime(2026, 12, 3, tzinfo=UTC),
+    )
+    # true is not 1 (jsonb says so, Python does not); 1 is 1.0; a new column comes last
+    assert changed_columns(both, layout) == ["pupil", "mark", "added", "flag"]

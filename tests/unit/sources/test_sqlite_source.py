@@ -90,10 +90,9 @@ def test_excluded_columns_never_reach_the_outbox_and_unwatched_updates_write_not
                 "INSERT INTO marks VALUES (2, 'eve', 3, 'x', NULL)",
                 "UPDATE marks SET mark = 4, comment = 'hidden' WHERE id = 1",
             )
-            outbox = rows(db, "SELECT old, new, changed FROM ondo_outbox")
+            outbox = rows(db, "SELECT old, new FROM ondo_outbox")
             assert len(outbox) == 1
             assert "secret" not in outbox[0][0] and "hidden" not in outbox[0][1]
-            assert outbox[0][2] == '["mark"]'
             await h.start()
             await h.wait_events(1)
             await asyncio.sleep(0.3)
