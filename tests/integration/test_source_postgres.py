@@ -293,3 +293,40 @@ def _triggers_are(schema: str, wanted: dict[str, list[str]]) -> Any:
         return found == wanted
 
     return check
+
+
+def test_columns_without_an_equality_operator_never_fail_the_users_update(
+    tmp_path: Path, schema: str
+) -> None:
+    """`json` and `point` cannot be compared with `=`: the triggers compare them as jsonb."""
+
+    async def body() -> None:
+        await sql(
+            schema,
+            "CREATE TABLE {s}.shapes (id int PRIMARY KEY, doc json, at point, n int)",
+            "CREATE TABLE {s}.docs (id int PRIMARY KEY, doc json, n int)",
+            "INSERT INTO {s}.shapes VALUES (1, '{{\"a\": 1}}', point(1, 2), 0)",
+            "INSERT INTO {s}.docs VALUES (1, '{{\"a\": 1}}', 0)",
+        )
+        tables = {"shapes": None, "docs": {"columns": ["doc"]}}
+        async with Harness(tmp_path) as h:
+            await h.deploy("shapes", "postgres", settings(schema, **tables))
+            await h.connected("shapes")
+            await sql(
+                schema,
+                "UPDATE {s}.shapes SET at = point(3, 4)",
+                "UPDATE {s}.shapes SET doc = '{{\"a\": 2}}'",
+                "UPDATE {s}.docs SET n = 1",  # not watched
+                "UPDATE {s}.docs SET doc = '{{\"b\": 1}}'",
+            )
+            events = await h.wait_events(3)
+            await asyncio.sleep(0.3)
+            events = await h.events()
+        assert [(e.data["table"], e.data["changed"]) for e in events] == [
+            ("shapes", ["at"]),
+            ("shapes", ["doc"]),
+            ("docs", ["doc"]),
+        ]
+        assert events[1].data["new"]["doc"] == {"a": 2}
+
+    asyncio.run(body())

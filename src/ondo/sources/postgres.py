@@ -282,11 +282,15 @@ class PostgresOutbox:
                 f" EXECUTE FUNCTION {self.function('rows')}({excluded})"
             )))  # fmt: skip
         if "update" in table.operations:
-            watched = " OR ".join(f"OLD.{q(c)} IS DISTINCT FROM NEW.{q(c)}" for c in table.columns)
+            # Compared as jsonb: `json`, `point`, … have no equality operator, and comparing
+            # them directly (or `OLD.* IS DISTINCT FROM NEW.*`) would fail the user's UPDATE.
+            watched = " OR ".join(
+                f"to_jsonb(OLD.{q(c)}) IS DISTINCT FROM to_jsonb(NEW.{q(c)})" for c in table.columns
+            )
             wanted.append(("update", (
                 f"{head} {q(self.trigger('update'))} AFTER UPDATE ON {on} FOR EACH ROW"
-                f" WHEN ({watched or 'OLD.* IS DISTINCT FROM NEW.*'})"
-                f" EXECUTE FUNCTION {self.function('update')}({excluded})"
+                + (f" WHEN ({watched})" if watched else "")
+                + f" EXECUTE FUNCTION {self.function('update')}({excluded})"
             )))  # fmt: skip
         events = " OR ".join(op.upper() for op in table.operations)
         wanted.append(("notify", (
