@@ -104,7 +104,8 @@ class PostgresKind:
                 wake.clear()
                 await drain(outbox, ctx)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), spec["poll"])
+                    async with asyncio.timeout(spec["poll"]):
+                        await wake.wait()
         finally:
             with contextlib.suppress(Exception):  # the connection may already be gone
                 await asyncio.shield(conn.close(timeout=5))

@@ -1,5 +1,9 @@
 """A real source supervisor for the change-capture tests: the SQLite store, a real bus (SQLite,
-or NATS JetStream), and the sources deployed through the store as `ondo deploy` does."""
+or NATS JetStream), and the sources deployed through the store as `ondo deploy` does.
+
+Unlike harness.py (a memory bus, a manual clock), the bus here is durable and outlives a stop:
+what the outbox tests prove is delivery once each across stops and crashes, which is the bus's
+dedup by id, on the backends that ship."""
 
 from __future__ import annotations
 
