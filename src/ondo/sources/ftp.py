@@ -30,6 +30,7 @@ import getpass
 import ipaddress
 import re
 import sys
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,7 +71,9 @@ class FtpKind:
         }
 
     async def run(self, source: StoredSource, ctx: SourceContext) -> None:
-        from ondo.sources.ftp_server import FtpServer  # pyftpdlib: only where ftp sources run
+        with warnings.catch_warnings():  # pyftpdlib imports asyncore/asynchat on Python 3.11
+            warnings.filterwarnings("ignore", "The async(ore|hat) module", DeprecationWarning)
+            from ondo.sources.ftp_server import FtpServer  # pyftpdlib: only where ftp sources run
 
         loop = asyncio.get_running_loop()
         notices: asyncio.Queue[Notice] = asyncio.Queue()
@@ -110,11 +113,7 @@ async def _handle(notice: Notice, homes: Path, ctx: SourceContext) -> None:
         await ctx.emit(deleted_event(ctx.namespace, ctx.name, key, ctx.clock.now(), extra))
         return
     assert isinstance(notice, Received)
-    try:
-        info = await asyncio.to_thread(ObjectInfo.of, Path(notice.path), key)
-    except OSError as exc:  # deleted or renamed again before it could be read
-        ctx.problem(f"upload {key} by {notice.user} could not be read: {exc}")
-        return
+    info = ObjectInfo(key, notice.size, notice.etag, notice.mtime_ns, Path(notice.path))
     await ctx.emit(created_event(ctx.namespace, ctx.name, info, ctx.clock.now(), extra))
 
 

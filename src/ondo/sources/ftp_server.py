@@ -16,6 +16,7 @@ file is removed.
 from __future__ import annotations
 
 import errno
+import hashlib
 import hmac
 import logging
 import os
@@ -38,6 +39,10 @@ from ondo.sources.passwords import BadHash, verify_password
 from ondo.units import size_text
 
 log = logging.getLogger("ondo.sources.ftp")
+# pyftpdlib configures logging itself (globally) unless its logger has a handler; its lines
+# (a session opened, a file received) go to ondo's logs only from warnings up.
+logging.getLogger("pyftpdlib").addHandler(logging.NullHandler())
+logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
 
 PERMISSIONS = "elradfmwT"  # list, read, append, delete, rename, mkdir, store, set mtime; no chmod
 DRAIN_BYTES = 64 << 20  # over quota: bytes read and dropped before the connection is cut
@@ -47,8 +52,14 @@ AUTH_FAILED_DELAY_S = 1.0  # pyftpdlib's pause before answering a wrong password
 
 @dataclass(frozen=True)
 class Received:
+    """A whole file arrived; measured on the server's thread, before the client's next command
+    (a rename right after the upload) can move it."""
+
     user: str
     path: str
+    size: int
+    etag: str
+    mtime_ns: int
 
 
 @dataclass(frozen=True)
@@ -98,8 +109,8 @@ class FtpServer:
 
     def _serve(self) -> None:
         try:
-            while not self._stopping.is_set():
-                self.server.serve_forever(timeout=POLL_S, blocking=False, handle_exit=False)
+            while not self._stopping.is_set():  # (serve_forever would log on every pass)
+                self.server.ioloop.loop(POLL_S, blocking=False)
         except BaseException as exc:  # the loop itself failed: the source restarts
             self.tell(Crashed(exc))
         finally:
@@ -171,12 +182,25 @@ class _Handler(FTPHandler):  # type: ignore[misc]
             return None, ""
         return min(limits)
 
+    ondo_last_file: Any = None  # the upload that just ended (set by _Transfer.close)
+
     def on_file_received(self, file: str) -> None:
-        self.ondo_tell(Received(self.username, file))
+        self._arrived(file, self.ondo_last_file)
+
+    def _arrived(self, file: str, upload: Any) -> None:
+        try:
+            stat = os.stat(file)
+            if isinstance(upload, _QuotaFile) and upload.start == 0:
+                etag = upload.md5.hexdigest()  # hashed as the bytes arrived
+            else:  # appended, resumed or renamed: read it
+                etag = _md5_of(file)
+        except OSError as exc:
+            self.ondo_tell(Refused(f"{self.fs.fs2ftp(file)} by {self.username}: {exc}"))
+            return
+        self.ondo_tell(Received(self.username, file, stat.st_size, etag, stat.st_mtime_ns))
 
     def on_incomplete_file_received(self, file: str) -> None:
-        transfer = self.data_channel
-        quota = transfer.file_obj if transfer is not None else None
+        quota = self.ondo_last_file
         fresh = isinstance(quota, _QuotaFile) and quota.fresh
         if fresh:  # a new file that did not arrive whole is not kept (nor counted)
             _remove(file)
@@ -198,7 +222,7 @@ class _Handler(FTPHandler):  # type: ignore[misc]
         moved: tuple[str, str] | None = super().ftp_RNTO(path)
         if moved and os.path.isfile(moved[1]):  # `x.tmp` renamed to `x.csv`: x.csv arrived
             self.ondo_tell(Deleted(self.username, moved[0]))
-            self.ondo_tell(Received(self.username, moved[1]))
+            self._arrived(moved[1], None)
         return moved
 
 
@@ -231,6 +255,7 @@ class _QuotaFile:
         self.start: int = file.tell()
         self.over = False
         self.dropped = 0
+        self.md5 = hashlib.md5(usedforsecurity=False)
 
     def write(self, chunk: bytes) -> int:
         if not self.over and self.limit is not None and self.file.tell() + len(chunk) > self.limit:
@@ -242,6 +267,7 @@ class _QuotaFile:
                 raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
             return len(chunk)
         written: int = self.file.write(chunk)
+        self.md5.update(chunk)
         return written
 
     def __getattr__(self, name: str) -> Any:
@@ -253,10 +279,19 @@ class _Transfer(DTPHandler):  # type: ignore[misc]
 
     def close(self) -> None:
         file = self.file_obj
+        self.cmd_channel.ondo_last_file = file
         if not self._closed and isinstance(file, _QuotaFile) and file.over:
             self.transfer_finished = False
             self._resp = (f"552 Exceeded storage allocation: {file.reason}.", log.warning)
         super().close()
+
+
+def _md5_of(path: str) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _used(home: str) -> int:
