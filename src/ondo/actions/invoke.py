@@ -1,6 +1,7 @@
 """`invoke FUNCTION [with JSON]`: run a function asynchronously for the triggering event.
 
-The payload is the triggering event's structured JSON form (attributes and `data`), or, when the
+The payload is the triggering event's structured JSON form (attributes and `data`), converted to
+the shape the function declared (`event: s3 | eventbridge`, functions/shapes.py), or, when the
 rule says `with JSON`, that JSON document instead (it replaces the event; it is not merged).
 Each attempt runs under its own request id, derived from the job's key and attempt number, so
 an attempt repeated after a crash finds its earlier record instead of running the function twice.
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from ondo.actions.base import ActionRequest, ActionResult, attempt_id
 from ondo.actions.ports import Functions
 from ondo.backends.store.repositories.functions import FINAL_STATUSES, InvocationRecord
-from ondo.errors import NotFound, RuleError
+from ondo.errors import NotFound, RuleError, ValidationError
+from ondo.functions.shapes import shaped
 
 if TYPE_CHECKING:
     from ondo.actions.model import Action
@@ -53,9 +55,13 @@ class InvokeAction:
         record = await self._finished_before(request_id)
         if record is None:
             try:
+                payload = payload_of(request, shape_of(self._functions, request))
+            except ValidationError as exc:  # the event has no such shape: retrying won't help
+                return ActionResult(ok=False, detail={"error": str(exc)}, retryable=False)
+            try:
                 record = await self._functions.invoke(
                     request.action.target,
-                    payload_of(request),
+                    payload,
                     namespace=request.namespace,
                     trigger=f"rule:{request.rule}",
                     request_id=request_id,
@@ -86,10 +92,20 @@ def concurrency_of(functions: Functions, request: ActionRequest) -> int | None:
         return None
 
 
-def payload_of(request: ActionRequest) -> bytes:
+def shape_of(functions: Functions, request: ActionRequest) -> str:
+    """The event shape the function declared (`event:`; functions/shapes.py)."""
+    try:
+        return functions.get(request.action.target, request.namespace).config.event
+    except NotFound:  # invoking it says so
+        return "cloudevent"
+
+
+def payload_of(request: ActionRequest, shape: str = "cloudevent") -> bytes:
+    """The triggering event in the function's shape, or the rule's `with JSON` document."""
     given = with_json(request.action)
-    body = dict(request.event) if given is None else given
-    return json.dumps(body, separators=(",", ":")).encode()
+    if given is None:
+        given = shaped(dict(request.event), shape, request.action.target)
+    return json.dumps(given, separators=(",", ":")).encode()
 
 
 def result_of(record: InvocationRecord) -> ActionResult:

@@ -21,6 +21,7 @@ from ondo.functions.model import (
     NAME_RE,
     FunctionConfig,
 )
+from ondo.functions.shapes import SHAPES
 
 MANIFEST_NAME = "ondo.yaml"
 TOP_LEVEL_KEYS = ("name", "functions", "rules", "sources", "contacts", "groups")
@@ -34,6 +35,7 @@ FUNCTION_KEYS = (
     "environment",
     "requirements",
     "async",
+    "event",
 )
 ASYNC_KEYS = ("retries", "max_event_age", "on_failure")
 DESTINATION_RE = re.compile(r"^(invoke|emit) +(\S+)$")
@@ -173,8 +175,19 @@ def _function(doc: Located, root: Path, name: str, spec: Any) -> FunctionDecl:
         network_allow=network_allow,
         environment=_environment(doc, (*path, "environment"), spec.get("environment") or {}),
         **_async(doc, (*path, "async"), spec.get("async") or {}),
+        event=_shape(doc, (*path, "event"), spec.get("event", "cloudevent")),
     )
     return FunctionDecl(name, code_dir, config, req_path, doc.where(path), root.resolve())
+
+
+def _shape(doc: Located, path: tuple[str | int, ...], value: Any) -> str:
+    if value not in SHAPES:
+        raise doc.error(
+            path,
+            f"must be one of {', '.join(SHAPES)} (the event shape the handler takes)"
+            f", got {value!r}",
+        )
+    return str(value)
 
 
 def _inside(doc: Located, root: Path, path: tuple[str | int, ...], value: Any) -> Path:

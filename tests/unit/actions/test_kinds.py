@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -17,7 +18,7 @@ from ondo.actions.destinations import destination_event
 from ondo.actions.emit import event_of
 from ondo.actions.invoke import payload_of
 from ondo.actions.model import Action
-from ondo.errors import ActionNotAvailable, RuleError
+from ondo.errors import ActionNotAvailable, RuleError, ValidationError
 from ondo.platform import Platform
 
 EVENT = {
@@ -78,6 +79,15 @@ def test_invoke_sends_the_event_or_the_with_json_instead() -> None:
         b'"subject":"order/42","ondohops":2,"data":{"total":12}}'
     )
     assert payload_of(req(Action(kind="invoke", target="f", args={"x": 1}))) == b'{"x":1}'
+
+
+def test_invoke_gives_the_event_the_functions_shape_but_not_a_with_json() -> None:
+    bridged = json.loads(payload_of(req(Action(kind="invoke", target="f")), "eventbridge"))
+    assert (bridged["detail-type"], bridged["detail"]) == ("order.placed", {"total": 12})
+    given = payload_of(req(Action(kind="invoke", target="f", args={"x": 1})), "eventbridge")
+    assert given == b'{"x":1}'
+    with pytest.raises(ValidationError, match="function 'f' takes S3 events"):
+        payload_of(req(Action(kind="invoke", target="f")), "s3")
 
 
 def test_emit_builds_a_deduplicable_event_one_hop_further() -> None:

@@ -37,6 +37,15 @@ def test_defaults_and_full_settings(tmp_path: Path) -> None:
     assert (fn.config.timeout, fn.config.memory, fn.config.concurrency) == (5, 256, 3)
     assert fn.config.network is True
     assert fn.config.environment == {"LEVEL": "info", "DEBUG": "false", "N": "3"}
+    assert fn.config.event == "cloudevent"
+
+
+def test_event_names_the_shape_the_handler_takes(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "shop", "functions:\n  resize:\n    event: s3\n")
+    config = read_manifest(app).functions["resize"].config
+    assert config.event == "s3"
+    assert FunctionConfig.from_json(config.to_json()) == config
+    assert FunctionConfig.from_json({"handler": "app.handler"}).event == "cloudevent"  # older rows
 
 
 @pytest.mark.parametrize(
@@ -61,6 +70,10 @@ def test_defaults_and_full_settings(tmp_path: Path) -> None:
         ("functions:\n  resize: {a: [1,\n", "not valid YAML"),
         ("functions:\n  resize: {}\n  resize: {}\n", "duplicate key 'resize'"),
         ("servers: 3\n", "unknown key 'servers'"),
+        (
+            "functions:\n  resize:\n    event: sqs\n",
+            "ondo.yaml:3 (functions.resize.event): must be one of cloudevent, s3, eventbridge",
+        ),
         ("- a\n- b\n", "top level must be a mapping"),
     ],
 )

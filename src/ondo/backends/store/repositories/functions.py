@@ -38,6 +38,9 @@ class FunctionConfig:
     async_retries: int = 2
     async_max_event_age: float = MAX_EVENT_AGE_S
     async_on_failure: str | None = None
+    # The shape of the event a rule invocation passes (functions/shapes.py): cloudevent, s3
+    # or eventbridge.
+    event: str = "cloudevent"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
