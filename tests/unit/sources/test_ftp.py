@@ -8,6 +8,8 @@ import ftplib
 import hashlib
 import io
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,8 +17,10 @@ from typing import Any, TypeVar
 
 import pytest
 
+from ondo.errors import ConfigError
+from ondo.sources.base import PlainWhere
 from ondo.sources.objects import event_id
-from ondo.sources.passwords import hash_password
+from ondo.sources.passwords import BadHash, hash_password, verify_password
 from tests.unit.sources.object_sources import Sources
 
 T = TypeVar("T")
@@ -257,3 +261,87 @@ def test_a_taken_port_is_shown_as_retrying_with_the_reason(tmp_path: Path) -> No
                 assert "Address already in use" in (status.last_error or "")
 
     asyncio.run(body())
+
+
+# --- settings and password hashes (no server) ------------------------------------------
+
+
+def validate(settings: dict[str, Any]) -> dict[str, Any]:
+    from ondo.sources.ftp import KIND
+
+    return KIND.validate(settings, PlainWhere(Path("/app"), "sources.uploads"))
+
+
+def test_settings_get_their_defaults_and_quotas_per_user() -> None:
+    spec = validate(
+        {
+            "passive_ports": "60000-60010",
+            "quota": {"file": "10MB"},
+            "users": {
+                "alice": {"password": "s3cret"},
+                "bob": {"password_hash": hash_password("x"), "quota": {"total": "1GiB"}},
+            },
+        }
+    )
+    assert spec["host"] == "127.0.0.1" and spec["port"] == 2121
+    assert spec["passive_ports"] == [60000, 60010]
+    assert spec["quota"] == {"file": 10_000_000, "total": None}
+    assert spec["users"]["alice"] == {
+        "password": "s3cret",
+        "quota": {"file": 10_000_000, "total": None},
+    }
+    assert spec["users"]["bob"]["quota"] == {"file": 10_000_000, "total": 1 << 30}
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({}, "sources.uploads.users: must name at least one user"),
+        ({"users": {"alice": {}}}, "sources.uploads.users.alice: give exactly one of password"),
+        (
+            {"users": {"alice": {"password": "a", "password_hash": "b"}}},
+            "give exactly one of password and password_hash",
+        ),
+        ({"users": {"../x": {"password": "a"}}}, "user name '../x' must match"),
+        ({"users": {"a": {"password": ""}}}, "users.a.password: must be a non-empty string"),
+        (
+            {"users": {"a": {"password_hash": "md5$abc"}}},
+            "users.a.password_hash: a password hash looks like scrypt$N$r$p$SALT$KEY;"
+            " make one with: python -m ondo.sources.ftp hash",
+        ),
+        ({"users": {"a": {"password": "p", "home": "/"}}}, "users.a.home: unknown key 'home'"),
+        ({"port": 70000, "users": {"a": {"password": "p"}}}, "port: must be a TCP port"),
+        ({"host": "example.org", "users": {"a": {"password": "p"}}}, "host: must be an IP"),
+        ({"passive_ports": "9-3", "users": {"a": {"password": "p"}}}, "range 9-3 is empty"),
+        ({"quota": {"file": "lots"}, "users": {"a": {"password": "p"}}}, "quota.file: must be"),
+        ({"quota": {"file": 0}, "users": {"a": {"password": "p"}}}, "more than zero bytes"),
+        ({"quota": {"max": 1}, "users": {"a": {"password": "p"}}}, "quota.max: unknown key"),
+        ({"anonymous": True, "users": {"a": {"password": "p"}}}, "unknown key 'anonymous'"),
+    ],
+)
+def test_bad_settings_name_the_field(settings: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        validate(settings)
+    assert message in str(error.value)
+
+
+def test_a_password_hash_checks_the_password_and_is_salted() -> None:
+    first, second = hash_password("s3cret"), hash_password("s3cret")
+    assert first != second and first.startswith("scrypt$16384$8$1$")
+    assert verify_password("s3cret", first) and verify_password("s3cret", second)
+    assert not verify_password("s3cret!", first)
+    with pytest.raises(BadHash, match="N must be a power of two"):
+        verify_password("x", first.replace("$16384$", "$1000$"))
+
+
+def test_the_hash_command_reads_the_password_from_standard_input() -> None:
+    made = subprocess.run(
+        [sys.executable, "-m", "ondo.sources.ftp", "hash"],
+        input="c0rrect horse\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    hashed = made.stdout.strip()
+    assert verify_password("c0rrect horse", hashed)
+    assert validate({"users": {"a": {"password_hash": hashed}}})["users"]["a"]["password_hash"]
