@@ -190,7 +190,7 @@ class _Handler(FTPHandler):  # type: ignore[misc]
     def _arrived(self, file: str, upload: Any) -> None:
         try:
             stat = os.stat(file)
-            if isinstance(upload, _QuotaFile) and upload.start == 0:
+            if isinstance(upload, _QuotaFile) and upload.fresh and not upload.start:
                 etag = upload.md5.hexdigest()  # hashed as the bytes arrived
             else:  # appended, resumed or renamed: read it
                 etag = _md5_of(file)
@@ -252,12 +252,14 @@ class _QuotaFile:
         self.limit = limit
         self.reason = reason
         self.fresh = fresh
-        self.start: int = file.tell()
+        self.start: int | None = None  # where the upload began (after a REST's seek)
         self.over = False
         self.dropped = 0
         self.md5 = hashlib.md5(usedforsecurity=False)
 
     def write(self, chunk: bytes) -> int:
+        if self.start is None:
+            self.start = self.file.tell()
         if not self.over and self.limit is not None and self.file.tell() + len(chunk) > self.limit:
             self.over = True
             self.file.truncate(self.start)  # what was there before the upload stays

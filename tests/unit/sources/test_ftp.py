@@ -153,6 +153,24 @@ def test_an_upload_over_the_file_quota_is_refused_and_recorded(tmp_path: Path) -
     asyncio.run(body())
 
 
+def test_an_append_over_quota_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with ftp_source(tmp_path, quota={"file": 10}) as (sources, port):
+
+            def work() -> None:
+                with login(port) as ftp:
+                    ftp.storbinary("STOR a.txt", io.BytesIO(b"hello "))
+                    with pytest.raises(ftplib.error_perm, match="^552 "):
+                        ftp.storbinary("APPE a.txt", io.BytesIO(b"world!"))
+
+            await in_thread(work)
+            assert (home(sources, "alice") / "a.txt").read_bytes() == b"hello "
+            await sources.until(lambda: sources.status("uploads").errors == 1)
+            assert [e.data["size"] for e in await sources.events()] == [6]
+
+    asyncio.run(body())
+
+
 def test_the_total_quota_counts_a_users_files_and_not_the_others(tmp_path: Path) -> None:
     users = {
         "alice": {"password": "s3cret", "quota": {"total": 1500}},
@@ -226,6 +244,27 @@ def test_deleting_and_renaming_emit_object_events(tmp_path: Path) -> None:
             ]
             assert events[2].data["etag"] == hashlib.md5(CSV).hexdigest()
             assert set(events[3].data) == {"bucket", "key", "sequencer", "uploader"}
+
+    asyncio.run(body())
+
+
+def test_appended_and_resumed_uploads_tell_the_whole_files_etag(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with ftp_source(tmp_path) as (sources, port):
+
+            def work() -> None:
+                with login(port) as ftp:
+                    ftp.storbinary("STOR a.txt", io.BytesIO(b"hello "))
+                    ftp.storbinary("APPE a.txt", io.BytesIO(b"world"))
+                    ftp.storbinary("STOR b.txt", io.BytesIO(b"abcdef"))
+                    ftp.storbinary("STOR b.txt", io.BytesIO(b"XYZ"), rest=3)
+
+            await in_thread(work)
+            events = await sources.wait_events(4)
+            assert [(e.data["key"], e.data["size"], e.data["etag"]) for e in events[1::2]] == [
+                ("alice/a.txt", 11, hashlib.md5(b"hello world").hexdigest()),
+                ("alice/b.txt", 6, hashlib.md5(b"abcXYZ").hexdigest()),
+            ]
 
     asyncio.run(body())
 
