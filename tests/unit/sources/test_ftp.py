@@ -160,7 +160,7 @@ def test_an_append_over_quota_leaves_the_file_as_it_was(tmp_path: Path) -> None:
             def work() -> None:
                 with login(port) as ftp:
                     ftp.storbinary("STOR a.txt", io.BytesIO(b"hello "))
-                    with pytest.raises(ftplib.error_perm, match="^552 "):
+                    with pytest.raises(ftplib.error_perm, match=r"^552 "):
                         ftp.storbinary("APPE a.txt", io.BytesIO(b"world!"))
 
             await in_thread(work)
