@@ -132,6 +132,14 @@ class _Watch:
 
     async def heard(self, batch: set[tuple[Any, str]], deleted: Any) -> None:
         for change, path in sorted(batch, key=lambda c: c[1]):
+            if change != deleted and os.path.isdir(path):
+                # Files written into a new directory before the watcher watched it are only
+                # seen by looking (`mkdir -p a/b && cp f a/b/`).
+                if self.spec["recursive"]:
+                    for folder, _dirs, files in os.walk(path):
+                        for name in files:
+                            self.changed(os.path.join(folder, name))
+                continue
             key = self.key(path)
             if key is None:
                 continue
@@ -143,9 +151,18 @@ class _Watch:
                     await self.ctx.emit(
                         deleted_event(self.ctx.namespace, self.ctx.name, key, now, {})
                     )
-            elif os.path.isfile(path):
-                stat = os.stat(path)
-                self.pending[key] = _Pending(stat.st_size, stat.st_mtime_ns, time.monotonic())
+            else:
+                self.changed(path)
+
+    def changed(self, path: str) -> None:
+        """`path` was written: announce it once it settles."""
+        key = self.key(path)
+        try:
+            stat = os.stat(path)
+        except OSError:  # gone already: its deletion comes as a change
+            return
+        if key is not None and os.path.isfile(path):
+            self.pending[key] = _Pending(stat.st_size, stat.st_mtime_ns, time.monotonic())
 
     async def settle(self) -> None:
         """Announce the pending files whose size and mtime stayed the same for `settle`."""

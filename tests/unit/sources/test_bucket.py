@@ -23,7 +23,7 @@ def test_a_written_file_is_created_and_a_deleted_one_deleted(tmp_path: Path) -> 
         async with Sources(tmp_path) as sources:
             await sources.deploy("drop", "bucket", {"path": str(inbox), "settle": "200ms"})
             assert sources.status("drop").detail == f"watching {inbox}"
-            (inbox / "reports").mkdir()
+            (inbox / "reports").mkdir()  # written at once, before the watcher watches it
             target = inbox / "reports" / "q1.csv"
             target.write_bytes(b"name,mark\n")
             [created] = await sources.wait_events(1)
@@ -47,6 +47,20 @@ def test_a_written_file_is_created_and_a_deleted_one_deleted(tmp_path: Path) -> 
                 ("object.deleted", "reports/q1.csv"),
             ]
             assert set(events[1].data) == {"bucket", "key", "sequencer"}
+
+    asyncio.run(body())
+
+
+def test_files_in_new_directories_are_seen_however_quickly_written(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with Sources(tmp_path) as sources:
+            await sources.deploy("drop", "bucket", {"path": "w", "create": True, "settle": 0.1})
+            for n in range(5):
+                deep = tmp_path / "w" / f"d{n}" / "a" / "b"
+                deep.mkdir(parents=True)
+                (deep / "x.csv").write_text(str(n))
+            events = await sources.wait_events(5)
+            assert sorted(e.data["key"] for e in events) == [f"d{n}/a/b/x.csv" for n in range(5)]
 
     asyncio.run(body())
 
