@@ -77,6 +77,9 @@ class Config:
     retention_jobs_s: float = 7 * DAY_S
     retention_every_s: float = 10.0  # how often retention looks for rows to delete
     wal_limit_mb: int = 64  # each SQLite file's write-ahead log is truncated back beyond this
+    mqtt_url: str = "mqtt://127.0.0.1:1883"  # the broker of `mqtt` actions without their own
+    # signs `webhook` actions (docs/actions.md); kept out of repr so it never lands in a log
+    webhook_secret: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         if self.retention_records_s < self.retention_events_s:
@@ -165,6 +168,8 @@ def from_environment() -> Config:
         actions=queue_settings(os.environ),
         retention_every_s=_env_duration("ONDO_RETENTION_EVERY"),
         wal_limit_mb=_env_count("ONDO_WAL_LIMIT_MB", base.wal_limit_mb),
+        mqtt_url=os.environ.get("ONDO_MQTT_URL") or None,
+        webhook_secret=os.environ.get("ONDO_WEBHOOK_SECRET") or None,
         **{
             field_name: _env_duration(f"ONDO_RETENTION_{kind.upper()}")
             for kind, field_name in RETENTION_KINDS.items()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
 import socket
 from collections.abc import Coroutine
 from typing import Any, Protocol
@@ -16,13 +17,18 @@ from typing import Any, Protocol
 from ondo import datadir
 from ondo.actions.async_invoke import AsyncInvoke
 from ondo.actions.base import ActionKinds
+from ondo.actions.contacts import Directory
 from ondo.actions.destinations import BusAppend
 from ondo.actions.emit import EmitAction
 from ondo.actions.invoke import InvokeAction
+from ondo.actions.mqtt import MqttAction
+from ondo.actions.notify import NotifyAction
 from ondo.actions.queue import ActionQueue
 from ondo.actions.unavailable import unavailable_kinds
+from ondo.actions.webhook import WebhookAction
 from ondo.backends.bus import Bus, ReplayTarget, open_bus
 from ondo.backends.store import open_store
+from ondo.backends.store.repositories.rules import rule_id
 from ondo.clock import Clock, ManualClock, WallClock
 from ondo.config import Config
 from ondo.deploy.targets import DeployTargets
@@ -34,6 +40,7 @@ from ondo.retention import Calling, EventLog, RetentionService
 from ondo.rules.definitions import RuleChecks
 from ondo.rules.dispatcher import RuleDispatcher
 from ondo.rules.engine import RuleEngine
+from ondo.rules.fields import condition_fields
 from ondo.rules.trace import Tracer
 from ondo.rules.window_retention import StaleWindowRows
 from ondo.runtime.base import Runtime
@@ -182,8 +189,18 @@ class Platform:
     def _wire_actions(self, config: Config) -> ActionQueue:
         """The action queue and its kinds, each kind with its own collaborators."""
         append = BusAppend(self.bus, self.metrics)
+        # The address book of notify, kept by the change feed; started before the API serves.
+        self.directory = Directory(self.store.repos.directory, self.store.subscribe)
+        self.add_service(self.directory)
+        outbound: list[NotifyAction | WebhookAction | MqttAction] = [
+            NotifyAction(self.directory, self._rule_fields, self.clock),
+            WebhookAction(config.webhook_secret, os.environ),
+            MqttAction(config.mqtt_url),
+        ]
+        for kind in outbound:  # they close their connections after the queue stopped
+            self.add_service(kind)
         kinds = ActionKinds(
-            [InvokeAction(self.functions), EmitAction(append), *unavailable_kinds()]
+            [InvokeAction(self.functions), EmitAction(append), *unavailable_kinds(), *outbound]
         )
         queue = ActionQueue(
             self.store,
@@ -199,6 +216,11 @@ class Platform:
         )
         kinds.add(self.async_invoke)
         return queue
+
+    def _rule_fields(self, namespace: str, rule: str) -> tuple[str, ...]:
+        """The data fields a rule's condition tests (a default notification names them)."""
+        compiled = self.rules.book.compiled_rule(rule_id(namespace, rule))
+        return condition_fields(compiled.spec) if compiled is not None else ()
 
     def add_service(self, service: Service) -> None:
         self._services.append(service)

@@ -199,14 +199,14 @@ def test_a_rule_invoking_a_function_traces_down_to_the_invocation(ondo: RunningP
 
 
 @pytest.mark.parametrize("sentence", NOTIFY)
-def test_notify_is_refused_as_not_available_yet(ondo: RunningPlatform, sentence: str) -> None:
+def test_notify_to_an_unknown_recipient_is_refused(ondo: RunningPlatform, sentence: str) -> None:
     refused = ondo.cli("rules", "add", sentence)
     assert refused.returncode == 1
-    assert "action not available yet" in refused.stderr
+    assert "there is no contact or group" in refused.stderr
     with ondo.client() as client:
         response = client.post("/v1/rules", json={"text": sentence})
         assert response.status_code == 400
-        assert response.json()["error"]["code"] == "action_not_available"
+        assert response.json()["error"]["code"] == "invalid_rule"
         assert [r["name"] for r in client.get("/v1/rules").json()["rules"]] == ["bob-login"]
 
 

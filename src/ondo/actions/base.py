@@ -49,8 +49,10 @@ class ActionKind(Protocol):
     Optional members the queue looks for: `lane(request) -> str` and
     `lane_limit(request) -> int | None` (jobs of one lane share a limit: invoke's is the
     function's concurrency), `max_attempts(request) -> int`, `max_event_age_s(request) -> float`
-    and `async on_outcome(request, job, result)` (called after the last attempt instead of the
-    destination events).
+    `async on_outcome(request, job, result)` (called after the last attempt instead of the
+    destination events) and `async perform_after(request, attempt, previous)` (called instead
+    of `perform`, with the detail of the job's last failed attempt or None: notify uses it to
+    send only to the channels not reached yet).
     """
 
     kind: str

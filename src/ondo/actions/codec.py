@@ -44,7 +44,10 @@ def request_from_json(text: str) -> ActionRequest:
 
 def action_to_json(action: Action) -> dict[str, Any]:
     args = None if action.args is None else dict(action.args)
-    return {"kind": action.kind, "target": action.target, "args": args, "cc": list(action.cc)}
+    out = {"kind": action.kind, "target": action.target, "args": args, "cc": list(action.cc)}
+    if action.saying is not None:  # only when given: older stored forms stay equal
+        out["saying"] = action.saying
+    return out
 
 
 def action_from_json(obj: dict[str, Any]) -> Action:
@@ -53,6 +56,7 @@ def action_from_json(obj: dict[str, Any]) -> Action:
         target=str(obj["target"]),
         args=obj.get("args"),
         cc=tuple(str(c) for c in obj.get("cc") or ()),
+        saying=None if obj.get("saying") is None else str(obj["saying"]),
     )
 
 

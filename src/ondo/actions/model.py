@@ -9,18 +9,21 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 ACTION_KINDS: Final = ("invoke", "emit", "notify", "bcc", "forward", "webhook", "mqtt")
-AVAILABLE_ACTIONS: Final = frozenset({"invoke", "emit"})  # the others parse; the engine refuses
+# The others parse; the engine refuses them until their kind exists (bcc, forward: mail).
+AVAILABLE_ACTIONS: Final = frozenset({"invoke", "emit", "notify", "webhook", "mqtt"})
 
 
 @dataclass(frozen=True)
 class Action:
     """One thing to do: kind is invoke|emit|notify|bcc|forward|webhook|mqtt, target the
-    function, event type, recipient, URL or topic; args the JSON after `with`; cc the copies."""
+    function, event type, recipient, URL or topic; args the JSON after `with`; cc the copies;
+    saying the message template of a notification (`saying "…"`)."""
 
     kind: str
     target: str
     args: Mapping[str, Any] | None = None
     cc: tuple[str, ...] = ()
+    saying: str | None = None
 
     @property
     def available(self) -> bool:

@@ -391,7 +391,12 @@ class ActionQueue:
             error = f"gave up: the action is {age:.0f} s old, over the limit of"
             error += f" {max_age:.0f} s ({setting})"
             return ActionResult(ok=False, detail={"error": error}, retryable=False)
+        # A kind that resumes (notify: the channels not reached yet) gets the last attempt's
+        # detail, which the job keeps as its last error (also after `ondo dlq retry`).
+        resume = getattr(kind, "perform_after", None)
         try:
+            if resume is not None:
+                return await resume(request, job.attempt_seq, job.last_error)  # type: ignore[no-any-return]
             return await kind.perform(request, job.attempt_seq)
         except asyncio.CancelledError:
             raise

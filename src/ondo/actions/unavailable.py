@@ -1,8 +1,8 @@
 """Action words the rule language knows but this version cannot carry out yet.
 
 A rule that uses one is refused when it is deployed (ActionNotAvailable), so nothing is queued
-for them. Each one arrives later as its own module (notify.py, webhook.py, …) listed in
-`base.KIND_MODULES` in place of this one.
+for them. Each one arrives later as its own module, which platform.py registers in place of this
+one (as notify.py, webhook.py and mqtt.py did).
 """
 
 from __future__ import annotations
@@ -15,11 +15,8 @@ if TYPE_CHECKING:
     from ondo.actions.model import Action
 
 WHY = {
-    "notify": "sending notifications to contacts arrives with the contacts feature",
     "bcc": "copying mail arrives with the mail source",
     "forward": "forwarding mail arrives with the mail source",
-    "webhook": "calling outside URLs arrives with outbound network grants",
-    "mqtt": "publishing to MQTT arrives with the MQTT integration",
 }
 
 

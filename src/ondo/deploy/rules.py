@@ -3,7 +3,8 @@
 Items are `{name: N, when: 'on … do …'}`, `{name: N, pattern: {...}, condition: CEL,
 window: {...}, throttle: {...}, actions: [...]}` (the JSON form), or a bare rule text; each may
 say `enabled: false`. Every rule is parsed and validated while planning (errors name
-ondo.yaml:LINE); functions of the same manifest count as existing, since functions apply first.
+ondo.yaml:LINE); functions of the same manifest count as existing, since functions apply first,
+and so do its contacts and groups (notify's recipients), which apply before the rules.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ondo.actions.contacts import declared
 from ondo.deploy.manifest import Manifest
 from ondo.deploy.targets import DeployTargets, RuleTargets
 from ondo.errors import ConfigError, OndoError
@@ -47,8 +49,13 @@ def plan_rules(book: RuleTargets, manifest: Manifest, namespace: str) -> list[Ru
     """`book`'s rules are as last read from the store (a cache kept by the change feed)."""
     steps: list[RuleStep] = []
     seen: dict[str, str | int] = {}
-    for index, item in _items(manifest):
-        rule, enabled = _prepare(book, manifest, namespace, index, item)
+    directory = manifest.directory  # notify's recipients may be declared by this very deploy
+    with declared(namespace, manifest.app, directory.contacts, directory.groups):
+        prepared = [
+            (index, *_prepare(book, manifest, namespace, index, item))
+            for index, item in _items(manifest)
+        ]
+    for index, rule, enabled in prepared:
         name = rule.stored.name
         if name in seen:
             raise _error(manifest, (index, "name"), f"rule {name!r} is also item {seen[name]}")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from ondo.actions.notify import url_problem
 from ondo.backends.store.repositories.sources import StoredContact, StoredGroup, StoredSource
 from ondo.deploy.yamlsrc import Located
 from ondo.errors import ConfigError
@@ -123,6 +124,9 @@ def _contact(doc: Located, name: Any, channels: Any) -> dict[str, str]:
                 (*path, channel),
                 f"must be an Apprise URL such as ntfy://topic or mailto://…, got {url!r}",
             )
+        problem = url_problem(url)  # when Apprise is installed: can it send there?
+        if problem is not None:
+            raise doc.error((*path, channel), problem)
     return {str(k): str(v) for k, v in channels.items()}
 
 

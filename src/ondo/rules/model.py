@@ -125,7 +125,10 @@ def _window_to_json(window: Window | None) -> dict[str, Any] | None:
 
 def _action_to_json(action: Action) -> dict[str, Any]:
     args = None if action.args is None else _plain(action.args)
-    return {"kind": action.kind, "target": action.target, "args": args, "cc": list(action.cc)}
+    out = {"kind": action.kind, "target": action.target, "args": args, "cc": list(action.cc)}
+    if action.saying is not None:  # only when given: rules stored before `saying` stay equal
+        out["saying"] = action.saying
+    return out
 
 
 def _plain(value: Any) -> Any:
@@ -250,7 +253,7 @@ def _actions_from_json(value: Any) -> tuple[Action, ...]:
 
 def _action_from_json(value: Any, where: str) -> Action:
     action = _object(value, where)
-    _only(action, {"kind", "target", "args", "cc"}, where)
+    _only(action, {"kind", "target", "args", "cc", "saying"}, where)
     kind = action.get("kind")
     if kind not in ACTION_KINDS:
         raise RuleError(f"{where}.kind must be one of {', '.join(ACTION_KINDS)}, got {kind!r}")
@@ -263,7 +266,10 @@ def _action_from_json(value: Any, where: str) -> Action:
     cc = action.get("cc", [])
     if not isinstance(cc, list | tuple) or not all(isinstance(c, str) and c for c in cc):
         raise RuleError(f"{where}.cc must be a list of recipient names")
-    return Action(kind, target, None if args is None else _plain(args), tuple(cc))
+    saying = action.get("saying")
+    if saying is not None and (kind != "notify" or not isinstance(saying, str)):
+        raise RuleError(f"{where}.saying must be the text of a notification (notify only)")
+    return Action(kind, target, None if args is None else _plain(args), tuple(cc), saying)
 
 
 def _object(value: Any, where: str) -> Mapping[str, Any]:

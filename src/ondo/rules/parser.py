@@ -397,12 +397,13 @@ class _Parser:
                 f'cannot emit "{target}"', word.column, "an emitted event needs a type without *"
             )
         cc = self.cc_list() if kind == "notify" and self.accept("cc") else ()
+        saying = self.saying() if kind == "notify" and self.accept("saying") else None
         args = self.args() if self.accept("with") else None
-        return Action(kind, target, args, cc)
+        return Action(kind, target, args, cc, saying)
 
     def target(self, kind: str) -> str:
         token = self.token
-        if token.kind not in (WORD, STRING) or token.is_word("and", "with", "cc"):
+        if token.kind not in (WORD, STRING) or token.is_word("and", "with", "cc", "saying"):
             raise syntax_error(
                 f'expected what to {kind} after "{kind}", found {token.describe()}',
                 token.column,
@@ -419,6 +420,16 @@ class _Parser:
             self.advance()
             recipients.append(self.target("cc"))
         return tuple(recipients)
+
+    def saying(self) -> str:
+        token = self.advance()
+        if token.kind != STRING:
+            raise syntax_error(
+                f'expected the message in quotes after "saying", found {token.describe()}',
+                token.column,
+                'e.g. saying "Blood pressure {data.systolic} for {subject}"',
+            )
+        return str(token.value)
 
     def args(self) -> dict[str, Any]:
         token = self.advance()

@@ -192,7 +192,7 @@ def _describe_decision(dec: dict[str, Any]) -> list[str]:
         lines.append(
             f"    action {action['index']} {what}: job {job['id']} {job['status']}"
             f" after {job['attempts']} attempt(s)"
-            + (f", last error: {_text(job['last_error'])}" if job.get("last_error") else "")
+            + (f", last error: {_error_text(job['last_error'])}" if job.get("last_error") else "")
         )
         lines.extend(_describe_job(job))
     return lines
@@ -219,7 +219,33 @@ def _describe_job(job: dict[str, Any]) -> list[str]:
     emitted = (job.get("result") or {}).get("event_id") if job["kind"] == "emit" else None
     if emitted:
         lines.append(f"      emitted event {emitted}")
+    lines.extend(_describe_deliveries(job))
     return lines
+
+
+def _describe_deliveries(job: dict[str, Any]) -> list[str]:
+    """A notification's deliveries: who was reached on which channel and when, or why not."""
+    detail = job.get("result") if job["status"] == "succeeded" else job.get("last_error")
+    found = detail.get("deliveries") if isinstance(detail, dict) else None
+    lines = []
+    for d in found if isinstance(found, list) else []:
+        who = f"{d.get('recipient')} ({d.get('role')}, {d.get('address')})"
+        when = _when(float(d.get("at") or 0))
+        if d.get("ok"):
+            lines.append(f"      attempt {d.get('attempt')}: reached {who} at {when}")
+        else:
+            lines.append(
+                f"      attempt {d.get('attempt')}: could not reach {who} at {when}:"
+                f" {d.get('error')}"
+            )
+    return lines
+
+
+def _error_text(error: Any) -> str:
+    """A job's last error as people read it (a notification's: its summary, not its record)."""
+    if isinstance(error, dict) and "deliveries" in error and "error" in error:
+        return str(error["error"])
+    return _text(error)
 
 
 def _text(value: Any) -> str:

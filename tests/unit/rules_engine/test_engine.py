@@ -142,6 +142,8 @@ def test_validation_refuses_without_creating_anything(harness: Harness) -> None:
     with pytest.raises(RuleError, match="no function 'nope'"):
         book.prepare("default", "admin", text="on ping do invoke nope")
     with pytest.raises(ActionNotAvailable, match="action not available yet"):
+        book.prepare("default", "admin", text="on ping do bcc bob")
+    with pytest.raises(RuleError, match="no contact or group 'bob'"):
         book.prepare("default", "admin", text="on ping do notify bob")
     with pytest.raises(RuleError, match="more than zero"):
         book.prepare(

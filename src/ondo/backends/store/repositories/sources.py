@@ -85,3 +85,6 @@ class DirectoryRepository(Protocol):
     async def delete_group(self, namespace: str, name: str) -> bool: ...
 
     async def groups(self, namespace: str) -> list[StoredGroup]: ...
+
+    async def namespaces(self) -> list[str]:
+        """The namespaces that have contacts or groups (the notify directory loads them)."""

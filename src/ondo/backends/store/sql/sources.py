@@ -123,6 +123,12 @@ class SqlDirectoryRepository:
             for name, body, app in await self._in("contact_groups", namespace)
         ]
 
+    async def namespaces(self) -> list[str]:
+        rows = await self._sql.fetch(
+            "SELECT namespace FROM contacts UNION SELECT namespace FROM contact_groups"
+        )
+        return sorted(row["namespace"] for row in rows)
+
     async def _put(
         self, table: str, namespace: str, name: str, body: object, app: str | None
     ) -> None:
