@@ -23,13 +23,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from ondo.backends.store.base import EVERYTHING
 from ondo.backends.store.repositories.sources import (
     DIRECTORY_TOPIC,
     DirectoryRepository,
     StoredContact,
     StoredGroup,
 )
-from ondo.errors import RuleError
+from ondo.errors import OndoError, RuleError
 
 log = logging.getLogger("ondo.actions.contacts")
 RETRY_S = 1.0  # a reload the store refused is tried again after this long
@@ -208,23 +209,23 @@ class Directory:
         return book
 
     def _heard(self, key: str) -> None:
-        namespace = key.partition("/")[0]
-        if namespace == "*":
-            self._pending.update(self._books)
-        else:
-            self._pending.add(namespace)
+        # "*": notifications may have been missed (a reconnect): read every namespace again.
+        self._pending.add(EVERYTHING if key == EVERYTHING else key.partition("/")[0])
         if self._reloader is None or self._reloader.done():
             self._reloader = asyncio.get_running_loop().create_task(
                 self._reload(), name="ondo-directory-reload"
             )
 
     async def _reload(self) -> None:
-        from ondo.errors import OndoError
-
         while self._pending:
-            namespace = self._pending.pop()
+            namespace = EVERYTHING if EVERYTHING in self._pending else next(iter(self._pending))
+            self._pending.discard(namespace)
             try:
-                await self.refresh(namespace)
+                if namespace != EVERYTHING:
+                    await self.refresh(namespace)
+                    continue
+                for each in {*self._books, *await self._repo.namespaces()}:
+                    await self.refresh(each)
             except OndoError:
                 log.warning("reloading the contacts of %s failed; retrying", namespace)
                 self._pending.add(namespace)

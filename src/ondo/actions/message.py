@@ -69,9 +69,7 @@ def render(text: str, event: Mapping[str, Any], rule: str) -> tuple[str, list[st
     return _TOKEN.sub(fill, text), warnings
 
 
-def default_message(
-    event: Mapping[str, Any], rule: str, fields: Sequence[str]
-) -> tuple[str, str]:
+def default_message(event: Mapping[str, Any], rule: str, fields: Sequence[str]) -> tuple[str, str]:
     """(title, body): what happened, in words, naming only the condition's fields."""
     kind = str(event.get("type") or "event")
     subject = event.get("subject")

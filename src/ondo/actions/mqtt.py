@@ -75,7 +75,12 @@ class MqttAction:
             where = _safe_url(url)
             error = f"publishing to {where} failed: {type(exc).__name__}: {exc}"
             return ActionResult(ok=False, detail={"error": error}, retryable=True)
-        detail = {"topic": action.target, "broker": _safe_url(url), "qos": qos, "bytes": len(payload)}
+        detail = {
+            "topic": action.target,
+            "broker": _safe_url(url),
+            "qos": qos,
+            "bytes": len(payload),
+        }
         return ActionResult(ok=True, detail=detail)
 
     async def _client(self, url: str) -> aiomqtt.Client:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Final
@@ -86,7 +87,10 @@ class NotifyAction:
         todo = [c for c in channels if c.name not in reached]
         outcomes = await asyncio.gather(*(self._send(c, title, body) for c in todo))
         now = self._clock.now()
-        fresh = [_delivery(c, ok, error, now, attempt) for c, (ok, error) in zip(todo, outcomes)]
+        fresh = [
+            _delivery(c, ok, error, now, attempt)
+            for c, (ok, error) in zip(todo, outcomes, strict=True)
+        ]
         deliveries = (earlier + fresh)[-MAX_DELIVERIES:]
         failed = [d for d in fresh if not d["ok"]]
         detail: dict[str, Any] = {
@@ -133,8 +137,7 @@ class NotifyAction:
 
 def send_now(url: str, title: str, body: str) -> tuple[bool, str]:
     """Send one notification with Apprise in this thread: (ok, why not)."""
-    import apprise
-
+    apprise = loaded_apprise()
     plugin = apprise.Apprise.instantiate(url)
     if plugin is None:
         return False, "Apprise cannot use this URL"
@@ -166,9 +169,27 @@ class _ThreadLog(logging.Handler):
         return " ".join(self._lines[-2:])
 
 
+_loading = threading.Lock()
+_loaded: list[Any] = []
+
+
+def loaded_apprise() -> Any:
+    """The apprise module with its services loaded. They load on the first URL Apprise reads;
+    one imports the deprecated `imghdr`, whose warning is Apprise's business, not our users'."""
+    with _loading:
+        if not _loaded:
+            import apprise
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                apprise.Apprise.instantiate("json://localhost")
+            _loaded.append(apprise)
+        return _loaded[0]
+
+
 def apprise_installed() -> bool:
     try:
-        import apprise  # noqa: F401
+        loaded_apprise()
     except ImportError:
         return False
     return True
@@ -177,11 +198,13 @@ def apprise_installed() -> bool:
 def url_problem(url: str) -> str | None:
     """Why Apprise cannot use a channel's URL (None: it can, or Apprise is not installed)."""
     try:
-        import apprise
+        apprise = loaded_apprise()
     except ImportError:
         return None
     if apprise.Apprise.instantiate(url) is None:
-        return f"Apprise cannot use {url.split('://', 1)[0]}:// URL (see Apprise's list of services)"
+        return (
+            f"Apprise cannot use {url.split('://', 1)[0]}:// URL (see Apprise's list of services)"
+        )
     return None
 
 

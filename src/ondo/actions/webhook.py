@@ -58,8 +58,7 @@ class WebhookAction:
         for key in args:
             if key not in WITH_KEYS:
                 raise RuleError(
-                    f"{where}: {key!r} is not a setting of webhook; it takes"
-                    f" {', '.join(WITH_KEYS)}"
+                    f"{where}: {key!r} is not a setting of webhook; it takes {', '.join(WITH_KEYS)}"
                 )
         _timeout(args, where)
         self._secret_of(args, where)
@@ -140,7 +139,7 @@ def check_url(url: str, where: str) -> None:
         raise RuleError(f"{where}: not a URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not host:
         raise RuleError(
-            f'{where}: a webhook URL is http:// or https:// with a host, e.g. webhook'
+            f"{where}: a webhook URL is http:// or https:// with a host, e.g. webhook"
             f' "https://example.com/hook"; got scheme {parts.scheme or "none"!r}'
         )
 
@@ -152,5 +151,7 @@ def _timeout(args: Mapping[str, Any], where: str) -> float:
         or isinstance(value, bool)
         or not 0 < value <= MAX_TIMEOUT_S
     ):
-        raise RuleError(f"{where}: timeout must be seconds in (0, {MAX_TIMEOUT_S:g}], got {value!r}")
+        raise RuleError(
+            f"{where}: timeout must be seconds in (0, {MAX_TIMEOUT_S:g}], got {value!r}"
+        )
     return float(value)
