@@ -227,7 +227,7 @@ def test_a_deploy_checks_against_the_contacts_it_declares(
 ) -> None:
     async def steps(kind: NotifyAction, _store: Any) -> None:
         action = Action("notify", "frank.mobile", cc=("team",))
-        with pytest.raises(RuleError, match="'frank.mobile'"):
+        with pytest.raises(RuleError, match=r"'frank\.mobile'"):
             kind.validate(action, "default")
         with declared("default", "app", {"frank": {"mobile": "ntfy://f"}}, {"team": ("bob",)}):
             kind.validate(action, "default")
