@@ -83,6 +83,11 @@ class MqttAction:
         }
         return ActionResult(ok=True, detail=detail)
 
+    @property
+    def connections(self) -> int:
+        """Brokers this kind holds a connection to now."""
+        return len(self._clients)
+
     async def _client(self, url: str) -> aiomqtt.Client:
         lock = self._locks.setdefault(url, asyncio.Lock())
         async with lock:  # one connection per broker, made once
