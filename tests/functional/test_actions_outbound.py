@@ -85,14 +85,18 @@ def messages(server: CaptureServer, path: str) -> list[dict[str, Any]]:
     return [r.json() for r in server.to(path)]
 
 
-def test_bob_and_the_family_are_alerted_eve_is_not(ondo: RunningPlatform, server: CaptureServer) -> None:
+def test_bob_and_the_family_are_alerted_eve_is_not(
+    ondo: RunningPlatform, server: CaptureServer
+) -> None:
     with ondo.client() as client:
         post(client, reading("normal", 120, 80))
         post(client, reading("high", 150, 85))
         post(client, reading("crisis", 190, 95))
         # Events are decided in order: once the crisis' notes arrived, the others had theirs.
         wait_for(lambda: len(server.to("/bob-mobile")) == 2 and server.to("/bob-email"))
-        wait_for(lambda: len(server.to("/carol-mobile")) == 2 and len(server.to("/dave-email")) == 2)
+        wait_for(
+            lambda: len(server.to("/carol-mobile")) == 2 and len(server.to("/dave-email")) == 2
+        )
     high = messages(server, "/bob-mobile")[0]
     assert high["title"] == "bp-alert: health.blood_pressure about alice"
     assert high["message"] == (
@@ -120,7 +124,10 @@ def test_an_unreachable_channel_is_retried_dead_lettered_and_traced(
     ondo: RunningPlatform, server: CaptureServer
 ) -> None:
     with ondo.client() as client:
-        post(client, {"specversion": "1.0", "id": "alarm-1", "source": "sensor", "type": "device.alarm"})
+        post(
+            client,
+            {"specversion": "1.0", "id": "alarm-1", "source": "sensor", "type": "device.alarm"},
+        )
 
         def dead() -> list[dict[str, Any]]:
             client.post("/v1/clock/advance", json={"seconds": 5}).raise_for_status()
@@ -140,7 +147,9 @@ def test_an_unreachable_channel_is_retried_dead_lettered_and_traced(
         ("dave.pager", False, 3),
     ]
     assert len(server.to("/bob-email")) == 1  # reached once; only dave's pager was retried
-    assert messages(server, "/bob-email")[0]["message"] == "Rule alarm fired on a device.alarm event."
+    assert (
+        messages(server, "/bob-email")[0]["message"] == "Rule alarm fired on a device.alarm event."
+    )
 
     traced = ondo.cli("trace", "alarm-1")
     assert traced.returncode == 0, traced.stderr
