@@ -71,6 +71,10 @@ def test_the_issue_example_parses(tmp_path: Path) -> None:
             "contacts:\n  bob: {mobile: 12}",
             "ondo.yaml:3 (contacts.bob.mobile): must be an Apprise URL",
         ),
+        (
+            "contacts:\n  bob: {mobile: 'nosuch://x'}",
+            "ondo.yaml:3 (contacts.bob.mobile): Apprise cannot use nosuch:// URL",
+        ),
         ("contacts:\n  bob: []", "a contact is a mapping of channel to address"),
         ("contacts:\n  bob: {Mobile Phone: 'ntfy://x'}", "channel name must match"),
         ("groups:\n  fam: []", "ondo.yaml:3 (groups.fam): a group is a non-empty list"),
