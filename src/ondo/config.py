@@ -177,6 +177,12 @@ def from_environment() -> Config:
     )
 
 
+def secret_from_environment(name: str) -> str | None:
+    """A secret a rule names by its environment variable (webhook's `secret_env`): read when
+    it is used, so a secret set for the platform is found without copying it into Config."""
+    return os.environ.get(name) or None
+
+
 def queue_settings(env: Mapping[str, str]) -> QueueSettings:
     """The action queue's defaults overridden by ONDO_ACTION_* variables of `env`."""
     base = QueueSettings()

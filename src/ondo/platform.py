@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import os
 import socket
 from collections.abc import Coroutine
 from typing import Any, Protocol
@@ -30,7 +29,7 @@ from ondo.backends.bus import Bus, ReplayTarget, open_bus
 from ondo.backends.store import open_store
 from ondo.backends.store.repositories.rules import rule_id
 from ondo.clock import Clock, ManualClock, WallClock
-from ondo.config import Config
+from ondo.config import Config, secret_from_environment
 from ondo.deploy.targets import DeployTargets
 from ondo.functions.bundle import CodeStore
 from ondo.functions.service import FunctionService
@@ -194,7 +193,7 @@ class Platform:
         self.add_service(self.directory)
         outbound: list[NotifyAction | WebhookAction | MqttAction] = [
             NotifyAction(self.directory, self._rule_fields, self.clock),
-            WebhookAction(config.webhook_secret, os.environ),
+            WebhookAction(config.webhook_secret, secret_from_environment),
             MqttAction(config.mqtt_url),
         ]
         for kind in outbound:  # they close their connections after the queue stopped

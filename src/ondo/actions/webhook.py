@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -46,9 +46,9 @@ class WebhookAction:
     kind = "webhook"
     destinations = True
 
-    def __init__(self, secret: str, env: Mapping[str, str]) -> None:
+    def __init__(self, secret: str, secret_env: Callable[[str], str | None]) -> None:
         self._secret = secret  # ONDO_WEBHOOK_SECRET
-        self._env = env
+        self._secret_env = secret_env  # a rule's `secret_env`: the variable's value, or None
         self._client: httpx.AsyncClient | None = None
 
     def validate(self, action: Action, namespace: str) -> None:
@@ -66,12 +66,13 @@ class WebhookAction:
     def _secret_of(self, args: Mapping[str, Any], where: str) -> str:
         name = args.get("secret_env")
         if name is not None:
-            if not isinstance(name, str) or not self._env.get(name):
+            found = self._secret_env(name) if isinstance(name, str) else None
+            if not found:
                 raise RuleError(
                     f"{where}: secret_env {name!r} names no environment variable of the platform"
                     " that holds a secret; set it where `ondo up` runs"
                 )
-            return self._env[name]
+            return found
         if not self._secret:
             raise RuleError(
                 f"{where}: webhooks are signed and no secret is set: set ONDO_WEBHOOK_SECRET"

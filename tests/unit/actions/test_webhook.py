@@ -43,7 +43,7 @@ def perform(kind: WebhookAction, req: ActionRequest, attempt: int = 1) -> Action
 
 
 def test_the_event_is_posted_signed_with_its_idempotency_key(server: CaptureServer) -> None:
-    kind = WebhookAction(SECRET, {})
+    kind = WebhookAction(SECRET, {}.get)
     kind.validate(Action("webhook", server.url("/hook")), "default")
     result = perform(kind, request(server.url("/hook")), attempt=2)
     assert result.ok and result.detail == {"status": 200}
@@ -58,7 +58,7 @@ def test_the_event_is_posted_signed_with_its_idempotency_key(server: CaptureServ
 
 
 def test_a_rule_may_name_its_own_secret(server: CaptureServer) -> None:
-    kind = WebhookAction("", {"SHOP_HOOK_SECRET": "per-rule"})
+    kind = WebhookAction("", {"SHOP_HOOK_SECRET": "per-rule"}.get)
     args = {"secret_env": "SHOP_HOOK_SECRET", "timeout": 5}
     kind.validate(Action("webhook", server.url("/h"), args), "default")
     assert perform(kind, request(server.url("/h"), args)).ok
@@ -73,14 +73,14 @@ def test_a_rule_may_name_its_own_secret(server: CaptureServer) -> None:
 )
 def test_which_answers_are_retried(server: CaptureServer, status: int, retryable: bool) -> None:
     server.answer("/h", status)
-    result = perform(WebhookAction(SECRET, {}), request(server.url("/h")))
+    result = perform(WebhookAction(SECRET, {}.get), request(server.url("/h")))
     assert not result.ok and result.retryable is retryable
     assert result.detail["status"] == status
     assert f"answered {status}" in result.detail["error"]
 
 
 def test_a_connection_error_is_retried() -> None:
-    result = perform(WebhookAction(SECRET, {}), request(f"http://127.0.0.1:{closed_port()}/h"))
+    result = perform(WebhookAction(SECRET, {}.get), request(f"http://127.0.0.1:{closed_port()}/h"))
     assert not result.ok and result.retryable
     assert "ConnectError" in result.detail["error"]
 
@@ -98,9 +98,9 @@ def test_a_connection_error_is_retried() -> None:
 )
 def test_what_cannot_be_called_is_refused(url: str, args: Any, words: str) -> None:
     with pytest.raises(RuleError, match=words.replace("(", r"\(").replace("/", "/")):
-        WebhookAction(SECRET, {}).validate(Action("webhook", url, args), "default")
+        WebhookAction(SECRET, {}.get).validate(Action("webhook", url, args), "default")
 
 
 def test_a_webhook_without_a_secret_is_refused() -> None:
     with pytest.raises(RuleError, match="set ONDO_WEBHOOK_SECRET"):
-        WebhookAction("", {}).validate(Action("webhook", "https://example.com/h"), "default")
+        WebhookAction("", {}.get).validate(Action("webhook", "https://example.com/h"), "default")
