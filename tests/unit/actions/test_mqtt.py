@@ -26,6 +26,7 @@ def broker() -> tuple[str, int]:
     parts = urlsplit(require_mqtt())
     return parts.hostname or "127.0.0.1", parts.port or 1883
 
+
 EVENT = {"specversion": "1.0", "id": "e-1", "source": "fitbit", "type": "bp", "data": {"s": 1}}
 
 
