@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 PORT ?= $(ONDO_PORT)
 
 run: $(STAMP)
-	$(BIN)/ondo up --app examples/hello $(if $(PORT),--port $(PORT))
+	$(BIN)/ondo up --app examples/hello --app examples/iot $(if $(PORT),--port $(PORT))
 
 # The functional suite runs a second time on PostgreSQL + NATS (issue 11); `make test
 # DISTRIBUTED=0` leaves that run out (the services' own tests in tests/unit still run).

@@ -72,6 +72,8 @@ def _announce(platform: Platform) -> None:
         )
     for rule in platform.rules.book.stored_in("default"):
         lines.append(f"rule {rule.name}: {rule.text or '(JSON form)'}")
+    for source in platform.sources.statuses("default"):
+        lines.append(f"source {source.name} ({source.kind}):  ondo sources show {source.name}")
     if len(lines) > 2:
         lines.append("events:  ondo emit TYPE --data JSON;  what they caused:  ondo trace EVENT_ID")
     for line in lines:

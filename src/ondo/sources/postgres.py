@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ondo.errors import ConfigError
+from ondo.errors import ConfigError, SourceKindUnavailable
 from ondo.sources.base import Settings, Where, no_unknown_keys
 from ondo.sources.changes import (
     DEFAULT_OUTBOX,
@@ -88,7 +88,7 @@ class PostgresKind:
         try:
             import asyncpg
         except ImportError as exc:
-            raise ConfigError(
+            raise SourceKindUnavailable(
                 "the postgres source needs asyncpg: pip install 'ondo[postgres]'"
             ) from exc
         spec = source.spec

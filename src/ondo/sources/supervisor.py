@@ -30,12 +30,12 @@ from ondo.backends.bus.base import Bus
 from ondo.backends.store.repositories.sources import SOURCES_TOPIC, StoredSource
 from ondo.backends.store.store import Store
 from ondo.clock import Clock
-from ondo.errors import ConfigError, NotFound, OndoError
+from ondo.errors import ConfigError, NotFound, OndoError, SourceKindUnavailable
 from ondo.events import CloudEvent
 from ondo.metrics import Metrics
 from ondo.notices import SOURCE_DISCONNECTED, Notices
 from ondo.sources.http_routes import HttpRoutes
-from ondo.sources.kinds import source_kind
+from ondo.sources.kinds import KIND_MODULES, source_kind
 
 log = logging.getLogger("ondo.sources")
 
@@ -341,6 +341,12 @@ class SourceSupervisor:
                 await kind.run(source, context)
             except asyncio.CancelledError:
                 raise
+            except (ImportError, SourceKindUnavailable) as exc:  # retrying would not help
+                message = _unavailable(source.kind, exc)
+                log.error("source %s/%s cannot run: %s", source.namespace, source.name, message)
+                self._set(running, "failed", "its library is missing")
+                self.record_error(running, message)
+                return
             except Exception as exc:  # any failure of a kind's run is a reason to retry
                 self.record_error(running, _describe(exc))
                 log.warning("source %s/%s failed: %s", source.namespace, source.name, exc)
@@ -380,6 +386,14 @@ class SourceSupervisor:
 
 def _same(a: StoredSource, b: StoredSource) -> bool:
     return (a.kind, dict(a.spec), a.app) == (b.kind, dict(b.spec), b.app)
+
+
+def _unavailable(kind: str, exc: BaseException) -> str:
+    if isinstance(exc, SourceKindUnavailable):
+        return str(exc)
+    extra = KIND_MODULES.get(kind, ("", ""))[1]
+    fix = f"; install it with: pip install 'ondo[{extra}]'" if extra else ""
+    return f"source kind {kind!r} cannot run here: {exc}{fix}"
 
 
 def _describe(exc: BaseException) -> str:

@@ -11,7 +11,7 @@ from ondo.backends.store.repositories.sources import StoredSource
 from ondo.events import CloudEvent
 from ondo.sources.base import Settings, SourceContext, Where, no_unknown_keys
 
-KEYS = ("types", "fail_runs", "problems")
+KEYS = ("types", "fail_runs", "problems", "needs")
 
 
 class ScriptedKind:
@@ -26,9 +26,12 @@ class ScriptedKind:
             "types": types,
             "fail_runs": int(settings.get("fail_runs", 0)),
             "problems": list(settings.get("problems", [])),
+            "needs": settings.get("needs"),
         }
 
     async def run(self, source: StoredSource, ctx: SourceContext) -> None:
+        if source.spec.get("needs"):
+            __import__(source.spec["needs"])  # a kind's library, imported when it runs
         state = await ctx.state()
         runs = int(state.get("runs", "0")) + 1
         await ctx.save_state("runs", str(runs))

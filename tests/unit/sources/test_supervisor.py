@@ -152,6 +152,21 @@ def test_an_unknown_kind_fails_with_the_known_ones_named(
     asyncio.run(body())
 
 
+def test_a_missing_library_fails_once_without_retrying(
+    make_store: Callable[[], Awaitable[Store]], tmp_path: Path
+) -> None:
+    async def body() -> None:
+        async with running(make_store, tmp_path) as (sup, store, _bus, _metrics):
+            await store.repos.sources.put(source("door", needs="ondo_no_such_library"))
+            await until(lambda: _state(sup, "door").state == "failed", "failed")
+            await asyncio.sleep(0.1)  # several backoffs' worth: no retry comes
+            status = sup.status("default", "door")
+            assert (status.errors, status.restarts) == (1, 0)
+            assert "No module named 'ondo_no_such_library'" in str(status.last_error)
+
+    asyncio.run(body())
+
+
 def test_a_second_supervisor_on_the_store_runs_what_is_stored(
     make_store: Callable[[], Awaitable[Store]], tmp_path: Path
 ) -> None:
