@@ -1,10 +1,11 @@
 """Every `ondo …` command that README.md and docs/*.md show works with the CLI as it is.
 
 Command lines in code blocks run, block by block in one bash each, against a real platform with
-examples/hello deployed, from a directory where `.venv/bin/ondo` is this ondo; a failing line
-fails the test. Synopsis lines (`[…]`, `|`, `…`, `<…>` or a PLACEHOLDER), `ondo up` and
-`--follow` lines, and commands quoted inline in the prose are checked against the argparse tree
-instead: each command path exists, its `--help` works, and every option shown is accepted.
+examples/hello and examples/iot deployed (as `make run` has them), from a directory where
+`.venv/bin/ondo` is this ondo; a failing line fails the test. Synopsis lines (`[…]`, `|`, `…`,
+`<…>` or a PLACEHOLDER), `ondo up` and `--follow` lines, and commands quoted inline in the
+prose are checked against the argparse tree instead: each command path exists, its `--help`
+works, and every option shown is accepted.
 """
 
 from __future__ import annotations
@@ -158,7 +159,9 @@ def test_the_docs_show_commands_to_run_and_the_readme_quick_start_is_among_them(
 @pytest.fixture(scope="module")
 def docs_platform(tmp_path_factory: pytest.TempPathFactory) -> object:
     root = tmp_path_factory.mktemp("docs")
-    with RunningPlatform(root / "data", apps=[REPO / "examples" / "hello"]) as running:
+    # What `make run` deploys, so that the commands README shows work as a newcomer runs them.
+    apps = [REPO / "examples" / "hello", REPO / "examples" / "iot"]
+    with RunningPlatform(root / "data", apps=apps) as running:
         yield running
 
 
