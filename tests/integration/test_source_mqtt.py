@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -17,12 +17,13 @@ from ondo.backends.bus.memory import MemoryBus
 from ondo.backends.store import Store
 from ondo.backends.store.repositories.sources import StoredSource
 from ondo.clock import WallClock
+from ondo.errors import BusError
 from ondo.events import CloudEvent
 from ondo.metrics import Metrics
 from ondo.sources import supervisor
 from ondo.sources.base import PlainWhere
 from ondo.sources.mqtt import KIND
-from ondo.sources.supervisor import BusEvents, SourceStatus, SourceSupervisor
+from ondo.sources.supervisor import AppendEvents, BusEvents, SourceStatus, SourceSupervisor
 from tests.services import MQTT_HOST, MQTT_PORT, require_mqtt
 from tests.unit.store.conftest import make_store, store_url
 
@@ -44,15 +45,27 @@ def prefix() -> str:
     return f"ondo-test/{uuid.uuid4().hex[:10]}"
 
 
+class RefusingFirst:
+    """The bus's append, refusing the first `times` calls as a bus that is away would."""
+
+    def __init__(self, append: AppendEvents, times: int) -> None:
+        self.append, self.left = append, times
+
+    async def __call__(self, events: Sequence[CloudEvent], namespace: str) -> list[bool]:
+        if self.left > 0:
+            self.left -= 1
+            raise BusError("the bus is away")
+        return await self.append(events, namespace)
+
+
 @asynccontextmanager
 async def running(
-    make_store: StoreFactory, tmp_path: Path, bus: MemoryBus
+    make_store: StoreFactory, tmp_path: Path, bus: MemoryBus, refuse: int = 0
 ) -> AsyncIterator[tuple[SourceSupervisor, Store]]:
     store = await make_store()
     metrics = Metrics()
-    sup = SourceSupervisor(
-        store, BusEvents(bus, metrics), WallClock(), metrics.registry, tmp_path, 65536
-    )
+    append = RefusingFirst(BusEvents(bus, metrics), refuse)
+    sup = SourceSupervisor(store, append, WallClock(), metrics.registry, tmp_path, 65536)
     await sup.start()
     try:
         yield sup, store
@@ -160,6 +173,26 @@ def test_messages_published_while_ondo_was_away_arrive_when_it_comes_back(
         async with running(make_store, tmp_path, bus) as (sup, _store):
             await until(lambda: status(sup, "door").events == 3, "the three queued messages")
         assert sorted(e.data["n"] for e in await events(bus)) == [0, 1, 2]
+        await bus.close()
+
+    asyncio.run(body())
+
+
+def test_a_message_whose_append_failed_comes_again_after_the_reconnect(
+    make_store: StoreFactory, tmp_path: Path, broker: str, prefix: str
+) -> None:
+    source = mqtt_source("door", broker, [{"topic": f"{prefix}/{{subject}}", "type": "door.x"}])
+
+    async def body() -> None:
+        bus = MemoryBus()
+        async with running(make_store, tmp_path, bus, refuse=1) as (sup, store):
+            await store.repos.sources.put(source)
+            await until(lambda: status(sup, "door").state == "connected", "connected")
+            await publish((f"{prefix}/front", '{"open": true}'))
+            await until(lambda: status(sup, "door").events == 1, "the event, on the second try")
+            shown = status(sup, "door")
+            assert (shown.restarts, shown.last_error) == (1, "the bus is away")
+            assert [(e.subject, e.data) for e in await events(bus)] == [("front", {"open": True})]
         await bus.close()
 
     asyncio.run(body())
