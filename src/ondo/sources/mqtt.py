@@ -70,11 +70,10 @@ DEFAULT_SESSION_EXPIRY_S = 86400
 MAX_SESSION_EXPIRY_S = 0xFFFFFFFE  # 0xFFFFFFFF would mean "never expires" to the broker
 MAX_TOPICS = 1000
 MAX_CLIENT_ID = 128
-MAX_BATCH = 250  # messages appended together at most
-PIPELINE = 4  # batches being appended at once (a remote bus's round trips overlap)
+MAX_BATCH = 500  # messages appended together at most
 # Unacknowledged messages the broker may send ahead (MQTT 5 Receive Maximum; Mosquitto's own
 # default window is 20, which would cap a source at 20 messages per append).
-RECEIVE_MAXIMUM = PIPELINE * MAX_BATCH
+RECEIVE_MAXIMUM = 2 * MAX_BATCH
 CONNECT_TIMEOUT_S = 10.0
 KEEPALIVE_S = 30
 STATE_CLIENT_ID = "client_id"
@@ -463,28 +462,8 @@ async def _pump(
     acks: _Acks,
     ctx: SourceContext,
 ) -> None:
-    """Read messages in batches; append each batch while the next ones are read (PIPELINE
-    batches at most, started in the order received, so appended in that order); acknowledge
-    each batch, in order, once appended. Returns never: a lost connection (aiomqtt.MqttError) or
-    a failed append raises, and the supervisor reconnects; what was not acknowledged comes
-    again."""
-    in_flight: asyncio.Queue[tuple[list[Any], asyncio.Task[None]]] = asyncio.Queue(PIPELINE)
-    try:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(_read(client, queue, mapper, ctx, group, in_flight))
-            group.create_task(_ack_in_order(in_flight, acks))
-    except ExceptionGroup as failed:  # the first failure is the reason to reconnect
-        raise failed.exceptions[0] from None
-
-
-async def _read(
-    client: aiomqtt.Client,
-    queue: asyncio.Queue[Any],
-    mapper: Mapper,
-    ctx: SourceContext,
-    group: asyncio.TaskGroup,
-    in_flight: asyncio.Queue[tuple[list[Any], asyncio.Task[None]]],
-) -> None:
+    """Read messages in batches, append their events, then acknowledge them; returns never
+    (a lost connection raises aiomqtt.MqttError, and the supervisor reconnects)."""
     messages = client.messages
     while True:
         batch = [await anext(messages)]  # the iterator notices a lost connection
@@ -494,15 +473,7 @@ async def _read(
                 batch.append(queue.get_nowait())
             except asyncio.QueueEmpty:
                 break
-        await in_flight.put((batch, group.create_task(_deliver(batch, mapper, ctx))))
-
-
-async def _ack_in_order(
-    in_flight: asyncio.Queue[tuple[list[Any], asyncio.Task[None]]], acks: _Acks
-) -> None:
-    while True:
-        batch, appended = await in_flight.get()
-        await appended
+        await _deliver(batch, mapper, ctx)
         acks.ack(batch)
 
 
