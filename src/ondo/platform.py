@@ -20,10 +20,10 @@ from ondo.actions.contacts import Directory
 from ondo.actions.destinations import BusAppend
 from ondo.actions.emit import EmitAction
 from ondo.actions.invoke import InvokeAction
+from ondo.actions.mail import MailAction
 from ondo.actions.mqtt import MqttAction
 from ondo.actions.notify import NotifyAction
 from ondo.actions.queue import ActionQueue
-from ondo.actions.unavailable import unavailable_kinds
 from ondo.actions.webhook import WebhookAction
 from ondo.backends.bus import Bus, ReplayTarget, open_bus
 from ondo.backends.store import open_store
@@ -170,6 +170,7 @@ class Platform:
         checks = RuleChecks(
             function_exists=self.functions.exists,
             validate_action=self.actions.kinds.validate,
+            acts_on=self.actions.kinds.acts_on,
         )
         engine = RuleEngine(
             self.store,
@@ -198,9 +199,12 @@ class Platform:
         ]
         for kind in outbound:  # they close their connections after the queue stopped
             self.add_service(kind)
-        kinds = ActionKinds(
-            [InvokeAction(self.functions), EmitAction(append), *unavailable_kinds(), *outbound]
-        )
+        root = config.data_dir / "sources"  # where the supervisor keeps each source's files
+        mail = [  # bcc and forward: the smtp source's spool, sent through its smarthost
+            MailAction(w, self.directory, self.store.repos.sources.get, root, self.clock)
+            for w in ("bcc", "forward")
+        ]
+        kinds = ActionKinds([InvokeAction(self.functions), EmitAction(append), *mail, *outbound])
         queue = ActionQueue(
             self.store,
             kinds,

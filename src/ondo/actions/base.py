@@ -49,6 +49,7 @@ class ActionKind(Protocol):
     Optional members the queue looks for: `lane(request) -> str` and
     `lane_limit(request) -> int | None` (jobs of one lane share a limit: invoke's is the
     function's concurrency), `max_attempts(request) -> int`, `max_event_age_s(request) -> float`
+    `acts_on: str` (the only event type it can act on: rules are checked against it),
     `async on_outcome(request, job, result)` (called after the last attempt instead of the
     destination events) and `async perform_after(request, attempt, previous)` (called instead
     of `perform`, with the detail of the job's last failed attempt or None: notify uses it to
@@ -98,6 +99,12 @@ class ActionKinds:
     def validate(self, action: Action, namespace: str = "default") -> None:
         """Check an action when its rule is deployed, so mistakes surface then, not at 3 a.m."""
         self.get(action.kind).validate(action, namespace)
+
+    def acts_on(self, word: str) -> str | None:
+        """The one event type an action word works on (a kind's optional `acts_on`: bcc and
+        forward copy mail.received messages), or None when any event will do."""
+        found = getattr(self.find(word), "acts_on", None)
+        return found if isinstance(found, str) else None
 
     def lane_of(self, request: ActionRequest) -> str:
         """The lane of a request: jobs of one lane share a limit (the kind's `lane_limit`);

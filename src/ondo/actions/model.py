@@ -9,14 +9,15 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 ACTION_KINDS: Final = ("invoke", "emit", "notify", "bcc", "forward", "webhook", "mqtt")
-# The others parse; the engine refuses them until their kind exists (bcc, forward: mail).
-AVAILABLE_ACTIONS: Final = frozenset({"invoke", "emit", "notify", "webhook", "mqtt"})
+# Words that parse but have no kind yet would be left out here (every word has one today).
+AVAILABLE_ACTIONS: Final = frozenset(ACTION_KINDS)
 
 
 @dataclass(frozen=True)
 class Action:
     """One thing to do: kind is invoke|emit|notify|bcc|forward|webhook|mqtt, target the
-    function, event type, recipient, URL or topic; args the JSON after `with`; cc the copies;
+    function, event type, recipient, URL or topic; args the JSON after `with`; cc the copies
+    (notify) or the further recipients (bcc, forward: `bcc trent, carol`);
     saying the message template of a notification (`saying "…"`)."""
 
     kind: str

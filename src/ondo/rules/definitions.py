@@ -33,6 +33,7 @@ from ondo.errors import Conflict, NotFound, OndoError, RuleError, ValidationErro
 from ondo.functions.model import NAME_RE
 from ondo.notices import RULE_CHANGED, Notices
 from ondo.patterns import compile as compile_pattern
+from ondo.patterns.compiler import parse_pattern
 from ondo.rules.conditions import Condition
 from ondo.rules.model import (
     CountWindow,
@@ -120,6 +121,21 @@ def _base_pattern(spec: RuleSpec) -> Mapping[str, Any] | None:
     return spec.base_pattern if spec.base_pattern is not None else spec.pattern
 
 
+def _check_acts_on(spec: RuleSpec, action: Action, event_type: str | None, where: str) -> None:
+    """An action that works on one event type only (bcc copies the mail a mail.received event
+    announces) needs a rule whose pattern can match that type."""
+    if event_type is None:
+        return
+    for alternative in parse_pattern(spec.pattern)[1]:
+        if all(f.test(event_type) for f in alternative if f.path == "type"):
+            return
+    raise RuleError(
+        f"{where}: `{action.kind} {action.target}` acts on {event_type} events only, and this"
+        f" rule's pattern cannot match one; write `on {event_type} from SOURCE … do"
+        f" {action.kind} …`"
+    )
+
+
 ChangeListener = Callable[[str, CompiledRule | None], None]
 
 
@@ -129,6 +145,8 @@ class RuleChecks:
 
     function_exists: Callable[[str, str], bool]  # (name, namespace)
     validate_action: Callable[[Action, str], None]  # (action, namespace); raises why not
+    # The one event type an action word can act on (bcc, forward: mail.received), or None.
+    acts_on: Callable[[str], str | None] = lambda _word: None
 
 
 class RuleBook:
@@ -321,6 +339,7 @@ class RuleBook:
                     f"{where}: `invoke {action.target}`: there is no function {action.target!r}"
                     f" in namespace {namespace!r}; deploy it first (`ondo deploy`) or fix the name"
                 )
+            _check_acts_on(spec, action, self.checks.acts_on(action.kind), where)
             self.checks.validate_action(action, namespace)
 
     async def get(self, namespace: str, name: str) -> StoredRule:

@@ -391,12 +391,16 @@ class _Parser:
                 f"expected an action {where}, found {word.describe()}", word.column, hint
             )
         kind = str(self.advance().value)
+        if kind == "forward" and self.token.is_word("to") and self._target_follows():
+            self.advance()  # `forward to archive@example.org` reads as English does
         target = self.target(kind)
         if kind == "emit" and "*" in target:
             raise syntax_error(
                 f'cannot emit "{target}"', word.column, "an emitted event needs a type without *"
             )
         cc = self.cc_list() if kind == "notify" and self.accept("cc") else ()
+        if kind in ("bcc", "forward"):  # further recipients: `bcc trent, carol@example.org`
+            cc = self.more_targets(kind)
         saying = self.saying() if kind == "notify" and self.accept("saying") else None
         args = self.args() if self.accept("with") else None
         return Action(kind, target, args, cc, saying)
@@ -412,14 +416,24 @@ class _Parser:
         return str(self.advance().value)
 
     def cc_list(self) -> tuple[str, ...]:
-        recipients = [self.target("cc")]
+        return (self.target("cc"), *self.more_targets("cc"))
+
+    def more_targets(self, kind: str) -> tuple[str, ...]:
+        """`, name, name`: the names after the first, up to a comma that starts an action."""
+        recipients = []
         while self.token.kind == PUNCT and self.token.value == ",":
             following = self.tokens[self.index + 1]
             if following.is_word(*ACTION_KINDS):
                 break  # the comma starts the next action
             self.advance()
-            recipients.append(self.target("cc"))
+            recipients.append(self.target(kind))
         return tuple(recipients)
+
+    def _target_follows(self) -> bool:
+        following = self.tokens[self.index + 1]
+        return following.kind in (WORD, STRING) and not following.is_word(
+            "and", "with", "cc", "saying"
+        )
 
     def saying(self) -> str:
         token = self.advance()
@@ -478,7 +492,7 @@ _ACTION_EXAMPLES: Final = {
     "notify": "notify bob.mobile",
     "cc": "cc alice.family",
     "bcc": "bcc carol",
-    "forward": "forward archive",
+    "forward": "forward to archive@example.org",
     "webhook": 'webhook "https://example.com/hook"',
     "mqtt": "mqtt alerts/heat",
 }

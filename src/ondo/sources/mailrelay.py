@@ -50,6 +50,12 @@ class Outcome:
 
 async def send(smarthost: Smarthost, entry: Spooled, raw: bytes) -> Outcome:
     """One attempt at relaying `entry` to its pending recipients."""
+    return await deliver(smarthost, entry.mail_from, list(entry.pending), raw)
+
+
+async def deliver(smarthost: Smarthost, mail_from: str, pending: list[str], raw: bytes) -> Outcome:
+    """One SMTP transaction through the smarthost (also the bcc and forward actions' way out):
+    who was delivered, who was refused for good (5xx), and why the rest must be tried again."""
     import aiosmtplib
 
     client = aiosmtplib.SMTP(
@@ -62,10 +68,9 @@ async def send(smarthost: Smarthost, entry: Spooled, raw: bytes) -> Outcome:
         timeout=smarthost.timeout,
         validate_certs=smarthost.verify,
     )
-    pending = list(entry.pending)
     try:
         async with client:
-            refused, _ = await client.sendmail(entry.mail_from, pending, raw)
+            refused, _ = await client.sendmail(mail_from, pending, raw)
     except aiosmtplib.SMTPRecipientsRefused as exc:
         return _refusals({r.recipient: (r.code, r.message) for r in exc.recipients}, [])
     except aiosmtplib.SMTPResponseException as exc:

@@ -50,9 +50,12 @@ def test_an_unknown_action_word_is_refused_with_the_known_ones(platform: Platfor
 
 
 @pytest.mark.parametrize("word", ["bcc", "forward"])
-def test_words_not_available_yet_are_refused_by_name(platform: Platform, word: str) -> None:
-    with pytest.raises(ActionNotAvailable, match=rf"action not available yet: {word} \("):
+def test_mail_words_check_their_recipients(platform: Platform, word: str) -> None:
+    platform.actions.kinds.validate(Action(kind=word, target="trent@example.org"))
+    with pytest.raises(RuleError, match=rf"{word} x: there is no contact or group 'x'"):
         platform.actions.kinds.validate(Action(kind=word, target="x"))
+    assert platform.actions.kinds.acts_on(word) == "mail.received"
+    assert platform.actions.kinds.acts_on("notify") is None
 
 
 def test_invoke_needs_a_deployed_function(platform: Platform) -> None:

@@ -72,7 +72,7 @@ def test_plan_creates_then_leaves_unchanged_then_updates_and_deletes(
     [
         ("  - name: bad\n    when: 'on ping do dance'\n", 7, "dance"),
         ("  - name: gone\n    when: 'on ping do invoke nothere'\n", 7, "nothere"),
-        ("  - name: later\n    when: 'on ping do bcc bob'\n", 7, "action not available yet"),
+        ("  - name: copy\n    when: 'on ping do bcc bob'\n", 7, "acts on mail.received events"),
         ("  - name: who\n    when: 'on ping do notify bob'\n", 7, "no contact or group 'bob'"),
         ("  - name: odd\n    colour: blue\n", 7, "unknown key 'colour'"),
         ("  - {name: a, when: 'on x do emit y'}\n  - {name: a, when: 'on z do emit y'}\n", 7, "a"),

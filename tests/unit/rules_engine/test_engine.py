@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ondo.backends.bus.base import StoredEvent
-from ondo.errors import ActionNotAvailable, Conflict, RuleError, RuleSyntaxError
+from ondo.errors import Conflict, RuleError, RuleSyntaxError
 from ondo.events import CloudEvent
 from ondo.rules import enforcement
 from tests.unit.rules_engine.conftest import Harness
@@ -141,7 +141,7 @@ def test_validation_refuses_without_creating_anything(harness: Harness) -> None:
         book.prepare("default", "admin", text="on ping do dance")
     with pytest.raises(RuleError, match="no function 'nope'"):
         book.prepare("default", "admin", text="on ping do invoke nope")
-    with pytest.raises(ActionNotAvailable, match="action not available yet"):
+    with pytest.raises(RuleError, match="acts on mail.received events only"):
         book.prepare("default", "admin", text="on ping do bcc bob")
     with pytest.raises(RuleError, match="no contact or group 'bob'"):
         book.prepare("default", "admin", text="on ping do notify bob")
