@@ -18,7 +18,7 @@ from ondo.actions.destinations import destination_event
 from ondo.actions.emit import event_of
 from ondo.actions.invoke import payload_of
 from ondo.actions.model import Action
-from ondo.errors import ActionNotAvailable, RuleError, ValidationError
+from ondo.errors import RuleError, ValidationError
 from ondo.platform import Platform
 
 EVENT = {

@@ -141,7 +141,7 @@ def test_validation_refuses_without_creating_anything(harness: Harness) -> None:
         book.prepare("default", "admin", text="on ping do dance")
     with pytest.raises(RuleError, match="no function 'nope'"):
         book.prepare("default", "admin", text="on ping do invoke nope")
-    with pytest.raises(RuleError, match="acts on mail.received events only"):
+    with pytest.raises(RuleError, match=r"acts on mail\.received events only"):
         book.prepare("default", "admin", text="on ping do bcc bob")
     with pytest.raises(RuleError, match="no contact or group 'bob'"):
         book.prepare("default", "admin", text="on ping do notify bob")
