@@ -210,7 +210,8 @@ def _one(outcome: Outcome, address: str) -> Outcome:
     """The part of a transaction's outcome that concerns one recipient."""
     delivered = [address] if address in outcome.delivered else []
     failed = {address: outcome.failed[address]} if address in outcome.failed else {}
-    return Outcome(delivered, failed, None if delivered or failed else outcome.retry)
+    retry = None if delivered or failed else outcome.later.get(address, outcome.retry)
+    return Outcome(delivered, failed, retry)  # its own answer: no other address in its error
 
 
 def _subject(event: Mapping[str, Any]) -> str | None:

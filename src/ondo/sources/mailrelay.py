@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ondo.sources.mailspool import Spool, Spooled
@@ -46,6 +46,7 @@ class Outcome:
     delivered: list[str]
     failed: dict[str, str]  # recipient -> the smarthost's answer (permanent)
     retry: str | None  # why the rest must be tried again, if anything is left
+    later: dict[str, str] = field(default_factory=dict)  # recipient -> a 4xx answer
 
 
 async def send(smarthost: Smarthost, entry: Spooled, raw: bytes) -> Outcome:
@@ -85,8 +86,9 @@ async def deliver(smarthost: Smarthost, mail_from: str, pending: list[str], raw:
 
 def _refusals(answers: dict[str, tuple[int, str]], delivered: list[str]) -> Outcome:
     failed = {r: f"{code} {text}" for r, (code, text) in answers.items() if code >= 500}
-    later = [f"{r}: {code} {text}" for r, (code, text) in answers.items() if code < 500]
-    return Outcome(delivered, failed, "; ".join(later) or None)
+    later = {r: f"{code} {text}" for r, (code, text) in answers.items() if code < 500}
+    why = "; ".join(f"{r}: {answer}" for r, answer in later.items())
+    return Outcome(delivered, failed, why or None, later)
 
 
 class Relayer:
