@@ -7,7 +7,14 @@ import pytest
 from ondo.actions.model import Action
 from ondo.errors import RuleError
 from ondo.rules.conditions import Condition
-from ondo.rules.model import CountWindow, SustainWindow, Throttle, parse_rule
+from ondo.rules.model import (
+    CountWindow,
+    SustainWindow,
+    Throttle,
+    parse_rule,
+    rule_from_json,
+    rule_to_json,
+)
 
 
 def where(condition: str) -> tuple[dict[str, object], str | None]:
@@ -285,3 +292,17 @@ def test_field_names_in_any_script() -> None:
         {"data": {"température": [{"numeric": [">", 30]}], "größe": ["L"]}},
         None,
     )
+
+
+def test_bcc_and_forward_take_several_recipients_and_forward_reads_to() -> None:
+    spec = parse_rule(
+        "on mail.received do bcc trent, t@example.org and forward to archive@example.org,"
+        " exams.office, invoke log"
+    )
+    assert spec.actions == (
+        Action("bcc", "trent", None, ("t@example.org",)),
+        Action("forward", "archive@example.org", None, ("exams.office",)),
+        Action("invoke", "log"),
+    )
+    assert parse_rule("on mail.received do forward to").actions == (Action("forward", "to"),)
+    assert rule_from_json(rule_to_json(spec)).actions == spec.actions

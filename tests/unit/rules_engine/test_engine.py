@@ -203,3 +203,18 @@ def test_a_batch_is_decided_in_order_with_its_jobs_and_a_repeat_changes_nothing(
     again = harness.run(lambda: engine.dispatch_now(batch))  # re-delivered after a crash
     assert [r.id for r in again] == [r.id for r in first]
     assert len(harness.jobs("pinger")) == 3 and len(harness.jobs("twice")) == 1
+
+
+def test_bcc_and_forward_need_a_rule_that_can_match_mail_received(harness: Harness) -> None:
+    book = harness.platform.rules.book
+    for text in (
+        "on mail.received from mail do bcc trent@example.org",
+        "on mail.* do forward to archive@example.org, trent@example.org",
+    ):
+        book.prepare("default", "admin", text=text)
+    json_rule = {"pattern": {"source": ["mail"]}, "actions": [{"kind": "bcc", "target": "t@e.org"}]}
+    book.prepare("default", "admin", definition=json_rule)  # no type: it may match mail
+    for text in ("on order.created do bcc t@example.org", "on mail.sent do forward a@example.org"):
+        with pytest.raises(RuleError, match=r"acts on mail\.received events only") as caught:
+            book.prepare("default", "admin", text=text)
+        assert "write `on mail.received from SOURCE" in str(caught.value)
