@@ -1,0 +1,86 @@
+"""The founding scenarios (issue 13), each deployed from its directory under examples/ onto a
+real `ondo up` and driven the way its README says: httpx for webhooks and the API, PostgreSQL
+for database changes, ftplib for uploads, an HTTP server capturing Apprise `json://` posts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.functional.platform import RunningPlatform, wait_for
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DAY = 86400.0
+
+
+def advance(api: httpx.Client, seconds: float) -> None:
+    """Dispatch what was sent, then move the manual clock."""
+    api.post("/v1/clock/advance", json={"seconds": seconds}).raise_for_status()
+
+
+def outcomes(api: httpx.Client, event_id: str) -> list[str]:
+    advance(api, 0)
+    trace = api.get(f"/v1/trace/{event_id}").json()
+    return [f"{d['rule']}:{d['outcome']}" for d in trace["decisions"]]
+
+
+def finished(api: httpx.Client, function: str) -> list[dict[str, Any]]:
+    response = api.get(f"/v1/functions/{function}/invocations")
+    response.raise_for_status()
+    found: list[dict[str, Any]] = response.json()["invocations"]
+    return [r for r in found if r["status"] not in ("queued", "running")]
+
+
+# 6. insurance ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def insurer(tmp_path: Path) -> Iterator[RunningPlatform]:
+    env = {"ONDO_CLOCK": "manual"}  # 30 days pass in the test, not in the CI run
+    with RunningPlatform(tmp_path / "data", apps=[EXAMPLES / "insurance"], env=env) as running:
+        yield running
+
+
+def claim(platform: RunningPlatform, api: httpx.Client, person: str, n: int) -> str:
+    """The claims system files claim `n` about `person` through the http source."""
+    url = f"{platform.url}/http/default/claims/claims/{person}"
+    sent = api.post(url, json={"amount": 100 + n}, headers={"X-Claim-Id": f"{person}-{n}"})
+    assert sent.status_code == 202, sent.text
+    event_id: str = sent.json()["id"]
+    return event_id
+
+
+def test_insurance_ten_claims_about_one_person_in_30_days_revoke_her_cover_once(
+    insurer: RunningPlatform,
+) -> None:
+    with insurer.client() as api:
+        # alice: nine claims two days apart; bob's claims interleaved do not count for her
+        for n in range(1, 10):
+            last = claim(insurer, api, "alice", n)
+            bob = claim(insurer, api, "bob", n)
+            advance(api, 2 * DAY)
+        assert outcomes(api, last) == ["too-many-claims:counted"]
+        assert outcomes(api, bob) == ["too-many-claims:counted"]
+        assert finished(api, "revoke-cover") == []  # nine claims each: no revocation
+        # a claim sent twice (the same X-Claim-Id) is one claim
+        again = claim(insurer, api, "alice", 9)
+        assert outcomes(api, again) == ["too-many-claims:counted"]
+        assert finished(api, "revoke-cover") == []
+        # her tenth claim, on day 18: the cover is revoked, hers only
+        tenth = claim(insurer, api, "alice", 10)
+        assert outcomes(api, tenth) == ["too-many-claims:fired"]
+        revoked = wait_for(lambda: finished(api, "revoke-cover"))
+        assert [r["status"] for r in revoked] == ["succeeded"]
+        assert revoked[0]["result"]["revoked"] == "alice"
+        assert revoked[0]["result"]["last_claim"] == tenth
+        # the count starts anew: an eleventh claim does not revoke it a second time
+        assert outcomes(api, claim(insurer, api, "alice", 11)) == ["too-many-claims:counted"]
+        # bob's tenth claim comes 13 days later: his first ones are now over 30 days old
+        advance(api, 13 * DAY)
+        assert outcomes(api, claim(insurer, api, "bob", 10)) == ["too-many-claims:counted"]
+        advance(api, 0)
+        assert [r["result"]["revoked"] for r in finished(api, "revoke-cover")] == ["alice"]
