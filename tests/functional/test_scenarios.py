@@ -4,6 +4,9 @@ for database changes, ftplib for uploads, an HTTP server capturing Apprise `json
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,16 @@ from tests.functional.platform import RunningPlatform, wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DAY = 86400.0
+
+
+@pytest.fixture
+def scenario(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningPlatform]:
+    """`ondo up --app examples/NAME` (NAME: the test's parameter) on a manual clock, so that a
+    test decides when events are dispatched and 30 days pass in no time."""
+    app = EXAMPLES / request.param
+    env = {"ONDO_CLOCK": "manual"}
+    with RunningPlatform(tmp_path / "data", apps=[app], env=env) as running:
+        yield running
 
 
 def advance(api: httpx.Client, seconds: float) -> None:
@@ -38,13 +51,6 @@ def finished(api: httpx.Client, function: str) -> list[dict[str, Any]]:
 # 6. insurance ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def insurer(tmp_path: Path) -> Iterator[RunningPlatform]:
-    env = {"ONDO_CLOCK": "manual"}  # 30 days pass in the test, not in the CI run
-    with RunningPlatform(tmp_path / "data", apps=[EXAMPLES / "insurance"], env=env) as running:
-        yield running
-
-
 def claim(platform: RunningPlatform, api: httpx.Client, person: str, n: int) -> str:
     """The claims system files claim `n` about `person` through the http source."""
     url = f"{platform.url}/http/default/claims/claims/{person}"
@@ -54,9 +60,11 @@ def claim(platform: RunningPlatform, api: httpx.Client, person: str, n: int) -> 
     return event_id
 
 
+@pytest.mark.parametrize("scenario", ["insurance"], indirect=True)
 def test_insurance_ten_claims_about_one_person_in_30_days_revoke_her_cover_once(
-    insurer: RunningPlatform,
+    scenario: RunningPlatform,
 ) -> None:
+    insurer = scenario
     with insurer.client() as api:
         # alice: nine claims two days apart; bob's claims interleaved do not count for her
         for n in range(1, 10):
@@ -84,3 +92,63 @@ def test_insurance_ten_claims_about_one_person_in_30_days_revoke_her_cover_once(
         assert outcomes(api, claim(insurer, api, "bob", 10)) == ["too-many-claims:counted"]
         advance(api, 0)
         assert [r["result"]["revoked"] for r in finished(api, "revoke-cover")] == ["alice"]
+
+
+# 5. login -------------------------------------------------------------------------------------
+
+IDP_SECRET = b"example-idp-secret"  # examples/login/ondo.yaml
+
+
+def idp_webhook(
+    platform: RunningPlatform, login: dict[str, Any], event_id: str, secret: bytes = IDP_SECRET
+) -> httpx.Response:
+    """What the identity provider sends: a JSON body signed with the shared secret."""
+    body = json.dumps(login).encode()
+    signature = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Signature": signature,
+        "X-Event-Id": event_id,
+    }
+    url = f"{platform.url}/http/default/idp/webhooks/login"
+    return httpx.post(url, content=body, headers=headers)
+
+
+@pytest.mark.parametrize("scenario", ["login"], indirect=True)
+def test_login_bob_signing_in_at_the_identity_provider_opens_his_mailbox(
+    scenario: RunningPlatform,
+) -> None:
+    bob = {"type": "login", "outcome": "success", "user": "bob", "ip": "192.0.2.7"}
+    with scenario.client() as api:
+        # a webhook not signed with the shared secret is refused and opens nothing
+        forged = idp_webhook(scenario, bob, "evt-forged", secret=b"guessed")
+        assert forged.status_code == 401, forged.text
+        # a failed sign-in is an event, but opens nothing
+        failed = {"type": "login", "outcome": "failure", "user": "bob"}
+        refused = idp_webhook(scenario, failed, "evt-1")
+        assert refused.status_code == 202, refused.text
+        assert outcomes(api, "evt-1") == []
+        assert finished(api, "open-mailbox") == []
+        # Bob signs in: his mailbox is opened
+        signed_in = idp_webhook(scenario, bob, "evt-2")
+        assert signed_in.status_code == 202 and signed_in.json() == {
+            "id": "evt-2",
+            "duplicate": False,
+        }
+        assert outcomes(api, "evt-2") == ["open-mailbox-on-login:fired"]
+        opened = wait_for(lambda: finished(api, "open-mailbox"))
+        assert [r["status"] for r in opened] == ["succeeded"], opened
+        assert opened[0]["result"] == {
+            "mailbox": "bob@mail.example.org",
+            "user": "bob",
+            "folders": ["INBOX", "Sent", "Drafts", "Trash"],
+            "login_event": "evt-2",
+        }
+        event = api.get("/v1/events/evt-2").json()["event"]
+        assert event["type"] == "auth.login" and event["source"] == "idp"
+        assert event["data"]["body"] == bob
+        # the provider retrying the same delivery is a duplicate: no second mailbox
+        again = idp_webhook(scenario, bob, "evt-2")
+        assert again.status_code == 202 and again.json()["duplicate"] is True
+        advance(api, 0)
+        assert len(finished(api, "open-mailbox")) == 1
