@@ -4,17 +4,23 @@ for database changes, ftplib for uploads, an HTTP server capturing Apprise `json
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.functional.platform import RunningPlatform, wait_for
+from tests.http_capture import CaptureServer, capture
+from tests.services import require_postgres
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DAY = 86400.0
@@ -152,3 +158,100 @@ def test_login_bob_signing_in_at_the_identity_provider_opens_his_mailbox(
         assert again.status_code == 202 and again.json()["duplicate"] is True
         advance(api, 0)
         assert len(finished(api, "open-mailbox")) == 1
+
+
+# 2. exams -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def office() -> Iterator[CaptureServer]:
+    """The exams office's inbox: an HTTP server capturing Apprise `json://` posts."""
+    yield from capture()
+
+
+def with_changes(example: str, root: Path, change: dict[str, dict[str, Any]]) -> Path:
+    """A copy of examples/EXAMPLE whose ondo.yaml sections get these settings merged in (the
+    database's schema, the contacts' URLs: what a reader edits for their own setup)."""
+    app = root / example
+    shutil.copytree(EXAMPLES / example, app)
+    manifest = yaml.safe_load((app / "ondo.yaml").read_text())
+    for path, settings in change.items():
+        section = manifest
+        for key in path.split("/"):
+            section = section[key]
+        section.update(settings)
+    (app / "ondo.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return app
+
+
+def sql(url: str, *statements: str) -> None:
+    async def run() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(url)
+        try:
+            for statement in statements:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@pytest.fixture
+def school(tmp_path: Path, office: CaptureServer) -> Iterator[tuple[RunningPlatform, str, str]]:
+    """examples/exams on a `marks` table in a schema of its own in the `test` database."""
+    url = require_postgres()
+    schema = f"school_{uuid.uuid4().hex[:10]}"
+    sql(
+        url,
+        f"CREATE SCHEMA {schema}",
+        f"""CREATE TABLE {schema}.marks (id serial PRIMARY KEY, student text NOT NULL,
+            teacher text NOT NULL, course text NOT NULL, mark int, comment text)""",
+        f"""INSERT INTO {schema}.marks (student, teacher, course, mark) VALUES
+            ('ada', 'alice', 'maths', 6), ('grace', 'alice', 'maths', 7),
+            ('linus', 'trent', 'physics', 5)""",
+    )
+    app = with_changes(
+        "exams",
+        tmp_path,
+        {
+            "sources/school": {"url": url, "schema": schema, "poll": "1s"},
+            "contacts/exams-office": {"inbox": f"json://127.0.0.1:{office.port}/exams-office"},
+        },
+    )
+    try:
+        with RunningPlatform(tmp_path / "data", apps=[app]) as running:
+            with running.client() as api:
+                wait_for(lambda: api.get("/v1/sources/school").json()["state"] == "connected")
+            yield running, url, schema
+    finally:
+        sql(url, f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_exams_a_changed_mark_tells_the_exams_office_other_changes_do_not(
+    school: tuple[RunningPlatform, str, str], office: CaptureServer
+) -> None:
+    platform, url, schema = school
+    marks = f"{schema}.marks"
+    # alice marks ada's exam again, and writes a comment on grace's row (not a mark)
+    sql(url, f"UPDATE {marks} SET mark = 9 WHERE student = 'ada'")
+    sql(url, f"UPDATE {marks} SET comment = 'well done' WHERE student = 'grace'")
+    # the comment and the mark of grace in one statement: the mark counts
+    sql(url, f"UPDATE {marks} SET mark = 8, comment = 'better' WHERE student = 'grace'")
+    # an update that sets the same mark changes nothing
+    sql(url, f"UPDATE {marks} SET mark = 8 WHERE student = 'grace'")
+    sql(url, f"UPDATE {marks} SET mark = 4 WHERE student = 'linus'")  # trent's student
+    # changes arrive in order: once linus' note is in, every earlier one would be too
+    wait_for(lambda: len(office.to("/exams-office")) >= 3)
+    notes = [r.json() for r in office.to("/exams-office")]
+    assert [(n["title"], n["message"]) for n in notes] == [
+        ("Mark changed: ada", "alice changed the maths mark of ada from 6 to 9"),
+        ("Mark changed: grace", "alice changed the maths mark of grace from 7 to 8"),
+        ("Mark changed: linus", "trent changed the physics mark of linus from 5 to 4"),
+    ]
+    assert all(b"well done" not in r.body and b"better" not in r.body for r in office.requests)
+    with platform.client() as api:
+        events = api.get("/v1/events", params={"type": "db.row.updated"}).json()["events"]
+    # the comment alone, and the mark set to what it was, were never events
+    assert [e["event"]["subject"] for e in events] == ["marks/1", "marks/2", "marks/3"]
