@@ -5,10 +5,13 @@ for database changes, ftplib for uploads, an HTTP server capturing Apprise `json
 from __future__ import annotations
 
 import asyncio
+import ftplib
 import hashlib
 import hmac
+import io
 import json
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +21,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.functional.platform import RunningPlatform, wait_for
+from tests.functional.platform import RunningPlatform, free_port, wait_for
 from tests.http_capture import CaptureServer, capture
 from tests.services import require_postgres
 
@@ -255,3 +258,92 @@ def test_exams_a_changed_mark_tells_the_exams_office_other_changes_do_not(
         events = api.get("/v1/events", params={"type": "db.row.updated"}).json()["events"]
     # the comment alone, and the mark set to what it was, were never events
     assert [e["event"]["subject"] for e in events] == ["marks/1", "marks/2", "marks/3"]
+
+
+# 4. uploads -----------------------------------------------------------------------------------
+
+LAB_PASSWORD = "example-lab-password"  # examples/uploads/ondo.yaml
+CSV = b"sample,ph,temperature\nS-1,7.1,20.5\nS-2,6.8,21.0\nS-3,7.4,19.8\n"
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` consecutive ports nobody listens on (the FTP source's passive range)."""
+    for base in range(40000 + free_port() % 1000 * 10, 60000, 10):
+        ports = list(range(base, base + count))
+        if all(_free(port) for port in ports):
+            return ports
+    raise AssertionError("no free range of ports")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.fixture
+def lab(tmp_path: Path, office: CaptureServer) -> Iterator[tuple[RunningPlatform, int]]:
+    """examples/uploads on free ports, its function allowed to reach them, the lab's inbox the
+    capture server."""
+    control, *passive = free_ports(5)
+    allow = [f"127.0.0.1:{port}" for port in (control, *passive)]
+    app = with_changes(
+        "uploads",
+        tmp_path,
+        {
+            "sources/uploads": {"port": control, "passive_ports": f"{passive[0]}-{passive[-1]}"},
+            "functions/summarise-csv": {"network": {"allow": allow}},
+            "functions/summarise-csv/environment": {"FTP_PORT": str(control)},
+            "contacts/lab": {"inbox": f"json://127.0.0.1:{office.port}/lab"},
+        },
+    )
+    with RunningPlatform(tmp_path / "data", apps=[app]) as running:
+        with running.client() as api:
+            wait_for(lambda: api.get("/v1/sources/uploads").json()["state"] == "connected")
+        yield running, control
+
+
+def ftp_session(port: int) -> ftplib.FTP:
+    ftp = ftplib.FTP()
+    ftp.connect("127.0.0.1", port, timeout=30)
+    ftp.login("lab", LAB_PASSWORD)
+    return ftp
+
+
+def test_uploads_a_csv_uploaded_over_ftp_is_summarised_and_the_uploader_told(
+    lab: tuple[RunningPlatform, int], office: CaptureServer
+) -> None:
+    platform, port = lab
+    with ftp_session(port) as ftp:
+        ftp.storbinary("STOR notes.txt", io.BytesIO(b"not a table"))  # not a CSV: left alone
+        ftp.mkd("runs")
+        ftp.storbinary("STOR runs/results.csv", io.BytesIO(CSV))
+    note = wait_for(lambda: office.to("/lab"))
+    assert [(n.json()["title"], n.json()["message"]) for n in note] == [
+        (
+            "Upload processed: results.csv",
+            f"results.csv: 3 rows, sha256 {hashlib.sha256(CSV).hexdigest()};"
+            " summary in /runs/results.csv.summary.json",
+        )
+    ]
+    # the summary was written back beside the upload, where the lab can fetch it
+    with ftp_session(port) as ftp:
+        chunks: list[bytes] = []
+        ftp.retrbinary("RETR runs/results.csv.summary.json", chunks.append)
+    summary = json.loads(b"".join(chunks))
+    assert summary == {
+        "file": "results.csv",
+        "uploader": "lab",
+        "rows": 3,
+        "columns": ["sample", "ph", "temperature"],
+        "bytes": len(CSV),
+        "sha256": hashlib.sha256(CSV).hexdigest(),
+        "summary": "/runs/results.csv.summary.json",
+    }
+    with platform.client() as api:
+        runs = finished(api, "summarise-csv")
+    assert [r["status"] for r in runs] == ["succeeded"]  # once: not for notes.txt nor the summary
+    assert runs[0]["result"] == summary
