@@ -31,6 +31,7 @@ from ondo.backends.bus.base import StoredEvent
 from ondo.backends.store import Repositories, Store
 from ondo.backends.store.repositories.events import IndexedEvent
 from ondo.backends.store.repositories.rules import (
+    DecisionKey,
     Enforcement,
     PlannedAction,
     Stage,
@@ -202,12 +203,15 @@ class RuleEngine:
             async def decide(uow: Repositories) -> Decided:
                 if rows:
                     await uow.event_index.add(rows)
+                keys = [
+                    _key_of(rule, event_json) for _s, event_json, rules in concerned
+                    for rule, _full in rules
+                ]
+                pending = _Pending(await uow.enforcements.find_many("event", keys))
                 found: Decided = []
-                jobs: list[ActionRequest] = []  # the firings' jobs: one write at the end
                 for stored, event_json, rules in concerned:
-                    found += await self._decide_event(uow, stored, event_json, rules, jobs)
-                if jobs:
-                    await self.queue.enqueue_in(uow, jobs)
+                    found += await self._decide_event(uow, stored, event_json, rules, pending)
+                await self._write(uow, pending)
                 return found
 
             decided = await self.store.atomic(decide)
@@ -252,14 +256,21 @@ class RuleEngine:
         stored: StoredEvent,
         event_json: dict[str, Any],
         rules: list[tuple[CompiledRule, bool]],
-        jobs: list[ActionRequest],
+        pending: _Pending,
     ) -> Decided:
         now = self.clock.now()
         hops = stored.event.hops
         return [
-            await self._decide_in(uow, rule, event_json, hops, now, full, jobs)
+            await self._decide_in(uow, rule, event_json, hops, now, full, pending)
             for rule, full in rules
         ]
+
+    async def _write(self, uow: Repositories, pending: _Pending) -> None:
+        """The new records, then the firings' jobs: one statement each for the whole chunk."""
+        if pending.new:
+            await uow.enforcements.add_many(pending.new)
+        if pending.jobs:
+            await self.queue.enqueue_in(uow, pending.jobs)
 
     async def decide_alone(
         self, rule: CompiledRule, event: dict[str, Any], hops: int, now: float, full: bool
@@ -267,10 +278,10 @@ class RuleEngine:
         """One rule's decision on one event, with its jobs, in a unit of work of its own."""
 
         async def decide(uow: Repositories) -> tuple[Enforcement, bool]:
-            jobs: list[ActionRequest] = []
-            decided = await self._decide_in(uow, rule, event, hops, now, full, jobs)
-            if jobs:
-                await self.queue.enqueue_in(uow, jobs)
+            keys = [_key_of(rule, event)]
+            pending = _Pending(await uow.enforcements.find_many("event", keys))
+            decided = await self._decide_in(uow, rule, event, hops, now, full, pending)
+            await self._write(uow, pending)
             return decided
 
         rec, new = await self.store.atomic(decide)
@@ -302,17 +313,20 @@ class RuleEngine:
         hops: int,
         now: float,
         full: bool,
-        jobs: list[ActionRequest],
+        pending: _Pending,
     ) -> tuple[Enforcement, bool]:
-        """(record, newly decided); a firing's jobs are added to `jobs`, for the caller to
-        write in the same unit of work."""
-        ns, name = rule.stored.namespace, rule.stored.name
-        source, eid = str(event["source"]), str(event["id"])
-        found = await uow.enforcements.find(ns, name, "event", source, eid)
+        """(record, newly decided): the record found in `pending` (taken before, or earlier in
+        this unit of work), else a new one, added to `pending` with its firing's jobs for the
+        caller to write in the same unit of work (`_write`)."""
+        found = pending.known.get(_key_of(rule, event))
         if found is not None:
             return found, False
         decision = await self._decide(uow, rule, event, hops, now, full)
-        return await self._record(uow, rule, "event", event, now, decision, jobs), True
+        rec = self._new_record(rule, "event", event, now, decision)
+        pending.add(rec)
+        if rec.fired:
+            pending.jobs += self._requests(rec, event, rule)
+        return rec, True
 
     async def _decide(
         self,
@@ -418,8 +432,22 @@ class RuleEngine:
         decision: Decision,
         jobs: list[ActionRequest],
     ) -> Enforcement:
-        """Add the record; a firing's jobs go to `jobs` (the caller writes them all at once
-        in the same unit of work: one statement for a chunk's firings)."""
+        """Add the record; a firing's jobs go to `jobs` (the caller writes them in the same
+        unit of work)."""
+        rec = self._new_record(rule, stage, event, now, decision)
+        await uow.enforcements.add(rec)
+        if rec.fired:
+            jobs += self._requests(rec, event, rule)
+        return rec
+
+    def _new_record(
+        self,
+        rule: CompiledRule,
+        stage: Stage,
+        event: dict[str, Any],
+        now: float,
+        decision: Decision,
+    ) -> Enforcement:
         fired = decision.outcome == enforcement.FIRED
         ns, name = rule.stored.namespace, rule.stored.name
         source, eid = str(event["source"]), str(event["id"])
@@ -429,7 +457,7 @@ class RuleEngine:
             )
             for i, a in enumerate(rule.spec.actions)
         )
-        rec = Enforcement(
+        return Enforcement(
             id=enforcement.new_id(),
             namespace=ns,
             rule=name,
@@ -442,10 +470,6 @@ class RuleEngine:
             detail=decision.detail,
             actions=actions if fired else (),
         )
-        await uow.enforcements.add(rec)
-        if fired:
-            jobs += self._requests(rec, event, rule)
-        return rec
 
     async def record_failure(
         self,
@@ -561,6 +585,25 @@ class RuleEngine:
 
     async def window_state(self, namespace: str, name: str) -> WindowState:
         return await self.store.repos.windows.state(rule_id(namespace, name))
+
+
+class _Pending:
+    """A unit of work's decisions on events: the records known (found in the store, or taken
+    in it), the new ones and their firings' jobs, written together at its end."""
+
+    def __init__(self, known: dict[DecisionKey, Enforcement]) -> None:
+        self.known = known
+        self.new: list[Enforcement] = []
+        self.jobs: list[ActionRequest] = []
+
+    def add(self, rec: Enforcement) -> None:
+        self.known[rec.key] = rec
+        self.new.append(rec)
+
+
+def _key_of(rule: CompiledRule, event: dict[str, Any]) -> DecisionKey:
+    stored = rule.stored
+    return (stored.namespace, stored.name, str(event["source"]), str(event["id"]))
 
 
 def _hops_of(event: dict[str, Any]) -> int:

@@ -9,12 +9,14 @@ on PostgreSQL) the reads and writes of a decision behave as if no other decision
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 Stage = Literal["event", "timer"]
 TimerStatus = Literal["pending", "fired", "cancelled"]
 StateTable = Literal["rule_counts", "rule_throttles"]  # what retention walks rule by rule
+DecisionKey = tuple[str, str, str, str]  # (namespace, rule, event source, event id)
 
 
 def rule_id(namespace: str, name: str) -> str:
@@ -97,6 +99,10 @@ class Enforcement:
     @property
     def fired(self) -> bool:
         return self.outcome == "fired"
+
+    @property
+    def key(self) -> DecisionKey:
+        return (self.namespace, self.rule, self.event_source, self.event_id)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -271,9 +277,21 @@ class EnforcementRepository(Protocol):
         self, namespace: str, rule: str, stage: Stage, event_source: str, event_id: str
     ) -> Enforcement | None: ...
 
+    async def find_many(
+        self, stage: Stage, keys: Sequence[DecisionKey]
+    ) -> dict[DecisionKey, Enforcement]:
+        """The records of the stage for each (namespace, rule, event source, event id) key
+        that has one, in one query per few hundred keys (a chunk's decisions taken before)."""
+        ...
+
     async def add(self, record: Enforcement) -> None:
         """Raises DuplicateKey (or, in a serializable transaction, StoreConflict) when the rule
         already has a record for the stage and event."""
+        ...
+
+    async def add_many(self, records: Sequence[Enforcement]) -> None:
+        """`add` of each record, in one statement per few hundred records; raises as `add`
+        does if any of them has a record already (then none is kept by the transaction)."""
         ...
 
     async def for_event(self, event_id: str, event_source: str | None = None) -> list[Enforcement]:

@@ -89,28 +89,14 @@ class SqlJobRepository:
         return new
 
     async def settle(self, outcomes: Sequence[Outcome], now: float) -> None:
-        for outcome in outcomes:
-            ids = json.dumps(list(outcome.invocation_ids))
-            if outcome.status == "pending":
-                params: tuple[Any, ...] = (
-                    float(outcome.when),
-                    _dump(outcome.error),
-                    float(now),
-                    ids,
-                    outcome.job_id,
-                )
-                await self._sql.execute(_RETRY_LATER, params)
-                continue
-            params = (
-                outcome.status,
-                _dump(outcome.result),
-                _dump(outcome.error),
-                float(now),
-                float(now),
-                ids,
-                outcome.job_id,
-            )
-            await self._sql.execute(_FINISH, params)
+        # One statement text per kind of outcome, run for every row at once: asyncpg sends
+        # the rows in one pipeline instead of a round trip each.
+        retries = [_retry_params(o, float(now)) for o in outcomes if o.status == "pending"]
+        finished = [_finish_params(o, float(now)) for o in outcomes if o.status != "pending"]
+        if retries:
+            await self._sql.execute_many(_RETRY_LATER, retries)
+        if finished:
+            await self._sql.execute_many(_FINISH, finished)
 
     async def claim(
         self, now: float, limit: int, lanes: LaneClaim | None = None, owner: str = ""
@@ -272,6 +258,17 @@ def _insert_params(j: NewJob, now: float) -> tuple[Any, ...]:
         now,
         j.lane,
     )
+
+
+def _retry_params(outcome: Outcome, now: float) -> tuple[Any, ...]:
+    ids = json.dumps(list(outcome.invocation_ids))
+    return (float(outcome.when), _dump(outcome.error), now, ids, outcome.job_id)
+
+
+def _finish_params(outcome: Outcome, now: float) -> tuple[Any, ...]:
+    ids = json.dumps(list(outcome.invocation_ids))
+    result, error = _dump(outcome.result), _dump(outcome.error)
+    return (outcome.status, result, error, now, now, ids, outcome.job_id)
 
 
 def _take(candidates: Sequence[Row], left: dict[str, int], new_lane: int, limit: int) -> list[int]:

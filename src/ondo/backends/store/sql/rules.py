@@ -9,10 +9,12 @@ and `atomic` runs it again on the state the first committed. SQLite has one writ
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from ondo.backends.store.base import Row, Sql
 from ondo.backends.store.repositories.rules import (
+    DecisionKey,
     Enforcement,
     PlannedAction,
     SkippedEvent,
@@ -287,7 +289,32 @@ _ENFORCEMENT_COLUMNS = (
     "id, namespace, rule, stage, event_source, event_id, event_type, at, outcome, detail,"
     " actions, enqueued"
 )
+_ENFORCEMENT_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _SKIPPED_COLUMNS = "namespace, event_source, event_id, event_type, at, attempts, reason"
+# A chunk's decisions taken before, by the unique (namespace, rule, stage, source, id) index.
+_FIND_MANY = (
+    f"SELECT {_ENFORCEMENT_COLUMNS} FROM rule_enforcements WHERE stage = ?"
+    " AND (namespace, rule, event_source, event_id) IN (VALUES {values})"
+)
+FIND_CHUNK = 256  # keys per lookup (4 parameters each)
+ADD_CHUNK = 200  # records per INSERT (12 parameters each)
+
+
+def _enforcement_params(record: Enforcement) -> tuple[Any, ...]:
+    return (
+        record.id,
+        record.namespace,
+        record.rule,
+        record.stage,
+        record.event_source,
+        record.event_id,
+        record.event_type,
+        float(record.at),
+        record.outcome,
+        record.detail,
+        json.dumps([a.to_json() for a in record.actions]),
+        int(record.enqueued),
+    )
 
 
 def _enforcement(row: Row) -> Enforcement:
@@ -333,25 +360,37 @@ class SqlEnforcementRepository:
         )
         return _enforcement(row) if row is not None else None
 
+    async def find_many(
+        self, stage: Stage, keys: Sequence[DecisionKey]
+    ) -> dict[DecisionKey, Enforcement]:
+        found: dict[DecisionKey, Enforcement] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), FIND_CHUNK):
+            chunk = unique[start : start + FIND_CHUNK]
+            # Padded (with its last key again) to a power of two: few distinct statement
+            # texts, so each is prepared once (asyncpg's cache) and planned once.
+            size = 1 << (len(chunk) - 1).bit_length()
+            padded = chunk + [chunk[-1]] * (size - len(chunk))
+            rows = await self._sql.fetch(
+                _FIND_MANY.format(values=", ".join(["(?, ?, ?, ?)"] * size)),
+                [stage, *(p for key in padded for p in key)],
+            )
+            for row in rows:
+                rec = _enforcement(row)
+                found[rec.key] = rec
+        return found
+
     async def add(self, record: Enforcement) -> None:
-        await self._sql.execute(
-            f"INSERT INTO rule_enforcements ({_ENFORCEMENT_COLUMNS})"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.id,
-                record.namespace,
-                record.rule,
-                record.stage,
-                record.event_source,
-                record.event_id,
-                record.event_type,
-                float(record.at),
-                record.outcome,
-                record.detail,
-                json.dumps([a.to_json() for a in record.actions]),
-                int(record.enqueued),
-            ),
-        )
+        await self.add_many([record])
+
+    async def add_many(self, records: Sequence[Enforcement]) -> None:
+        for start in range(0, len(records), ADD_CHUNK):
+            chunk = records[start : start + ADD_CHUNK]
+            values = ", ".join([_ENFORCEMENT_VALUES] * len(chunk))
+            params = [p for rec in chunk for p in _enforcement_params(rec)]
+            await self._sql.execute(
+                f"INSERT INTO rule_enforcements ({_ENFORCEMENT_COLUMNS}) VALUES {values}", params
+            )
 
     async def for_event(self, event_id: str, event_source: str | None = None) -> list[Enforcement]:
         sql = f"SELECT {_ENFORCEMENT_COLUMNS} FROM rule_enforcements WHERE event_id = ?"
