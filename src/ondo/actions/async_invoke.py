@@ -57,6 +57,7 @@ def _request(
         "max_event_age": cfg.async_max_event_age,
         "on_failure": cfg.async_on_failure,
         "hops": hops,
+        "trigger": record.trigger,  # so that a first attempt need not read the record
     }
     return ActionRequest(
         key=f"async:{record.id}",
@@ -136,10 +137,21 @@ class AsyncInvoke:
         return float(_args(request)["max_event_age"])
 
     async def perform(self, request: ActionRequest, attempt: int) -> ActionResult:
-        invocation_id = str(request.event["id"])
-        before = await self._functions.invocation(invocation_id)
+        before = await self._functions.invocation(str(request.event["id"]))
         if before is not None and before.attempt == attempt and _finished(before):
             return result_of(before)  # this attempt ran to its end before a crash
+        return await self._invoke(request, attempt, before.trigger if before else "api")
+
+    async def perform_first(self, request: ActionRequest, attempt: int) -> ActionResult:
+        """An attempt that never started (see ActionKind): its trigger is in the request,
+        unless a version that did not store it there enqueued the job."""
+        trigger = _args(request).get("trigger")
+        if not isinstance(trigger, str):
+            return await self.perform(request, attempt)
+        return await self._invoke(request, attempt, trigger)
+
+    async def _invoke(self, request: ActionRequest, attempt: int, trigger: str) -> ActionResult:
+        invocation_id = str(request.event["id"])
         args = _args(request)
         try:
             record = await self._functions.invoke(
@@ -147,7 +159,7 @@ class AsyncInvoke:
                 json.dumps(args["payload"], separators=(",", ":")).encode(),
                 namespace=request.namespace,
                 version=args["version"],
-                trigger=before.trigger if before is not None else "api",
+                trigger=trigger,
                 request_id=invocation_id,
                 wait_for_slot=True,
                 tracked=True,  # the job row tracks the attempt; a crash re-runs it

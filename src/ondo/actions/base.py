@@ -51,9 +51,11 @@ class ActionKind(Protocol):
     function's concurrency), `max_attempts(request) -> int`, `max_event_age_s(request) -> float`
     `acts_on: str` (the only event type it can act on: rules are checked against it),
     `async on_outcome(request, job, result)` (called after the last attempt instead of the
-    destination events) and `async perform_after(request, attempt, previous)` (called instead
+    destination events), `async perform_after(request, attempt, previous)` (called instead
     of `perform`, with the detail of the job's last failed attempt or None: notify uses it to
-    send only to the channels not reached yet).
+    send only to the channels not reached yet) and `async perform_first(request, attempt)`:
+    `perform` of an attempt that has never started before (not one a stop or a crash cut
+    off), which may then skip looking for what that attempt did (a store round trip per job).
     """
 
     kind: str

@@ -51,25 +51,29 @@ class InvokeAction:
         return concurrency_of(self._functions, request)
 
     async def perform(self, request: ActionRequest, attempt: int) -> ActionResult:
-        request_id = attempt_id(request.key, attempt)
-        record = await self._finished_before(request_id)
-        if record is None:
-            try:
-                payload = payload_of(request, shape_of(self._functions, request))
-            except ValidationError as exc:  # the event has no such shape: retrying won't help
-                return ActionResult(ok=False, detail={"error": str(exc)}, retryable=False)
-            try:
-                record = await self._functions.invoke(
-                    request.action.target,
-                    payload,
-                    namespace=request.namespace,
-                    trigger=f"rule:{request.rule}",
-                    request_id=request_id,
-                    wait_for_slot=True,
-                    tracked=True,  # the job row tracks the attempt; a crash re-runs it
-                )
-            except NotFound as exc:  # deleted since the rule was deployed: retrying won't help
-                return ActionResult(ok=False, detail={"error": str(exc)}, retryable=False)
+        record = await self._finished_before(attempt_id(request.key, attempt))
+        if record is not None:
+            return result_of(record)
+        return await self.perform_first(request, attempt)
+
+    async def perform_first(self, request: ActionRequest, attempt: int) -> ActionResult:
+        """An attempt that never started: no record of it to look for (see ActionKind)."""
+        try:
+            payload = payload_of(request, shape_of(self._functions, request))
+        except ValidationError as exc:  # the event has no such shape: retrying won't help
+            return ActionResult(ok=False, detail={"error": str(exc)}, retryable=False)
+        try:
+            record = await self._functions.invoke(
+                request.action.target,
+                payload,
+                namespace=request.namespace,
+                trigger=f"rule:{request.rule}",
+                request_id=attempt_id(request.key, attempt),
+                wait_for_slot=True,
+                tracked=True,  # the job row tracks the attempt; a crash re-runs it
+            )
+        except NotFound as exc:  # deleted since the rule was deployed: retrying won't help
+            return ActionResult(ok=False, detail={"error": str(exc)}, retryable=False)
         return result_of(record)
 
     async def _finished_before(self, request_id: str) -> InvocationRecord | None:

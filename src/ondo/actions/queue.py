@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 
@@ -394,9 +394,13 @@ class ActionQueue:
         # A kind that resumes (notify: the channels not reached yet) gets the last attempt's
         # detail, which the job keeps as its last error (also after `ondo dlq retry`).
         resume = getattr(kind, "perform_after", None)
+        # An attempt that never started cannot have done anything to look for first.
+        first = None if job.resumed else getattr(kind, "perform_first", None)
         try:
             if resume is not None:
                 return await resume(request, job.attempt_seq, job.last_error)  # type: ignore[no-any-return]
+            if first is not None:
+                return cast(ActionResult, await first(request, job.attempt_seq))
             return await kind.perform(request, job.attempt_seq)
         except asyncio.CancelledError:
             raise

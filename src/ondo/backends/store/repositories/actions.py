@@ -64,6 +64,8 @@ class Job:
     updated_at: float
     finished_at: float | None
     lane: str = ""
+    # This attempt was cut off before (a stop or a crash): it may have run, in part or whole.
+    resumed: bool = False
 
     def to_json(self, with_request: bool = False) -> dict[str, Any]:
         out = {

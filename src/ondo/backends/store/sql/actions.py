@@ -48,15 +48,16 @@ _REQUEUE = (
     "UPDATE action_jobs SET status = 'pending',"
     " attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,"
     " attempt_seq = CASE WHEN attempt_seq > 0 THEN attempt_seq - 1 ELSE 0 END,"
-    " next_attempt_at = ?, updated_at = ?{count} WHERE status = 'running'{ids}"
+    " next_attempt_at = ?, updated_at = ?, resumed = 1{count} WHERE status = 'running'{ids}"
 )
 _RETRY_LATER = (
     "UPDATE action_jobs SET status = 'pending', next_attempt_at = ?, last_error = ?,"
-    " updated_at = ?, recovered = 0, invocation_ids = ? WHERE id = ? AND status = 'running'"
+    " updated_at = ?, recovered = 0, resumed = 0, invocation_ids = ?"
+    " WHERE id = ? AND status = 'running'"
 )
 _FINISH = (
     "UPDATE action_jobs SET status = ?, result = ?, last_error = COALESCE(?, last_error),"
-    " updated_at = ?, finished_at = ?, recovered = 0, invocation_ids = ?"
+    " updated_at = ?, finished_at = ?, recovered = 0, resumed = 0, invocation_ids = ?"
     " WHERE id = ? AND status = 'running'"
 )
 # Literal statuses, so that each count reads the partial index of its status.
@@ -322,4 +323,5 @@ def _job(row: Row) -> Job:
         updated_at=float(row["updated_at"]),
         finished_at=None if finished is None else float(finished),
         lane=row["lane"],
+        resumed=bool(row["resumed"]),
     )

@@ -284,4 +284,11 @@ MIGRATIONS: list[Migration] = [
             PRIMARY KEY (namespace, name))
         """,
     ),
+    # --- action jobs: an attempt that may have run before ----------------------------
+    (
+        # Set when a running job goes back to pending for the same attempt (a stop cut it
+        # off, or a crash): only such an attempt is looked up before it runs (`perform_first`).
+        "actions-0007",
+        "ALTER TABLE action_jobs ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0",
+    ),
 ]
