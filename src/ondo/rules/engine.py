@@ -204,7 +204,8 @@ class RuleEngine:
                 if rows:
                     await uow.event_index.add(rows)
                 keys = [
-                    _key_of(rule, event_json) for _s, event_json, rules in concerned
+                    _key_of(rule, event_json)
+                    for _s, event_json, rules in concerned
                     for rule, _full in rules
                 ]
                 pending = _Pending(await uow.enforcements.find_many("event", keys))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import pytest
 
+from ondo.actions.base import ActionRequest, ActionResult
 from ondo.actions.queue import ActionQueue, backoff_delay
 from ondo.clock import ManualClock
 from ondo.config import QueueSettings
@@ -206,6 +207,39 @@ def test_jobs_cut_off_by_a_crash_run_again_as_the_same_attempt(
         await until(are(restarted, "succeeded", *"abc"))
         await restarted.stop()
         assert sorted(scripted.calls) == [("a", 1), ("b", 1), ("c", 1)]
+
+    asyncio.run(scenario())
+
+
+@dataclass
+class FirstAwareKind(ScriptedKind):
+    """Has `perform_first`: the queue calls it for attempts that never started before."""
+
+    firsts: list[tuple[str, int]] = field(default_factory=list)
+
+    async def perform_first(self, request: ActionRequest, attempt: int) -> ActionResult:
+        self.firsts.append((request.key, attempt))
+        return await self.perform(request, attempt)
+
+
+def test_only_attempts_that_never_started_are_performed_as_first_ones(
+    platform: Platform,
+) -> None:
+    kind = FirstAwareKind()
+    platform.actions.kinds.add(kind)
+
+    async def scenario() -> None:
+        crashed = queue_of(platform)
+        await enqueue(crashed, [request("a"), request("b"), request("c")])
+        await crashed.jobs.claim(platform.clock.now(), 2)  # a and b: cut off by a crash
+        restarted = queue_of(platform)
+        await restarted.start()
+        await until(are(restarted, "succeeded", *"abc"))
+        await enqueue(restarted, [request("d")])
+        await until(are(restarted, "succeeded", "d"))
+        await restarted.stop()
+        assert sorted(kind.calls) == [("a", 1), ("b", 1), ("c", 1), ("d", 1)]
+        assert sorted(kind.firsts) == [("c", 1), ("d", 1)]
 
     asyncio.run(scenario())
 

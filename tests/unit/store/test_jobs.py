@@ -207,6 +207,27 @@ def test_jobs_a_clean_stop_cut_off_run_again_without_counting_as_a_crash(
     run(make_store, body)
 
 
+def test_only_an_attempt_a_stop_or_crash_cut_off_is_claimed_as_resumed(
+    make_store: StoreFactory,
+) -> None:
+    async def body(store: Store, jobs: JobRepository) -> None:
+        await insert(store, [new_job("a"), new_job("b"), new_job("c")], now=1.0)
+        a, b, c = await jobs.claim(1.0, 3)
+        assert not (a.resumed or b.resumed or c.resumed)  # first attempts
+        await settle(jobs, c, 1.5, "pending", when=1.5, error={"error": "x"})
+        await jobs.requeue([a.id], 2.0)  # a clean stop cut a off
+        assert await jobs.recover_running(now=2.0) == (1, [])  # a crash cut b off
+        again = {j.key: j for j in await jobs.claim(2.0, 3)}
+        assert {k: j.resumed for k, j in again.items()} == {"a": True, "b": True, "c": False}
+        await settle(jobs, again["a"], 3.0, "pending", when=3.0, error={"error": "x"})
+        await settle(jobs, again["b"], 3.0, "succeeded")
+        assert [(j.key, j.resumed) for j in await jobs.claim(3.0, 3)] == [("a", False)]
+        found = await jobs.get(b.id)
+        assert found is not None and not found.resumed
+
+    run(make_store, body)
+
+
 def test_jobs_are_found_by_enforcement(make_store: StoreFactory) -> None:
     async def body(store: Store, jobs: JobRepository) -> None:
         await insert(store, [new_job("a", enforcement="e1"), new_job("b", enforcement="e2")], 1.0)

@@ -216,6 +216,77 @@ def test_a_decision_is_recorded_once_and_read_by_event_and_rule(make_store: Stor
     run(make_store, body)
 
 
+def test_a_chunks_decisions_are_found_in_one_call_and_added_in_one(
+    make_store: StoreFactory,
+) -> None:
+    async def body(store: Store) -> None:
+        log = store.repos.enforcements
+        taken = [
+            _record(),
+            _record(rule="other"),
+            _record(event_id="e2", event_source="elsewhere"),
+            _record(event_id="e1", stage="timer"),
+        ]
+        await log.add_many(taken)
+        wanted = [("default", "ping", "src", "e1"), ("default", "other", "src", "e1")]
+        wanted += [("default", "ping", "elsewhere", "e2"), ("default", "ping", "src", "e2")]
+        wanted += [("ns2", "ping", "src", "e1"), ("default", "ping", "src", "e1")]  # again
+        found = await log.find_many("event", wanted)
+        assert found == {rec.key: rec for rec in taken[:3]}
+        assert await log.find_many("timer", wanted) == {taken[3].key: taken[3]}
+        assert await log.find_many("event", []) == {}
+        # More keys than one statement takes, each chunk padded to its size.
+        many = [_record(event_id=f"m{n}") for n in range(300)]
+        await log.add_many(many)
+        keys = [rec.key for rec in many] + [("default", "ping", "src", f"x{n}") for n in range(9)]
+        assert await log.find_many("event", keys) == {rec.key: rec for rec in many}
+
+    run(make_store, body)
+
+
+def test_adding_a_chunk_with_a_decision_taken_before_keeps_none_of_it(
+    make_store: StoreFactory,
+) -> None:
+    async def body(store: Store) -> None:
+        await store.repos.enforcements.add(_record(event_id="e2"))
+
+        async def chunk(uow: Repositories) -> None:
+            await uow.enforcements.add_many(
+                [_record(event_id="e1"), _record(event_id="e2", id="x")]
+            )
+
+        with pytest.raises(DuplicateKey):
+            await store.atomic(chunk)
+        assert await store.repos.enforcements.find("default", "ping", "event", "src", "e1") is None
+
+    run(make_store, body)
+
+
+def test_two_chunks_deciding_one_event_at_once_conflict_and_the_loser_may_retry(
+    make_store: StoreFactory,
+) -> None:
+    """The chunk's one lookup guards its keys as one lookup per key did: in two serializable
+    transactions that both found no decision, the second insert is a conflict (retried by
+    `atomic`), not a duplicate key."""
+
+    async def body(store: Store) -> None:
+        if store.dialect != "postgres":
+            return  # SQLite's one writer never interleaves two transactions
+        both_read = asyncio.Barrier(2)
+        keys = [("default", "ping", "src", "e1"), ("default", "ping", "src", "e2")]
+
+        async def decide(record_id: str) -> None:
+            async with store.transaction("serializable") as uow:
+                assert await uow.enforcements.find_many("event", keys) == {}
+                await both_read.wait()
+                await uow.enforcements.add_many([_record(event_id="e2", id=record_id)])
+
+        results = await asyncio.gather(decide("a"), decide("b"), return_exceptions=True)
+        assert sorted(type(r).__name__ for r in results) == ["NoneType", StoreConflict.__name__]
+
+    run(make_store, body)
+
+
 def test_a_skipped_event_is_recorded_and_replaced(make_store: StoreFactory) -> None:
     async def body(store: Store) -> None:
         log = store.repos.enforcements
