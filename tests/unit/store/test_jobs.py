@@ -271,6 +271,27 @@ def test_a_lane_is_never_claimed_past_its_allowance(make_store: StoreFactory) ->
     run(make_store, body)
 
 
+def test_a_claim_in_one_statement_takes_each_lanes_first_jobs_up_to_its_allowance(
+    make_store: StoreFactory,
+) -> None:
+    async def body(store: Store, jobs: JobRepository) -> None:
+        lanes = ["a", "b", "c", "a", "", "c", "a", "b", "", "a"]
+        await insert(store, [new_job(f"j{i}", lane=lane) for i, lane in enumerate(lanes)], 1.0)
+        # a: 2 more may run, b: none, c: not known yet (new_lane), "": 1.
+        claim = LaneClaim({"a": 2, "b": 0, "": 1}, new_lane=1, look_past_full=False)
+        assert keys(await jobs.claim(2.0, 10, claim)) == ["j0", "j2", "j3", "j4"]
+        assert keys(await jobs.claim(2.0, 2, claim)) == ["j5", "j6"]  # the limit, in due order
+        assert keys(await jobs.claim(2.0, 10, LaneClaim({}, 0, look_past_full=False))) == []
+        assert keys(await jobs.claim(2.0, 10, LaneClaim({}, 5, look_past_full=False))) == [
+            "j1",
+            "j7",
+            "j8",
+            "j9",
+        ]
+
+    run(make_store, body)
+
+
 def test_queue_stats_and_counts_read_what_is_waiting(make_store: StoreFactory) -> None:
     async def body(store: Store, jobs: JobRepository) -> None:
         async_job = NewJob(**{**new_job("inv").__dict__, "kind": "invoke-async"})
@@ -340,10 +361,10 @@ def test_two_claimers_on_one_database_never_claim_the_same_job(make_store: Store
                     await asyncio.sleep(0)
 
             lanes = LaneClaim({"": 100, "l0": 5, "l1": 5, "l2": 5})
+            at_once = LaneClaim({"": 100, "l0": 5, "l1": 5, "l2": 5}, look_past_full=False)
             views = [store, other] * 4
-            await asyncio.gather(
-                *(claimer(v, None if i % 2 else lanes) for i, v in enumerate(views))
-            )
+            kinds = (None, lanes, at_once)
+            await asyncio.gather(*(claimer(v, kinds[i % 3]) for i, v in enumerate(views)))
             assert len(claimed) == 400 and len(set(claimed)) == 400
             assert await jobs.counts() == {"running": 400}
         finally:
