@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from ondo.backends.bus.base import Bus, StoredEvent
 from ondo.clock import Clock
+from ondo.rules.enforcement import TIMER_STARTED
 from ondo.rules.engine import RuleEngine
 from ondo.rules.isolation import reason_of
 
@@ -90,11 +91,14 @@ class RuleDispatcher:
                 await asyncio.sleep(RETRY_DELAY_S)
 
     async def _dispatch_batch(self, batch: Sequence[StoredEvent]) -> None:
+        timers = False  # whether a decision may have started a timer due sooner than awaited
         for start in range(0, len(batch), CHUNK):
             chunk = batch[start : start + CHUNK]
             try:
-                await self.engine.dispatch_now(chunk)
+                decided = await self.engine.dispatch_now(chunk)
+                timers = timers or any(r.outcome == TIMER_STARTED for r in decided)
             except Exception:
+                timers = True
                 log.warning(
                     "deciding %d events together failed; taking them one at a time",
                     len(chunk),
@@ -106,7 +110,8 @@ class RuleDispatcher:
                 await asyncio.sleep(0)  # let requests and invocations in between chunks
         self.position = batch[-1].seq
         self._ack_soon()
-        self.wake_timers()
+        if timers:  # else the timer loop's sleep still ends in time (and costs no store reads)
+            self.wake_timers()
 
     def _ack_soon(self) -> None:
         """Write the position to the bus in the background; one write in flight at a time."""
