@@ -145,12 +145,15 @@ class AsyncInvoke:
     async def perform_first(self, request: ActionRequest, attempt: int) -> ActionResult:
         """An attempt that never started (see ActionKind): its trigger is in the request,
         unless a version that did not store it there enqueued the job."""
-        trigger = _args(request).get("trigger")
-        if not isinstance(trigger, str):
+        args = _args(request)
+        if "trigger" not in args:
             return await self.perform(request, attempt)
-        return await self._invoke(request, attempt, trigger)
+        trigger = args["trigger"]
+        return await self._invoke(request, attempt, trigger if isinstance(trigger, str) else None)
 
-    async def _invoke(self, request: ActionRequest, attempt: int, trigger: str) -> ActionResult:
+    async def _invoke(
+        self, request: ActionRequest, attempt: int, trigger: str | None
+    ) -> ActionResult:
         invocation_id = str(request.event["id"])
         args = _args(request)
         try:
