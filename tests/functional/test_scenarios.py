@@ -94,6 +94,8 @@ def test_insurance_ten_claims_about_one_person_in_30_days_revoke_her_cover_once(
         assert [r["status"] for r in revoked] == ["succeeded"]
         assert revoked[0]["result"]["revoked"] == "alice"
         assert revoked[0]["result"]["last_claim"] == tenth
+        claimed = api.get(f"/v1/events/{tenth}").json()["event"]
+        assert claimed["subject"] == "alice"  # the route's subject: "{person}"
         # the count starts anew: an eleventh claim does not revoke it a second time
         assert outcomes(api, claim(insurer, api, "alice", 11)) == ["too-many-claims:counted"]
         # bob's tenth claim comes 13 days later: his first ones are now over 30 days old
@@ -132,6 +134,10 @@ def test_login_bob_signing_in_at_the_identity_provider_opens_his_mailbox(
         # a webhook not signed with the shared secret is refused and opens nothing
         forged = idp_webhook(scenario, bob, "evt-forged", secret=b"guessed")
         assert forged.status_code == 401, forged.text
+        # a webhook whose body names no user cannot say whom the event is about
+        nobody = idp_webhook(scenario, {"type": "login", "outcome": "success"}, "evt-0")
+        assert nobody.status_code == 400, nobody.text
+        assert "no user field" in nobody.json()["message"]
         # a failed sign-in is an event, but opens nothing
         failed = {"type": "login", "outcome": "failure", "user": "bob"}
         refused = idp_webhook(scenario, failed, "evt-1")
@@ -155,6 +161,7 @@ def test_login_bob_signing_in_at_the_identity_provider_opens_his_mailbox(
         }
         event = api.get("/v1/events/evt-2").json()["event"]
         assert event["type"] == "auth.login" and event["source"] == "idp"
+        assert event["subject"] == "bob"  # the route's subject: "{body.user}"
         assert event["data"]["body"] == bob
         # the provider retrying the same delivery is a duplicate: no second mailbox
         again = idp_webhook(scenario, bob, "evt-2")

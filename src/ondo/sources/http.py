@@ -32,13 +32,14 @@ from ondo.sources.base import FieldPath, Settings, SourceContext, Where, no_unkn
 from ondo.sources.http_hmac import ALGORITHMS, DEFAULT_FORMAT, DEFAULT_HEADER, format_problem
 from ondo.sources.http_routes import METHODS, Hmac, PathError, Route, RouteSet, compile_path
 from ondo.sources.http_serve import SourcePortApp
+from ondo.sources.http_subject import template_problem
 
 if TYPE_CHECKING:
     from ondo.backends.store.repositories.sources import StoredSource
 
 AUTHS = ("public", "token", "hmac")
 SOURCE_KEYS = ("routes", "port", "host")
-ROUTE_KEYS = ("method", "path", "function", "event", "id_header", "auth", "hmac")
+ROUTE_KEYS = ("method", "path", "function", "event", "id_header", "subject", "auth", "hmac")
 HMAC_KEYS = ("secret", "header", "algorithm", "format")
 MAX_ROUTES = 1000
 
@@ -96,6 +97,7 @@ def route_of(item: Mapping[str, Any]) -> Route:
         function=item.get("function"),
         event=item.get("event"),
         id_header=item["id_header"].lower().encode("latin-1") if "id_header" in item else None,
+        subject=item.get("subject"),
         hmac=None
         if signed is None
         else Hmac(
@@ -133,8 +135,9 @@ def _target(item: Mapping[str, Any], path: FieldPath, at: Where) -> dict[str, An
     function, event = item.get("function"), item.get("event")
     if (function is None) == (event is None):
         raise at.error(path, "a route needs exactly one of `function: NAME` or `event: TYPE`")
-    if function is not None and "id_header" in item:
-        raise at.error((*path, "id_header"), "id_header applies to an `event:` route")
+    for only in ("id_header", "subject"):
+        if function is not None and only in item:
+            raise at.error((*path, only), f"{only} applies to an `event:` route")
     if function is not None:
         if not isinstance(function, str) or not NAME_RE.match(function):
             raise at.error(
@@ -143,12 +146,24 @@ def _target(item: Mapping[str, Any], path: FieldPath, at: Where) -> dict[str, An
         return {"function": function}
     if not isinstance(event, str) or not event.strip() or any(c.isspace() for c in event):
         raise at.error((*path, "event"), "event must be an event type, e.g. http.request")
-    if "id_header" not in item:
-        return {"event": event}
-    header = item["id_header"]
-    if not _header_name(header):
-        raise at.error((*path, "id_header"), "id_header must be an HTTP header name")
-    return {"event": event, "id_header": header}
+    target: dict[str, Any] = {"event": event}
+    if "id_header" in item:
+        header = item["id_header"]
+        if not _header_name(header):
+            raise at.error((*path, "id_header"), "id_header must be an HTTP header name")
+        target["id_header"] = header
+    if "subject" in item:
+        target["subject"] = _subject(item["subject"], item["path"], (*path, "subject"), at)
+    return target
+
+
+def _subject(template: Any, route_path: str, path: FieldPath, at: Where) -> str:
+    if not isinstance(template, str):
+        raise at.error(path, 'subject must be a template such as "{user}" or "{body.user}"')
+    why = template_problem(template, compile_path(route_path).names)
+    if why is not None:
+        raise at.error(path, f"subject {template!r} {why}")
+    return template
 
 
 def _auth(item: Mapping[str, Any], path: FieldPath, at: Where) -> dict[str, Any]:

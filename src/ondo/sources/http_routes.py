@@ -102,6 +102,7 @@ class Route:
     event: str | None = None
     hmac: Hmac | None = None
     id_header: bytes | None = None  # lower-case; its value is the event's id (redeliveries dedup)
+    subject: str | None = None  # the event's subject template (http_subject.py); else the path
 
     @property
     def route_key(self) -> str:

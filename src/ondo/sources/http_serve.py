@@ -42,6 +42,7 @@ from ondo.sources.http_payload import (
     query_values,
 )
 from ondo.sources.http_routes import HttpRoutes, Route, RouteSet
+from ondo.sources.http_subject import render_subject
 
 log = logging.getLogger("ondo.sources.http")
 
@@ -175,8 +176,16 @@ class RouteServer:
                 return message_answer(400, f"send one {name} header: it is the event's id")
             attributes["id"] = sent[0].strip().decode("latin-1")
         try:
+            subject = (
+                request.path
+                if route.subject is None
+                else render_subject(route.subject, params, data["body"])
+            )
+        except ValueError as exc:
+            return message_answer(400, str(exc))
+        try:
             event = CloudEvent(
-                source=found.source, type=route.event, subject=request.path, data=data, **attributes
+                source=found.source, type=route.event, subject=subject, data=data, **attributes
             )
             fresh = await found.emit(event)
         except PayloadTooLarge:
