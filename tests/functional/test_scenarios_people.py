@@ -8,6 +8,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import smtplib
 import uuid
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -19,7 +20,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from tests.functional.platform import RunningPlatform, free_port, wait_for
-from tests.functional.test_actions_mail import Capture
+from tests.functional.test_actions_mail import Capture, connected, exam_mail
 from tests.functional.test_scenarios import with_changes
 from tests.functional.test_source_mqtt import publish
 from tests.http_capture import CaptureServer, capture
@@ -145,3 +146,74 @@ def test_healthcare_a_high_reading_alerts_bob_and_mails_alices_family_not_eve(
     assert "reached carol.email (cc, c***@example.org)" in trace.stdout
     assert "reached dave.email (cc, d***@example.org)" in trace.stdout
     assert "eve." not in trace.stdout and "e***@" not in trace.stdout
+
+
+# 3. mail ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def post_office(
+    tmp_path: Path, mail_server: tuple[Capture, int]
+) -> Iterator[tuple[RunningPlatform, int]]:
+    """examples/mail listening on a free port, relaying through the SMTP capture (the smarthost)."""
+    _, relay = mail_server
+    port = free_port()
+    app = with_changes(
+        "mail",
+        tmp_path,
+        {"sources/mail": {"port": port}, "sources/mail/smarthost": {"port": relay}},
+    )
+    with RunningPlatform(tmp_path / "data", apps=[app]) as running:
+        with running.client() as api:
+            wait_for(lambda: connected(api))
+        yield running, port
+
+
+def lunch_mail() -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "Bob <bob@outside.test>"
+    message["To"] = "Alice <alice@example.org>"
+    message["Subject"] = "lunch on friday?"
+    message["Message-ID"] = "<lunch-7@outside.test>"
+    message.set_content("Alice, lunch on Friday?\n")
+    return message
+
+
+def test_mail_bob_mails_alice_about_exams_trent_gets_a_blind_copy_alice_cannot_tell(
+    post_office: tuple[RunningPlatform, int], mail_server: tuple[Capture, int]
+) -> None:
+    platform, port = post_office
+    smarthost, _ = mail_server
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as bob:
+        bob.send_message(lunch_mail(), "bob@outside.test", ["alice@example.org"])
+        bob.send_message(exam_mail(), "bob@outside.test", ["alice@example.org"])
+    wait_for(lambda: len(smarthost.to("alice@example.org")) == 2)
+    wait_for(lambda: smarthost.to("trent@example.org"))
+    with platform.client() as api:
+        received = events(api, "mail.received")
+        assert [e["data"]["subject"] for e in received] == ["lunch on friday?", "exam marks"]
+        lunch, exams = (e["id"] for e in received)
+        assert fired(api, exams) == ["copy-trent"]
+        assert fired(api, lunch) == []  # not about exams: no copy
+        trace = platform.cli("trace", exams)
+    lunch_copy, alice = smarthost.to("alice@example.org")
+    assert b"Subject: lunch on friday?" in lunch_copy
+    # Trent's blind copy is the very message Alice received, which names Trent nowhere
+    (trent,) = smarthost.to("trent@example.org")
+    assert trent == alice
+    assert b"trent" not in alice.lower()
+    mail = parsed(alice)
+    assert mail["Subject"] == "exam marks" and mail["To"] == "Alice <alice@example.org>"
+    assert mail["Bcc"] is None and mail["Cc"] is None
+    assert "the exam marks are in" in mail.get_content()
+    # two envelopes for the exam mail: the relay to Alice, and the copy to Trent alone
+    envelopes = [e.rcpt_tos for e in smarthost.received]
+    assert sorted(envelopes) == [["alice@example.org"]] * 2 + [["trent@example.org"]]
+    assert all(
+        e.mail_from == "postmaster@example.org"
+        for e in smarthost.received
+        if e.rcpt_tos == ["trent@example.org"]
+    )
+    assert trace.returncode == 0, trace.stderr
+    assert "action 0 bcc trent@example.org: job" in trace.stdout
+    assert "attempt 1: reached t***@example.org (bcc, t***@example.org) at " in trace.stdout
