@@ -10,7 +10,6 @@ connection, a timeout) is retried after a backoff that doubles from `retry_first
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,7 @@ if TYPE_CHECKING:
     from ondo.clock import Clock
     from ondo.sources.base import SourceContext
 
+WAKE_POLL_S = 0.2  # how soon an added message is noticed while the relayer sleeps
 IDLE_WAKE_S = 60.0
 
 
@@ -156,17 +156,12 @@ class Relayer:
         )
 
     async def _sleep(self, seconds: float) -> None:
-        if seconds <= 0:
-            return
-        woken = asyncio.ensure_future(self._wake.wait())
-        slept = asyncio.ensure_future(sleep_until(self.ctx.clock, self.ctx.clock.now() + seconds))
-        try:
-            await asyncio.wait({woken, slept}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (woken, slept):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        """Until `seconds` pass on the clock or a message is added, whichever comes first.
+        Polled, with no helper tasks: cancelling the relayer then ends it at once (a pair of
+        waiter tasks here once kept a cancelled relayer, and the source's stop, waiting)."""
+        deadline = self.ctx.clock.now() + seconds
+        while not self._wake.is_set() and (left := deadline - self.ctx.clock.now()) > 0:
+            await self.ctx.clock.sleep(min(left, WAKE_POLL_S))
 
 
 async def sleep_until(clock: Clock, deadline: float) -> None:
