@@ -362,11 +362,13 @@ class Condition:
     def evaluate(self, event: Mapping[str, Any]) -> bool:
         """True when the event satisfies the condition."""
         activation: dict[str, Any] = {name: _PathMap(event, PATH_MAPS[name]) for name in self._maps}
-        if self._reads_event:
-            cel_event: Any = json_to_cel(dict(event))
-            activation["event"] = cel_event
-            activation["data"] = dict.get(cel_event, "data")  # MapType.get raises when absent
         try:
+            if self._reads_event:
+                # Inside the try: an integer past CEL's int64 in the event raises ValueError
+                # here, and an event must never make a rule fail (nor be disabled for it).
+                cel_event: Any = json_to_cel(dict(event))
+                activation["event"] = cel_event
+                activation["data"] = dict.get(cel_event, "data")  # MapType.get raises if absent
             result = self._program.evaluate(activation)
         except _EVAL_ERRORS:
             return False

@@ -321,8 +321,9 @@ class SourceSupervisor:
             return
         running.stop_requested = True
         running.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running.task
+        # asyncio.wait, not `await task` under suppress(CancelledError): that would also
+        # swallow a cancellation of the caller (the follower, when the supervisor stops).
+        await asyncio.wait({running.task})
         self.metrics.connected.labels(*running.labels).set(0)
 
     async def _keep_running(self, running: _Running) -> None:

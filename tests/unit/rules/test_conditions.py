@@ -106,3 +106,9 @@ def test_event_without_data() -> None:
     assert neither.evaluate({"type": "t"}) is True
     assert neither.evaluate({"type": "t", "data": "text"}) is True
     assert neither.evaluate({"type": "t", "data": [{"a": 1, "b": 2}]}) is False
+
+
+def test_an_integer_past_int64_in_the_event_makes_the_condition_false_not_an_error() -> None:
+    condition = Condition("data.n > 1")
+    assert condition.evaluate({"type": "t", "data": {"n": 2**64}}) is False
+    assert condition.evaluate({"type": "t", "data": {"n": 2}}) is True
