@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml
 # `make run PORT=9000`, or ONDO_PORT=9000 in the environment (then the CLI finds it too).
 PORT ?= $(ONDO_PORT)
 
+# The examples that need no outside service (iot's broker is optional: see its ondo.yaml).
+RUN_APPS := hello iot insurance login
+
 run: $(STAMP)
-	$(BIN)/ondo up --app examples/hello --app examples/iot $(if $(PORT),--port $(PORT))
+	$(BIN)/ondo up $(foreach app,$(RUN_APPS),--app examples/$(app)) $(if $(PORT),--port $(PORT))
 
 # The functional suite runs a second time on PostgreSQL + NATS (issue 11); `make test
 # DISTRIBUTED=0` leaves that run out (the services' own tests in tests/unit still run).

@@ -1,7 +1,7 @@
 """Every `ondo …` command that README.md and docs/*.md show works with the CLI as it is.
 
 Command lines in code blocks run, block by block in one bash each, against a real platform with
-examples/hello and examples/iot deployed (as `make run` has them), from a directory where
+the examples `make run` deploys (hello, iot, insurance, login), from a directory where
 `.venv/bin/ondo` is this ondo; a failing line fails the test. Synopsis lines (`[…]`, `|`, `…`,
 `<…>` or a PLACEHOLDER), `ondo up` and `--follow` lines, and commands quoted inline in the
 prose are checked against the argparse tree instead: each command path exists, its `--help`
@@ -160,7 +160,7 @@ def test_the_docs_show_commands_to_run_and_the_readme_quick_start_is_among_them(
 def docs_platform(tmp_path_factory: pytest.TempPathFactory) -> object:
     root = tmp_path_factory.mktemp("docs")
     # What `make run` deploys, so that the commands README shows work as a newcomer runs them.
-    apps = [REPO / "examples" / "hello", REPO / "examples" / "iot"]
+    apps = [REPO / "examples" / name for name in ("hello", "iot", "insurance", "login")]
     with RunningPlatform(root / "data", apps=apps) as running:
         yield running
 
