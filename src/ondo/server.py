@@ -76,6 +76,10 @@ def _announce(platform: Platform) -> None:
         lines.append(f"source {source.name} ({source.kind}):  ondo sources show {source.name}")
     if len(lines) > 2:
         lines.append("events:  ondo emit TYPE --data JSON;  what they caused:  ondo trace EVENT_ID")
+    for app_dir in cfg.apps:  # each example's README says how to trigger it
+        readme = app_dir / "README.md"
+        if readme.is_file():
+            lines.append(f"app {app_dir.name}: how to try it: {readme}")
     for line in lines:
         print(line, file=sys.stderr, flush=True)
 
