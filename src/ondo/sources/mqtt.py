@@ -21,14 +21,13 @@ Messages arriving together are appended in one batch (`ctx.emit_many`), so the c
 append is shared. A payload that cannot become an event (not JSON, not UTF-8, too large) is a
 `ctx.problem`: counted, shown by `ondo sources show`, acknowledged so that it does not come back.
 
-aiomqtt has no public switch for acknowledging after processing yet (aiomqtt issue #345); the
-paho client it wraps does (`manual_ack_set`, `ack`), reached through `Client._client` in one place
-(`_Acks`).
+The MQTT client is our own (`mqtt_wire`, MQTT 5 on asyncio streams): through aiomqtt/paho half
+of the source's CPU went into the client, one message at a time; ours parses what arrived in bulk
+and acknowledges a batch in one write (docs/sources/mqtt.md, Performance).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import ssl
 import uuid
@@ -41,8 +40,9 @@ from urllib.parse import SplitResult, unquote, urlsplit
 
 from ondo import boundedjson
 from ondo.durations import parse_duration
-from ondo.errors import DurationError, EventError, OndoError, PayloadTooLarge, SourceKindUnavailable
+from ondo.errors import DurationError, EventError, OndoError, PayloadTooLarge
 from ondo.events import CloudEvent
+from ondo.sources import mqtt_wire
 from ondo.sources.base import Settings, SourceContext, Where, no_unknown_keys
 from ondo.sources.mqtt_topics import (
     TOPIC_EXTENSION,
@@ -53,8 +53,6 @@ from ondo.sources.mqtt_topics import (
 )
 
 if TYPE_CHECKING:
-    import aiomqtt
-
     from ondo.backends.store.repositories.sources import StoredSource
 
 KEYS = ("url", "client_id", "qos", "topics", "type_prefix", "payload", "session_expiry", "ca_file")
@@ -101,23 +99,17 @@ class MqttKind:
         }
 
     async def run(self, source: StoredSource, ctx: SourceContext) -> None:
-        try:
-            import aiomqtt
-        except ImportError as exc:
-            raise SourceKindUnavailable(
-                f"the mqtt source needs aiomqtt ({exc}); install it with: pip install 'ondo[mqtt]'"
-            ) from exc
         spec = source.spec
         mapper = Mapper.from_spec(source.name, spec)
         client_id = spec["client_id"] or await _stable_client_id(ctx)
-        queue_type, queues = _kept_queue()
-        client = _client(aiomqtt, spec, client_id, queue_type)
-        acks = _Acks(client, manual=spec["qos"] > 0)
-        async with client:
-            await _subscribe(client, spec, mapper, ctx)
+        conn = await _connect(spec, client_id)
+        try:
+            await _subscribe(conn, spec, mapper, ctx)
             where = urlsplit(spec["url"])
             ctx.connected(f"{where.scheme}://{where.hostname}:{_port(where)}, {_topics_n(mapper)}")
-            await _pump(client, queues[0], mapper, acks, ctx)
+            await _pump(conn, mapper, ctx)
+        finally:
+            await conn.close()
 
 
 KIND = MqttKind()
@@ -359,34 +351,24 @@ def _data(payload: bytes, kind: str) -> Any:
 # --- the connection ------------------------------------------------------------------------
 
 
-def _client(
-    aiomqtt_module: Any, spec: Mapping[str, Any], client_id: str, queue_type: type[Any]
-) -> aiomqtt.Client:
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
-
+async def _connect(spec: Mapping[str, Any], client_id: str) -> mqtt_wire.Connection:
     where = urlsplit(spec["url"])
-    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    properties.SessionExpiryInterval = spec["session_expiry"]
-    properties.ReceiveMaximum = RECEIVE_MAXIMUM
     tls = None
     if where.scheme == "mqtts":
         tls = ssl.create_default_context(cafile=spec["ca_file"])
-    client: aiomqtt.Client = aiomqtt_module.Client(
-        where.hostname,
+    return await mqtt_wire.Connection.open(
+        where.hostname or "",
         _port(where),
+        client_id=client_id,
         username=unquote(where.username) if where.username is not None else None,
         password=unquote(where.password) if where.password is not None else None,
-        identifier=client_id,
-        protocol=aiomqtt_module.ProtocolVersion.V5,
         clean_start=spec["session_expiry"] == 0,  # keep the broker's session across runs
-        properties=properties,
-        tls_context=tls,
-        timeout=CONNECT_TIMEOUT_S,
+        session_expiry=spec["session_expiry"],
+        receive_maximum=RECEIVE_MAXIMUM,
         keepalive=KEEPALIVE_S,
-        queue_type=queue_type,
+        tls=tls,
+        timeout=CONNECT_TIMEOUT_S,
     )
-    return client
 
 
 async def _stable_client_id(ctx: SourceContext) -> str:
@@ -401,22 +383,19 @@ async def _stable_client_id(ctx: SourceContext) -> str:
 
 
 async def _subscribe(
-    client: aiomqtt.Client, spec: Mapping[str, Any], mapper: Mapper, ctx: SourceContext
+    conn: mqtt_wire.Connection, spec: Mapping[str, Any], mapper: Mapper, ctx: SourceContext
 ) -> None:
-    from paho.mqtt.subscribeoptions import SubscribeOptions
-
     wanted = mapper.filters
     # The session outlives deploys: drop what an earlier version of the source subscribed to.
     before = json.loads((await ctx.state()).get(STATE_FILTERS, "[]"))
     stale = [f for f in before if f not in wanted]
     if stale:
-        await client.unsubscribe(stale)
-    options = SubscribeOptions(
-        qos=spec["qos"], retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB
-    )
-    codes = await client.subscribe([(f, options) for f in wanted])
+        await conn.unsubscribe(stale)
+    codes = await conn.subscribe(wanted, spec["qos"])
     refused = [
-        f"{f} ({code})" for f, code in zip(wanted, codes, strict=False) if _code(code) >= 0x80
+        f"{f} (reason code 0x{code:02X})"
+        for f, code in zip(wanted, codes, strict=False)
+        if code >= 0x80
     ]
     if refused:
         raise ConnectionRefusedError(f"the broker refused to subscribe to {', '.join(refused)}")
@@ -424,65 +403,21 @@ async def _subscribe(
         await ctx.save_state(STATE_FILTERS, json.dumps(wanted))
 
 
-def _code(code: Any) -> int:
-    return int(getattr(code, "value", code))
-
-
-class _Acks:
-    """Acknowledges QoS 1 messages once their events are appended (see the module docstring)."""
-
-    def __init__(self, client: aiomqtt.Client, manual: bool) -> None:
-        self._paho = client._client
-        if manual:
-            self._paho.manual_ack_set(True)
-
-    def ack(self, messages: Sequence[aiomqtt.Message]) -> None:
-        for message in messages:  # in the order received, as MQTT requires
-            if message.qos > 0:
-                self._paho.ack(message.mid, message.qos)
-
-
-def _kept_queue() -> tuple[type[asyncio.Queue[Any]], list[asyncio.Queue[Any]]]:
-    """A queue class for aiomqtt's documented `queue_type`, keeping the instance it makes, so
-    that a batch is taken with `get_nowait` (aiomqtt's iterator makes a task per message)."""
-    made: list[asyncio.Queue[Any]] = []
-
-    class KeptQueue(asyncio.Queue[Any]):
-        def __init__(self, maxsize: int = 0) -> None:
-            super().__init__(maxsize)
-            made.append(self)
-
-    return KeptQueue, made
-
-
-async def _pump(
-    client: aiomqtt.Client,
-    queue: asyncio.Queue[Any],
-    mapper: Mapper,
-    acks: _Acks,
-    ctx: SourceContext,
-) -> None:
+async def _pump(conn: mqtt_wire.Connection, mapper: Mapper, ctx: SourceContext) -> None:
     """Read messages in batches, append their events, then acknowledge them; returns never
-    (a lost connection raises aiomqtt.MqttError, and the supervisor reconnects)."""
-    messages = client.messages
+    (a lost connection raises MqttError, and the supervisor reconnects). While a batch is being
+    appended the next one gathers in the socket's buffer and is parsed in one go after."""
     while True:
-        batch = [await anext(messages)]  # the iterator notices a lost connection
-        await asyncio.sleep(0)  # let the reader hand over what arrived with the first
-        while len(batch) < MAX_BATCH:
-            try:
-                batch.append(queue.get_nowait())
-            except asyncio.QueueEmpty:
-                break
+        batch = await conn.batch(MAX_BATCH)
         await _deliver(batch, mapper, ctx)
-        acks.ack(batch)
+        await conn.ack(batch)
 
 
-async def _deliver(batch: Sequence[aiomqtt.Message], mapper: Mapper, ctx: SourceContext) -> None:
+async def _deliver(batch: Sequence[mqtt_wire.Message], mapper: Mapper, ctx: SourceContext) -> None:
     now = ctx.clock.now()
     events: list[CloudEvent] = []
     for message in batch:
-        topic = message.topic.value
-        payload = message.payload if isinstance(message.payload, bytes) else b""
+        topic, payload = message.topic, message.payload
         try:
             events.append(mapper.event(topic, payload, now))
         except (ValueError, OndoError) as exc:
