@@ -28,11 +28,13 @@ and acknowledges a batch in one write (docs/sources/mqtt.md, Performance).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import ssl
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +48,7 @@ from ondo.sources import mqtt_wire
 from ondo.sources.base import Settings, SourceContext, Where, no_unknown_keys
 from ondo.sources.mqtt_topics import (
     TOPIC_EXTENSION,
+    Attributes,
     TemplateError,
     TopicTemplate,
     attributes,
@@ -68,7 +71,8 @@ DEFAULT_SESSION_EXPIRY_S = 86400
 MAX_SESSION_EXPIRY_S = 0xFFFFFFFE  # 0xFFFFFFFF would mean "never expires" to the broker
 MAX_TOPICS = 1000
 MAX_CLIENT_ID = 128
-MAX_BATCH = 500  # messages appended together at most
+MAX_BATCH = 1000  # messages appended together at most
+MAX_KNOWN_TOPICS = 10_000  # topics whose attributes are remembered (forgotten all at once)
 # Unacknowledged messages the broker may send ahead (MQTT 5 Receive Maximum; Mosquitto's own
 # default window is 20, which would cap a source at 20 messages per append).
 RECEIVE_MAXIMUM = 2 * MAX_BATCH
@@ -297,6 +301,9 @@ class Mapper:
     source: str
     routes: tuple[Route, ...]
     type_prefix: str
+    _known: dict[str, tuple[Route, Attributes]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def from_spec(cls, source: str, spec: Mapping[str, Any]) -> Mapper:
@@ -311,13 +318,13 @@ class Mapper:
 
     def event(self, topic: str, payload: bytes, now: float) -> CloudEvent:
         """The event for one message; ValueError (or an OndoError) saying why there is none."""
-        for route in self.routes:
-            fields = route.template.match(topic)
-            if fields is not None:
-                break
-        else:
-            raise ValueError("it matches none of the source's topics (a subscription left over?)")
-        found = attributes(fields, topic, route.type, self.type_prefix)
+        known = self._known.get(topic)
+        if known is None:  # a topic's route and attributes are worked out once
+            known = self._route(topic)
+            if len(self._known) >= MAX_KNOWN_TOPICS:
+                self._known.clear()
+            self._known[topic] = known
+        route, found = known
         data = _data(payload, route.payload) if payload else None
         return CloudEvent(
             source=self.source,
@@ -328,6 +335,13 @@ class Mapper:
             data=data,
             extensions=found.extensions,
         )
+
+    def _route(self, topic: str) -> tuple[Route, Attributes]:
+        for route in self.routes:
+            fields = route.template.match(topic)
+            if fields is not None:
+                return route, attributes(fields, topic, route.type, self.type_prefix)
+        raise ValueError("it matches none of the source's topics (a subscription left over?)")
 
 
 def _data(payload: bytes, kind: str) -> Any:
@@ -404,24 +418,87 @@ async def _subscribe(
 
 
 async def _pump(conn: mqtt_wire.Connection, mapper: Mapper, ctx: SourceContext) -> None:
-    """Read messages in batches, append their events, then acknowledge them; returns never
-    (a lost connection raises MqttError, and the supervisor reconnects). While a batch is being
-    appended the next one gathers in the socket's buffer and is parsed in one go after."""
-    while True:
-        batch = await conn.batch(MAX_BATCH)
-        await _deliver(batch, mapper, ctx)
-        await conn.ack(batch)
+    """Read messages, append their events in batches, then acknowledge them; returns never (a
+    lost connection raises MqttError, and the supervisor reconnects).
+
+    Two stages, so that reading and making events overlaps the append: a reader task turns
+    what arrives into events and gathers them (up to MAX_BATCH) while the current batch is being
+    appended; one batch is appended at a time, in the order received, and acknowledged after.
+    """
+    pipe = _Pipe()
+    reader = asyncio.create_task(_read(conn, mapper, ctx, pipe))
+    try:
+        while True:
+            batch, events = await pipe.take()
+            if not batch:  # the reader stopped: its error ends the run
+                await reader
+                raise mqtt_wire.MqttError("the MQTT reader stopped")
+            await _append(events, ctx)
+            await conn.ack(batch)
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
 
 
-async def _deliver(batch: Sequence[mqtt_wire.Message], mapper: Mapper, ctx: SourceContext) -> None:
+class _Pipe:
+    """Messages read and their events, waiting for the appender; at most MAX_BATCH."""
+
+    def __init__(self) -> None:
+        self.messages: list[mqtt_wire.Message] = []
+        self.events: list[CloudEvent] = []
+        self.ready = asyncio.Event()  # something to take, or the reader stopped
+        self.room = asyncio.Event()  # fewer than MAX_BATCH messages waiting
+        self.room.set()
+        self.stopped = False
+
+    def put(self, messages: list[mqtt_wire.Message], events: list[CloudEvent]) -> None:
+        self.messages += messages
+        self.events += events
+        self.ready.set()
+        if len(self.messages) >= MAX_BATCH:
+            self.room.clear()
+
+    async def take(self) -> tuple[list[mqtt_wire.Message], list[CloudEvent]]:
+        await self.ready.wait()
+        taken = self.messages, self.events
+        self.messages, self.events = [], []
+        if not self.stopped:
+            self.ready.clear()
+        self.room.set()
+        return taken
+
+
+async def _read(
+    conn: mqtt_wire.Connection, mapper: Mapper, ctx: SourceContext, pipe: _Pipe
+) -> None:
+    try:
+        while True:
+            await pipe.room.wait()
+            messages = await conn.batch(MAX_BATCH - len(pipe.messages))
+            pipe.put(messages, _events(messages, mapper, ctx))
+    finally:
+        pipe.stopped = True
+        pipe.ready.set()  # the appender takes what is left, then finds nothing: our error
+
+
+def _events(
+    messages: Sequence[mqtt_wire.Message], mapper: Mapper, ctx: SourceContext
+) -> list[CloudEvent]:
     now = ctx.clock.now()
     events: list[CloudEvent] = []
-    for message in batch:
-        topic, payload = message.topic, message.payload
+    for message in messages:
         try:
-            events.append(mapper.event(topic, payload, now))
+            event = mapper.event(message.topic, message.payload, now)
         except (ValueError, OndoError) as exc:
-            ctx.problem(f"message on topic {topic!r} was not made an event: {exc}")
+            ctx.problem(f"message on topic {message.topic!r} was not made an event: {exc}")
+            continue
+        event.encoded  # noqa: B018 -- its JSON form, made here while the previous batch appends
+        events.append(event)
+    return events
+
+
+async def _append(events: list[CloudEvent], ctx: SourceContext) -> None:
     try:
         await ctx.emit_many(events)
     except (EventError, PayloadTooLarge):  # one bad event refuses the batch: find it
