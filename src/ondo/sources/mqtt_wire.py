@@ -23,6 +23,7 @@ CLOSE_TIMEOUT_S = 2.0
 PINGREQ = b"\xc0\x00"
 # CONNACK / DISCONNECT reason codes worth a sentence (MQTT 5, 3.2.2.2)
 REASONS = {
+    0x01: "unacceptable protocol version (an MQTT 3.1.1 broker? ondo needs MQTT 5)",
     0x80: "unspecified error",
     0x81: "malformed packet",
     0x82: "protocol error",
@@ -141,7 +142,7 @@ class Connection:
         if first >> 4 != 2 or len(packet) < 2:
             writer.close()
             raise MqttError(f"{host}:{port} answered CONNECT with packet type {first >> 4}")
-        if packet[1] >= 0x80:
+        if packet[1]:  # MQTT 5 success is 0; a 3.1.1-only broker answers 1
             writer.close()
             raise MqttError(f"{host}:{port} refused the connection: {_reason(packet[1])}")
         return conn
@@ -214,7 +215,9 @@ class Connection:
         self._buffer += data
 
     async def _read(self) -> None:
-        await self._fill()
+        """Parses every complete packet buffered, reading first when there is none."""
+        if _split(self._buffer, 0) is None:
+            await self._fill()
         buf, pos, messages = self._buffer, 0, self._messages
         while (found := _split(buf, pos)) is not None:
             first, start, end = found
