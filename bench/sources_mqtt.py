@@ -16,9 +16,9 @@ prefix of its own, then alternates the two sides over --rounds rounds:
 - http_batch (the baseline): the same number of events POSTed in batches of 100
   (application/cloudevents-batch+json) over 8 keep-alive connections, all answered 202.
 
-The source asks the broker for a window of 1000 unacknowledged messages (MQTT 5 Receive
-Maximum; Mosquitto's own `max_inflight_messages` default is 20) and acknowledges each batch only
-after appending it. The broker's settings are its defaults, left as they are.
+The source asks the broker for a window of 2000 unacknowledged messages (MQTT 5 Receive
+Maximum; Mosquitto's own `max_inflight_messages` default is 20) and acknowledges each batch (up
+to 1000) only after appending it. The broker's settings are its defaults, left as they are.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ BROKER = ("127.0.0.1", 1883)
 BATCH = "application/cloudevents-batch+json"
 BATCH_SIZE = 100
 CONNECTIONS = 8
-WINDOW = 1500  # messages the publisher may be ahead: the source's window (1000) + queue (1000)
+WINDOW = 1500  # messages the publisher may be ahead: within the broker's queue (1000) + in flight
 STALL_S = 30.0
 TARGET = 5000
 

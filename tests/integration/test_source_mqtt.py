@@ -208,11 +208,12 @@ def test_a_burst_is_delivered_whole_and_in_order(
         async with running(make_store, tmp_path, bus) as (sup, store):
             await store.repos.sources.put(source)
             await until(lambda: status(sup, "burst").state == "connected", "connected")
-            await publish(*[(f"{prefix}/s", f'{{"n": {n}}}') for n in range(600)])
-            await until(lambda: status(sup, "burst").events == 600, "600 events")
+            # more than one batch (MAX_BATCH), within the broker's window and queue
+            await publish(*[(f"{prefix}/s", f'{{"n": {n}}}') for n in range(2500)])
+            await until(lambda: status(sup, "burst").events == 2500, "2500 events")
             found = await events(bus)
-            assert [e.data["n"] for e in found] == list(range(600))
-            assert len({e.id for e in found}) == 600
+            assert [e.data["n"] for e in found] == list(range(2500))
+            assert len({e.id for e in found}) == 2500
             assert {e.type for e in found} == {"mqtt.message"}
         await bus.close()
 
