@@ -89,7 +89,7 @@ class Connection:
         self._messages: list[Message] = []
         self._replies: dict[tuple[int, int], list[int]] = {}  # (packet type, id) -> codes
         self._next_id = 0
-        self._heard = time.monotonic()
+        self._heard = self._sent = time.monotonic()
 
     @classmethod
     async def open(
@@ -175,16 +175,20 @@ class Connection:
         """PUBACKs for the QoS 1 messages, in the order received, as MQTT requires."""
         acks = b"".join(b"\x40\x02" + m.packet_id.to_bytes(2, "big") for m in messages if m.qos)
         if acks:
-            self._writer.write(acks)
+            self._write(acks)
             await self._writer.drain()
 
     async def _request(self, first: int, reply_type: int, payload: bytes) -> list[int]:
         self._next_id = self._next_id % 0xFFFF + 1
         key = (reply_type, self._next_id)
-        self._writer.write(_packet(first, self._next_id.to_bytes(2, "big") + b"\x00" + payload))
+        self._write(_packet(first, self._next_id.to_bytes(2, "big") + b"\x00" + payload))
         while key not in self._replies:
             await self._read()
         return self._replies.pop(key)
+
+    def _write(self, data: bytes) -> None:
+        self._writer.write(data)
+        self._sent = time.monotonic()
 
     async def _one_packet(self) -> tuple[int, bytes]:
         while True:
@@ -197,16 +201,21 @@ class Connection:
             await self._fill()
 
     async def _fill(self) -> None:
-        """Reads what arrived; pings when the line was quiet for half the keepalive."""
+        """Reads what arrived. The broker drops a client that sent nothing for 1.5 keepalives
+        (QoS 0 messages are not acknowledged), so a PINGREQ goes out once we were silent for
+        half of one; a broker silent for 1.5 keepalives is taken as gone."""
+        half = self._keepalive / 2
         while True:
+            now = time.monotonic()
+            if now - self._sent >= half:
+                self._write(PINGREQ)
             try:
-                async with asyncio.timeout(self._keepalive / 2):
+                async with asyncio.timeout(max(0.01, half - (time.monotonic() - self._sent))):
                     data = await self._reader.read(READ_SIZE)
                 break
             except TimeoutError:
                 if time.monotonic() - self._heard > self._keepalive * 1.5:
                     raise MqttError("the broker stopped answering (keepalive)") from None
-                self._writer.write(PINGREQ)
             except (OSError, ssl.SSLError) as exc:
                 raise MqttError(f"the connection to the broker broke: {exc}") from None
         if not data:

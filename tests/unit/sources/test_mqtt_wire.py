@@ -86,7 +86,7 @@ async def dribble(writer: asyncio.StreamWriter, data: bytes) -> None:
 
 
 def test_connect_sends_credentials_and_messages_split_anywhere_are_read_whole() -> None:
-    seen: dict[str, object] = {}
+    seen: dict[str, tuple[int, bytes] | bytes] = {}
     big = b"x" * 300  # a remaining length of two bytes
     sent = [
         publish("a/b", b'{"n": 1}', 7),
@@ -116,7 +116,9 @@ def test_connect_sends_credentials_and_messages_split_anywhere_are_read_whole() 
         await conn.close()
 
     asyncio.run(with_peer(peer, body))
-    first, connect_body = seen["connect"]  # type: ignore[misc]
+    connect_packet = seen["connect"]
+    assert isinstance(connect_packet, tuple)
+    first, connect_body = connect_packet
     assert first == 0x10
     assert connect_body.startswith(b"\x00\x04MQTT\x05")
     assert connect_body[7] == 0x80 | 0x40  # user name and password, clean start off
