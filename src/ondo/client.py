@@ -125,6 +125,9 @@ class Client:
         clean = {k: v for k, v in params.items() if v is not None}
         return self.request("POST", path, json=body, params=clean).json()
 
+    def put(self, path: str, body: Any = None) -> Any:
+        return self.request("PUT", path, json=body).json()
+
     def delete(self, path: str) -> Any:
         return self.request("DELETE", path).json()
 

@@ -16,6 +16,7 @@ from ondo.api.auth import BearerAuth
 from ondo.api.errors import INTERNAL, error_response, internal_message, status_of
 from ondo.api.routes import (
     clock,
+    contacts,
     deployments,
     dlq,
     events,
@@ -38,6 +39,7 @@ ROUTE_MODULES: list[Callable[[], list[BaseRoute]]] = [
     dlq.routes,
     rules.routes,
     sources.routes,
+    contacts.routes,
     tokens.routes,
     clock.routes,
 ]

@@ -74,6 +74,9 @@ SOURCE_FIELDS: dict[str, Schema] = {
     "errors": INT,
 }
 SOURCE = obj(SOURCE_FIELDS, {"last_error": {"type": ["string", "null"]}})
+NULLABLE_TEXT: Schema = {"type": ["string", "null"]}
+CONTACT = obj({"name": TEXT, "channels": OBJECT, "app": NULLABLE_TEXT})
+GROUP = obj({"name": TEXT, "members": array(TEXT), "app": NULLABLE_TEXT})
 JOB = obj({"id": INT, "status": TEXT})
 INVOCATIONS = obj({"invocations": array(INVOCATION)})
 CLOUDEVENT = obj(
@@ -213,6 +216,23 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("GET", "/v1/sources"): Operation({200: obj({"sources": array(SOURCE)})}),
     ("GET", "/v1/sources/{name}"): Operation({200: obj({**SOURCE_FIELDS, "settings": OBJECT})}),
+    ("GET", "/v1/contacts"): Operation(
+        {200: obj({"contacts": array(CONTACT), "groups": array(GROUP)})}
+    ),
+    ("PUT", "/v1/contacts/{name}"): Operation(
+        {200: CONTACT, 201: CONTACT},
+        body=json_body(closed({"channels": {"type": "object", "minProperties": 1}})),
+        errors=(409, 413),
+    ),
+    ("DELETE", "/v1/contacts/{name}"): Operation(
+        {200: obj({"deleted": TEXT})}, errors=(409,)
+    ),
+    ("PUT", "/v1/groups/{name}"): Operation(
+        {200: GROUP, 201: GROUP},
+        body=json_body(closed({"members": {**array(NAME), "minItems": 1}})),
+        errors=(409, 413),
+    ),
+    ("DELETE", "/v1/groups/{name}"): Operation({200: obj({"deleted": TEXT})}, errors=(409,)),
     ("GET", "/v1/trace/{event_id}"): Operation(
         {200: obj({"events": array(STORED_EVENT), "decisions": array(OBJECT), "lines": LINES})},
         errors=(410,),

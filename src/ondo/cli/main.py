@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "ondo.cli.dlq",
     "ondo.cli.rules",
     "ondo.cli.sources",
+    "ondo.cli.contacts",
     "ondo.cli.clock",
     "ondo.cli.completion",
 ]

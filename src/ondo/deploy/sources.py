@@ -100,17 +100,24 @@ def parse_directory(doc: Located, contacts_raw: Any, groups_raw: Any) -> Directo
         if not isinstance(contacts_raw, dict):
             raise doc.error(("contacts",), "contacts must be a mapping of name to channels")
         for name, channels in contacts_raw.items():
-            contacts[name] = _contact(doc, name, channels)
+            contacts[name] = contact_channels(doc, name, channels)
     groups: dict[str, tuple[str, ...]] = {}
     if groups_raw is not None:
         if not isinstance(groups_raw, dict):
             raise doc.error(("groups",), "groups must be a mapping of name to a list of contacts")
         for name, members in groups_raw.items():
-            groups[name] = _group(doc, name, members)
+            groups[name] = group_members(doc, name, members)
     return Directory(contacts, groups)
 
 
-def _contact(doc: Located, name: Any, channels: Any) -> dict[str, str]:
+class Where(Protocol):
+    """Where a bad field is reported: ondo.yaml file:line at deploy, the body's field in the
+    API (`ondo contacts set`), so both check contacts and groups with the same code."""
+
+    def error(self, path: FieldPath, message: str) -> Exception: ...
+
+
+def contact_channels(doc: Where, name: Any, channels: Any) -> dict[str, str]:
     path: FieldPath = ("contacts", name)
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise doc.error(path, f"contact name {name!r} must match {NAME_RE.pattern}")
@@ -130,7 +137,7 @@ def _contact(doc: Located, name: Any, channels: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in channels.items()}
 
 
-def _group(doc: Located, name: Any, members: Any) -> tuple[str, ...]:
+def group_members(doc: Where, name: Any, members: Any) -> tuple[str, ...]:
     path: FieldPath = ("groups", name)
     if not isinstance(name, str) or not GROUP_RE.match(name):
         raise doc.error(path, f"group name {name!r} must match {GROUP_RE.pattern}")
@@ -214,7 +221,7 @@ async def plan_directory(
     """Steps for the manifest's sources, contacts and groups; deployed ones of this app that
     the manifest no longer declares are deleted."""
     contacts = {c.name: c for c in await book.contacts_in(namespace)}
-    _check_members(directory, contacts)
+    check_members(directory, contacts)
     wanted: list[Stored] = [
         StoredSource(namespace, d.name, d.kind, d.settings, app, now) for d in sources.values()
     ]
@@ -233,7 +240,7 @@ async def plan_directory(
     return steps
 
 
-def _check_members(directory: Directory, deployed: Mapping[str, StoredContact]) -> None:
+def check_members(directory: Directory, deployed: Mapping[str, StoredContact]) -> None:
     for group, members in directory.groups.items():
         for member in members:
             contact, _, channel = member.partition(".")
