@@ -224,9 +224,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         body=json_body(closed({"channels": {"type": "object", "minProperties": 1}})),
         errors=(409, 413),
     ),
-    ("DELETE", "/v1/contacts/{name}"): Operation(
-        {200: obj({"deleted": TEXT})}, errors=(409,)
-    ),
+    ("DELETE", "/v1/contacts/{name}"): Operation({200: obj({"deleted": TEXT})}, errors=(409,)),
     ("PUT", "/v1/groups/{name}"): Operation(
         {200: GROUP, 201: GROUP},
         body=json_body(closed({"members": {**array(NAME), "minItems": 1}})),

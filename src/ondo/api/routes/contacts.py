@@ -84,8 +84,8 @@ async def put_contact(request: Request) -> JSONResponse:
         _not_an_apps("contact", name, old.app)
     for group in await book.groups_in(namespace):  # a group may name one of its channels
         for member in group.members:
-            contact, _, channel = member.partition(".")
-            if contact == name and channel and channel not in channels:
+            who, _, channel = member.partition(".")
+            if who == name and channel and channel not in channels:
                 raise Conflict(
                     f"group {group.name!r} lists {member!r}: keep channel {channel!r}"
                     " or change the group first"
