@@ -41,7 +41,7 @@ def _minimal_arguments(node: argparse.ArgumentParser) -> list[str]:
     argv: list[str] = []
     for action in node._actions:
         value = str(next(iter(action.choices))) if action.choices else "1"
-        if not action.option_strings and action.nargs is None:
+        if not action.option_strings and action.nargs in (None, "+"):  # "+": one value
             argv.append(value)
         elif action.required:
             argv += [action.option_strings[0], value]
