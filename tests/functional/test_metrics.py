@@ -32,6 +32,17 @@ def write_app(root: Path) -> Path:
             {"name": "fail", "when": "on test.bad do invoke bad"},
             {"name": "quiet", "when": "on test.quiet at most once per 1h do invoke ok"},
         ],
+        "sources": {  # one that emits (a public webhook), one that fails (nothing on port 1)
+            "hook": {
+                "kind": "http",
+                "routes": [{"method": "POST", "path": "/ping", "event": "test.hooked"}],
+            },
+            "broken": {
+                "kind": "mqtt",
+                "url": "mqtt://127.0.0.1:1",
+                "topics": [{"topic": "t/{subject}", "type": "t.x"}],
+            },
+        },
     }
     (root / "ondo.yaml").write_text(yaml.safe_dump(manifest))
     for name, body in (("ok", OK), ("bad", BAD), ("slow", SLOW)):
@@ -95,6 +106,7 @@ def test_every_series_is_fed_by_real_traffic_and_listed_in_the_readme(tmp_path: 
         assert api.post("/v1/events", json=batch[:1]).json()["duplicates"] == ["test.ping-1"]
         assert api.post("/v1/functions/ok/invoke", json={}).status_code == 200
         assert api.post("/v1/functions/bad/invoke?mode=async", json={}).status_code == 202
+        assert api.post("/http/default/hook/ping", json={}).status_code == 202
         families = wait_for(
             lambda: (
                 (f := scrape(api))
@@ -104,11 +116,14 @@ def test_every_series_is_fed_by_real_traffic_and_listed_in_the_readme(tmp_path: 
                 and value(f, "ondo_rules_suppressed_total") >= 1
                 and value(f, "ondo_action_jobs", status="pending") == 0
                 and value(f, "ondo_action_jobs", status="running") == 0
-                and value(f, "ondo_retention_pruned_rows_total", kind="events") >= 4
+                and value(f, "ondo_retention_pruned_rows_total", kind="events") >= 5
+                and value(f, "ondo_source_errors_total", source="broken") >= 1
                 and f
             )
         )
-    assert value(families, "ondo_events_ingested_total", namespace="default") == 4
+    assert value(families, "ondo_events_ingested_total", namespace="default") == 5
+    assert value(families, "ondo_source_events_total", source="hook") == 1
+    assert value(families, "ondo_source_connected", source="hook") == 1
     for name, samples in families.items():
         assert samples, f"{name} is declared but has no samples after real traffic"
         if name.endswith("_total"):

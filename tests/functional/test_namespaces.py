@@ -49,7 +49,15 @@ class Tenants:
     @property
     def markers(self) -> list[str]:
         """Strings only `default`'s resources contain: none may reach a `clinic` caller."""
-        return [SECRET_EVENT, self.invocation_id, "tenant-echo", "tenant-broken", "run-broken"]
+        return [
+            SECRET_EVENT,
+            self.invocation_id,
+            "tenant-echo",
+            "tenant-broken",
+            "run-broken",
+            "tenant-feed",
+            "tenant-channel",
+        ]
 
 
 def _tenant_app(root: Path) -> Path:
@@ -63,6 +71,10 @@ def _tenant_app(root: Path) -> Path:
     )
     manifest = (app / "ondo.yaml").read_text()
     rules = "rules:\n  - name: run-broken\n    when: 'on test.go do invoke tenant-broken'\n"
+    # A source, a contact and a group of default's, for the routes that name them.
+    rules += "sources:\n  tenant-feed: {kind: ondo}\n"
+    rules += "contacts:\n  tenant-contact: {mobile: 'json://127.0.0.1:9/tenant-channel'}\n"
+    rules += "groups:\n  tenant-group: [tenant-contact]\n"
     (app / "ondo.yaml").write_text(manifest + rules)
     return app
 
@@ -120,6 +132,9 @@ def _path_params(route: Route, t: Tenants) -> dict[str, str]:
         "/v1/events/": {"id": SECRET_EVENT},
         "/v1/trace/": {"event_id": SECRET_EVENT},
         "/v1/dlq/": {"id": str(t.dead_id)},
+        "/v1/sources/": {"name": "tenant-feed"},
+        "/v1/contacts/": {"name": "tenant-contact"},
+        "/v1/groups/": {"name": "tenant-group"},
     }
     for prefix, values in by_prefix.items():
         if route.path.startswith(prefix):
