@@ -33,6 +33,7 @@ from ondo.backends.store.repositories.sources import (
 from ondo.errors import OndoError, RuleError
 
 log = logging.getLogger("ondo.actions.contacts")
+RELOAD_RETRY_S = 1.0  # after a failed reload from the store
 RETRY_S = 1.0  # a reload the store refused is tried again after this long
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-]+)@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 
@@ -227,7 +228,10 @@ class Directory:
                 for each in {*self._books, *await self._repo.namespaces()}:
                     await self.refresh(each)
             except OndoError:
+                # As the rule book does: keep it pending and try again, or the cache stays stale.
                 log.warning("reloading the contacts of %s failed; retrying", namespace)
+                self._pending.add(namespace)
+                await asyncio.sleep(RELOAD_RETRY_S)
                 self._pending.add(namespace)
                 await asyncio.sleep(RETRY_S)
 
