@@ -87,9 +87,15 @@ class PayloadTooLarge(OndoError):
 
 
 class Unauthorized(OndoError):
-    """Raised when a request carries no valid bearer token."""
+    """Raised when a request carries no valid bearer token (none, unknown, expired or revoked)."""
 
     code = "unauthorized"
+
+
+class Forbidden(OndoError):
+    """Raised when a caller is known but its role, policies or consent do not allow the call."""
+
+    code = "forbidden"
 
 
 # --- patterns ---------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from ondo.rules.trace import Tracer
 from ondo.rules.window_retention import StaleWindowRows
 from ondo.runtime.base import Runtime
 from ondo.runtime.builds import BuildSettings
+from ondo.security.audit import AuditLog
 from ondo.security.tokens import TokenStore
 from ondo.sources.book import SourceBook
 from ondo.sources.http_routes import HttpInvoke, HttpRoutes
@@ -82,7 +83,9 @@ class Platform:
             durability=config.store_durability,
             wal_limit_bytes=wal_limit_bytes,
         )
-        self.tokens = TokenStore(self.store.repos.tokens)
+        self.tokens = TokenStore(self.store.repos.tokens, self.clock.now)
+        self.tokens.watch(self.store.subscribe)
+        self.audit = AuditLog(self.store, self.clock.now)
         self.metrics = Metrics()
         self.bus: Bus = open_bus(
             config.effective_bus_url,

@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute
 
 from ondo.api.auth import BearerAuth
 from ondo.api.errors import INTERNAL, error_response, internal_message, status_of
+from ondo.api.permissions import guarded_routes
 from ondo.api.routes import (
     clock,
     contacts,
@@ -66,7 +67,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def api_routes() -> list[BaseRoute]:
     """Every route of the API, in matching order (the busiest first within each module)."""
-    return [route for module_routes in ROUTE_MODULES for route in module_routes()]
+    return guarded_routes([route for module_routes in ROUTE_MODULES for route in module_routes()])
 
 
 def create_app(platform: Platform) -> Starlette:

@@ -7,26 +7,17 @@ from there (`api.http.namespace_of`), so no route can skip the check.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
-
 from starlette.datastructures import QueryParams
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ondo.api.errors import answer_for, send_answer
-from ondo.api.http import principal_of
 from ondo.errors import OndoError, Unauthorized
 from ondo.platform import Platform
-from ondo.security.tenancy import require_admin, resolve_namespace
+from ondo.security.tenancy import resolve_namespace
 from ondo.security.tokens import Principal
 
 PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/openapi.json"})
 NAMESPACE_PARAM = "namespace"
-
-Endpoint = Callable[[Request], Awaitable[Response]]
-ADMIN_ONLY: set[Endpoint] = set()  # endpoints wrapped by admin_only (the OpenAPI document says so)
 
 
 class BearerAuth:
@@ -65,18 +56,6 @@ def namespace_asked(principal: Principal, scope: Scope) -> str:
     """The namespace this request acts in (the one it names, if the caller may act there)."""
     asked = QueryParams(scope["query_string"]).getlist(NAMESPACE_PARAM)
     return resolve_namespace(principal, asked)
-
-
-def admin_only(endpoint: Endpoint) -> Endpoint:
-    """A platform-wide endpoint: any caller but the admin is answered 404."""
-
-    @functools.wraps(endpoint)
-    async def guarded(request: Request) -> Response:
-        require_admin(principal_of(request), f"{request.method} {request.url.path}")
-        return await endpoint(request)
-
-    ADMIN_ONLY.add(guarded)
-    return guarded
 
 
 def _bearer(scope: Scope) -> str:

@@ -31,6 +31,7 @@ from ondo.errors import (
     DuplicateKey,
     DurationError,
     EventError,
+    Forbidden,
     Gone,
     HandlerImportError,
     InputLimitExceeded,
@@ -83,6 +84,7 @@ STATUSES: Final[tuple[tuple[type[OndoError], int], ...]] = (
     (DeployError, 400),
     # who asks, what exists, what else is going on
     (Unauthorized, 401),
+    (Forbidden, 403),
     (Gone, 410),  # before NotFound, which it is a kind of
     (NotFound, 404),
     (Conflict, 409),

@@ -29,6 +29,7 @@ from ondo.api.http import check_declared_length, check_running_length, decode_js
 from ondo.errors import ConcurrencyExhausted, OndoError
 from ondo.functions.model import InvocationRecord
 from ondo.platform import Platform
+from ondo.security.policy import Permission, allows
 
 log = logging.getLogger("ondo.api")
 
@@ -104,7 +105,12 @@ class InvokeFastPath:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope["query_string"]:
             match = _INVOKE_PATH.fullmatch(scope["path"])
             principal = await authenticate(self.platform, scope) if match is not None else None
-            if match is not None and principal is not None:
+            if (
+                match is not None
+                and principal is not None
+                # one the caller may not make is answered by the app's guard (api/permissions.py)
+                and allows(principal, Permission.INVOKE, f"function:{match[1]}")
+            ):
                 try:
                     namespace = namespace_asked(principal, scope)  # the caller's own: no query
                     answer = await self._answer(scope, receive, match[1], namespace)

@@ -12,8 +12,10 @@ from typing import Any
 from starlette.routing import BaseRoute, Route
 
 from ondo import __version__
-from ondo.api.auth import ADMIN_ONLY, NAMESPACE_PARAM, PUBLIC_PATHS
+from ondo.api.auth import NAMESPACE_PARAM, PUBLIC_PATHS
 from ondo.api.openapi_ops import OPERATIONS, Operation, Schema
+from ondo.api.permissions import PERMISSION_OF
+from ondo.security.policy import Permission
 from ondo.security.tenancy import NAMESPACE_RE
 
 ERROR = {
@@ -29,7 +31,8 @@ ERROR = {
 }
 REASONS = {
     400: "the request is invalid (the message says what and how to fix it)",
-    401: "no bearer token, or an unknown one",
+    401: "no bearer token, or an unknown, expired or revoked one",
+    403: "the token's role, policies or consent do not allow this call",
     404: "not found: no such resource in the namespace, or not one this token may use",
     409: "conflict with the resource's current state",
     410: "gone: it existed, but retention deleted it (older than the retention of its kind)",
@@ -82,22 +85,28 @@ def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
         "summary": doc,
         "operationId": f"{route.name}_{method.lower()}",
         "parameters": params if public else [*params, NAMESPACE],
-        "responses": _responses(op, public),
+        "responses": _responses(op, public, PERMISSION_OF.get(route.endpoint)),
     }
     if op.body is not None:
         out["requestBody"] = {"required": op.body_required, "content": op.body}
     if not public:
         out["security"] = [{"bearer": []}]
-    if route.endpoint in ADMIN_ONLY:
+    permission = PERMISSION_OF.get(route.endpoint)
+    if permission is Permission.PLATFORM:
         out["description"] = "Admin only: any other token is answered 404."
+    elif permission is not None:
+        out["description"] = f"Needs the permission `{permission.value}` in the namespace."
+        out["x-ondo-permission"] = permission.value
     return out
 
 
-def _responses(op: Operation, public: bool) -> dict[str, Any]:
+def _responses(op: Operation, public: bool, permission: Permission | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for status, schema in op.answers.items():
         out[str(status)] = {"description": "OK", "content": {op.media_type: _content(schema)}}
     errors = set(op.errors) if public else {400, 401, 404, *op.errors}
+    if permission not in (None, Permission.PLATFORM):
+        errors.add(403)
     for status in sorted(errors):
         out[str(status)] = {
             "description": REASONS[status],

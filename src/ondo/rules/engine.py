@@ -470,6 +470,7 @@ class RuleEngine:
             outcome=decision.outcome,
             detail=decision.detail,
             actions=actions if fired else (),
+            subject=str(event.get("subject") or ""),
         )
 
     async def record_failure(

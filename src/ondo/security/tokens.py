@@ -1,45 +1,96 @@
-"""Bearer tokens: only their sha256 is stored; the admin token is written once to a 0600 file."""
+"""Bearer tokens: only their sha256 is stored; the admin token is written once to a 0600 file.
+
+A token may expire and may be revoked. Principals found are cached by digest; any change to
+tokens or users (in any process, through the store's change feed) empties the cache, so a
+revocation or a role change takes effect on the next call.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ondo.backends.store.repositories.tokens import ADMIN, Principal, TokenRepository
+from ondo.backends.store.repositories.tokens import (
+    ADMIN,
+    PRINCIPALS_TOPIC,
+    NewToken,
+    Principal,
+    TokenRepository,
+)
 
-__all__ = ["ADMIN", "Principal", "TokenStore"]
+__all__ = ["ADMIN", "IssuedToken", "Principal", "TokenStore"]
+
+TOKEN_PREFIX = "ondo_"
+Subscribe = Callable[[str, Callable[[str], None]], Callable[[], None]]
 
 
-def _digest(token: str) -> str:
+def digest_of(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class IssuedToken:
+    """A token as issued: the secret (shown once, never stored) and its public id."""
+
+    token: str
+    id: str
+    principal: Principal
+
+
 class TokenStore:
-    """Issues and checks tokens through `tokens` (the store's autocommit repository).
+    """Issues and checks tokens through `tokens` (the store's autocommit repository)."""
 
-    Principals found are remembered: a token is never changed once issued, so an entry cannot
-    go stale (tokens are not revoked yet; revoking will need the change feed)."""
-
-    def __init__(self, tokens: TokenRepository) -> None:
+    def __init__(self, tokens: TokenRepository, clock: Callable[[], float] = time.time) -> None:
         self.tokens = tokens
-        self._cache: dict[str, Principal] = {}
+        self.clock = clock
+        # digest -> (principal, revoked_at); only tokens that exist are kept.
+        self._cache: dict[str, tuple[Principal, float | None]] = {}
+        self._detach: Callable[[], None] | None = None
 
-    async def issue(self, principal: Principal, now: float) -> str:
+    def watch(self, subscribe: Subscribe) -> None:
+        """Forget cached principals whenever a token or user changes (in any process)."""
+        self._detach = subscribe(PRINCIPALS_TOPIC, lambda _key: self._cache.clear())
+
+    def close(self) -> None:
+        if self._detach is not None:
+            self._detach()
+            self._detach = None
+
+    async def issue(
+        self,
+        principal: Principal,
+        now: float,
+        *,
+        label: str = "",
+        created_by: str = "",
+        expires_at: float | None = None,
+    ) -> IssuedToken:
         """A new random token (256 bits) for `principal`; only its sha256 is kept."""
-        token = "ondo_" + secrets.token_urlsafe(32)
-        await self.tokens.add(_digest(token), principal, now)
-        return token
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token_id = "tok_" + secrets.token_hex(8)
+        row = NewToken(digest_of(token), token_id, principal, now, label, created_by, expires_at)
+        await self.tokens.add(row)
+        return IssuedToken(token, token_id, replace(principal, token_id=token_id))
 
     async def authenticate(self, token: str) -> Principal | None:
-        digest = _digest(token)
-        cached = self._cache.get(digest)
-        if cached is not None:
-            return cached
-        principal = await self.tokens.principal(digest)
-        if principal is not None:
-            self._cache[digest] = principal
+        """The principal a live token names; None for an unknown, expired or revoked one."""
+        digest = digest_of(token)
+        found = self._cache.get(digest)
+        if found is None:
+            found = await self.tokens.principal(digest)
+            if found is None:
+                return None
+            self._cache[digest] = found
+        principal, revoked_at = found
+        if revoked_at is not None:
+            return None
+        if principal.expires_at is not None and self.clock() >= principal.expires_at:
+            return None
         return principal
 
     async def ensure_admin_token(self, path: Path, now: float) -> tuple[str, bool]:
@@ -48,9 +99,11 @@ class TokenStore:
             token = path.read_text().strip()
             if await self.authenticate(token) is not None:
                 return token, False
-        token = await self.issue(Principal(ADMIN), now)
+        issued = await self.issue(
+            Principal(ADMIN, role="admin"), now, label="admin token", created_by=ADMIN
+        )
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(token + "\n")
+            fh.write(issued.token + "\n")
         os.chmod(path, 0o600)
-        return token, True
+        return issued.token, True

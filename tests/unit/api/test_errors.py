@@ -39,6 +39,7 @@ EXPECTED = {
     "Conflict": 409,
     "PayloadTooLarge": 413,
     "Unauthorized": 401,
+    "Forbidden": 403,
     "PatternError": 400,
     "PatternTooLarge": 400,
     "DeployError": 400,
@@ -111,7 +112,7 @@ def test_the_middlewares_and_the_app_answer_errors_alike(platform: Platform) -> 
     asgi = InvokeFastPath(create_app(platform), platform)
 
     async def ask() -> list[httpx.Response]:
-        token = await platform.tokens.issue(Principal(ADMIN), platform.clock.now())
+        token = (await platform.tokens.issue(Principal(ADMIN), platform.clock.now())).token
         auth = {"Authorization": f"Bearer {token}"}
         transport = httpx.ASGITransport(app=asgi)
         async with httpx.AsyncClient(transport=transport, base_url="http://ondo") as client:

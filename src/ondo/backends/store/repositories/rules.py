@@ -95,6 +95,8 @@ class Enforcement:
     detail: str
     actions: tuple[PlannedAction, ...] = field(default=())
     enqueued: bool = True
+    subject: str = ""  # the event's subject (the data subject), if it has one
+    grant: str = ""  # the consent grant that let the rule fire about `subject`, if one did
 
     @property
     def fired(self) -> bool:
@@ -116,6 +118,8 @@ class Enforcement:
             "detail": self.detail,
             "actions": [a.to_json() for a in self.actions],
             "enqueued": self.enqueued,
+            "subject": self.subject,
+            "grant": self.grant,
         }
 
 
@@ -300,6 +304,12 @@ class EnforcementRepository(Protocol):
 
     async def for_rule(self, namespace: str, rule: str, limit: int = 50) -> list[Enforcement]:
         """The latest first."""
+        ...
+
+    async def about(
+        self, namespace: str, subject: str, *, since: float = 0.0, limit: int = 100
+    ) -> list[Enforcement]:
+        """The newest decisions about events whose subject is `subject` (who used whose data)."""
         ...
 
     async def add_skipped(self, skipped: SkippedEvent) -> None:

@@ -287,9 +287,9 @@ class SqlWindowRepository:
 
 _ENFORCEMENT_COLUMNS = (
     "id, namespace, rule, stage, event_source, event_id, event_type, at, outcome, detail,"
-    " actions, enqueued"
+    " actions, enqueued, subject, grant_id"
 )
-_ENFORCEMENT_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_ENFORCEMENT_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _SKIPPED_COLUMNS = "namespace, event_source, event_id, event_type, at, attempts, reason"
 # A chunk's decisions taken before, by the unique (namespace, rule, stage, source, id) index.
 _FIND_MANY = (
@@ -297,7 +297,7 @@ _FIND_MANY = (
     " AND (namespace, rule, event_source, event_id) IN (VALUES {values})"
 )
 FIND_CHUNK = 256  # keys per lookup (4 parameters each)
-ADD_CHUNK = 200  # records per INSERT (12 parameters each)
+ADD_CHUNK = 200  # records per INSERT (14 parameters each)
 
 
 def _enforcement_params(record: Enforcement) -> tuple[Any, ...]:
@@ -314,6 +314,8 @@ def _enforcement_params(record: Enforcement) -> tuple[Any, ...]:
         record.detail,
         json.dumps([a.to_json() for a in record.actions]),
         int(record.enqueued),
+        record.subject,
+        record.grant,
     )
 
 
@@ -331,6 +333,8 @@ def _enforcement(row: Row) -> Enforcement:
         detail=row["detail"],
         actions=tuple(PlannedAction(**a) for a in json.loads(row["actions"])),
         enqueued=bool(row["enqueued"]),
+        subject=row["subject"],
+        grant=row["grant_id"],
     )
 
 
@@ -406,6 +410,16 @@ class SqlEnforcementRepository:
             f"SELECT {_ENFORCEMENT_COLUMNS} FROM rule_enforcements WHERE namespace = ?"
             " AND rule = ? ORDER BY at DESC LIMIT ?",
             (namespace, rule, int(limit)),
+        )
+        return [_enforcement(r) for r in rows]
+
+    async def about(
+        self, namespace: str, subject: str, *, since: float = 0.0, limit: int = 100
+    ) -> list[Enforcement]:
+        rows = await self._sql.fetch(
+            f"SELECT {_ENFORCEMENT_COLUMNS} FROM rule_enforcements WHERE namespace = ?"
+            " AND subject = ? AND subject <> '' AND at >= ? ORDER BY at DESC LIMIT ?",
+            (namespace, subject, float(since), int(limit)),
         )
         return [_enforcement(r) for r in rows]
 

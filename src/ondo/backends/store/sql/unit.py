@@ -7,6 +7,7 @@ from functools import cached_property
 
 from ondo.backends.store.base import Sql
 from ondo.backends.store.sql.actions import SqlJobRepository
+from ondo.backends.store.sql.audit import SqlAuditRepository
 from ondo.backends.store.sql.blobs import SqlBlobRepository
 from ondo.backends.store.sql.events import SqlEventIndexRepository
 from ondo.backends.store.sql.functions import SqlFunctionRepository, SqlInvocationRepository
@@ -76,3 +77,7 @@ class SqlRepositories:
     @cached_property
     def directory(self) -> SqlDirectoryRepository:
         return SqlDirectoryRepository(self._sql)
+
+    @cached_property
+    def audit(self) -> SqlAuditRepository:
+        return SqlAuditRepository(self._sql)

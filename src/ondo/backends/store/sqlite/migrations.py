@@ -291,4 +291,51 @@ MIGRATIONS: list[Migration] = [
         "actions-0007",
         "ALTER TABLE action_jobs ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0",
     ),
+    # --- identity: users, token lifetimes, policies, consent grants, secrets, audit --------
+    (
+        "identity-0001",
+        """
+        ALTER TABLE tokens ADD COLUMN id TEXT;
+        ALTER TABLE tokens ADD COLUMN label TEXT NOT NULL DEFAULT '';
+        ALTER TABLE tokens ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
+        ALTER TABLE tokens ADD COLUMN expires_at REAL;
+        ALTER TABLE tokens ADD COLUMN revoked_at REAL;
+        ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE tokens ADD COLUMN role TEXT;
+        ALTER TABLE tokens ADD COLUMN kind TEXT;
+        UPDATE tokens SET id = 'tok_' || substr(hash, 1, 16) WHERE id IS NULL;
+        CREATE UNIQUE INDEX tokens_by_id ON tokens (id);
+        CREATE INDEX tokens_by_principal ON tokens (namespace, principal);
+        CREATE TABLE users (
+            namespace TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL, kind TEXT NOT NULL,
+            created_at REAL NOT NULL, created_by TEXT NOT NULL,
+            PRIMARY KEY (namespace, name));
+        CREATE TABLE policies (
+            id TEXT PRIMARY KEY, namespace TEXT NOT NULL, principal TEXT NOT NULL,
+            permission TEXT NOT NULL, resource TEXT NOT NULL, created_at REAL NOT NULL,
+            created_by TEXT NOT NULL);
+        CREATE INDEX policies_by_principal ON policies (namespace, principal);
+        CREATE TABLE grants (
+            id TEXT PRIMARY KEY, namespace TEXT NOT NULL, subject TEXT NOT NULL,
+            grantee TEXT NOT NULL, types TEXT NOT NULL, fields TEXT, purpose TEXT NOT NULL,
+            created_at REAL NOT NULL, expires_at REAL, revoked_at REAL);
+        CREATE INDEX grants_by_subject ON grants (namespace, subject);
+        CREATE INDEX grants_by_grantee ON grants (namespace, grantee);
+        CREATE TABLE secrets (
+            namespace TEXT NOT NULL, name TEXT NOT NULL, ciphertext BLOB NOT NULL,
+            created_at REAL NOT NULL, updated_at REAL NOT NULL, created_by TEXT NOT NULL,
+            PRIMARY KEY (namespace, name));
+        CREATE TABLE audit_log (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, namespace TEXT NOT NULL,
+            principal TEXT NOT NULL, action TEXT NOT NULL, resource TEXT NOT NULL,
+            outcome TEXT NOT NULL, about TEXT NOT NULL, detail TEXT NOT NULL,
+            prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+        CREATE INDEX audit_log_by_about ON audit_log (namespace, about, seq);
+        CREATE INDEX audit_log_by_at ON audit_log (at);
+        ALTER TABLE rule_enforcements ADD COLUMN subject TEXT NOT NULL DEFAULT '';
+        ALTER TABLE rule_enforcements ADD COLUMN grant_id TEXT NOT NULL DEFAULT '';
+        CREATE INDEX rule_enforcements_by_subject ON rule_enforcements (namespace, subject, at)
+            WHERE subject <> ''
+        """,
+    ),
 ]

@@ -1,0 +1,102 @@
+"""What each role may do, and the one check every way into the platform asks.
+
+A permission is checked in the caller's namespace, after `tenancy.resolve_namespace` has put the
+call there; nothing here lets a call cross namespaces. Per-resource grants of a permission
+(`policies`, e.g. "carol may invoke function report") widen a role here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Final
+
+from ondo.backends.store.repositories.tokens import Principal, Role
+from ondo.errors import Forbidden, NotFound
+
+
+class Permission(StrEnum):
+    """What a call does. Each API route needs exactly one (api/permissions.py)."""
+
+    READ = "read"  # list and show functions, rules, sources, contacts, events, records, traces
+    DEPLOY = "deploy"  # deploy an app, delete or roll back a function, change contacts
+    INVOKE = "invoke"  # invoke a function (resource: function:NAME)
+    EMIT = "emit"  # post events (resource: type:TYPE)
+    RULES = "rules"  # create, delete, enable or disable rules
+    OPERATE = "operate"  # retry or drop dead letters, replay events
+    SECRETS = "secrets"  # set and delete secrets (their values are never read back)
+    USERS = "users"  # add and remove users, issue and revoke tokens, grant policies
+    CONSENT = "consent"  # grant, list and revoke consent about oneself
+    SELF = "self"  # who am I, my own tokens, my own audit trail
+    PLATFORM = "platform"  # platform-wide: status, the action queue, the manual clock
+
+
+_EVERYONE: Final = frozenset({Permission.CONSENT, Permission.SELF})
+ROLE_PERMISSIONS: Final[Mapping[Role, frozenset[Permission]]] = {
+    # A namespace's admin: everything in its namespace, nothing platform-wide.
+    "admin": frozenset(Permission) - {Permission.PLATFORM},
+    "developer": _EVERYONE
+    | {
+        Permission.READ,
+        Permission.DEPLOY,
+        Permission.INVOKE,
+        Permission.EMIT,
+        Permission.RULES,
+        Permission.OPERATE,
+        Permission.SECRETS,
+    },
+    "operator": _EVERYONE | {Permission.READ, Permission.INVOKE, Permission.OPERATE},
+    # A data subject: consents about itself, writes rules about itself, reads its own trail.
+    "citizen": _EVERYONE | {Permission.RULES},
+}
+
+
+def role_allows(principal: Principal, permission: Permission) -> bool:
+    """Whether `principal`'s role (narrowed by its token's scope) allows `permission` on some
+    resource; `allows` decides for one resource."""
+    if principal.is_admin:
+        return True
+    if principal.scope and not any(_scope_names(entry, permission) for entry in principal.scope):
+        return False
+    return permission in ROLE_PERMISSIONS[principal.role]
+
+
+def allows(principal: Principal, permission: Permission, resource: str = "") -> bool:
+    """Whether `principal` may do `permission` to `resource` (`function:NAME`, `type:TYPE`;
+    empty: the permission as a whole) by its role and its token's scope."""
+    if principal.is_admin:
+        return True
+    if principal.scope and not any(
+        _scope_covers(entry, permission, resource) for entry in principal.scope
+    ):
+        return False
+    return permission in ROLE_PERMISSIONS[principal.role]
+
+
+def require(principal: Principal, permission: Permission, what: str, resource: str = "") -> None:
+    """Refuse the call unless `principal` may do it. Platform-wide calls are answered 404 (as if
+    absent, so a tenant cannot even learn of them); anything else 403, naming what is missing."""
+    if allows(principal, permission, resource):
+        return
+    if permission is Permission.PLATFORM:
+        raise NotFound(f"{what} is not available to this token (it is the admin's)")
+    target = f" on {resource}" if resource else ""
+    raise Forbidden(
+        f"{what}: {principal.name!r} (role {principal.role}) may not {permission.value}{target}"
+        f" in namespace {principal.namespace!r}; an admin of the namespace can change its role"
+        " (ondo users add NAME --role ROLE) or grant it (ondo policies add)"
+    )
+
+
+def _scope_names(entry: str, permission: Permission) -> bool:
+    return entry.partition(":")[0] == permission.value
+
+
+def _scope_covers(entry: str, permission: Permission, resource: str) -> bool:
+    name, _, pattern = entry.partition(":")
+    if name != permission.value:
+        return False
+    if not pattern or not resource:
+        return True
+    return fnmatch.fnmatchcase(resource, pattern)
