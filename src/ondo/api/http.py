@@ -51,6 +51,18 @@ def principal_of(request: Request) -> Principal:
     return principal
 
 
+def audit_note(request: Request, *, resource: str = "", about: str = "", **detail: Any) -> None:
+    """What the audit entry of this call should say beyond its route (api/permissions.py
+    records every call that changes something): the resource it acted on, the data subject it
+    concerns, details. Never a secret value or a token."""
+    note: dict[str, Any] = request.scope.setdefault("ondo.audit", {})
+    if resource:
+        note["resource"] = resource
+    if about:
+        note["about"] = about
+    note.setdefault("detail", {}).update(detail)
+
+
 def namespace_of(request: Request) -> str:
     """The namespace the call acts in, as `api.auth` resolved it for the caller."""
     namespace: str = request.scope["ondo.namespace"]

@@ -1,20 +1,24 @@
-"""The permission every API route needs: one table, checked before any route runs.
+"""The permission every API route needs: one table, checked before any route runs, and the
+audit entry of every call that changes something or is refused.
 
 `guarded_routes` wraps each route's endpoint with the check; a route missing from the table
 stops the app from being built, so no route can be added without deciding who may call it.
+A route adds what its entry should say (resource, data subject, details) with
+`api.http.audit_note`; invocations and events are not audited here (they have their records).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Final
+from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ondo.api.http import principal_of
+from ondo.api.http import platform_of, principal_of
+from ondo.errors import OndoError
 from ondo.security.policy import Permission, require
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -68,6 +72,8 @@ ROUTE_RESOURCES: Final[Mapping[tuple[str, str], Callable[[Mapping[str, str]], st
     ("POST", "/v1/functions/{name}/invoke"): lambda params: f"function:{params['name']}",
 }
 PERMISSION_OF: dict[Endpoint, Permission] = {}  # guarded endpoint -> its permission (OpenAPI)
+# Calls that only read, or whose every use is recorded elsewhere (invocation records, the bus).
+NOT_AUDITED: Final = frozenset({Permission.READ, Permission.INVOKE, Permission.EMIT})
 
 
 def guarded_routes(routes: Sequence[BaseRoute]) -> list[BaseRoute]:
@@ -86,22 +92,58 @@ def guarded_routes(routes: Sequence[BaseRoute]) -> list[BaseRoute]:
                     f"route {method} {route.path} has no permission in api/permissions.py"
                     " ROUTE_PERMISSIONS: decide who may call it"
                 )
-            endpoint = _guard(route.endpoint, ROUTE_PERMISSIONS[key], ROUTE_RESOURCES.get(key))
+            endpoint = _guard(route.endpoint, key, ROUTE_PERMISSIONS[key], ROUTE_RESOURCES.get(key))
             out.append(Route(route.path, endpoint, methods=[method], name=route.name))
     return out
 
 
 def _guard(
     endpoint: Endpoint,
+    route: tuple[str, str],
     permission: Permission,
     resource_of: Callable[[Mapping[str, str]], str] | None,
 ) -> Endpoint:
+    action = " ".join(route)  # e.g. "POST /v1/rules/{name}/disable"
+    audited = permission not in NOT_AUDITED and route[0] != "GET"
+
     @functools.wraps(endpoint)
     async def guarded(request: Request) -> Response:
         resource = resource_of(request.path_params) if resource_of is not None else ""
         what = f"{request.method} {request.url.path}"
-        require(principal_of(request), permission, what, resource)
-        return await endpoint(request)
+        try:
+            require(principal_of(request), permission, what, resource)
+        except OndoError as exc:
+            await _audit(request, action, "denied", exc)
+            raise
+        if not audited:
+            return await endpoint(request)
+        try:
+            response = await endpoint(request)
+        except OndoError as exc:
+            await _audit(request, action, "failed", exc)
+            raise
+        await _audit(request, action, "ok" if response.status_code < 400 else "failed")
+        return response
 
     PERMISSION_OF[guarded] = permission
     return guarded
+
+
+async def _audit(
+    request: Request, action: str, outcome: str, error: OndoError | None = None
+) -> None:
+    note: dict[str, Any] = request.scope.get("ondo.audit", {})
+    detail = dict(note.get("detail", {}))
+    if error is not None:
+        detail["error"] = error.code
+    principal = principal_of(request)
+    namespace = request.scope.get("ondo.namespace", principal.namespace)
+    await platform_of(request).audit.record(
+        namespace,
+        principal.name,
+        action,
+        note.get("resource", request.url.path),
+        outcome=outcome,
+        about=note.get("about", ""),
+        **detail,
+    )
