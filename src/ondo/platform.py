@@ -10,6 +10,7 @@ import asyncio
 import io
 import logging
 import socket
+import time
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
@@ -45,6 +46,8 @@ from ondo.rules.window_retention import StaleWindowRows
 from ondo.runtime.base import Runtime
 from ondo.runtime.builds import BuildSettings
 from ondo.security.audit import AuditLog
+from ondo.security.audit_anchor import AUDIT_ANCHOR, HeadAnchor
+from ondo.security.refusals import RefusalGate
 from ondo.security.tokens import TokenStore
 from ondo.sources.book import SourceBook
 from ondo.sources.http_routes import HttpInvoke, HttpRoutes
@@ -85,7 +88,12 @@ class Platform:
         )
         self.tokens = TokenStore(self.store.repos.tokens, self.clock.now)
         self.tokens.watch(self.store.subscribe)
-        self.audit = AuditLog(self.store, self.clock.now)
+        self.audit = AuditLog(
+            self.store,
+            self.clock.now,
+            HeadAnchor(config.data_dir / AUDIT_ANCHOR),  # outside the database (audit_anchor.py)
+            RefusalGate(time.monotonic),
+        )
         self.metrics = Metrics()
         self.bus: Bus = open_bus(
             config.effective_bus_url,
@@ -260,6 +268,7 @@ class Platform:
         await _bounded("draining invocations", self.functions.drain(grace_s), budget)
         self.functions.close()
         await _bounded("closing the runtime", self.runtime.close(grace_s), budget)
+        await _bounded("writing the audit summaries", self.audit.close(), STOP_STEP_EXTRA_S)
         await _bounded("closing the bus", self.bus.close(), STOP_STEP_EXTRA_S)
         await _bounded("closing the store", self.store.close(), STOP_STEP_EXTRA_S)
         self.data_lock.release()

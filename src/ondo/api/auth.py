@@ -11,11 +11,13 @@ from starlette.datastructures import QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ondo.api.errors import answer_for, send_answer
+from ondo.api.permissions import action_of, principal_source
 from ondo.errors import OndoError, Unauthorized
 from ondo.platform import Platform
-from ondo.security.tenancy import resolve_namespace
-from ondo.security.tokens import Principal
+from ondo.security.tenancy import NAMESPACE_RE, resolve_namespace
+from ondo.security.tokens import Principal, digest_of
 
+DEFAULT_NAMESPACE = "default"
 PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/openapi.json"})
 NAMESPACE_PARAM = "namespace"
 
@@ -35,15 +37,62 @@ class BearerAuth:
         if principal is None:
             why = "unknown token" if _bearer(scope) else "missing bearer token"
             message = f"{why}: send 'Authorization: Bearer <token>'; the admin token is in"
-            await send_answer(send, answer_for(Unauthorized(f"{message} <data-dir>/admin.token")))
+            error = Unauthorized(f"{message} <data-dir>/admin.token")
+            await self._unauthenticated(scope, error)
+            await send_answer(send, answer_for(error))
             return
         try:
             scope["ondo.namespace"] = namespace_asked(principal, scope)
         except OndoError as exc:
+            await self._refused(scope, principal, exc)
             await send_answer(send, answer_for(exc))
             return
         scope["ondo.principal"] = principal
         await self.app(scope, receive, send)
+
+    async def _unauthenticated(self, scope: Scope, error: OndoError) -> None:
+        """Audit a call without a valid token: by its peer address (flood-controlled), with at
+        most a short hash of the token it sent, never the token."""
+        token = _bearer(scope)
+        peer = peer_of(scope)
+        detail = {"error": error.code, "peer": peer}
+        if token:
+            detail["token_sha256"] = digest_of(token)[:8]
+        await self.platform.audit.refused(
+            f"peer:{peer}",
+            _named_namespace(scope),
+            "",
+            action_of(scope["method"], scope["path"]),
+            scope["path"][:200],
+            **detail,
+        )
+
+    async def _refused(self, scope: Scope, principal: Principal, error: OndoError) -> None:
+        """Audit a call naming a namespace the caller may not act in (or a malformed one),
+        in the caller's own namespace."""
+        asked = QueryParams(scope["query_string"]).getlist(NAMESPACE_PARAM)
+        await self.platform.audit.refused(
+            principal_source(principal),
+            principal.namespace,
+            principal.name,
+            action_of(scope["method"], scope["path"]),
+            scope["path"][:200],
+            error=error.code,
+            asked_namespace=[name[:80] for name in asked[:3]],
+        )
+
+
+def peer_of(scope: Scope) -> str:
+    """The caller's address as the server saw it (a proxy's, behind one)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def _named_namespace(scope: Scope) -> str:
+    """Where an unauthenticated call's entry goes: the namespace it named if that is a valid
+    name (its admins see who knocked), else the default one."""
+    asked = QueryParams(scope["query_string"]).get(NAMESPACE_PARAM, "")
+    return asked if NAMESPACE_RE.match(asked) else DEFAULT_NAMESPACE
 
 
 async def authenticate(platform: Platform, scope: Scope) -> Principal | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ParamSpec, TypeGuard, TypeVar
 
 from starlette.requests import Request
@@ -61,6 +61,20 @@ def audit_note(request: Request, *, resource: str = "", about: str = "", **detai
     if about:
         note["about"] = about
     note.setdefault("detail", {}).update(detail)
+
+
+AuditFinish = Callable[[str, str], Awaitable[None]]  # (outcome, error code or "")
+AUDIT_FINISH = "ondo.audit.finish"  # the guard's recorder of this call (api/permissions.py)
+AUDIT_LATER = "ondo.audit.later"  # set: the route records the call itself, when it is over
+
+
+def audit_later(request: Request) -> AuditFinish:
+    """For a call whose outcome is known only after its answer began (a progress stream): the
+    guard does not record it when the route returns; the route awaits the function returned
+    here once, with the outcome ("ok" or "failed") and the error's code."""
+    request.scope[AUDIT_LATER] = True
+    finish: AuditFinish = request.scope[AUDIT_FINISH]
+    return finish
 
 
 def namespace_of(request: Request) -> str:

@@ -10,6 +10,7 @@ A route adds what its entry should say (resource, data subject, details) with
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
@@ -17,9 +18,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ondo.api.http import platform_of, principal_of
+from ondo.api.http import AUDIT_FINISH, AUDIT_LATER, platform_of, principal_of
 from ondo.errors import OndoError
 from ondo.security.policy import Permission, require
+from ondo.security.tokens import Principal
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 P = Permission
@@ -113,29 +115,33 @@ def _guard(
         try:
             require(principal_of(request), permission, what, resource)
         except OndoError as exc:
-            await _audit(request, action, "denied", exc)
+            await _refused(request, action, exc)
             raise
         if not audited:
             return await endpoint(request)
+        request.scope[AUDIT_FINISH] = functools.partial(_audit, request, action)
         try:
             response = await endpoint(request)
-        except OndoError as exc:
-            await _audit(request, action, "failed", exc)
+        except Exception as exc:
+            await _audit(request, action, "failed", _code_of(exc))
             raise
-        await _audit(request, action, "ok" if response.status_code < 400 else "failed")
+        if not request.scope.get(AUDIT_LATER):  # else the route records it (audit_later)
+            await _audit(request, action, "ok" if response.status_code < 400 else "failed")
         return response
 
     PERMISSION_OF[guarded] = permission
     return guarded
 
 
-async def _audit(
-    request: Request, action: str, outcome: str, error: OndoError | None = None
-) -> None:
+def _code_of(exc: Exception) -> str:
+    return exc.code if isinstance(exc, OndoError) else "internal"
+
+
+async def _audit(request: Request, action: str, outcome: str, error: str = "") -> None:
     note: dict[str, Any] = request.scope.get("ondo.audit", {})
     detail = dict(note.get("detail", {}))
-    if error is not None:
-        detail["error"] = error.code
+    if error:
+        detail["error"] = error
     principal = principal_of(request)
     namespace = request.scope.get("ondo.namespace", principal.namespace)
     await platform_of(request).audit.record(
@@ -147,3 +153,35 @@ async def _audit(
         about=note.get("about", ""),
         **detail,
     )
+
+
+async def _refused(request: Request, action: str, error: OndoError) -> None:
+    principal = principal_of(request)
+    await platform_of(request).audit.refused(
+        principal_source(principal),
+        request.scope.get("ondo.namespace", principal.namespace),
+        principal.name,
+        action,
+        request.url.path,
+        error=error.code,
+    )
+
+
+def principal_source(principal: Principal) -> str:
+    """Whose refusals `security.refusals` counts together: one principal's."""
+    return f"{principal.namespace}/{principal.name}"
+
+
+_TEMPLATES: Final = [
+    (method, re.compile(re.sub(r"\\{[a-z_]+\\}", "[^/]+", re.escape(path))), path)
+    for method, path in ROUTE_PERMISSIONS
+]
+
+
+def action_of(method: str, path: str) -> str:
+    """The audit action of a call refused before it reached its route: "METHOD /v1/x/{name}"
+    when a route matches, else the method and the path (cut short)."""
+    for route_method, pattern, template in _TEMPLATES:
+        if route_method == method and pattern.fullmatch(path):
+            return f"{method} {template}"
+    return f"{method[:10]} {path[:200]}"

@@ -75,6 +75,11 @@ def entry_hash(seq: int, record: AuditRecord, prev_hash: str) -> str:
 class AuditRepository(Protocol):
     """The chain in the store. `append` must run in a transaction that serializes appends."""
 
+    async def lock(self) -> None:
+        """Take the lock that serializes appends, held until the transaction ends (every
+        process's appends: the head read after it is the newest committed one)."""
+        ...
+
     async def last(self) -> AuditEntry | None:
         """The newest entry (the head of the chain), or None when the log is empty."""
         ...
@@ -87,10 +92,17 @@ class AuditRepository(Protocol):
         *,
         about: str | None = None,
         principal: str | None = None,
-        after_seq: int = 0,
+        involving: str | None = None,
+        after_seq: int | None = None,
         limit: int = 100,
     ) -> list[AuditEntry]:
-        """Entries in chain order after `after_seq`, filtered (None: any)."""
+        """Entries in chain order, filtered (None: any): `involving` X keeps those whose
+        principal or subject is X. With `after_seq`, the first `limit` after it; without,
+        the newest `limit`."""
+        ...
+
+    async def at(self, seq: int) -> AuditEntry | None:
+        """The entry numbered `seq`, if it is there."""
         ...
 
     async def chain(self, after_seq: int, limit: int) -> list[AuditEntry]:

@@ -32,6 +32,12 @@ class SqlAuditRepository:
     def __init__(self, sql: Sql) -> None:
         self._sql = sql
 
+    async def lock(self) -> None:
+        if self._sql.dialect == "postgres":
+            # Conflicts with itself, not with readers: appends queue here, lists and verify go on.
+            await self._sql.execute("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
+        # SQLite: the transaction (BEGIN IMMEDIATE) already holds the only write lock.
+
     async def last(self) -> AuditEntry | None:
         row = await self._sql.fetch_one(
             f"SELECT {_COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT 1"
@@ -66,20 +72,32 @@ class SqlAuditRepository:
         *,
         about: str | None = None,
         principal: str | None = None,
-        after_seq: int = 0,
+        involving: str | None = None,
+        after_seq: int | None = None,
         limit: int = 100,
     ) -> list[AuditEntry]:
         clauses = ["seq > ?"]
-        params: list[object] = [after_seq]
+        params: list[object] = [after_seq or 0]
         for column, value in (("namespace", namespace), ("about", about), ("principal", principal)):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
+        if involving is not None:
+            clauses.append("(principal = ? OR about = ?)")
+            params += [involving, involving]
+        order = "ASC" if after_seq is not None else "DESC"  # no cursor: the newest
         rows = await self._sql.fetch(
-            f"SELECT {_COLUMNS} FROM audit_log WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?",
-            (*params, limit),
+            f"SELECT {_COLUMNS} FROM audit_log WHERE {' AND '.join(clauses)}"
+            f" ORDER BY seq {order} LIMIT ?",
+            (*params, int(limit)),
         )
-        return [_entry(row) for row in rows]
+        return sorted((_entry(row) for row in rows), key=lambda entry: entry.seq)
+
+    async def at(self, seq: int) -> AuditEntry | None:
+        row = await self._sql.fetch_one(
+            f"SELECT {_COLUMNS} FROM audit_log WHERE seq = ?", (int(seq),)
+        )
+        return None if row is None else _entry(row)
 
     async def chain(self, after_seq: int, limit: int) -> list[AuditEntry]:
         rows = await self._sql.fetch(

@@ -338,4 +338,9 @@ MIGRATIONS: list[Migration] = [
             WHERE subject <> ''
         """,
     ),
+    # --- audit: a caller's own trail (`ondo audit list` of a principal) ------------------
+    (
+        "audit-0001",
+        "CREATE INDEX audit_log_by_principal ON audit_log (namespace, principal, seq)",
+    ),
 ]
