@@ -12,6 +12,7 @@ import logging
 import socket
 import time
 from collections.abc import Coroutine
+from dataclasses import replace
 from typing import Any, Protocol
 
 from ondo import datadir
@@ -47,6 +48,7 @@ from ondo.runtime.base import Runtime
 from ondo.runtime.builds import BuildSettings
 from ondo.security.audit import AuditLog
 from ondo.security.audit_anchor import AUDIT_ANCHOR, HeadAnchor
+from ondo.security.function_tokens import FunctionTokens
 from ondo.security.refusals import RefusalGate
 from ondo.security.tokens import TokenStore
 from ondo.sources.book import SourceBook
@@ -86,7 +88,8 @@ class Platform:
             durability=config.store_durability,
             wal_limit_bytes=wal_limit_bytes,
         )
-        self.tokens = TokenStore(self.store.repos.tokens, self.clock.now)
+        self.function_tokens = FunctionTokens(self.clock.now)  # key read at start
+        self.tokens = TokenStore(self.store.repos.tokens, self.clock.now, self.function_tokens)
         self.tokens.watch(self.store.subscribe)
         self.audit = AuditLog(
             self.store,
@@ -117,6 +120,8 @@ class Platform:
             self.metrics,
         )
         self.functions.notices = self.notices
+        self.functions.function_tokens = self.function_tokens
+        self.functions.api_url = function_api_url(config)
         self.admin_token = ""
         self._services: list[Service] = []
         self._started: list[Service] = []
@@ -246,6 +251,7 @@ class Platform:
         )
         if created:
             log.warning("created the admin token in %s (mode 0600)", self.config.token_path)
+        await self.function_tokens.load(self.store.repos.platform_keys)
         await self.runtime.start()
         if datadir.sandboxes_read_code_by_path(self.runtime.status().get("sandbox", {})):
             datadir.open_for_sandboxes(self.config.data_dir)
@@ -302,3 +308,11 @@ def _default_runtime(config: Config) -> Runtime:
     from ondo.runtime import create_runtime
 
     return create_runtime(config)
+
+
+def function_api_url(config: Config) -> str:
+    """The URL a function reaches the API at: the one the server listens on, with an address
+    that means "every interface" replaced by loopback (which a function may reach only if its
+    `network: {allow: [...]}` lists it: docs/security.md, "Function identities")."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(config.host, config.host)
+    return replace(config, host=host).url

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ondo.api.http import AUDIT_FINISH, AUDIT_LATER, platform_of, principal_of
-from ondo.errors import OndoError
+from ondo.errors import Forbidden, OndoError
 from ondo.security.policy import Permission, require
 from ondo.security.tokens import Principal
 
@@ -118,7 +118,11 @@ def _guard(
             await _refused(request, action, exc)
             raise
         if not audited:
-            return await endpoint(request)
+            try:
+                return await endpoint(request)
+            except Forbidden as exc:  # refused inside (per event type): recorded all the same
+                await _refused(request, action, exc)
+                raise
         request.scope[AUDIT_FINISH] = functools.partial(_audit, request, action)
         try:
             response = await endpoint(request)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ondo.deploy.permissions import parse_permissions
 from ondo.deploy.sources import Directory, SourceDecl, parse_directory, parse_sources
 from ondo.deploy.yamlsrc import MAX_MANIFEST_BYTES, Located, load
 from ondo.destinations import parse_destination
@@ -36,9 +37,11 @@ FUNCTION_KEYS = (
     "requirements",
     "async",
     "event",
+    "permissions",
 )
 ASYNC_KEYS = ("retries", "max_event_age", "on_failure")
 DESTINATION_RE = re.compile(r"^(invoke|emit) +(\S+)$")
+PLATFORM_ENV = ("ONDO_TOKEN", "ONDO_API_URL")  # set per invocation (runtime/bootstrap.py)
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -176,6 +179,7 @@ def _function(doc: Located, root: Path, name: str, spec: Any) -> FunctionDecl:
         environment=_environment(doc, (*path, "environment"), spec.get("environment") or {}),
         **_async(doc, (*path, "async"), spec.get("async") or {}),
         event=_shape(doc, (*path, "event"), spec.get("event", "cloudevent")),
+        permissions=parse_permissions(doc, (*path, "permissions"), spec.get("permissions")),
     )
     return FunctionDecl(name, code_dir, config, req_path, doc.where(path), root.resolve())
 
@@ -243,6 +247,12 @@ def _environment(doc: Located, path: tuple[str | int, ...], value: Any) -> dict[
     for key, item in value.items():
         if not ENV_NAME_RE.match(key):
             raise doc.error((*path, key), f"{key!r} is not a valid environment variable name")
+        if key in PLATFORM_ENV:
+            raise doc.error(
+                (*path, key),
+                f"{key} is set by the platform for each invocation (the function's own token"
+                " and the API's URL, when it declares `permissions`); choose another name",
+            )
         if isinstance(item, dict | list) or item is None:
             raise doc.error((*path, key), "must be text, a number or a boolean")
         env[key] = str(item).lower() if isinstance(item, bool) else str(item)

@@ -32,7 +32,8 @@ from ondo.functions.shared import SharedBundles
 from ondo.ids import uuid7
 from ondo.metrics import Metrics
 from ondo.notices import Notices
-from ondo.runtime.base import FunctionSpec, InvocationOutcome, Runtime
+from ondo.runtime.base import CallerIdentity, FunctionSpec, InvocationOutcome, Runtime
+from ondo.security.function_tokens import FunctionTokens
 
 log = logging.getLogger("ondo.functions")
 
@@ -68,6 +69,10 @@ class FunctionService:
         self.clock = clock
         self.metrics = metrics
         self.notices = Notices()  # platform.py hands it the platform's hub
+        # Each invocation of a function with `permissions` gets its own token for the API at
+        # `api_url` (platform.py sets both; None: functions get no token).
+        self.function_tokens: FunctionTokens | None = None
+        self.api_url = ""
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._async_tasks: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -436,7 +441,9 @@ class FunctionService:
             try:
                 if self.bundles.enabled:  # a store shared with other processes
                     await self.bundles.ensure(fv)
-                outcome = await self.runtime.invoke(self.spec(fv), payload, record.id)
+                outcome = await self.runtime.invoke(
+                    self.spec(fv), payload, record.id, self._identity(fv, record.id)
+                )
             except Exception as exc:  # the record ends even when the platform fails to run it
                 await self._late_row_done(record.id)
                 await self._end_failed(record, _platform_error(exc, record.id))
@@ -458,6 +465,17 @@ class FunctionService:
         finally:
             self._running -= 1
         return final
+
+    def _identity(self, fv: FunctionVersion, invocation_id: str) -> CallerIdentity | None:
+        """This invocation's own token, scoped to the function's `permissions` (none declared:
+        no token). Issued just before it runs: it expires a margin after the timeout."""
+        scope, tokens = fv.config.permissions, self.function_tokens
+        if not scope or tokens is None or not tokens.ready:
+            return None
+        token = tokens.issue(
+            fv.namespace, fv.name, fv.version, invocation_id, scope, fv.config.timeout
+        )
+        return CallerIdentity(token, self.api_url)
 
     def _write_late_row(self, record_id: str) -> None:
         late = self._late_rows.pop(record_id, None)

@@ -10,6 +10,7 @@ from typing import Any, Literal, Protocol
 from ondo.runtime.layers import build_layer
 
 __all__ = [
+    "CallerIdentity",
     "FunctionSpec",
     "InvocationOutcome",
     "InvocationStatus",
@@ -41,6 +42,15 @@ class FunctionSpec:
         return f"{self.namespace}/{self.name}:{self.version}"
 
 
+@dataclass(frozen=True)
+class CallerIdentity:
+    """What one invocation may call the platform with: its own short-lived token and the API's
+    URL (context.ondo_token / ondo_api_url, $ONDO_TOKEN / $ONDO_API_URL while it runs)."""
+
+    token: str = field(repr=False)
+    api_url: str
+
+
 InvocationStatus = Literal["succeeded", "failed", "timed_out", "killed"]
 
 
@@ -63,8 +73,15 @@ class Runtime(Protocol):
     async def prepare(self, spec: FunctionSpec) -> None:
         """Start the version's zygote and import the handler; HandlerImportError if that fails."""
 
-    async def invoke(self, spec: FunctionSpec, event: bytes, request_id: str) -> InvocationOutcome:
-        """Run one invocation; ConcurrencyExhausted when `concurrency` are already running."""
+    async def invoke(
+        self,
+        spec: FunctionSpec,
+        event: bytes,
+        request_id: str,
+        identity: CallerIdentity | None = None,
+    ) -> InvocationOutcome:
+        """Run one invocation (handing it `identity`, if any, for that invocation only);
+        ConcurrencyExhausted when `concurrency` are already running."""
 
     async def retire(self, spec: FunctionSpec) -> None:
         """Stop the version's zygote and workers."""

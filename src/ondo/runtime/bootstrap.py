@@ -169,6 +169,10 @@ class LambdaContext:
         self.log_stream_name = str(config.get("log_stream", ""))
         self.identity = None
         self.client_context = None
+        # ondo's: this invocation's own token and the API's URL, when the function declared
+        # `permissions` (None otherwise); never the zygote's, never the next invocation's.
+        self.ondo_token: str | None = None
+        self.ondo_api_url: str | None = None
         self._deadline = deadline
 
     def get_remaining_time_in_millis(self) -> int:
@@ -257,6 +261,9 @@ def run_invocation(
     context = LambdaContext(config, str(header["id"]), started + timeout)
     reply: dict[str, Any] = {"id": header["id"], "status": "failed"}
     result = b""
+    caller = header.get("ondo")
+    if caller:
+        hand_identity(context, caller)
     try:
         event = json.loads(body) if body else None
         value = handler(event, context)
@@ -271,11 +278,30 @@ def run_invocation(
             reply["status"] = "succeeded"
         else:
             reply["error"], result = error, b""
+    finally:
+        if caller:
+            take_identity_back()
     reply["duration_ms"] = (time.monotonic() - started) * 1000.0
     usage = resource.getrusage(resource.RUSAGE_SELF)
     reply["max_rss_kb"] = usage.ru_maxrss
     CPU_LIMIT.rearm(usage.ru_utime + usage.ru_stime, timeout)
     return reply, result
+
+
+IDENTITY_ENV = ("ONDO_TOKEN", "ONDO_API_URL")
+
+
+def hand_identity(context: LambdaContext, caller: dict[str, Any]) -> None:
+    """The invocation's own token and the API's URL: on the context, and in the environment
+    while it runs (so a client library, or a subprocess, finds them there too)."""
+    context.ondo_token, context.ondo_api_url = str(caller["token"]), str(caller["api_url"])
+    os.environ.update(zip(IDENTITY_ENV, (context.ondo_token, context.ondo_api_url), strict=True))
+
+
+def take_identity_back() -> None:
+    """Nothing of this invocation's identity is left for the next one the worker runs."""
+    for name in IDENTITY_ENV:
+        os.environ.pop(name, None)
 
 
 def encode_result(value: Any) -> tuple[bytes, dict[str, Any] | None]:

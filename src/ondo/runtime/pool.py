@@ -14,7 +14,7 @@ from typing import Any
 
 from ondo.deadlines import Deadlines
 from ondo.errors import ConcurrencyExhausted, HandlerImportError, RuntimeUnavailable
-from ondo.runtime.base import FunctionSpec, InvocationOutcome
+from ondo.runtime.base import CallerIdentity, FunctionSpec, InvocationOutcome
 from ondo.runtime.channel import WorkerChannel, WorkerGone
 from ondo.runtime.reply import MalformedReply, WorkerReply, read_reply
 from ondo.runtime.worker import Worker, describe_death
@@ -152,7 +152,9 @@ class FunctionPool:
 
     # --- invocation ---------------------------------------------------------------------
 
-    async def invoke(self, event: bytes, request_id: str) -> InvocationOutcome:
+    async def invoke(
+        self, event: bytes, request_id: str, identity: CallerIdentity | None = None
+    ) -> InvocationOutcome:
         if self.closing:
             raise RuntimeUnavailable(
                 f"{self.spec.key} is being retired; invoke the current version"
@@ -165,7 +167,7 @@ class FunctionPool:
         if self.idle:
             worker = self.idle.pop()
             self.busy.add(worker)
-            return await self._run(worker, event, request_id, cold=False, init_ms=0.0)
+            return await self._run(worker, event, request_id, identity, cold=False, init_ms=0.0)
         self.starting += 1
         started = time.perf_counter()
         try:
@@ -175,7 +177,7 @@ class FunctionPool:
         self.busy.add(worker)
         self._refill_spares()
         init_ms = (time.perf_counter() - started) * 1000.0
-        return await self._run(worker, event, request_id, cold=True, init_ms=init_ms)
+        return await self._run(worker, event, request_id, identity, cold=True, init_ms=init_ms)
 
     async def _new_worker(self) -> Worker:
         """A spare if one is ready (or about to be), else a fork now."""
@@ -275,12 +277,21 @@ class FunctionPool:
                 self._retire_worker(worker, "died idle")
 
     async def _run(
-        self, worker: Worker, event: bytes, request_id: str, cold: bool, init_ms: float
+        self,
+        worker: Worker,
+        event: bytes,
+        request_id: str,
+        identity: CallerIdentity | None,
+        cold: bool,
+        init_ms: float,
     ) -> InvocationOutcome:
         self.counts["invocations"] += 1
         self.counts["cold_starts"] += cold
         started = time.perf_counter()
-        reply = worker.channel.request({"id": request_id}, event)
+        header: dict[str, Any] = {"id": request_id}
+        if identity is not None:  # per invocation: a zygote's workers serve many
+            header["ondo"] = {"token": identity.token, "api_url": identity.api_url}
+        reply = worker.channel.request(header, event)
         self._timeouts.add(worker, self.spec.timeout_s)
         FunctionPool.in_flight += 1
         try:

@@ -10,7 +10,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ondo.errors import RuntimeUnavailable
-from ondo.runtime.base import LOG_CAPTURE_BYTES, FunctionSpec, InvocationOutcome
+from ondo.runtime.base import (
+    LOG_CAPTURE_BYTES,
+    CallerIdentity,
+    FunctionSpec,
+    InvocationOutcome,
+)
 from ondo.runtime.cgroups import migration_tuning
 from ondo.runtime.pool import FunctionPool
 from ondo.runtime.sandbox import Sandbox, SandboxOptions
@@ -63,8 +68,14 @@ class ZygoteRuntime:
                 await asyncio.to_thread(self.sandbox.forget_pool, pool.pool_id)
             raise
 
-    async def invoke(self, spec: FunctionSpec, event: bytes, request_id: str) -> InvocationOutcome:
-        return await self._pool(spec).invoke(event, request_id)
+    async def invoke(
+        self,
+        spec: FunctionSpec,
+        event: bytes,
+        request_id: str,
+        identity: CallerIdentity | None = None,
+    ) -> InvocationOutcome:
+        return await self._pool(spec).invoke(event, request_id, identity)
 
     async def retire(self, spec: FunctionSpec) -> None:
         pool = self.pools.pop(spec.key, None)

@@ -57,7 +57,7 @@ def role_allows(principal: Principal, permission: Permission) -> bool:
     resource; `allows` decides for one resource."""
     if principal.is_admin:
         return True
-    if principal.scope and not any(_scope_names(entry, permission) for entry in principal.scope):
+    if _scoped(principal) and not any(_scope_names(entry, permission) for entry in principal.scope):
         return False
     return permission in ROLE_PERMISSIONS[principal.role]
 
@@ -67,7 +67,7 @@ def allows(principal: Principal, permission: Permission, resource: str = "") -> 
     empty: the permission as a whole) by its role and its token's scope."""
     if principal.is_admin:
         return True
-    if principal.scope and not any(
+    if _scoped(principal) and not any(
         _scope_covers(entry, permission, resource) for entry in principal.scope
     ):
         return False
@@ -82,11 +82,23 @@ def require(principal: Principal, permission: Permission, what: str, resource: s
     if permission is Permission.PLATFORM:
         raise NotFound(f"{what} is not available to this token (it is the admin's)")
     target = f" on {resource}" if resource else ""
+    if principal.kind == "function":
+        raise Forbidden(
+            f"{what}: function {principal.name!r} may not {permission.value}{target}; its token"
+            " allows only what `permissions:` of the function in ondo.yaml lists"
+            f" ({', '.join(principal.scope) or 'nothing'})"
+        )
     raise Forbidden(
         f"{what}: {principal.name!r} (role {principal.role}) may not {permission.value}{target}"
         f" in namespace {principal.namespace!r}; an admin of the namespace can change its role"
         " (ondo users add NAME --role ROLE) or grant it (ondo policies add)"
     )
+
+
+def _scoped(principal: Principal) -> bool:
+    """Whether the token's scope limits it: a function's always does (an empty scope allows
+    nothing), anyone else's only when it has one."""
+    return bool(principal.scope) or principal.kind == "function"
 
 
 def _scope_names(entry: str, permission: Permission) -> bool:

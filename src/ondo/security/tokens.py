@@ -22,6 +22,7 @@ from ondo.backends.store.repositories.tokens import (
     Principal,
     TokenRepository,
 )
+from ondo.security.function_tokens import FUNCTION_TOKEN_PREFIX, FunctionTokens
 
 __all__ = ["ADMIN", "IssuedToken", "Principal", "TokenStore"]
 
@@ -45,9 +46,16 @@ class IssuedToken:
 class TokenStore:
     """Issues and checks tokens through `tokens` (the store's autocommit repository)."""
 
-    def __init__(self, tokens: TokenRepository, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        tokens: TokenRepository,
+        clock: Callable[[], float] = time.time,
+        functions: FunctionTokens | None = None,
+    ) -> None:
         self.tokens = tokens
         self.clock = clock
+        # Functions' short-lived tokens: signed, not stored (security/function_tokens.py).
+        self.functions = functions
         # digest -> (principal, revoked_at); only tokens that exist are kept.
         self._cache: dict[str, tuple[Principal, float | None]] = {}
         self._detach: Callable[[], None] | None = None
@@ -79,6 +87,8 @@ class TokenStore:
 
     async def authenticate(self, token: str) -> Principal | None:
         """The principal a live token names; None for an unknown, expired or revoked one."""
+        if token.startswith(FUNCTION_TOKEN_PREFIX):
+            return self.functions.verify(token) if self.functions is not None else None
         digest = digest_of(token)
         found = self._cache.get(digest)
         if found is None:

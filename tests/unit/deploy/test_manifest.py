@@ -145,3 +145,61 @@ def test_network_allow_turns_network_on_with_host_exceptions(tmp_path: Path) -> 
     assert fn.config.network is True
     assert fn.config.network_allow == ("127.0.0.1:5432", "[::1]:6379")
     assert FunctionConfig.from_json(fn.config.to_json()) == fn.config  # stored and read back
+
+
+def test_permissions_become_the_scope_of_the_functions_token(tmp_path: Path) -> None:
+    app = make_app(
+        tmp_path / "app",
+        "functions:\n"
+        "  resize:\n"
+        "    permissions:\n"
+        "      emit: [image.resized, 'image.*', image.resized]\n"
+        "      invoke: report\n",
+    )
+    config = read_manifest(app).functions["resize"].config
+    assert config.permissions == (
+        "emit:type:image.resized",
+        "emit:type:image.*",
+        "invoke:function:report",
+    )
+    assert FunctionConfig.from_json(config.to_json()) == config
+    plain = make_app(tmp_path / "plain", "functions:\n  resize: {}\n")
+    assert read_manifest(plain).functions["resize"].config.permissions == ()
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        (
+            "functions:\n  resize:\n    permissions: [emit]\n",
+            "ondo.yaml:3 (functions.resize.permissions): must be a mapping",
+        ),
+        (
+            "functions:\n  resize:\n    permissions:\n      read: ['*']\n",
+            "ondo.yaml:4 (functions.resize.permissions.read): unknown key 'read'",
+        ),
+        (
+            "functions:\n  resize:\n    permissions:\n      emit: [a.b, 'x[ab]']\n",
+            "ondo.yaml:4 (functions.resize.permissions.emit.1): must be an event type",
+        ),
+        (
+            "functions:\n  resize:\n    permissions:\n      invoke: [Report]\n",
+            "(functions.resize.permissions.invoke.0): must be a function name",
+        ),
+        (
+            "functions:\n  resize:\n    permissions:\n      emit: {a: b}\n",
+            "(functions.resize.permissions.emit): must be a list of event types",
+        ),
+        (
+            "functions:\n  resize:\n    environment: {ONDO_TOKEN: x}\n",
+            "(functions.resize.environment.ONDO_TOKEN): ONDO_TOKEN is set by the platform",
+        ),
+    ],
+)
+def test_invalid_permissions_name_file_line_and_field(
+    tmp_path: Path, yaml_text: str, expected: str
+) -> None:
+    app = make_app(tmp_path / "app", yaml_text)
+    with pytest.raises(ConfigError) as caught:
+        read_manifest(app)
+    assert expected in str(caught.value)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -36,6 +36,7 @@ from ondo.api.http import (
     off_loop_if_large,
     parse_json,
     platform_of,
+    principal_of,
     read_body,
 )
 from ondo.backends.bus import StoredEvent
@@ -53,6 +54,8 @@ from ondo.errors import (
 from ondo.errors import ValidationError as InvalidRequest
 from ondo.events import HOPS_EXTENSION, CloudEvent, format_time, parse_time
 from ondo.platform import Platform
+from ondo.security.policy import Permission, require
+from ondo.security.tokens import Principal
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
@@ -79,6 +82,7 @@ async def ingest(request: Request) -> JSONResponse:
         config.max_event_bytes,
         config.max_batch_events,
     )
+    require_emit(principal_of(request), events)
     results = await platform.bus.append(events, namespace_of(request))
     platform.metrics.events_appended(namespace_of(request), sum(not r.duplicate for r in results))
     return answer(
@@ -89,6 +93,13 @@ async def ingest(request: Request) -> JSONResponse:
         },
         202,
     )
+
+
+def require_emit(principal: Principal, events: Sequence[CloudEvent]) -> None:
+    """Each event's type must be one the caller may emit (a function's token lists its types);
+    one that is not refuses the whole request (403), before anything is appended."""
+    for event_type in dict.fromkeys(event.type for event in events):
+        require(principal, Permission.EMIT, "POST /v1/events", f"type:{event_type}")
 
 
 def decode_checked(

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         FunctionRepository,
         InvocationRepository,
     )
+    from ondo.backends.store.repositories.keys import PlatformKeyRepository
     from ondo.backends.store.repositories.retention import WatermarkRepository
     from ondo.backends.store.repositories.rules import (
         EnforcementRepository,
@@ -187,6 +188,11 @@ class Repositories(Protocol):
     @property
     def audit(self) -> AuditRepository:
         """The hash-chained audit log (security/audit.py)."""
+        ...
+
+    @property
+    def platform_keys(self) -> PlatformKeyRepository:
+        """The platform's own keys (the one signing functions' tokens)."""
         ...
 
 

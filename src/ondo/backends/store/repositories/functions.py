@@ -41,13 +41,22 @@ class FunctionConfig:
     # The shape of the event a rule invocation passes (functions/shapes.py): cloudevent, s3
     # or eventbridge.
     event: str = "cloudevent"
+    # What each invocation's token may do (`emit:type:GLOB`, `invoke:function:GLOB`: see
+    # security/function_tokens.py); empty: the function gets no token.
+    permissions: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @staticmethod
     def from_json(obj: dict[str, Any]) -> FunctionConfig:
-        return FunctionConfig(**{**obj, "network_allow": tuple(obj.get("network_allow", ()))})
+        return FunctionConfig(
+            **{
+                **obj,
+                "network_allow": tuple(obj.get("network_allow", ())),
+                "permissions": tuple(obj.get("permissions", ())),
+            }
+        )
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from ondo.backends.store.sql.audit import SqlAuditRepository
 from ondo.backends.store.sql.blobs import SqlBlobRepository
 from ondo.backends.store.sql.events import SqlEventIndexRepository
 from ondo.backends.store.sql.functions import SqlFunctionRepository, SqlInvocationRepository
+from ondo.backends.store.sql.keys import SqlPlatformKeyRepository
 from ondo.backends.store.sql.retention import SqlWatermarkRepository
 from ondo.backends.store.sql.rules import (
     SqlEnforcementRepository,
@@ -81,3 +82,7 @@ class SqlRepositories:
     @cached_property
     def audit(self) -> SqlAuditRepository:
         return SqlAuditRepository(self._sql)
+
+    @cached_property
+    def platform_keys(self) -> SqlPlatformKeyRepository:
+        return SqlPlatformKeyRepository(self._sql)

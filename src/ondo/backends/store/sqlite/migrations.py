@@ -343,4 +343,12 @@ MIGRATIONS: list[Migration] = [
         "audit-0001",
         "CREATE INDEX audit_log_by_principal ON audit_log (namespace, principal, seq)",
     ),
+    # --- function identities: the key that signs each invocation's short-lived token --------
+    (
+        "fnid-0001",
+        """
+        CREATE TABLE platform_keys (
+            name TEXT PRIMARY KEY, secret TEXT NOT NULL, created_at REAL NOT NULL)
+        """,
+    ),
 ]
