@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Protocol
 
@@ -31,20 +30,34 @@ class ManualClock:
 
     def __init__(self, start: float | None = None) -> None:
         self._now = time.time() if start is None else start
-        self._moved = asyncio.Event()
+        self._sleepers: set[asyncio.Future[None]] = set()
 
     def now(self) -> float:
         return self._now
 
     def advance(self, seconds: float) -> float:
         self._now += seconds
-        self._moved.set()
-        self._moved = asyncio.Event()
+        for sleeper in self._sleepers:
+            _wake(sleeper)
+        self._sleepers.clear()
         return self._now
 
     async def sleep(self, seconds: float) -> None:
-        # Wake on advance or after a short real delay, so callers re-check their deadlines.
-        moved = self._moved
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(min(max(seconds, 0.0), 0.05) or 0.001):
-                await moved.wait()
+        # Wake on advance or after a short real delay, so callers re-check their deadlines. A
+        # plain future and a timer rather than asyncio.timeout: on Python 3.11 a cancellation
+        # that lands as the timeout expires could be turned into the TimeoutError it suppressed,
+        # and the cancelled task slept on (a source's stop then waited for ever).
+        loop = asyncio.get_running_loop()
+        sleeper: asyncio.Future[None] = loop.create_future()
+        self._sleepers.add(sleeper)
+        timer = loop.call_later(min(max(seconds, 0.0), 0.05) or 0.001, _wake, sleeper)
+        try:
+            await sleeper
+        finally:
+            timer.cancel()
+            self._sleepers.discard(sleeper)
+
+
+def _wake(sleeper: asyncio.Future[None]) -> None:
+    if not sleeper.done():
+        sleeper.set_result(None)

@@ -119,6 +119,7 @@ class Relayer:
             starting = False
             for entry in sorted(due, key=lambda e: e.received_at):
                 await self.attempt(entry)
+                honour_cancellation()
                 if not entry.pending:
                     del self.queue[entry.ref]
             later = [e.next_at for e in self.queue.values()]
@@ -161,7 +162,18 @@ class Relayer:
         waiter tasks here once kept a cancelled relayer, and the source's stop, waiting)."""
         deadline = self.ctx.clock.now() + seconds
         while not self._wake.is_set() and (left := deadline - self.ctx.clock.now()) > 0:
+            honour_cancellation()
             await self.ctx.clock.sleep(min(left, WAKE_POLL_S))
+
+
+def honour_cancellation() -> None:
+    """Raise CancelledError if this task was cancelled but the cancellation got lost: on Python
+    3.11, `asyncio.wait_for` (which aiosmtplib uses for every reply) swallows a cancellation that
+    arrives as the awaited read completes, and the relayer then ran on, cancelled, for ever (the
+    source's stop waited for it)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def sleep_until(clock: Clock, deadline: float) -> None:
