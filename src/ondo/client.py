@@ -131,6 +131,22 @@ class Client:
     def delete(self, path: str) -> Any:
         return self.request("DELETE", path).json()
 
+    def audit(
+        self,
+        *,
+        about: str | None = None,
+        principal: str | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> Any:
+        """GET /v1/audit: `{caller, entries, next_after}` (and `decisions` with `about`;
+        `about="@me"` is the caller)."""
+        return self.get("/v1/audit", about=about, principal=principal, after=after, limit=limit)
+
+    def audit_verify(self, expect: str | None = None) -> Any:
+        """GET /v1/audit/verify: `{ok, checked, head, problem, broken_seq, anchors}`."""
+        return self.get("/v1/audit/verify", expect=expect)
+
 
 def _error_of(response: httpx.Response) -> ClientError:
     try:

@@ -16,6 +16,7 @@ from ondo.api.auth import BearerAuth
 from ondo.api.errors import INTERNAL, error_response, internal_message, status_of
 from ondo.api.permissions import guarded_routes
 from ondo.api.routes import (
+    audit,
     clock,
     contacts,
     deployments,
@@ -43,6 +44,7 @@ ROUTE_MODULES: list[Callable[[], list[BaseRoute]]] = [
     contacts.routes,
     tokens.routes,
     clock.routes,
+    audit.routes,
 ]
 
 

@@ -78,6 +78,22 @@ NULLABLE_TEXT: Schema = {"type": ["string", "null"]}
 CONTACT = obj({"name": TEXT, "channels": OBJECT, "app": NULLABLE_TEXT})
 GROUP = obj({"name": TEXT, "members": array(TEXT), "app": NULLABLE_TEXT})
 JOB = obj({"id": INT, "status": TEXT})
+AUDIT_ENTRY = obj(
+    {
+        "seq": INT,
+        "at": NUMBER,
+        "namespace": TEXT,
+        "principal": TEXT,
+        "action": TEXT,
+        "resource": TEXT,
+        "outcome": {"type": "string", "enum": ["ok", "denied", "failed"]},
+        "about": TEXT,
+        "detail": OBJECT,
+        "prev_hash": TEXT,
+        "hash": TEXT,
+    }
+)
+AUDIT_HEAD = obj({"seq": INT, "hash": TEXT})
 INVOCATIONS = obj({"invocations": array(INVOCATION)})
 CLOUDEVENT = obj(
     {"specversion": {"const": "1.0"}, "id": NAME, "source": NAME, "type": NAME},
@@ -234,6 +250,34 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/v1/trace/{event_id}"): Operation(
         {200: obj({"events": array(STORED_EVENT), "decisions": array(OBJECT), "lines": LINES})},
         errors=(410,),
+    ),
+    # --- audit --------------------------------------------------------------------------------
+    ("GET", "/v1/audit"): Operation(
+        {
+            200: obj(
+                {
+                    "caller": TEXT,
+                    "entries": array(AUDIT_ENTRY),
+                    "next_after": {"type": ["integer", "null"]},
+                },
+                {"decisions": array(OBJECT)},
+            )
+        },
+        query={
+            "about": TEXT,
+            "principal": TEXT,
+            "after": {"type": "integer", "minimum": 0},
+            "limit": limit(100),
+        },
+    ),
+    ("GET", "/v1/audit/verify"): Operation(
+        {
+            200: obj(
+                {"ok": {"type": "boolean"}, "checked": INT, "head": AUDIT_HEAD, "problem": TEXT},
+                {"broken_seq": {"type": ["integer", "null"]}, "anchors": array(TEXT)},
+            )
+        },
+        query={"expect": {"type": "string", "pattern": "^[0-9]{1,18}:[0-9a-fA-F]{64}$"}},
     ),
     ("GET", "/v1/clock"): Operation({200: CLOCK}),
     ("POST", "/v1/clock/advance"): Operation(

@@ -68,6 +68,8 @@ ROUTE_PERMISSIONS: Final[Mapping[tuple[str, str], Permission]] = {
     ("PUT", "/v1/groups/{name}"): P.DEPLOY,
     ("DELETE", "/v1/groups/{name}"): P.DEPLOY,
     ("POST", "/v1/tokens"): P.PLATFORM,
+    ("GET", "/v1/audit"): P.SELF,  # USERS widens it from one's own trail to the namespace's
+    ("GET", "/v1/audit/verify"): P.PLATFORM,  # the chain spans namespaces
 }
 # The resource a route acts on, from its path parameters, for per-resource checks.
 ROUTE_RESOURCES: Final[Mapping[tuple[str, str], Callable[[Mapping[str, str]], str]]] = {
@@ -152,7 +154,7 @@ async def _audit(request: Request, action: str, outcome: str, error: str = "") -
         namespace,
         principal.name,
         action,
-        note.get("resource", request.url.path),
+        note.get("resource") or default_resource(request.url.path),
         outcome=outcome,
         about=note.get("about", ""),
         **detail,
@@ -169,6 +171,32 @@ async def _refused(request: Request, action: str, error: OndoError) -> None:
         request.url.path,
         error=error.code,
     )
+
+
+# A path's collection -> the kind its audit resources are named by ("rule:bp-alert").
+_KINDS: Final = {
+    "functions": "function",
+    "rules": "rule",
+    "contacts": "contact",
+    "groups": "group",
+    "dlq": "dlq",
+    "events": "event",
+    "sources": "source",
+    "users": "user",
+    "tokens": "token",
+    "grants": "grant",
+    "secrets": "secret",
+    "policies": "policy",
+}
+
+
+def default_resource(path: str) -> str:
+    """What an entry names when its route did not say (api.http.audit_note): `KIND:NAME` for
+    /v1/COLLECTION/NAME/…, else the path."""
+    parts = path.split("/")  # "", "v1", collection, name, …
+    if len(parts) >= 4 and parts[1] == "v1" and parts[2] in _KINDS and parts[3]:
+        return f"{_KINDS[parts[2]]}:{parts[3]}"
+    return path
 
 
 def principal_source(principal: Principal) -> str:

@@ -48,10 +48,16 @@ def _is_hash(text: str) -> bool:
 
 
 class HeadAnchor:
-    """The newest head this process appended, in `path` (0600, replaced atomically)."""
+    """The newest head this process appended, in `path` (0600).
+
+    Rewritten in place, one fixed-width line at offset 0 through a descriptor kept open: a
+    write-and-rename per append cost ~4 ms on the test machine's disk (more than the commit),
+    this costs microseconds. Not fsynced: after a power cut the file may name an older entry,
+    never a newer one (the database's commit came first)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._fd: int | None = None
 
     def load(self) -> Head | None:
         """The remembered head; None when there is none yet. A damaged file raises: it is
@@ -60,7 +66,7 @@ class HeadAnchor:
             raw = self.path.read_text()
         except FileNotFoundError:
             return None
-        if not raw:  # a crash between creating and filling it (it is not fsynced): no anchor
+        if not raw.strip():  # a crash between creating and filling it: no anchor yet
             return None
         try:
             doc = json.loads(raw)
@@ -73,8 +79,14 @@ class HeadAnchor:
 
     def save(self, head: Head) -> None:
         """Remember `head` (called after its entry committed, in chain order)."""
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump({"seq": head.seq, "hash": head.hash}, out)
-        os.replace(tmp, self.path)
+        line = f'{{"seq": {head.seq:>20}, "hash": "{head.hash}"}}\n'.encode()
+        if self._fd is None or not self.path.exists():  # first use, or the file was removed
+            self.close()
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.pwrite(self._fd, line, 0)
+        os.ftruncate(self._fd, len(line))
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

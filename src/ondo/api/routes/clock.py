@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from ondo.api.http import answer, json_body, platform_of
+from ondo.api.http import answer, audit_note, json_body, platform_of
 from ondo.clock import ManualClock
 from ondo.errors import Conflict, ValidationError
 from ondo.platform import Platform
@@ -44,6 +44,7 @@ async def advance_clock(request: Request) -> JSONResponse:
     dispatcher = platform.rules.dispatcher
     before = await dispatcher.settle() if dispatcher else {}
     now = clock.advance(float(seconds))
+    audit_note(request, resource="clock", seconds=seconds, now=now)
     after = await dispatcher.settle() if dispatcher else {}
     return answer({"now": now, "before": before, "after": after})
 

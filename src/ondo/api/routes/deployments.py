@@ -4,21 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from collections import Counter
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ondo.api.http import answer, flag_param, namespace_of, platform_of, read_body
+from ondo.api.http import (
+    AuditFinish,
+    answer,
+    audit_later,
+    audit_note,
+    flag_param,
+    namespace_of,
+    platform_of,
+    read_body,
+)
 from ondo.api.progress import progress_stream, wants_progress
 from ondo.deploy.bundle import MAX_APP_BYTES, unpack
 from ondo.deploy.manifest import Manifest, read_manifest
 from ondo.deploy.plan import apply_plan, check_imports, make_plan
 from ondo.deploy.targets import DeployTargets
 from ondo.errors import OndoError
+
+MAX_NOTED_NAMES = 50  # rule names an audit entry lists for one deploy
 
 
 async def deploy(request: Request) -> Response:
@@ -27,8 +40,36 @@ async def deploy(request: Request) -> Response:
     body = await read_body(request, MAX_APP_BYTES)
     job = partial(_deploy_archive, targets, body, request.query_params, namespace_of(request))
     if wants_progress(request):
-        return progress_stream(job)
-    return answer(await job())
+        # The answer starts before the outcome is known: the entry is written when it is.
+        return progress_stream(job, partial(_audit_outcome, request, audit_later(request)))
+    out = await job()
+    _note(request, out)
+    return answer(out)
+
+
+async def _audit_outcome(
+    request: Request, finish: AuditFinish, result: Any, error: BaseException | None
+) -> None:
+    if error is None:
+        _note(request, result)
+        await finish("ok", "")
+    else:
+        await finish("failed", error.code if isinstance(error, OndoError) else "internal")
+
+
+def _note(request: Request, out: dict[str, Any]) -> None:
+    """What the deploy's audit entry says: the app, how many of each kind changed how, and
+    the rules it created, changed or deleted."""
+    steps = out.get("steps", [])
+    changes = Counter(f"{s['kind']}.{s['change']}" for s in steps if s["change"] != "unchanged")
+    rules = sorted(s["name"] for s in steps if s["kind"] == "rule" and s["change"] != "unchanged")
+    audit_note(
+        request,
+        resource=f"app:{out.get('app')}",
+        dry_run=bool(out.get("dry_run")),
+        changes=dict(sorted(changes.items())),
+        rules=rules[:MAX_NOTED_NAMES],
+    )
 
 
 async def _deploy_archive(

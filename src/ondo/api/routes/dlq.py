@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute, Route
 from ondo.actions.queue import ActionQueue
 from ondo.api.http import (
     answer,
+    audit_note,
     decode_json,
     int_param,
     is_stored_int,
@@ -20,6 +21,8 @@ from ondo.api.http import (
     whole_number,
 )
 from ondo.errors import Conflict, ValidationError
+
+MAX_NOTED_IDS = 100  # dead-letter ids one audit entry lists
 
 
 def _queue(request: Request) -> ActionQueue:
@@ -71,11 +74,18 @@ async def retry_all(request: Request) -> JSONResponse:
         jobs = [await queue.job(i, namespace) for i in ids]
         ids = [job.id for job in jobs if job.status == "dead"]
         skipped = [job.id for job in jobs if job.status != "dead"]
+        _note_ids(request, ids)
         if skipped:
             await queue.retry_dead(ids)
             return answer({"retried": ids, "skipped_not_dead": skipped})
+    _note_ids(request, ids)
     await queue.retry_dead(ids)
     return answer({"retried": ids})
+
+
+def _note_ids(request: Request, ids: list[int]) -> None:
+    """The dead letters a retry names in its audit entry (the first MAX_NOTED_IDS)."""
+    audit_note(request, resource="dlq", ids=ids[:MAX_NOTED_IDS], count=len(ids))
 
 
 async def _all_dead_ids(queue: ActionQueue, namespace: str) -> list[int]:

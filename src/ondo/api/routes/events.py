@@ -30,6 +30,7 @@ from starlette.routing import BaseRoute, Route
 
 from ondo.api.http import (
     answer,
+    audit_note,
     decode_json,
     int_param,
     namespace_of,
@@ -303,6 +304,15 @@ async def replay(request: Request) -> JSONResponse:
     since = parse_since(body["since"], platform.clock.now())
     rule, type_glob = _optional_text(body, "rule"), _optional_text(body, "type")
     events = await collect_since(platform, since, type_glob, namespace_of(request))
+    audit_note(
+        request,
+        resource=f"rule:{rule}" if rule else "events",
+        since=format_time(since),
+        type=type_glob,
+        events=len(events),
+        first_seq=events[0].seq if events else None,
+        last_seq=events[-1].seq if events else None,
+    )
     summary: dict[str, Any] = {
         "since": format_time(since),
         "rule": rule,

@@ -8,6 +8,7 @@ from starlette.routing import BaseRoute, Route
 
 from ondo.api.http import (
     answer,
+    audit_note,
     flag_param,
     int_param,
     is_stored_int,
@@ -43,6 +44,7 @@ async def delete_function(request: Request) -> JSONResponse:
         namespace_of(request),
         force=flag_param(request.query_params, "force"),
     )
+    audit_note(request, disabled_rules=disabled)
     return answer({"deleted": name, "disabled_rules": disabled})
 
 
@@ -59,6 +61,7 @@ async def rollback(request: Request) -> JSONResponse:
     version = body.get("version") if isinstance(body, dict) else None
     if not is_stored_int(version, low=1):
         raise ValidationError('body must be {"version": N} with N a version number ≥ 1')
+    audit_note(request, version=version)
     platform = platform_of(request)
     fv = await platform.functions.rollback(
         request.path_params["name"], version, namespace_of(request)

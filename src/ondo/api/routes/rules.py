@@ -9,7 +9,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from ondo.api.http import answer, int_param, json_body, namespace_of, platform_of, principal_of
+from ondo.api.http import (
+    answer,
+    audit_note,
+    int_param,
+    json_body,
+    namespace_of,
+    platform_of,
+    principal_of,
+)
+from ondo.backends.store.repositories.rules import StoredRule
 from ondo.errors import ValidationError
 from ondo.platform import Platform
 from ondo.rules.definitions import parse_definition
@@ -32,6 +41,8 @@ async def create_rule(request: Request) -> JSONResponse:
     name = body.get("name")
     if name is not None and not isinstance(name, str):
         raise ValidationError("'name' must be text")
+    if name:
+        audit_note(request, resource=f"rule:{name[:200]}")
     text = body.get("text")
     definition = {k: v for k, v in body.items() if k in DEFINITION_KEYS} or None
     if text is not None and not isinstance(text, str):
@@ -58,7 +69,19 @@ async def create_rule(request: Request) -> JSONResponse:
     stored = await book.add(rule, replace_existing=replace)
     if body.get("enabled") is False:
         stored = await book.set_enabled(namespace, stored.name, False)
+    _note_rule(request, stored, replace=replace)
     return answer(await _rule_json(platform, namespace, stored.name), 201)
+
+
+def _note_rule(request: Request, stored: StoredRule, **detail: Any) -> None:
+    """The rule's audit entry names it, its owner, and the data subject it is about (when
+    `about` names exactly one; otherwise the subjects' patterns, if any)."""
+    subjects = stored.spec.get("pattern", {}).get("subject", [])
+    exact = [s for s in subjects if isinstance(s, str)]
+    one = exact[0] if len(subjects) == 1 and exact else ""
+    if subjects and not one:
+        detail["subjects"] = subjects[:20]
+    audit_note(request, resource=f"rule:{stored.name}", about=one, owner=stored.owner, **detail)
 
 
 async def list_rules(request: Request) -> JSONResponse:
@@ -73,8 +96,10 @@ async def show_rule(request: Request) -> JSONResponse:
 
 
 async def delete_rule(request: Request) -> JSONResponse:
-    name = request.path_params["name"]
-    await platform_of(request).rules.book.delete(namespace_of(request), name)
+    name, book = request.path_params["name"], platform_of(request).rules.book
+    audit_note(request, resource=f"rule:{name}")
+    _note_rule(request, await book.get(namespace_of(request), name))  # who it was about
+    await book.delete(namespace_of(request), name)
     return answer({"deleted": name})
 
 
@@ -88,9 +113,11 @@ async def disable_rule(request: Request) -> JSONResponse:
 
 async def _set_enabled(request: Request, enabled: bool) -> JSONResponse:
     platform = platform_of(request)
+    audit_note(request, resource=f"rule:{request.path_params['name']}")
     stored = await platform.rules.book.set_enabled(
         namespace_of(request), request.path_params["name"], enabled
     )
+    _note_rule(request, stored)
     return answer(stored.to_json())
 
 
