@@ -16,6 +16,10 @@ prefix of its own, then alternates the two sides over --rounds rounds:
 - http_batch (the baseline): the same number of events POSTed in batches of 100
   (application/cloudevents-batch+json) over 8 keep-alive connections, all answered 202.
 
+Each round also reports `cpu_us_per_event`: the CPU time (user + system, all threads) of the
+`ondo up` process during the round, divided by the events: much less sensitive to other load on
+the machine than the rate.
+
 The source asks the broker for a window of 2000 unacknowledged messages (MQTT 5 Receive
 Maximum; Mosquitto's own `max_inflight_messages` default is 20) and acknowledges each batch (up
 to 1000) only after appending it. The broker's settings are its defaults, left as they are.
@@ -53,6 +57,9 @@ BATCH_SIZE = 100
 CONNECTIONS = 8
 WINDOW = 1500  # messages the publisher may be ahead: within the broker's queue (1000) + in flight
 STALL_S = 30.0
+# How often the source's counter is read: every 5 ms cost the platform ~5% of its CPU (200
+# authenticated GETs a second); 20 ms still ends a round of seconds within 1%.
+POLL_S = 0.02
 TARGET = 5000
 
 
@@ -117,15 +124,26 @@ class PahoPub:
         self.proc.join(60)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of process `pid` (all its threads) so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def per_event_us(cpu: float, events: int) -> float:
+    return round(cpu * 1e6 / events, 1) if events else 0.0
+
+
 def source_events(api: httpx.Client, name: str) -> int:
     return int(api.get(f"/v1/sources/{name}").json()["events"])
 
 
-def mqtt_round(api: httpx.Client, prefix: str, count: int) -> dict[str, Any]:
+def mqtt_round(api: httpx.Client, pid: int, prefix: str, count: int) -> dict[str, Any]:
     """Publish `count` readings, at most WINDOW ahead of the source; messages/s until all are
     appended (the publisher in its own process)."""
     lines = readings(count)
     base = source_events(api, "bench")
+    cpu = cpu_seconds(pid)
     started = time.perf_counter()
     pub = (MosquittoPub if shutil.which("mosquitto_pub") else PahoPub)(f"{prefix}/p1/bp")
     written = arrived = 0
@@ -137,17 +155,19 @@ def mqtt_round(api: httpx.Client, prefix: str, count: int) -> dict[str, Any]:
             written = upto
             if written == count:
                 pub.close()
-        time.sleep(0.005)
+        time.sleep(POLL_S)
         now_arrived = source_events(api, "bench") - base
         if now_arrived > arrived:
             arrived, progress_at = now_arrived, time.monotonic()
         elif time.monotonic() - progress_at > STALL_S:
             break
     elapsed = time.perf_counter() - started
+    cpu = cpu_seconds(pid) - cpu
     if written < count:
         pub.close()
     return {
         "events_per_s": round(arrived / elapsed),
+        "cpu_us_per_event": per_event_us(cpu, arrived),
         "arrived": arrived,
         "published": written,
         "seconds": round(elapsed, 3),
@@ -187,8 +207,15 @@ def http_round(platform: RunningPlatform, run: str, count: int) -> dict[str, Any
         await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
         return time.perf_counter() - started, refused
 
+    pid = platform.proc.pid if platform.proc is not None else 0
+    cpu = cpu_seconds(pid)
     elapsed, refused = asyncio.run(post_all())
-    return {"events_per_s": round(count / elapsed), "refused": refused}
+    cpu = cpu_seconds(pid) - cpu
+    return {
+        "events_per_s": round(count / elapsed),
+        "cpu_us_per_event": per_event_us(cpu, count),
+        "refused": refused,
+    }
 
 
 def deploy(platform: RunningPlatform, root: Path, prefix: str) -> None:
@@ -220,19 +247,21 @@ def measure_on(config: BackendConfig, rounds: int, count: int) -> dict[str, Any]
         try:
             with RunningPlatform(root / "data", env=config.env()) as platform:
                 deploy(platform, root, prefix)
+                assert platform.proc is not None
+                pid = platform.proc.pid
                 with platform.client() as api:
                     deadline = time.monotonic() + 30
                     while api.get("/v1/sources/bench").json()["state"] != "connected":
                         if time.monotonic() > deadline:
                             raise SystemExit("the mqtt source did not connect")
                         time.sleep(0.05)
-                    mqtt_round(api, prefix, min(count, 1000))  # warm up both paths
+                    mqtt_round(api, pid, prefix, min(count, 1000))  # warm up both paths
                     http_round(platform, "warm", min(count, 1000))
                     for index in range(rounds):
                         sides = ["mqtt", "http"] if index % 2 == 0 else ["http", "mqtt"]
                         for side in sides:
                             if side == "mqtt":
-                                mqtt.append(mqtt_round(api, prefix, count))
+                                mqtt.append(mqtt_round(api, pid, prefix, count))
                             else:
                                 http.append(http_round(platform, f"r{index}", count))
                     errors = api.get("/v1/sources/bench").json()["errors"]
@@ -246,6 +275,8 @@ def summary(
 ) -> dict[str, Any]:
     mqtt_rates = [r["events_per_s"] for r in mqtt]
     http_rates = [r["events_per_s"] for r in http]
+    mqtt_cpu = [r["cpu_us_per_event"] for r in mqtt]
+    http_cpu = [r["cpu_us_per_event"] for r in http]
     return {
         "backend": {"name": config.name, **config.describe()},
         "mqtt_events_per_s": mqtt_rates,
@@ -253,6 +284,8 @@ def summary(
         "mqtt_rounds": mqtt,
         "http_batch_events_per_s": http_rates,
         "http_batch_range": [min(http_rates), max(http_rates)],
+        "mqtt_cpu_us_per_event_range": [min(mqtt_cpu), max(mqtt_cpu)],
+        "http_batch_cpu_us_per_event_range": [min(http_cpu), max(http_cpu)],
         "http_refused": sum(r["refused"] for r in http),
         "ratio_mqtt_vs_http_batch_median": round(
             statistics.median(mqtt_rates) / statistics.median(http_rates), 3

@@ -43,7 +43,8 @@ from urllib.parse import SplitResult, unquote, urlsplit
 from ondo import boundedjson
 from ondo.durations import parse_duration
 from ondo.errors import DurationError, EventError, OndoError, PayloadTooLarge
-from ondo.events import CloudEvent
+from ondo.events import CloudEvent, EventShape, format_time
+from ondo.ids import uuid7
 from ondo.sources import mqtt_wire
 from ondo.sources.base import Settings, SourceContext, Where, no_unknown_keys
 from ondo.sources.mqtt_topics import (
@@ -295,14 +296,24 @@ class Route:
 
 
 @dataclass(frozen=True)
+class _Topic:
+    """What every message on one topic shares: its route, attributes and event shape."""
+
+    route: Route
+    found: Attributes
+    shape: EventShape
+
+
+@dataclass(frozen=True)
 class Mapper:
     """Turns (topic, payload) into an event, as the source's validated settings say."""
 
     source: str
     routes: tuple[Route, ...]
     type_prefix: str
-    _known: dict[str, tuple[Route, Attributes]] = field(
-        default_factory=dict, compare=False, repr=False
+    _known: dict[str, _Topic] = field(default_factory=dict, compare=False, repr=False)
+    _stamp: list[tuple[float, datetime, str]] = field(
+        default_factory=list, compare=False, repr=False
     )
 
     @classmethod
@@ -319,28 +330,44 @@ class Mapper:
     def event(self, topic: str, payload: bytes, now: float) -> CloudEvent:
         """The event for one message; ValueError (or an OndoError) saying why there is none."""
         known = self._known.get(topic)
-        if known is None:  # a topic's route and attributes are worked out once
-            known = self._route(topic)
+        if known is None:  # a topic's route, attributes and event shape are worked out once
+            known = self._topic(topic)
             if len(self._known) >= MAX_KNOWN_TOPICS:
                 self._known.clear()
             self._known[topic] = known
-        route, found = known
-        data = _data(payload, route.payload) if payload else None
-        return CloudEvent(
-            source=self.source,
-            type=found.type,
-            subject=found.subject,
-            time=datetime.fromtimestamp(now, UTC),
-            datacontenttype=CONTENT_TYPES[route.payload] if data is not None else None,
-            data=data,
-            extensions=found.extensions,
-        )
+        data = _data(payload, known.route.payload) if payload else None
+        if data is None:  # an event without data (an empty payload, or JSON null)
+            found = known.found
+            return CloudEvent(
+                source=self.source,
+                type=found.type,
+                subject=found.subject,
+                time=datetime.fromtimestamp(now, UTC),
+                extensions=found.extensions,
+            )
+        _, when, when_text = self._time(now)
+        return known.shape.event(uuid7(), when, when_text, data)
 
-    def _route(self, topic: str) -> tuple[Route, Attributes]:
+    def _time(self, now: float) -> tuple[float, datetime, str]:
+        """`now` as a datetime and in text, made once for the messages of a batch."""
+        if not self._stamp or self._stamp[0][0] != now:
+            when = datetime.fromtimestamp(now, UTC)
+            self._stamp[:] = [(now, when, format_time(when))]
+        return self._stamp[0]
+
+    def _topic(self, topic: str) -> _Topic:
         for route in self.routes:
             fields = route.template.match(topic)
             if fields is not None:
-                return route, attributes(fields, topic, route.type, self.type_prefix)
+                found = attributes(fields, topic, route.type, self.type_prefix)
+                shape = EventShape(
+                    source=self.source,
+                    type=found.type,
+                    subject=found.subject,
+                    datacontenttype=CONTENT_TYPES[route.payload],
+                    extensions=found.extensions,
+                )
+                return _Topic(route, found, shape)
         raise ValueError("it matches none of the source's topics (a subscription left over?)")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
@@ -24,3 +25,17 @@ def test_ids_are_unique_and_sort_by_the_millisecond_they_were_made_in() -> None:
     time.sleep(0.002)
     assert uuid7_hex() > first
     assert [h[:12] for h in made] == sorted(h[:12] for h in made)  # the timestamp part
+
+
+def test_a_forked_child_does_not_repeat_its_parents_random_bits() -> None:
+    uuid7_hex()  # the parent now holds random bits drawn ahead for its next ids
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id's random part, to the parent
+        os.write(write, uuid7_hex()[12:].encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert len(child) == 20 and child != uuid7_hex()[12:]
