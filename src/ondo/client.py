@@ -23,6 +23,7 @@ _NOT_FOUND_HINTS = (
     ("/v1/invocations/", "`ondo logs FUNCTION` shows a function's recent invocations"),
     ("/v1/events/", "`ondo events tail` shows the latest events"),
     ("/v1/trace/", "`ondo events tail` shows the latest events"),
+    ("/v1/secrets/", "`ondo secrets list` shows the secrets"),
 )
 
 
@@ -146,6 +147,18 @@ class Client:
     def audit_verify(self, expect: str | None = None) -> Any:
         """GET /v1/audit/verify: `{ok, checked, head, problem, broken_seq, anchors}`."""
         return self.get("/v1/audit/verify", expect=expect)
+
+    def set_secret(self, name: str, value: bytes) -> Any:
+        """Set secret `name` to `value` (sent as the raw body, never echoed back)."""
+        headers = {"Content-Type": "application/octet-stream"}
+        return self.request("PUT", f"/v1/secrets/{name}", content=value, headers=headers).json()
+
+    def secrets(self) -> Any:
+        """The namespace's secrets: names, dates and who set them (never values)."""
+        return self.get("/v1/secrets")
+
+    def delete_secret(self, name: str) -> Any:
+        return self.delete(f"/v1/secrets/{name}")
 
 
 def _error_of(response: httpx.Response) -> ClientError:

@@ -80,6 +80,9 @@ class Config:
     mqtt_url: str = "mqtt://127.0.0.1:1883"  # the broker of `mqtt` actions without their own
     # signs `webhook` actions (docs/actions.md); kept out of repr so it never lands in a log
     webhook_secret: str = field(default="", repr=False)
+    # encrypts secrets at rest (security/secretbox.py); needed when several processes share
+    # the store, else <data-dir>/secrets.key is made on first use. Kept out of repr.
+    secrets_key: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         if self.retention_records_s < self.retention_events_s:
@@ -170,6 +173,7 @@ def from_environment() -> Config:
         wal_limit_mb=_env_count("ONDO_WAL_LIMIT_MB", base.wal_limit_mb),
         mqtt_url=os.environ.get("ONDO_MQTT_URL") or None,
         webhook_secret=os.environ.get("ONDO_WEBHOOK_SECRET") or None,
+        secrets_key=os.environ.get("ONDO_SECRETS_KEY") or None,
         **{
             field_name: _env_duration(f"ONDO_RETENTION_{kind.upper()}")
             for kind, field_name in RETENTION_KINDS.items()

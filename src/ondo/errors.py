@@ -245,6 +245,23 @@ class ActionNotAvailable(RuleError):
     code = "action_not_available"
 
 
+# --- secrets ----------------------------------------------------------------------------
+
+
+class SecretsKeyMissing(OndoError):
+    """Raised when secrets are used on a store shared by several processes and no key was given
+    (ONDO_SECRETS_KEY): each node must hold the same key, so none is made up."""
+
+    code = "secrets_key_missing"
+
+
+class SecretUnreadable(OndoError):
+    """Raised when a stored secret cannot be decrypted: another key, a damaged key, or a
+    ciphertext that was altered or moved to another name."""
+
+    code = "secret_unreadable"
+
+
 # --- the CLI's client -------------------------------------------------------------------
 
 

@@ -50,6 +50,8 @@ from ondo.security.audit import AuditLog
 from ondo.security.audit_anchor import AUDIT_ANCHOR, HeadAnchor
 from ondo.security.function_tokens import FunctionTokens
 from ondo.security.refusals import RefusalGate
+from ondo.security.secretbox import load_keys
+from ondo.security.secrets import Secrets
 from ondo.security.tokens import TokenStore
 from ondo.sources.book import SourceBook
 from ondo.sources.http_routes import HttpInvoke, HttpRoutes
@@ -111,6 +113,12 @@ class Platform:
         self.metrics.watch_pool(self.runtime.status)
         # The platform's own events (the `ondo` source kind): each part publishes its notices.
         self.notices = Notices()
+        # The key is read (or, embedded, made) when a secret is first used, not at start.
+        self.secrets = Secrets(
+            self.store,
+            lambda: load_keys(config.secrets_key, config.data_dir, self.store.shared),
+            self.clock.now,
+        )
         self.functions = FunctionService(
             self.store,
             self.runtime,
@@ -118,10 +126,13 @@ class Platform:
             config.data_dir / "layers",
             self.clock,
             self.metrics,
+            self.secrets,
         )
         self.functions.notices = self.notices
         self.functions.function_tokens = self.function_tokens
         self.functions.api_url = function_api_url(config)
+        self.secrets.on_change(self.functions.secret_changed)  # zygotes restart with new values
+        self.secrets.watch()
         self.admin_token = ""
         self._services: list[Service] = []
         self._started: list[Service] = []
@@ -273,6 +284,7 @@ class Platform:
         self._started.clear()
         await _bounded("draining invocations", self.functions.drain(grace_s), budget)
         self.functions.close()
+        self.secrets.close()
         await _bounded("closing the runtime", self.runtime.close(grace_s), budget)
         await _bounded("writing the audit summaries", self.audit.close(), STOP_STEP_EXTRA_S)
         await _bounded("closing the bus", self.bus.close(), STOP_STEP_EXTRA_S)

@@ -18,6 +18,7 @@ the embedded engines' files are marked `embedded_only` and skip in the distribut
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 from typing import Protocol
@@ -33,6 +34,7 @@ from tests.services import (
 )
 
 BACKENDS = ("embedded", "distributed", "nats-bus")
+SECRETS_KEY = base64.urlsafe_b64encode(os.urandom(32)).decode()
 
 
 def configured() -> str:
@@ -65,7 +67,13 @@ def environment(data_dir: Path) -> dict[str, str]:
     if configured() == "nats-bus":
         return {"ONDO_BUS": NATS_URL, "ONDO_CLUSTER": cluster}
     require_postgres()
-    return {"ONDO_STORE": POSTGRES_URL, "ONDO_BUS": NATS_URL, "ONDO_CLUSTER": cluster}
+    return {
+        "ONDO_STORE": POSTGRES_URL,
+        "ONDO_BUS": NATS_URL,
+        "ONDO_CLUSTER": cluster,
+        # A shared store takes its secrets key from here (every node the same): one per run.
+        "ONDO_SECRETS_KEY": SECRETS_KEY,
+    }
 
 
 def used(cluster: str | None, user: Alive) -> None:

@@ -2,7 +2,7 @@
 
 Two tenants, `alpha` and `beta`, each a namespace with a user of its own (alpha's is the
 namespace's admin: the strongest intruder short of the platform admin). `beta`'s user makes
-one resource of each kind through the API (functions, a rule, a source, a contact and a group,
+one resource of each kind through the API (functions, a rule, a source, a contact and a group, a secret,
 an event, an invocation record, a dead letter); then every operation the server documents is
 called with `alpha`'s token: once naming `beta` (`?namespace=beta`), which must be 404 as if
 nothing were there, and once addressing `beta`'s resources by name or id in `alpha`'s own
@@ -44,6 +44,7 @@ def handler(event, context):
     return {"echo": event}
 """
 SECRET_EVENT = "evt-only-in-beta"
+SECRET_VALUE = "beta-secret-value"  # beta's secret TENANT_SECRET: no route answers a value
 PROBE = {"specversion": "1.0", "id": "alpha-probe", "source": "tests/alpha", "type": "c.x"}
 METHODS = ("get", "put", "post", "delete", "patch")
 A, B = "alpha", "beta"
@@ -77,6 +78,7 @@ class Tenants:
             "tenant-group",
             "beta-owner",
             self.tokens[B],
+            SECRET_VALUE,
         ]
 
 
@@ -142,6 +144,7 @@ def _beta_makes_one_of_each(platform: RunningPlatform, beta: httpx.Client, app: 
     invoked = beta.post("/v1/functions/tenant-echo/invoke", json={"x": 1})
     assert invoked.status_code == 200, invoked.text
     dead = wait_for(lambda: beta.get("/v1/dlq").json()["dead_letters"])
+    assert beta.put("/v1/secrets/TENANT_SECRET", content=SECRET_VALUE).status_code == 201
     return invoked.headers["X-Ondo-Invocation-Id"], dead[0]["id"]
 
 
@@ -197,6 +200,7 @@ def _path_params(path: str, t: Tenants) -> dict[str, str]:
         "/v1/sources/": {"name": "tenant-feed"},
         "/v1/contacts/": {"name": "tenant-contact"},
         "/v1/groups/": {"name": "tenant-group"},
+        "/v1/secrets/": {"name": "TENANT_SECRET"},
     }
     names = re.findall(r"\{(\w+)\}", path)
     for prefix, values in by_prefix.items():
@@ -351,6 +355,9 @@ def _beta_is_untouched(t: Tenants) -> None:
         contacts = beta.get("/v1/contacts").text
         assert "tenant-contact" in contacts and "tenant-group" in contacts
         assert [s["name"] for s in beta.get("/v1/sources").json()["sources"]] == ["tenant-feed"]
+        [secret] = beta.get("/v1/secrets").json()["secrets"]
+        assert secret["name"] == "TENANT_SECRET"
+        assert secret["updated_at"] == secret["created_at"]  # not set again by an alpha call
 
 
 def _namespaces_in(doc: Any) -> set[str]:

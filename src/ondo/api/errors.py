@@ -46,6 +46,8 @@ from ondo.errors import (
     RuleSyntaxError,
     RuleTooLarge,
     RuntimeUnavailable,
+    SecretsKeyMissing,
+    SecretUnreadable,
     SourceKindUnavailable,
     StoreConflict,
     StoreError,
@@ -99,6 +101,8 @@ STATUSES: Final[tuple[tuple[type[OndoError], int], ...]] = (
     (StoreUnavailable, 503),
     (StoreConflict, 503),
     (StoreError, 503),
+    (SecretsKeyMissing, 503),  # the operator must give every node the same key
+    (SecretUnreadable, 500),  # a wrong key or an altered row: the operator's to fix
     # raised by the CLI's client when a platform answered an error; never by the server
     (ClientError, 502),
     (OndoError, 500),

@@ -94,6 +94,20 @@ AUDIT_ENTRY = obj(
     }
 )
 AUDIT_HEAD = obj({"seq": INT, "hash": TEXT})
+SECRET = obj(
+    {
+        "name": TEXT,
+        "namespace": TEXT,
+        "created_at": NUMBER,
+        "updated_at": NUMBER,
+        "created_by": TEXT,
+    }
+)
+SECRET_SET = obj({"name": TEXT, "namespace": TEXT, "created": {"type": "boolean"}})
+SECRET_BODY: dict[str, Schema] = {  # the value itself, UTF-8, up to 64 KiB
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+    "text/plain": {"schema": {"type": "string", "minLength": 1}},
+}
 INVOCATIONS = obj({"invocations": array(INVOCATION)})
 CLOUDEVENT = obj(
     {"specversion": {"const": "1.0"}, "id": NAME, "source": NAME, "type": NAME},
@@ -247,6 +261,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         errors=(409, 413),
     ),
     ("DELETE", "/v1/groups/{name}"): Operation({200: obj({"deleted": TEXT})}, errors=(409,)),
+    # --- secrets: no operation answers a value -----------------------------------------------
+    ("GET", "/v1/secrets"): Operation({200: obj({"secrets": array(SECRET)})}),
+    ("PUT", "/v1/secrets/{name}"): Operation(
+        {200: SECRET_SET, 201: SECRET_SET}, body=SECRET_BODY, errors=(413,)
+    ),
+    ("DELETE", "/v1/secrets/{name}"): Operation({200: obj({"deleted": TEXT})}),
     ("GET", "/v1/trace/{event_id}"): Operation(
         {200: obj({"events": array(STORED_EVENT), "decisions": array(OBJECT), "lines": LINES})},
         errors=(410,),

@@ -70,6 +70,9 @@ ROUTE_PERMISSIONS: Final[Mapping[tuple[str, str], Permission]] = {
     ("POST", "/v1/tokens"): P.PLATFORM,
     ("GET", "/v1/audit"): P.SELF,  # USERS widens it from one's own trail to the namespace's
     ("GET", "/v1/audit/verify"): P.PLATFORM,  # the chain spans namespaces
+    ("GET", "/v1/secrets"): P.READ,
+    ("PUT", "/v1/secrets/{name}"): P.SECRETS,
+    ("DELETE", "/v1/secrets/{name}"): P.SECRETS,
 }
 # The resource a route acts on, from its path parameters, for per-resource checks.
 ROUTE_RESOURCES: Final[Mapping[tuple[str, str], Callable[[Mapping[str, str]], str]]] = {

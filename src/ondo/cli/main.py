@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "ondo.cli.rules",
     "ondo.cli.sources",
     "ondo.cli.contacts",
+    "ondo.cli.secrets",
     "ondo.cli.clock",
     "ondo.cli.audit",
     "ondo.cli.completion",

@@ -38,11 +38,13 @@ FUNCTION_KEYS = (
     "async",
     "event",
     "permissions",
+    "secrets",
 )
 ASYNC_KEYS = ("retries", "max_event_age", "on_failure")
 DESTINATION_RE = re.compile(r"^(invoke|emit) +(\S+)$")
 PLATFORM_ENV = ("ONDO_TOKEN", "ONDO_API_URL")  # set per invocation (runtime/bootstrap.py)
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SECRET_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")  # security/secrets.py NAME_RE
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,9 @@ def _function(doc: Located, root: Path, name: str, spec: Any) -> FunctionDecl:
         **_async(doc, (*path, "async"), spec.get("async") or {}),
         event=_shape(doc, (*path, "event"), spec.get("event", "cloudevent")),
         permissions=parse_permissions(doc, (*path, "permissions"), spec.get("permissions")),
+        secrets=_secrets(doc, (*path, "secrets"), spec.get("secrets") or []),
     )
+    _no_shadowing(doc, path, config)
     return FunctionDecl(name, code_dir, config, req_path, doc.where(path), root.resolve())
 
 
@@ -257,6 +261,40 @@ def _environment(doc: Located, path: tuple[str | int, ...], value: Any) -> dict[
             raise doc.error((*path, key), "must be text, a number or a boolean")
         env[key] = str(item).lower() if isinstance(item, bool) else str(item)
     return env
+
+
+def _secrets(doc: Located, path: tuple[str | int, ...], value: Any) -> tuple[str, ...]:
+    """`secrets: [DB_PASSWORD, ...]`: the secrets (set with `ondo secrets set`) the function
+    gets as environment variables."""
+    if not isinstance(value, list):
+        raise doc.error(path, "must be a list of secret names, e.g. [DB_PASSWORD]")
+    names: list[str] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not SECRET_NAME_RE.fullmatch(item):
+            raise doc.error(
+                (*path, index),
+                f"{item!r} is not a secret name: capital letters, digits and '_', not starting"
+                " with a digit, at most 64 (e.g. DB_PASSWORD)",
+            )
+        if item in names:
+            raise doc.error((*path, index), f"{item!r} is listed twice")
+        if item in PLATFORM_ENV:
+            raise doc.error(
+                (*path, index), f"{item} is set by the platform for each invocation; rename it"
+            )
+        names.append(item)
+    return tuple(names)
+
+
+def _no_shadowing(doc: Located, path: tuple[str | int, ...], config: FunctionConfig) -> None:
+    """A name is either a plain environment variable or a secret, not both."""
+    for name in config.secrets:
+        if name in config.environment:
+            raise doc.error(
+                (*path, "environment", name),
+                f"{name!r} is also in `secrets`: keep it in one of them (a secret's value"
+                " comes from `ondo secrets set`)",
+            )
 
 
 def _async(doc: Located, path: tuple[str | int, ...], value: Any) -> dict[str, Any]:

@@ -173,12 +173,29 @@ def _check_on_failure(
         )
 
 
+async def _check_secrets(
+    functions: FunctionTargets, manifest: Manifest, namespace: str, decl: FunctionDecl
+) -> None:
+    """Each declared secret must be set in the namespace before the function can run."""
+    missing = await functions.missing_secrets(namespace, decl.config.secrets)
+    if not missing:
+        return
+    path = ("functions", decl.name, "secrets")
+    where = manifest.source.where(path) if manifest.source else decl.where
+    what = f"secret {missing[0]} is" if len(missing) == 1 else f"secrets {', '.join(missing)} are"
+    raise ConfigError(
+        f"{where}: {what} not set in namespace {namespace!r}; set each first with"
+        f" `ondo secrets set {missing[0]}` (the value is read from stdin), then deploy again"
+    )
+
+
 async def plan_functions(
     functions: FunctionTargets, manifest: Manifest, namespace: str
 ) -> list[Step]:
     steps: list[Step] = []
     for name, decl in sorted(manifest.functions.items()):
         _check_on_failure(functions, manifest, namespace, decl)
+        await _check_secrets(functions, manifest, namespace, decl)
         code_hash, layer_hash = await asyncio.to_thread(_hashes, decl)
         current = functions.current.get(namespace, name)
         if current is None:

@@ -8,7 +8,7 @@ Protocols as they are. A unit test builds only what it touches.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -50,6 +50,9 @@ class FunctionTargets(Protocol):
         """The newest stored version with the draft's code, layer, settings and app."""
 
     async def names_of_app(self, namespace: str, app: str) -> list[str]: ...
+
+    async def missing_secrets(self, namespace: str, names: Sequence[str]) -> list[str]:
+        """Which of `names` are not set as secrets in `namespace`."""
 
     async def publish(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,13 @@ from ondo.functions.bundle import CodeStore
 from ondo.functions.directory import CurrentVersions
 from ondo.functions.model import FunctionConfig, FunctionVersion, InvocationRecord
 from ondo.functions.records import RecordWriter
+from ondo.functions.secretenv import (
+    SecretValues,
+    holds_secret,
+    redact_json,
+    redact_text,
+    redaction_of,
+)
 from ondo.functions.shared import SharedBundles
 from ondo.ids import uuid7
 from ondo.metrics import Metrics
@@ -61,8 +68,10 @@ class FunctionService:
         layers_root: Path,
         clock: Clock,
         metrics: Metrics,
+        secrets: SecretValues,
     ) -> None:
         self.store = store
+        self.secrets = secrets
         self.runtime = runtime
         self.code = code
         self.layers_root = layers_root
@@ -89,7 +98,10 @@ class FunctionService:
         )
         self._detach_specs: Callable[[], None] | None = None
         self._writes: set[asyncio.Task[None]] = set()  # work off the caller's path
-        self._specs: dict[tuple[str, str, int], tuple[FunctionVersion, FunctionSpec]] = {}
+        self._specs: dict[SpecKey, CachedSpec] = {}
+        # Runtime specs holding secret values, by (namespace, secret): restarted when it changes.
+        self._secret_users: dict[tuple[str, str], dict[str, FunctionSpec]] = {}
+        self._secret_changes = 0  # a spec built while a secret changed is not cached
         self._running = 0  # invocations between their runtime call and their final record
         # Runs whose `running` row is written only if they outlast RUNNING_ROW_AFTER_S.
         self._late_rows: dict[str, tuple[InvocationRecord, bytes | None]] = {}
@@ -174,18 +186,67 @@ class FunctionService:
 
     def spec(self, fv: FunctionVersion) -> FunctionSpec:
         """The runtime's view of a version, built once per version (the repository hands out
-        the same object each time; a deleted and re-created function fails the equality test)."""
-        key = (fv.namespace, fv.name, fv.version)
-        cached = self._specs.get(key)
-        if cached is not None and (cached[0] is fv or cached[0] == fv):
-            return cached[1]
-        if len(self._specs) >= SPEC_CACHE_SIZE:
-            self._specs.clear()
-        spec = self._build_spec(fv)
-        self._specs[key] = (fv, spec)
+        the same object each time; a deleted and re-created function fails the equality test).
+        For a version that declares secrets and is not cached, one without their values: it
+        names the version's pool (to retire it) but must not run it (see `_runnable`)."""
+        cached = self._cached_spec(fv)
+        if cached is not None:
+            return cached[0]
+        spec = self._build_spec(fv, {})
+        if not fv.config.secrets:
+            self._cache_spec(fv, spec, ())
         return spec
 
-    def _build_spec(self, fv: FunctionVersion) -> FunctionSpec:
+    def _cached_spec(self, fv: FunctionVersion) -> tuple[FunctionSpec, tuple[str, ...]] | None:
+        cached = self._specs.get((fv.namespace, fv.name, fv.version))
+        if cached is not None and (cached[0] is fv or cached[0] == fv):
+            return cached[1], cached[2]
+        return None
+
+    def _cache_spec(self, fv: FunctionVersion, spec: FunctionSpec, masked: tuple[str, ...]) -> None:
+        if len(self._specs) >= SPEC_CACHE_SIZE:
+            self._specs.clear()
+        self._specs[(fv.namespace, fv.name, fv.version)] = (fv, spec, masked)
+
+    async def _runnable(self, fv: FunctionVersion) -> tuple[FunctionSpec, tuple[str, ...]]:
+        """The spec to run a version with (its secrets' values in its environment), and the
+        values to mask in what it leaves behind."""
+        cached = self._cached_spec(fv)
+        if cached is not None:
+            return cached
+        if not fv.config.secrets:
+            return self.spec(fv), ()
+        changes = self._secret_changes
+        values = await self.secrets.values(fv.namespace, fv.config.secrets, _who(fv))
+        spec, masked = self._build_spec(fv, values), redaction_of(values.values())
+        if changes == self._secret_changes:  # else a value may be stale: read it next time
+            self._cache_spec(fv, spec, masked)
+            for secret in fv.config.secrets:
+                self._secret_users.setdefault((fv.namespace, secret), {})[spec.key] = spec
+        return spec, masked
+
+    def secret_changed(self, namespace: str, name: str) -> Coroutine[Any, Any, None]:
+        """A secret was set or deleted (here or in another process; `*`: any may have been):
+        forget the specs holding it now, and return the work that restarts their zygotes."""
+        self._secret_changes += 1
+        if namespace == EVERYTHING:
+            users = {k: s for specs in self._secret_users.values() for k, s in specs.items()}
+            self._secret_users.clear()
+        else:
+            users = self._secret_users.pop((namespace, name), {})
+        for key in [k for k, cached in self._specs.items() if cached[1].key in users]:
+            del self._specs[key]
+        return self._restart(list(users.values()))
+
+    async def _restart(self, specs: list[FunctionSpec]) -> None:
+        for spec in specs:  # the next invocation starts a zygote with the new environment
+            await self.runtime.retire(spec)
+
+    async def missing_secrets(self, namespace: str, names: Sequence[str]) -> list[str]:
+        """Which of `names` are not set in `namespace` (a deploy refuses those)."""
+        return await self.secrets.missing(namespace, names)
+
+    def _build_spec(self, fv: FunctionVersion, secrets: Mapping[str, str]) -> FunctionSpec:
         cfg = fv.config
         return FunctionSpec(
             namespace=fv.namespace,
@@ -198,7 +259,7 @@ class FunctionService:
             concurrency=cfg.concurrency,
             network=cfg.network,
             network_allow=cfg.network_allow,
-            environment=dict(cfg.environment),
+            environment={**cfg.environment, **secrets},
             layer_dir=self.layers_root / fv.layer_hash if fv.layer_hash else None,
         )
 
@@ -228,7 +289,7 @@ class FunctionService:
             same = await repo.identical_version(draft)
             if same is not None:
                 return await self.rollback(name, same.version, namespace)
-            await self.runtime.prepare(self.spec(draft))
+            await self._prepare(draft)
             previous = self.current.get(namespace, name)
             try:
                 async with self.store.transaction() as uow:
@@ -259,14 +320,24 @@ class FunctionService:
         draft = FunctionVersion(
             namespace, name, -next(self._trial_ids), config, code_hash, layer_hash, 0.0
         )
-        spec = self._build_spec(draft)
+        values = await self.secrets.values(namespace, config.secrets, _who(draft))
+        spec, masked = self._build_spec(draft, values), redaction_of(values.values())
         try:
             await self.runtime.prepare(spec)
         except HandlerImportError as exc:  # name the function, not the trial's made-up version
             trial = f"{namespace}/{name} (dry run)"
-            raise HandlerImportError(str(exc).replace(spec.key, trial, 1)) from None
+            message = redact_text(str(exc).replace(spec.key, trial, 1), masked)
+            raise HandlerImportError(message) from None
         finally:
             await self.runtime.retire(spec)
+
+    async def _prepare(self, fv: FunctionVersion) -> None:
+        """Start the version's zygote; an import error's traceback without secret values."""
+        spec, masked = await self._runnable(fv)
+        try:
+            await self.runtime.prepare(spec)
+        except OndoError as exc:
+            raise _masked_error(exc, masked) from None
 
     async def rollback(
         self, name: str, version: int, namespace: str = "default"
@@ -274,7 +345,7 @@ class FunctionService:
         target = await self.get_version(name, namespace, version)
         current = self.get(name, namespace)
         await self.bundles.ensure(target)  # deployed by another process sharing the store
-        await self.runtime.prepare(self.spec(target))
+        await self._prepare(target)
         async with self.store.transaction() as uow:
             await uow.functions.set_current(namespace, name, version, self.clock.now())
             await uow.notify(TOPIC, change_key(namespace, name))
@@ -437,16 +508,20 @@ class FunctionService:
             self._late_rows[record.id] = (record, row_payload)
             self._late_row_deadlines.add(record.id, RUNNING_ROW_AFTER_S)
         self._running += 1
+        masked: tuple[str, ...] = ()
         try:
             try:
                 if self.bundles.enabled:  # a store shared with other processes
                     await self.bundles.ensure(fv)
+                spec, masked = await self._runnable(fv)
                 outcome = await self.runtime.invoke(
-                    self.spec(fv), payload, record.id, self._identity(fv, record.id)
+                    spec, payload, record.id, self._identity(fv, record.id)
                 )
             except Exception as exc:  # the record ends even when the platform fails to run it
                 await self._late_row_done(record.id)
-                await self._end_failed(record, _platform_error(exc, record.id))
+                await self._end_failed(record, redact_json(_platform_error(exc, record.id), masked))
+                if isinstance(exc, OndoError) and masked:
+                    raise _masked_error(exc, masked) from None
                 raise
             finally:
                 if lazy_row:
@@ -454,6 +529,8 @@ class FunctionService:
                     self._late_rows.pop(record.id, None)
             await self._late_row_done(record.id)
             final = _apply_outcome(record, outcome, self.clock.now())
+            if masked:  # before it is recorded, answered or announced
+                final = _masked_record(final, masked)
             announce.invocation_failed(self.notices, final, payload)
             if record_after_answer:
                 # Queued and counted by the loop's next callback, after the answer has left;
@@ -551,6 +628,34 @@ class FunctionService:
     async def record_final(self, record: InvocationRecord) -> None:
         """Replace an invocation's record (an action job that gave up on it ends it)."""
         await self.store.repos.invocations.record(record)
+
+
+SpecKey = tuple[str, str, int]  # (namespace, name, version)
+# A version as last seen, its runtime spec, and the secret values to mask in its outcomes.
+CachedSpec = tuple[FunctionVersion, FunctionSpec, tuple[str, ...]]
+
+
+def _who(fv: FunctionVersion) -> str:
+    return f"function {fv.name!r}"
+
+
+def _masked_error(exc: OndoError, masked: tuple[str, ...]) -> OndoError:
+    """`exc`, or the same kind of error without the secret values its message holds."""
+    text = str(exc)
+    if not any(value in text for value in masked):
+        return exc
+    return type(exc)(redact_text(text, masked))
+
+
+def _masked_record(record: InvocationRecord, masked: tuple[str, ...]) -> InvocationRecord:
+    """The record without secret values in its logs, error or result."""
+    result, raw = record.result, record.result_json
+    if holds_secret(result, masked):
+        result, raw = redact_json(result, masked), None  # the API renders `result` again
+    error = redact_json(record.error, masked) if record.error is not None else None
+    return replace(
+        record, logs=redact_text(record.logs, masked), error=error, result=result, result_json=raw
+    )
 
 
 PLATFORM_CRASH_ERROR = {

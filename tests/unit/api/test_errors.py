@@ -63,6 +63,8 @@ EXPECTED = {
     "DuplicateKey": 409,
     "StoreConflict": 503,
     "ClientError": 502,
+    "SecretsKeyMissing": 503,
+    "SecretUnreadable": 500,
 }
 
 

@@ -203,3 +203,42 @@ def test_invalid_permissions_name_file_line_and_field(
     with pytest.raises(ConfigError) as caught:
         read_manifest(app)
     assert expected in str(caught.value)
+
+
+def test_secrets_are_declared_by_name_and_stored_as_names(tmp_path: Path) -> None:
+    app = make_app(
+        tmp_path / "shop", "functions:\n  resize:\n    secrets: [DB_PASSWORD, API_KEY]\n"
+    )
+    config = read_manifest(app).functions["resize"].config
+    assert config.secrets == ("DB_PASSWORD", "API_KEY")
+    assert FunctionConfig.from_json(config.to_json()) == config
+    assert FunctionConfig.from_json({"handler": "app.handler"}).secrets == ()  # older rows
+
+
+@pytest.mark.parametrize(
+    ("secrets", "expected"),
+    [
+        ("DB_PASSWORD", "ondo.yaml:3 (functions.resize.secrets): must be a list"),
+        ("[db_password]", "ondo.yaml:3 (functions.resize.secrets.0): 'db_password' is not a"),
+        ("[A, 1B]", "(functions.resize.secrets.1): '1B' is not a secret name"),
+        ("[A, A]", "(functions.resize.secrets.1): 'A' is listed twice"),
+        ("[{x: 1}]", "is not a secret name"),
+        ("[ONDO_TOKEN]", "set by the platform for each invocation"),
+    ],
+)
+def test_bad_secret_declarations_name_line_and_field(
+    tmp_path: Path, secrets: str, expected: str
+) -> None:
+    app = make_app(tmp_path / "shop", f"functions:\n  resize:\n    secrets: {secrets}\n")
+    with pytest.raises(ConfigError) as refused:
+        read_manifest(app)
+    assert expected in str(refused.value)
+
+
+def test_a_name_is_an_environment_setting_or_a_secret_not_both(tmp_path: Path) -> None:
+    app = make_app(
+        tmp_path / "shop",
+        "functions:\n  resize:\n    environment: {TOKEN: x}\n    secrets: [TOKEN]\n",
+    )
+    with pytest.raises(ConfigError, match=r"functions.resize.environment.TOKEN.*also in `secrets`"):
+        read_manifest(app)

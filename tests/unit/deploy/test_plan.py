@@ -5,7 +5,7 @@ memory: versions, the current one, handlers that fail to import)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -47,6 +47,7 @@ class Functions:
         self.versions: dict[Key, list[FunctionVersion]] = {}
         self.broken: set[str] = set()
         self.imported: list[str] = []  # handlers try_import was asked to import
+        self.secrets: set[str] = set()  # the secrets set in every namespace
 
     def get(self, name: str, namespace: str = "default") -> FunctionVersion:
         found = self.current.get(namespace, name)
@@ -65,6 +66,9 @@ class Functions:
             == (draft.config, draft.code_hash, draft.layer_hash, draft.app)
         ]
         return same[-1] if same else None
+
+    async def missing_secrets(self, namespace: str, names: Sequence[str]) -> list[str]:
+        return sorted(set(names) - self.secrets)
 
     async def names_of_app(self, namespace: str, app: str) -> list[str]:
         found = self.current.by_key.values()
@@ -284,6 +288,23 @@ def test_on_failure_must_name_a_function_of_the_app_or_a_deployed_one(tmp_path: 
         with pytest.raises(ConfigError, match=r"ondo.yaml:5.*'bye' does not exist"):
             await make_plan(w.targets, w.manifest(text))
         await w.deploy(w.manifest("functions:\n  bye:\n    code: ./bye\n", app="other"))
+        plan = await make_plan(w.targets, w.manifest(text))
+        assert changes(plan) == {("function", "hello"): "create"}
+
+    run(tmp_path, body)
+
+
+def test_a_declared_secret_must_be_set_before_the_deploy(tmp_path: Path) -> None:
+    text = HELLO + "    secrets: [DB_PASSWORD, API_KEY]\n"
+
+    async def body(w: World) -> None:
+        w.functions.secrets = {"API_KEY"}
+        with pytest.raises(ConfigError) as refused:
+            await make_plan(w.targets, w.manifest(text))
+        message = str(refused.value)
+        assert "ondo.yaml:5 (functions.hello.secrets)" in message
+        assert "DB_PASSWORD" in message and "ondo secrets set DB_PASSWORD" in message
+        w.functions.secrets.add("DB_PASSWORD")
         plan = await make_plan(w.targets, w.manifest(text))
         assert changes(plan) == {("function", "hello"): "create"}
 

@@ -21,6 +21,8 @@ from ondo.functions.model import FunctionConfig
 from ondo.functions.service import FunctionService
 from ondo.metrics import Metrics
 from ondo.runtime import SandboxOptions, ZygoteRuntime
+from ondo.security.secretbox import new_key_text, parse_keys
+from ondo.security.secrets import Secrets
 from tests.services import require_postgres, unique_cluster
 from tests.unit.store.conftest import drop_schema
 
@@ -53,6 +55,7 @@ async def two_processes(tmp_path: Path) -> AsyncIterator[tuple[FunctionService, 
     url, cluster = require_postgres(), unique_cluster()
     stores: list[Store] = []
     services: list[FunctionService] = []
+    keys = parse_keys(new_key_text(), "test")  # every node holds the same key
     runtimes: list[ZygoteRuntime] = []
     try:
         for _ in range(2):
@@ -62,6 +65,7 @@ async def two_processes(tmp_path: Path) -> AsyncIterator[tuple[FunctionService, 
             store = open_store(url, cluster=cluster)
             await store.open()
             stores.append(store)
+            secrets = Secrets(store, lambda: keys, time.time)
             service = FunctionService(
                 store,
                 runtime,
@@ -69,7 +73,10 @@ async def two_processes(tmp_path: Path) -> AsyncIterator[tuple[FunctionService, 
                 tmp_path / "layers",
                 WallClock(),
                 Metrics(),
+                secrets,
             )
+            secrets.on_change(service.secret_changed)
+            secrets.watch()
             await service.start()
             services.append(service)
         yield services[0], services[1]
@@ -136,5 +143,37 @@ def test_records_written_by_one_process_are_read_by_the_other(tmp_path: Path) ->
             assert [r.id for r in await other.logs_after("default", "hello", 0.0, 10)] == [
                 record.id
             ]
+
+    asyncio.run(main())
+
+
+SECRET_SOURCE = """
+import os
+
+def handler(event, context):
+    token = os.environ.get("API_TOKEN")
+    return {"reversed": token[::-1] if token else None}  # as is, it would be masked
+"""
+
+
+def test_a_secret_set_through_one_process_reaches_the_others_function(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with two_processes(tmp_path) as (one, other):
+            code_dir = tmp_path / "reader"
+            code_dir.mkdir()
+            (code_dir / "app.py").write_text(SECRET_SOURCE)
+            secrets_of_one = one.secrets
+            assert isinstance(secrets_of_one, Secrets)
+            await secrets_of_one.put("default", "API_TOKEN", b"first-token", "tester")
+            config = FunctionConfig(secrets=("API_TOKEN",))
+            await one.publish("hello", config, one.code.add(code_dir), None)
+            await until(lambda: other.exists("hello"))
+            assert await says(other) == {"reversed": "nekot-tsrif"}  # its zygote runs now
+
+            await secrets_of_one.put("default", "API_TOKEN", b"second-token", "tester")
+            # the other process hears it, restarts its zygote and reads the new value
+            await until(lambda: "default/hello:1" not in zygotes(other))
+            assert await says(other) == {"reversed": "nekot-dnoces"}
+            assert await says(one) == {"reversed": "nekot-dnoces"}
 
     asyncio.run(main())

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         RuleRepository,
         WindowRepository,
     )
+    from ondo.backends.store.repositories.secrets import SecretRepository
     from ondo.backends.store.repositories.sources import DirectoryRepository, SourceRepository
     from ondo.backends.store.repositories.tokens import TokenRepository
 
@@ -193,6 +194,11 @@ class Repositories(Protocol):
     @property
     def platform_keys(self) -> PlatformKeyRepository:
         """The platform's own keys (the one signing functions' tokens)."""
+        ...
+
+    @property
+    def secrets(self) -> SecretRepository:
+        """Secrets, encrypted (security/secrets.py decrypts them)."""
         ...
 
 

@@ -44,6 +44,8 @@ class FunctionConfig:
     # What each invocation's token may do (`emit:type:GLOB`, `invoke:function:GLOB`: see
     # security/function_tokens.py); empty: the function gets no token.
     permissions: tuple[str, ...] = ()
+    # The secrets (by name) put in its environment when it runs: names only, never values.
+    secrets: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,6 +57,7 @@ class FunctionConfig:
                 **obj,
                 "network_allow": tuple(obj.get("network_allow", ())),
                 "permissions": tuple(obj.get("permissions", ())),
+                "secrets": tuple(obj.get("secrets", ())),
             }
         )
 

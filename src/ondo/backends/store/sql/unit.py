@@ -18,6 +18,7 @@ from ondo.backends.store.sql.rules import (
     SqlRuleRepository,
     SqlWindowRepository,
 )
+from ondo.backends.store.sql.secrets import SqlSecretRepository
 from ondo.backends.store.sql.sources import SqlDirectoryRepository, SqlSourceRepository
 from ondo.backends.store.sql.tokens import SqlTokenRepository
 
@@ -86,3 +87,7 @@ class SqlRepositories:
     @cached_property
     def platform_keys(self) -> SqlPlatformKeyRepository:
         return SqlPlatformKeyRepository(self._sql)
+
+    @cached_property
+    def secrets(self) -> SqlSecretRepository:
+        return SqlSecretRepository(self._sql)
