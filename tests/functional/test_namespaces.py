@@ -2,10 +2,10 @@
 
 Two tenants, `alpha` and `beta`, each a namespace with a user of its own (alpha's is the
 namespace's admin: the strongest intruder short of the platform admin). `beta`'s user makes
-one resource of each kind through the API (functions, a rule, a source, a contact and a group, a secret,
-an event, an invocation record, a dead letter); then every operation the server documents is
-called with `alpha`'s token: once naming `beta` (`?namespace=beta`), which must be 404 as if
-nothing were there, and once addressing `beta`'s resources by name or id in `alpha`'s own
+one resource of each kind through the API (functions, a rule, a source, a contact and a group,
+a secret, an event, an invocation record, a dead letter); then every operation the server
+documents is called with `alpha`'s token: once naming `beta` (`?namespace=beta`), which must be
+404 as if nothing were there, and once addressing `beta`'s resources by name or id in `alpha`'s own
 namespace, which must never show, change or reveal them (404, never 403). A route added without
 the namespace rule fails here; one whose path names a resource must say which of `beta`'s
 (`_path_params`). A citizen's and an operator's token are refused every operation their role
