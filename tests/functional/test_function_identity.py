@@ -4,6 +4,8 @@ reaching the API through the network allow-list; no admin token is anywhere a fu
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from ondo.backends.store import open_store
+from ondo.config import DEFAULT_CLUSTER
 from ondo.security.function_tokens import EXPIRY_MARGIN_S, FUNCTION_TOKEN_PREFIX
 from tests.functional.apps import write_app
 from tests.functional.platform import RunningPlatform
@@ -125,10 +129,22 @@ class Deployed:
         return result
 
 
+HOOKS = """
+sources:
+  hooks:
+    kind: http
+    routes:
+      - {method: POST, path: /reading, event: reading.via-http}
+      - {method: POST, path: /alert, event: alert.via-http}
+      - {method: POST, path: /target, function: target}
+      - {method: POST, path: /bare, function: bare}
+"""
+
+
 def _app(root: Path, api: str) -> Path:
     reach = {"allow": [api]}  # the platform's port, and nothing else of the host
     allowed = {"emit": ["reading.*"], "invoke": ["target"]}
-    return write_app(
+    app = write_app(
         root,
         {
             "caller": {
@@ -143,6 +159,9 @@ def _app(root: Path, api: str) -> Path:
         },
         {"caller/app.py": CALLER, "bare/app.py": BARE, "snoop/app.py": SNOOP},
     )
+    # Token routes of an http source do what the API does: the same permissions decide.
+    (app / "ondo.yaml").write_text((app / "ondo.yaml").read_text() + HOOKS)
+    return app
 
 
 @pytest.fixture(scope="module")
@@ -172,9 +191,14 @@ def test_a_function_emits_and_invokes_only_what_its_permissions_list(deployed: D
         ["POST", "/v1/deployments", None],
         ["POST", "/v1/rules", {"name": "r", "text": "on a do emit b"}],
         ["GET", "/v1/status", None],
+        ["POST", "/http/default/hooks/reading", {}],
+        ["POST", "/http/default/hooks/alert", {}],
+        ["POST", "/http/default/hooks/target", {}],
+        ["POST", "/http/default/hooks/bare", {}],
     ]
     result = deployed.invoke("caller", {"calls": calls})
-    assert result["calls"] == [202, 403, 403, 403, 403, 200, 403, 403, 403, 404]
+    api = [202, 403, 403, 403, 403, 200, 403, 403, 403, 404]
+    assert result["calls"] == [*api, 202, 403, 200, 403]
     assert result["token"].startswith(FUNCTION_TOKEN_PREFIX)
     assert result["url"] == deployed.platform.url
     assert result["env"] == [result["token"], result["url"]]  # set while it runs
@@ -182,6 +206,28 @@ def test_a_function_emits_and_invokes_only_what_its_permissions_list(deployed: D
         assert admin.get("/v1/events/allowed-1").json()["event"]["type"] == "reading.checked"
         for refused in ("refused-1", "mixed-1", "mixed-2"):  # a refused batch adds nothing
             assert admin.get(f"/v1/events/{refused}").status_code == 404
+    trail = _audit_of(deployed.platform, "caller")
+    denied = [(e["action"], e["outcome"]) for e in trail]
+    assert ("POST /v1/events", "denied") in denied  # refused per event type: recorded too
+    assert ("GET /v1/functions", "denied") in denied
+    assert result["token"] not in json.dumps(trail)
+
+
+def _audit_of(platform: RunningPlatform, principal: str) -> list[dict[str, Any]]:
+    """The audit entries of a principal, read from the platform's store."""
+    env = platform.env
+    url = env.get("ONDO_STORE") or f"sqlite:///{platform.data_dir / 'ondo.db'}"
+
+    async def read() -> list[dict[str, Any]]:
+        store = open_store(url, cluster=env.get("ONDO_CLUSTER") or DEFAULT_CLUSTER)
+        await store.open()
+        try:
+            found = await store.repos.audit.listing("default", principal=principal)
+            return [entry.to_json() for entry in found]
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
 
 
 def test_each_invocation_gets_its_own_token_and_it_stops_at_expiry(deployed: Deployed) -> None:

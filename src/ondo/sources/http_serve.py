@@ -25,7 +25,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ondo.errors import ConcurrencyExhausted, EventError, OndoError, PayloadTooLarge
 from ondo.events import CloudEvent
 from ondo.ids import uuid7
+from ondo.security.policy import Permission, allows
 from ondo.security.tenancy import resolve_namespace
+from ondo.security.tokens import Principal
 from ondo.sources.http_hmac import verified
 from ondo.sources.http_payload import (
     INTERNAL_ERROR,
@@ -133,7 +135,7 @@ class RouteServer:
             resolve_namespace(principal, [namespace])
         except OndoError:  # a token of another namespace
             return FORBIDDEN
-        return None
+        return None if may_use(principal, route) else FORBIDDEN
 
     async def _invoke(
         self, found: RouteSet, route: Route, request: HttpRequest, params: dict[str, str]
@@ -292,3 +294,11 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def may_use(principal: Principal, route: Route) -> bool:
+    """Whether a token may do what the route does, as the API would let it: invoke the route's
+    function, or emit its event type (a function's token only what its `permissions` list)."""
+    if route.function is not None:
+        return allows(principal, Permission.INVOKE, f"function:{route.function}")
+    return allows(principal, Permission.EMIT, f"type:{route.event}")
