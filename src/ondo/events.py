@@ -17,7 +17,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -43,6 +43,7 @@ _RFC3339 = re.compile(
 _INT32 = (-(2**31), 2**31 - 1)
 # One encoder for every event: json.dumps with options builds a new JSONEncoder per call.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_encode_text: Callable[[str], str] = json.encoder.encode_basestring  # what _ENCODER does to a str
 
 ExtensionValue = str | int | bool
 JsonValue = Any  # dict | list | str | int | float | bool (None means "no data")
@@ -248,7 +249,7 @@ class EventShape:
                 encoded_data = ',"data":' + _ENCODER.encode(data) + "}"
             except (TypeError, ValueError) as exc:
                 raise EventError(f"attribute 'data' is not a JSON value: {exc}") from None
-        text = f"{self._head}{_ENCODER.encode(id)}{self._middle}{time_text}{self._tail}"
+        text = f"{self._head}{_encode_text(id)}{self._middle}{time_text}{self._tail}"
         try:
             encoded = (text + encoded_data).encode()
         except UnicodeEncodeError as exc:  # a lone surrogate, as `encoded` refuses it

@@ -190,7 +190,7 @@ class RuleEngine:
         """
         concerned = []
         for stored in batch:
-            if not self._may_concern(stored.namespace, stored.event.type):
+            if not self._may_concern(stored.namespace, stored.type):
                 continue
             event_json = stored.event.to_json_dict()
             rules = self.rules_for(stored, event_json, only_rule)

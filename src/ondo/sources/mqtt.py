@@ -81,6 +81,7 @@ CONNECT_TIMEOUT_S = 10.0
 KEEPALIVE_S = 30
 STATE_CLIENT_ID = "client_id"
 STATE_FILTERS = "filters"
+PAYLOAD_LIMITS = boundedjson.JsonLimits(max_bytes=None)  # the broker bounded the size
 
 
 class MqttKind:
@@ -382,9 +383,8 @@ def _data(payload: bytes, kind: str) -> Any:
                 f"its payload is not UTF-8 text (byte {exc.start}); set payload: binary"
                 " to take any bytes"
             ) from None
-    limits = boundedjson.JsonLimits(max_bytes=None)
     try:
-        return boundedjson.loads(payload, "its payload", limits)
+        return boundedjson.loads(payload, "its payload", PAYLOAD_LIMITS)
     except OndoError as exc:
         raise ValueError(f"{exc}; publish JSON, or set payload: text or binary") from None
 

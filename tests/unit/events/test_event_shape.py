@@ -13,6 +13,7 @@ from ondo.errors import EventError
 from ondo.events import CloudEvent, EventShape, format_time
 
 WHEN = datetime(2024, 5, 1, 12, 0, 0, 250_000, tzinfo=UTC)
+ID = 'id-"ü"\\-1'  # escaped in JSON as any other text
 SHAPES: list[dict[str, Any]] = [
     {"source": "fitbit", "type": "health.bp"},
     {
@@ -31,8 +32,8 @@ DATA: list[Any] = [{"systolic": 150, "note": "ünïcode ☃"}, [1, 2.5, None], "
 def test_a_shaped_event_equals_the_checked_one_and_its_json_form(
     attributes: dict[str, Any], data: Any
 ) -> None:
-    shaped = EventShape(**attributes).event("id-1", WHEN, format_time(WHEN), data)
-    checked = CloudEvent(id="id-1", time=WHEN, data=data, **attributes)
+    shaped = EventShape(**attributes).event(ID, WHEN, format_time(WHEN), data)
+    checked = CloudEvent(id=ID, time=WHEN, data=data, **attributes)
     assert shaped == checked
     assert shaped.encoded == checked.encoded
     assert CloudEvent.decode(shaped.encoded) == checked

@@ -70,7 +70,7 @@ CREATE TABLE IF NOT EXISTS consumers (
     updated_at REAL NOT NULL
 );
 """
-COLUMNS = "seq, namespace, received_at, body"
+COLUMNS = "seq, namespace, received_at, body, type"
 DEDUP_PRUNE_EVERY_S = 1.0
 # Expired dedup keys one commit deletes at most, oldest first; after a full batch the next commit
 # deletes more at once, so the pruning keeps up with any ingest rate in small steps.
@@ -357,7 +357,7 @@ class SqliteBus:
 
     def _events(self, where: str, params: Sequence[Any], tail: str = "") -> list[StoredEvent]:
         rows = self._query(f"SELECT {COLUMNS} FROM events WHERE {where} {tail}", params)
-        return [StoredEvent(r[0], CloudEvent.decode(r[3]), r[2], r[1]) for r in rows]
+        return [StoredEvent.from_body(r[0], r[3], r[4], r[2], r[1]) for r in rows]
 
     async def read(self, after_seq: int, limit: int = 500) -> list[StoredEvent]:
         return self._events("seq > ?", (after_seq,), _page(limit))
