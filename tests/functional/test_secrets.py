@@ -39,6 +39,11 @@ import os
 def handler(event, context):
     raise ValueError(os.environ["FILE_CHECK"])
 """
+BROKEN_IMPORT = """
+import os
+
+raise RuntimeError("cannot start with " + os.environ["IMPORT_CHECK"])
+"""
 PLAIN = """
 import os
 
@@ -164,3 +169,18 @@ def test_bad_input_is_refused_clearly(platform: RunningPlatform) -> None:
         assert big.status_code == 413
         names = {s["name"] for s in client.get("/v1/secrets").json()["secrets"]}
         assert not names & {"BIG", "EMPTY"}
+
+
+def test_an_import_error_at_deploy_is_masked(platform: RunningPlatform, tmp_path: Path) -> None:
+    _ok(platform, "secrets", "set", "IMPORT_CHECK", stdin="import-check-value-99")
+    app = write_app(
+        tmp_path / "importer",
+        {"importer": {"code": "./importer", "timeout": 10, "secrets": ["IMPORT_CHECK"]}},
+        {"importer/app.py": BROKEN_IMPORT},
+    )
+    for dry_run in (["--dry-run"], []):
+        failed = platform.cli("deploy", str(app), *dry_run)
+        assert failed.returncode == 1, failed.stdout
+        assert "cannot start with ***" in failed.stderr, failed.stderr  # the value was there
+        assert "import-check-value-99" not in failed.stderr + failed.stdout
+    assert "import-check-value-99" not in platform.log_path.read_text(errors="replace")

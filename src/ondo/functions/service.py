@@ -513,7 +513,9 @@ class FunctionService:
             try:
                 if self.bundles.enabled:  # a store shared with other processes
                     await self.bundles.ensure(fv)
-                spec, masked = await self._runnable(fv)
+                # Cached (the warm path): no coroutine for `_runnable` on every invocation.
+                cached = self._cached_spec(fv)
+                spec, masked = cached if cached is not None else await self._runnable(fv)
                 outcome = await self.runtime.invoke(
                     spec, payload, record.id, self._identity(fv, record.id)
                 )

@@ -4,6 +4,7 @@ values stored encrypted, listed without values, cached until the change feed say
 from __future__ import annotations
 
 import asyncio
+import stat
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,8 @@ from typing import Any
 import pytest
 
 from ondo.backends.store.repositories.secrets import SECRETS_TOPIC, SecretInfo, StoredSecret
-from ondo.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
-from ondo.security.secretbox import new_key_text, parse_keys
+from ondo.errors import Conflict, NotFound, PayloadTooLarge, SecretsKeyMissing, ValidationError
+from ondo.security.secretbox import KEY_FILE, load_keys, new_key_text, parse_keys
 from ondo.security.secrets import MAX_VALUE_BYTES, Secrets
 from tests.unit.store.conftest import StoreFactory
 
@@ -136,5 +137,26 @@ def test_the_database_file_never_holds_a_value(tmp_path: Path) -> None:
             await store.close()
         for path in tmp_path.iterdir():  # the database and its write-ahead log
             assert b"plain-text-marker-42" not in path.read_bytes(), path
+
+    asyncio.run(main())
+
+
+def test_a_shared_store_needs_the_configured_key(make_store: StoreFactory, tmp_path: Path) -> None:
+    """The key a platform uses (platform.py): made in the data dir for the embedded store only."""
+
+    async def main() -> None:
+        store = await make_store()
+        secrets = Secrets(store, lambda: load_keys("", tmp_path, store.shared), lambda: 1.0)
+        try:
+            if not store.shared:
+                assert await secrets.put("default", "TOKEN", b"value", "a") is True
+                assert stat.S_IMODE((tmp_path / KEY_FILE).stat().st_mode) == 0o600
+                return
+            with pytest.raises(SecretsKeyMissing, match="set ONDO_SECRETS_KEY"):
+                await secrets.put("default", "TOKEN", b"value", "a")
+            assert await secrets.listing("default") == []
+            assert not (tmp_path / KEY_FILE).exists()
+        finally:
+            await store.close()
 
     asyncio.run(main())
