@@ -27,12 +27,15 @@ log = logging.getLogger("ondo.notices")
 FUNCTION_DEPLOYED: Final = "ondo.function.deployed"
 INVOCATION_FAILED: Final = "ondo.invocation.failed"
 RULE_CHANGED: Final = "ondo.rule.changed"
+# A rule ondo disabled because the consent it depended on was revoked (data: owner, reason).
+RULE_DISABLED: Final = "ondo.rule.disabled"
 ACTION_DEAD_LETTERED: Final = "ondo.action.dead_lettered"
 SOURCE_DISCONNECTED: Final = "ondo.source.disconnected"
 TYPES: Final = (
     FUNCTION_DEPLOYED,
     INVOCATION_FAILED,
     RULE_CHANGED,
+    RULE_DISABLED,
     ACTION_DEAD_LETTERED,
     SOURCE_DISCONNECTED,
 )

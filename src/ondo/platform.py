@@ -48,7 +48,9 @@ from ondo.runtime.base import Runtime
 from ondo.runtime.builds import BuildSettings
 from ondo.security.audit import AuditLog
 from ondo.security.audit_anchor import AUDIT_ANCHOR, HeadAnchor
+from ondo.security.consent import Consents
 from ondo.security.function_tokens import FunctionTokens
+from ondo.security.grants import GrantBook
 from ondo.security.refusals import RefusalGate
 from ondo.security.secretbox import load_keys
 from ondo.security.secrets import Secrets
@@ -99,6 +101,9 @@ class Platform:
             HeadAnchor(config.data_dir / AUDIT_ANCHOR),  # outside the database (audit_anchor.py)
             RefusalGate(time.monotonic),
         )
+        # The data subjects' consent, cached per namespace and emptied by the change feed.
+        self.consent = Consents(self.store, self.clock.now)
+        self.consent.watch(self.store.subscribe)
         self.metrics = Metrics()
         self.bus: Bus = open_bus(
             config.effective_bus_url,
@@ -142,6 +147,16 @@ class Platform:
         self.add_service(self.actions)
         self.rules = self._wire_rules()  # after the action queue: it enqueues there
         self.rules.book.notices = self.notices
+        self.rules.book.consent = self.consent
+        self.rules.consent = self.consent
+        self.grants = GrantBook(
+            self.store,
+            self.consent,
+            self.rules.book,
+            self.notices,
+            self.audit.record,
+            self.clock.now,
+        )
         # The http sources' routes: their kind registers them, the server answers them.
         self.http_routes = HttpRoutes(
             self.tokens.authenticate, HttpInvoke(self.functions), config.max_body_bytes

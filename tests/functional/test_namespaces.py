@@ -58,6 +58,7 @@ class Tenants:
     dead_id: int
     archive: bytes  # an app of alpha's, for deployments
     operations: list[tuple[str, str]] = field(default_factory=list)  # from /openapi.json
+    grant_id: str = ""  # a consent grant beta-owner gave
 
     def client(self, user: str) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[user]}"}
@@ -79,6 +80,7 @@ class Tenants:
             "beta-owner",
             self.tokens[B],
             SECRET_VALUE,
+            self.grant_id,
         ]
 
 
@@ -148,6 +150,14 @@ def _beta_makes_one_of_each(platform: RunningPlatform, beta: httpx.Client, app: 
     return invoked.headers["X-Ondo-Invocation-Id"], dead[0]["id"]
 
 
+def _beta_grants(beta: httpx.Client) -> str:
+    """A consent grant of beta-owner's (the data subject gives it with its own token)."""
+    given = beta.post("/v1/grants", json={"to": "beta-gp", "types": ["health.*"]})
+    assert given.status_code == 201, given.text
+    grant_id: str = given.json()["id"]
+    return grant_id
+
+
 @pytest.fixture(scope="module")
 def tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tenants]:
     root = tmp_path_factory.mktemp("namespaces")
@@ -169,6 +179,7 @@ def tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tenants]:
         t = Tenants(platform, tokens, "", 0, _alpha_app(root / "alpha" / "tenant"))
         with t.client(B) as beta:
             t.invocation_id, t.dead_id = _beta_makes_one_of_each(platform, beta, app)
+            t.grant_id = _beta_grants(beta)
         t.operations = _operations(platform)
         yield t
 
@@ -201,6 +212,7 @@ def _path_params(path: str, t: Tenants) -> dict[str, str]:
         "/v1/contacts/": {"name": "tenant-contact"},
         "/v1/groups/": {"name": "tenant-group"},
         "/v1/secrets/": {"name": "TENANT_SECRET"},
+        "/v1/grants/": {"id": t.grant_id},
     }
     names = re.findall(r"\{(\w+)\}", path)
     for prefix, values in by_prefix.items():
@@ -216,6 +228,7 @@ def _request(t: Tenants, method: str, path: str) -> dict[str, Any]:
     or the role can refuse it."""
     bodies: dict[str, Any] = {
         "/v1/tokens": {"json": {"principal": "intruder", "namespace": B}},
+        "/v1/grants": {"json": {"to": "intruder", "types": ["health.*"]}},
         "/v1/functions/{name}/rollback": {"json": {"version": 1}},
         "/v1/functions/{name}/invoke": {"json": {"x": 2}},
         "/v1/events": {"json": PROBE},
@@ -358,6 +371,8 @@ def _beta_is_untouched(t: Tenants) -> None:
         [secret] = beta.get("/v1/secrets").json()["secrets"]
         assert secret["name"] == "TENANT_SECRET"
         assert secret["updated_at"] == secret["created_at"]  # not set again by an alpha call
+        grants = beta.get("/v1/grants").json()["grants"]
+        assert [(g["id"], g["revoked_at"]) for g in grants] == [(t.grant_id, None)]
 
 
 def _namespaces_in(doc: Any) -> set[str]:

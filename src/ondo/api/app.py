@@ -23,6 +23,7 @@ from ondo.api.routes import (
     dlq,
     events,
     functions,
+    grants,
     rules,
     secrets,
     sources,
@@ -45,6 +46,7 @@ ROUTE_MODULES: list[Callable[[], list[BaseRoute]]] = [
     contacts.routes,
     secrets.routes,
     tokens.routes,
+    grants.routes,
     clock.routes,
     audit.routes,
 ]

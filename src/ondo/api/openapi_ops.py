@@ -142,6 +142,16 @@ INVOKE_QUERY: dict[str, Schema] = {
     "mode": {"type": "string", "enum": ["sync", "async"]},
     "version": {"type": "string", "pattern": r"^([0-9]{1,18}|\$LATEST|current)$"},
 }
+GRANT_FIELDS: dict[str, Schema] = {
+    "id": TEXT,
+    "subject": TEXT,
+    "to": TEXT,
+    "types": array(TEXT),
+    "purpose": TEXT,
+    "created_at": NUMBER,
+}
+GRANT: Schema = obj(GRANT_FIELDS)
+
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
     # --- system -------------------------------------------------------------------------------
@@ -153,6 +163,25 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         {201: obj({"token": TEXT, "principal": TEXT, "namespace": TEXT})},
         body=json_body(closed({"principal": TEXT, "namespace": TEXT})),
         errors=(413,),
+    ),
+    # --- consent grants -----------------------------------------------------------------------
+    ("GET", "/v1/grants"): Operation({200: obj({"grants": array(GRANT)})}),
+    ("POST", "/v1/grants"): Operation(
+        {201: GRANT},
+        body=json_body(
+            closed(
+                {"to": NAME, "types": {**array(NAME), "minItems": 1}},
+                {
+                    "expires": {"oneOf": [TEXT, NUMBER]},
+                    "purpose": TEXT,
+                    "fields": array(NAME),
+                },
+            )
+        ),
+        errors=(413,),
+    ),
+    ("DELETE", "/v1/grants/{id}"): Operation(
+        {200: obj({**GRANT_FIELDS, "disabled_rules": array(OBJECT)})}
     ),
     # --- functions ----------------------------------------------------------------------------
     ("POST", "/v1/functions/{name}/invoke"): Operation(

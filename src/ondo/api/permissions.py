@@ -73,6 +73,9 @@ ROUTE_PERMISSIONS: Final[Mapping[tuple[str, str], Permission]] = {
     ("GET", "/v1/secrets"): P.READ,
     ("PUT", "/v1/secrets/{name}"): P.SECRETS,
     ("DELETE", "/v1/secrets/{name}"): P.SECRETS,
+    ("GET", "/v1/grants"): P.CONSENT,
+    ("POST", "/v1/grants"): P.CONSENT,
+    ("DELETE", "/v1/grants/{id}"): P.CONSENT,
 }
 # The resource a route acts on, from its path parameters, for per-resource checks.
 ROUTE_RESOURCES: Final[Mapping[tuple[str, str], Callable[[Mapping[str, str]], str]]] = {

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "ondo.cli.sources",
     "ondo.cli.contacts",
     "ondo.cli.secrets",
+    "ondo.cli.grants",
     "ondo.cli.clock",
     "ondo.cli.audit",
     "ondo.cli.completion",

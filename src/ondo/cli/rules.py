@@ -64,13 +64,24 @@ def run_list(args: argparse.Namespace) -> int:
         rules,
         [
             ("NAME", lambda r: r["name"]),
-            ("STATE", lambda r: "enabled" if r["enabled"] else "disabled"),
+            ("STATE", _state),
+            ("OWNER", lambda r: r["owner"]),
             ("APP", lambda r: r.get("app")),
             ("RULE", lambda r: r["text"] or "(JSON rule)"),
         ],
         empty="no rules; try `ondo rules add 'on order.placed do invoke ship'`",
     )
+    if not args.json:
+        for rule in rules:  # why ondo disabled a rule (it failed, a consent was revoked)
+            if rule.get("disabled_reason"):
+                print(f"{rule['name']}: disabled by ondo: {rule['disabled_reason']}")
     return 0
+
+
+def _state(rule: dict[str, Any]) -> str:
+    if rule["enabled"]:
+        return "enabled"
+    return "disabled by ondo" if rule.get("disabled_reason") else "disabled"
 
 
 def run_show(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 from ondo.deploy import progress
 from ondo.deploy.guards import invokes, invoking_rules, refuse_delete, refuse_take_over
 from ondo.deploy.manifest import FunctionDecl, Manifest
-from ondo.deploy.rules import RuleStep, plan_rules
+from ondo.deploy.rules import DEPLOY_OWNER, RuleStep, plan_rules
 from ondo.deploy.sources import DirectoryStep, plan_directory
 from ondo.deploy.targets import DeployTargets, FunctionTargets
 from ondo.errors import ConfigError, DeployError, HandlerImportError, OndoError
@@ -136,7 +136,8 @@ class Plan:
         }
 
 
-Planner = Callable[[DeployTargets, Manifest, str], Sequence[Step]]
+# (targets, manifest, namespace, owner: the principal deploying, who owns what it creates)
+Planner = Callable[[DeployTargets, Manifest, str, str], Sequence[Step]]
 
 
 def _hashes(decl: FunctionDecl) -> tuple[str, str | None]:
@@ -264,8 +265,10 @@ async def plan_functions(
     return steps
 
 
-def _plan_rules(targets: DeployTargets, manifest: Manifest, namespace: str) -> list[RuleStep]:
-    return plan_rules(targets.rules, manifest, namespace)
+def _plan_rules(
+    targets: DeployTargets, manifest: Manifest, namespace: str, owner: str
+) -> list[RuleStep]:
+    return plan_rules(targets.rules, manifest, namespace, owner)
 
 
 PLANNERS: list[Planner] = [_plan_rules]  # after the functions they invoke
@@ -279,6 +282,7 @@ async def make_plan(
     take_over: bool = False,
     force: bool = False,
     now: float | None = None,
+    owner: str = DEPLOY_OWNER,
 ) -> Plan:
     """The plan, refused (Conflict) when it would take over another app's functions or rules
     (unless `take_over`) or delete a function that enabled rules invoke (unless `force`, which
@@ -294,9 +298,13 @@ async def make_plan(
             time.time() if now is None else now,
         )
     )
-    return await asyncio.to_thread(
-        _finish_plan, targets, manifest, namespace, steps, take_over, force
+    plan = await asyncio.to_thread(
+        _finish_plan, targets, manifest, namespace, steps, take_over, force, owner
     )
+    for step in plan.steps:  # the data subjects' consent to the rules about them
+        if isinstance(step, RuleStep) and step.rule is not None and step.change != "unchanged":
+            await targets.rules.check_consent(step.rule.stored)
+    return plan
 
 
 def _finish_plan(
@@ -306,20 +314,21 @@ def _finish_plan(
     steps: list[Step],
     take_over: bool,
     force: bool,
+    owner: str,
 ) -> Plan:
     """The other kinds' steps, then the checks across all steps (off the loop: the rules'
     planner compiles every rule of the manifest)."""
     for planner in PLANNERS:
-        steps.extend(planner(targets, manifest, namespace))
+        steps.extend(planner(targets, manifest, namespace, owner))
     taken = [
-        (step.kind, step.name, owner)
+        (step.kind, step.name, app)
         for step in steps
         if step.change == "update"
-        and (owner := _owner(targets, namespace, step)) not in (None, manifest.app)
+        and (app := _owner(targets, namespace, step)) not in (None, manifest.app)
     ]
     if taken and not take_over:
         raise refuse_take_over(taken, manifest.app)
-    owners = {(kind, name): owner for kind, name, owner in taken}
+    owners = {(kind, name): app for kind, name, app in taken}
     steps = [_taken_over(s, owners.get((s.kind, s.name))) for s in steps]
     steps = [_guard_delete(targets, namespace, manifest, steps, s, force) for s in steps]
     return Plan(manifest.app, namespace, tuple(steps))

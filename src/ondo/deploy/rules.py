@@ -21,7 +21,7 @@ from ondo.rules.definitions import CompiledRule
 Change = Literal["create", "update", "unchanged", "delete"]
 ITEM_KEYS = ("name", "when", "enabled", "pattern", "condition", "window", "throttle", "actions")
 DEFINITION_KEYS = ("pattern", "condition", "window", "throttle", "actions")
-DEPLOY_OWNER = "admin"  # the planner is not told who deploys; deployments are admin-only today
+DEPLOY_OWNER = "admin"  # who owns the rules of a deploy that does not say (`ondo up --app`)
 
 
 @dataclass(frozen=True)
@@ -45,14 +45,17 @@ class RuleStep:
         return {}
 
 
-def plan_rules(book: RuleTargets, manifest: Manifest, namespace: str) -> list[RuleStep]:
-    """`book`'s rules are as last read from the store (a cache kept by the change feed)."""
+def plan_rules(
+    book: RuleTargets, manifest: Manifest, namespace: str, owner: str = DEPLOY_OWNER
+) -> list[RuleStep]:
+    """`owner`: the principal deploying, who owns the rules it creates or changes. `book`'s
+    rules are as last read from the store (a cache kept by the change feed)."""
     steps: list[RuleStep] = []
     seen: dict[str, str | int] = {}
     directory = manifest.directory  # notify's recipients may be declared by this very deploy
     with declared(namespace, manifest.app, directory.contacts, directory.groups):
         prepared = [
-            (index, *_prepare(book, manifest, namespace, index, item))
+            (index, *_prepare(book, manifest, namespace, owner, index, item))
             for index, item in _items(manifest)
         ]
     for index, rule, enabled in prepared:
@@ -94,7 +97,12 @@ def _named(name: str, item: Any) -> Any:
 
 
 def _prepare(
-    book: RuleTargets, manifest: Manifest, namespace: str, index: str | int, item: Any
+    book: RuleTargets,
+    manifest: Manifest,
+    namespace: str,
+    owner: str,
+    index: str | int,
+    item: Any,
 ) -> tuple[CompiledRule, bool]:
     if isinstance(item, str):
         item = {"when": item}
@@ -120,7 +128,7 @@ def _prepare(
     try:
         rule = book.prepare(
             namespace,
-            DEPLOY_OWNER,
+            owner,
             name=name,
             text=when,
             definition=definition,

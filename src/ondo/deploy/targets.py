@@ -104,6 +104,9 @@ class RuleTargets(Protocol):
 
     async def add(self, rule: CompiledRule, *, replace_existing: bool = False) -> StoredRule: ...
 
+    async def check_consent(self, stored: StoredRule) -> None:
+        """Forbidden when the rule is about a data subject who has not allowed its owner."""
+
     async def delete(self, namespace: str, name: str) -> None: ...
 
     async def set_enabled(self, namespace: str, name: str, enabled: bool) -> StoredRule: ...

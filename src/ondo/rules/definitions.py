@@ -22,7 +22,7 @@ import logging
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from ondo.actions.model import Action
 from ondo.backends.store import Repositories, Store
@@ -139,6 +139,16 @@ def _check_acts_on(spec: RuleSpec, action: Action, event_type: str | None, where
 ChangeListener = Callable[[str, CompiledRule | None], None]
 
 
+class RuleConsent(Protocol):
+    """The data subjects' consent, as defining a rule checks it (security/consent.py)."""
+
+    async def check_rule(
+        self, namespace: str, owner: str, name: str, pattern: Mapping[str, Any]
+    ) -> None:
+        """Raise Forbidden when the rule names a subject whose consent its owner lacks."""
+        ...
+
+
 @dataclass(frozen=True)
 class RuleChecks:
     """What defining a rule checks against other parts (platform.py wires them)."""
@@ -160,6 +170,7 @@ class RuleBook:
         self.checks = checks
         self._on_change = on_change
         self.notices = Notices()  # platform.py hands it the platform's hub
+        self.consent: RuleConsent | None = None  # platform.py wires the subjects' consent
         self._stored: dict[str, StoredRule] = {}  # every row, loadable or not
         self._compiled: dict[str, CompiledRule] = {}
         self._lock = asyncio.Lock()  # one reader of the store into the cache at a time
@@ -355,6 +366,7 @@ class RuleBook:
 
     async def add(self, rule: CompiledRule, *, replace_existing: bool = False) -> StoredRule:
         """Store a prepared rule; refuses a name in use unless `replace_existing`."""
+        await self.check_consent(rule.stored)
         rid, now = rule.rule_id, self.clock.now()
         existed = rid in self._stored
 
@@ -394,6 +406,8 @@ class RuleBook:
         stored = await self.get(namespace, name)
         if enabled and stored.rule_id not in self._compiled:
             _load(stored)  # raises why; a rule that loads was loaded at start
+        if enabled:
+            await self.check_consent(stored)
         if stored.enabled != enabled or stored.disabled_reason is not None:
             now = self.clock.now()
 
@@ -406,6 +420,12 @@ class RuleBook:
             await self.store.atomic(switch)
             self._announce(stored, "enabled" if enabled else "disabled")
         return await self.reload(namespace, name)
+
+    async def check_consent(self, stored: StoredRule) -> None:
+        """Refuse (Forbidden) a rule about a data subject who has not allowed its owner."""
+        pattern = stored.spec.get("pattern")
+        if self.consent is not None and isinstance(pattern, Mapping):
+            await self.consent.check_rule(stored.namespace, stored.owner, stored.name, pattern)
 
     def _announce(self, stored: StoredRule, change: str) -> None:
         """`ondo.rule.changed` (a rule disabled because it failed is `ondo.rule.failed`)."""

@@ -30,6 +30,7 @@ from ondo.actions.base import ActionRequest
 from ondo.backends.bus.base import StoredEvent
 from ondo.backends.store import Repositories, Store
 from ondo.backends.store.repositories.events import IndexedEvent
+from ondo.backends.store.repositories.grants import Grant
 from ondo.backends.store.repositories.rules import (
     DecisionKey,
     Enforcement,
@@ -46,6 +47,7 @@ from ondo.patterns.field import Field
 from ondo.rules import enforcement, isolation, windows
 from ondo.rules.definitions import CompiledRule, RuleBook, RuleChecks
 from ondo.rules.model import CountWindow, SustainWindow
+from ondo.security.consent import NO_CONSENT, Consents, Verdict, redact
 
 if TYPE_CHECKING:
     from ondo.rules.dispatcher import RuleDispatcher
@@ -124,6 +126,8 @@ class RuleEngine:
         # some alternative has none, so any type may match); built on demand, dropped on change.
         self._type_gates: dict[str, list[Field] | None] = {}
         self.dispatcher: RuleDispatcher | None = None  # set by the platform's wiring
+        # Consent of the events' data subjects (security/consent.py); None: not checked.
+        self.consent: Consents | None = None
         self.book = RuleBook(store, clock, checks, on_change=self._reindex)
 
     async def start(self) -> None:
@@ -322,12 +326,29 @@ class RuleEngine:
         found = pending.known.get(_key_of(rule, event))
         if found is not None:
             return found, False
-        decision = await self._decide(uow, rule, event, hops, now, full)
-        rec = self._new_record(rule, "event", event, now, decision)
+        verdict = await self._consent(uow, rule, event, now) if event.get("subject") else None
+        if verdict is not None and not verdict.allowed:
+            decision = Decision(NO_CONSENT, verdict.why)
+        else:
+            decision = await self._decide(uow, rule, event, hops, now, full)
+        grant = verdict.grant if verdict is not None else None
+        rec = self._new_record(rule, "event", event, now, decision, grant)
         pending.add(rec)
         if rec.fired:
-            pending.jobs += self._requests(rec, event, rule)
+            pending.jobs += self._requests(rec, _for_grantee(event, grant), rule)
         return rec, True
+
+    async def _consent(
+        self, uow: Repositories, rule: CompiledRule, event: dict[str, Any], now: float
+    ) -> Verdict | None:
+        """Whether the rule's owner may act on this event about its subject (None: consent is
+        not checked here)."""
+        if self.consent is None:
+            return None
+        stored = rule.stored
+        return await self.consent.at_firing(
+            uow, stored.namespace, stored.owner, str(event["subject"]), str(event["type"]), now
+        )
 
     async def _decide(
         self,
@@ -432,13 +453,14 @@ class RuleEngine:
         now: float,
         decision: Decision,
         jobs: list[ActionRequest],
+        grant: Grant | None = None,
     ) -> Enforcement:
         """Add the record; a firing's jobs go to `jobs` (the caller writes them in the same
         unit of work)."""
-        rec = self._new_record(rule, stage, event, now, decision)
+        rec = self._new_record(rule, stage, event, now, decision, grant)
         await uow.enforcements.add(rec)
         if rec.fired:
-            jobs += self._requests(rec, event, rule)
+            jobs += self._requests(rec, _for_grantee(event, grant), rule)
         return rec
 
     def _new_record(
@@ -448,6 +470,7 @@ class RuleEngine:
         event: dict[str, Any],
         now: float,
         decision: Decision,
+        grant: Grant | None = None,
     ) -> Enforcement:
         fired = decision.outcome == enforcement.FIRED
         ns, name = rule.stored.namespace, rule.stored.name
@@ -471,6 +494,7 @@ class RuleEngine:
             detail=decision.detail,
             actions=actions if fired else (),
             subject=str(event.get("subject") or ""),
+            grant=grant.id if grant is not None else "",
         )
 
     async def record_failure(
@@ -575,10 +599,15 @@ class RuleEngine:
         found = await uow.enforcements.find(ns, name, "timer", source, eid)
         if found is not None:
             return found, False
-        why = f"held for {_span(now - timer.started_at)}; "
-        decision = await self._throttled(uow, rule, event, now, why)
+        verdict = await self._consent(uow, rule, event, now) if event.get("subject") else None
+        if verdict is not None and not verdict.allowed:
+            decision = Decision(NO_CONSENT, verdict.why)
+        else:
+            why = f"held for {_span(now - timer.started_at)}; "
+            decision = await self._throttled(uow, rule, event, now, why)
         jobs: list[ActionRequest] = []
-        rec = await self._record(uow, rule, "timer", event, now, decision, jobs)
+        grant = verdict.grant if verdict is not None else None
+        rec = await self._record(uow, rule, "timer", event, now, decision, jobs, grant)
         if jobs:
             await self.queue.enqueue_in(uow, jobs)
         return rec, True
@@ -606,6 +635,14 @@ class _Pending:
 def _key_of(rule: CompiledRule, event: dict[str, Any]) -> DecisionKey:
     stored = rule.stored
     return (stored.namespace, stored.name, str(event["source"]), str(event["id"]))
+
+
+def _for_grantee(event: dict[str, Any], grant: Grant | None) -> dict[str, Any]:
+    """The event as the actions of a rule allowed by `grant` get it: only the data fields the
+    grant lets through, when it limits them."""
+    if grant is None or grant.fields is None:
+        return event
+    return redact(event, grant.fields)
 
 
 def _hops_of(event: dict[str, Any]) -> int:

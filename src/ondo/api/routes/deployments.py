@@ -22,12 +22,14 @@ from ondo.api.http import (
     flag_param,
     namespace_of,
     platform_of,
+    principal_of,
     read_body,
 )
 from ondo.api.progress import progress_stream, wants_progress
 from ondo.deploy.bundle import MAX_APP_BYTES, unpack
 from ondo.deploy.manifest import Manifest, read_manifest
 from ondo.deploy.plan import apply_plan, check_imports, make_plan
+from ondo.deploy.rules import DEPLOY_OWNER
 from ondo.deploy.targets import DeployTargets
 from ondo.errors import OndoError
 
@@ -38,7 +40,10 @@ async def deploy(request: Request) -> Response:
     """Apply an app archive (`?dry_run=true`: plan only); NDJSON progress when asked for."""
     targets = platform_of(request).deploy_targets
     body = await read_body(request, MAX_APP_BYTES)
-    job = partial(_deploy_archive, targets, body, request.query_params, namespace_of(request))
+    owner = principal_of(request).name  # the rules it creates are the caller's
+    job = partial(
+        _deploy_archive, targets, body, request.query_params, namespace_of(request), owner
+    )
     if wants_progress(request):
         # The answer starts before the outcome is known: the entry is written when it is.
         return progress_stream(job, partial(_audit_outcome, request, audit_later(request)))
@@ -73,7 +78,7 @@ def _note(request: Request, out: dict[str, Any]) -> None:
 
 
 async def _deploy_archive(
-    targets: DeployTargets, body: bytes, params: QueryParams, namespace: str
+    targets: DeployTargets, body: bytes, params: QueryParams, namespace: str, owner: str
 ) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="ondo-deploy-") as tmp:
         root = Path(tmp)
@@ -91,6 +96,7 @@ async def _deploy_archive(
                 flag_param(params, "dry_run"),
                 take_over=flag_param(params, "take_over"),
                 force=flag_param(params, "force"),
+                owner=owner,
             )
         except OndoError as exc:
             # Name the sender's files (`?dir=` is their app directory), not this temporary copy.
@@ -106,12 +112,15 @@ async def deploy_manifest(
     *,
     take_over: bool = False,
     force: bool = False,
+    owner: str = DEPLOY_OWNER,
 ) -> dict[str, object]:
     """Plan, and apply unless `dry_run`; shared by the API and `ondo up --app`.
 
     `take_over`: the app may take functions and rules from other apps; `force`: it may delete
     functions that enabled rules invoke (those rules are disabled)."""
-    plan = await make_plan(targets, manifest, namespace, take_over=take_over, force=force)
+    plan = await make_plan(
+        targets, manifest, namespace, take_over=take_over, force=force, owner=owner
+    )
     out: dict[str, object] = {**plan.to_json(), "dry_run": dry_run}
     if dry_run:
         await check_imports(targets, plan)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         FunctionRepository,
         InvocationRepository,
     )
+    from ondo.backends.store.repositories.grants import GrantRepository
     from ondo.backends.store.repositories.keys import PlatformKeyRepository
     from ondo.backends.store.repositories.retention import WatermarkRepository
     from ondo.backends.store.repositories.rules import (
@@ -199,6 +200,11 @@ class Repositories(Protocol):
     @property
     def secrets(self) -> SecretRepository:
         """Secrets, encrypted (security/secrets.py decrypts them)."""
+        ...
+
+    @property
+    def grants(self) -> GrantRepository:
+        """Consent grants of data subjects (security/consent.py)."""
         ...
 
 

@@ -11,6 +11,7 @@ from ondo.backends.store.sql.audit import SqlAuditRepository
 from ondo.backends.store.sql.blobs import SqlBlobRepository
 from ondo.backends.store.sql.events import SqlEventIndexRepository
 from ondo.backends.store.sql.functions import SqlFunctionRepository, SqlInvocationRepository
+from ondo.backends.store.sql.grants import SqlGrantRepository
 from ondo.backends.store.sql.keys import SqlPlatformKeyRepository
 from ondo.backends.store.sql.retention import SqlWatermarkRepository
 from ondo.backends.store.sql.rules import (
@@ -91,3 +92,7 @@ class SqlRepositories:
     @cached_property
     def secrets(self) -> SqlSecretRepository:
         return SqlSecretRepository(self._sql)
+
+    @cached_property
+    def grants(self) -> SqlGrantRepository:
+        return SqlGrantRepository(self._sql)
