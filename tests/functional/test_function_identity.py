@@ -23,6 +23,7 @@ from tests.functional.platform import RunningPlatform
 TIMEOUT_S = 20
 # Calls the API with its own token: each entry of the event is [method, path, body or null].
 CALLER = """
+import base64
 import json
 import os
 import urllib.error
@@ -41,8 +42,19 @@ def call(url, token, method, path, body):
         return refused.code
 
 
+def widened(token):
+    # The token with its payload's scope widened to everything, under its own signature.
+    body, signature = token[len("ondo_fn."):].split(".")
+    payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    payload["scope"] = ["emit:type:*", "invoke:function:*", "read"]
+    forged = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
+    return "ondo_fn." + forged + "." + signature
+
+
 def handler(event, context):
     token, url = context.ondo_token, context.ondo_api_url
+    if event.get("forge"):
+        token = widened(token)
     return {
         "token": token,
         "url": url,
@@ -228,6 +240,15 @@ def _audit_of(platform: RunningPlatform, principal: str) -> list[dict[str, Any]]
             await store.close()
 
     return asyncio.run(read())
+
+
+def test_a_token_widened_by_the_function_is_refused(deployed: Deployed) -> None:
+    calls = [
+        ["POST", "/v1/events", _event("alert.raised", "forged-1")],
+        ["POST", "/v1/events", _event("reading.checked", "forged-2")],
+        ["GET", "/v1/functions", None],
+    ]
+    assert deployed.invoke("caller", {"calls": calls, "forge": True})["calls"] == [401] * 3
 
 
 def test_each_invocation_gets_its_own_token_and_it_stops_at_expiry(deployed: Deployed) -> None:
