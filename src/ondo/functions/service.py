@@ -50,6 +50,7 @@ log = logging.getLogger("ondo.functions")
 # final record is the one write.
 RUNNING_ROW_AFTER_S = 0.05
 SPEC_CACHE_SIZE = 4096  # versions whose runtime spec is remembered
+SECRET_READS = 3  # reads of a version's secrets while they keep changing under the read
 
 
 class FunctionService:
@@ -216,13 +217,17 @@ class FunctionService:
             return cached
         if not fv.config.secrets:
             return self.spec(fv), ()
-        changes = self._secret_changes
-        values = await self.secrets.values(fv.namespace, fv.config.secrets, _who(fv))
+        for _attempt in range(SECRET_READS):
+            changes = self._secret_changes
+            values = await self.secrets.values(fv.namespace, fv.config.secrets, _who(fv))
+            if changes == self._secret_changes:
+                break
+            # A secret changed while they were read: the restart it caused has passed this
+            # version by, so a zygote started with a stale value would stay. Read them again.
         spec, masked = self._build_spec(fv, values), redaction_of(values.values())
-        if changes == self._secret_changes:  # else a value may be stale: read it next time
-            self._cache_spec(fv, spec, masked)
-            for secret in fv.config.secrets:
-                self._secret_users.setdefault((fv.namespace, secret), {})[spec.key] = spec
+        self._cache_spec(fv, spec, masked)
+        for secret in fv.config.secrets:  # the next change of one restarts this version
+            self._secret_users.setdefault((fv.namespace, secret), {})[spec.key] = spec
         return spec, masked
 
     def secret_changed(self, namespace: str, name: str) -> Coroutine[Any, Any, None]:
