@@ -44,6 +44,33 @@ import os
 
 raise RuntimeError("cannot start with " + os.environ["IMPORT_CHECK"])
 """
+THIEF = """
+import os
+
+def handler(event, context):
+    found = {"environ": [], "files": {}}
+    for pid in os.listdir("/proc"):  # every process it can see, its environment
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as handle:
+                    found["environ"].append(handle.read().decode(errors="replace"))
+            except OSError:
+                pass
+    for path in event["paths"]:
+        try:
+            with open(path, "rb") as handle:
+                found["files"][path] = handle.read().decode(errors="replace")
+        except OSError as exc:
+            found["files"][path] = type(exc).__name__
+    found["env"] = dict(os.environ)
+    return found
+"""
+HOLDER = """
+import os
+
+def handler(event, context):
+    return len(os.environ["HELD"])
+"""
 PLAIN = """
 import os
 
@@ -184,3 +211,30 @@ def test_an_import_error_at_deploy_is_masked(platform: RunningPlatform, tmp_path
         assert "cannot start with ***" in failed.stderr, failed.stderr  # the value was there
         assert "import-check-value-99" not in failed.stderr + failed.stdout
     assert "import-check-value-99" not in platform.log_path.read_text(errors="replace")
+
+
+def test_a_function_cannot_reach_a_secret_it_did_not_declare(
+    platform: RunningPlatform, tmp_path: Path
+) -> None:
+    """Another function's secret: not in its sandbox's processes, not in the data dir's key file
+    or database, which its sandbox does not show (tests/functional/hostile/__init__.py)."""
+    held = "held-by-another-function-31"
+    _ok(platform, "secrets", "set", "HELD", stdin=held)
+    app = write_app(
+        tmp_path / "heist",
+        {
+            "holder": {"code": "./holder", "timeout": 10, "secrets": ["HELD"]},
+            "thief": {"code": "./thief", "timeout": 10},
+        },
+        {"holder/app.py": HOLDER, "thief/app.py": THIEF},
+    )
+    _ok(platform, "deploy", str(app))
+    data = platform.data_dir.resolve()
+    paths = [str(data / "secrets.key"), str(data / "ondo.db"), str(data / "admin.token")]
+    with platform.client() as client:
+        assert _invoke(client, "holder", {}).json() == len(held)  # its zygote holds the value
+        found = _invoke(client, "thief", {"paths": paths}).json()
+    assert found["environ"], found  # it did see processes: its own at least
+    assert not [e for e in found["environ"] if held in e]
+    assert "HELD" not in found["env"]
+    assert all(v in ("FileNotFoundError", "PermissionError") for v in found["files"].values())

@@ -18,6 +18,8 @@ Every known attack on the runtime is listed here, with where its test lives:
 - the network beyond what `network` allows ........................... test_network_attacks.py
 - the API beyond what the function's `permissions` allow, its token widened or used after
   expiry, an admin token anywhere in the sandbox ...... tests/functional/test_function_identity.py
+- another function's secret (its processes' environment, the data dir's key file and
+  database) ............................................. tests/functional/test_secrets.py
 
 Crashes that are not attacks (exit, segfault, import failures, a killed zygote) stay in
 tests/functional/runtime/test_robustness.py.
