@@ -1,4 +1,5 @@
-"""The HTTP client the CLI uses: URL and token from flags, ONDO_URL/ONDO_TOKEN, or the data dir."""
+"""The HTTP client the CLI uses: URL and token from flags, ONDO_URL/ONDO_TOKEN, a saved login
+(`ondo login`, ondo/credentials.py), or the data dir."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from ondo import credentials
 from ondo.config import DEFAULT_PORT, env_port
 from ondo.errors import ClientError
 
@@ -27,17 +29,30 @@ _NOT_FOUND_HINTS = (
 )
 
 
-def resolve_token(explicit: str | None, data_dir: Path) -> tuple[str | None, str]:
-    """The token and where it came from (for error messages)."""
+def resolve_token(
+    explicit: str | None, data_dir: Path, url: str | None = None
+) -> tuple[str | None, str]:
+    """The token and where it came from (for error messages): --token, $ONDO_TOKEN, the login
+    saved for `url`, then the data dir's admin.token."""
     if explicit:
         return explicit, "--token"
     if os.environ.get("ONDO_TOKEN"):
         return os.environ["ONDO_TOKEN"], "$ONDO_TOKEN"
+    if url is not None:
+        saved = credentials.token_for(url)
+        if saved:
+            return saved, f"the login saved for {url.rstrip('/')} ({credentials.path()})"
     path = data_dir.resolve() / "admin.token"
     try:
         return path.read_text().strip() or None, str(path)
     except OSError:
         return None, str(path)
+
+
+def platform_url(url: str | None) -> str:
+    """The platform's base URL: `url`, else $ONDO_URL, else the local default."""
+    default_url = f"http://127.0.0.1:{env_port(DEFAULT_PORT)}"
+    return (url or os.environ.get("ONDO_URL") or default_url).rstrip("/")
 
 
 class Client:
@@ -48,10 +63,9 @@ class Client:
         data_dir: Path | None = None,
         timeout: float = 960.0,
     ) -> None:
-        default_url = f"http://127.0.0.1:{env_port(DEFAULT_PORT)}"
-        self.url = (url or os.environ.get("ONDO_URL") or default_url).rstrip("/")
+        self.url = platform_url(url)
         data_dir = data_dir or Path(os.environ.get("ONDO_DATA_DIR", ".ondo"))
-        self.token, self.token_source = resolve_token(token, data_dir)
+        self.token, self.token_source = resolve_token(token, data_dir, self.url)
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
@@ -108,15 +122,20 @@ class Client:
 
     def _token_advice(self) -> str:
         fix = (
-            "set ONDO_TOKEN, pass --token TOKEN, or pass --data-dir DIR of the platform"
-            " (its admin.token is read from there)"
+            f"run `ondo login --url {self.url}` with a token an admin gave you, set ONDO_TOKEN,"
+            " pass --token TOKEN, or pass --data-dir DIR of the platform (its admin.token is"
+            " read from there)"
         )
         if self.token is None:
             return (
                 f"ondo at {self.url} needs a token and none was found: not in --token, not in"
-                f" $ONDO_TOKEN, and {self.token_source} cannot be read; {fix}"
+                f" $ONDO_TOKEN, no login saved for it, and {self.token_source} cannot be read;"
+                f" {fix}"
             )
-        return f"ondo at {self.url} refused the token from {self.token_source}; {fix}"
+        return (
+            f"ondo at {self.url} refused the token from {self.token_source} (unknown, expired"
+            f" or revoked); {fix}"
+        )
 
     def get(self, path: str, **params: Any) -> Any:
         clean = {k: v for k, v in params.items() if v is not None}
@@ -159,6 +178,48 @@ class Client:
 
     def delete_secret(self, name: str) -> Any:
         return self.delete(f"/v1/secrets/{name}")
+
+    # --- identities ---------------------------------------------------------------------------
+
+    def add_user(self, name: str, role: str, kind: str, namespace: str | None) -> Any:
+        body = {"name": name, "role": role, "kind": kind}
+        return self.post("/v1/users", body, namespace=namespace)
+
+    def users(self, namespace: str | None = None) -> Any:
+        return self.get("/v1/users", namespace=namespace)
+
+    def remove_user(self, name: str, namespace: str | None = None) -> Any:
+        return self.request("DELETE", f"/v1/users/{name}", params=_only(namespace=namespace)).json()
+
+    def create_token(self, principal: str | None, expires_in: str | None, label: str | None) -> Any:
+        body = {"principal": principal, "expires_in": expires_in, "label": label}
+        return self.post("/v1/tokens", {k: v for k, v in body.items() if v})
+
+    def tokens(self) -> Any:
+        return self.get("/v1/tokens")
+
+    def revoke_token(self, token_id: str) -> Any:
+        return self.delete(f"/v1/tokens/{token_id}")
+
+    def add_policy(self, principal: str, permission: str, resource: str | None) -> Any:
+        body = {"principal": principal, "permission": permission, "resource": resource or "*"}
+        return self.post("/v1/policies", body)
+
+    def policies(self) -> Any:
+        return self.get("/v1/policies")
+
+    def remove_policy(self, policy_id: str) -> Any:
+        return self.delete(f"/v1/policies/{policy_id}")
+
+    def login(self) -> Any:
+        return self.post("/v1/login")
+
+    def whoami(self) -> Any:
+        return self.get("/v1/whoami")
+
+
+def _only(**params: Any) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None}
 
 
 def _error_of(response: httpx.Response) -> ClientError:

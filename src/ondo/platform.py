@@ -51,6 +51,7 @@ from ondo.security.audit_anchor import AUDIT_ANCHOR, HeadAnchor
 from ondo.security.consent import Consents
 from ondo.security.function_tokens import FunctionTokens
 from ondo.security.grants import GrantBook
+from ondo.security.identities import Identities
 from ondo.security.refusals import RefusalGate
 from ondo.security.secretbox import load_keys
 from ondo.security.secrets import Secrets
@@ -93,8 +94,16 @@ class Platform:
             wal_limit_bytes=wal_limit_bytes,
         )
         self.function_tokens = FunctionTokens(self.clock.now)  # key read at start
-        self.tokens = TokenStore(self.store.repos.tokens, self.clock.now, self.function_tokens)
+        self.tokens = TokenStore(
+            self.store.repos.tokens,
+            self.clock.now,
+            self.function_tokens,
+            policies=self.store.repos.policies,
+        )
         self.tokens.watch(self.store.subscribe)
+        self.identities = Identities(
+            self.store.repos.tokens, self.store.repos.policies, self.tokens, self.clock.now
+        )
         self.audit = AuditLog(
             self.store,
             self.clock.now,

@@ -14,9 +14,7 @@ lacks (policy.ROLE_PERMISSIONS): 403, or 404 for the platform-wide ones.
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +25,7 @@ import pytest
 
 from ondo.api.auth import PUBLIC_PATHS
 from ondo.api.permissions import ROUTE_PERMISSIONS
-from ondo.backends.store import open_store
-from ondo.backends.store.repositories.tokens import Role, User
-from ondo.config import DEFAULT_CLUSTER
+from ondo.backends.store.repositories.tokens import Role
 from ondo.deploy.bundle import pack
 from ondo.security.policy import ROLE_PERMISSIONS, Permission
 from tests.functional.apps import write_app
@@ -57,6 +53,8 @@ class Tenants:
     invocation_id: str
     dead_id: int
     archive: bytes  # an app of alpha's, for deployments
+    token_ids: dict[str, str] = field(default_factory=dict)  # user -> its first token's id
+    policy_id: str = ""  # a policy of beta's
     operations: list[tuple[str, str]] = field(default_factory=list)  # from /openapi.json
     grant_id: str = ""  # a consent grant beta-owner gave
 
@@ -81,6 +79,8 @@ class Tenants:
             self.tokens[B],
             SECRET_VALUE,
             self.grant_id,
+            self.token_ids[B],
+            self.policy_id,
         ]
 
 
@@ -112,30 +112,12 @@ def _alpha_app(root: Path) -> bytes:
     return pack(app)
 
 
-def _issue(admin: httpx.Client, principal: str, namespace: str) -> str:
-    issued = admin.post("/v1/tokens", json={"principal": principal, "namespace": namespace})
-    assert issued.status_code == 201, issued.text
-    token: str = issued.json()["token"]
-    return token
-
-
-def _set_roles(platform: RunningPlatform, roles: dict[tuple[str, str], Role]) -> None:
-    """Users' roles, written to the platform's store before their tokens are first used (the
-    users API belongs to the identity work; until it is on main, the store is the way)."""
-    env = platform.env
-    url = env.get("ONDO_STORE") or f"sqlite:///{platform.data_dir / 'ondo.db'}"
-
-    async def write() -> None:
-        store = open_store(url, cluster=env.get("ONDO_CLUSTER") or DEFAULT_CLUSTER)
-        await store.open()
-        try:
-            for (namespace, name), role in roles.items():
-                user = User(namespace, name, role, "user", time.time(), "admin")
-                await store.repos.tokens.put_user(user)
-        finally:
-            await store.close()
-
-    asyncio.run(write())
+def _add_user(admin: httpx.Client, name: str, namespace: str, role: str) -> tuple[str, str]:
+    """A user added by the platform admin: (its first token, the token's id)."""
+    body = {"name": name, "namespace": namespace, "role": role}
+    added = admin.post("/v1/users", json=body)
+    assert added.status_code == 201, added.text
+    return added.json()["token"], added.json()["id"]
 
 
 def _beta_makes_one_of_each(platform: RunningPlatform, beta: httpx.Client, app: Path) -> Any:
@@ -164,19 +146,18 @@ def tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tenants]:
     app = _tenant_app(root / "tenant")
     platform = RunningPlatform(root / "data", env={"ONDO_ACTION_MAX_ATTEMPTS": "1"})
     with platform, platform.client() as admin:
-        users = {A: ("alpha-dev", A), B: ("beta-owner", B)}
-        users |= {"citizen": ("alpha-citizen", A), "operator": ("alpha-operator", A)}
-        _set_roles(
-            platform,
-            {
-                (A, "alpha-dev"): "admin",  # its namespace's admin: the strongest intruder
-                (B, "beta-owner"): "developer",
-                (A, "alpha-citizen"): "citizen",
-                (A, "alpha-operator"): "operator",
-            },
-        )
-        tokens = {user: _issue(admin, name, ns) for user, (name, ns) in users.items()}
+        users = {
+            A: ("alpha-dev", A, "admin"),  # its namespace's admin: the strongest intruder
+            B: ("beta-owner", B, "developer"),
+            "citizen": ("alpha-citizen", A, "citizen"),
+            "operator": ("alpha-operator", A, "operator"),
+        }
+        added = {user: _add_user(admin, *spec) for user, spec in users.items()}
+        tokens = {user: token for user, (token, _) in added.items()}
         t = Tenants(platform, tokens, "", 0, _alpha_app(root / "alpha" / "tenant"))
+        t.token_ids = {user: token_id for user, (_, token_id) in added.items()}
+        policy = {"principal": "beta-owner", "permission": "users", "namespace": B}
+        t.policy_id = admin.post("/v1/policies", json=policy).json()["id"]
         with t.client(B) as beta:
             t.invocation_id, t.dead_id = _beta_makes_one_of_each(platform, beta, app)
             t.grant_id = _beta_grants(beta)
@@ -213,6 +194,9 @@ def _path_params(path: str, t: Tenants) -> dict[str, str]:
         "/v1/groups/": {"name": "tenant-group"},
         "/v1/secrets/": {"name": "TENANT_SECRET"},
         "/v1/grants/": {"id": t.grant_id},
+        "/v1/users/": {"name": "beta-owner"},
+        "/v1/tokens/": {"id": t.token_ids[B]},
+        "/v1/policies/": {"id": t.policy_id},
     }
     names = re.findall(r"\{(\w+)\}", path)
     for prefix, values in by_prefix.items():
@@ -229,6 +213,8 @@ def _request(t: Tenants, method: str, path: str) -> dict[str, Any]:
     bodies: dict[str, Any] = {
         "/v1/tokens": {"json": {"principal": "intruder", "namespace": B}},
         "/v1/grants": {"json": {"to": "intruder", "types": ["health.*"]}},
+        "/v1/users": {"json": {"name": "intruder", "role": "citizen"}},
+        "/v1/policies": {"json": {"principal": "beta-owner", "permission": "invoke"}},
         "/v1/functions/{name}/rollback": {"json": {"version": 1}},
         "/v1/functions/{name}/invoke": {"json": {"x": 2}},
         "/v1/events": {"json": PROBE},
@@ -341,16 +327,20 @@ def test_an_alpha_token_acts_in_alpha_and_the_admin_may_look_there(t: Tenants) -
         assert bad.status_code == 400 and "namespace" in bad.json()["error"]["message"]
 
 
-def test_tokens_are_issued_by_the_admin_only_and_never_as_admin(t: Tenants) -> None:
+def test_tokens_for_unknown_principals_are_the_platform_admins_and_never_as_admin(
+    t: Tenants,
+) -> None:
     with t.client(A) as alpha, t.platform.client() as admin:
         body = {"principal": "doctor", "namespace": A}
-        assert alpha.post("/v1/tokens", json=body).status_code == 404
+        unknown = alpha.post("/v1/tokens", json=body)  # alpha has no user doctor
+        assert unknown.status_code == 404 and "ondo users add doctor" in unknown.text
         first, second = (admin.post("/v1/tokens", json=body).json()["token"] for _ in range(2))
         assert first != second and len(first) >= 43  # 256 random bits, url-safe base64
+        in_default = admin.post("/v1/tokens", json={"principal": "doctor"}).json()
+        assert in_default["namespace"] == "default"  # the admin's own, unless it names one
         for refused in (
             {"principal": "admin", "namespace": A},
             {"principal": "doctor", "namespace": "Bad Name"},
-            {"principal": "doctor"},
             {"principal": "doctor", "namespace": A, "admin": True},
         ):
             answer = admin.post("/v1/tokens", json=refused)

@@ -24,11 +24,14 @@ from ondo.api.routes import (
     events,
     functions,
     grants,
+    login,
+    policies,
     rules,
     secrets,
     sources,
     system,
     tokens,
+    users,
 )
 from ondo.errors import OndoError
 from ondo.platform import Platform
@@ -47,6 +50,9 @@ ROUTE_MODULES: list[Callable[[], list[BaseRoute]]] = [
     secrets.routes,
     tokens.routes,
     grants.routes,
+    users.routes,
+    policies.routes,
+    login.routes,
     clock.routes,
     audit.routes,
 ]

@@ -133,6 +133,40 @@ RULE_BODY = closed(
 )
 LINES = array(TEXT)
 CLOCK = obj({"now": NUMBER, "manual": {"type": "boolean"}})
+NULLABLE_NUMBER: Schema = {"type": ["number", "null"]}
+ISSUED_FIELDS: dict[str, Schema] = {
+    "token": TEXT,
+    "id": TEXT,
+    "principal": TEXT,
+    "namespace": TEXT,
+    "role": TEXT,
+    "expires_at": NULLABLE_NUMBER,
+}
+ISSUED = obj(ISSUED_FIELDS)
+TOKEN = obj(
+    {
+        "id": TEXT,
+        "principal": TEXT,
+        "namespace": TEXT,
+        "label": TEXT,
+        "expires_at": NULLABLE_NUMBER,
+        "revoked_at": NULLABLE_NUMBER,
+        "state": TEXT,
+    }
+)
+USER = obj({"name": TEXT, "namespace": TEXT, "role": TEXT, "kind": TEXT})
+POLICY = obj(
+    {"id": TEXT, "namespace": TEXT, "principal": TEXT, "permission": TEXT, "resource": TEXT}
+)
+IDENTITY_FIELDS: dict[str, Schema] = {
+    "name": TEXT,
+    "namespace": TEXT,
+    "role": TEXT,
+    "kind": TEXT,
+    "token_id": TEXT,
+    "expires_at": NULLABLE_NUMBER,
+}
+IDENTITY = obj(IDENTITY_FIELDS)
 ARCHIVE: Schema = {"type": "string", "format": "binary"}
 DEPLOY_BODY = {
     "application/gzip": {"schema": ARCHIVE},
@@ -159,9 +193,16 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/metrics"): Operation({200: TEXT}, media_type="text/plain"),
     ("GET", "/openapi.json"): Operation({200: obj({"openapi": TEXT, "paths": OBJECT})}),
     ("GET", "/v1/status"): Operation({200: obj({"version": TEXT, "runtime": OBJECT})}),
+    # --- identities -------------------------------------------------------------------------
     ("POST", "/v1/tokens"): Operation(
-        {201: obj({"token": TEXT, "principal": TEXT, "namespace": TEXT})},
-        body=json_body(closed({"principal": TEXT, "namespace": TEXT})),
+        {201: ISSUED},
+        body=json_body(
+            closed(
+                {},
+                {"principal": TEXT, "namespace": TEXT, "expires_in": TEXT, "label": TEXT},
+            )
+        ),
+        body_required=False,
         errors=(413,),
     ),
     # --- consent grants -----------------------------------------------------------------------
@@ -183,6 +224,26 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("DELETE", "/v1/grants/{id}"): Operation(
         {200: obj({**GRANT_FIELDS, "disabled_rules": array(OBJECT)})}
     ),
+    ("GET", "/v1/tokens"): Operation({200: obj({"tokens": array(TOKEN)})}),
+    ("DELETE", "/v1/tokens/{id}"): Operation({200: TOKEN}),
+    ("POST", "/v1/users"): Operation(
+        {201: obj({"user": USER, **ISSUED_FIELDS})},
+        body=json_body(closed({"name": NAME}, {"role": TEXT, "kind": TEXT, "namespace": TEXT})),
+        errors=(409, 413),
+    ),
+    ("GET", "/v1/users"): Operation({200: obj({"users": array(USER)})}),
+    ("DELETE", "/v1/users/{name}"): Operation({200: obj({"deleted": TEXT, "tokens_revoked": INT})}),
+    ("POST", "/v1/policies"): Operation(
+        {201: POLICY},
+        body=json_body(
+            closed({"principal": NAME, "permission": NAME}, {"resource": TEXT, "namespace": TEXT})
+        ),
+        errors=(413,),
+    ),
+    ("GET", "/v1/policies"): Operation({200: obj({"policies": array(POLICY)})}),
+    ("DELETE", "/v1/policies/{id}"): Operation({200: obj({"deleted": TEXT})}),
+    ("GET", "/v1/whoami"): Operation({200: IDENTITY}),
+    ("POST", "/v1/login"): Operation({200: obj({**IDENTITY_FIELDS, "event_id": TEXT})}),
     # --- functions ----------------------------------------------------------------------------
     ("POST", "/v1/functions/{name}/invoke"): Operation(
         {200: ANY, 202: obj({"id": TEXT, "status": TEXT})},
@@ -261,7 +322,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     # --- rules, trace and the manual clock ----------------------------------------------------
     ("GET", "/v1/rules"): Operation({200: obj({"rules": array(RULE)})}),
     ("POST", "/v1/rules"): Operation(
-        {201: RULE}, query={"replace": FLAG}, body=json_body(RULE_BODY), errors=(409, 413)
+        {201: RULE},
+        query={"replace": FLAG, "take_over": FLAG},
+        body=json_body(RULE_BODY),
+        errors=(409, 413),
     ),
     ("POST", "/v1/rules/test"): Operation(
         {200: OBJECT}, body=json_body(closed({"event": OBJECT}, {"rule": NAME})), errors=(413,)

@@ -67,7 +67,6 @@ ROUTE_PERMISSIONS: Final[Mapping[tuple[str, str], Permission]] = {
     ("DELETE", "/v1/contacts/{name}"): P.DEPLOY,
     ("PUT", "/v1/groups/{name}"): P.DEPLOY,
     ("DELETE", "/v1/groups/{name}"): P.DEPLOY,
-    ("POST", "/v1/tokens"): P.PLATFORM,
     ("GET", "/v1/audit"): P.SELF,  # USERS widens it from one's own trail to the namespace's
     ("GET", "/v1/audit/verify"): P.PLATFORM,  # the chain spans namespaces
     ("GET", "/v1/secrets"): P.READ,
@@ -76,11 +75,43 @@ ROUTE_PERMISSIONS: Final[Mapping[tuple[str, str], Permission]] = {
     ("GET", "/v1/grants"): P.CONSENT,
     ("POST", "/v1/grants"): P.CONSENT,
     ("DELETE", "/v1/grants/{id}"): P.CONSENT,
+    ("POST", "/v1/tokens"): P.SELF,  # for another principal: USERS, checked by the route
+    ("GET", "/v1/tokens"): P.SELF,  # one's own; all of the namespace with USERS
+    ("DELETE", "/v1/tokens/{id}"): P.SELF,  # one's own; any of the namespace with USERS
+    ("POST", "/v1/users"): P.USERS,
+    ("GET", "/v1/users"): P.USERS,
+    ("DELETE", "/v1/users/{name}"): P.USERS,
+    ("POST", "/v1/policies"): P.USERS,
+    ("GET", "/v1/policies"): P.USERS,
+    ("DELETE", "/v1/policies/{id}"): P.USERS,
+    ("GET", "/v1/whoami"): P.SELF,
+    ("POST", "/v1/login"): P.SELF,
 }
+
+
 # The resource a route acts on, from its path parameters, for per-resource checks.
+def _named(kind: str) -> Callable[[Mapping[str, str]], str]:
+    return lambda params: f"{kind}:{params['name']}"
+
+
 ROUTE_RESOURCES: Final[Mapping[tuple[str, str], Callable[[Mapping[str, str]], str]]] = {
-    ("POST", "/v1/functions/{name}/invoke"): lambda params: f"function:{params['name']}",
+    ("POST", "/v1/functions/{name}/invoke"): _named("function"),
+    ("DELETE", "/v1/functions/{name}"): _named("function"),
+    ("POST", "/v1/functions/{name}/rollback"): _named("function"),
+    ("DELETE", "/v1/rules/{name}"): _named("rule"),
+    ("POST", "/v1/rules/{name}/enable"): _named("rule"),
+    ("POST", "/v1/rules/{name}/disable"): _named("rule"),
+    ("PUT", "/v1/contacts/{name}"): _named("contact"),
+    ("DELETE", "/v1/contacts/{name}"): _named("contact"),
+    ("PUT", "/v1/groups/{name}"): _named("group"),
+    ("DELETE", "/v1/groups/{name}"): _named("group"),
 }
+# Routes that check each resource they act on themselves (every event's type:TYPE, the rule's
+# rule:NAME, each function, rule and source of a deployment): a policy that grants their
+# permission on some resources lets the call reach them (security/policy.py allows_some).
+CHECKS_ITS_RESOURCES: Final = frozenset(
+    {("POST", "/v1/events"), ("POST", "/v1/rules"), ("POST", "/v1/deployments")}
+)
 PERMISSION_OF: dict[Endpoint, Permission] = {}  # guarded endpoint -> its permission (OpenAPI)
 # Calls that only read, or whose every use is recorded elsewhere (invocation records, the bus).
 NOT_AUDITED: Final = frozenset({Permission.READ, Permission.INVOKE, Permission.EMIT})
@@ -102,7 +133,13 @@ def guarded_routes(routes: Sequence[BaseRoute]) -> list[BaseRoute]:
                     f"route {method} {route.path} has no permission in api/permissions.py"
                     " ROUTE_PERMISSIONS: decide who may call it"
                 )
-            endpoint = _guard(route.endpoint, key, ROUTE_PERMISSIONS[key], ROUTE_RESOURCES.get(key))
+            endpoint = _guard(
+                route.endpoint,
+                key,
+                ROUTE_PERMISSIONS[key],
+                ROUTE_RESOURCES.get(key),
+                key in CHECKS_ITS_RESOURCES,
+            )
             out.append(Route(route.path, endpoint, methods=[method], name=route.name))
     return out
 
@@ -112,6 +149,7 @@ def _guard(
     route: tuple[str, str],
     permission: Permission,
     resource_of: Callable[[Mapping[str, str]], str] | None,
+    checks_resources: bool = False,
 ) -> Endpoint:
     action = " ".join(route)  # e.g. "POST /v1/rules/{name}/disable"
     audited = permission not in NOT_AUDITED and route[0] != "GET"
@@ -121,7 +159,7 @@ def _guard(
         resource = resource_of(request.path_params) if resource_of is not None else ""
         what = f"{request.method} {request.url.path}"
         try:
-            require(principal_of(request), permission, what, resource)
+            require(principal_of(request), permission, what, resource, some=checks_resources)
         except OndoError as exc:
             await _refused(request, action, exc)
             raise

@@ -22,6 +22,10 @@ COMMAND_MODULES = [
     "ondo.cli.contacts",
     "ondo.cli.secrets",
     "ondo.cli.grants",
+    "ondo.cli.login",
+    "ondo.cli.users",
+    "ondo.cli.tokens",
+    "ondo.cli.policies",
     "ondo.cli.clock",
     "ondo.cli.audit",
     "ondo.cli.completion",
@@ -30,7 +34,11 @@ COMMAND_MODULES = [
 # (flags, help): accepted before the command and after it (`ondo up --data-dir D`).
 GLOBAL_OPTIONS: list[tuple[str, str, str]] = [
     ("--url", "URL", "platform URL (default: $ONDO_URL or http://127.0.0.1:8080)"),
-    ("--token", "TOKEN", "bearer token (default: $ONDO_TOKEN or <data-dir>/admin.token)"),
+    (
+        "--token",
+        "TOKEN",
+        "bearer token (default: $ONDO_TOKEN, the `ondo login` of --url, or <data-dir>/admin.token)",
+    ),
     (
         "--data-dir",
         "DIR",

@@ -22,9 +22,14 @@ def register(sub: Any) -> None:
     add.add_argument("text", help="the rule, e.g. 'on order.placed do invoke ship'")
     add.add_argument("--name", help="rule name (default: derived from the event type)")
     add.add_argument("--replace", action="store_true", help="replace a rule of the same name")
+    add.add_argument(
+        "--take-over",
+        action="store_true",
+        help="with --replace: replace a rule another principal wrote (it becomes yours)",
+    )
     add.set_defaults(func=run_add)
     lst = rsub.add_parser("list", help="list rules")
-    add_json_flag(lst, '{"rules": [{name, enabled, text, compiled, app, …}]}')
+    add_json_flag(lst, '{"rules": [{name, enabled, owner, text, compiled, app, …}]}')
     lst.set_defaults(func=run_list)
     shw = rsub.add_parser("show", help="show a rule: its text, compiled JSON and window state")
     shw.add_argument("name", help=RULE_NAME_HELP)
@@ -50,7 +55,12 @@ def register(sub: Any) -> None:
 
 def run_add(args: argparse.Namespace) -> int:
     body = {"text": args.text, **({"name": args.name} if args.name else {})}
-    rule = client_of(args).post("/v1/rules", body, replace="true" if args.replace else None)
+    rule = client_of(args).post(
+        "/v1/rules",
+        body,
+        replace="true" if args.replace else None,
+        take_over="true" if args.take_over else None,
+    )
     print(f"rule {rule['name']} added")
     print(f"  {rule['text']}")
     return 0

@@ -33,6 +33,16 @@ def refuse_take_over(taken: list[tuple[str, str, str]], app: str) -> Conflict:
     )
 
 
+def refuse_foreign_rules(foreign: list[tuple[str, str]], caller: str) -> Conflict:
+    """The error for (rule, owner) rules of other principals that `caller`'s deploy would
+    replace or delete."""
+    listed = "; ".join(f"rule {name!r} belongs to {owner!r}" for name, owner in foreign)
+    return Conflict(
+        f"this deploy would change rules that {caller!r} did not write: {listed}. Rename"
+        " yours, ask their owners, or deploy with --take-over to make them yours"
+    )
+
+
 def refuse_delete(function: str, namespace: str, rules: list[str], how: str) -> Conflict:
     """The error for deleting `function` while enabled `rules` invoke it; `how` to force it."""
     return Conflict(

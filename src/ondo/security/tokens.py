@@ -1,8 +1,9 @@
 """Bearer tokens: only their sha256 is stored; the admin token is written once to a 0600 file.
 
-A token may expire and may be revoked. Principals found are cached by digest; any change to
-tokens or users (in any process, through the store's change feed) empties the cache, so a
-revocation or a role change takes effect on the next call.
+A token may expire and may be revoked. Principals found are cached by digest, with their
+policies; any change to tokens, users or policies (in any process, through the store's change
+feed) empties the cache, so a revocation, a role change or a new policy takes effect on the next
+call.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ondo.backends.store.repositories.policies import PolicyRepository
 from ondo.backends.store.repositories.tokens import (
     ADMIN,
     PRINCIPALS_TOPIC,
@@ -51,18 +53,29 @@ class TokenStore:
         tokens: TokenRepository,
         clock: Callable[[], float] = time.time,
         functions: FunctionTokens | None = None,
+        *,
+        policies: PolicyRepository | None = None,
     ) -> None:
         self.tokens = tokens
         self.clock = clock
         # Functions' short-lived tokens: signed, not stored (security/function_tokens.py).
         self.functions = functions
+        self.policies = policies
         # digest -> (principal, revoked_at); only tokens that exist are kept.
         self._cache: dict[str, tuple[Principal, float | None]] = {}
+        # Counts the change feed's notices: a principal read while one arrived is not cached
+        # (it may predate the change).
+        self._generation = 0
         self._detach: Callable[[], None] | None = None
 
     def watch(self, subscribe: Subscribe) -> None:
-        """Forget cached principals whenever a token or user changes (in any process)."""
-        self._detach = subscribe(PRINCIPALS_TOPIC, lambda _key: self._cache.clear())
+        """Forget cached principals whenever a token, user or policy changes (in any process)."""
+        self._detach = subscribe(PRINCIPALS_TOPIC, lambda _key: self.forget())
+
+    def forget(self) -> None:
+        """Empty the cache: the next call of every token reads the store again."""
+        self._generation += 1
+        self._cache.clear()
 
     def close(self) -> None:
         if self._detach is not None:
@@ -92,16 +105,29 @@ class TokenStore:
         digest = digest_of(token)
         found = self._cache.get(digest)
         if found is None:
-            found = await self.tokens.principal(digest)
+            found = await self._read(digest)
             if found is None:
                 return None
-            self._cache[digest] = found
         principal, revoked_at = found
         if revoked_at is not None:
             return None
         if principal.expires_at is not None and self.clock() >= principal.expires_at:
             return None
         return principal
+
+    async def _read(self, digest: str) -> tuple[Principal, float | None] | None:
+        generation = self._generation
+        found = await self.tokens.principal(digest)
+        if found is None:
+            return None
+        principal, revoked_at = found
+        if self.policies is not None and not principal.is_admin:
+            entries = await self.policies.listing(principal.namespace, principal.name)
+            granted = tuple((p.permission, p.resource) for p in entries)
+            found = replace(principal, policies=granted), revoked_at
+        if generation == self._generation:
+            self._cache[digest] = found
+        return found
 
     async def ensure_admin_token(self, path: Path, now: float) -> tuple[str, bool]:
         """Return the admin token, creating it (and its 0600 file) on first start."""

@@ -29,5 +29,6 @@ def test_operations_document_parameters_bodies_and_error_answers() -> None:
     create = paths["/v1/rules"]["post"]
     assert create["requestBody"]["content"]["application/json"]["schema"]["type"] == "object"
     assert "security" not in paths["/healthz"]["get"]
-    assert "Admin only" in paths["/v1/tokens"]["post"]["description"]
+    assert "Admin only" in paths["/v1/status"]["get"]["description"]
+    assert "`self`" in paths["/v1/tokens"]["post"]["description"]
     assert show["x-ondo-permission"] == "read" and "403" in show["responses"]

@@ -26,12 +26,14 @@ from ondo.api.http import (
     read_body,
 )
 from ondo.api.progress import progress_stream, wants_progress
+from ondo.backends.store.repositories.tokens import Principal
 from ondo.deploy.bundle import MAX_APP_BYTES, unpack
 from ondo.deploy.manifest import Manifest, read_manifest
 from ondo.deploy.plan import apply_plan, check_imports, make_plan
 from ondo.deploy.rules import DEPLOY_OWNER
 from ondo.deploy.targets import DeployTargets
 from ondo.errors import OndoError
+from ondo.security.policy import Permission, require_each
 
 MAX_NOTED_NAMES = 50  # rule names an audit entry lists for one deploy
 
@@ -40,9 +42,13 @@ async def deploy(request: Request) -> Response:
     """Apply an app archive (`?dry_run=true`: plan only); NDJSON progress when asked for."""
     targets = platform_of(request).deploy_targets
     body = await read_body(request, MAX_APP_BYTES)
-    owner = principal_of(request).name  # the rules it creates are the caller's
     job = partial(
-        _deploy_archive, targets, body, request.query_params, namespace_of(request), owner
+        _deploy_archive,
+        targets,
+        body,
+        request.query_params,
+        namespace_of(request),
+        principal_of(request),
     )
     if wants_progress(request):
         # The answer starts before the outcome is known: the entry is written when it is.
@@ -78,7 +84,11 @@ def _note(request: Request, out: dict[str, Any]) -> None:
 
 
 async def _deploy_archive(
-    targets: DeployTargets, body: bytes, params: QueryParams, namespace: str, owner: str
+    targets: DeployTargets,
+    body: bytes,
+    params: QueryParams,
+    namespace: str,
+    principal: Principal,
 ) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="ondo-deploy-") as tmp:
         root = Path(tmp)
@@ -96,7 +106,7 @@ async def _deploy_archive(
                 flag_param(params, "dry_run"),
                 take_over=flag_param(params, "take_over"),
                 force=flag_param(params, "force"),
-                owner=owner,
+                principal=principal,
             )
         except OndoError as exc:
             # Name the sender's files (`?dir=` is their app directory), not this temporary copy.
@@ -112,15 +122,21 @@ async def deploy_manifest(
     *,
     take_over: bool = False,
     force: bool = False,
-    owner: str = DEPLOY_OWNER,
+    principal: Principal | None = None,
 ) -> dict[str, object]:
     """Plan, and apply unless `dry_run`; shared by the API and `ondo up --app`.
 
-    `take_over`: the app may take functions and rules from other apps; `force`: it may delete
-    functions that enabled rules invoke (those rules are disabled)."""
+    `take_over`: the app may take functions and rules from other apps and principals; `force`:
+    it may delete functions that enabled rules invoke (those rules are disabled). `principal`:
+    who deploys (None: the platform admin, as `ondo up --app`): it owns the rules it writes and
+    must be allowed to deploy each resource of the plan."""
+    owner = principal.name if principal is not None else DEPLOY_OWNER
     plan = await make_plan(
         targets, manifest, namespace, take_over=take_over, force=force, owner=owner
     )
+    if principal is not None:
+        resources = (f"{step.kind}:{step.name}" for step in plan.steps)
+        require_each(principal, Permission.DEPLOY, f"deploying app {plan.app!r}", resources)
     out: dict[str, object] = {**plan.to_json(), "dry_run": dry_run}
     if dry_run:
         await check_imports(targets, plan)

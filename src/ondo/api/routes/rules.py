@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 from ondo.api.http import (
     answer,
     audit_note,
+    flag_param,
     int_param,
     json_body,
     namespace_of,
@@ -23,6 +24,7 @@ from ondo.errors import ValidationError
 from ondo.platform import Platform
 from ondo.rules.definitions import parse_definition
 from ondo.rules.tester import dry_run
+from ondo.security.policy import Permission, require
 
 DEFINITION_KEYS = ("pattern", "condition", "window", "throttle", "actions")
 
@@ -65,8 +67,13 @@ async def create_rule(request: Request) -> JSONResponse:
         definition=definition,
         parsed=parsed,
     )
-    replace = request.query_params.get("replace", "false").lower() in ("1", "true", "yes")
-    stored = await book.add(rule, replace_existing=replace)
+    principal = principal_of(request)
+    require(principal, Permission.RULES, "creating a rule", f"rule:{rule.stored.name}")
+    replace = flag_param(request.query_params, "replace")
+    take_over = flag_param(request.query_params, "take_over")
+    if take_over:  # a citizen writes and replaces its own rules only
+        require(principal, Permission.DEPLOY, "taking over a rule", f"rule:{rule.stored.name}")
+    stored = await book.add(rule, replace_existing=replace, take_over=take_over)
     if body.get("enabled") is False:
         stored = await book.set_enabled(namespace, stored.name, False)
     _note_rule(request, stored, replace=replace)
@@ -95,10 +102,21 @@ async def show_rule(request: Request) -> JSONResponse:
     return answer(await _rule_json(platform, namespace_of(request), request.path_params["name"]))
 
 
+async def _check_owner(request: Request) -> StoredRule:
+    """The rule named by the path. Another principal's rule may be changed by those who run
+    the namespace (DEPLOY: admin, developer), not by a citizen, who changes its own only."""
+    name = request.path_params["name"]
+    stored = await platform_of(request).rules.book.get(namespace_of(request), name)
+    principal = principal_of(request)
+    if stored.owner != principal.name:
+        require(principal, Permission.DEPLOY, f"changing {stored.owner!r}'s rule", f"rule:{name}")
+    return stored
+
+
 async def delete_rule(request: Request) -> JSONResponse:
     name, book = request.path_params["name"], platform_of(request).rules.book
     audit_note(request, resource=f"rule:{name}")
-    _note_rule(request, await book.get(namespace_of(request), name))  # who it was about
+    _note_rule(request, await _check_owner(request))  # who it was about
     await book.delete(namespace_of(request), name)
     return answer({"deleted": name})
 
@@ -114,6 +132,7 @@ async def disable_rule(request: Request) -> JSONResponse:
 async def _set_enabled(request: Request, enabled: bool) -> JSONResponse:
     platform = platform_of(request)
     audit_note(request, resource=f"rule:{request.path_params['name']}")
+    await _check_owner(request)
     stored = await platform.rules.book.set_enabled(
         namespace_of(request), request.path_params["name"], enabled
     )

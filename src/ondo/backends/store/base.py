@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     )
     from ondo.backends.store.repositories.grants import GrantRepository
     from ondo.backends.store.repositories.keys import PlatformKeyRepository
+    from ondo.backends.store.repositories.policies import PolicyRepository
     from ondo.backends.store.repositories.retention import WatermarkRepository
     from ondo.backends.store.repositories.rules import (
         EnforcementRepository,
@@ -166,6 +167,11 @@ class Repositories(Protocol):
 
     @property
     def tokens(self) -> TokenRepository: ...
+
+    @property
+    def policies(self) -> PolicyRepository:
+        """Per-resource policies of principals (security/policy.py)."""
+        ...
 
     @property
     def event_index(self) -> EventIndexRepository:

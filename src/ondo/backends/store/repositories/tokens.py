@@ -22,7 +22,9 @@ class Principal:
     The platform admin (the principal `admin`, whose token is `<data-dir>/admin.token`) may do
     everything in every namespace. A user whose role is `admin` administers its own namespace
     only. `scope`, when not empty, narrows what this token may do below its role (a function's
-    short-lived token): entries are `PERMISSION` or `PERMISSION:RESOURCE-PATTERN`."""
+    short-lived token): entries are `PERMISSION` or `PERMISSION:RESOURCE-PATTERN`.
+    `policies` widen the role: (permission, resource pattern) pairs of the principal's policies
+    (repositories/policies.py), loaded with it when its token is authenticated."""
 
     name: str
     namespace: str = "default"
@@ -31,6 +33,7 @@ class Principal:
     token_id: str = field(default="", compare=False)
     expires_at: float | None = field(default=None, compare=False)
     scope: tuple[str, ...] = ()
+    policies: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @property
     def is_admin(self) -> bool:
@@ -91,6 +94,10 @@ class TokenRepository(Protocol):
 
     async def listing(self, namespace: str | None, principal: str | None) -> list[TokenInfo]:
         """Tokens of a namespace (None: every namespace), of one principal if given."""
+        ...
+
+    async def token(self, namespace: str | None, token_id: str) -> TokenInfo | None:
+        """The token with this id (in `namespace` unless None), or None."""
         ...
 
     async def revoke(self, namespace: str | None, token_id: str, now: float) -> TokenInfo | None:

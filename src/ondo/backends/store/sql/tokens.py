@@ -116,13 +116,16 @@ class SqlTokenRepository:
         )
         return [_info(row) for row in rows]
 
-    async def revoke(self, namespace: str | None, token_id: str, now: float) -> TokenInfo | None:
+    async def token(self, namespace: str | None, token_id: str) -> TokenInfo | None:
         where, params = _scope_filter(namespace, None)
         where = f"{where} AND t.id = ?" if where else " WHERE t.id = ?"
         row = await self._sql.fetch_one(
             f"SELECT {_TOKEN_COLUMNS} FROM tokens t{where}", (*params, token_id)
         )
-        if row is None:
+        return None if row is None else _info(row)
+
+    async def revoke(self, namespace: str | None, token_id: str, now: float) -> TokenInfo | None:
+        if await self.token(namespace, token_id) is None:
             return None
         await self._sql.execute(
             "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",

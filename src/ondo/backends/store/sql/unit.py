@@ -13,6 +13,7 @@ from ondo.backends.store.sql.events import SqlEventIndexRepository
 from ondo.backends.store.sql.functions import SqlFunctionRepository, SqlInvocationRepository
 from ondo.backends.store.sql.grants import SqlGrantRepository
 from ondo.backends.store.sql.keys import SqlPlatformKeyRepository
+from ondo.backends.store.sql.policies import SqlPolicyRepository
 from ondo.backends.store.sql.retention import SqlWatermarkRepository
 from ondo.backends.store.sql.rules import (
     SqlEnforcementRepository,
@@ -64,6 +65,10 @@ class SqlRepositories:
     @cached_property
     def tokens(self) -> SqlTokenRepository:
         return SqlTokenRepository(self._sql)
+
+    @cached_property
+    def policies(self) -> SqlPolicyRepository:
+        return SqlPolicyRepository(self._sql)
 
     @cached_property
     def event_index(self) -> SqlEventIndexRepository:
