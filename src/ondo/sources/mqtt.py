@@ -44,7 +44,7 @@ from ondo import boundedjson
 from ondo.durations import parse_duration
 from ondo.errors import DurationError, EventError, OndoError, PayloadTooLarge
 from ondo.events import CloudEvent, EventShape, format_time
-from ondo.ids import uuid7
+from ondo.ids import uuid7, uuid7_many
 from ondo.sources import mqtt_wire
 from ondo.sources.base import Settings, SourceContext, Where, no_unknown_keys
 from ondo.sources.mqtt_topics import (
@@ -328,8 +328,9 @@ class Mapper:
     def filters(self) -> list[str]:
         return [route.template.filter for route in self.routes]
 
-    def event(self, topic: str, payload: bytes, now: float) -> CloudEvent:
-        """The event for one message; ValueError (or an OndoError) saying why there is none."""
+    def event(self, topic: str, payload: bytes, now: float, id: str | None = None) -> CloudEvent:
+        """The event for one message, with `id` (else a new one); ValueError (or an OndoError)
+        saying why there is none."""
         known = self._known.get(topic)
         if known is None:  # a topic's route, attributes and event shape are worked out once
             known = self._topic(topic)
@@ -340,6 +341,7 @@ class Mapper:
         if data is None:  # an event without data (an empty payload, or JSON null)
             found = known.found
             return CloudEvent(
+                id=id or uuid7(),
                 source=self.source,
                 type=found.type,
                 subject=found.subject,
@@ -347,7 +349,7 @@ class Mapper:
                 extensions=found.extensions,
             )
         _, when, when_text = self._time(now)
-        return known.shape.event(uuid7(), when, when_text, data)
+        return known.shape.event(id or uuid7(), when, when_text, data)
 
     def _time(self, now: float) -> tuple[float, datetime, str]:
         """`now` as a datetime and in text, made once for the messages of a batch."""
@@ -514,9 +516,9 @@ def _events(
 ) -> list[CloudEvent]:
     now = ctx.clock.now()
     events: list[CloudEvent] = []
-    for message in messages:
+    for message, id in zip(messages, uuid7_many(len(messages)), strict=True):
         try:
-            event = mapper.event(message.topic, message.payload, now)
+            event = mapper.event(message.topic, message.payload, now, id)
         except (ValueError, OndoError) as exc:
             ctx.problem(f"message on topic {message.topic!r} was not made an event: {exc}")
             continue

@@ -6,7 +6,7 @@ import os
 import time
 import uuid
 
-from ondo.ids import uuid7, uuid7_hex
+from ondo.ids import uuid7, uuid7_hex, uuid7_many
 
 
 def test_an_id_is_a_version_7_rfc_uuid_carrying_the_current_millisecond() -> None:
@@ -39,3 +39,14 @@ def test_a_forked_child_does_not_repeat_its_parents_random_bits() -> None:
     os.close(read)
     os.waitpid(pid, 0)
     assert len(child) == 20 and child != uuid7_hex()[12:]
+
+
+def test_ids_made_together_are_version_7_unique_and_of_their_millisecond() -> None:
+    before = time.time_ns() // 1_000_000
+    made = uuid7_many(3000)  # more than one pool of random bits
+    after = time.time_ns() // 1_000_000
+    parsed = [uuid.UUID(text) for text in made]
+    assert [str(p) for p in parsed] == made and len(set(made)) == len(made)
+    assert all(p.version == 7 and p.variant == uuid.RFC_4122 for p in parsed)
+    assert all(before <= p.int >> 80 <= after for p in parsed)
+    assert uuid7_many(0) == [] and len(uuid7_many(1)) == 1

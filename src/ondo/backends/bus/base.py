@@ -66,15 +66,13 @@ class StoredEvent:
         event: CloudEvent | None,
         body: bytes | None,
     ) -> None:
-        for name, value in (
-            ("seq", seq),
-            ("received_at", received_at),
-            ("namespace", namespace),
-            ("type", type),
-            ("_event", event),
-            ("_body", body),
-        ):
-            object.__setattr__(self, name, value)
+        setattr_ = object.__setattr__  # past our own __setattr__, which refuses
+        setattr_(self, "seq", seq)
+        setattr_(self, "received_at", received_at)
+        setattr_(self, "namespace", namespace)
+        setattr_(self, "type", type)
+        setattr_(self, "_event", event)
+        setattr_(self, "_body", body)
 
     @property
     def event(self) -> CloudEvent:
