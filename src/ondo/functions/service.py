@@ -521,9 +521,10 @@ class FunctionService:
                 # Cached (the warm path): no coroutine for `_runnable` on every invocation.
                 cached = self._cached_spec(fv)
                 spec, masked = cached if cached is not None else await self._runnable(fv)
-                outcome = await self.runtime.invoke(
-                    spec, payload, record.id, self._identity(fv, record.id)
-                )
+                identity = self._identity(fv, record.id)
+                if identity is not None:  # a handler that prints or returns it: masked too
+                    masked = (identity.token, *masked)
+                outcome = await self.runtime.invoke(spec, payload, record.id, identity)
             except Exception as exc:  # the record ends even when the platform fails to run it
                 await self._late_row_done(record.id)
                 await self._end_failed(record, redact_json(_platform_error(exc, record.id), masked))
