@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
+from ondo.api.permissions import ROUTE_PERMISSIONS
 from ondo.backends.store import open_store
 from ondo.config import DEFAULT_CLUSTER
 from ondo.functions.secretenv import MASK
 from ondo.security.function_tokens import EXPIRY_MARGIN_S, FUNCTION_TOKEN_PREFIX
+from ondo.security.policy import Permission
 from tests.functional.apps import write_app
 from tests.functional.platform import RunningPlatform
 
@@ -245,6 +248,28 @@ def _audit_of(platform: RunningPlatform, principal: str) -> list[dict[str, Any]]
             await store.close()
 
     return asyncio.run(read())
+
+
+def test_a_function_token_is_refused_every_operation_but_emit_and_invoke(
+    deployed: Deployed,
+) -> None:
+    """Every operation of the served /openapi.json (users, tokens, whoami, login, secrets,
+    grants, audit, …): 403, or 404 for the platform-wide ones; none reaches its route."""
+    token = deployed.invoke("caller", {"calls": []})["reversed"][::-1]
+    doc = httpx.get(f"{deployed.platform.url}/openapi.json", timeout=30).json()
+    bearer = {"Authorization": f"Bearer {token}"}
+    checked = 0
+    with httpx.Client(base_url=deployed.platform.url, headers=bearer, timeout=30) as fn:
+        for path, item in doc["paths"].items():
+            for method in (m.upper() for m in item if m in ("get", "put", "post", "delete")):
+                permission = ROUTE_PERMISSIONS.get((method, path))
+                if permission is None or permission in (Permission.EMIT, Permission.INVOKE):
+                    continue  # public, or what its permissions decide (tested above)
+                answer = fn.request(method, re.sub(r"\{\w+\}", "x", path), json={})
+                expected = 404 if permission is Permission.PLATFORM else 403
+                assert answer.status_code == expected, (method, path, answer.text)
+                checked += 1
+    assert checked > 30
 
 
 def test_a_token_widened_by_the_function_is_refused(deployed: Deployed) -> None:
