@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -62,12 +63,16 @@ class Client:
         token: str | None = None,
         data_dir: Path | None = None,
         timeout: float = 960.0,
+        cacert: str | None = None,
     ) -> None:
         self.url = platform_url(url)
         data_dir = data_dir or Path(os.environ.get("ONDO_DATA_DIR", ".ondo"))
         self.token, self.token_source = resolve_token(token, data_dir, self.url)
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self.cacert = cacert or os.environ.get("ONDO_CACERT") or None
+        self.http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=timeout, verify=trust(self.cacert)
+        )
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         with self._reaching():
@@ -104,7 +109,9 @@ class Client:
         """Transport failures as errors that say what to check."""
         try:
             yield
-        except httpx.ConnectError:
+        except httpx.ConnectError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                raise ClientError(self._trust_advice(exc)) from None
             raise ClientError(
                 f"cannot reach ondo at {self.url}: is it running? (`ondo up`, or set ONDO_URL)"
             ) from None
@@ -115,10 +122,27 @@ class Client:
         error = _error_of(response)
         if error.status == 401:
             return ClientError(self._token_advice(), 401, error.code)
+        if error.status == 429 and error.code == "rate_limited":
+            wait = response.headers.get("Retry-After", "1")
+            return ClientError(
+                f"ondo at {self.url} is limiting this caller's request rate: wait {wait}s and"
+                f" run the command again ({error})",
+                429,
+                error.code,
+            )
         hint = next((h for prefix, h in _NOT_FOUND_HINTS if path.startswith(prefix)), None)
         if error.status == 404 and error.code == "not_found" and hint and "`ondo" not in str(error):
             return ClientError(f"{error}; {hint}", 404, error.code)
         return error
+
+    def _trust_advice(self, exc: httpx.ConnectError) -> str:
+        trusted = (
+            f"the certificates in {self.cacert}" if self.cacert else "the system's trust store"
+        )
+        return (
+            f"ondo at {self.url} sent a certificate that {trusted} does not vouch for ({exc});"
+            " pass --cacert FILE (or set ONDO_CACERT) naming the platform's certificate or its CA"
+        )
 
     def _token_advice(self) -> str:
         fix = (
@@ -220,6 +244,23 @@ class Client:
 
 def _only(**params: Any) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None}
+
+
+def trust(cacert: str | None) -> ssl.SSLContext | bool:
+    """What https connections are verified against: `cacert`'s certificates, or the system's."""
+    if cacert is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=cacert)
+    except FileNotFoundError:
+        raise ClientError(f"--cacert / ONDO_CACERT: {cacert} does not exist") from None
+    except ssl.SSLError as exc:  # before OSError, which it is a kind of
+        raise ClientError(
+            f"--cacert / ONDO_CACERT: {cacert} holds no PEM certificate ({exc.reason}); give the"
+            " platform's certificate (what `ondo up --tls-cert` serves) or its CA's"
+        ) from None
+    except OSError as exc:
+        raise ClientError(f"--cacert / ONDO_CACERT: cannot read {cacert}: {exc.strerror}") from None
 
 
 def _error_of(response: httpx.Response) -> ClientError:

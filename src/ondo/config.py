@@ -30,6 +30,34 @@ DESTINATIONS = ("all", "failed", "none")
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """`per_s` requests a second on average, `burst` at once; per_s == 0: no limit
+    (security/ratelimit.py applies it)."""
+
+    per_s: float
+    burst: float
+
+    @property
+    def enabled(self) -> bool:
+        return self.per_s > 0
+
+    def __str__(self) -> str:
+        return f"{self.per_s:g}/s (burst {self.burst:g})" if self.enabled else "off"
+
+
+# Generous: far above what bench/ and the functional suite send (docs/security.md).
+DEFAULT_PRINCIPAL_RATE = RateLimit(20000.0, 40000.0)
+DEFAULT_ANONYMOUS_RATE = RateLimit(200.0, 2000.0)
+DEFAULT_SOURCE_RATE = RateLimit(20000.0, 40000.0)
+# `--rate-limit KIND=RATE[:BURST]` / ONDO_RATE_LIMIT_KIND: the Config field each kind sets
+RATE_KINDS = {
+    "principal": "rate_principal",
+    "anonymous": "rate_anonymous",
+    "source": "rate_source",
+}
+
+
+@dataclass(frozen=True)
 class QueueSettings:
     """How hard the action queue tries; ONDO_ACTION_* environment variables override the
     defaults (`queue_settings`)."""
@@ -83,8 +111,21 @@ class Config:
     # encrypts secrets at rest (security/secretbox.py); needed when several processes share
     # the store, else <data-dir>/secrets.key is made on first use. Kept out of repr.
     secrets_key: str = field(default="", repr=False)
+    # requests a second: API calls per principal; calls without a valid token per address;
+    # http sources' routes per (source, address). See docs/security.md "Ingress limits".
+    rate_principal: RateLimit = DEFAULT_PRINCIPAL_RATE
+    rate_anonymous: RateLimit = DEFAULT_ANONYMOUS_RATE
+    rate_source: RateLimit = DEFAULT_SOURCE_RATE
+    # TLS: both or neither; `ondo up` serves https with them
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError(
+                "TLS needs both a certificate and its private key: pass --tls-cert FILE and"
+                " --tls-key FILE (or ONDO_TLS_CERT and ONDO_TLS_KEY), or neither"
+            )
         if self.retention_records_s < self.retention_events_s:
             # A replayed event finds its decision and does not fire again only while it is kept.
             raise ConfigError(
@@ -110,9 +151,14 @@ class Config:
         return self.store_url or f"sqlite:///{self.db_path}"
 
     @property
+    def metrics_token_path(self) -> Path:
+        return self.data_dir / "metrics.token"
+
+    @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.tls_cert is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     def with_overrides(self, **values: Any) -> Config:
         return replace(self, **{k: v for k, v in values.items() if v is not None})
@@ -174,6 +220,9 @@ def from_environment() -> Config:
         mqtt_url=os.environ.get("ONDO_MQTT_URL") or None,
         webhook_secret=os.environ.get("ONDO_WEBHOOK_SECRET") or None,
         secrets_key=os.environ.get("ONDO_SECRETS_KEY") or None,
+        tls_cert=_env_path("ONDO_TLS_CERT"),
+        tls_key=_env_path("ONDO_TLS_KEY"),
+        **_env_rate_limits(),
         **{
             field_name: _env_duration(f"ONDO_RETENTION_{kind.upper()}")
             for kind, field_name in RETENTION_KINDS.items()
@@ -247,6 +296,54 @@ def retention_overrides(items: list[str], where: str = "--retention") -> dict[st
             )
         values[RETENTION_KINDS[kind]] = retention_duration(duration, f"{where} {kind}")
     return values
+
+
+def rate_limit(text: str, where: str) -> RateLimit:
+    """`RATE` or `RATE:BURST` (requests a second, requests at once; BURST defaults to twice
+    RATE); `0` turns the limit off."""
+    rate, colon, burst = text.strip().partition(":")
+    try:
+        per_s = float(rate)
+        size = float(burst) if colon else 2 * per_s
+    except ValueError:
+        per_s = size = math.nan
+    if per_s == 0:
+        return RateLimit(0.0, 0.0)
+    if not (0 < per_s < math.inf and 1 <= size < math.inf):
+        raise ConfigError(
+            f"{where}: {text!r} must be RATE or RATE:BURST, requests a second and at once"
+            " (e.g. 500 or 500:2000; BURST at least 1), or 0 for no limit"
+        )
+    return RateLimit(per_s, size)
+
+
+def rate_overrides(items: list[str], where: str = "--rate-limit") -> dict[str, RateLimit]:
+    """`KIND=RATE[:BURST]` items (kinds: principal, anonymous, source) as Config values."""
+    values: dict[str, RateLimit] = {}
+    for item in items:
+        kind, _, limit = item.partition("=")
+        if kind not in RATE_KINDS or not limit:
+            raise ConfigError(
+                f"{where} {item!r} must be KIND=RATE[:BURST] with KIND one of "
+                f"{', '.join(RATE_KINDS)}, e.g. {where} principal=500:1000 (0 turns it off)"
+            )
+        values[RATE_KINDS[kind]] = rate_limit(limit, f"{where} {kind}")
+    return values
+
+
+def _env_rate_limits() -> dict[str, RateLimit]:
+    values: dict[str, RateLimit] = {}
+    for kind, field_name in RATE_KINDS.items():
+        name = f"ONDO_RATE_LIMIT_{kind.upper()}"
+        raw = os.environ.get(name, "")
+        if raw.strip():
+            values[field_name] = rate_limit(raw, f"environment variable {name}")
+    return values
+
+
+def _env_path(name: str) -> Path | None:
+    raw = os.environ.get(name, "")
+    return Path(raw).resolve() if raw.strip() else None
 
 
 def _env_duration(name: str) -> float | None:

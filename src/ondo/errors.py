@@ -92,6 +92,17 @@ class Unauthorized(OndoError):
     code = "unauthorized"
 
 
+class RateLimited(OndoError):
+    """Raised when a caller (a principal, or an address without a token) has used up its
+    request rate; `retry_after_s` says when the next request will be let through."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class Forbidden(OndoError):
     """Raised when a caller is known but its role, policies or consent do not allow the call."""
 

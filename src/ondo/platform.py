@@ -52,7 +52,9 @@ from ondo.security.consent import Consents
 from ondo.security.function_tokens import FunctionTokens
 from ondo.security.grants import GrantBook
 from ondo.security.identities import Identities
+from ondo.security.ratelimit import RateLimits
 from ondo.security.refusals import RefusalGate
+from ondo.security.scrape import ScrapeToken, ensure_scrape_token
 from ondo.security.secretbox import load_keys
 from ondo.security.secrets import Secrets
 from ondo.security.tokens import TokenStore
@@ -148,6 +150,10 @@ class Platform:
         self.secrets.on_change(self.functions.secret_changed)  # zygotes restart with new values
         self.secrets.watch()
         self.admin_token = ""
+        self.scrape_token = ScrapeToken()  # read from its file at start
+        self.rate_limits = RateLimits.of(
+            config.rate_principal, config.rate_anonymous, config.rate_source
+        )
         self._services: list[Service] = []
         self._started: list[Service] = []
         # Before the engine's service, so it stops after the engine and starts before it.
@@ -168,7 +174,10 @@ class Platform:
         )
         # The http sources' routes: their kind registers them, the server answers them.
         self.http_routes = HttpRoutes(
-            self.tokens.authenticate, HttpInvoke(self.functions), config.max_body_bytes
+            self.tokens.authenticate,
+            HttpInvoke(self.functions),
+            config.max_body_bytes,
+            self.rate_limits.sources,
         )
         self.sources = SourceSupervisor(
             self.store,
@@ -287,6 +296,13 @@ class Platform:
         if created:
             log.warning("created the admin token in %s (mode 0600)", self.config.token_path)
         await self.function_tokens.load(self.store.repos.platform_keys)
+        scrape, created = ensure_scrape_token(self.config.metrics_token_path)
+        self.scrape_token.set(scrape)
+        if created:
+            log.warning(
+                "created the /metrics scrape token in %s (mode 0600)",
+                self.config.metrics_token_path,
+            )
         await self.runtime.start()
         if datadir.sandboxes_read_code_by_path(self.runtime.status().get("sandbox", {})):
             datadir.open_for_sandboxes(self.config.data_dir)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import ssl
 import sys
 from collections.abc import AsyncIterator
 
@@ -18,7 +19,7 @@ from ondo.api.invoke import InvokeFastPath
 from ondo.api.routes.deployments import deploy_manifest
 from ondo.config import Config
 from ondo.deploy.manifest import read_manifest
-from ondo.errors import OndoError
+from ondo.errors import ConfigError, OndoError
 from ondo.platform import Platform
 from ondo.sources.http_serve import HttpPrefix
 
@@ -65,7 +66,11 @@ def _announce(platform: Platform) -> None:
     lines = [
         f"ondo is up at {cfg.url}  (data in {cfg.data_dir})",
         f"admin token: {cfg.token_path}  (export ONDO_TOKEN=$(cat {cfg.token_path}))",
+        f"/metrics scrape token: {cfg.metrics_token_path}  (Prometheus: authorization:"
+        " credentials_file)",
     ]
+    if cfg.tls_cert is not None:
+        lines.append(f"TLS: {cfg.tls_cert}  (clients: --cacert FILE if it is self-signed)")
     for fv in platform.functions.current.in_namespace("default"):
         lines.append(
             f'function {fv.name} v{fv.version}:  ondo invoke {fv.name} --data \'{{"name": "you"}}\''
@@ -74,7 +79,7 @@ def _announce(platform: Platform) -> None:
         lines.append(f"rule {rule.name}: {rule.text or '(JSON form)'}")
     for source in platform.sources.statuses("default"):
         lines.append(f"source {source.name} ({source.kind}):  ondo sources show {source.name}")
-    if len(lines) > 2:
+    if len(lines) > 3:
         lines.append("events:  ondo emit TYPE --data JSON;  what they caused:  ondo trace EVENT_ID")
     for app_dir in cfg.apps:  # each example's README says how to trigger it
         readme = app_dir / "README.md"
@@ -84,10 +89,40 @@ def _announce(platform: Platform) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
+def check_tls(config: Config) -> None:
+    """Refuse to start with a certificate or key that cannot serve, saying which and why
+    (uvicorn would fail later with a bare ssl traceback)."""
+    if config.tls_cert is None or config.tls_key is None:
+        return
+    for flag, path in (("--tls-cert", config.tls_cert), ("--tls-key", config.tls_key)):
+        try:
+            path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{flag} {path}: cannot read it: {exc.strerror}") from None
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            config.tls_cert, config.tls_key
+        )
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            f"--tls-cert {config.tls_cert} / --tls-key {config.tls_key}: {_tls_problem(exc)}"
+        ) from None
+
+
+def _tls_problem(exc: ssl.SSLError) -> str:
+    if "KEY_VALUES_MISMATCH" in str(exc):
+        return "the key is not the certificate's private key: give the certificate's own key"
+    return (
+        f"not a PEM certificate and its unencrypted PEM private key ({exc.reason or exc}):"
+        " give the certificate (chain) file to --tls-cert and its key to --tls-key"
+    )
+
+
 def serve(config: Config) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    check_tls(config)
     platform, app = build(config)
     # loop/http "auto": uvloop and httptools when installed (they are dependencies), else
     # asyncio and h11. Every platform component runs on this one loop, so its speed is theirs.
@@ -105,6 +140,8 @@ def serve(config: Config) -> int:
         loop="auto",
         http=CoalescingHttpToolsProtocol,  # httptools, one send per response (see coalesce.py)
         server_header=False,  # no "server: uvicorn" on every answer: nothing to advertise
+        ssl_certfile=config.tls_cert,
+        ssl_keyfile=config.tls_key,
     )
     server = uvicorn.Server(uv_config)
     try:

@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -48,12 +49,19 @@ class RunningPlatform:
         apps: Sequence[Path] = (),
         env: dict[str, str] | None = None,
         port: int | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.apps = list(apps)
         self.extra_env = env or {}
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # https with (certificate, key), the certificate trusted by this harness's requests
+        self.verify: ssl.SSLContext | bool = True
+        if tls is not None:
+            self.url = f"https://127.0.0.1:{self.port}"
+            self.extra_env |= {"ONDO_TLS_CERT": str(tls[0]), "ONDO_TLS_KEY": str(tls[1])}
+            self.verify = ssl.create_default_context(cafile=str(tls[0]))
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}-platform.log"
         self.backend = backends.configured()
@@ -97,7 +105,8 @@ class RunningPlatform:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"ondo up exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                health = httpx.get(f"{self.url}/healthz", timeout=1, verify=self.verify)
+                if health.status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
@@ -117,7 +126,10 @@ class RunningPlatform:
 
     def client(self, timeout: float = 60.0) -> httpx.Client:
         return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=timeout
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=timeout,
+            verify=self.verify,
         )
 
     def cli(

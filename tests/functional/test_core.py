@@ -313,7 +313,8 @@ def test_auth_health_metrics_openapi(platform: RunningPlatform) -> None:
     assert wrong.status_code == 401
     with platform.client() as api:
         api.post("/v1/functions/hello/invoke", json={})
-        metrics = httpx.get(f"{platform.url}/metrics").text
+        assert httpx.get(f"{platform.url}/metrics").status_code == 401  # takes a token too
+        metrics = api.get("/metrics").text
         assert (
             'ondo_invocations_total{function="hello",namespace="default",status="succeeded"}'
             in metrics

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +134,27 @@ def test_every_series_is_fed_by_real_traffic_and_listed_in_the_readme(tmp_path: 
     listed = set(re.findall(r"`(ondo_[a-z_]+)", README.read_text()))
     missing = {name for name in families if name not in listed}
     assert not missing, f"README.md does not list: {sorted(missing)}"
+
+
+def test_metrics_take_the_admins_token_or_the_scrape_token(tmp_path: Path) -> None:
+    with RunningPlatform(tmp_path / "data") as p, p.client() as api:
+        scrape_file = p.data_dir / "metrics.token"
+        assert stat.S_IMODE(os.stat(scrape_file).st_mode) == 0o600
+        assert str(scrape_file) in p.log()  # startup says where it is
+        scrape_token = scrape_file.read_text().strip()
+        url = f"{p.url}/metrics"
+        assert httpx.get(url).status_code == 401
+        assert httpx.get(url, headers={"Authorization": "Bearer nope"}).status_code == 401
+        # Prometheus' `authorization: {credentials_file: …}` sends exactly this header
+        scraped = httpx.get(url, headers={"Authorization": f"Bearer {scrape_token}"})
+        assert scraped.status_code == 200 and "ondo_invocations_total" in scraped.text
+        assert api.get("/metrics").status_code == 200  # the platform admin's token
+        issued = api.post("/v1/tokens", json={"principal": "dev", "namespace": "default"})
+        tenant = {"Authorization": f"Bearer {issued.json()['token']}"}
+        assert httpx.get(url, headers=tenant).status_code == 404  # platform-wide, as /v1/status
+        # the scrape token opens /metrics only
+        assert (
+            httpx.get(f"{p.url}/v1/functions", headers=scraped.request.headers).status_code == 401
+        )
+    with RunningPlatform(tmp_path / "data") as again:  # kept across restarts
+        assert (again.data_dir / "metrics.token").read_text().strip() == scrape_token

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from ondo.api.auth import BearerAuth
-from ondo.api.errors import INTERNAL, error_response, internal_message, status_of
+from ondo.api.errors import INTERNAL, error_response, headers_of, internal_message, status_of
 from ondo.api.permissions import guarded_routes
 from ondo.api.routes import (
     audit,
@@ -60,7 +60,7 @@ ROUTE_MODULES: list[Callable[[], list[BaseRoute]]] = [
 
 async def _ondo_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OndoError)
-    return error_response(status_of(exc), exc.code, str(exc))
+    return error_response(status_of(exc), exc.code, str(exc), headers_of(exc))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -41,6 +41,7 @@ from ondo.errors import (
     PatternError,
     PatternTooLarge,
     PayloadTooLarge,
+    RateLimited,
     RequirementsError,
     RuleError,
     RuleSyntaxError,
@@ -93,6 +94,7 @@ STATUSES: Final[tuple[tuple[type[OndoError], int], ...]] = (
     (DataDirInUse, 409),
     (DuplicateKey, 409),
     (ConcurrencyExhausted, 429),  # answered with Retry-After
+    (RateLimited, 429),  # Retry-After: the seconds until the caller's bucket has a token
     # the platform cannot serve now
     (CodeUnavailable, 503),  # before RuntimeUnavailable, which it is a kind of
     (RuntimeUnavailable, 503),
@@ -156,7 +158,14 @@ def error_answer(
 
 
 def answer_for(exc: OndoError) -> Answer:
-    return error_answer(status_of(exc), exc.code, str(exc))
+    return error_answer(status_of(exc), exc.code, str(exc), headers_of(exc))
+
+
+def headers_of(exc: OndoError) -> dict[str, str]:
+    """Headers an error adds to its status' own (`error_headers`)."""
+    if isinstance(exc, RateLimited):
+        return {"Retry-After": str(exc.retry_after_s)}
+    return {}
 
 
 def error_response(

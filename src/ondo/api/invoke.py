@@ -15,7 +15,7 @@ import re
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ondo.api.auth import authenticate, namespace_asked
+from ondo.api.auth import authenticate, namespace_asked, principal_key, rate_limited
 from ondo.api.errors import (
     INTERNAL,
     Answer,
@@ -30,6 +30,7 @@ from ondo.errors import ConcurrencyExhausted, OndoError
 from ondo.functions.model import InvocationRecord
 from ondo.platform import Platform
 from ondo.security.policy import Permission, allows
+from ondo.security.tokens import Principal
 
 log = logging.getLogger("ondo.api")
 
@@ -112,13 +113,23 @@ class InvokeFastPath:
                 and allows(principal, Permission.INVOKE, f"function:{match[1]}")
             ):
                 try:
-                    namespace = namespace_asked(principal, scope)  # the caller's own: no query
-                    answer = await self._answer(scope, receive, match[1], namespace)
+                    answer = await self._limited(principal, scope, receive, match[1])
                 except _Disconnected:
                     return
                 await send_answer(send, answer)
                 return
         await self.app(scope, receive, send)
+
+    async def _limited(
+        self, principal: Principal, scope: Scope, receive: Receive, name: str
+    ) -> Answer:
+        limiter = self.platform.rate_limits.principals
+        key = principal_key(principal)
+        wait = limiter.take(key)
+        if wait:
+            return answer_for(rate_limited(limiter, key, wait))
+        namespace = namespace_asked(principal, scope)  # the caller's own: no query
+        return await self._answer(scope, receive, name, namespace)
 
     async def _answer(self, scope: Scope, receive: Receive, name: str, namespace: str) -> Answer:
         try:

@@ -12,7 +12,7 @@ from typing import Any
 from starlette.routing import BaseRoute, Route
 
 from ondo import __version__
-from ondo.api.auth import NAMESPACE_PARAM, PUBLIC_PATHS
+from ondo.api.auth import METRICS_PATH, NAMESPACE_PARAM, PUBLIC_PATHS
 from ondo.api.openapi_ops import OPERATIONS, Operation, Schema
 from ondo.api.permissions import PERMISSION_OF
 from ondo.security.policy import Permission
@@ -38,7 +38,8 @@ REASONS = {
     410: "gone: it existed, but retention deleted it (older than the retention of its kind)",
     413: "the body is over the size limit",
     415: "unsupported Content-Type",
-    429: "too many concurrent calls; retry after a second",
+    429: "too many requests from this caller, or too many concurrent calls: retry after"
+    " the seconds `Retry-After` gives",
     503: "a platform part is unavailable; retry",
 }
 NAMESPACE = {
@@ -92,7 +93,12 @@ def _operation(route: Route, method: str, op: Operation) -> dict[str, Any]:
     if not public:
         out["security"] = [{"bearer": []}]
     permission = PERMISSION_OF.get(route.endpoint)
-    if permission is Permission.PLATFORM:
+    if route.path == METRICS_PATH:
+        out["description"] = (
+            "The platform admin's token or the scrape token (<data-dir>/metrics.token);"
+            " any other token is answered 404."
+        )
+    elif permission is Permission.PLATFORM:
         out["description"] = "Admin only: any other token is answered 404."
     elif permission is not None:
         out["description"] = f"Needs the permission `{permission.value}` in the namespace."
@@ -104,7 +110,7 @@ def _responses(op: Operation, public: bool, permission: Permission | None) -> di
     out: dict[str, Any] = {}
     for status, schema in op.answers.items():
         out[str(status)] = {"description": "OK", "content": {op.media_type: _content(schema)}}
-    errors = set(op.errors) if public else {400, 401, 404, *op.errors}
+    errors = set(op.errors) if public else {400, 401, 404, 429, *op.errors}
     if permission not in (None, Permission.PLATFORM):
         errors.add(403)
     for status in sorted(errors):

@@ -191,7 +191,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     # --- system -------------------------------------------------------------------------------
     ("GET", "/healthz"): Operation({200: obj({"status": TEXT, "version": TEXT})}),
     ("GET", "/metrics"): Operation({200: TEXT}, media_type="text/plain"),
-    ("GET", "/openapi.json"): Operation({200: obj({"openapi": TEXT, "paths": OBJECT})}),
+    ("GET", "/openapi.json"): Operation(
+        {200: obj({"openapi": TEXT, "paths": OBJECT})}, errors=(429,)
+    ),
     ("GET", "/v1/status"): Operation({200: obj({"version": TEXT, "runtime": OBJECT})}),
     # --- identities -------------------------------------------------------------------------
     ("POST", "/v1/tokens"): Operation(

@@ -26,7 +26,7 @@ from ondo.security.tokens import Principal
 Endpoint = Callable[[Request], Awaitable[Response]]
 P = Permission
 
-# (method, path) -> what the call needs. Public paths (api.auth.PUBLIC_PATHS) are not here.
+# (method, path) -> what the call needs. Paths api.auth checks itself (UNGUARDED_PATHS): not here.
 ROUTE_PERMISSIONS: Final[Mapping[tuple[str, str], Permission]] = {
     ("GET", "/v1/status"): P.PLATFORM,
     ("GET", "/v1/actions"): P.PLATFORM,
@@ -119,11 +119,11 @@ NOT_AUDITED: Final = frozenset({Permission.READ, Permission.INVOKE, Permission.E
 
 def guarded_routes(routes: Sequence[BaseRoute]) -> list[BaseRoute]:
     """`routes` with each endpoint behind its permission check (public paths as they are)."""
-    from ondo.api.auth import PUBLIC_PATHS  # auth imports this module's users, not the reverse
+    from ondo.api.auth import UNGUARDED_PATHS  # auth imports this module's users, not the reverse
 
     out: list[BaseRoute] = []
     for route in routes:
-        if not isinstance(route, Route) or route.path in PUBLIC_PATHS:
+        if not isinstance(route, Route) or route.path in UNGUARDED_PATHS:
             out.append(route)
             continue
         for method in sorted((route.methods or set()) - {"HEAD"}):

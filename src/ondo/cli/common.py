@@ -13,7 +13,8 @@ from ondo.errors import ValidationError
 
 
 def client_of(args: argparse.Namespace) -> Client:
-    return Client(args.url, args.token, Path(args.data_dir) if args.data_dir else None)
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    return Client(args.url, args.token, data_dir, cacert=args.cacert)
 
 
 def add_json_flag(parser: argparse.ArgumentParser, document: str) -> None:

@@ -40,6 +40,12 @@ GLOBAL_OPTIONS: list[tuple[str, str, str]] = [
         "bearer token (default: $ONDO_TOKEN, the `ondo login` of --url, or <data-dir>/admin.token)",
     ),
     (
+        "--cacert",
+        "FILE",
+        "PEM certificate(s) to trust for an https URL, e.g. a self-signed platform's"
+        " (default: $ONDO_CACERT, else the system's trust store)",
+    ),
+    (
         "--data-dir",
         "DIR",
         "where a local platform keeps its state and admin.token"

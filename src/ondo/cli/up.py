@@ -8,7 +8,7 @@ from typing import Any
 
 from ondo.cli.common import add_json_flag, client_of
 from ondo.cli.output import fields, print_json, table
-from ondo.config import check_cluster, from_environment, retention_overrides
+from ondo.config import check_cluster, from_environment, rate_overrides, retention_overrides
 
 
 def register(sub: Any) -> None:
@@ -58,6 +58,29 @@ def register(sub: Any) -> None:
         "decisions, 30d) or jobs (finished action jobs, 7d); a duration such as 30s, 12h, 7d, "
         "or forever (repeatable; default: $ONDO_RETENTION_EVENTS, …_RECORDS, …_JOBS)",
     )
+    up.add_argument(
+        "--rate-limit",
+        action="append",
+        default=[],
+        metavar="KIND=RATE[:BURST]",
+        help="requests a second (and at once; BURST defaults to 2 x RATE) allowed per principal"
+        " (default 20000:40000), per address without a valid token (anonymous, 200:2000) and"
+        " per http source and address (source, 20000:40000); 0 turns one off; answered 429 with"
+        " Retry-After (repeatable; default: $ONDO_RATE_LIMIT_PRINCIPAL, …_ANONYMOUS, …_SOURCE)",
+    )
+    up.add_argument(
+        "--tls-cert",
+        default=None,
+        metavar="FILE",
+        help="serve https with this PEM certificate (chain); needs --tls-key (default:"
+        " $ONDO_TLS_CERT)",
+    )
+    up.add_argument(
+        "--tls-key",
+        default=None,
+        metavar="FILE",
+        help="the PEM private key of --tls-cert (default: $ONDO_TLS_KEY)",
+    )
     up.set_defaults(func=run_up)
     status = sub.add_parser("status", help="show the runtime pool and the sandbox layers in force")
     add_json_flag(status, '{"version", "data_dir", "clock", "runtime": {sandbox, functions, …}}')
@@ -75,7 +98,10 @@ def run_up(args: argparse.Namespace) -> int:
         bus_url=args.bus,
         store_url=args.store,
         cluster=check_cluster(args.cluster, "--cluster") if args.cluster else None,
+        tls_cert=Path(args.tls_cert).resolve() if args.tls_cert else None,
+        tls_key=Path(args.tls_key).resolve() if args.tls_key else None,
         **retention_overrides(args.retention),
+        **rate_overrides(args.rate_limit),
     )
     return serve(config)
 

@@ -9,7 +9,7 @@ parameter last, a named method over ANY), whatever their order in ondo.yaml.
 `HttpRoutes` is the one registry the platform creates: each running http source registers its
 `RouteSet` there, and the server (the `/http/` prefix of the platform's port, or the source's
 own port) looks requests up in it. It also holds what serving needs from the rest of the
-platform: the token check and the synchronous invoke.
+platform: the token check, the synchronous invoke and the request rate limiter.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 if TYPE_CHECKING:
     from ondo.backends.store.repositories.functions import InvocationRecord
     from ondo.events import CloudEvent
+    from ondo.security.ratelimit import RateLimiter
     from ondo.security.tokens import Principal
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY")
@@ -203,10 +204,18 @@ class HttpInvoke:
 class HttpRoutes:
     """Every running http source's routes, by (namespace, source), and what serving needs."""
 
-    def __init__(self, authenticate: Authenticate, invoke: SyncInvoke, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        authenticate: Authenticate,
+        invoke: SyncInvoke,
+        max_body_bytes: int,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         self.authenticate = authenticate
         self.invoke = invoke
         self.max_body_bytes = max_body_bytes
+        # requests by (namespace, source, peer address); None: no limit
+        self.limiter = limiter
         self._sets: dict[tuple[str, str], RouteSet] = {}
 
     def register(self, routes: RouteSet) -> Callable[[], None]:

@@ -86,6 +86,11 @@ class RouteServer:
     async def _answer(
         self, scope: Scope, receive: Receive, found: RouteSet, path: str, raw: str
     ) -> Answer:
+        client = scope.get("client")
+        peer = client[0] if client else ""
+        limited = self._rate_limited(found, peer)
+        if limited is not None:
+            return limited
         method = scope["method"]
         hit = found.match(method, path)
         if hit is None:
@@ -98,7 +103,6 @@ class RouteServer:
         refused = await self._refused(route, found.namespace, scope["headers"], body)
         if refused is not None:
             return refused
-        client = scope.get("client")
         request = HttpRequest(
             method=method,
             path=path,
@@ -106,7 +110,7 @@ class RouteServer:
             query=scope["query_string"],
             headers=scope["headers"],
             body=body,
-            source_ip=client[0] if client else "",
+            source_ip=peer,
             protocol=f"HTTP/{scope.get('http_version', '1.1')}",
         )
         try:
@@ -117,6 +121,15 @@ class RouteServer:
             log.exception("http source %s/%s: %s %s", found.namespace, found.source, method, path)
             found.problem(f"{route.route_key}: unexpected {type(exc).__name__}: {exc}")
             return message_answer(500, "Internal Server Error")
+
+    def _rate_limited(self, found: RouteSet, peer: str) -> Answer | None:
+        """429 with Retry-After when this address has used up its rate on this source."""
+        limiter = self.routes.limiter
+        wait = limiter.take((found.namespace, found.source, peer)) if limiter is not None else 0
+        if not wait:
+            return None
+        status, head, content = TOO_MANY
+        return status, [*head, (b"retry-after", str(wait).encode())], content
 
     async def _refused(
         self, route: Route, namespace: str, headers: Any, body: bytes

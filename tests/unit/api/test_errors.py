@@ -48,6 +48,7 @@ EXPECTED = {
     "UnsafeRequirements": 400,
     "NetworkUnavailable": 400,
     "ConcurrencyExhausted": 429,
+    "RateLimited": 429,
     "RuntimeUnavailable": 503,
     "CodeUnavailable": 503,
     "EventError": 400,
