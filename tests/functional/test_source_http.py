@@ -9,6 +9,7 @@ import hmac
 import json
 import socket
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,13 @@ def write_app(root: Path, port: int) -> Path:
             "id_header": "X-GitHub-Delivery",
             "auth": "hmac",
             "hmac": signed,
+        },
+        {
+            "method": "POST",
+            "path": "/stamped",
+            "event": "shop.stamped",
+            "auth": "hmac",
+            "hmac": {**signed, "timestamp_header": "X-Timestamp", "max_age": "1m"},
         },
     ]
     manifest = {
@@ -190,6 +198,27 @@ def test_token_route_refuses_anonymous_and_hides_the_token(
         token = tokens[namespace].json()["token"]
         sent = httpx.post(url, json={}, headers={"Authorization": f"Bearer {token}"})
         assert sent.status_code == status, sent.text
+
+
+def test_a_timestamped_webhook_is_taken_once_within_its_window(
+    shop: tuple[RunningPlatform, int],
+) -> None:
+    platform, _ = shop
+    url = f"{platform.url}/http/default/shop/stamped"
+    body = b'{"order": 7}'
+
+    def headers(stamp: int) -> dict[str, str]:
+        signed = str(stamp).encode() + b"." + body
+        digest = hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
+        return {"X-Hub-Signature-256": f"sha256={digest}", "X-Timestamp": str(stamp)}
+
+    now = int(time.time())
+    first = httpx.post(url, content=body, headers=headers(now))
+    assert first.status_code == 202, first.text
+    assert httpx.post(url, content=body, headers=headers(now)).status_code == 401  # replayed
+    assert httpx.post(url, content=body, headers=headers(now - 3600)).status_code == 401  # old
+    unstamped = {"X-Hub-Signature-256": headers(now)["X-Hub-Signature-256"]}
+    assert httpx.post(url, content=body, headers=unstamped).status_code == 401
 
 
 def test_signed_webhook_becomes_an_event_that_a_rule_acts_on(

@@ -94,18 +94,25 @@ def test_bad_payloads_and_an_unreachable_broker_are_shown_and_the_platform_goes_
         assert deployed.returncode == 0, deployed.stderr
         wait_for(lambda: source_status(api, "meter")["state"] == "connected")
         publish(f"{prefix}/m1/kwh", b"\xff\xfe not json")
+        publish(f"{prefix}/m1/kwh", b'"' + b"x" * (2 << 20) + b'"')  # the broker drops it
+        publish(f"{prefix}/m1/kwh", b'"' + b"x" * (300 << 10) + b'"')  # over the event limit
+        publish(f"{prefix}/m1/kwh", '{"subject": "m2", "kwh": 3}')  # a payload names no one
         publish(f"{prefix}/m1/kwh", "12.5")
-        wait_for(lambda: source_status(api, "meter")["events"] == 1)
+        wait_for(lambda: source_status(api, "meter")["events"] == 2)
         wait_for(lambda: source_status(api, "away")["restarts"] >= 1)
 
         shown = ondo.cli("sources", "show", "meter")
         assert shown.returncode == 0, shown.stderr
         assert f"message on topic '{prefix}/m1/kwh' was not made an event" in shown.stdout
-        assert "not UTF-8" in shown.stdout
+        assert "in its JSON form; the limit is" in shown.stdout  # the last: 300 KiB
+        assert source_status(api, "meter")["errors"] == 2, shown.stdout  # and not UTF-8
         listed = ondo.cli("sources", "list")
         assert listed.returncode == 0, listed.stderr
         away = next(line for line in listed.stdout.splitlines() if line.startswith("away"))
         assert "retrying" in away and "refused" in away.lower()
         assert api.get("/healthz").status_code == 200
         events = events_of_type(api, "meter.read")
-        assert [(e["subject"], e["data"]) for e in events] == [("m1", 12.5)]
+        assert [(e["subject"], e["data"]) for e in events] == [
+            ("m1", {"subject": "m2", "kwh": 3}),
+            ("m1", 12.5),
+        ]

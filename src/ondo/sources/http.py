@@ -27,6 +27,8 @@ import socket
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ondo.durations import parse_duration
+from ondo.errors import DurationError
 from ondo.functions.model import NAME_RE
 from ondo.sources.base import FieldPath, Settings, SourceContext, Where, no_unknown_keys
 from ondo.sources.http_hmac import ALGORITHMS, DEFAULT_FORMAT, DEFAULT_HEADER, format_problem
@@ -40,7 +42,8 @@ if TYPE_CHECKING:
 AUTHS = ("public", "token", "hmac")
 SOURCE_KEYS = ("routes", "port", "host")
 ROUTE_KEYS = ("method", "path", "function", "event", "id_header", "subject", "auth", "hmac")
-HMAC_KEYS = ("secret", "header", "algorithm", "format")
+HMAC_KEYS = ("secret", "header", "algorithm", "format", "timestamp_header", "max_age")
+DEFAULT_MAX_AGE_S = 300.0
 MAX_ROUTES = 1000
 
 
@@ -105,6 +108,10 @@ def route_of(item: Mapping[str, Any]) -> Route:
             header=signed["header"].lower().encode("latin-1"),
             algorithm=signed["algorithm"],
             format=signed["format"],
+            timestamp_header=signed["timestamp_header"].lower().encode("latin-1")
+            if "timestamp_header" in signed
+            else None,
+            max_age_s=signed.get("max_age", DEFAULT_MAX_AGE_S),
         ),
     )
 
@@ -197,7 +204,29 @@ def _hmac(signed: Mapping[str, Any], path: FieldPath, at: Where) -> dict[str, st
     why = format_problem(fmt) if isinstance(fmt, str) else "must be a string"
     if why is not None:
         raise at.error((*path, "format"), f"format {why}")
-    return {"secret": secret, "header": header, "algorithm": algorithm, "format": fmt}
+    out: dict[str, Any] = {"secret": secret, "header": header, "algorithm": algorithm}
+    out["format"] = fmt
+    return out | _replay_window(signed, path, at)
+
+
+def _replay_window(signed: Mapping[str, Any], path: FieldPath, at: Where) -> dict[str, Any]:
+    """`timestamp_header` (and `max_age`): the sender signs TIMESTAMP.BODY, and requests out of
+    the window or seen before are refused. Stored only when given, so older specs stay equal."""
+    stamp = signed.get("timestamp_header")
+    if stamp is None:
+        if "max_age" in signed:
+            raise at.error((*path, "max_age"), "max_age needs timestamp_header (the replay window)")
+        return {}
+    if not _header_name(stamp):
+        raise at.error((*path, "timestamp_header"), "timestamp_header must be an HTTP header name")
+    raw = signed.get("max_age", "5m")
+    try:
+        max_age = parse_duration(str(raw)) if not isinstance(raw, (int, float)) else float(raw)
+    except DurationError as exc:
+        raise at.error((*path, "max_age"), str(exc)) from None
+    if not 1 <= max_age <= 86400 or isinstance(raw, bool):
+        raise at.error((*path, "max_age"), "max_age must be 1s to 24h, e.g. 5m")
+    return {"timestamp_header": stamp, "max_age": max_age}
 
 
 def _header_name(value: Any) -> bool:

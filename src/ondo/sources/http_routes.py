@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from ondo.sources.replay import ReplayGuard
+
 if TYPE_CHECKING:
     from ondo.backends.store.repositories.functions import InvocationRecord
     from ondo.events import CloudEvent
@@ -90,6 +92,9 @@ class Hmac:
     header: bytes  # lower-case, as ASGI gives header names
     algorithm: str
     format: str  # "sha256={hex}" or "{base64}"-style
+    # the header holding the Unix time the sender signed with the body (replay window); None: off
+    timestamp_header: bytes | None = None
+    max_age_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -216,6 +221,7 @@ class HttpRoutes:
         self.max_body_bytes = max_body_bytes
         # requests by (namespace, source, peer address); None: no limit
         self.limiter = limiter
+        self.replays = ReplayGuard()  # signatures of `hmac` routes with a timestamp, in window
         self._sets: dict[tuple[str, str], RouteSet] = {}
 
     def register(self, routes: RouteSet) -> Callable[[], None]:

@@ -138,7 +138,8 @@ class RouteServer:
             return None
         if route.auth == "hmac":
             assert route.hmac is not None
-            return None if verified(route.hmac, headers, body) else UNAUTHORIZED
+            good = verified(route.hmac, headers, body, time.time(), self.routes.replays)
+            return None if good else UNAUTHORIZED
         token = _bearer(headers)
         principal = await self.routes.authenticate(token) if token else None
         if principal is None:

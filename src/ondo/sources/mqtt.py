@@ -43,10 +43,11 @@ from urllib.parse import SplitResult, unquote, urlsplit
 from ondo import boundedjson
 from ondo.durations import parse_duration
 from ondo.errors import DurationError, EventError, OndoError, PayloadTooLarge
-from ondo.events import CloudEvent, EventShape, format_time
+from ondo.events import DEFAULT_MAX_EVENT_BYTES, CloudEvent, EventShape, format_time
 from ondo.ids import uuid7, uuid7_many
 from ondo.sources import mqtt_wire
 from ondo.sources.base import Settings, SourceContext, Where, no_unknown_keys
+from ondo.sources.http_subject import render_subject, template_problem
 from ondo.sources.mqtt_topics import (
     TOPIC_EXTENSION,
     Attributes,
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
     from ondo.backends.store.repositories.sources import StoredSource
 
 KEYS = ("url", "client_id", "qos", "topics", "type_prefix", "payload", "session_expiry", "ca_file")
-TOPIC_KEYS = ("topic", "type", "payload")
+TOPIC_KEYS = ("topic", "type", "payload", "subject")
 PAYLOADS = ("json", "text", "binary")
 CONTENT_TYPES = {
     "json": "application/json",
@@ -79,6 +80,10 @@ MAX_KNOWN_TOPICS = 10_000  # topics whose attributes are remembered (forgotten a
 RECEIVE_MAXIMUM = 2 * MAX_BATCH
 CONNECT_TIMEOUT_S = 10.0
 KEEPALIVE_S = 30
+# Asked of the broker at CONNECT: a larger message is dropped by it (Mosquitto logs it) instead
+# of being read into memory. Up to this size a message too large for an event (256 KiB by
+# default) still arrives and is shown as a problem of the source.
+MAXIMUM_PACKET = 4 * DEFAULT_MAX_EVENT_BYTES
 STATE_CLIENT_ID = "client_id"
 STATE_FILTERS = "filters"
 PAYLOAD_LIMITS = boundedjson.JsonLimits(max_bytes=None)  # the broker bounded the size
@@ -274,11 +279,32 @@ def _topic(item: Any, index: int, payload: str, at: Where) -> dict[str, Any]:
         raise at.error(
             (*path, "type"), "the topic's {type} field already gives the type; remove one"
         )
-    return {
-        "topic": text,
-        "type": type_,
-        "payload": _payload(item.get("payload", payload), (*path, "payload"), at),
-    }
+    kind = _payload(item.get("payload", payload), (*path, "payload"), at)
+    topic: dict[str, Any] = {"topic": text, "type": type_, "payload": kind}
+    subject = _subject(item.get("subject"), template, kind, (*path, "subject"), at)
+    if subject is not None:  # only when given: specs deployed before it stay equal
+        topic["subject"] = subject
+    return topic
+
+
+def _subject(
+    value: Any, template: TopicTemplate, payload: str, path: tuple[str | int, ...], at: Where
+) -> str | None:
+    """A `subject:` template (topic fields, `{payload.FIELD}`): the only way a message's
+    payload can name its event's subject."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise at.error(path, 'subject must be a template such as "{device}" or "{payload.user}"')
+    if "subject" in template.fields:
+        raise at.error(path, "the topic's {subject} field already gives the subject; remove one")
+    fields = tuple(f for f in template.fields if f != "type")
+    why = template_problem(value, fields, "payload", "the topic")
+    if why is None and payload != "json" and "{payload." in value:
+        why = "takes {payload.FIELD} from a JSON payload only (this topic's payload is not json)"
+    if why is not None:
+        raise at.error(path, f"subject {value!r} {why}")
+    return value
 
 
 def _topics_n(mapper: Mapper) -> str:
@@ -294,6 +320,7 @@ class Route:
     template: TopicTemplate
     type: str | None
     payload: str
+    subject: str | None = None  # a `subject:` template; else the topic's {subject}, if any
 
 
 @dataclass(frozen=True)
@@ -320,7 +347,8 @@ class Mapper:
     @classmethod
     def from_spec(cls, source: str, spec: Mapping[str, Any]) -> Mapper:
         routes = tuple(
-            Route(TopicTemplate.parse(t["topic"]), t["type"], t["payload"]) for t in spec["topics"]
+            Route(TopicTemplate.parse(t["topic"]), t["type"], t["payload"], t.get("subject"))
+            for t in spec["topics"]
         )
         return cls(source, routes, spec["type_prefix"])
 
@@ -338,14 +366,16 @@ class Mapper:
                 self._known.clear()
             self._known[topic] = known
         data = _data(payload, known.route.payload) if payload else None
-        if data is None:  # an event without data (an empty payload, or JSON null)
-            found = known.found
+        route, found = known.route, known.found
+        if data is None or route.subject is not None:  # no data, or a subject per message
             return CloudEvent(
                 id=id or uuid7(),
                 source=self.source,
                 type=found.type,
-                subject=found.subject,
+                subject=_subject_of(route, found, data),
                 time=datetime.fromtimestamp(now, UTC),
+                datacontenttype=CONTENT_TYPES[route.payload] if data is not None else None,
+                data=data,
                 extensions=found.extensions,
             )
         _, when, when_text = self._time(now)
@@ -372,6 +402,14 @@ class Mapper:
                 )
                 return _Topic(route, found, shape)
         raise ValueError("it matches none of the source's topics (a subscription left over?)")
+
+
+def _subject_of(route: Route, found: Attributes, data: Any) -> str | None:
+    """The topic's {subject}, or what the route's `subject:` template makes of the topic's
+    fields and the payload (ValueError naming a missing field)."""
+    if route.subject is None:
+        return found.subject
+    return render_subject(route.subject, found.extensions, data, "payload")
 
 
 def _data(payload: bytes, kind: str) -> Any:
@@ -411,6 +449,7 @@ async def _connect(spec: Mapping[str, Any], client_id: str) -> mqtt_wire.Connect
         keepalive=KEEPALIVE_S,
         tls=tls,
         timeout=CONNECT_TIMEOUT_S,
+        maximum_packet=MAXIMUM_PACKET,
     )
 
 

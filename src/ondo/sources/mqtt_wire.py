@@ -107,6 +107,7 @@ class Connection:
         keepalive: int,
         tls: ssl.SSLContext | None,
         timeout: float,
+        maximum_packet: int = 0,
     ) -> Connection:
         try:
             async with asyncio.timeout(timeout):
@@ -124,6 +125,8 @@ class Connection:
         flags |= 0x40 if password is not None else 0
         props = b"\x11" + session_expiry.to_bytes(4, "big")
         props += b"\x21" + receive_maximum.to_bytes(2, "big")
+        if maximum_packet:  # the broker drops a larger message instead of sending it (3.1.2.11.4)
+            props += b"\x27" + maximum_packet.to_bytes(4, "big")
         body = b"\x00\x04MQTT\x05" + bytes([flags]) + keepalive.to_bytes(2, "big")
         body += _varint(len(props)) + props + _text(client_id)
         if username is not None:

@@ -18,6 +18,7 @@ from ondo.sources.base import PlainWhere
 from ondo.sources.http import KIND, route_of
 from ondo.sources.http_hmac import signature, verified
 from ondo.sources.http_routes import Hmac, HttpRoutes, PathError, RouteSet, compile_path
+from ondo.sources.replay import ReplayGuard
 
 AT = PlainWhere(Path("."), "sources.shop")
 
@@ -119,6 +120,10 @@ def test_bad_settings_name_the_field(routes: list[Any], more: dict[str, Any], me
         ({"secret": "s", "format": "{hex}{hex}"}, "exactly one"),
         ({"secret": "s", "header": "X Sig"}, "hmac.header"),
         ({"secret": "s", "salt": "x"}, "hmac.salt: unknown key"),
+        ({"secret": "s", "max_age": "5m"}, "hmac.max_age: max_age needs timestamp_header"),
+        ({"secret": "s", "timestamp_header": "X T"}, "hmac.timestamp_header"),
+        ({"secret": "s", "timestamp_header": "X-T", "max_age": "soon"}, "hmac.max_age: duration"),
+        ({"secret": "s", "timestamp_header": "X-T", "max_age": "2d"}, "max_age must be 1s to 24h"),
     ],
 )
 def test_bad_hmac_settings_name_the_field(hmac_settings: dict[str, Any], message: str) -> None:
@@ -216,6 +221,53 @@ def test_a_github_signature_is_verified() -> None:
     assert not verified(settings, [], BODY)
     assert not verified(settings, [(b"x-hub-signature-256", good)] * 2, BODY)  # ambiguous
     assert not verified(settings, [(b"x-signature", good)], BODY)
+
+
+def test_a_timestamped_signature_is_fresh_once() -> None:
+    """With a timestamp header the sender signs TIMESTAMP.BODY: a request out of the window,
+    with another timestamp than it signed, or seen before, is refused."""
+    route = route_of(
+        validate(
+            [
+                {
+                    "path": "/hook",
+                    "event": "x.y",
+                    "auth": "hmac",
+                    "hmac": {"secret": "s3cret", "timestamp_header": "X-Ondo-Timestamp"},
+                }
+            ]
+        )["routes"][0]
+    )
+    settings = route.hmac
+    assert settings is not None and settings.max_age_s == 300.0
+    now = 1_800_000_000.0
+
+    def signed(stamp: int, body: bytes = BODY) -> list[tuple[bytes, bytes]]:
+        sig = github(b"s3cret", str(stamp).encode() + b"." + body)
+        return [(b"x-hub-signature-256", sig), (b"x-ondo-timestamp", str(stamp).encode())]
+
+    guard = ReplayGuard()
+    assert verified(settings, signed(int(now) - 10), BODY, now, guard)
+    assert not verified(settings, signed(int(now) - 10), BODY, now + 1, guard)  # a replay
+    assert verified(settings, signed(int(now) - 9), BODY, now + 1, guard)  # a new request
+    assert not verified(settings, signed(int(now) - 301), BODY, now, guard)  # too old
+    assert not verified(settings, signed(int(now) + 301), BODY, now, guard)  # from the future
+    moved = [signed(int(now))[0], (b"x-ondo-timestamp", str(int(now) - 1).encode())]
+    assert not verified(settings, moved, BODY, now, guard)  # the timestamp is signed
+    assert not verified(settings, signed(int(now))[:1], BODY, now, guard)  # no timestamp
+    body_only = [(b"x-hub-signature-256", github(b"s3cret", BODY)), signed(int(now))[1]]
+    assert not verified(settings, body_only, BODY, now, guard)
+    # once its window is over a signature is forgotten (and refused as too old anyway)
+    assert not verified(settings, signed(int(now) - 10), BODY, now + 400, guard)
+
+
+def test_the_replay_guard_is_bounded() -> None:
+    guard = ReplayGuard(max_entries=2)
+    assert guard.first(b"a", 100.0, 0.0) and guard.first(b"b", 100.0, 0.0)
+    assert not guard.first(b"a", 100.0, 1.0)
+    assert guard.first(b"c", 100.0, 1.0)  # evicts the oldest, a
+    assert guard.first(b"a", 100.0, 1.0)
+    assert guard.first(b"b", 200.0, 150.0)  # every earlier entry's window is over
 
 
 def test_base64_and_other_algorithms() -> None:

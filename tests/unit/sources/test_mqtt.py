@@ -199,3 +199,33 @@ def test_payload_modes() -> None:
     assert (text.data, text.datacontenttype) == ("héllo", "text/plain; charset=utf-8")
     binary = mapper(payload="binary").event("fitbit/a/bp", b"\x00\xff", 0.0)
     assert binary.to_json_dict()["data_base64"] == "AP8="
+
+
+def test_a_payload_never_names_its_own_subject_unless_configured() -> None:
+    forged = b'{"subject": "bob", "systolic": 150}'
+    assert mapper().event("fitbit/alice/bp", forged, 0.0).subject == "alice"  # the topic's
+    unnamed = mapper(topics=[{"topic": "ward/{bed}/bp", "type": "health.bp"}])
+    assert unnamed.event("ward/7/bp", forged, 0.0).subject is None
+    from_payload = mapper(
+        topics=[{"topic": "ward/{bed}/bp", "type": "health.bp", "subject": "{payload.patient}"}]
+    )
+    event = from_payload.event("ward/7/bp", b'{"patient": "carol", "subject": "bob"}', 0.0)
+    assert event.subject == "carol"
+    by_field = mapper(topics=[{"topic": "ward/{bed}/bp", "subject": "bed-{bed}"}])
+    assert by_field.event("ward/7/bp", forged, 0.0).subject == "bed-7"
+    with pytest.raises(ValueError, match="the JSON payload has no patient field"):
+        from_payload.event("ward/7/bp", b'{"subject": "bob"}', 0.0)
+
+
+@pytest.mark.parametrize(
+    ("topic", "message"),
+    [
+        ({"topic": "f/{subject}/bp", "subject": "{payload.u}"}, "already gives the subject"),
+        ({"topic": "f/{bed}", "subject": "{room}"}, "{room} is neither a parameter of the topic"),
+        ({"topic": "f/{bed}", "subject": "fixed"}, "must contain {PARAMETER} or {payload.FIELD}"),
+        ({"topic": "f/{bed}", "subject": 7}, "subject must be a template"),
+        ({"topic": "f/x", "payload": "text", "subject": "{payload.u}"}, "JSON payload only"),
+    ],
+)
+def test_subject_templates_are_checked_at_deploy(topic: dict[str, Any], message: str) -> None:
+    assert message in refused(topics=[topic])

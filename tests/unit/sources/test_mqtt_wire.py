@@ -63,6 +63,7 @@ async def connect(port: int, keepalive: int = 30) -> Connection:
         keepalive=keepalive,
         tls=None,
         timeout=5.0,
+        maximum_packet=1 << 20,
     )
 
 
@@ -122,6 +123,7 @@ def test_connect_sends_credentials_and_messages_split_anywhere_are_read_whole() 
     assert first == 0x10
     assert connect_body.startswith(b"\x00\x04MQTT\x05")
     assert connect_body[7] == 0x80 | 0x40  # user name and password, clean start off
+    assert b"\x27\x00\x10\x00\x00" in connect_body  # Maximum Packet Size: 1 MiB
     assert connect_body.endswith(b"\x00\x02c1\x00\x01u\x00\x01p")
     assert seen["acks"] == b"\x40\x02\x00\x07\x40\x02\x00\x08"  # QoS 1 only, in order
 
