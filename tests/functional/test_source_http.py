@@ -79,6 +79,7 @@ def write_app(root: Path, port: int) -> Path:
             "auth": "hmac",
             "hmac": {**signed, "timestamp_header": "X-Timestamp", "max_age": "1m"},
         },
+        {"method": "POST", "path": "/note", "event": "shop.note", "auth": "public"},
     ]
     manifest = {
         "name": "shop",
@@ -200,27 +201,6 @@ def test_token_route_refuses_anonymous_and_hides_the_token(
         assert sent.status_code == status, sent.text
 
 
-def test_a_timestamped_webhook_is_taken_once_within_its_window(
-    shop: tuple[RunningPlatform, int],
-) -> None:
-    platform, _ = shop
-    url = f"{platform.url}/http/default/shop/stamped"
-    body = b'{"order": 7}'
-
-    def headers(stamp: int) -> dict[str, str]:
-        signed = str(stamp).encode() + b"." + body
-        digest = hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
-        return {"X-Hub-Signature-256": f"sha256={digest}", "X-Timestamp": str(stamp)}
-
-    now = int(time.time())
-    first = httpx.post(url, content=body, headers=headers(now))
-    assert first.status_code == 202, first.text
-    assert httpx.post(url, content=body, headers=headers(now)).status_code == 401  # replayed
-    assert httpx.post(url, content=body, headers=headers(now - 3600)).status_code == 401  # old
-    unstamped = {"X-Hub-Signature-256": headers(now)["X-Hub-Signature-256"]}
-    assert httpx.post(url, content=body, headers=unstamped).status_code == 401
-
-
 def test_signed_webhook_becomes_an_event_that_a_rule_acts_on(
     shop: tuple[RunningPlatform, int],
 ) -> None:
@@ -334,3 +314,36 @@ def test_a_port_in_use_is_retried_and_shown(
 def _retrying(api: httpx.Client, name: str) -> dict[str, Any] | None:
     shown: dict[str, Any] = api.get(f"/v1/sources/{name}").json()
     return shown if shown.get("state") == "retrying" else None
+
+
+# Last: they emit on the module's source, whose event count the tests above check.
+def test_an_event_over_the_event_size_limit_is_a_413_that_says_so(
+    shop: tuple[RunningPlatform, int],
+) -> None:
+    platform, _ = shop
+    url = f"{platform.url}/http/default/shop/note"
+    refused = httpx.post(url, json={"text": "x" * (300 << 10)})  # under the body limit (6 MiB)
+    assert refused.status_code == 413
+    assert "in its JSON form; the limit is" in refused.json()["message"]
+    assert httpx.post(url, json={"text": "short"}).status_code == 202
+
+
+def test_a_timestamped_webhook_is_taken_once_within_its_window(
+    shop: tuple[RunningPlatform, int],
+) -> None:
+    platform, _ = shop
+    url = f"{platform.url}/http/default/shop/stamped"
+    body = b'{"order": 7}'
+
+    def headers(stamp: int) -> dict[str, str]:
+        signed = str(stamp).encode() + b"." + body
+        digest = hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
+        return {"X-Hub-Signature-256": f"sha256={digest}", "X-Timestamp": str(stamp)}
+
+    now = int(time.time())
+    first = httpx.post(url, content=body, headers=headers(now))
+    assert first.status_code == 202, first.text
+    assert httpx.post(url, content=body, headers=headers(now)).status_code == 401  # replayed
+    assert httpx.post(url, content=body, headers=headers(now - 3600)).status_code == 401  # old
+    unstamped = {"X-Hub-Signature-256": headers(now)["X-Hub-Signature-256"]}
+    assert httpx.post(url, content=body, headers=unstamped).status_code == 401

@@ -53,7 +53,8 @@ NOT_FOUND = message_answer(404, "Not Found")
 UNAUTHORIZED = message_answer(401, "Unauthorized")
 FORBIDDEN = message_answer(403, "Forbidden")
 TOO_LARGE = message_answer(413, "Request Entity Too Large")
-TOO_MANY = message_answer(429, "Too Many Requests")
+_BUSY = message_answer(429, "Too Many Requests")
+TOO_MANY = (_BUSY[0], [*_BUSY[1], (b"retry-after", b"1")], _BUSY[2])  # the function is busy
 UNAVAILABLE = message_answer(503, "Service Unavailable")
 # Credentials a route's function or event never sees: the ondo token, and cookies in events.
 TOKEN_HEADERS = frozenset({b"authorization"})
@@ -128,7 +129,7 @@ class RouteServer:
         wait = limiter.take((found.namespace, found.source, peer)) if limiter is not None else 0
         if not wait:
             return None
-        status, head, content = TOO_MANY
+        status, head, content = _BUSY
         return status, [*head, (b"retry-after", str(wait).encode())], content
 
     async def _refused(
@@ -204,8 +205,8 @@ class RouteServer:
                 source=found.source, type=route.event, subject=subject, data=data, **attributes
             )
             fresh = await found.emit(event)
-        except PayloadTooLarge:
-            return TOO_LARGE
+        except PayloadTooLarge as exc:  # says how large it is and what the limit is
+            return message_answer(413, str(exc))
         except EventError as exc:
             return message_answer(400, str(exc))
         except OndoError as exc:  # the bus is away: the sender should retry
