@@ -26,8 +26,11 @@ from ondo.security.tokens import Principal
 Endpoint = Callable[[Request], Awaitable[Response]]
 P = Permission
 
-# (method, path) -> what the call needs. Paths api.auth checks itself (UNGUARDED_PATHS): not here.
+# (method, path) -> what the call needs. Public paths (api.auth.PUBLIC_PATHS) are not here.
 ROUTE_PERMISSIONS: Final[Mapping[tuple[str, str], Permission]] = {
+    # The platform admin, or the scrape token: checked by api.auth (a scrape token is no
+    # principal), listed here so that this table names who may call every route.
+    ("GET", "/metrics"): P.PLATFORM,
     ("GET", "/v1/status"): P.PLATFORM,
     ("GET", "/v1/actions"): P.PLATFORM,
     ("GET", "/v1/clock"): P.PLATFORM,
