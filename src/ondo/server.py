@@ -16,24 +16,39 @@ from starlette.applications import Starlette
 from ondo.api.app import create_app
 from ondo.api.coalesce import CoalescingHttpToolsProtocol
 from ondo.api.invoke import InvokeFastPath
-from ondo.api.routes.deployments import deploy_manifest
+from ondo.api.routes.deployments import deploy_manifest, deploy_summary
 from ondo.config import Config
 from ondo.deploy.manifest import read_manifest
 from ondo.errors import ConfigError, OndoError
 from ondo.platform import Platform
+from ondo.security.tokens import ADMIN
 from ondo.sources.http_serve import HttpPrefix
 
 log = logging.getLogger("ondo")
 
 
+UP_DEPLOY = "ondo up --app"  # the audit action of a deploy at start-up (no API call)
+
+
 async def deploy_apps(platform: Platform) -> None:
     for app_dir in platform.config.apps:
-        manifest = read_manifest(app_dir)
-        result = await deploy_manifest(platform.deploy_targets, manifest, "default", dry_run=False)
+        try:
+            manifest = read_manifest(app_dir)
+            result = await deploy_manifest(
+                platform.deploy_targets, manifest, "default", dry_run=False
+            )
+        except OndoError as exc:
+            await platform.audit.record(
+                "default", ADMIN, UP_DEPLOY, f"dir:{app_dir}", outcome="failed", error=exc.code
+            )
+            raise
         for step in result["steps"]:  # type: ignore[attr-defined]
             log.info(
                 "deploy %s: %s %s %s", manifest.app, step["change"], step["kind"], step["name"]
             )
+        resource, detail = deploy_summary(result)
+        if detail["changes"]:  # a restart that changes nothing is no administrative action
+            await platform.audit.record("default", ADMIN, UP_DEPLOY, resource, **detail)
 
 
 def build(config: Config) -> tuple[Platform, Starlette]:

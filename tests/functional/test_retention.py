@@ -79,10 +79,11 @@ def test_what_retention_deleted_is_reported_as_deleted(ondo: RunningPlatform) ->
         assert missing.status_code == 404 and "it may be older than the retention" in missing.text
         metrics = client.get("/metrics").text
         assert 'ondo_retention_pruned_rows_total{kind="events"}' in metrics
-        # The audit log is never pruned: its first entry (the first clock advance, 30 days
-        # ago on this clock) is still there, and the chain is whole.
+        # The audit log is never pruned: its first entry (the deploy of hello at start-up,
+        # 30 days ago on this clock) is still there, and the chain is whole.
         first = client.get("/v1/audit", params={"after": 0, "limit": 1}).json()["entries"]
-        assert first[0]["seq"] == 1 and first[0]["action"] == "POST /v1/clock/advance"
+        assert first[0]["seq"] == 1 and first[0]["action"] == "ondo up --app"
+        assert first[0]["resource"] == "app:hello" and first[0]["detail"]["changes"]
         assert client.get("/v1/audit/verify").json()["ok"]
 
 

@@ -10,6 +10,7 @@ A route adds what its entry should say (resource, data subject, details) with
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
@@ -24,6 +25,7 @@ from ondo.security.policy import Permission, require
 from ondo.security.tokens import Principal
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+log = logging.getLogger("ondo.audit")
 P = Permission
 
 # (method, path) -> what the call needs. Public paths (api.auth.PUBLIC_PATHS) are not here.
@@ -197,15 +199,28 @@ async def _audit(request: Request, action: str, outcome: str, error: str = "") -
         detail["error"] = error
     principal = principal_of(request)
     namespace = request.scope.get("ondo.namespace", principal.namespace)
-    await platform_of(request).audit.record(
-        namespace,
-        principal.name,
-        action,
-        note.get("resource") or default_resource(request.url.path),
-        outcome=outcome,
-        about=note.get("about", ""),
-        **detail,
-    )
+    resource = note.get("resource") or default_resource(request.url.path)
+    try:
+        await platform_of(request).audit.record(
+            namespace,
+            principal.name,
+            action,
+            resource,
+            outcome=outcome,
+            about=note.get("about", ""),
+            **detail,
+        )
+    except Exception:
+        # The call's effect may have happened: say which entry is missing, then fail the call.
+        log.exception(
+            "could not write the audit entry of %s %s by %s/%s (outcome %s)",
+            action,
+            resource,
+            namespace,
+            principal.name,
+            outcome,
+        )
+        raise
 
 
 async def _refused(request: Request, action: str, error: OndoError) -> None:

@@ -126,10 +126,9 @@ def run_verify(args: argparse.Namespace) -> int:
         )
         return 1
     if not args.json:
-        print(f"audit chain whole: {verdict['checked']} entries checked")
-        anchors = verdict["anchors"]
-        print(f"anchors compared: {', '.join(anchors) if anchors else 'none'}")
+        anchors = ", ".join(verdict["anchors"]) or "none"
+        print(f"audit chain whole: {verdict['checked']} entries checked; anchors: {anchors}")
         print(f"head {head['seq']}:{head['hash']}")
-        print("keep the head line somewhere else; pass it later as --expect to prove nothing")
-        print("up to it was removed or rewritten")
+        print("(keep the head line elsewhere: `ondo audit verify --expect SEQ:HASH` later proves")
+        print(" that nothing up to it was removed or rewritten)")
     return 0

@@ -259,3 +259,21 @@ def test_refusals_past_the_share_become_one_summary_entry(
     assert {e.record.outcome for e in entries} == {"denied"}
     assert entries[2].record.detail["count"] == 8
     assert entries[2].record.detail["source"] == "10.1.2.3"
+
+
+def test_concurrent_appends_are_batched_in_order_and_each_caller_gets_its_entry(
+    make_store: StoreFactory, tmp_path: Path
+) -> None:
+    async def body(log: AuditLog, store: Store) -> Verification:
+        entries = await asyncio.gather(
+            *(log.record("default", "admin", "POST /v1/x", f"r{i}") for i in range(250))
+        )
+        assert [e.record.resource for e in entries] == [f"r{i}" for i in range(250)]
+        assert [e.seq for e in entries] == list(range(1, 251))  # arrival order, no gap
+        assert await store.repos.audit.chain(0, 300) == list(entries)
+        return await log.verify()
+
+    verdict = run_with_log(make_store, tmp_path, body)
+    assert (
+        verdict.ok and verdict.checked == 250 and verdict.anchors == (f"250:{verdict.head_hash}",)
+    )

@@ -69,18 +69,23 @@ async def _audit_outcome(
 
 
 def _note(request: Request, out: dict[str, Any]) -> None:
-    """What the deploy's audit entry says: the app, how many of each kind changed how, and
-    the rules it created, changed or deleted."""
+    """What the deploy's audit entry says (`deploy_summary`)."""
+    resource, detail = deploy_summary(out)
+    audit_note(request, resource=resource, **detail)
+
+
+def deploy_summary(out: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A deploy's audit resource and details: the app, how many of each kind changed how,
+    and the rules it created, changed or deleted."""
     steps = out.get("steps", [])
     changes = Counter(f"{s['kind']}.{s['change']}" for s in steps if s["change"] != "unchanged")
     rules = sorted(s["name"] for s in steps if s["kind"] == "rule" and s["change"] != "unchanged")
-    audit_note(
-        request,
-        resource=f"app:{out.get('app')}",
-        dry_run=bool(out.get("dry_run")),
-        changes=dict(sorted(changes.items())),
-        rules=rules[:MAX_NOTED_NAMES],
-    )
+    detail = {
+        "dry_run": bool(out.get("dry_run")),
+        "changes": dict(sorted(changes.items())),
+        "rules": rules[:MAX_NOTED_NAMES],
+    }
+    return f"app:{out.get('app')}", detail
 
 
 async def _deploy_archive(
