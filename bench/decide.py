@@ -15,6 +15,10 @@ action queue; a memory bus; services not started):
 - drain: the action queue (64 workers) started on the N jobs those firings made, whose kind
   does nothing: jobs/s from start until every job succeeded (claim and settle alone).
 
+With `--subjects K`, each event is about one of K users (`subject`), and the rule is a
+developer's holding each of them a consent grant (security/consent.py): the consent check on
+the hot path. A checkout without consent decides the same events without it.
+
 `embedded` is the SQLite store in a temporary data dir; `distributed` PostgreSQL (`--store`,
 default postgresql://postgres@127.0.0.1:5432/test) under a cluster of its own, dropped at the
 end. Compare two checkouts by running this script once with each (`ONDO_SRC`), alternating;
@@ -63,7 +67,7 @@ class NoopKind:
         return ActionResult(ok=True)
 
 
-async def measure(store_url: str, events: int) -> dict[str, Any]:
+async def measure(store_url: str, events: int, subjects: int = 0) -> dict[str, Any]:
     cluster = f"bench_{uuid.uuid4().hex[:10]}"
     with tempfile.TemporaryDirectory(prefix="ondo-bench-decide-") as tmp:
         config = Config(
@@ -73,7 +77,7 @@ async def measure(store_url: str, events: int) -> dict[str, Any]:
         platform.actions.kinds.add(NoopKind())
         await platform.store.open()
         try:
-            return await _stages(platform, events)
+            return await _stages(platform, events, subjects)
         finally:
             await platform.rules.stop()
             await platform.bus.close()
@@ -82,17 +86,15 @@ async def measure(store_url: str, events: int) -> dict[str, Any]:
                 await _drop(store_url, cluster)
 
 
-async def _stages(platform: Platform, events: int) -> dict[str, Any]:
+async def _stages(platform: Platform, events: int, subjects: int) -> dict[str, Any]:
     rules = platform.rules
     await rules.start()
     book = rules.book
     rule = "on bench.hit do emit bench.done"
-    await book.add(book.prepare("default", "admin", name="b", text=rule))
+    owner = await _consenting(platform, subjects) if subjects else "admin"
+    await book.add(book.prepare("default", owner, name="b", text=rule))
     now = platform.clock.now()
-    batch = [
-        StoredEvent(n + 1, CloudEvent(source="bench", type="bench.hit", id=f"e{n}"), now, "default")
-        for n in range(events)
-    ]
+    batch = [StoredEvent(n + 1, _event(n, subjects), now, "default") for n in range(events)]
     decide = await _timed(lambda: _decide_all(platform, batch))
     redecide = await _timed(lambda: _decide_all(platform, batch))
     queue = platform.actions
@@ -108,6 +110,29 @@ async def _stages(platform: Platform, events: int) -> dict[str, Any]:
         "redecide_events_per_s": round(events / redecide, 1),
         "drain_jobs_per_s": round(events / drain, 1),
     }
+
+
+def _event(n: int, subjects: int) -> CloudEvent:
+    about = {"subject": f"s{n % subjects}"} if subjects else {}
+    return CloudEvent(source="bench", type="bench.hit", id=f"e{n}", **about)
+
+
+async def _consenting(platform: Platform, subjects: int) -> str:
+    """K citizens who each grant `bench.*` to a developer, whose name is returned."""
+    from ondo.backends.store.repositories.tokens import Principal, User
+
+    owner, repos = "bench-dev", platform.store.repos
+    await repos.tokens.put_user(User("default", owner, "developer", "user", 0.0, "admin"))
+    grants = getattr(platform, "grants", None)  # a checkout without consent has none
+    for k in range(subjects):
+        name = f"s{k}"
+        await repos.tokens.put_user(User("default", name, "citizen", "user", 0.0, "admin"))
+        if grants is not None:
+            from ondo.security.grants import parse_request
+
+            wanted = parse_request({"to": owner, "types": ["bench.*"]}, platform.clock.now())
+            await grants.give(Principal(name, "default", "citizen"), "default", wanted)
+    return owner
 
 
 async def _decide_all(platform: Platform, batch: list[StoredEvent]) -> None:
@@ -136,6 +161,9 @@ def main() -> int:
     parser.add_argument("--configs", default="embedded,distributed")
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--store", default=POSTGRES_URL, help="the distributed store's URL")
+    parser.add_argument(
+        "--subjects", type=int, default=0, help="events about K users who granted the rule's owner"
+    )
     args = parser.parse_args()
     urls = {"embedded": "", "distributed": args.store}
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
@@ -148,7 +176,7 @@ def main() -> int:
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
     }
     for name in names:
-        out[name] = asyncio.run(measure(urls[name], args.events))
+        out[name] = asyncio.run(measure(urls[name], args.events, args.subjects))
     out["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(out, indent=2))
     return 0

@@ -205,6 +205,10 @@ class Consents:
         if key == EVERYTHING or "/" in key:
             self.forget(key.partition("/")[0] if key != EVERYTHING else key)
 
+    def cached(self, namespace: str) -> NamespaceView | None:
+        """The namespace's view if it is in memory (None: the next use reads it)."""
+        return self._views.get(namespace)
+
     async def view(self, namespace: str, repos: Repositories | None = None) -> NamespaceView:
         """The namespace's view, from the cache or read through `repos` (the caller's unit of
         work; else the store's autocommit repositories)."""
