@@ -215,15 +215,22 @@ class Client:
     def remove_user(self, name: str, namespace: str | None = None) -> Any:
         return self.request("DELETE", f"/v1/users/{name}", params=_only(namespace=namespace)).json()
 
-    def create_token(self, principal: str | None, expires_in: str | None, label: str | None) -> Any:
+    def create_token(
+        self,
+        principal: str | None,
+        expires_in: str | None,
+        label: str | None,
+        namespace: str | None = None,
+    ) -> Any:
         body = {"principal": principal, "expires_in": expires_in, "label": label}
-        return self.post("/v1/tokens", {k: v for k, v in body.items() if v})
+        return self.post("/v1/tokens", {k: v for k, v in body.items() if v}, namespace=namespace)
 
-    def tokens(self) -> Any:
-        return self.get("/v1/tokens")
+    def tokens(self, namespace: str | None = None) -> Any:
+        return self.get("/v1/tokens", namespace=namespace)
 
-    def revoke_token(self, token_id: str) -> Any:
-        return self.delete(f"/v1/tokens/{token_id}")
+    def revoke_token(self, token_id: str, namespace: str | None = None) -> Any:
+        path = f"/v1/tokens/{token_id}"
+        return self.request("DELETE", path, params=_only(namespace=namespace)).json()
 
     def add_policy(self, principal: str, permission: str, resource: str | None) -> Any:
         body = {"principal": principal, "permission": permission, "resource": resource or "*"}

@@ -155,7 +155,9 @@ def test_a_revoked_token_is_refused_on_its_next_call(ondo: RunningPlatform) -> N
 
 def test_a_token_expires_on_the_platform_clock(ondo: RunningPlatform) -> None:
     own = add_user(ondo, "eve", "developer")
-    short = token_of(cli(ondo, "tokens", "create", "--expires", "1h", token=own))
+    created = cli(ondo, "tokens", "create", "--expires", "1h", token=own)
+    assert "expires never" not in created.stdout
+    short = token_of(created)
     with as_(ondo, short) as eve:
         assert eve.get("/v1/whoami").json()["expires_at"] is not None
         advance(ondo, 2 * HOUR)

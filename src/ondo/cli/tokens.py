@@ -9,6 +9,8 @@ from typing import Any
 from ondo.cli.common import add_json_flag, client_of
 from ondo.cli.output import listing, local_time
 
+NAMESPACE_HELP = "the namespace (default: your token's; the platform admin may name any)"
+
 
 def register(sub: Any) -> None:
     tokens = sub.add_parser("tokens", help="bearer tokens: create, list, revoke")
@@ -19,17 +21,20 @@ def register(sub: Any) -> None:
     )
     create.add_argument("--expires", metavar="DURATION", help="lifetime, e.g. 30d or 12h")
     create.add_argument("--label", help="what it is for, e.g. laptop or ci")
+    create.add_argument("--namespace", help=NAMESPACE_HELP)
     create.set_defaults(func=run_create)
     lst = tsub.add_parser("list", help="your tokens (all of the namespace for its admins)")
+    lst.add_argument("--namespace", help=NAMESPACE_HELP)
     add_json_flag(lst, '{"tokens": [{id, principal, label, state, expires_at, revoked_at, …}]}')
     lst.set_defaults(func=run_list)
     revoke = tsub.add_parser("revoke", help="revoke a token: refused from the next call on")
     revoke.add_argument("id", help="the token's id, tok_… (see `ondo tokens list`)")
+    revoke.add_argument("--namespace", help=NAMESPACE_HELP)
     revoke.set_defaults(func=run_revoke)
 
 
 def run_create(args: argparse.Namespace) -> int:
-    issued = client_of(args).create_token(args.principal, args.expires, args.label)
+    issued = client_of(args).create_token(args.principal, args.expires, args.label, args.namespace)
     expires = local_time(issued["expires_at"]) if issued["expires_at"] else "never"
     print(
         f"token {issued['id']} for {issued['principal']} (role {issued['role']}) in namespace"
@@ -40,7 +45,7 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    found = client_of(args).tokens()["tokens"]
+    found = client_of(args).tokens(args.namespace)["tokens"]
     listing(
         args.json,
         "tokens",
@@ -59,6 +64,6 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_revoke(args: argparse.Namespace) -> int:
-    revoked = client_of(args).revoke_token(args.id)
+    revoked = client_of(args).revoke_token(args.id, args.namespace)
     print(f"revoked token {revoked['id']} of {revoked['principal']}")
     return 0

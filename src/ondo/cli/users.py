@@ -10,6 +10,8 @@ from ondo.backends.store.repositories.tokens import ROLES
 from ondo.cli.common import add_json_flag, client_of
 from ondo.cli.output import listing, local_time
 
+NAMESPACE_HELP = "the namespace (default: your token's; the platform admin may name any)"
+
 
 def register(sub: Any) -> None:
     users = sub.add_parser("users", help="users and service accounts of a namespace")
@@ -17,16 +19,16 @@ def register(sub: Any) -> None:
     add = usub.add_parser("add", help="add a user; its first token is the last line printed")
     add.add_argument("name", help="the user's name, e.g. bob (a citizen's is its subject name)")
     add.add_argument("--role", choices=ROLES, default="developer", help="default: developer")
-    add.add_argument(
-        "--namespace", help="its namespace (default: yours; the platform admin may name any)"
-    )
+    add.add_argument("--namespace", help=NAMESPACE_HELP)
     add.add_argument("--service", action="store_true", help="a service account, not a person")
     add.set_defaults(func=run_add)
     lst = usub.add_parser("list", help="list the users of the namespace")
+    lst.add_argument("--namespace", help=NAMESPACE_HELP)
     add_json_flag(lst, '{"users": [{name, namespace, role, kind, created_at, created_by}]}')
     lst.set_defaults(func=run_list)
     remove = usub.add_parser("remove", help="remove a user: its tokens are revoked at once")
     remove.add_argument("name", help="the user's name (see `ondo users list`)")
+    remove.add_argument("--namespace", help=NAMESPACE_HELP)
     remove.set_defaults(func=run_remove)
 
 
@@ -43,7 +45,7 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    found = client_of(args).users()["users"]
+    found = client_of(args).users(args.namespace)["users"]
     listing(
         args.json,
         "users",
@@ -61,6 +63,6 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    removed = client_of(args).remove_user(args.name)
+    removed = client_of(args).remove_user(args.name, args.namespace)
     print(f"removed user {args.name}; {removed['tokens_revoked']} live token(s) revoked")
     return 0

@@ -22,7 +22,7 @@ from ondo.backends.store.repositories.tokens import (
     TokenRepository,
     User,
 )
-from ondo.errors import Conflict, NotFound, ValidationError
+from ondo.errors import Conflict, Forbidden, NotFound, ValidationError
 from ondo.security.policy import EVERYTHING, Permission, allows, require
 from ondo.security.tenancy import new_principal
 from ondo.security.tokens import IssuedToken, TokenStore
@@ -144,6 +144,11 @@ class Identities:
             raise NotFound(
                 f"token {token_id[:80]!r} does not exist in namespace {namespace!r};"
                 " `ondo tokens list` shows the ids"
+            )
+        if found.principal == ADMIN and not actor.is_admin:
+            # A namespace's admin manages its users, not the platform admin's token.
+            raise Forbidden(
+                f"token {token_id!r} is the platform admin's; only the platform admin revokes it"
             )
         if found.principal != actor.name:
             require(actor, Permission.USERS, "revoking another principal's token")

@@ -96,7 +96,8 @@ class TokenStore:
         token_id = "tok_" + secrets.token_hex(8)
         row = NewToken(digest_of(token), token_id, principal, now, label, created_by, expires_at)
         await self.tokens.add(row)
-        return IssuedToken(token, token_id, replace(principal, token_id=token_id))
+        issued = replace(principal, token_id=token_id, expires_at=expires_at)
+        return IssuedToken(token, token_id, issued)
 
     async def authenticate(self, token: str) -> Principal | None:
         """The principal a live token names; None for an unknown, expired or revoked one."""
