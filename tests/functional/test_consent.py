@@ -138,6 +138,8 @@ def test_bob_needs_alices_grant_and_loses_his_rule_when_she_revokes(
     high = clinic.reading("alice", 150)
     decided = clinic.decisions(high, 2)
     assert decided["bp"]["outcome"] == "fired" and decided["bp"]["grant"] == grant_id
+    code, out = clinic.ondo("bob", "trace", high)
+    assert f"allowed by alice's grant {grant_id}" in out, out
     alert = wait_for(lambda: phone.to("/bob-mobile"))
     assert "alice" in alert[0].json()["title"]
 

@@ -175,6 +175,8 @@ def _describe_decision(dec: dict[str, Any]) -> list[str]:
         when = _when(dec["at"])
         return [f"  rule {dec['rule']} failed on {on} ({when}) and was disabled: {dec['detail']}"]
     detail = f": {dec['detail']}" if dec["detail"] else ""
+    if dec.get("grant"):  # consent: the data subject's grant that let the rule act
+        detail += f" (allowed by {dec.get('subject')}'s grant {dec['grant']})"
     lines = [f"  rule {dec['rule']} ({stage}, {_when(dec['at'])}): {dec['outcome']}{detail}"]
     jobs = {j["action_index"]: j for j in dec["jobs"]}
     for action in dec["actions"]:

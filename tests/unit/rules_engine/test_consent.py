@@ -197,3 +197,19 @@ def test_grant_requests_are_checked() -> None:
     ):
         with pytest.raises(ValidationError):
             parse_request(body, now)
+
+
+def test_a_for_timer_asks_again_when_it_falls_due(
+    harness: Harness, clinic: tuple[Principal, Principal]
+) -> None:
+    alice, _bob = clinic
+    grant = give(harness, alice, {"to": "bob", "types": ["health.*"], "expires": "30m"})
+    held = "on health.blood_pressure where systolic > 140 for 1h do emit alert.bp"
+    define(harness, "bob", held, "held")
+    assert outcome(reading(harness, "alice"), "held")[:2] == ("timer started", grant.id)
+    harness.clock.advance(3601)  # the timer is due; the grant ended half an hour ago
+    harness.run(harness.platform.rules.fire_due_timers)
+    records = harness.run(lambda: harness.platform.rules.log.for_rule(NS, "held"))
+    timer = [r for r in records if r.stage == "timer"]
+    assert [(r.outcome, r.grant) for r in timer] == [(NO_CONSENT, "")]
+    assert "expired" in timer[0].detail and harness.jobs("held") == []
