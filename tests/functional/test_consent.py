@@ -8,7 +8,6 @@ stops it."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,9 +16,7 @@ from typing import Any
 
 import pytest
 
-from ondo.backends.store import open_store
-from ondo.backends.store.repositories.tokens import Role, User
-from ondo.config import DEFAULT_CLUSTER, Config
+from ondo.backends.store.repositories.tokens import Role
 from tests.functional.platform import RunningPlatform, wait_for
 from tests.http_capture import CaptureServer, capture
 
@@ -72,42 +69,20 @@ class Clinic:
         return {d["rule"]: d for d in wait_for(decided)}
 
 
-def add_user(platform: RunningPlatform, name: str, role: Role) -> None:
-    """A user of `clinic`, written into the platform's store (as `ondo users add` will)."""
-    env = platform.env
-    config = Config(
-        data_dir=platform.data_dir,
-        store_url=env.get("ONDO_STORE", ""),
-        cluster=env.get("ONDO_CLUSTER") or DEFAULT_CLUSTER,
-    )
-
-    async def put() -> None:
-        store = open_store(config.effective_store_url, cluster=config.cluster)
-        await store.open()
-        try:
-            await store.repos.tokens.put_user(User(NS, name, role, "user", 0.0, "admin"))
-        finally:
-            await store.close()
-
-    asyncio.run(put())
-
-
 @pytest.fixture
 def clinic(tmp_path: Path, phone: CaptureServer) -> Iterator[Clinic]:
     env = {"ONDO_WEBHOOK_SECRET": SECRET, "ONDO_CLOCK": "manual"}
     with RunningPlatform(tmp_path / "data", env=env) as platform:
         people: dict[str, Role] = {"alice": "citizen", "carol": "citizen", "bob": "developer"}
-        for name, role in people.items():
-            add_user(platform, name, role)
         tokens = {}
+        for name, role in people.items():  # the admin adds them; the last line is the token
+            done = platform.cli("users", "add", name, "--role", role, "--namespace", NS)
+            assert done.returncode == 0, done.stdout + done.stderr
+            tokens[name] = done.stdout.strip().splitlines()[-1]
         with platform.client() as admin:
             mobile = {"channels": {"mobile": f"json://127.0.0.1:{phone.port}/bob-mobile"}}
             put = admin.put("/v1/contacts/bob", json=mobile, params={"namespace": NS})
             assert put.status_code in (200, 201), put.text
-            for name in people:
-                issued = admin.post("/v1/tokens", json={"principal": name, "namespace": NS})
-                assert issued.status_code == 201, issued.text
-                tokens[name] = issued.json()["token"]
             # the admin's own rule on every reading: proof that a reading was decided
             seen = {"text": "on health.blood_pressure do emit bp.seen", "name": "seen"}
             assert admin.post("/v1/rules", json=seen, params={"namespace": NS}).status_code == 201
