@@ -46,6 +46,9 @@ JSON_ENDPOINTS: list[tuple[str, dict[str, str]]] = [
     ("/v1/clock/advance", {}),
     ("/v1/dlq/retry", {}),
     ("/v1/tokens", {}),
+    ("/v1/users", {}),
+    ("/v1/policies", {}),
+    ("/v1/login", {}),
 ]
 
 

@@ -245,7 +245,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/v1/policies"): Operation({200: obj({"policies": array(POLICY)})}),
     ("DELETE", "/v1/policies/{id}"): Operation({200: obj({"deleted": TEXT})}),
     ("GET", "/v1/whoami"): Operation({200: IDENTITY}),
-    ("POST", "/v1/login"): Operation({200: obj({**IDENTITY_FIELDS, "event_id": TEXT})}),
+    ("POST", "/v1/login"): Operation(
+        {200: obj({**IDENTITY_FIELDS, "event_id": TEXT})},
+        body=json_body(closed({})),
+        body_required=False,
+        errors=(413,),
+    ),
     # --- functions ----------------------------------------------------------------------------
     ("POST", "/v1/functions/{name}/invoke"): Operation(
         {200: ANY, 202: obj({"id": TEXT, "status": TEXT})},

@@ -8,6 +8,8 @@ call there; nothing here lets a call cross namespaces. Per-resource grants of a 
 from __future__ import annotations
 
 import fnmatch
+import functools
+import re
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Final
@@ -71,7 +73,7 @@ def role_allows(principal: Principal, permission: Permission) -> bool:
         return False
     if permission in ROLE_PERMISSIONS[principal.role]:
         return True
-    return any(granted == permission.value for granted, _ in principal.policies)
+    return bool(principal.policies) and permission in _policy_index(principal.policies)
 
 
 def allows(principal: Principal, permission: Permission, resource: str = "") -> bool:
@@ -85,10 +87,24 @@ def allows(principal: Principal, permission: Permission, resource: str = "") -> 
         return False
     if permission in ROLE_PERMISSIONS[principal.role]:
         return True
-    return any(
-        granted == permission.value and fnmatch.fnmatchcase(resource, pattern)
-        for granted, pattern in principal.policies
-    )
+    if not principal.policies:
+        return False
+    matcher = _policy_index(principal.policies).get(permission)
+    return matcher is not None and matcher.match(resource) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _policy_index(policies: tuple[tuple[str, str], ...]) -> Mapping[str, re.Pattern[str]]:
+    """A principal's policies as one regular expression per permission (its patterns'
+    alternation): one match per check, however many policies; built once per set of policies
+    (fnmatch per pattern cost ~2 µs each on every call)."""
+    by_permission: dict[str, list[str]] = {}
+    for permission, pattern in policies:
+        by_permission.setdefault(permission, []).append(fnmatch.translate(pattern))
+    return {
+        permission: re.compile("|".join(f"(?:{part})" for part in parts))
+        for permission, parts in by_permission.items()
+    }
 
 
 def allows_some(principal: Principal, permission: Permission) -> bool:

@@ -7,7 +7,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from ondo.api.http import answer, audit_note, namespace_of, platform_of, principal_of
+from ondo.api.http import (
+    answer,
+    audit_note,
+    decode_json,
+    namespace_of,
+    platform_of,
+    principal_of,
+    read_body,
+)
+from ondo.errors import ValidationError
 from ondo.security.login import identity_json, login_event
 
 
@@ -16,6 +25,10 @@ async def whoami(request: Request) -> JSONResponse:
 
 
 async def login(request: Request) -> JSONResponse:
+    """No body, or `{}`: the token is the login."""
+    body = await read_body(request, 64 * 1024)
+    if body.strip() and await decode_json(body) != {}:
+        raise ValidationError("POST /v1/login takes no body (or {}): the bearer token logs in")
     platform = platform_of(request)
     principal = principal_of(request)
     namespace = namespace_of(request)
