@@ -39,3 +39,22 @@ def test_expired_dedup_keys_go_in_bounded_steps(tmp_path: Path) -> None:
             await bus.close()
 
     asyncio.run(scenario())
+
+
+def test_ids_of_any_text_are_found_again_when_a_batch_is_looked_up_at_once(
+    tmp_path: Path,
+) -> None:
+    """A batch's ids travel to SQLite as one JSON array: escapes must come back as written."""
+    ids = ["😀-1", "a\nb", 'q"\\', "é", "\x01", "e1"]
+
+    async def scenario() -> None:
+        bus = SqliteBus(tmp_path / "bus.db")
+        try:
+            first = await bus.append([CloudEvent(source="/s", type="t", id=i) for i in ids])
+            again = await bus.append([CloudEvent(source="/s", type="t", id=i) for i in ids])
+            assert [r.duplicate for r in first] == [False] * len(ids)
+            assert [(r.seq, r.duplicate) for r in again] == [(r.seq, True) for r in first]
+        finally:
+            await bus.close()
+
+    asyncio.run(scenario())
