@@ -103,7 +103,10 @@ def settings(
 
 @asynccontextmanager
 async def running_source(
-    tmp_path: Path, spec: dict[str, Any], clock: ManualClock | None = None
+    tmp_path: Path,
+    spec: dict[str, Any],
+    clock: ManualClock | None = None,
+    max_event_bytes: int = 262144,
 ) -> AsyncIterator[Running]:
     store = open_store(f"sqlite:///{tmp_path / 'ondo.db'}", cluster="ondo")
     await store.open()
@@ -111,7 +114,12 @@ async def running_source(
     metrics = Metrics()
     clock = clock or ManualClock(1_000_000.0)
     sup = SourceSupervisor(
-        store, BusEvents(bus, metrics), clock, metrics.registry, tmp_path / "sources", 262144
+        store,
+        BusEvents(bus, metrics),
+        clock,
+        metrics.registry,
+        tmp_path / "sources",
+        max_event_bytes,
     )
     await sup.start()
     await store.repos.sources.put(StoredSource("default", "mail", "smtp", spec, "app", 1.0))
@@ -292,6 +300,25 @@ def test_a_message_over_the_size_limit_is_refused_with_552(tmp_path: Path) -> No
             await source.send(small, ["bob@example.org"], "x@outside.test")
             events = await until_events(source, 1)
         assert [e.data["subject"] for e in events if isinstance(e.data, dict)] == ["small"]
+
+    asyncio.run(body())
+
+
+def test_a_mail_whose_event_would_pass_the_event_limit_loses_its_text(tmp_path: Path) -> None:
+    """Under max_message_size but over the event size limit: the event still comes, without
+    the text (text_truncated), so rules about the mail fire; nothing is refused."""
+
+    async def body() -> None:
+        spec = settings(free_port(), None)
+        async with running_source(tmp_path, spec, max_event_bytes=8192) as source:
+            text = b"a line of the long report\r\n" * 1000  # 27 KB of text
+            long = b"Subject: long\r\nMessage-ID: <l@x>\r\n\r\n" + text
+            assert await source.send(long, ["bob@example.org"], "x@outside.test") == {}
+            (event,) = await until_events(source, 1)
+        assert isinstance(event.data, dict)
+        assert event.data["subject"] == "long" and event.data["text"] == ""
+        assert event.data["text_truncated"] is True
+        assert len(event.encoded) <= 8192
 
     asyncio.run(body())
 
