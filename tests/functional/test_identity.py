@@ -192,8 +192,10 @@ def test_login_saves_the_token_and_its_auth_login_event_fires_a_rule(
             return [i for i in found if i["status"] == "succeeded"]
 
         assert wait_for(greeted)
-    logout = cli(ondo, "logout", config=config)
+    logout = cli(ondo, "logout", "--revoke", config=config)
     assert logout.returncode == 0 and ondo.url not in json.loads(saved.read_text())["logins"]
+    with as_(ondo, token) as revoked:
+        assert revoked.get("/v1/whoami").status_code == 401
     after = cli(ondo, "whoami", config=config)
     assert after.returncode == 1 and "ondo login" in after.stderr
     refused = cli(ondo, "login", "--token-stdin", config=config, input="ondo_nope\n")
