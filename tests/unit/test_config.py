@@ -54,7 +54,7 @@ def test_the_platform_hands_the_queue_its_settings(tmp_path: Path) -> None:
 
 # Where the environment may be read: the configuration, the CLI and its HTTP client (which
 # find the platform), and the bootstrap that runs inside a sandbox (it sets the function's own).
-READS_ENVIRONMENT = {"config.py", "client.py", "runtime/bootstrap.py"}
+READS_ENVIRONMENT = {"config.py", "client.py", "credentials.py", "runtime/bootstrap.py"}
 
 
 def test_only_the_configuration_reads_the_environment() -> None:

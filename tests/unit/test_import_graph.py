@@ -22,7 +22,7 @@ import ondo
 SRC = Path(ondo.__file__).parent
 
 # The layers, top to bottom (docs: /ARCHITECTURE.md "Which way the arrows point").
-ENTRY = {"api", "cli", "client", "server", "platform", "__main__"}  # wiring and the ways in
+ENTRY = {"api", "cli", "client", "credentials", "server", "platform", "__main__"}  # wiring, ways in
 DOMAIN = {"actions", "rules", "deploy", "functions", "sources", "security", "retention"}
 CONTRACTS = {
     "patterns",
