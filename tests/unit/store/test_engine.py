@@ -178,6 +178,34 @@ def test_two_views_of_one_postgresql_hear_each_others_changes(
     run(make_store, body)
 
 
+def test_a_process_hears_its_own_change_once_and_the_others_too(
+    make_store: StoreFactory, store_url: tuple[str, str]
+) -> None:
+    if store_url[0].startswith("sqlite"):
+        pytest.skip("one SQLite store belongs to one process (the data-dir lock)")
+
+    async def body(store: Store) -> None:
+        other = await make_store()
+        heard: asyncio.Queue[str] = asyncio.Queue()
+        store.subscribe("functions", heard.put_nowait)
+        try:
+            async with store.transaction() as uow:
+                await uow.notify("functions", "default/mine")
+            # PostgreSQL sends notifications in commit order: by the time the other store's
+            # change arrives, the echo of ours has arrived too, and must not be heard again.
+            async with other.transaction() as uow:
+                await uow.notify("functions", "default/theirs")
+            got = [await asyncio.wait_for(heard.get(), 10) for _ in range(2)]
+            assert got == ["default/mine", "default/theirs"]
+            async with other.transaction() as uow:
+                await uow.notify("functions", "default/barrier")
+            assert await asyncio.wait_for(heard.get(), 10) == "default/barrier"
+        finally:
+            await other.close()
+
+    run(make_store, body)
+
+
 def test_opening_twice_applies_each_migration_once(make_store: StoreFactory) -> None:
     async def body(store: Store) -> None:
         again = await make_store()

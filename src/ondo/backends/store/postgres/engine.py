@@ -7,8 +7,9 @@
 - Migrations run under an advisory lock, so two processes starting together apply each once.
 - The change feed is LISTEN/NOTIFY on the channel `<cluster>_changes`: `notify` inside a
   transaction is sent by PostgreSQL at COMMIT (never on rollback). This process's subscribers
-  hear it at once after the commit, and again when the echo arrives, which is harmless because
-  a notification only makes a cache drop an entry. If the listening connection drops,
+  hear it at once after the commit; its echo, marked with this engine's origin, is ignored (a
+  second delivery cost a second reload, or a second zygote restart for a secret's change).
+  If the listening connection drops,
   notifications may have been missed: it reconnects and tells every subscriber to drop
   everything.
 - A transaction that loses to a concurrent one (serialization failure, deadlock) raises
@@ -48,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from functools import lru_cache, partial
@@ -73,7 +75,8 @@ _ISOLATION: dict[str, Literal["read_committed", "repeatable_read", "serializable
     "repeatable read": "repeatable_read",
     "serializable": "serializable",
 }
-_SEPARATOR = "\t"  # between topic and key in a notification's payload
+_SEPARATOR = "\t"  # between origin, topic and key in a notification's payload
+_ORIGIN_MARK = "@"  # a payload starting with it names the engine that sent it (topics never do)
 
 
 @lru_cache(maxsize=4096)
@@ -137,7 +140,9 @@ class PostgresSql:
             return  # PostgreSQL sends one of identical notifications of a transaction anyway
         async with self._connection() as conn:
             await conn.execute(
-                "SELECT pg_notify($1, $2)", self._engine.channel, topic + _SEPARATOR + key
+                "SELECT pg_notify($1, $2)",
+                self._engine.channel,
+                _SEPARATOR.join((self._engine.origin, topic, key)),
             )
         if self._conn is None:
             self._engine.feed.deliver(topic, key)
@@ -157,6 +162,8 @@ class PostgresEngine:
         self.channel = f"{cluster}_changes"
         self.description = _without_password(url)
         self.feed = LocalFeed()
+        # Marks this engine's notifications, so that their echo is not delivered twice.
+        self.origin = _ORIGIN_MARK + secrets.token_hex(8)
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
@@ -276,7 +283,12 @@ class PostgresEngine:
             await asyncio.sleep(RECONNECT_DELAY_S)
 
     def _heard(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
-        topic, _, key = str(payload).partition(_SEPARATOR)
+        text = str(payload)
+        if text.startswith(_ORIGIN_MARK):
+            origin, _, text = text.partition(_SEPARATOR)
+            if origin == self.origin:
+                return  # our own, delivered at commit
+        topic, _, key = text.partition(_SEPARATOR)
         self.feed.deliver(topic, key)
 
     async def close(self) -> None:
