@@ -212,6 +212,10 @@ class Client:
     def users(self, namespace: str | None = None) -> Any:
         return self.get("/v1/users", namespace=namespace)
 
+    def set_user_role(self, name: str, role: str, namespace: str | None = None) -> Any:
+        params = _only(namespace=namespace)
+        return self.request("PATCH", f"/v1/users/{name}", json={"role": role}, params=params).json()
+
     def remove_user(self, name: str, namespace: str | None = None) -> Any:
         return self.request("DELETE", f"/v1/users/{name}", params=_only(namespace=namespace)).json()
 

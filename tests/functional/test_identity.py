@@ -134,6 +134,25 @@ def test_roles_limit_what_a_token_may_do(ondo: RunningPlatform, tmp_path: Path) 
         assert {t["principal"] for t in listed} == {"carla"}
 
 
+def test_a_role_changed_in_place_reaches_the_users_live_token(ondo: RunningPlatform) -> None:
+    token = add_user(ondo, "rosa", "operator")
+    with as_(ondo, token) as rosa:
+        rule = {"name": "rosa-rule", "text": "on x.y do invoke greet"}
+        assert rosa.post("/v1/rules", json=rule).status_code == 403
+        changed = cli(ondo, "users", "set-role", "rosa", "developer")
+        assert changed.returncode == 0, changed.stderr
+        assert "rosa is now developer" in changed.stdout
+        assert rosa.get("/v1/whoami").json()["role"] == "developer"
+        assert rosa.post("/v1/rules", json=rule).status_code == 201
+        # Only someone with the `users` permission changes roles; an unknown user is named.
+        refused = rosa.patch("/v1/users/rosa", json={"role": "admin"})
+        assert refused.status_code == 403, refused.text
+    missing = cli(ondo, "users", "set-role", "nobody", "citizen")
+    assert missing.returncode == 1 and "ondo users list" in missing.stderr
+    bad = cli(ondo, "users", "set-role", "rosa", "king")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
 def test_a_revoked_token_is_refused_on_its_next_call(ondo: RunningPlatform) -> None:
     first = add_user(ondo, "rita", "developer")
     second = token_of(cli(ondo, "tokens", "create", "--label", "laptop", token=first))

@@ -214,6 +214,7 @@ def _request(t: Tenants, method: str, path: str) -> dict[str, Any]:
         "/v1/tokens": {"json": {"principal": "intruder", "namespace": B}},
         "/v1/grants": {"json": {"to": "intruder", "types": ["health.*"]}},
         "/v1/users": {"json": {"name": "intruder", "role": "citizen"}},
+        "/v1/users/{name}": {"json": {"role": "citizen"}},
         "/v1/policies": {"json": {"principal": "beta-owner", "permission": "invoke"}},
         "/v1/functions/{name}/rollback": {"json": {"version": 1}},
         "/v1/functions/{name}/invoke": {"json": {"x": 2}},
@@ -225,7 +226,7 @@ def _request(t: Tenants, method: str, path: str) -> dict[str, Any]:
         "/v1/rules/test": {"json": {"event": {**PROBE, "type": "test.go"}}},
         "/v1/clock/advance": {"json": {"seconds": 1}},
     }
-    return dict(bodies.get(path, {})) if method in ("POST", "PUT") else {}
+    return dict(bodies.get(path, {})) if method in ("POST", "PUT", "PATCH") else {}
 
 
 def _call(client: httpx.Client, method: str, path: str, t: Tenants, **extra: Any) -> Any:

@@ -234,6 +234,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         errors=(409, 413),
     ),
     ("GET", "/v1/users"): Operation({200: obj({"users": array(USER)})}),
+    ("PATCH", "/v1/users/{name}"): Operation(
+        {200: obj({"user": USER})}, body=json_body(closed({"role": TEXT}, {})), errors=(413,)
+    ),
     ("DELETE", "/v1/users/{name}"): Operation({200: obj({"deleted": TEXT, "tokens_revoked": INT})}),
     ("POST", "/v1/policies"): Operation(
         {201: POLICY},

@@ -85,6 +85,7 @@ ROUTE_PERMISSIONS: Final[Mapping[tuple[str, str], Permission]] = {
     ("DELETE", "/v1/tokens/{id}"): P.SELF,  # one's own; any of the namespace with USERS
     ("POST", "/v1/users"): P.USERS,
     ("GET", "/v1/users"): P.USERS,
+    ("PATCH", "/v1/users/{name}"): P.USERS,
     ("DELETE", "/v1/users/{name}"): P.USERS,
     ("POST", "/v1/policies"): P.USERS,
     ("GET", "/v1/policies"): P.USERS,

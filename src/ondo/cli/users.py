@@ -1,5 +1,6 @@
-"""`ondo users add|list|remove`: the users and service accounts of a namespace. `add` prints
-the new user's first token as its last line of output (`TOKEN=$(ondo users add bob | tail -1)`)."""
+"""`ondo users add|list|set-role|remove`: the users and service accounts of a namespace. `add`
+prints the new user's first token as its last line of output
+(`TOKEN=$(ondo users add bob | tail -1)`)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ def register(sub: Any) -> None:
     lst.add_argument("--namespace", help=NAMESPACE_HELP)
     add_json_flag(lst, '{"users": [{name, namespace, role, kind, created_at, created_by}]}')
     lst.set_defaults(func=run_list)
+    role = usub.add_parser("set-role", help="change a user's role (its tokens follow at once)")
+    role.add_argument("name", help="the user's name (see `ondo users list`)")
+    role.add_argument("role", choices=ROLES, help="the new role")
+    role.add_argument("--namespace", help=NAMESPACE_HELP)
+    role.set_defaults(func=run_set_role)
     remove = usub.add_parser("remove", help="remove a user: its tokens are revoked at once")
     remove.add_argument("name", help="the user's name (see `ondo users list`)")
     remove.add_argument("--namespace", help=NAMESPACE_HELP)
@@ -59,6 +65,12 @@ def run_list(args: argparse.Namespace) -> int:
         ],
         empty="no users; add one: ondo users add NAME --role developer",
     )
+    return 0
+
+
+def run_set_role(args: argparse.Namespace) -> int:
+    user = client_of(args).set_user_role(args.name, args.role, args.namespace)["user"]
+    print(f"{user['name']} is now {user['role']} in namespace {user['namespace']}")
     return 0
 
 

@@ -84,6 +84,19 @@ class Identities:
         require(actor, Permission.USERS, "listing users")
         return await self.tokens.users(namespace)
 
+    async def set_role(self, actor: Principal, namespace: str, name: str, role: str) -> User:
+        """Change a user's role; its live tokens carry the new role from their next call."""
+        require(actor, Permission.USERS, "changing a user's role", f"user:{name}")
+        user = await self.tokens.user(namespace, name)
+        if user is None:
+            raise NotFound(
+                f"user {name[:80]!r} does not exist in namespace {namespace!r};"
+                " see `ondo users list`"
+            )
+        changed = User(namespace, name, _role(role), user.kind, user.created_at, user.created_by)
+        await self.tokens.put_user(changed)
+        return changed
+
     async def remove_user(self, actor: Principal, namespace: str, name: str) -> int:
         """Remove a user, revoke its tokens and drop its policies; how many tokens were live."""
         require(actor, Permission.USERS, "removing a user", f"user:{name}")

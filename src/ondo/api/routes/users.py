@@ -57,6 +57,19 @@ async def list_users(request: Request) -> JSONResponse:
     return answer({"users": [user_json(user) for user in found]})
 
 
+async def set_role(request: Request) -> JSONResponse:
+    """{"role": ROLE}: the user's tokens carry the new role from their next call."""
+    body = await json_body(request, 64 * 1024)
+    if not isinstance(body, dict) or set(body) != {"role"}:
+        raise ValidationError('body must be {"role": "admin"|"developer"|"operator"|"citizen"}')
+    name = request.path_params["name"]
+    user = await platform_of(request).identities.set_role(
+        principal_of(request), acting_namespace(request, None), name, optional_text(body, "role")
+    )
+    audit_note(request, resource=f"user:{name}", role=user.role)
+    return answer({"user": user_json(user)})
+
+
 async def remove_user(request: Request) -> JSONResponse:
     name = request.path_params["name"]
     revoked = await platform_of(request).identities.remove_user(
@@ -70,5 +83,6 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/v1/users", add_user, methods=["POST"]),
         Route("/v1/users", list_users, methods=["GET"]),
+        Route("/v1/users/{name}", set_role, methods=["PATCH"]),
         Route("/v1/users/{name}", remove_user, methods=["DELETE"]),
     ]
