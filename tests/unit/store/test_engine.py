@@ -158,27 +158,7 @@ def test_autocommit_waits_for_another_tasks_open_transaction(make_store: StoreFa
     run(make_store, body)
 
 
-def test_two_views_of_one_postgresql_hear_each_others_changes(
-    make_store: StoreFactory, store_url: tuple[str, str]
-) -> None:
-    if store_url[0].startswith("sqlite"):
-        pytest.skip("one SQLite store belongs to one process (the data-dir lock)")
-
-    async def body(store: Store) -> None:
-        other = await make_store()
-        heard: asyncio.Queue[str] = asyncio.Queue()
-        other.subscribe("functions", heard.put_nowait)
-        try:
-            async with store.transaction() as uow:
-                await uow.notify("functions", "default/hello")
-            assert await asyncio.wait_for(heard.get(), 10) == "default/hello"
-        finally:
-            await other.close()
-
-    run(make_store, body)
-
-
-def test_a_process_hears_its_own_change_once_and_the_others_too(
+def test_two_views_of_one_postgresql_hear_each_others_changes_and_their_own_once(
     make_store: StoreFactory, store_url: tuple[str, str]
 ) -> None:
     if store_url[0].startswith("sqlite"):
